@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The data-path frame: a fixed 32-byte little-endian header followed by
+ * `len` payload bytes. Every frame on every transport carries one.
+ *
+ *   CTRL  payload is one protobuf-c encoded Vrio__Ctrl (proto/vrio.proto).
+ *   REQ   local-hv -> io-server. `id` is the chain's head (opaque to the
+ *         io-server, echoed back), payload = the chain's readable bytes in
+ *         order, `arg` = the chain's writable capacity in bytes.
+ *   RESP  io-server -> local-hv. payload = the bytes to scatter into the
+ *         chain's writable buffers from offset 0; `len` is the used length.
+ *         `arg` is 0.
+ *
+ * The header is decoded into struct vrio_frame, never used in place, so the
+ * wire layout below is the single definition of the byte order.
+ */
+#ifndef VRIO_PROTO_FRAME_H
+#define VRIO_PROTO_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define VRIO_FRAME_MAGIC	0x4f495256u	/* "VRIO" as LE bytes */
+#define VRIO_FRAME_VERSION	1
+#define VRIO_FRAME_HDR_LEN	32u
+/* Largest payload any frame may carry: a 4 MiB request plus headers. */
+#define VRIO_FRAME_MAX_PAYLOAD	((4u << 20) + 4096u)
+
+enum vrio_frame_type {
+	VRIO_FRAME_CTRL = 1,
+	VRIO_FRAME_REQ = 2,
+	VRIO_FRAME_RESP = 3,
+};
+
+/* Wire layout. All fields little-endian. */
+struct vrio_frame_wire {
+	uint32_t magic;
+	uint8_t version;
+	uint8_t type;
+	uint16_t queue;
+	uint32_t dev;
+	uint32_t id;
+	uint32_t len;
+	uint32_t arg;
+	uint32_t flags;
+	uint32_t rsvd;
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct vrio_frame_wire) == VRIO_FRAME_HDR_LEN, "frame header size");
+_Static_assert(offsetof(struct vrio_frame_wire, queue) == 6, "queue offset");
+_Static_assert(offsetof(struct vrio_frame_wire, dev) == 8, "dev offset");
+_Static_assert(offsetof(struct vrio_frame_wire, id) == 12, "id offset");
+_Static_assert(offsetof(struct vrio_frame_wire, len) == 16, "len offset");
+_Static_assert(offsetof(struct vrio_frame_wire, arg) == 20, "arg offset");
+_Static_assert(offsetof(struct vrio_frame_wire, flags) == 24, "flags offset");
+
+/* Decoded header, host byte order. */
+struct vrio_frame {
+	uint8_t type;
+	uint16_t queue;
+	uint32_t dev;
+	uint32_t id;
+	uint32_t len;
+	uint32_t arg;
+	uint32_t flags;
+};
+
+void vrio_frame_encode(const struct vrio_frame *f, uint8_t out[VRIO_FRAME_HDR_LEN]);
+
+/*
+ * Decode and check a header from a peer. Returns 0, or -EBADMSG (bad magic,
+ * unknown type, non-zero reserved bits), -EPROTONOSUPPORT (version) or
+ * -EMSGSIZE (len above VRIO_FRAME_MAX_PAYLOAD). On error *f is untouched.
+ */
+int vrio_frame_decode(const uint8_t in[VRIO_FRAME_HDR_LEN], struct vrio_frame *f);
+
+const char *vrio_frame_type_name(uint8_t type);
+
+#endif
