@@ -1,0 +1,1240 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The topology loader. libyaml builds the document tree; each section is
+ * checked by one table of keys (name, parser, field, range, flags), so that
+ * the table is also what an unknown-key message lists. Names that refer to
+ * other sections are resolved after the whole file is read, because a device
+ * may come before the host it names.
+ */
+#include "topology.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "addr.h"
+
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+#define TOPO_NAME_MAX	63
+#define TOPO_FILE_MAX	(16u << 20)
+#define TOPO_SUN_PATH	sizeof(((struct sockaddr_un *)0)->sun_path)
+#define TOPO_ROOT_WANTED "a mapping with version, io_servers and hosts"
+
+/* Transports the daemons know; a new backend adds its name here. */
+static const char *const topo_transports[] = { "tcp" };
+
+static const struct {
+	const char *name;
+	enum vrio_dev_type type;
+} topo_dev_types[] = {
+	{ "blk", VRIO_DEV_BLK },
+	{ "net", VRIO_DEV_NET },
+};
+
+/* Device-level nodes kept until references are resolved. */
+struct topo_dev_refs {
+	const yaml_node_t *host, *io_server, *network, *mac;
+};
+
+struct topo_ctx {
+	const char *name;	/* the file, as messages name it */
+	const char *dir;	/* base of relative backend paths; NULL keeps them as written */
+	yaml_document_t *doc;
+	struct vrio_topology *t;
+	struct topo_dev_refs *refs;	/* parallel to t->devices */
+	char *err;
+	size_t errlen;
+};
+
+struct topo_key;
+typedef int (*topo_parse_fn)(struct topo_ctx *c, const struct topo_key *k,
+			     const yaml_node_t *v, void *obj);
+
+enum {
+	KEY_REQUIRED = 1 << 0,
+	/* Device keys that belong to one type; with KEY_REQUIRED, required for it. */
+	KEY_BLK = 1 << 1,
+	KEY_NET = 1 << 2,
+};
+
+struct topo_key {
+	const char *name;
+	topo_parse_fn parse;
+	size_t off;		/* the field of obj that the generic parsers fill */
+	uint64_t min, max;	/* integer range */
+	unsigned flags;
+};
+
+struct topo_seen {
+	const yaml_node_t *key, *val;
+};
+
+static int topo_verr(struct topo_ctx *c, unsigned line, unsigned col, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
+
+static int topo_verr(struct topo_ctx *c, unsigned line, unsigned col, const char *fmt, va_list ap)
+{
+	int n;
+
+	if (!c->err || c->errlen == 0)
+		return -EINVAL;
+	n = snprintf(c->err, c->errlen, "%s:%u:%u: ", c->name, line, col);
+	if (n >= 0 && (size_t)n < c->errlen)
+		vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+	/* Values quoted into the message may hold line breaks; keep one line. */
+	for (char *p = c->err; *p; p++)
+		if ((unsigned char)*p < 0x20)
+			*p = '?';
+	return -EINVAL;
+}
+
+static int topo_err_at(struct topo_ctx *c, unsigned line, unsigned col, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int topo_err_at(struct topo_ctx *c, unsigned line, unsigned col, const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	ret = topo_verr(c, line, col, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+static int topo_err(struct topo_ctx *c, const yaml_node_t *n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int topo_err(struct topo_ctx *c, const yaml_node_t *n, const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	ret = topo_verr(c, (unsigned)n->start_mark.line + 1, (unsigned)n->start_mark.column + 1,
+			fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+static int topo_oom(struct topo_ctx *c)
+{
+	if (c->err && c->errlen)
+		snprintf(c->err, c->errlen, "%s: out of memory", c->name);
+	return -ENOMEM;
+}
+
+static const char *topo_str(const yaml_node_t *n)
+{
+	return (const char *)n->data.scalar.value;
+}
+
+/* How a node reads in "got ..." */
+static const char *topo_desc(const yaml_node_t *n, char *buf, size_t len)
+{
+	switch (n->type) {
+	case YAML_MAPPING_NODE:
+		return "a mapping";
+	case YAML_SEQUENCE_NODE:
+		return "a sequence";
+	case YAML_SCALAR_NODE:
+		if (n->data.scalar.length == 0)
+			return "an empty value";
+		snprintf(buf, len, "'%.*s'", (int)(len - 3), topo_str(n));
+		return buf;
+	default:
+		return "nothing";
+	}
+}
+
+static int topo_expected(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			 const char *what)
+{
+	char buf[80];
+
+	return topo_err(c, v, "expected %s for '%s', got %s", what, k->name,
+			topo_desc(v, buf, sizeof(buf)));
+}
+
+/* A non-empty scalar without embedded NULs. */
+static int topo_scalar(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+		       const char *what, const char **out)
+{
+	*out = NULL;
+	if (v->type != YAML_SCALAR_NODE || v->data.scalar.length == 0 ||
+	    strlen(topo_str(v)) != v->data.scalar.length)
+		return topo_expected(c, k, v, what);
+	*out = topo_str(v);
+	return 0;
+}
+
+static int topo_set_str(struct topo_ctx *c, char **field, const char *s)
+{
+	char *dup = strdup(s);
+
+	if (!dup)
+		return topo_oom(c);
+	free(*field);
+	*field = dup;
+	return 0;
+}
+
+#define FIELD(obj, k, type) ((type *)((char *)(obj) + (k)->off))
+
+static void *topo_append(void *arr, size_t n, size_t size)
+{
+	char *p = reallocarray(arr, n + 1, size);
+
+	if (p)
+		memset(p + n * size, 0, size);
+	return p;
+}
+
+static bool topo_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > TOPO_NAME_MAX)
+		return false;
+	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
+}
+
+/* Decimal digits only; -ERANGE past UINT64_MAX. */
+static int topo_u64(const char *s, uint64_t *out, const char **end)
+{
+	uint64_t v = 0;
+	const char *p = s;
+
+	for (; *p >= '0' && *p <= '9'; p++) {
+		unsigned d = (unsigned)(*p - '0');
+
+		if (v > (UINT64_MAX - d) / 10)
+			return -ERANGE;
+		v = v * 10 + d;
+	}
+	if (p == s)
+		return -EINVAL;
+	*out = v;
+	*end = p;
+	return 0;
+}
+
+/* The generic value parsers. */
+
+static int topo_p_name(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+		       void *obj)
+{
+	const char *s;
+	int ret;
+
+	ret = topo_scalar(c, k, v, "a name", &s);
+	if (ret)
+		return ret;
+	if (!topo_name_ok(s))
+		return topo_err(c, v,
+				"invalid name '%s' for '%s' (expected 1 to %d of A-Z a-z 0-9 _ . -)",
+				s, k->name, TOPO_NAME_MAX);
+	return topo_set_str(c, FIELD(obj, k, char *), s);
+}
+
+/* A reference to another section's entry; checked once the file is read. */
+static int topo_p_ref(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+		      void *obj)
+{
+	const char *s;
+
+	return topo_scalar(c, k, v, "a name", &s);
+}
+
+static int topo_p_hostport(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			   void *obj)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	const char *s;
+	int ret;
+
+	ret = topo_scalar(c, k, v, "host:port", &s);
+	if (ret)
+		return ret;
+	if (vrio_parse_hostport(s, &ss, &sslen))
+		return topo_expected(c, k, v, "host:port (like 127.0.0.1:7400 or [::1]:7400)");
+	return topo_set_str(c, FIELD(obj, k, char *), s);
+}
+
+static int topo_p_transport(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			    void *obj)
+{
+	char known[128] = "";
+	const char *s;
+	int ret;
+
+	ret = topo_scalar(c, k, v, "a transport name", &s);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < ARRAY_SIZE(topo_transports); i++) {
+		if (strcmp(s, topo_transports[i]) == 0)
+			return topo_set_str(c, FIELD(obj, k, char *), s);
+		if (i)
+			strncat(known, ", ", sizeof(known) - strlen(known) - 1);
+		strncat(known, topo_transports[i], sizeof(known) - strlen(known) - 1);
+	}
+	return topo_err(c, v, "unknown transport '%s' (expected %s)", s, known);
+}
+
+static int topo_uint(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+		     uint64_t *out)
+{
+	const char *s, *end;
+	uint64_t n;
+	int ret;
+
+	ret = topo_scalar(c, k, v, "an integer", &s);
+	if (ret)
+		return ret;
+	ret = topo_u64(s, &n, &end);
+	if (ret == -EINVAL || (ret == 0 && *end))
+		return topo_expected(c, k, v, "an integer");
+	if (ret || n < k->min || n > k->max)
+		return topo_err(c, v, "'%s' must be between %llu and %llu, got %s", k->name,
+				(unsigned long long)k->min, (unsigned long long)k->max, s);
+	*out = n;
+	return 0;
+}
+
+static int topo_p_uint(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+		       void *obj)
+{
+	uint64_t n;
+	int ret;
+
+	ret = topo_uint(c, k, v, &n);
+	if (ret)
+		return ret;
+	*FIELD(obj, k, unsigned) = (unsigned)n;
+	return 0;
+}
+
+static int topo_p_pow2(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+		       void *obj)
+{
+	uint64_t n;
+	int ret;
+
+	ret = topo_uint(c, k, v, &n);
+	if (ret == 0 && (n & (n - 1)) != 0)
+		ret = topo_err(c, v, "'%s' must be a power of two, got %llu", k->name,
+			       (unsigned long long)n);
+	if (ret)
+		return ret;
+	*FIELD(obj, k, unsigned) = (unsigned)n;
+	return 0;
+}
+
+static int topo_p_bool(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+		       void *obj)
+{
+	static const struct {
+		const char *word;
+		bool value;
+	} words[] = {
+		{ "true", true }, { "false", false }, { "yes", true }, { "no", false },
+	};
+	const char *s;
+	int ret;
+
+	ret = topo_scalar(c, k, v, "true or false", &s);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < ARRAY_SIZE(words); i++) {
+		if (strcmp(s, words[i].word) == 0) {
+			*FIELD(obj, k, bool) = words[i].value;
+			return 0;
+		}
+	}
+	return topo_expected(c, k, v, "true or false");
+}
+
+/* Bytes, or a number with a binary suffix; positive and whole sectors. */
+static int topo_p_size(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+		       void *obj)
+{
+	static const struct {
+		const char *suffix;
+		unsigned shift;
+	} units[] = {
+		{ "", 0 },
+		{ "K", 10 }, { "M", 20 }, { "G", 30 }, { "T", 40 },
+		{ "KiB", 10 }, { "MiB", 20 }, { "GiB", 30 }, { "TiB", 40 },
+	};
+	const char *s, *end;
+	uint64_t n;
+	int ret;
+
+	ret = topo_scalar(c, k, v, "a size", &s);
+	if (ret)
+		return ret;
+	ret = topo_u64(s, &n, &end);
+	if (ret == -ERANGE)
+		goto range;
+	if (ret)
+		goto bad;
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+		if (strcmp(end, units[i].suffix) != 0)
+			continue;
+		if (n > (UINT64_MAX >> units[i].shift))
+			goto range;
+		n <<= units[i].shift;
+		if (n == 0 || n % 512)
+			goto range;
+		*FIELD(obj, k, uint64_t) = n;
+		return 0;
+	}
+bad:
+	return topo_expected(c, k, v, "a size (bytes, or a number with suffix K, M, G or T)");
+range:
+	return topo_err(c, v, "'%s' must be a positive multiple of 512 bytes, got %s", k->name, s);
+}
+
+static int topo_p_socket(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			 void *obj)
+{
+	const char *s;
+	int ret;
+
+	ret = topo_scalar(c, k, v, "an absolute path", &s);
+	if (ret)
+		return ret;
+	if (s[0] != '/')
+		return topo_expected(c, k, v, "an absolute path");
+	if (strlen(s) >= TOPO_SUN_PATH)
+		return topo_err(c, v,
+				"'%s' path is %zu bytes long, a unix socket path holds at most %zu",
+				k->name, strlen(s), TOPO_SUN_PATH - 1);
+	return topo_set_str(c, FIELD(obj, k, char *), s);
+}
+
+static int topo_p_path(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+		       void *obj)
+{
+	char **field = FIELD(obj, k, char *);
+	const char *s;
+	char *path;
+	int ret;
+
+	ret = topo_scalar(c, k, v, "a path", &s);
+	if (ret)
+		return ret;
+	if (s[0] == '/' || !c->dir)
+		return topo_set_str(c, field, s);
+	path = malloc(strlen(c->dir) + strlen(s) + 2);
+	if (!path)
+		return topo_oom(c);
+	sprintf(path, "%s/%s", c->dir, s);
+	free(*field);
+	*field = path;
+	return 0;
+}
+
+static int topo_p_type(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+		       void *obj)
+{
+	const char *s;
+	int ret;
+
+	ret = topo_scalar(c, k, v, "a device type", &s);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < ARRAY_SIZE(topo_dev_types); i++) {
+		if (strcmp(s, topo_dev_types[i].name) == 0) {
+			*FIELD(obj, k, enum vrio_dev_type) = topo_dev_types[i].type;
+			return 0;
+		}
+	}
+	return topo_err(c, v, "unknown device type '%s' (expected blk or net)", s);
+}
+
+static int topo_p_mac(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+		      void *obj)
+{
+	char mac[18];
+	unsigned first, any = 0;
+	const char *s;
+	int ret;
+
+	ret = topo_scalar(c, k, v, "a MAC address", &s);
+	if (ret)
+		return ret;
+	if (strlen(s) != 17)
+		goto bad;
+	for (unsigned i = 0; i < 17; i++) {
+		if (i % 3 == 2) {
+			if (s[i] != ':')
+				goto bad;
+		} else if (!isxdigit((unsigned char)s[i])) {
+			goto bad;
+		}
+		mac[i] = (char)tolower((unsigned char)s[i]);
+		any |= (s[i] != '0' && s[i] != ':');
+	}
+	mac[17] = '\0';
+	first = (unsigned)strtoul(mac, NULL, 16);
+	if ((first & 1) || !any)
+		return topo_err(c, v, "'%s' must be a unicast address, got %s", k->name, s);
+	return topo_set_str(c, FIELD(obj, k, char *), mac);
+bad:
+	return topo_expected(c, k, v, "a MAC address of six hex octets (like 52:54:00:00:00:01)");
+}
+
+/*
+ * Walk one mapping against its key table: every key known, none twice, the
+ * required ones present. seen[] (one slot per table row) receives the key and
+ * value node of every key found.
+ */
+static int topo_walk(struct topo_ctx *c, const yaml_node_t *map, const char *section,
+		     const struct topo_key *keys, size_t nkeys, void *obj, struct topo_seen *seen)
+{
+	const yaml_node_pair_t *p;
+	char buf[80];
+	int ret;
+
+	for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+		const yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+		const yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+		size_t i;
+
+		if (k->type != YAML_SCALAR_NODE)
+			return topo_err(c, k, "expected a key name in %s, got %s", section,
+					topo_desc(k, buf, sizeof(buf)));
+		for (i = 0; i < nkeys; i++)
+			if (strcmp(topo_str(k), keys[i].name) == 0)
+				break;
+		if (i == nkeys) {
+			char known[256] = "";
+
+			for (size_t j = 0; j < nkeys; j++) {
+				if (j)
+					strncat(known, ", ", sizeof(known) - strlen(known) - 1);
+				strncat(known, keys[j].name, sizeof(known) - strlen(known) - 1);
+			}
+			return topo_err(c, k, "unknown key '%s' in %s (expected one of: %s)",
+					topo_str(k), section, known);
+		}
+		if (seen[i].key)
+			return topo_err(c, k, "duplicate key '%s'", keys[i].name);
+		seen[i].key = k;
+		seen[i].val = v;
+		ret = keys[i].parse(c, &keys[i], v, obj);
+		if (ret)
+			return ret;
+	}
+	/* Keys required for one device type are checked by the device. */
+	for (size_t i = 0; i < nkeys; i++) {
+		if ((keys[i].flags & (KEY_REQUIRED | KEY_BLK | KEY_NET)) != KEY_REQUIRED)
+			continue;
+		if (!seen[i].key)
+			return topo_err(c, map, "%s: missing required key '%s'", section,
+					keys[i].name);
+	}
+	return 0;
+}
+
+static int topo_want_mapping(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v)
+{
+	return v->type == YAML_MAPPING_NODE ? 0 : topo_expected(c, k, v, "a mapping");
+}
+
+/* io_servers[].cores */
+
+enum { CORES_MIN, CORES_MAX, N_CORES_KEYS };
+
+struct topo_cores {
+	unsigned min, max;
+};
+
+static const struct topo_key cores_keys[N_CORES_KEYS] = {
+	[CORES_MIN] = { "min", topo_p_uint, offsetof(struct topo_cores, min), 1, 64, 0 },
+	[CORES_MAX] = { "max", topo_p_uint, offsetof(struct topo_cores, max), 1, 64, 0 },
+};
+
+static int topo_p_cores(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			void *obj)
+{
+	struct vrio_topo_ioserver *s = obj;
+	struct topo_seen seen[N_CORES_KEYS] = { 0 };
+	struct topo_cores cores = { 1, 0 };
+	int ret;
+
+	ret = topo_want_mapping(c, k, v);
+	if (ret)
+		return ret;
+	ret = topo_walk(c, v, "cores", cores_keys, N_CORES_KEYS, &cores, seen);
+	if (ret)
+		return ret;
+	if (!seen[CORES_MAX].key)
+		cores.max = cores.min;
+	if (cores.min > cores.max)
+		return topo_err(c, v, "cores: 'min' (%u) is greater than 'max' (%u)", cores.min,
+				cores.max);
+	s->cores_min = cores.min;
+	s->cores_max = cores.max;
+	return 0;
+}
+
+/* io_servers[] */
+
+enum { IOS_NAME, IOS_TRANSPORT, IOS_LISTEN, IOS_METRICS, IOS_CORES, N_IOS_KEYS };
+
+#define F(field) offsetof(struct vrio_topo_ioserver, field)
+static const struct topo_key ioserver_keys[N_IOS_KEYS] = {
+	[IOS_NAME] = { "name", topo_p_name, F(name), 0, 0, KEY_REQUIRED },
+	[IOS_TRANSPORT] = { "transport", topo_p_transport, F(transport), 0, 0, 0 },
+	[IOS_LISTEN] = { "listen", topo_p_hostport, F(listen), 0, 0, KEY_REQUIRED },
+	[IOS_METRICS] = { "metrics", topo_p_hostport, F(metrics), 0, 0, 0 },
+	[IOS_CORES] = { "cores", topo_p_cores, 0, 0, 0, 0 },
+};
+#undef F
+
+static void topo_mark(const yaml_node_t *n, unsigned *line, unsigned *col)
+{
+	*line = (unsigned)n->start_mark.line + 1;
+	*col = (unsigned)n->start_mark.column + 1;
+}
+
+static int topo_ioserver(struct topo_ctx *c, const yaml_node_t *map)
+{
+	struct topo_seen seen[N_IOS_KEYS] = { 0 };
+	struct vrio_topology *t = c->t;
+	struct vrio_topo_ioserver *s, *arr;
+	int ret;
+
+	arr = topo_append(t->io_servers, t->n_io_servers, sizeof(*arr));
+	if (!arr)
+		return topo_oom(c);
+	t->io_servers = arr;
+	s = &t->io_servers[t->n_io_servers++];
+	topo_mark(map, &s->line, &s->col);
+	s->cores_min = s->cores_max = 1;
+
+	ret = topo_walk(c, map, "io_server", ioserver_keys, N_IOS_KEYS, s, seen);
+	if (ret)
+		return ret;
+	if (!s->transport) {
+		ret = topo_set_str(c, &s->transport, topo_transports[0]);
+		if (ret)
+			return ret;
+	}
+	for (size_t i = 0; i + 1 < t->n_io_servers; i++)
+		if (strcmp(t->io_servers[i].name, s->name) == 0)
+			return topo_err(c, seen[IOS_NAME].val,
+					"io_server '%s' is already defined at %u:%u",
+					s->name, t->io_servers[i].line, t->io_servers[i].col);
+	return 0;
+}
+
+/* hosts[] */
+
+enum { HOST_NAME, HOST_METRICS, N_HOST_KEYS };
+
+#define F(field) offsetof(struct vrio_topo_host, field)
+static const struct topo_key host_keys[N_HOST_KEYS] = {
+	[HOST_NAME] = { "name", topo_p_name, F(name), 0, 0, KEY_REQUIRED },
+	[HOST_METRICS] = { "metrics", topo_p_hostport, F(metrics), 0, 0, 0 },
+};
+#undef F
+
+static int topo_host(struct topo_ctx *c, const yaml_node_t *map)
+{
+	struct topo_seen seen[N_HOST_KEYS] = { 0 };
+	struct vrio_topology *t = c->t;
+	struct vrio_topo_host *h, *arr;
+	int ret;
+
+	arr = topo_append(t->hosts, t->n_hosts, sizeof(*arr));
+	if (!arr)
+		return topo_oom(c);
+	t->hosts = arr;
+	h = &t->hosts[t->n_hosts++];
+	topo_mark(map, &h->line, &h->col);
+
+	ret = topo_walk(c, map, "host", host_keys, N_HOST_KEYS, h, seen);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i + 1 < t->n_hosts; i++)
+		if (strcmp(t->hosts[i].name, h->name) == 0)
+			return topo_err(c, seen[HOST_NAME].val,
+					"host '%s' is already defined at %u:%u",
+					h->name, t->hosts[i].line, t->hosts[i].col);
+	return 0;
+}
+
+/* networks[] */
+
+enum { NET_NAME, N_NET_KEYS };
+
+static const struct topo_key network_keys[N_NET_KEYS] = {
+	[NET_NAME] = { "name", topo_p_name, offsetof(struct vrio_topo_network, name), 0, 0,
+		       KEY_REQUIRED },
+};
+
+static int topo_network(struct topo_ctx *c, const yaml_node_t *map)
+{
+	struct topo_seen seen[N_NET_KEYS] = { 0 };
+	struct vrio_topology *t = c->t;
+	struct vrio_topo_network *n, *arr;
+	int ret;
+
+	arr = topo_append(t->networks, t->n_networks, sizeof(*arr));
+	if (!arr)
+		return topo_oom(c);
+	t->networks = arr;
+	n = &t->networks[t->n_networks++];
+	topo_mark(map, &n->line, &n->col);
+
+	ret = topo_walk(c, map, "network", network_keys, N_NET_KEYS, n, seen);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i + 1 < t->n_networks; i++)
+		if (strcmp(t->networks[i].name, n->name) == 0)
+			return topo_err(c, seen[NET_NAME].val,
+					"network '%s' is already defined at %u:%u",
+					n->name, t->networks[i].line, t->networks[i].col);
+	return 0;
+}
+
+/* devices[].backend */
+
+enum { BE_FILE, BE_RAM, BE_SIZE, BE_DIRECT, N_BE_KEYS };
+
+#define F(field) offsetof(struct vrio_topo_backend, field)
+static const struct topo_key backend_keys[N_BE_KEYS] = {
+	[BE_FILE] = { "file", topo_p_path, F(path), 0, 0, 0 },
+	[BE_RAM] = { "ram", topo_p_size, F(size), 0, 0, 0 },
+	[BE_SIZE] = { "size", topo_p_size, F(size), 0, 0, 0 },
+	[BE_DIRECT] = { "direct", topo_p_bool, F(direct), 0, 0, 0 },
+};
+#undef F
+
+static int topo_p_backend(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			  void *obj)
+{
+	struct vrio_topo_backend *be = FIELD(obj, k, struct vrio_topo_backend);
+	struct topo_seen seen[N_BE_KEYS] = { 0 };
+	const yaml_node_t *file, *ram;
+	int ret;
+
+	ret = topo_want_mapping(c, k, v);
+	if (ret)
+		return ret;
+	ret = topo_walk(c, v, "backend", backend_keys, N_BE_KEYS, be, seen);
+	if (ret)
+		return ret;
+	file = seen[BE_FILE].key;
+	ram = seen[BE_RAM].key;
+	if (file && ram)
+		return topo_err(c, file->start_mark.index > ram->start_mark.index ? file : ram,
+				"backend: 'file' and 'ram' exclude each other");
+	if (!file && !ram)
+		return topo_err(c, v, "backend: missing required key 'file' or 'ram'");
+	if (file) {
+		be->kind = VRIO_BACKEND_FILE;
+		return 0;
+	}
+	if (seen[BE_SIZE].key)
+		return topo_err(c, seen[BE_SIZE].key,
+				"backend: 'size' goes with 'file'; 'ram' takes the size");
+	if (seen[BE_DIRECT].key)
+		return topo_err(c, seen[BE_DIRECT].key, "backend: 'direct' goes with 'file' only");
+	be->kind = VRIO_BACKEND_RAM;
+	return 0;
+}
+
+/* devices[] */
+
+enum {
+	DEV_NAME, DEV_TYPE, DEV_HOST, DEV_IO_SERVER, DEV_SOCKET, DEV_QUEUES, DEV_QUEUE_SIZE,
+	DEV_READ_ONLY, DEV_BACKEND, DEV_MAC, DEV_NETWORK, N_DEV_KEYS
+};
+
+#define F(field) offsetof(struct vrio_topo_device, field)
+static const struct topo_key device_keys[N_DEV_KEYS] = {
+	[DEV_NAME] = { "name", topo_p_name, F(name), 0, 0, KEY_REQUIRED },
+	[DEV_TYPE] = { "type", topo_p_type, F(type), 0, 0, KEY_REQUIRED },
+	[DEV_HOST] = { "host", topo_p_ref, 0, 0, 0, KEY_REQUIRED },
+	[DEV_IO_SERVER] = { "io_server", topo_p_ref, 0, 0, 0, KEY_REQUIRED },
+	[DEV_SOCKET] = { "socket", topo_p_socket, F(socket), 0, 0, KEY_REQUIRED },
+	[DEV_QUEUES] = { "queues", topo_p_uint, F(queues), 1, 64, 0 },
+	[DEV_QUEUE_SIZE] = { "queue_size", topo_p_pow2, F(queue_size), 2, 1024, 0 },
+	[DEV_READ_ONLY] = { "read_only", topo_p_bool, F(read_only), 0, 0, KEY_BLK },
+	[DEV_BACKEND] = { "backend", topo_p_backend, F(backend), 0, 0, KEY_BLK | KEY_REQUIRED },
+	[DEV_MAC] = { "mac", topo_p_mac, F(mac), 0, 0, KEY_NET | KEY_REQUIRED },
+	[DEV_NETWORK] = { "network", topo_p_ref, 0, 0, 0, KEY_NET | KEY_REQUIRED },
+};
+#undef F
+
+static int topo_device(struct topo_ctx *c, const yaml_node_t *map)
+{
+	struct topo_seen seen[N_DEV_KEYS] = { 0 };
+	struct vrio_topology *t = c->t;
+	struct vrio_topo_device *d, *arr;
+	struct topo_dev_refs *refs;
+	unsigned mine;
+	int ret;
+
+	arr = topo_append(t->devices, t->n_devices, sizeof(*arr));
+	if (!arr)
+		return topo_oom(c);
+	t->devices = arr;
+	refs = topo_append(c->refs, t->n_devices, sizeof(*refs));
+	if (!refs)
+		return topo_oom(c);
+	c->refs = refs;
+	refs = &c->refs[t->n_devices];
+	d = &t->devices[t->n_devices++];
+	topo_mark(map, &d->line, &d->col);
+	d->queues = 1;
+	d->queue_size = 256;
+
+	ret = topo_walk(c, map, "device", device_keys, N_DEV_KEYS, d, seen);
+	if (ret)
+		return ret;
+
+	mine = d->type == VRIO_DEV_BLK ? KEY_BLK : KEY_NET;
+	for (size_t i = 0; i < N_DEV_KEYS; i++) {
+		unsigned only = device_keys[i].flags & (KEY_BLK | KEY_NET);
+
+		if (!only)
+			continue;
+		if (only != mine && seen[i].key)
+			return topo_err(c, seen[i].key,
+					"device '%s': '%s' is only valid for %s devices",
+					d->name, device_keys[i].name,
+					only == KEY_BLK ? "blk" : "net");
+		if (only == mine && (device_keys[i].flags & KEY_REQUIRED) && !seen[i].key)
+			return topo_err(c, map,
+					"device '%s': missing required key '%s' for a %s device",
+					d->name, device_keys[i].name, vrio_dev_type_name(d->type));
+	}
+
+	for (size_t i = 0; i + 1 < t->n_devices; i++) {
+		const struct vrio_topo_device *o = &t->devices[i];
+
+		if (strcmp(o->name, d->name) == 0)
+			return topo_err(c, seen[DEV_NAME].val,
+					"device '%s' is already defined at %u:%u",
+					d->name, o->line, o->col);
+		if (strcmp(o->socket, d->socket) == 0)
+			return topo_err(c, seen[DEV_SOCKET].val,
+					"device '%s': socket '%s' is already used by device '%s'",
+					d->name, d->socket, o->name);
+	}
+	refs->host = seen[DEV_HOST].val;
+	refs->io_server = seen[DEV_IO_SERVER].val;
+	refs->network = seen[DEV_NETWORK].val;
+	refs->mac = seen[DEV_MAC].val;
+	return 0;
+}
+
+static struct vrio_topo_network *topo_network_find(const struct vrio_topology *t, const char *name)
+{
+	for (size_t i = 0; i < t->n_networks; i++)
+		if (strcmp(t->networks[i].name, name) == 0)
+			return &t->networks[i];
+	return NULL;
+}
+
+static int topo_resolve(struct topo_ctx *c)
+{
+	struct vrio_topology *t = c->t;
+
+	for (size_t i = 0; i < t->n_devices; i++) {
+		struct vrio_topo_device *d = &t->devices[i];
+		const struct topo_dev_refs *r = &c->refs[i];
+
+		d->host = vrio_topology_host(t, topo_str(r->host));
+		if (!d->host)
+			return topo_err(c, r->host,
+					"device '%s': host '%s' is not defined under hosts",
+					d->name, topo_str(r->host));
+		d->io_server = vrio_topology_ioserver(t, topo_str(r->io_server));
+		if (!d->io_server)
+			return topo_err(c, r->io_server,
+					"device '%s': io_server '%s' is not defined under io_servers",
+					d->name, topo_str(r->io_server));
+		if (d->type != VRIO_DEV_NET)
+			continue;
+		d->network = topo_network_find(t, topo_str(r->network));
+		if (!d->network)
+			return topo_err(c, r->network,
+					"device '%s': network '%s' is not defined under networks",
+					d->name, topo_str(r->network));
+		/* The io-server's switch learns ports by MAC within a network. */
+		for (size_t j = 0; j < i; j++) {
+			const struct vrio_topo_device *o = &t->devices[j];
+
+			if (o->type == VRIO_DEV_NET && o->network == d->network &&
+			    strcmp(o->mac, d->mac) == 0)
+				return topo_err(c, r->mac,
+						"device '%s': mac %s is already used by device '%s' on network '%s'",
+						d->name, d->mac, o->name, d->network->name);
+		}
+	}
+	return 0;
+}
+
+/* The root mapping. */
+
+typedef int (*topo_entry_fn)(struct topo_ctx *c, const yaml_node_t *map);
+
+static int topo_seq(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+		    topo_entry_fn entry)
+{
+	const yaml_node_item_t *it;
+	char buf[80];
+	int ret;
+
+	if (v->type != YAML_SEQUENCE_NODE)
+		return topo_expected(c, k, v, "a sequence");
+	for (it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+		const yaml_node_t *n = yaml_document_get_node(c->doc, *it);
+
+		if (n->type != YAML_MAPPING_NODE)
+			return topo_err(c, n, "expected a mapping for each entry of '%s', got %s",
+					k->name, topo_desc(n, buf, sizeof(buf)));
+		ret = entry(c, n);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int topo_p_version(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			  void *obj)
+{
+	struct vrio_topology *t = obj;
+	int ret;
+
+	ret = topo_p_uint(c, k, v, obj);
+	if (ret)
+		return ret;
+	if (t->version != 1)
+		return topo_err(c, v, "unsupported topology version %u (expected 1)", t->version);
+	return 0;
+}
+
+static int topo_p_io_servers(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			     void *obj)
+{
+	int ret = topo_seq(c, k, v, topo_ioserver);
+
+	if (ret == 0 && c->t->n_io_servers == 0)
+		return topo_err(c, v, "'%s' must list at least one io_server", k->name);
+	return ret;
+}
+
+static int topo_p_hosts(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			void *obj)
+{
+	return topo_seq(c, k, v, topo_host);
+}
+
+static int topo_p_devices(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			  void *obj)
+{
+	return topo_seq(c, k, v, topo_device);
+}
+
+static int topo_p_networks(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			   void *obj)
+{
+	return topo_seq(c, k, v, topo_network);
+}
+
+enum { ROOT_VERSION, ROOT_IO_SERVERS, ROOT_HOSTS, ROOT_DEVICES, ROOT_NETWORKS, N_ROOT_KEYS };
+
+static const struct topo_key root_keys[N_ROOT_KEYS] = {
+	[ROOT_VERSION] = { "version", topo_p_version, offsetof(struct vrio_topology, version),
+			   0, UINT_MAX, KEY_REQUIRED },
+	[ROOT_IO_SERVERS] = { "io_servers", topo_p_io_servers, 0, 0, 0, KEY_REQUIRED },
+	[ROOT_HOSTS] = { "hosts", topo_p_hosts, 0, 0, 0, KEY_REQUIRED },
+	[ROOT_DEVICES] = { "devices", topo_p_devices, 0, 0, 0, 0 },
+	[ROOT_NETWORKS] = { "networks", topo_p_networks, 0, 0, 0, 0 },
+};
+
+static int topo_syntax_err(struct topo_ctx *c, const yaml_parser_t *p, const char *text, size_t len)
+{
+	unsigned line = 1, col = 1;
+
+	if (p->error == YAML_MEMORY_ERROR)
+		return topo_oom(c);
+	if (p->error == YAML_READER_ERROR) {
+		/* The reader reports a byte offset rather than a mark. */
+		for (size_t i = 0; i < p->problem_offset && i < len; i++) {
+			if (text[i] == '\n') {
+				line++;
+				col = 1;
+			} else {
+				col++;
+			}
+		}
+		return topo_err_at(c, line, col, "%s",
+				   p->problem ? p->problem : "cannot read the input");
+	}
+	line = (unsigned)p->problem_mark.line + 1;
+	col = (unsigned)p->problem_mark.column + 1;
+	if (p->context)
+		return topo_err_at(c, line, col, "%s (%s that starts at %u:%u)",
+				   p->problem ? p->problem : "syntax error", p->context,
+				   (unsigned)p->context_mark.line + 1,
+				   (unsigned)p->context_mark.column + 1);
+	return topo_err_at(c, line, col, "%s", p->problem ? p->problem : "syntax error");
+}
+
+static int topo_parse(const char *name, const char *dir, const char *text, size_t len,
+		      struct vrio_topology **out, char *err, size_t errlen)
+{
+	struct topo_seen seen[N_ROOT_KEYS] = { 0 };
+	struct topo_ctx c = { .name = name, .dir = dir, .err = err, .errlen = errlen };
+	const yaml_node_t *root, *second;
+	yaml_document_t doc, next;
+	yaml_parser_t parser;
+	char buf[80];
+	int ret;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (!yaml_parser_initialize(&parser))
+		return topo_oom(&c);
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+	if (!yaml_parser_load(&parser, &doc)) {
+		ret = topo_syntax_err(&c, &parser, text, len);
+		goto out_parser;
+	}
+	c.doc = &doc;
+
+	root = yaml_document_get_root_node(&doc);
+	if (!root) {
+		ret = topo_err_at(&c, 1, 1, "empty topology (expected %s)", TOPO_ROOT_WANTED);
+		goto out_doc;
+	}
+	if (root->type != YAML_MAPPING_NODE) {
+		ret = topo_err_at(&c, 1, 1, "expected %s at the top, got %s", TOPO_ROOT_WANTED,
+				  topo_desc(root, buf, sizeof(buf)));
+		goto out_doc;
+	}
+	if (!yaml_parser_load(&parser, &next)) {
+		ret = topo_syntax_err(&c, &parser, text, len);
+		goto out_doc;
+	}
+	second = yaml_document_get_root_node(&next);
+	ret = second ? topo_err(&c, second, "expected a single YAML document") : 0;
+	yaml_document_delete(&next);
+	if (ret)
+		goto out_doc;
+
+	c.t = calloc(1, sizeof(*c.t));
+	if (!c.t) {
+		ret = topo_oom(&c);
+		goto out_doc;
+	}
+	c.t->path = strdup(name);
+	if (!c.t->path) {
+		ret = topo_oom(&c);
+		goto out_topo;
+	}
+	ret = topo_walk(&c, root, "topology", root_keys, N_ROOT_KEYS, c.t, seen);
+	if (ret)
+		goto out_topo;
+	ret = topo_resolve(&c);
+	if (ret)
+		goto out_topo;
+	*out = c.t;
+	c.t = NULL;
+out_topo:
+	vrio_topology_free(c.t);
+out_doc:
+	free(c.refs);
+	yaml_document_delete(&doc);
+out_parser:
+	yaml_parser_delete(&parser);
+	return ret;
+}
+
+int vrio_topology_parse(const char *name, const char *text, size_t len,
+			struct vrio_topology **out, char *err, size_t errlen)
+{
+	char *copy, *dir = NULL;
+	int ret;
+
+	if (strchr(name, '/')) {
+		copy = strdup(name);
+		if (!copy)
+			return -ENOMEM;
+		dir = strdup(dirname(copy));
+		free(copy);
+		if (!dir)
+			return -ENOMEM;
+	}
+	ret = topo_parse(name, dir, text, len, out, err, errlen);
+	free(dir);
+	return ret;
+}
+
+static int topo_read(const char *path, char **out, size_t *outlen)
+{
+	size_t len = 0, cap = 0;
+	char *buf = NULL, *nbuf;
+	struct stat st;
+	int fd, ret;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		ret = -errno;
+		goto err;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		ret = -EISDIR;
+		goto err;
+	}
+	for (;;) {
+		ssize_t n;
+
+		if (cap - len < 4096) {
+			if (cap >= TOPO_FILE_MAX) {
+				ret = -EFBIG;
+				goto err;
+			}
+			cap = cap ? cap * 2 : 16384;
+			nbuf = realloc(buf, cap);
+			if (!nbuf) {
+				ret = -ENOMEM;
+				goto err;
+			}
+			buf = nbuf;
+		}
+		n = read(fd, buf + len, cap - len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			ret = -errno;
+			goto err;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	*out = buf;
+	*outlen = len;
+	return 0;
+err:
+	free(buf);
+	close(fd);
+	return ret;
+}
+
+int vrio_topology_load(const char *path, struct vrio_topology **out, char *err, size_t errlen)
+{
+	char *text = NULL, *copy = NULL, *dir = NULL;
+	size_t len = 0;
+	int ret;
+
+	ret = topo_read(path, &text, &len);
+	if (ret)
+		goto io_err;
+	copy = strdup(path);
+	if (!copy) {
+		ret = -ENOMEM;
+		goto io_err;
+	}
+	/* Absolute, so that backend paths do not depend on the daemon's cwd. */
+	dir = realpath(dirname(copy), NULL);
+	if (!dir) {
+		ret = -errno;
+		goto io_err;
+	}
+	ret = topo_parse(path, dir, text, len, out, err, errlen);
+	goto out;
+io_err:
+	if (err && errlen)
+		snprintf(err, errlen, "%s: %s", path, strerror(-ret));
+out:
+	free(dir);
+	free(copy);
+	free(text);
+	return ret;
+}
+
+void vrio_topology_free(struct vrio_topology *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->n_io_servers; i++) {
+		free(t->io_servers[i].name);
+		free(t->io_servers[i].transport);
+		free(t->io_servers[i].listen);
+		free(t->io_servers[i].metrics);
+	}
+	for (size_t i = 0; i < t->n_hosts; i++) {
+		free(t->hosts[i].name);
+		free(t->hosts[i].metrics);
+	}
+	for (size_t i = 0; i < t->n_devices; i++) {
+		free(t->devices[i].name);
+		free(t->devices[i].socket);
+		free(t->devices[i].backend.path);
+		free(t->devices[i].mac);
+	}
+	for (size_t i = 0; i < t->n_networks; i++)
+		free(t->networks[i].name);
+	free(t->io_servers);
+	free(t->hosts);
+	free(t->devices);
+	free(t->networks);
+	free(t->path);
+	free(t);
+}
+
+struct vrio_topo_ioserver *vrio_topology_ioserver(const struct vrio_topology *t, const char *name)
+{
+	for (size_t i = 0; t && name && i < t->n_io_servers; i++)
+		if (strcmp(t->io_servers[i].name, name) == 0)
+			return &t->io_servers[i];
+	return NULL;
+}
+
+struct vrio_topo_host *vrio_topology_host(const struct vrio_topology *t, const char *name)
+{
+	for (size_t i = 0; t && name && i < t->n_hosts; i++)
+		if (strcmp(t->hosts[i].name, name) == 0)
+			return &t->hosts[i];
+	return NULL;
+}
+
+struct vrio_topo_device *vrio_topology_device(const struct vrio_topology *t, const char *name)
+{
+	for (size_t i = 0; t && name && i < t->n_devices; i++)
+		if (strcmp(t->devices[i].name, name) == 0)
+			return &t->devices[i];
+	return NULL;
+}
+
+const char *vrio_dev_type_name(enum vrio_dev_type t)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(topo_dev_types); i++)
+		if (topo_dev_types[i].type == t)
+			return topo_dev_types[i].name;
+	return "unknown";
+}

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The rack topology: one YAML file that every daemon reads, each taking its
+ * own role from --node NAME. See deploy/topology.example.yaml.
+ */
+#ifndef VRIO_COMMON_TOPOLOGY_H
+#define VRIO_COMMON_TOPOLOGY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum vrio_dev_type {
+	VRIO_DEV_BLK = 1,
+	VRIO_DEV_NET = 2,
+};
+
+enum vrio_backend_kind {
+	VRIO_BACKEND_NONE = 0,
+	VRIO_BACKEND_FILE,	/* a file or block device, through io_uring */
+	VRIO_BACKEND_RAM,
+};
+
+struct vrio_topo_ioserver {
+	char *name;
+	char *transport;	/* "tcp" (default) */
+	char *listen;		/* "host:port" */
+	char *metrics;		/* "host:port" or NULL */
+	unsigned cores_min;	/* default 1 */
+	unsigned cores_max;	/* default cores_min */
+	unsigned line, col;	/* where the entry starts, for messages */
+};
+
+struct vrio_topo_host {
+	char *name;
+	char *metrics;		/* "host:port" or NULL */
+	unsigned line, col;
+};
+
+struct vrio_topo_backend {
+	enum vrio_backend_kind kind;
+	char *path;		/* file */
+	uint64_t size;		/* ram: required; file: 0 = the file's size */
+	bool direct;		/* file: O_DIRECT */
+};
+
+struct vrio_topo_network {
+	char *name;
+	unsigned line, col;
+};
+
+struct vrio_topo_device {
+	char *name;
+	enum vrio_dev_type type;
+	struct vrio_topo_host *host;		/* resolved, never NULL */
+	struct vrio_topo_ioserver *io_server;	/* resolved, never NULL */
+	char *socket;		/* vhost-user socket path on the host */
+	unsigned queues;	/* default 1, 1..64 */
+	unsigned queue_size;	/* default 256, power of two 1..1024 */
+	bool read_only;		/* blk */
+	struct vrio_topo_backend backend;	/* blk */
+	char *mac;		/* net: "52:54:00:00:00:01" */
+	struct vrio_topo_network *network;	/* net, resolved */
+	unsigned line, col;
+};
+
+struct vrio_topology {
+	char *path;
+	unsigned version;
+	struct vrio_topo_ioserver *io_servers;
+	size_t n_io_servers;
+	struct vrio_topo_host *hosts;
+	size_t n_hosts;
+	struct vrio_topo_device *devices;
+	size_t n_devices;
+	struct vrio_topo_network *networks;
+	size_t n_networks;
+};
+
+/*
+ * Load and check a topology. On error returns a negative errno and writes
+ * one line "FILE:LINE:COL: message" into err (LINE and COL 1-based).
+ */
+int vrio_topology_load(const char *path, struct vrio_topology **out, char *err, size_t errlen);
+/* The same from memory; `name` stands for the file in messages. */
+int vrio_topology_parse(const char *name, const char *text, size_t len,
+			struct vrio_topology **out, char *err, size_t errlen);
+void vrio_topology_free(struct vrio_topology *t);
+
+struct vrio_topo_ioserver *vrio_topology_ioserver(const struct vrio_topology *t, const char *name);
+struct vrio_topo_host *vrio_topology_host(const struct vrio_topology *t, const char *name);
+struct vrio_topo_device *vrio_topology_device(const struct vrio_topology *t, const char *name);
+
+const char *vrio_dev_type_name(enum vrio_dev_type t);
+
+#endif

@@ -1,0 +1,531 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "topology.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Lines 1-6: a valid head that the cases below extend. */
+#define V     "version: 1\n"
+#define IOS   "io_servers:\n  - name: io0\n    listen: 127.0.0.1:7400\n"
+#define HOSTS "hosts:\n  - name: host0\n"
+#define HDR   V IOS HOSTS
+/* Lines 7-12: a device without its type-specific keys; its mapping is at 8:5. */
+#define DEV(type) \
+	"devices:\n  - name: d0\n    type: " type "\n    host: host0\n    io_server: io0\n" \
+	"    socket: /run/vrio/d0.sock\n"
+#define BLK   DEV("blk")
+#define NET   DEV("net")
+#define RAM   "    backend: {ram: 64M}\n"
+#define MAC   "    mac: \"52:54:00:00:00:01\"\n"
+#define LAN   "    network: lan\n"
+#define NETS  "networks:\n  - name: lan\n"
+/* A second device, lines 14-19 after BLK RAM; its mapping is at 15:5. */
+#define DEV2(name, sock) \
+	"  - name: " name "\n    type: blk\n    host: host0\n    io_server: io0\n" \
+	"    socket: " sock "\n    backend: {ram: 1M}\n"
+
+struct bad_case {
+	const char *what;
+	const char *text;
+	const char *msg;
+};
+
+static const struct bad_case bad_cases[] = {
+	{ "empty file", "",
+	  "topo.yaml:1:1: empty topology (expected a mapping with version, io_servers and hosts)" },
+	{ "only a comment", "# nothing here\n",
+	  "topo.yaml:1:1: empty topology (expected a mapping with version, io_servers and hosts)" },
+	{ "root is a list", "- a\n- b\n",
+	  "topo.yaml:1:1: expected a mapping with version, io_servers and hosts at the top, got a sequence" },
+	{ "root is a scalar", "hello\n",
+	  "topo.yaml:1:1: expected a mapping with version, io_servers and hosts at the top, got 'hello'" },
+	{ "syntax: unclosed flow sequence", "version: 1\nio_servers: [\n",
+	  "topo.yaml:3:1: did not find expected node content (while parsing a flow node that starts at 3:1)" },
+	{ "syntax: bad indentation", "version: 1\nhosts:\n  - name: a\n   bad: b\n",
+	  "topo.yaml:4:4: did not find expected '-' indicator "
+	  "(while parsing a block collection that starts at 3:3)" },
+	{ "syntax: mapping in a plain value", "version: 1\nhosts: a: b\n",
+	  "topo.yaml:2:9: mapping values are not allowed in this context" },
+	{ "syntax: unclosed quote", "version: 1\nhosts:\n  - name: \"abc\n",
+	  "topo.yaml:4:1: found unexpected end of stream "
+	  "(while scanning a quoted scalar that starts at 3:11)" },
+	{ "syntax: undefined alias", "version: 1\nio_servers: *ios\n",
+	  "topo.yaml:2:13: found undefined alias" },
+	{ "syntax: invalid UTF-8", "version: 1\nhosts: \xff\n",
+	  "topo.yaml:2:8: invalid leading UTF-8 octet" },
+	{ "two documents", HDR "---\nversion: 1\n",
+	  "topo.yaml:8:1: expected a single YAML document" },
+	{ "version 2", "version: 2\n" IOS HOSTS,
+	  "topo.yaml:1:10: unsupported topology version 2 (expected 1)" },
+	{ "version not a number", "version: one\n" IOS HOSTS,
+	  "topo.yaml:1:10: expected an integer for 'version', got 'one'" },
+	{ "version missing", IOS HOSTS,
+	  "topo.yaml:1:1: topology: missing required key 'version'" },
+	{ "hosts missing", V IOS,
+	  "topo.yaml:1:1: topology: missing required key 'hosts'" },
+	{ "unknown top-level key", HDR "hostz: []\n",
+	  "topo.yaml:7:1: unknown key 'hostz' in topology "
+	  "(expected one of: version, io_servers, hosts, devices, networks)" },
+	{ "duplicate top-level key", HDR "hosts: []\n",
+	  "topo.yaml:7:1: duplicate key 'hosts'" },
+	{ "non-scalar key", HDR "? [a]\n: b\n",
+	  "topo.yaml:7:3: expected a key name in topology, got a sequence" },
+	{ "io_servers empty", V "io_servers: []\n" HOSTS,
+	  "topo.yaml:2:13: 'io_servers' must list at least one io_server" },
+	{ "io_servers a mapping", V "io_servers: {name: io0}\n" HOSTS,
+	  "topo.yaml:2:13: expected a sequence for 'io_servers', got a mapping" },
+	{ "io_server entry a scalar", V "io_servers:\n  - io0\n" HOSTS,
+	  "topo.yaml:3:5: expected a mapping for each entry of 'io_servers', got 'io0'" },
+	{ "unknown io_server key", V IOS "    listn: 127.0.0.1:7401\n" HOSTS,
+	  "topo.yaml:5:5: unknown key 'listn' in io_server "
+	  "(expected one of: name, transport, listen, metrics, cores)" },
+	{ "io_server without listen", V "io_servers:\n  - name: io0\n" HOSTS,
+	  "topo.yaml:3:5: io_server: missing required key 'listen'" },
+	{ "io_server without name", V "io_servers:\n  - listen: 127.0.0.1:7400\n" HOSTS,
+	  "topo.yaml:3:5: io_server: missing required key 'name'" },
+	{ "io_server name with a space", V "io_servers:\n  - name: io 0\n" HOSTS,
+	  "topo.yaml:3:11: invalid name 'io 0' for 'name' (expected 1 to 63 of A-Z a-z 0-9 _ . -)" },
+	{ "io_server name too long", V "io_servers:\n  - name: "
+	  "a123456789b123456789c123456789d123456789e123456789f123456789abcd\n" HOSTS,
+	  "topo.yaml:3:11: invalid name "
+	  "'a123456789b123456789c123456789d123456789e123456789f123456789abcd' for 'name' "
+	  "(expected 1 to 63 of A-Z a-z 0-9 _ . -)" },
+	{ "duplicate io_server", V IOS "  - name: io0\n    listen: 127.0.0.1:7401\n" HOSTS,
+	  "topo.yaml:5:11: io_server 'io0' is already defined at 3:5" },
+	{ "listen without port", V "io_servers:\n  - name: io0\n    listen: 127.0.0.1\n" HOSTS,
+	  "topo.yaml:4:13: expected host:port (like 127.0.0.1:7400 or [::1]:7400) for 'listen', "
+	  "got '127.0.0.1'" },
+	{ "metrics port out of range", V IOS "    metrics: 127.0.0.1:70000\n" HOSTS,
+	  "topo.yaml:5:14: expected host:port (like 127.0.0.1:7400 or [::1]:7400) for 'metrics', "
+	  "got '127.0.0.1:70000'" },
+	{ "listen empty", V "io_servers:\n  - name: io0\n    listen:\n" HOSTS,
+	  "topo.yaml:4:12: expected host:port for 'listen', got an empty value" },
+	{ "unknown transport", V IOS "    transport: udp\n" HOSTS,
+	  "topo.yaml:5:16: unknown transport 'udp' (expected tcp)" },
+	{ "unknown cores key", V IOS "    cores: {min: 1, maks: 2}\n" HOSTS,
+	  "topo.yaml:5:21: unknown key 'maks' in cores (expected one of: min, max)" },
+	{ "cores min above max", V IOS "    cores: {min: 4, max: 2}\n" HOSTS,
+	  "topo.yaml:5:12: cores: 'min' (4) is greater than 'max' (2)" },
+	{ "cores max out of range", V IOS "    cores: {max: 65}\n" HOSTS,
+	  "topo.yaml:5:18: 'max' must be between 1 and 64, got 65" },
+	{ "cores a scalar", V IOS "    cores: 2\n" HOSTS,
+	  "topo.yaml:5:12: expected a mapping for 'cores', got '2'" },
+	{ "unknown host key", HDR "    metric: 127.0.0.1:9401\n",
+	  "topo.yaml:7:5: unknown key 'metric' in host (expected one of: name, metrics)" },
+	{ "host without name", V IOS "hosts:\n  - metrics: 127.0.0.1:9401\n",
+	  "topo.yaml:6:5: host: missing required key 'name'" },
+	{ "duplicate host", HDR "  - name: host0\n",
+	  "topo.yaml:7:11: host 'host0' is already defined at 6:5" },
+	{ "unknown device key", HDR BLK RAM "    colour: red\n",
+	  "topo.yaml:14:5: unknown key 'colour' in device (expected one of: name, type, host, "
+	  "io_server, socket, queues, queue_size, read_only, backend, mac, network)" },
+	{ "duplicate device key", HDR BLK RAM "    host: host0\n",
+	  "topo.yaml:14:5: duplicate key 'host'" },
+	{ "device without socket",
+	  HDR "devices:\n  - name: d0\n    type: blk\n    host: host0\n    io_server: io0\n" RAM,
+	  "topo.yaml:8:5: device: missing required key 'socket'" },
+	{ "device without type",
+	  HDR "devices:\n  - name: d0\n    host: host0\n    io_server: io0\n    socket: /s\n" RAM,
+	  "topo.yaml:8:5: device: missing required key 'type'" },
+	{ "unknown device type", HDR DEV("scsi") RAM,
+	  "topo.yaml:9:11: unknown device type 'scsi' (expected blk or net)" },
+	{ "blk without backend", HDR BLK,
+	  "topo.yaml:8:5: device 'd0': missing required key 'backend' for a blk device" },
+	{ "net without mac", HDR NET LAN NETS,
+	  "topo.yaml:8:5: device 'd0': missing required key 'mac' for a net device" },
+	{ "net without network", HDR NET MAC NETS,
+	  "topo.yaml:8:5: device 'd0': missing required key 'network' for a net device" },
+	{ "blk with mac", HDR BLK RAM MAC,
+	  "topo.yaml:14:5: device 'd0': 'mac' is only valid for net devices" },
+	{ "net with backend", HDR NET MAC LAN RAM NETS,
+	  "topo.yaml:15:5: device 'd0': 'backend' is only valid for blk devices" },
+	{ "net with read_only", HDR NET "    read_only: true\n" MAC LAN NETS,
+	  "topo.yaml:13:5: device 'd0': 'read_only' is only valid for blk devices" },
+	{ "duplicate device", HDR BLK RAM DEV2("d0", "/run/vrio/d1.sock"),
+	  "topo.yaml:14:11: device 'd0' is already defined at 8:5" },
+	{ "duplicate socket", HDR BLK RAM DEV2("d1", "/run/vrio/d0.sock"),
+	  "topo.yaml:18:13: device 'd1': socket '/run/vrio/d0.sock' is already used by device 'd0'" },
+	{ "relative socket", HDR "devices:\n  - name: d0\n    type: blk\n    host: host0\n"
+	  "    io_server: io0\n    socket: run/d0.sock\n" RAM,
+	  "topo.yaml:12:13: expected an absolute path for 'socket', got 'run/d0.sock'" },
+	{ "socket too long", HDR "devices:\n  - name: d0\n    type: blk\n    host: host0\n"
+	  "    io_server: io0\n    socket: /run/vrio/"
+	  "012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012.sock\n"
+	  RAM,
+	  "topo.yaml:12:13: 'socket' path is 108 bytes long, a unix socket path holds at most 107" },
+	{ "dangling host", HDR "devices:\n  - name: d0\n    type: blk\n    host: host9\n"
+	  "    io_server: io0\n    socket: /s\n" RAM,
+	  "topo.yaml:10:11: device 'd0': host 'host9' is not defined under hosts" },
+	{ "dangling io_server", HDR "devices:\n  - name: d0\n    type: blk\n    host: host0\n"
+	  "    io_server: io1\n    socket: /s\n" RAM,
+	  "topo.yaml:11:16: device 'd0': io_server 'io1' is not defined under io_servers" },
+	{ "dangling network", HDR NET MAC "    network: wan\n" NETS,
+	  "topo.yaml:14:14: device 'd0': network 'wan' is not defined under networks" },
+	{ "device on an empty host list", V IOS "hosts: []\n" BLK RAM,
+	  "topo.yaml:9:11: device 'd0': host 'host0' is not defined under hosts" },
+	{ "queues not a number", HDR BLK RAM "    queues: two\n",
+	  "topo.yaml:14:13: expected an integer for 'queues', got 'two'" },
+	{ "queues negative", HDR BLK RAM "    queues: -1\n",
+	  "topo.yaml:14:13: expected an integer for 'queues', got '-1'" },
+	{ "queues hexadecimal", HDR BLK RAM "    queues: 0x10\n",
+	  "topo.yaml:14:13: expected an integer for 'queues', got '0x10'" },
+	{ "queues zero", HDR BLK RAM "    queues: 0\n",
+	  "topo.yaml:14:13: 'queues' must be between 1 and 64, got 0" },
+	{ "queues too many", HDR BLK RAM "    queues: 65\n",
+	  "topo.yaml:14:13: 'queues' must be between 1 and 64, got 65" },
+	{ "queues overflow", HDR BLK RAM "    queues: 99999999999999999999999\n",
+	  "topo.yaml:14:13: 'queues' must be between 1 and 64, got 99999999999999999999999" },
+	{ "queue_size not a power of two", HDR BLK RAM "    queue_size: 100\n",
+	  "topo.yaml:14:17: 'queue_size' must be a power of two, got 100" },
+	{ "queue_size too big", HDR BLK RAM "    queue_size: 2048\n",
+	  "topo.yaml:14:17: 'queue_size' must be between 2 and 1024, got 2048" },
+	{ "queue_size one", HDR BLK RAM "    queue_size: 1\n",
+	  "topo.yaml:14:17: 'queue_size' must be between 2 and 1024, got 1" },
+	{ "bad bool", HDR BLK RAM "    read_only: maybe\n",
+	  "topo.yaml:14:16: expected true or false for 'read_only', got 'maybe'" },
+	{ "backend a scalar", HDR BLK "    backend: /var/d0.img\n",
+	  "topo.yaml:13:14: expected a mapping for 'backend', got '/var/d0.img'" },
+	{ "unknown backend key", HDR BLK "    backend: {path: /var/d0.img}\n",
+	  "topo.yaml:13:15: unknown key 'path' in backend (expected one of: file, ram, size, direct)" },
+	{ "backend file and ram", HDR BLK "    backend: {file: /var/d0.img, ram: 1M}\n",
+	  "topo.yaml:13:34: backend: 'file' and 'ram' exclude each other" },
+	{ "backend neither file nor ram", HDR BLK "    backend: {size: 1M}\n",
+	  "topo.yaml:13:14: backend: missing required key 'file' or 'ram'" },
+	{ "backend ram with size", HDR BLK "    backend: {ram: 1M, size: 2M}\n",
+	  "topo.yaml:13:24: backend: 'size' goes with 'file'; 'ram' takes the size" },
+	{ "backend ram with direct", HDR BLK "    backend: {ram: 1M, direct: true}\n",
+	  "topo.yaml:13:24: backend: 'direct' goes with 'file' only" },
+	{ "bad size suffix", HDR BLK "    backend: {ram: 12X}\n",
+	  "topo.yaml:13:20: expected a size (bytes, or a number with suffix K, M, G or T) for 'ram', "
+	  "got '12X'" },
+	{ "size lower-case suffix", HDR BLK "    backend: {ram: 1m}\n",
+	  "topo.yaml:13:20: expected a size (bytes, or a number with suffix K, M, G or T) for 'ram', "
+	  "got '1m'" },
+	{ "size not whole sectors", HDR BLK "    backend: {file: /d.img, size: 1000}\n",
+	  "topo.yaml:13:35: 'size' must be a positive multiple of 512 bytes, got 1000" },
+	{ "size zero", HDR BLK "    backend: {ram: 0}\n",
+	  "topo.yaml:13:20: 'ram' must be a positive multiple of 512 bytes, got 0" },
+	{ "size overflows", HDR BLK "    backend: {ram: 17179869184T}\n",
+	  "topo.yaml:13:20: 'ram' must be a positive multiple of 512 bytes, got 17179869184T" },
+	{ "mac too short", HDR NET "    mac: 52:54:00:00:00\n" LAN NETS,
+	  "topo.yaml:13:10: expected a MAC address of six hex octets (like 52:54:00:00:00:01) "
+	  "for 'mac', got '52:54:00:00:00'" },
+	{ "mac not hex", HDR NET "    mac: 52:54:00:00:00:0g\n" LAN NETS,
+	  "topo.yaml:13:10: expected a MAC address of six hex octets (like 52:54:00:00:00:01) "
+	  "for 'mac', got '52:54:00:00:00:0g'" },
+	{ "mac multicast", HDR NET "    mac: 01:00:5e:00:00:01\n" LAN NETS,
+	  "topo.yaml:13:10: 'mac' must be a unicast address, got 01:00:5e:00:00:01" },
+	{ "mac all zero", HDR NET "    mac: 00:00:00:00:00:00\n" LAN NETS,
+	  "topo.yaml:13:10: 'mac' must be a unicast address, got 00:00:00:00:00:00" },
+	{ "mac used twice on a network",
+	  HDR NET MAC LAN "  - name: d1\n    type: net\n    host: host0\n    io_server: io0\n"
+	  "    socket: /run/vrio/d1.sock\n    mac: 52:54:00:00:00:01\n    network: lan\n" NETS,
+	  "topo.yaml:20:10: device 'd1': mac 52:54:00:00:00:01 is already used by device 'd0' "
+	  "on network 'lan'" },
+	{ "unknown network key", HDR "networks:\n  - name: lan\n    vlan: 3\n",
+	  "topo.yaml:9:5: unknown key 'vlan' in network (expected one of: name)" },
+	{ "duplicate network", HDR "networks:\n  - name: lan\n  - name: lan\n",
+	  "topo.yaml:9:11: network 'lan' is already defined at 8:5" },
+	{ "networks a scalar", HDR "networks: lan\n",
+	  "topo.yaml:7:11: expected a sequence for 'networks', got 'lan'" },
+	{ "line break in a quoted value", HDR "networks:\n  - name: \"a\\nb\"\n",
+	  "topo.yaml:8:11: invalid name 'a?b' for 'name' (expected 1 to 63 of A-Z a-z 0-9 _ . -)" },
+};
+
+static int parse_bad(const struct bad_case *bc, char *err, size_t errlen)
+{
+	struct vrio_topology *t = NULL;
+	int ret;
+
+	err[0] = '\0';
+	ret = vrio_topology_parse("topo.yaml", bc->text, strlen(bc->text), &t, err, errlen);
+	if (t)
+		print_message("case '%s' was accepted\n", bc->what);
+	assert_null(t);
+	return ret;
+}
+
+static void test_bad_topologies(void **state)
+{
+	unsigned failed = 0;
+	char err[512];
+
+	/* Report every row that fails before stopping at the first. */
+	for (size_t i = 0; i < ARRAY_SIZE(bad_cases); i++) {
+		int ret = parse_bad(&bad_cases[i], err, sizeof(err));
+
+		if (ret != -EINVAL || strcmp(err, bad_cases[i].msg) != 0) {
+			print_message("case '%s' (ret %d)\n  want: %s\n  got:  %s\n", bad_cases[i].what,
+				      ret, bad_cases[i].msg, err);
+			failed++;
+		}
+	}
+	for (size_t i = 0; failed && i < ARRAY_SIZE(bad_cases); i++) {
+		assert_int_equal(parse_bad(&bad_cases[i], err, sizeof(err)), -EINVAL);
+		assert_string_equal(err, bad_cases[i].msg);
+	}
+	assert_int_equal(failed, 0);
+}
+
+/* The message is cut to the buffer, never past it. */
+static void test_short_error_buffer(void **state)
+{
+	struct vrio_topology *t = NULL;
+	char err[16];
+
+	memset(err, 'x', sizeof(err));
+	assert_int_equal(vrio_topology_parse("topo.yaml", "- a\n", 4, &t, err, 12), -EINVAL);
+	assert_string_equal(err, "topo.yaml:1");
+	assert_int_equal(err[12], 'x');
+	assert_int_equal(vrio_topology_parse("topo.yaml", "- a\n", 4, &t, NULL, 0), -EINVAL);
+	assert_null(t);
+}
+
+static const char good_text[] =
+	"version: 1\n"
+	"devices:\n"			/* before the entries they name */
+	"  - name: disk0\n"
+	"    type: blk\n"
+	"    host: h1\n"
+	"    io_server: io1\n"
+	"    socket: /run/vrio/disk0.sock\n"
+	"    backend: {file: disks/disk0.img, size: 1G, direct: yes}\n"
+	"    read_only: true\n"
+	"  - name: disk1\n"
+	"    type: blk\n"
+	"    host: h0\n"
+	"    io_server: io0\n"
+	"    socket: /run/vrio/disk1.sock\n"
+	"    queues: 4\n"
+	"    queue_size: 1024\n"
+	"    backend:\n"
+	"      ram: 4KiB\n"
+	"  - name: nic0\n"
+	"    type: net\n"
+	"    host: h1\n"
+	"    io_server: io0\n"
+	"    socket: /run/vrio/nic0.sock\n"
+	"    mac: 52:54:00:AB:cd:0E\n"
+	"    network: lan\n"
+	"io_servers:\n"
+	"  - name: io0\n"
+	"    listen: 127.0.0.1:7400\n"
+	"  - name: io1\n"
+	"    transport: tcp\n"
+	"    listen: \"[::1]:7401\"\n"
+	"    metrics: localhost:9400\n"
+	"    cores: {max: 4}\n"
+	"  - name: io2\n"
+	"    listen: 127.0.0.1:0\n"
+	"    cores: {min: 3}\n"
+	"hosts:\n"
+	"  - name: h0\n"
+	"  - name: h1\n"
+	"    metrics: 127.0.0.1:9401\n"
+	"networks:\n"
+	"  - name: lan\n";
+
+static void test_good_topology(void **state)
+{
+	struct vrio_topology *t = NULL;
+	struct vrio_topo_device *d;
+	char err[512] = "";
+	int ret;
+
+	ret = vrio_topology_parse("/etc/vrio/rack.yaml", good_text, strlen(good_text), &t, err,
+				  sizeof(err));
+	assert_string_equal(err, "");
+	assert_int_equal(ret, 0);
+	assert_non_null(t);
+	assert_string_equal(t->path, "/etc/vrio/rack.yaml");
+	assert_int_equal(t->version, 1);
+	assert_int_equal(t->n_io_servers, 3);
+	assert_int_equal(t->n_hosts, 2);
+	assert_int_equal(t->n_devices, 3);
+	assert_int_equal(t->n_networks, 1);
+
+	assert_string_equal(t->io_servers[0].name, "io0");
+	assert_string_equal(t->io_servers[0].transport, "tcp");
+	assert_string_equal(t->io_servers[0].listen, "127.0.0.1:7400");
+	assert_null(t->io_servers[0].metrics);
+	assert_int_equal(t->io_servers[0].cores_min, 1);
+	assert_int_equal(t->io_servers[0].cores_max, 1);
+	assert_int_equal(t->io_servers[0].line, 27);
+	assert_int_equal(t->io_servers[0].col, 5);
+	assert_string_equal(t->io_servers[1].listen, "[::1]:7401");
+	assert_string_equal(t->io_servers[1].metrics, "localhost:9400");
+	assert_int_equal(t->io_servers[1].cores_min, 1);
+	assert_int_equal(t->io_servers[1].cores_max, 4);
+	assert_int_equal(t->io_servers[2].cores_min, 3);
+	assert_int_equal(t->io_servers[2].cores_max, 3);
+
+	assert_null(t->hosts[0].metrics);
+	assert_string_equal(t->hosts[1].metrics, "127.0.0.1:9401");
+
+	d = vrio_topology_device(t, "disk0");
+	assert_ptr_equal(d, &t->devices[0]);
+	assert_int_equal(d->type, VRIO_DEV_BLK);
+	assert_ptr_equal(d->host, vrio_topology_host(t, "h1"));
+	assert_ptr_equal(d->io_server, vrio_topology_ioserver(t, "io1"));
+	assert_string_equal(d->socket, "/run/vrio/disk0.sock");
+	assert_int_equal(d->queues, 1);
+	assert_int_equal(d->queue_size, 256);
+	assert_true(d->read_only);
+	assert_int_equal(d->backend.kind, VRIO_BACKEND_FILE);
+	assert_string_equal(d->backend.path, "/etc/vrio/disks/disk0.img");
+	assert_int_equal(d->backend.size, 1ull << 30);
+	assert_true(d->backend.direct);
+	assert_null(d->mac);
+	assert_null(d->network);
+	assert_int_equal(d->line, 3);
+	assert_int_equal(d->col, 5);
+
+	d = vrio_topology_device(t, "disk1");
+	assert_ptr_equal(d->host, &t->hosts[0]);
+	assert_ptr_equal(d->io_server, &t->io_servers[0]);
+	assert_int_equal(d->queues, 4);
+	assert_int_equal(d->queue_size, 1024);
+	assert_false(d->read_only);
+	assert_int_equal(d->backend.kind, VRIO_BACKEND_RAM);
+	assert_null(d->backend.path);
+	assert_int_equal(d->backend.size, 4096);
+	assert_false(d->backend.direct);
+
+	d = vrio_topology_device(t, "nic0");
+	assert_int_equal(d->type, VRIO_DEV_NET);
+	assert_ptr_equal(d->host, &t->hosts[1]);
+	assert_string_equal(d->mac, "52:54:00:ab:cd:0e");
+	assert_ptr_equal(d->network, &t->networks[0]);
+	assert_int_equal(d->backend.kind, VRIO_BACKEND_NONE);
+
+	assert_null(vrio_topology_device(t, "disk9"));
+	assert_null(vrio_topology_host(t, "io0"));
+	assert_null(vrio_topology_ioserver(t, "h0"));
+	assert_null(vrio_topology_ioserver(t, NULL));
+	assert_string_equal(vrio_dev_type_name(VRIO_DEV_BLK), "blk");
+	assert_string_equal(vrio_dev_type_name(VRIO_DEV_NET), "net");
+	vrio_topology_free(t);
+	vrio_topology_free(NULL);
+}
+
+/* Without a directory in the name, a relative backend path stays as written. */
+static void test_parse_keeps_relative_path(void **state)
+{
+	static const char text[] = HDR BLK "    backend: {file: d0.img}\n";
+	struct vrio_topology *t = NULL;
+	char err[256] = "";
+
+	assert_int_equal(vrio_topology_parse("topo.yaml", text, strlen(text), &t, err, sizeof(err)), 0);
+	assert_string_equal(t->devices[0].backend.path, "d0.img");
+	assert_int_equal(t->devices[0].backend.size, 0);
+	vrio_topology_free(t);
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void test_load_file(void **state)
+{
+	static const char text[] = HDR BLK "    backend: {file: images/d0.img, size: 512}\n";
+	char tmpl[] = "/tmp/vrio-topo-XXXXXX", path[PATH_MAX], real[PATH_MAX], want[2 * PATH_MAX];
+	struct vrio_topology *t = NULL;
+	char err[PATH_MAX + 128] = "";
+	const char *dir = mkdtemp(tmpl);
+
+	assert_non_null(dir);
+	assert_non_null(realpath(dir, real));
+	snprintf(path, sizeof(path), "%s/rack.yaml", dir);
+	write_file(path, text);
+
+	assert_int_equal(vrio_topology_load(path, &t, err, sizeof(err)), 0);
+	assert_string_equal(err, "");
+	snprintf(want, sizeof(want), "%s/images/d0.img", real);
+	assert_string_equal(t->devices[0].backend.path, want);
+	assert_int_equal(t->devices[0].backend.size, 512);
+	assert_string_equal(t->path, path);
+	vrio_topology_free(t);
+	t = NULL;
+
+	/* A content error names the file as the caller did. */
+	write_file(path, "version: 1\nio_servers: 3\n");
+	assert_int_equal(vrio_topology_load(path, &t, err, sizeof(err)), -EINVAL);
+	snprintf(want, sizeof(want), "%s:2:13: expected a sequence for 'io_servers', got '3'", path);
+	assert_string_equal(err, want);
+	assert_null(t);
+	assert_int_equal(unlink(path), 0);
+
+	assert_int_equal(vrio_topology_load(path, &t, err, sizeof(err)), -ENOENT);
+	snprintf(want, sizeof(want), "%s: No such file or directory", path);
+	assert_string_equal(err, want);
+	assert_null(t);
+
+	assert_int_equal(vrio_topology_load(dir, &t, err, sizeof(err)), -EISDIR);
+	snprintf(want, sizeof(want), "%s: Is a directory", dir);
+	assert_string_equal(err, want);
+	assert_null(t);
+	assert_int_equal(rmdir(dir), 0);
+}
+
+static void test_example_loads(void **state)
+{
+	const char *path = VRIO_SOURCE_DIR "/deploy/topology.example.yaml";
+	struct vrio_topology *t = NULL;
+	struct vrio_topo_device *d;
+	char err[512] = "";
+
+	assert_int_equal(vrio_topology_load(path, &t, err, sizeof(err)), 0);
+	assert_string_equal(err, "");
+	assert_int_equal(t->n_io_servers, 1);
+	assert_int_equal(t->n_hosts, 1);
+	assert_int_equal(t->n_devices, 1);
+	assert_string_equal(t->io_servers[0].name, "io0");
+	assert_string_equal(t->io_servers[0].transport, "tcp");
+	assert_string_equal(t->io_servers[0].listen, "127.0.0.1:7400");
+	assert_string_equal(t->io_servers[0].metrics, "127.0.0.1:9400");
+	assert_int_equal(t->io_servers[0].cores_min, 1);
+	assert_int_equal(t->io_servers[0].cores_max, 2);
+	assert_string_equal(t->hosts[0].name, "host0");
+	assert_string_equal(t->hosts[0].metrics, "127.0.0.1:9401");
+	d = vrio_topology_device(t, "vm1-disk");
+	assert_non_null(d);
+	assert_int_equal(d->type, VRIO_DEV_BLK);
+	assert_ptr_equal(d->host, &t->hosts[0]);
+	assert_ptr_equal(d->io_server, &t->io_servers[0]);
+	assert_string_equal(d->socket, "/run/vrio/vm1-disk.sock");
+	assert_int_equal(d->backend.kind, VRIO_BACKEND_FILE);
+	assert_string_equal(d->backend.path, "/var/lib/vrio/vm1-disk.img");
+	assert_int_equal(d->backend.size, 256ull << 20);
+	assert_int_equal(d->queues, 1);
+	vrio_topology_free(t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_bad_topologies),
+		cmocka_unit_test(test_short_error_buffer),
+		cmocka_unit_test(test_good_topology),
+		cmocka_unit_test(test_parse_keeps_relative_path),
+		cmocka_unit_test(test_load_file),
+		cmocka_unit_test(test_example_loads),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
