@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * vrio-localhv internals. One poller thread owns every device's rings and
+ * every upstream connection; rte_vhost's control thread hands devices to it
+ * and takes them back through dev->state (see below), never touching ring
+ * state while the poller owns it.
+ */
+#ifndef VRIO_LOCALHV_H
+#define VRIO_LOCALHV_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <linux/virtio_ring.h>
+
+#include "metrics.h"
+#include "topology.h"
+#include "transport.h"
+#include "walker.h"
+
+#define LHV_MAX_QUEUES	64
+#define LHV_CONFIG_MAX	256	/* vhost-user's limit on config space */
+#define LHV_BUDGET	64	/* chains or frames per queue per poll round */
+
+/*
+ * Device ownership:
+ *   IDLE     no frontend; the control thread owns everything.
+ *   START    the control thread filled in mem/vq and hands the device over.
+ *   RUNNING  the poller owns mem/vq.
+ *   STOP     the control thread asks for it back; the poller stops taking
+ *            chains, waits for in-flight responses (bounded), records ring
+ *            positions, and sets IDLE.
+ */
+enum lhv_dev_state {
+	LHV_DEV_IDLE,
+	LHV_DEV_START,
+	LHV_DEV_RUNNING,
+	LHV_DEV_STOP,
+};
+
+struct lhv_slot {
+	uint64_t t0;		/* when the request went upstream */
+	uint32_t wcap;		/* writable bytes the chain offered */
+	bool busy;
+};
+
+struct lhv_vq {
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+	uint16_t size;
+	int kickfd, callfd;
+	bool enabled;		/* written by the control thread (atomic) */
+	bool armed;		/* kicks enabled, kickfd in epoll */
+	uint16_t last_avail;
+	uint16_t used_idx;	/* our copy of used->idx */
+	uint16_t signalled_used;
+	bool signalled_valid;
+	unsigned inflight;
+	struct lhv_slot *slots;	/* [size], indexed by head */
+};
+
+struct lhv_upstream;
+
+struct lhv_dev_stats {
+	uint64_t requests, responses;
+	uint64_t bytes_out, bytes_in;	/* to the io-server, into the guest */
+	uint64_t irqs, kicks;
+	uint64_t dropped_responses;
+	uint64_t chain_errors[LHV_WALK_NR_ERRORS];
+	struct vrio_hist latency;
+};
+
+struct lhv_dev {
+	const struct vrio_topo_device *topo;
+	const char *name;
+	char label[160];		/* escaped device="NAME" for metrics */
+	struct lhv_upstream *up;
+
+	/* From the io-server's AttachReply; fixed after the first attach. */
+	bool attached;
+	bool described;
+	uint32_t dev_id;
+	uint64_t dev_features;
+	uint8_t config[LHV_CONFIG_MAX];
+	uint32_t config_len;
+	uint32_t num_queues;
+	uint32_t max_request;
+
+	/* Control thread only. */
+	int conn_vid;			/* the frontend connection, -1 if none */
+	bool registered;
+
+	int state;			/* enum lhv_dev_state, atomic */
+	int vid;
+	uint16_t epoch;			/* per start; high half of frame ids */
+	uint64_t features;		/* negotiated */
+	bool event_idx, indirect;
+	struct lhv_gmem mem;
+	unsigned nvq;
+	struct lhv_vq vq[LHV_MAX_QUEUES];
+	uint64_t stop_deadline;
+
+	/* Poller only (read by the metrics thread). */
+	bool broken;
+	unsigned inflight;
+	struct lhv_dev_stats st;
+};
+
+enum lhv_up_state {
+	LHV_UP_DOWN,
+	LHV_UP_ATTACHING,
+	LHV_UP_READY,
+};
+
+struct lhv_upstream {
+	struct lhv *l;
+	const struct vrio_topo_ioserver *ios;
+	const struct vrio_transport_ops *ops;
+	struct vrio_conn *conn;
+	int state;			/* enum lhv_up_state; atomic for readers */
+	bool ready_once;		/* atomic: every device attached once */
+	unsigned pending_attach;
+	uint64_t retry_at;
+	unsigned failures;
+	uint64_t seq;
+	struct lhv_dev **devs;
+	unsigned ndevs;
+	struct {
+		uint64_t connects, disconnects, protocol_errors, resent;
+	} st;
+};
+
+struct lhv {
+	struct vrio_topology *topo;
+	const struct vrio_topo_host *host;
+	struct lhv_dev *devs;
+	unsigned ndevs;
+	struct lhv_upstream *ups;
+	unsigned nups;
+
+	int epfd;
+	int wakefd;
+	int stop;			/* atomic: the poller exits */
+	pthread_t poller;
+	bool poller_started;
+	struct lhv_chain chain;		/* the poller's scratch chain */
+	struct {
+		uint64_t busy_ns, idle_ns, wakeups;
+	} st;
+	struct vrio_metrics_server *metrics;
+};
+
+/* vq.c: the request/response queue path. */
+int lhv_vq_process(struct lhv *l, struct lhv_dev *d, unsigned qi);
+int lhv_vq_complete(struct lhv *l, struct lhv_dev *d, const struct vrio_frame *f,
+		    const void *payload);
+void lhv_vq_notify(struct lhv_dev *d, struct lhv_vq *q);
+/* Enable (true) or suppress guest kicks; returns true if work slipped in. */
+bool lhv_vq_kicks(struct lhv_dev *d, struct lhv_vq *q, bool enable);
+int lhv_vq_resend(struct lhv *l, struct lhv_dev *d);
+void lhv_dev_break(struct lhv_dev *d, int reason, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static inline uint32_t lhv_frame_id(const struct lhv_dev *d, uint16_t head)
+{
+	return (uint32_t)d->epoch << 16 | head;
+}
+
+/* upstream.c: connections to io-servers. */
+int lhv_up_init(struct lhv *l);
+int lhv_up_poll(struct lhv_upstream *up, uint64_t now);
+void lhv_up_flush(struct lhv_upstream *up);
+void lhv_up_close(struct lhv_upstream *up);
+/* Milliseconds until the next reconnect attempt, or -1. */
+int lhv_up_timeout_ms(const struct lhv_upstream *up, uint64_t now);
+
+/* vhost.c: the rte_vhost adapter. */
+int lhv_vhost_init(struct lhv *l, const char *prog, bool verbose);
+int lhv_vhost_register(struct lhv *l, struct lhv_dev *d);
+void lhv_vhost_unregister(struct lhv *l, struct lhv_dev *d);
+void lhv_vhost_fini(void);
+
+/* poller.c */
+int lhv_poller_start(struct lhv *l);
+void lhv_poller_stop(struct lhv *l);
+void lhv_poller_wake(struct lhv *l);
+void lhv_epoll_mod(struct lhv *l, int fd, void *tag, bool add);
+
+/* metrics.c */
+void lhv_collect(void *arg, struct vrio_mw *w);
+
+#endif

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <stdio.h>
+
+#include "localhv.h"
+
+static void dev_metrics(struct vrio_mw *w, const struct lhv *l)
+{
+	char lab[256];
+	unsigned i, r;
+
+	vrio_mw_family(w, "vrio_localhv_requests_total", "counter",
+		       "Requests forwarded to the io-server");
+	for (i = 0; i < l->ndevs; i++)
+		vrio_mw_u64(w, "vrio_localhv_requests_total", l->devs[i].label,
+			    vrio_counter_get(&l->devs[i].st.requests));
+	vrio_mw_family(w, "vrio_localhv_responses_total", "counter",
+		       "Responses written back into the guest or dropped");
+	for (i = 0; i < l->ndevs; i++)
+		vrio_mw_u64(w, "vrio_localhv_responses_total", l->devs[i].label,
+			    vrio_counter_get(&l->devs[i].st.responses));
+	vrio_mw_family(w, "vrio_localhv_bytes_total", "counter",
+		       "Bytes moved between the guest and the io-server");
+	for (i = 0; i < l->ndevs; i++) {
+		snprintf(lab, sizeof(lab), "%s,direction=\"to_ioserver\"", l->devs[i].label);
+		vrio_mw_u64(w, "vrio_localhv_bytes_total", lab,
+			    vrio_counter_get(&l->devs[i].st.bytes_out));
+		snprintf(lab, sizeof(lab), "%s,direction=\"to_guest\"", l->devs[i].label);
+		vrio_mw_u64(w, "vrio_localhv_bytes_total", lab,
+			    vrio_counter_get(&l->devs[i].st.bytes_in));
+	}
+	vrio_mw_family(w, "vrio_localhv_guest_interrupts_total", "counter",
+		       "Used-buffer notifications sent to the guest");
+	for (i = 0; i < l->ndevs; i++)
+		vrio_mw_u64(w, "vrio_localhv_guest_interrupts_total", l->devs[i].label,
+			    vrio_counter_get(&l->devs[i].st.irqs));
+	vrio_mw_family(w, "vrio_localhv_dropped_responses_total", "counter",
+		       "Responses for a stopped or broken device, dropped");
+	for (i = 0; i < l->ndevs; i++)
+		vrio_mw_u64(w, "vrio_localhv_dropped_responses_total", l->devs[i].label,
+			    vrio_counter_get(&l->devs[i].st.dropped_responses));
+	vrio_mw_family(w, "vrio_localhv_chain_errors_total", "counter",
+		       "Descriptor chains refused, by reason");
+	for (i = 0; i < l->ndevs; i++) {
+		for (r = 1; r < LHV_WALK_NR_ERRORS; r++) {
+			snprintf(lab, sizeof(lab), "%s,reason=\"%s\"", l->devs[i].label,
+				 lhv_walk_reason((int)r));
+			vrio_mw_u64(w, "vrio_localhv_chain_errors_total", lab,
+				    vrio_counter_get(&l->devs[i].st.chain_errors[r]));
+		}
+	}
+	vrio_mw_family(w, "vrio_localhv_device_broken", "gauge",
+		       "1 if the guest broke the device and it waits for a reset");
+	for (i = 0; i < l->ndevs; i++)
+		vrio_mw_u64(w, "vrio_localhv_device_broken", l->devs[i].label,
+			    __atomic_load_n(&l->devs[i].broken, __ATOMIC_RELAXED));
+	vrio_mw_family(w, "vrio_localhv_device_running", "gauge",
+		       "1 while a guest driver is attached and the rings are served");
+	for (i = 0; i < l->ndevs; i++)
+		vrio_mw_u64(w, "vrio_localhv_device_running", l->devs[i].label,
+			    __atomic_load_n(&l->devs[i].state, __ATOMIC_RELAXED) ==
+				    LHV_DEV_RUNNING);
+	vrio_mw_family(w, "vrio_localhv_request_latency_seconds", "histogram",
+		       "Time from forwarding a request to its response");
+	for (i = 0; i < l->ndevs; i++)
+		vrio_mw_hist(w, "vrio_localhv_request_latency_seconds", l->devs[i].label,
+			     &l->devs[i].st.latency);
+}
+
+static void up_metrics(struct vrio_mw *w, const struct lhv *l)
+{
+	char lab[160], name[128];
+	unsigned u;
+
+	vrio_mw_family(w, "vrio_localhv_upstream_up", "gauge",
+		       "1 while the io-server connection is attached");
+	for (u = 0; u < l->nups; u++) {
+		vrio_mw_escape(name, sizeof(name), l->ups[u].ios->name);
+		snprintf(lab, sizeof(lab), "io_server=\"%s\"", name);
+		vrio_mw_u64(w, "vrio_localhv_upstream_up", lab,
+			    __atomic_load_n(&l->ups[u].state, __ATOMIC_RELAXED) == LHV_UP_READY);
+	}
+#define UP_COUNTER(field, metric, help)                                                  \
+	vrio_mw_family(w, metric, "counter", help);                                      \
+	for (u = 0; u < l->nups; u++) {                                                  \
+		vrio_mw_escape(name, sizeof(name), l->ups[u].ios->name);                 \
+		snprintf(lab, sizeof(lab), "io_server=\"%s\"", name);                    \
+		vrio_mw_u64(w, metric, lab, vrio_counter_get(&l->ups[u].st.field));      \
+	}
+	UP_COUNTER(connects, "vrio_localhv_upstream_connects_total", "Connections made")
+	UP_COUNTER(disconnects, "vrio_localhv_upstream_disconnects_total", "Connections lost")
+	UP_COUNTER(protocol_errors, "vrio_localhv_upstream_protocol_errors_total",
+		   "Connections closed because the peer sent something malformed")
+	UP_COUNTER(resent, "vrio_localhv_upstream_resent_total",
+		   "Requests sent again after a reconnect")
+#undef UP_COUNTER
+}
+
+void lhv_collect(void *arg, struct vrio_mw *w)
+{
+	const struct lhv *l = arg;
+
+	vrio_mw_process(w);
+	dev_metrics(w, l);
+	up_metrics(w, l);
+	vrio_mw_family(w, "vrio_localhv_poller_busy_seconds_total", "counter",
+		       "Time the poller spent on rounds that found work");
+	vrio_mw_double(w, "vrio_localhv_poller_busy_seconds_total", NULL,
+		       (double)vrio_counter_get(&l->st.busy_ns) / 1e9);
+	vrio_mw_family(w, "vrio_localhv_poller_idle_seconds_total", "counter",
+		       "Time the poller spent spinning idle or asleep");
+	vrio_mw_double(w, "vrio_localhv_poller_idle_seconds_total", NULL,
+		       (double)vrio_counter_get(&l->st.idle_ns) / 1e9);
+	vrio_mw_family(w, "vrio_localhv_poller_wakeups_total", "counter",
+		       "Times the poller woke from sleep");
+	vrio_mw_u64(w, "vrio_localhv_poller_wakeups_total", NULL,
+		    vrio_counter_get(&l->st.wakeups));
+}

@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The poller: one thread that owns every ring and upstream connection. It
+ * spins while there is work and for a short grace period after, then turns
+ * guest kicks back on and sleeps in epoll on kick eventfds, connection fds
+ * and its wake eventfd. On a 2-core machine a poller that never sleeps would
+ * starve the guest and the io-server.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "localhv.h"
+#include "log.h"
+
+#define SPIN_NS		(50ull * 1000)
+#define MAX_SLEEP_MS	1000
+
+/* epoll tags: a queue's kickfd is tagged with the queue, an upstream's fd
+ * with the upstream, the wake eventfd with NULL. The low bit tells them
+ * apart (both structs are at least 2-aligned). */
+#define TAG_VQ 1ul
+
+void lhv_epoll_mod(struct lhv *l, int fd, void *tag, bool add)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = tag };
+
+	if (fd < 0)
+		return;
+	if (add)
+		epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev);
+	else
+		epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+void lhv_poller_wake(struct lhv *l)
+{
+	eventfd_write(l->wakefd, 1);
+}
+
+static void dev_started(struct lhv *l, struct lhv_dev *d)
+{
+	unsigned i;
+
+	for (i = 0; i < d->nvq; i++) {
+		struct lhv_vq *q = &d->vq[i];
+
+		lhv_vq_kicks(d, q, true);
+		q->armed = true;
+		lhv_epoll_mod(l, q->kickfd, (void *)((uintptr_t)q | TAG_VQ), true);
+	}
+	__atomic_store_n(&d->state, LHV_DEV_RUNNING, __ATOMIC_RELEASE);
+}
+
+/* Give the device back once nothing is in flight, or at the deadline. */
+static void dev_stopping(struct lhv *l, struct lhv_dev *d, uint64_t now)
+{
+	unsigned i;
+
+	if (d->inflight && now < d->stop_deadline && d->up->conn)
+		return;
+	if (d->inflight)
+		VRIO_WARN("%s: %u request(s) still in flight at stop; their responses will be "
+			  "dropped", d->name, d->inflight);
+	for (i = 0; i < d->nvq; i++)
+		lhv_epoll_mod(l, d->vq[i].kickfd, NULL, false);
+	d->inflight = 0;
+	__atomic_store_n(&d->state, LHV_DEV_IDLE, __ATOMIC_RELEASE);
+}
+
+static int poll_devices(struct lhv *l, uint64_t now)
+{
+	unsigned i, qi;
+	int work = 0, st;
+
+	for (i = 0; i < l->ndevs; i++) {
+		struct lhv_dev *d = &l->devs[i];
+
+		st = __atomic_load_n(&d->state, __ATOMIC_ACQUIRE);
+		if (st == LHV_DEV_START) {
+			dev_started(l, d);
+			st = LHV_DEV_RUNNING;
+		}
+		if (st == LHV_DEV_STOP) {
+			dev_stopping(l, d, now);
+			continue;
+		}
+		if (st != LHV_DEV_RUNNING || d->broken || !d->attached)
+			continue;
+		for (qi = 0; qi < d->nvq; qi++) {
+			if (!__atomic_load_n(&d->vq[qi].enabled, __ATOMIC_ACQUIRE))
+				continue;
+			if (d->vq[qi].armed) {
+				lhv_vq_kicks(d, &d->vq[qi], false);
+				d->vq[qi].armed = false;
+			}
+			work += lhv_vq_process(l, d, qi);
+		}
+	}
+	return work;
+}
+
+static void notify_devices(struct lhv *l)
+{
+	unsigned i, qi;
+
+	for (i = 0; i < l->ndevs; i++) {
+		struct lhv_dev *d = &l->devs[i];
+		int st = __atomic_load_n(&d->state, __ATOMIC_ACQUIRE);
+
+		if ((st != LHV_DEV_RUNNING && st != LHV_DEV_STOP) || d->broken)
+			continue;
+		for (qi = 0; qi < d->nvq; qi++)
+			lhv_vq_notify(d, &d->vq[qi]);
+	}
+}
+
+/* Turn kicks on everywhere; true if a guest posted work meanwhile. */
+static bool arm_kicks(struct lhv *l)
+{
+	bool work = false;
+	unsigned i, qi;
+
+	for (i = 0; i < l->ndevs; i++) {
+		struct lhv_dev *d = &l->devs[i];
+
+		if (__atomic_load_n(&d->state, __ATOMIC_ACQUIRE) != LHV_DEV_RUNNING || d->broken)
+			continue;
+		for (qi = 0; qi < d->nvq; qi++) {
+			if (!d->vq[qi].armed) {
+				work |= lhv_vq_kicks(d, &d->vq[qi], true);
+				d->vq[qi].armed = true;
+			}
+		}
+	}
+	return work;
+}
+
+static void sleep_until_work(struct lhv *l, uint64_t now)
+{
+	struct epoll_event ev[32];
+	int timeout = MAX_SLEEP_MS, t, n, i;
+	unsigned u;
+	eventfd_t v;
+
+	for (u = 0; u < l->nups; u++) {
+		struct vrio_conn *c = l->ups[u].conn;
+
+		t = lhv_up_timeout_ms(&l->ups[u], now);
+		/* Bytes the peer has not taken yet: come back soon to push them. */
+		if (c && c->ops->pending && c->ops->pending(c))
+			t = 1;
+		if (t >= 0 && t < timeout)
+			timeout = t;
+	}
+	n = epoll_wait(l->epfd, ev, 32, timeout);
+	vrio_counter_add(&l->st.wakeups, 1);
+	for (i = 0; i < n; i++) {
+		uintptr_t tag = (uintptr_t)ev[i].data.ptr;
+
+		if (tag & TAG_VQ) {
+			struct lhv_vq *q = (struct lhv_vq *)(tag & ~TAG_VQ);
+
+			eventfd_read(q->kickfd, &v);
+		} else if (!tag) {
+			eventfd_read(l->wakefd, &v);
+		}
+	}
+}
+
+static void *poller_main(void *arg)
+{
+	struct lhv *l = arg;
+	uint64_t now, last_work = vrio_now_ns(), t0;
+	unsigned u;
+	int work;
+
+	while (!__atomic_load_n(&l->stop, __ATOMIC_ACQUIRE)) {
+		t0 = now = vrio_now_ns();
+		work = 0;
+		for (u = 0; u < l->nups; u++)
+			work += lhv_up_poll(&l->ups[u], now);
+		work += poll_devices(l, now);
+		for (u = 0; u < l->nups; u++)
+			lhv_up_flush(&l->ups[u]);
+		notify_devices(l);
+		now = vrio_now_ns();
+		if (work) {
+			last_work = now;
+			vrio_counter_add(&l->st.busy_ns, now - t0);
+			continue;
+		}
+		vrio_counter_add(&l->st.idle_ns, now - t0);
+		if (now - last_work < SPIN_NS)
+			continue;
+		if (arm_kicks(l)) {
+			last_work = now;
+			continue;
+		}
+		sleep_until_work(l, now);
+		t0 = vrio_now_ns();
+		vrio_counter_add(&l->st.idle_ns, t0 - now);
+		last_work = t0 - SPIN_NS / 2;	/* a short spin after each wakeup */
+	}
+	return NULL;
+}
+
+int lhv_poller_start(struct lhv *l)
+{
+	int rc;
+
+	l->epfd = epoll_create1(EPOLL_CLOEXEC);
+	l->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (l->epfd < 0 || l->wakefd < 0)
+		return -errno;
+	lhv_epoll_mod(l, l->wakefd, NULL, true);
+	rc = pthread_create(&l->poller, NULL, poller_main, l);
+	if (rc)
+		return -rc;
+	pthread_setname_np(l->poller, "lhv-poller");
+	__atomic_store_n(&l->poller_started, true, __ATOMIC_RELEASE);
+	return 0;
+}
+
+void lhv_poller_stop(struct lhv *l)
+{
+	if (__atomic_load_n(&l->poller_started, __ATOMIC_ACQUIRE)) {
+		__atomic_store_n(&l->stop, 1, __ATOMIC_RELEASE);
+		lhv_poller_wake(l);
+		pthread_join(l->poller, NULL);
+		__atomic_store_n(&l->poller_started, false, __ATOMIC_RELEASE);
+	}
+	if (l->epfd >= 0)
+		close(l->epfd);
+	if (l->wakefd >= 0)
+		close(l->wakefd);
+	l->epfd = l->wakefd = -1;
+}

@@ -1,0 +1,335 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The adapter over DPDK's rte_vhost: one vhost-user server socket per device.
+ * rte_vhost runs the vhost-user protocol in its own thread and calls us when
+ * a frontend's device becomes ready or goes away; we hand the rings to the
+ * poller and take them back (localhv.h, "Device ownership"). Config space and
+ * the features offered come from the io-server, not from here.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_log.h>
+#include <rte_vhost.h>
+
+#include "localhv.h"
+#include "log.h"
+
+#define VIRTIO_F_VERSION_1_BIT		32
+#define VIRTIO_F_RING_PACKED_BIT	34
+#define VHOST_USER_F_PROTOCOL_FEATURES_BIT 30
+#define VHOST_USER_PROTOCOL_F_CONFIG_BIT 9
+#define VHOST_USER_GET_CONFIG		24
+#define VHOST_USER_SET_CONFIG		25
+#define STOP_TIMEOUT_NS			(5ull * 1000 * 1000 * 1000)
+
+/* The part of a vhost-user message we read in pre_msg_handle. */
+struct vu_msg {
+	uint32_t request;
+	uint32_t flags;
+	uint32_t size;
+	union {
+		uint64_t u64;
+		struct {
+			uint32_t offset;
+			uint32_t size;
+			uint32_t flags;
+			uint8_t region[LHV_CONFIG_MAX];
+		} cfg;
+	} payload;
+} __attribute__((packed));
+
+/* rte_vhost's callbacks carry no context; this is the registry they use. */
+static struct lhv *g_lhv;
+
+static struct lhv_dev *dev_by_vid(int vid)
+{
+	char path[PATH_MAX];
+	unsigned i;
+
+	if (!g_lhv || rte_vhost_get_ifname(vid, path, sizeof(path)) < 0)
+		return NULL;
+	for (i = 0; i < g_lhv->ndevs; i++)
+		if (strcmp(g_lhv->devs[i].topo->socket, path) == 0)
+			return &g_lhv->devs[i];
+	return NULL;
+}
+
+static enum rte_vhost_msg_result pre_msg(int vid, void *arg)
+{
+	struct vu_msg *m = arg;
+	struct lhv_dev *d;
+	uint32_t off, len;
+
+	if (m->request != VHOST_USER_GET_CONFIG && m->request != VHOST_USER_SET_CONFIG)
+		return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+	d = dev_by_vid(vid);
+	if (!d)
+		return RTE_VHOST_MSG_RESULT_ERR;
+	if (m->request == VHOST_USER_SET_CONFIG) {
+		/* Nothing in our config space is writable (no CONFIG_WCE). */
+		VRIO_WARN("%s: frontend tried to write config space; ignored", d->name);
+		return RTE_VHOST_MSG_RESULT_ERR;
+	}
+	off = m->payload.cfg.offset;
+	len = m->payload.cfg.size;
+	if (m->size < 12 || off > LHV_CONFIG_MAX || len > LHV_CONFIG_MAX - off ||
+	    m->size - 12 < len) {
+		VRIO_ERR("%s: bad GET_CONFIG (offset %u size %u)", d->name, off, len);
+		return RTE_VHOST_MSG_RESULT_ERR;
+	}
+	memset(m->payload.cfg.region, 0, len);
+	if (off < d->config_len)
+		memcpy(m->payload.cfg.region, d->config + off,
+		       len < d->config_len - off ? len : d->config_len - off);
+	return RTE_VHOST_MSG_RESULT_REPLY;
+}
+
+static const struct rte_vhost_user_extern_ops extern_ops = {
+	.pre_msg_handle = pre_msg,
+};
+
+static int new_connection(int vid)
+{
+	struct lhv_dev *d = dev_by_vid(vid);
+
+	if (!d)
+		return -1;
+	if (d->conn_vid >= 0) {
+		VRIO_ERR("%s: a frontend is already connected; refusing another", d->name);
+		return -1;
+	}
+	if (rte_vhost_extern_callback_register(vid, &extern_ops, NULL) != 0) {
+		VRIO_ERR("%s: cannot register vhost-user message hooks", d->name);
+		return -1;
+	}
+	d->conn_vid = vid;
+	VRIO_INFO("%s: frontend connected", d->name);
+	return 0;
+}
+
+static void destroy_connection(int vid)
+{
+	struct lhv_dev *d = dev_by_vid(vid);
+
+	if (d && d->conn_vid == vid) {
+		d->conn_vid = -1;
+		VRIO_INFO("%s: frontend disconnected", d->name);
+	}
+}
+
+static void free_rings(struct lhv_dev *d)
+{
+	unsigned i;
+
+	for (i = 0; i < d->nvq; i++) {
+		free(d->vq[i].slots);
+		d->vq[i].slots = NULL;
+	}
+	free(d->mem.r);
+	d->mem.r = NULL;
+	d->mem.n = 0;
+	d->nvq = 0;
+}
+
+static int new_device(int vid)
+{
+	struct lhv_dev *d = dev_by_vid(vid);
+	struct rte_vhost_memory *mem = NULL;
+	struct rte_vhost_vring vr;
+	uint16_t last_avail, last_used;
+	unsigned i, nvq;
+
+	if (!d || __atomic_load_n(&d->state, __ATOMIC_ACQUIRE) != LHV_DEV_IDLE)
+		return -1;
+	if (rte_vhost_get_negotiated_features(vid, &d->features) != 0)
+		return -1;
+	if (d->features & (1ull << VIRTIO_F_RING_PACKED_BIT)) {
+		VRIO_ERR("%s: packed rings were not offered", d->name);
+		return -1;
+	}
+	nvq = rte_vhost_get_vring_num(vid);
+	if (nvq == 0 || nvq > d->num_queues) {
+		VRIO_ERR("%s: frontend set up %u queues, the device has %u", d->name, nvq,
+			 d->num_queues);
+		return -1;
+	}
+	if (rte_vhost_get_mem_table(vid, &mem) != 0)
+		return -1;
+	d->mem.r = calloc(mem->nregions, sizeof(*d->mem.r));
+	if (!d->mem.r)
+		goto err;
+	for (i = 0; i < mem->nregions; i++) {
+		d->mem.r[i].gpa = mem->regions[i].guest_phys_addr;
+		d->mem.r[i].size = mem->regions[i].size;
+		d->mem.r[i].hva = mem->regions[i].host_user_addr;
+	}
+	d->mem.n = mem->nregions;
+	free(mem);
+	mem = NULL;
+
+	d->event_idx = d->features & (1ull << VIRTIO_RING_F_EVENT_IDX);
+	d->indirect = d->features & (1ull << VIRTIO_RING_F_INDIRECT_DESC);
+	for (i = 0; i < nvq; i++) {
+		struct lhv_vq *q = &d->vq[i];
+
+		if (rte_vhost_get_vhost_vring(vid, (uint16_t)i, &vr) != 0 ||
+		    rte_vhost_get_vring_base(vid, (uint16_t)i, &last_avail, &last_used) != 0)
+			goto err;
+		if (vr.size == 0 || (vr.size & (vr.size - 1)) || vr.size > d->topo->queue_size) {
+			VRIO_ERR("%s: queue %u has size %u (power of two up to %u expected)", d->name,
+				 i, vr.size, d->topo->queue_size);
+			goto err;
+		}
+		q->desc = vr.desc;
+		q->avail = vr.avail;
+		q->used = vr.used;
+		q->size = vr.size;
+		q->kickfd = vr.kickfd;
+		q->callfd = vr.callfd;
+		q->last_avail = last_avail;
+		q->used_idx = last_used;
+		q->signalled_valid = false;
+		q->armed = false;
+		q->inflight = 0;
+		q->slots = calloc(vr.size, sizeof(*q->slots));
+		if (!q->slots)
+			goto err;
+		d->nvq = i + 1;
+	}
+	d->vid = vid;
+	d->epoch++;
+	d->broken = false;
+	d->inflight = 0;
+	__atomic_store_n(&d->state, LHV_DEV_START, __ATOMIC_RELEASE);
+	lhv_poller_wake(g_lhv);
+	VRIO_NOTICE("%s: guest driver ready: %u queue(s), features %#llx", d->name, nvq,
+		    (unsigned long long)d->features);
+	return 0;
+err:
+	free(mem);
+	free_rings(d);
+	VRIO_ERR("%s: cannot start the device", d->name);
+	return -1;
+}
+
+static void destroy_device(int vid)
+{
+	struct lhv_dev *d = dev_by_vid(vid);
+	struct timespec ms = { 0, 1000000 };
+	unsigned i;
+
+	if (!d || d->vid != vid || __atomic_load_n(&d->state, __ATOMIC_ACQUIRE) == LHV_DEV_IDLE)
+		return;
+	/* The poller drains in flight (bounded by stop_deadline), then gives
+	 * the device back; we never return while it may touch guest memory. */
+	d->stop_deadline = vrio_now_ns() + STOP_TIMEOUT_NS;
+	__atomic_store_n(&d->state, LHV_DEV_STOP, __ATOMIC_RELEASE);
+	lhv_poller_wake(g_lhv);
+	while (__atomic_load_n(&d->state, __ATOMIC_ACQUIRE) != LHV_DEV_IDLE &&
+	       __atomic_load_n(&g_lhv->poller_started, __ATOMIC_ACQUIRE))
+		nanosleep(&ms, NULL);
+	for (i = 0; i < d->nvq; i++)
+		rte_vhost_set_vring_base(vid, (uint16_t)i, d->vq[i].last_avail, d->vq[i].used_idx);
+	free_rings(d);
+	VRIO_NOTICE("%s: guest driver stopped", d->name);
+}
+
+static int vring_state_changed(int vid, uint16_t queue, int enable)
+{
+	struct lhv_dev *d = dev_by_vid(vid);
+
+	if (d && queue < LHV_MAX_QUEUES)
+		__atomic_store_n(&d->vq[queue].enabled, enable != 0, __ATOMIC_RELEASE);
+	return 0;
+}
+
+static const struct rte_vhost_device_ops vhost_ops = {
+	.new_device = new_device,
+	.destroy_device = destroy_device,
+	.vring_state_changed = vring_state_changed,
+	.new_connection = new_connection,
+	.destroy_connection = destroy_connection,
+};
+
+int lhv_vhost_init(struct lhv *l, const char *prog, bool verbose)
+{
+	/* rte_vhost needs the EAL for its allocations, not hugepages or PCI. */
+	char *argv[] = {
+		(char *)prog, (char *)"--no-huge", (char *)"-m", (char *)"64",
+		(char *)"--no-pci", (char *)"--no-shconf", (char *)"--no-telemetry",
+		(char *)"-l", (char *)"0", (char *)"--log-level",
+		(char *)(verbose ? "*:info" : "*:warning"), NULL,
+	};
+	cpu_set_t all;
+	long i, n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	/* The EAL parses with getopt too: start it from the top of its argv. */
+	optind = 1;
+	if (rte_eal_init((int)(sizeof(argv) / sizeof(argv[0]) - 1), argv) < 0) {
+		VRIO_ERR("cannot initialise DPDK's EAL: %s", rte_strerror(rte_errno));
+		return -EIO;
+	}
+	/* The EAL pins the main thread to lcore 0; our threads may run anywhere. */
+	CPU_ZERO(&all);
+	for (i = 0; i < n && i < CPU_SETSIZE; i++)
+		CPU_SET(i, &all);
+	pthread_setaffinity_np(pthread_self(), sizeof(all), &all);
+	g_lhv = l;
+	return 0;
+}
+
+int lhv_vhost_register(struct lhv *l, struct lhv_dev *d)
+{
+	const char *path = d->topo->socket;
+	uint64_t features, pfeatures;
+	struct stat sb;
+
+	/* A socket left by an earlier run would make bind fail. */
+	if (lstat(path, &sb) == 0 && S_ISSOCK(sb.st_mode))
+		unlink(path);
+	features = d->dev_features | (1ull << VIRTIO_F_VERSION_1_BIT) |
+		   (1ull << VIRTIO_RING_F_EVENT_IDX) | (1ull << VIRTIO_RING_F_INDIRECT_DESC) |
+		   (1ull << VHOST_USER_F_PROTOCOL_FEATURES_BIT);
+	d->conn_vid = -1;
+	if (rte_vhost_driver_register(path, 0) != 0) {
+		VRIO_ERR("%s: cannot create vhost-user socket %s", d->name, path);
+		return -EIO;
+	}
+	if (rte_vhost_driver_set_features(path, features) != 0 ||
+	    rte_vhost_driver_get_protocol_features(path, &pfeatures) != 0 ||
+	    rte_vhost_driver_set_protocol_features(
+		    path, pfeatures | (1ull << VHOST_USER_PROTOCOL_F_CONFIG_BIT)) != 0 ||
+	    rte_vhost_driver_callback_register(path, &vhost_ops) != 0 ||
+	    rte_vhost_driver_start(path) != 0) {
+		VRIO_ERR("%s: cannot start vhost-user socket %s", d->name, path);
+		rte_vhost_driver_unregister(path);
+		return -EIO;
+	}
+	d->registered = true;
+	VRIO_NOTICE("%s: serving vhost-user on %s", d->name, path);
+	return 0;
+}
+
+void lhv_vhost_unregister(struct lhv *l, struct lhv_dev *d)
+{
+	if (!d->registered)
+		return;
+	/* Closes the frontend's connection: destroy_device drains in flight. */
+	rte_vhost_driver_unregister(d->topo->socket);
+	d->registered = false;
+	unlink(d->topo->socket);
+}
+
+void lhv_vhost_fini(void)
+{
+	rte_eal_cleanup();
+	g_lhv = NULL;
+}

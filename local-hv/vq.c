@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The request/response queue path: take chains from a split virtqueue, send
+ * each upstream as one REQ frame, and on its RESP scatter the bytes into the
+ * chain's writable buffers and publish the used entry. local-hv knows nothing
+ * of what the bytes mean.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+
+#include "localhv.h"
+#include "log.h"
+
+void lhv_dev_break(struct lhv_dev *d, int reason, const char *fmt, ...)
+{
+	char msg[160];
+	va_list ap;
+
+	if (d->broken)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	d->broken = true;
+	if (reason > 0 && reason < LHV_WALK_NR_ERRORS)
+		vrio_counter_add(&d->st.chain_errors[reason], 1);
+	/* Once per device start: the device stops here until the guest resets it. */
+	VRIO_ERR("%s: guest error: %s; device stopped until reset", d->name, msg);
+}
+
+static struct lhv_walk_opts walk_opts(const struct lhv_dev *d, const struct lhv_vq *q)
+{
+	return (struct lhv_walk_opts){
+		.desc = q->desc,
+		.qsize = q->size,
+		.indirect = d->indirect,
+		.max_bytes = d->max_request,
+		.mem = &d->mem,
+	};
+}
+
+static int send_chain(struct lhv *l, struct lhv_dev *d, unsigned qi, uint16_t head,
+		      const struct lhv_chain *c)
+{
+	struct vrio_conn *conn = d->up->conn;
+	struct vrio_frame f = {
+		.type = VRIO_FRAME_REQ,
+		.queue = (uint16_t)qi,
+		.dev = d->dev_id,
+		.id = lhv_frame_id(d, head),
+		.len = c->rlen,
+		.arg = c->wlen,
+	};
+	int rc;
+
+	rc = conn->ops->send(conn, &f, c->seg, (int)c->nr);
+	if (rc == -ENOBUFS) {
+		/* The peer is behind: push what we have, try once more. */
+		conn->ops->flush(conn);
+		rc = conn->ops->send(conn, &f, c->seg, (int)c->nr);
+	}
+	return rc;
+}
+
+int lhv_vq_process(struct lhv *l, struct lhv_dev *d, unsigned qi)
+{
+	struct lhv_vq *q = &d->vq[qi];
+	struct lhv_walk_opts o = walk_opts(d, q);
+	struct lhv_chain *c = &l->chain;
+	uint16_t avail_idx, head, n;
+	struct lhv_slot *s;
+	int done = 0, rc;
+
+	avail_idx = __atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE);
+	n = (uint16_t)(avail_idx - q->last_avail);
+	if (n > q->size) {
+		lhv_dev_break(d, 0, "queue %u: avail index moved by %u, queue size %u", qi, n,
+			      q->size);
+		return 0;
+	}
+	while (n-- && done < LHV_BUDGET) {
+		head = __atomic_load_n(&q->avail->ring[q->last_avail & (q->size - 1)],
+				       __ATOMIC_RELAXED);
+		rc = lhv_walk_chain(&o, head, c);
+		if (rc != LHV_WALK_OK) {
+			lhv_dev_break(d, rc, "queue %u head %u: %s", qi, head, lhv_walk_strerror(rc));
+			return done;
+		}
+		s = &q->slots[head];
+		if (s->busy) {
+			lhv_dev_break(d, 0, "queue %u: head %u posted while in flight", qi, head);
+			return done;
+		}
+		rc = send_chain(l, d, qi, head, c);
+		if (rc == -ENOBUFS)
+			break;	/* not consumed: taken again next round */
+		if (rc < 0)
+			break;	/* the upstream's poll notices the dead connection */
+		s->busy = true;
+		s->wcap = c->wlen;
+		s->t0 = vrio_now_ns();
+		q->last_avail++;
+		q->inflight++;
+		d->inflight++;
+		vrio_counter_add(&d->st.requests, 1);
+		vrio_counter_add(&d->st.bytes_out, c->rlen);
+		done++;
+	}
+	return done;
+}
+
+static void scatter(const struct lhv_chain *c, const uint8_t *p, uint32_t len)
+{
+	unsigned i;
+	size_t n;
+
+	for (i = c->nr; len && i < c->nr + c->nw; i++) {
+		n = c->seg[i].iov_len < len ? c->seg[i].iov_len : len;
+		memcpy(c->seg[i].iov_base, p, n);
+		p += n;
+		len -= (uint32_t)n;
+	}
+}
+
+int lhv_vq_complete(struct lhv *l, struct lhv_dev *d, const struct vrio_frame *f,
+		    const void *payload)
+{
+	uint16_t head = (uint16_t)(f->id & 0xffff);
+	struct lhv_chain *c = &l->chain;
+	struct lhv_walk_opts o;
+	struct vring_used_elem *e;
+	struct lhv_slot *s;
+	struct lhv_vq *q;
+	int state, rc;
+
+	state = __atomic_load_n(&d->state, __ATOMIC_ACQUIRE);
+	if ((state != LHV_DEV_RUNNING && state != LHV_DEV_STOP) || (f->id >> 16) != d->epoch) {
+		/* A response for a frontend that is gone: drop it, touch nothing. */
+		vrio_counter_add(&d->st.dropped_responses, 1);
+		return 0;
+	}
+	if (f->queue >= d->nvq)
+		return -EBADMSG;
+	q = &d->vq[f->queue];
+	if (head >= q->size || !q->slots[head].busy)
+		return -EBADMSG;
+	s = &q->slots[head];
+	if (f->len > s->wcap)
+		return -EBADMSG;
+
+	s->busy = false;
+	q->inflight--;
+	d->inflight--;
+	vrio_counter_add(&d->st.responses, 1);
+	vrio_hist_add(&d->st.latency, vrio_now_ns() - s->t0);
+	if (d->broken) {
+		vrio_counter_add(&d->st.dropped_responses, 1);
+		return 0;
+	}
+	/* The chain is still the guest's to read; walk it again, checking again. */
+	o = walk_opts(d, q);
+	rc = lhv_walk_chain(&o, head, c);
+	if (rc != LHV_WALK_OK) {
+		lhv_dev_break(d, rc, "queue %u head %u changed in flight: %s", f->queue, head,
+			      lhv_walk_strerror(rc));
+		return 0;
+	}
+	if (c->wlen < f->len) {
+		lhv_dev_break(d, 0, "queue %u head %u shrank in flight", f->queue, head);
+		return 0;
+	}
+	scatter(c, payload, f->len);
+	vrio_counter_add(&d->st.bytes_in, f->len);
+
+	e = &q->used->ring[q->used_idx & (q->size - 1)];
+	e->id = head;
+	e->len = f->len;
+	q->used_idx++;
+	__atomic_store_n(&q->used->idx, q->used_idx, __ATOMIC_RELEASE);
+	return 0;
+}
+
+void lhv_vq_notify(struct lhv_dev *d, struct lhv_vq *q)
+{
+	uint16_t old = q->signalled_used, now = q->used_idx;
+	bool need;
+
+	if (q->signalled_valid && old == now)
+		return;
+	/* Our used->idx store must be visible before we read the driver's
+	 * suppression state, or both sides may decide not to act. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (d->event_idx) {
+		uint16_t ev = __atomic_load_n(&q->avail->ring[q->size], __ATOMIC_RELAXED);
+		need = !q->signalled_valid || vring_need_event(ev, now, old);
+	} else {
+		need = !(__atomic_load_n(&q->avail->flags, __ATOMIC_RELAXED) &
+			 VRING_AVAIL_F_NO_INTERRUPT);
+	}
+	q->signalled_used = now;
+	q->signalled_valid = true;
+	if (need && q->callfd >= 0) {
+		eventfd_write(q->callfd, 1);
+		vrio_counter_add(&d->st.irqs, 1);
+	}
+}
+
+bool lhv_vq_kicks(struct lhv_dev *d, struct lhv_vq *q, bool enable)
+{
+	uint16_t *avail_event = (uint16_t *)&q->used->ring[q->size];
+
+	if (d->event_idx) {
+		/* Suppressing with event-idx is leaving avail_event behind. */
+		if (!enable)
+			return false;
+		__atomic_store_n(avail_event, q->last_avail, __ATOMIC_RELAXED);
+	} else {
+		__atomic_store_n(&q->used->flags, enable ? 0 : VRING_USED_F_NO_NOTIFY,
+				 __ATOMIC_RELAXED);
+		if (!enable)
+			return false;
+	}
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return __atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE) != q->last_avail;
+}
+
+int lhv_vq_resend(struct lhv *l, struct lhv_dev *d)
+{
+	struct lhv_chain *c = &l->chain;
+	struct lhv_walk_opts o;
+	struct lhv_vq *q;
+	unsigned qi, head;
+	int rc, n = 0;
+
+	for (qi = 0; qi < d->nvq; qi++) {
+		q = &d->vq[qi];
+		o = walk_opts(d, q);
+		for (head = 0; q->inflight && head < q->size; head++) {
+			if (!q->slots[head].busy)
+				continue;
+			rc = lhv_walk_chain(&o, (uint16_t)head, c);
+			if (rc != LHV_WALK_OK) {
+				lhv_dev_break(d, rc, "queue %u head %u changed in flight: %s", qi,
+					      head, lhv_walk_strerror(rc));
+				return n;
+			}
+			rc = send_chain(l, d, qi, (uint16_t)head, c);
+			if (rc < 0)
+				return rc;
+			n++;
+		}
+	}
+	return n;
+}
