@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * vrio-ioserver: options, signals, systemd notification, lifecycle.
+ *
+ * The main thread accepts connections and runs the watchdog; reactors do
+ * everything else. SIGTERM and SIGINT only set a flag: the main loop sees it
+ * (signals are unblocked only inside ppoll, so none is missed), tells
+ * systemd it is stopping, stops accepting, lets the reactors drain and exits.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+
+#include "ioserver_internal.h"
+#include "log.h"
+
+#define MAIN_TICK_MS		1000
+#define MAIN_ACCEPT_BACKOFF_NS	(100ull * 1000000ull)
+
+struct ios_opts {
+	const char *config;
+	const char *node;
+	enum vrio_log_level log_level;
+};
+
+static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested;
+
+static void ios_opts_init(struct ios_opts *o)
+{
+	o->config = NULL;
+	o->node = NULL;
+	o->log_level = VRIO_LOG_INFO;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: vrio-ioserver --config FILE --node NAME [--log-level LEVEL]\n"
+		   "  -c, --config FILE      the rack topology (YAML)\n"
+		   "  -n, --node NAME        this io_server's name in the topology\n"
+		   "  -l, --log-level LEVEL  err, warn, notice, info or debug (default info)\n"
+		   "  -h, --help\n");
+}
+
+static int parse_opts(int argc, char **argv, struct ios_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "node", required_argument, NULL, 'n' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c, lvl;
+
+	while ((c = getopt_long(argc, argv, "c:n:l:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			o->config = optarg;
+			break;
+		case 'n':
+			o->node = optarg;
+			break;
+		case 'l':
+			lvl = vrio_log_level_parse(optarg);
+			if (lvl < 0) {
+				fprintf(stderr, "vrio-ioserver: unknown log level %s\n", optarg);
+				return -EINVAL;
+			}
+			o->log_level = (enum vrio_log_level)lvl;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "vrio-ioserver: unexpected argument %s\n", argv[optind]);
+		usage(stderr);
+		return -EINVAL;
+	}
+	if (!o->config || !o->node) {
+		usage(stderr);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void on_stop(int sig)
+{
+	stop_requested = 1;
+}
+
+static void on_reload(int sig)
+{
+	reload_requested = 1;
+}
+
+/* Blocks the handled signals (reactor threads inherit that) and returns,
+ * in *waitmask, the mask to wait with. */
+static int setup_signals(sigset_t *waitmask)
+{
+	struct sigaction sa;
+	sigset_t block;
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = SIG_IGN;
+	if (sigaction(SIGPIPE, &sa, NULL) < 0)
+		return -errno;
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &block, waitmask) < 0)
+		return -errno;
+	sigdelset(waitmask, SIGTERM);
+	sigdelset(waitmask, SIGINT);
+	sigdelset(waitmask, SIGHUP);
+	sa.sa_handler = on_stop;
+	if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
+		return -errno;
+	sa.sa_handler = on_reload;
+	if (sigaction(SIGHUP, &sa, NULL) < 0)
+		return -errno;
+	return 0;
+}
+
+static void serve(struct ios_server *srv, const sigset_t *waitmask)
+{
+	uint64_t wd_usec = 0, wd_interval_ns = 0, wd_next = 0, backoff_until = 0, now;
+	bool wd_stalled = false;
+	struct timespec ts;
+	struct pollfd pfd;
+	uint64_t tick_ns;
+	int nfds, rc;
+
+	if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
+		wd_interval_ns = wd_usec * 1000 / 2;
+		wd_next = vrio_now_ns();
+	}
+	while (!stop_requested) {
+		now = vrio_now_ns();
+		if (wd_interval_ns && now >= wd_next) {
+			/* Ping only while every reactor keeps turning. */
+			if (ios_server_alive(srv, now - wd_usec * 1000 -
+						  (uint64_t)IOS_SLEEP_MAX_MS * 1000000)) {
+				sd_notify(0, "WATCHDOG=1");
+				wd_stalled = false;
+			} else if (!wd_stalled) {
+				VRIO_ERR("%s: a reactor is stuck; withholding the watchdog ping",
+					 srv->self->name);
+				wd_stalled = true;
+			}
+			wd_next = now + wd_interval_ns;
+		}
+		tick_ns = (uint64_t)MAIN_TICK_MS * 1000000;
+		if (wd_interval_ns && wd_next - now < tick_ns)
+			tick_ns = wd_next - now;
+		pfd.fd = ios_server_listener_fd(srv);
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		/* A listener without a descriptor can only be polled. */
+		if (pfd.fd < 0 && tick_ns > 10000000)
+			tick_ns = 10000000;
+		nfds = pfd.fd >= 0 && now >= backoff_until;
+		if (now < backoff_until && backoff_until - now < tick_ns)
+			tick_ns = backoff_until - now;
+		ts.tv_sec = (time_t)(tick_ns / 1000000000);
+		ts.tv_nsec = (long)(tick_ns % 1000000000);
+		rc = ppoll(&pfd, (nfds_t)nfds, &ts, waitmask);
+		if (rc < 0 && errno != EINTR) {
+			VRIO_ERR("%s: ppoll: %s", srv->self->name, strerror(errno));
+			backoff_until = vrio_now_ns() + MAIN_ACCEPT_BACKOFF_NS;
+			continue;
+		}
+		if (stop_requested)
+			break;
+		if (reload_requested) {
+			reload_requested = 0;
+			VRIO_NOTICE("%s: SIGHUP: the topology is read at start only; restart to apply changes",
+				    srv->self->name);
+		}
+		now = vrio_now_ns();
+		if (now >= backoff_until && (pfd.fd < 0 || pfd.revents)) {
+			/* An accept error (EMFILE, ...) would wake us right away
+			 * again: give it a moment to clear. */
+			if (ios_server_accept(srv) < 0)
+				backoff_until = now + MAIN_ACCEPT_BACKOFF_NS;
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct vrio_topology *topo = NULL;
+	struct ios_server srv;
+	struct ios_opts opts;
+	sigset_t waitmask;
+	char err[512];
+	int rc;
+
+	ios_opts_init(&opts);
+	if (parse_opts(argc, argv, &opts) < 0)
+		return 2;
+	vrio_log_init("vrio-ioserver", opts.log_level);
+
+	rc = vrio_topology_load(opts.config, &topo, err, sizeof(err));
+	if (rc < 0) {
+		VRIO_ERR("%s", err);
+		return 1;
+	}
+	rc = setup_signals(&waitmask);
+	if (rc < 0) {
+		VRIO_ERR("%s: signals: %s", opts.node, strerror(-rc));
+		goto err_topo;
+	}
+	rc = ios_server_init(&srv, topo, opts.node);
+	if (rc < 0)
+		goto err_topo;
+	rc = ios_server_listen(&srv);
+	if (rc < 0)
+		goto err_server;
+	if (srv.self->metrics) {
+		rc = vrio_metrics_start(srv.self->metrics, ios_metrics_collect, &srv, &srv.metrics);
+		if (rc < 0) {
+			VRIO_ERR("%s: cannot serve metrics on %s: %s", srv.self->name,
+				 srv.self->metrics, strerror(-rc));
+			goto err_server;
+		}
+	}
+	VRIO_NOTICE("%s: serving %u devices on %s with %u reactors", srv.self->name, srv.n_devs,
+		    srv.self->listen, srv.n_reactors);
+	sd_notifyf(0, "READY=1\nSTATUS=serving %u devices on %s", srv.n_devs, srv.self->listen);
+
+	serve(&srv, &waitmask);
+
+	sd_notify(0, "STOPPING=1\nSTATUS=draining");
+	VRIO_NOTICE("%s: stopping: draining in-flight requests", srv.self->name);
+	ios_server_stop(&srv);
+	if (srv.metrics)
+		vrio_metrics_stop(srv.metrics);
+	ios_server_fini(&srv);
+	vrio_topology_free(topo);
+	VRIO_NOTICE("%s: stopped", opts.node);
+	return 0;
+
+err_server:
+	ios_server_stop(&srv);
+	ios_server_fini(&srv);
+err_topo:
+	vrio_topology_free(topo);
+	return 1;
+}

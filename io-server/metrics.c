@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The exposition, written on each scrape from the metrics server's thread.
+ * It reads counters with relaxed atomics and never touches sessions: the
+ * devices and reactors it walks live as long as the metrics server does.
+ */
+#include <stddef.h>
+#include <stdio.h>
+
+#include "ioserver_internal.h"
+
+static void metrics_requests(const struct ios_server *srv, struct vrio_mw *w)
+{
+	const struct ios_device *d;
+	char labels[256];
+	uint32_t i;
+	int op;
+
+	vrio_mw_family(w, "vrio_ioserver_requests_total", "counter",
+		       "Requests completed, by device and operation.");
+	for (i = 0; i < srv->n_devs; i++) {
+		d = &srv->devs[i];
+		for (op = 0; op < IOS_BLK_OP_COUNT; op++) {
+			snprintf(labels, sizeof(labels), "%s,op=\"%s\"", d->label,
+				 ios_blk_op_name(op));
+			vrio_mw_u64(w, "vrio_ioserver_requests_total", labels,
+				    vrio_counter_get(&d->stats.requests[op]));
+		}
+	}
+
+	vrio_mw_family(w, "vrio_ioserver_bytes_total", "counter",
+		       "Bytes read from and written to the backend for guests.");
+	for (i = 0; i < srv->n_devs; i++) {
+		d = &srv->devs[i];
+		snprintf(labels, sizeof(labels), "%s,direction=\"read\"", d->label);
+		vrio_mw_u64(w, "vrio_ioserver_bytes_total", labels,
+			    vrio_counter_get(&d->stats.bytes_read));
+		snprintf(labels, sizeof(labels), "%s,direction=\"write\"", d->label);
+		vrio_mw_u64(w, "vrio_ioserver_bytes_total", labels,
+			    vrio_counter_get(&d->stats.bytes_written));
+	}
+}
+
+static void metrics_errors(const struct ios_server *srv, struct vrio_mw *w)
+{
+	static const struct {
+		const char *reason;
+		size_t off;
+	} reasons[] = {
+		{ "ioerr", offsetof(struct ios_dev_stats, err_ioerr) },
+		{ "unsupp", offsetof(struct ios_dev_stats, err_unsupp) },
+		{ "protocol", offsetof(struct ios_dev_stats, err_protocol) },
+		{ "guest", offsetof(struct ios_dev_stats, err_guest) },
+	};
+	const struct ios_device *d;
+	char labels[256];
+	uint32_t i;
+	size_t k;
+
+	vrio_mw_family(w, "vrio_ioserver_errors_total", "counter",
+		       "Requests answered with IOERR or UNSUPP, malformed requests, and devices the guest broke.");
+	for (i = 0; i < srv->n_devs; i++) {
+		d = &srv->devs[i];
+		for (k = 0; k < sizeof(reasons) / sizeof(reasons[0]); k++) {
+			snprintf(labels, sizeof(labels), "%s,reason=\"%s\"", d->label,
+				 reasons[k].reason);
+			vrio_mw_u64(w, "vrio_ioserver_errors_total", labels,
+				    vrio_counter_get((const uint64_t *)((const char *)&d->stats +
+									reasons[k].off)));
+		}
+	}
+}
+
+static void metrics_devices(const struct ios_server *srv, struct vrio_mw *w)
+{
+	const struct ios_device *d;
+	uint32_t i;
+
+	vrio_mw_family(w, "vrio_ioserver_request_latency_seconds", "histogram",
+		       "From a request's arrival to its response being queued for sending.");
+	for (i = 0; i < srv->n_devs; i++) {
+		d = &srv->devs[i];
+		vrio_mw_hist(w, "vrio_ioserver_request_latency_seconds", d->label,
+			     &d->stats.latency);
+	}
+
+	vrio_mw_family(w, "vrio_ioserver_device_attached", "gauge",
+		       "1 while a local-hv has the device attached.");
+	for (i = 0; i < srv->n_devs; i++) {
+		d = &srv->devs[i];
+		vrio_mw_u64(w, "vrio_ioserver_device_attached", d->label,
+			    __atomic_load_n(&d->owner, __ATOMIC_RELAXED) != NULL);
+	}
+}
+
+static void metrics_reactors(const struct ios_server *srv, struct vrio_mw *w)
+{
+	const struct ios_reactor *r;
+	uint64_t conns = 0;
+	char labels[32];
+	unsigned i;
+
+	vrio_mw_family(w, "vrio_ioserver_reactor_busy_seconds_total", "counter",
+		       "Time each polling core spent on turns that found work.");
+	for (i = 0; i < srv->n_reactors; i++) {
+		r = srv->reactors[i];
+		snprintf(labels, sizeof(labels), "reactor=\"%u\"", r->idx);
+		vrio_mw_double(w, "vrio_ioserver_reactor_busy_seconds_total", labels,
+			       (double)vrio_counter_get(&r->stats.busy_ns) / 1e9);
+	}
+	vrio_mw_family(w, "vrio_ioserver_reactor_idle_seconds_total", "counter",
+		       "Time each polling core spent idle: empty turns and sleep.");
+	for (i = 0; i < srv->n_reactors; i++) {
+		r = srv->reactors[i];
+		snprintf(labels, sizeof(labels), "reactor=\"%u\"", r->idx);
+		vrio_mw_double(w, "vrio_ioserver_reactor_idle_seconds_total", labels,
+			       (double)vrio_counter_get(&r->stats.idle_ns) / 1e9);
+	}
+
+	for (i = 0; i < srv->n_reactors; i++)
+		conns += vrio_counter_get(&srv->reactors[i]->stats.connections);
+	vrio_mw_family(w, "vrio_ioserver_connections", "gauge", "Open local-hv connections.");
+	vrio_mw_u64(w, "vrio_ioserver_connections", NULL, conns);
+}
+
+void ios_metrics_collect(void *arg, struct vrio_mw *w)
+{
+	const struct ios_server *srv = arg;
+
+	metrics_requests(srv, w);
+	metrics_errors(srv, w);
+	metrics_devices(srv, w);
+	metrics_reactors(srv, w);
+	vrio_mw_process(w);
+}

@@ -1,0 +1,656 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The session protocol, driven through an in-memory transport: hello,
+ * attach and its refusals, REQ/RESP, heartbeats, device errors, detach,
+ * and the garbage that must close the connection (and only it).
+ */
+#include <endian.h>
+#include <errno.h>
+#include <linux/virtio_blk.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#include <cmocka.h>
+
+#include "ctrl.h"
+#include "ioserver_internal.h"
+
+static const char topo_yaml[] =
+	"version: 1\n"
+	"io_servers:\n"
+	"  - name: io0\n"
+	"    listen: 127.0.0.1:7400\n"
+	"  - name: io1\n"
+	"    listen: 127.0.0.1:7401\n"
+	"hosts:\n"
+	"  - name: host0\n"
+	"  - name: host1\n"
+	"devices:\n"
+	"  - name: disk-a\n"
+	"    type: blk\n"
+	"    host: host0\n"
+	"    io_server: io0\n"
+	"    socket: /run/vrio/a.sock\n"
+	"    queues: 2\n"
+	"    queue_size: 4\n"
+	"    backend: {ram: 1M}\n"
+	"  - name: disk-b\n"
+	"    type: blk\n"
+	"    host: host1\n"
+	"    io_server: io0\n"
+	"    socket: /run/vrio/b.sock\n"
+	"    backend: {ram: 1M}\n"
+	"  - name: disk-c\n"
+	"    type: blk\n"
+	"    host: host0\n"
+	"    io_server: io1\n"
+	"    socket: /run/vrio/c.sock\n"
+	"    backend: {ram: 1M}\n";
+
+/* ---- an in-memory transport ---- */
+
+struct msg {
+	struct vrio_frame f;
+	uint8_t *payload;
+};
+
+#define FAKE_MAX 64
+
+struct fake_conn {
+	struct vrio_conn base;
+	struct msg in[FAKE_MAX];
+	unsigned in_head, in_tail;
+	struct msg out[FAKE_MAX];
+	unsigned n_out;
+	bool closed;
+	bool stuck;		/* flush() cannot push everything */
+};
+
+static struct fake_conn *to_fake(struct vrio_conn *c)
+{
+	return container_of(c, struct fake_conn, base);
+}
+
+static int fake_send(struct vrio_conn *c, const struct vrio_frame *f, const struct iovec *iov,
+		     int iovcnt)
+{
+	struct fake_conn *fc = to_fake(c);
+	struct msg *m;
+	size_t off = 0;
+	int i;
+
+	assert_false(fc->closed);
+	assert_true(fc->n_out < FAKE_MAX);
+	m = &fc->out[fc->n_out++];
+	m->f = *f;
+	m->payload = malloc(f->len ? f->len : 1);
+	for (i = 0; i < iovcnt; i++) {
+		memcpy(m->payload + off, iov[i].iov_base, iov[i].iov_len);
+		off += iov[i].iov_len;
+	}
+	assert_int_equal(off, f->len);
+	return 0;
+}
+
+static int fake_flush(struct vrio_conn *c)
+{
+	return to_fake(c)->stuck ? 1 : 0;
+}
+
+static int fake_poll(struct vrio_conn *c, vrio_recv_cb cb, void *arg, unsigned budget)
+{
+	struct fake_conn *fc = to_fake(c);
+	unsigned n = 0;
+	struct msg *m;
+	int rc;
+
+	while (fc->in_head != fc->in_tail && n < budget) {
+		m = &fc->in[fc->in_head++];
+		rc = cb(arg, c, &m->f, m->payload);
+		free(m->payload);
+		m->payload = NULL;
+		if (rc < 0)
+			return rc;
+		n++;
+	}
+	return (int)n;
+}
+
+static void fake_close(struct vrio_conn *c)
+{
+	to_fake(c)->closed = true;
+}
+
+static const struct vrio_transport_ops fake_ops = {
+	.name = "fake",
+	.send = fake_send,
+	.flush = fake_flush,
+	.poll = fake_poll,
+	.close = fake_close,
+};
+
+static void push(struct fake_conn *fc, const struct vrio_frame *f, const void *payload)
+{
+	struct msg *m = &fc->in[fc->in_tail++];
+
+	assert_true(fc->in_tail <= FAKE_MAX);
+	m->f = *f;
+	m->payload = malloc(f->len ? f->len : 1);
+	memcpy(m->payload, payload, f->len);
+}
+
+static void push_ctrl(struct fake_conn *fc, Vrio__Ctrl *m)
+{
+	struct vrio_frame f = { .type = VRIO_FRAME_CTRL };
+	uint8_t buf[1024];
+	int n = vrio_ctrl_pack(m, buf, sizeof(buf));
+
+	assert_true(n >= 0);
+	f.len = (uint32_t)n;
+	push(fc, &f, buf);
+}
+
+static void push_hello(struct fake_conn *fc, uint32_t version, const char *node)
+{
+	Vrio__Ctrl m = VRIO__CTRL__INIT;
+	Vrio__Hello h = VRIO__HELLO__INIT;
+
+	h.version = version;
+	h.node = (char *)node;
+	m.seq = 1;
+	m.msg_case = VRIO__CTRL__MSG_HELLO;
+	m.hello = &h;
+	push_ctrl(fc, &m);
+}
+
+static void push_attach(struct fake_conn *fc, uint64_t seq, const char *dev)
+{
+	Vrio__Ctrl m = VRIO__CTRL__INIT;
+	Vrio__Attach a = VRIO__ATTACH__INIT;
+
+	a.device = (char *)dev;
+	m.seq = seq;
+	m.msg_case = VRIO__CTRL__MSG_ATTACH;
+	m.attach = &a;
+	push_ctrl(fc, &m);
+}
+
+static void push_detach(struct fake_conn *fc, uint32_t dev_id)
+{
+	Vrio__Ctrl m = VRIO__CTRL__INIT;
+	Vrio__Detach d = VRIO__DETACH__INIT;
+
+	d.dev_id = dev_id;
+	m.msg_case = VRIO__CTRL__MSG_DETACH;
+	m.detach = &d;
+	push_ctrl(fc, &m);
+}
+
+/* A virtio-blk request: header, then `data` bytes of OUT data. */
+static void push_req(struct fake_conn *fc, uint32_t dev, uint16_t queue, uint32_t id,
+		     uint32_t type, uint64_t sector, uint32_t data, uint32_t wcap)
+{
+	struct vrio_frame f = { .type = VRIO_FRAME_REQ, .dev = dev, .queue = queue, .id = id };
+	uint8_t *p = calloc(1, 16 + data);
+	uint32_t t = htole32(type);
+	uint64_t s = htole64(sector);
+
+	memcpy(p, &t, 4);
+	memcpy(p + 8, &s, 8);
+	memset(p + 16, 0x42, data);
+	f.len = 16 + data;
+	f.arg = wcap;
+	push(fc, &f, p);
+	free(p);
+}
+
+/* ---- fixture ---- */
+
+struct fixture {
+	struct vrio_topology *topo;
+	struct ios_server srv;
+	struct ios_reactor *r;
+	struct fake_conn fc[2];
+	struct ios_session *s[2];
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	char err[256];
+	int i;
+
+	assert_non_null(f);
+	assert_int_equal(vrio_topology_parse("test.yaml", topo_yaml, strlen(topo_yaml),
+					     &f->topo, err, sizeof(err)), 0);
+	f->srv.topo = f->topo;
+	f->srv.self = vrio_topology_ioserver(f->topo, "io0");
+	assert_non_null(f->srv.self);
+	assert_int_equal(ios_bdev_register_builtin(), 0);
+	assert_int_equal(ios_devices_open(&f->srv), 0);
+	assert_int_equal(f->srv.n_devs, 2);
+	assert_int_equal(ios_reactor_create(&f->srv, 0, &f->r), 0);
+	for (i = 0; i < 2; i++) {
+		f->fc[i].base.ops = &fake_ops;
+		snprintf(f->fc[i].base.name, sizeof(f->fc[i].base.name), "peer%d", i);
+		f->s[i] = ios_session_create(&f->srv, &f->fc[i].base);
+		assert_non_null(f->s[i]);
+		ios_session_adopt(f->r, f->s[i]);
+	}
+	*state = f;
+	return 0;
+}
+
+static void free_msgs(struct fake_conn *fc)
+{
+	unsigned i;
+
+	for (i = 0; i < fc->n_out; i++)
+		free(fc->out[i].payload);
+	fc->n_out = 0;
+	for (i = fc->in_head; i < fc->in_tail; i++)
+		free(fc->in[i].payload);
+	fc->in_head = fc->in_tail = 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	int i;
+
+	ios_reactor_destroy(f->r);
+	for (i = 0; i < 2; i++)
+		free_msgs(&f->fc[i]);
+	ios_devices_close(&f->srv);
+	vrio_topology_free(f->topo);
+	free(f);
+	return 0;
+}
+
+/* Turns every session until nothing moves. */
+static void turn(struct fixture *f)
+{
+	struct ios_session *s, *next;
+	int i, work;
+
+	for (i = 0; i < 100; i++) {
+		work = 0;
+		for (s = TAILQ_FIRST(&f->r->sessions); s; s = next) {
+			next = TAILQ_NEXT(s, link);
+			work += ios_session_poll(s, false);
+		}
+		if (!work)
+			return;
+	}
+	fail_msg("the sessions never went idle");
+}
+
+static Vrio__Ctrl *out_ctrl(struct fake_conn *fc, unsigned i)
+{
+	Vrio__Ctrl *m;
+
+	assert_true(i < fc->n_out);
+	assert_int_equal(fc->out[i].f.type, VRIO_FRAME_CTRL);
+	m = vrio_ctrl_unpack(fc->out[i].payload, fc->out[i].f.len);
+	assert_non_null(m);
+	return m;
+}
+
+static void hello_ok(struct fixture *f, int i, const char *node)
+{
+	Vrio__Ctrl *m;
+
+	push_hello(&f->fc[i], VRIO_PROTO_VERSION, node);
+	turn(f);
+	m = out_ctrl(&f->fc[i], f->fc[i].n_out - 1);
+	assert_int_equal(m->msg_case, VRIO__CTRL__MSG_HELLO);
+	assert_string_equal(m->hello->node, "io0");
+	assert_int_equal(m->hello->version, VRIO_PROTO_VERSION);
+	assert_int_equal(m->seq, 1);
+	vrio_ctrl_free(m);
+}
+
+static int attach(struct fixture *f, int i, const char *dev, uint32_t *dev_id)
+{
+	Vrio__Ctrl *m;
+	int status;
+
+	push_attach(&f->fc[i], 7, dev);
+	turn(f);
+	m = out_ctrl(&f->fc[i], f->fc[i].n_out - 1);
+	assert_int_equal(m->msg_case, VRIO__CTRL__MSG_ATTACH_REPLY);
+	assert_int_equal(m->seq, 7);
+	status = m->attach_reply->status;
+	if (status == 0) {
+		assert_string_equal(m->attach_reply->device, dev);
+		assert_int_equal(m->attach_reply->type, VRIO__DEVICE_TYPE__DEVICE_TYPE_BLK);
+		assert_int_equal(m->attach_reply->config.len, IOS_BLK_CONFIG_LEN);
+		assert_int_equal(m->attach_reply->features >> 24, 0);
+		assert_true(m->attach_reply->max_request <= VRIO_FRAME_MAX_PAYLOAD - 4096);
+		if (dev_id)
+			*dev_id = m->attach_reply->dev_id;
+	} else {
+		assert_true(m->attach_reply->error[0] != '\0');
+	}
+	vrio_ctrl_free(m);
+	return status;
+}
+
+/* ---- tests ---- */
+
+static void test_hello_wrong_version(void **state)
+{
+	struct fixture *f = *state;
+	Vrio__Ctrl *m;
+
+	push_hello(&f->fc[0], VRIO_PROTO_VERSION + 1, "host0");
+	turn(f);
+	assert_int_equal(f->fc[0].n_out, 1);
+	m = out_ctrl(&f->fc[0], 0);
+	assert_int_equal(m->msg_case, VRIO__CTRL__MSG_ERROR);
+	assert_int_equal(m->error->status, -EPROTONOSUPPORT);
+	vrio_ctrl_free(m);
+	assert_true(f->fc[0].closed);
+	assert_false(f->fc[1].closed);
+}
+
+static void test_hello_unknown_node(void **state)
+{
+	struct fixture *f = *state;
+	Vrio__Ctrl *m;
+
+	push_hello(&f->fc[0], VRIO_PROTO_VERSION, "intruder");
+	turn(f);
+	m = out_ctrl(&f->fc[0], 0);
+	assert_int_equal(m->msg_case, VRIO__CTRL__MSG_ERROR);
+	assert_int_equal(m->error->status, -EPERM);
+	vrio_ctrl_free(m);
+	assert_true(f->fc[0].closed);
+}
+
+static void test_request_before_hello(void **state)
+{
+	struct fixture *f = *state;
+
+	push_req(&f->fc[0], 0, 0, 1, VIRTIO_BLK_T_IN, 0, 0, 513);
+	turn(f);
+	assert_int_equal(f->fc[0].n_out, 0);
+	assert_true(f->fc[0].closed);
+	assert_false(f->fc[1].closed);
+}
+
+static void test_attach_rules(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t id;
+
+	hello_ok(f, 0, "host0");
+	hello_ok(f, 1, "host0");
+	assert_int_equal(attach(f, 0, "no-such-disk", NULL), -ENOENT);
+	assert_int_equal(attach(f, 0, "disk-c", NULL), -ENOENT);	/* io1's */
+	assert_int_equal(attach(f, 0, "disk-b", NULL), -EPERM);		/* host1's */
+	assert_int_equal(attach(f, 0, "disk-a", &id), 0);
+	assert_int_equal(id, 0);
+	assert_non_null(f->srv.devs[0].owner);
+	assert_int_equal(attach(f, 0, "disk-a", NULL), -EBUSY);
+	assert_int_equal(attach(f, 1, "disk-a", NULL), -EBUSY);
+	assert_false(f->fc[0].closed);
+
+	/* Once the first connection lets go, the second may have it. */
+	push_detach(&f->fc[0], id);
+	turn(f);
+	assert_null(f->srv.devs[0].owner);
+	assert_int_equal(attach(f, 1, "disk-a", &id), 0);
+}
+
+static void test_requests(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_conn *fc = &f->fc[0];
+	Vrio__Ctrl hb = VRIO__CTRL__INIT, *m;
+	Vrio__Heartbeat h = VRIO__HEARTBEAT__INIT;
+	const struct msg *o;
+	uint32_t id;
+	unsigned i;
+
+	hello_ok(f, 0, "host0");
+	assert_int_equal(attach(f, 0, "disk-a", &id), 0);
+	fc->n_out = 0;
+
+	push_req(fc, id, 0, 100, VIRTIO_BLK_T_OUT, 8, 4096, 1);
+	push_req(fc, id, 1, 101, VIRTIO_BLK_T_IN, 8, 0, 4097);
+	push_req(fc, id, 1, 102, 12345, 0, 0, 8);
+	turn(f);
+	assert_int_equal(fc->n_out, 3);
+	for (i = 0; i < 3; i++) {
+		o = &fc->out[i];
+		assert_int_equal(o->f.type, VRIO_FRAME_RESP);
+		assert_int_equal(o->f.dev, id);
+	}
+	/* Completion order is the backend's; match by id. */
+	for (i = 0; i < 3; i++) {
+		o = &fc->out[i];
+		switch (o->f.id) {
+		case 100:
+			assert_int_equal(o->f.queue, 0);
+			assert_int_equal(o->f.len, 1);
+			assert_int_equal(o->payload[0], VIRTIO_BLK_S_OK);
+			break;
+		case 101:
+			assert_int_equal(o->f.queue, 1);
+			assert_int_equal(o->f.len, 4097);
+			assert_int_equal(o->payload[0], 0x42);
+			assert_int_equal(o->payload[4095], 0x42);
+			assert_int_equal(o->payload[4096], VIRTIO_BLK_S_OK);
+			break;
+		case 102:
+			assert_int_equal(o->f.len, 8);
+			assert_int_equal(o->payload[7], VIRTIO_BLK_S_UNSUPP);
+			break;
+		default:
+			fail_msg("unexpected RESP id %u", o->f.id);
+		}
+	}
+	assert_int_equal(f->srv.devs[0].stats.requests[IOS_BLK_OP_WRITE], 1);
+	assert_int_equal(f->srv.devs[0].stats.bytes_read, 4096);
+	assert_int_equal(f->srv.devs[0].stats.err_unsupp, 1);
+	assert_int_equal(f->srv.devs[0].stats.latency.count, 3);
+
+	/* A request without any writable byte: an empty RESP. */
+	push_req(fc, id, 0, 103, VIRTIO_BLK_T_FLUSH, 0, 0, 0);
+	hb.seq = 99;
+	hb.msg_case = VRIO__CTRL__MSG_HEARTBEAT;
+	hb.heartbeat = &h;
+	h.seq = 1234;
+	push_ctrl(fc, &hb);
+	turn(f);
+	assert_int_equal(fc->n_out, 5);
+	assert_int_equal(fc->out[3].f.id, 103);
+	assert_int_equal(fc->out[3].f.len, 0);
+	assert_int_equal(f->srv.devs[0].stats.err_protocol, 1);
+	m = out_ctrl(fc, 4);
+	assert_int_equal(m->msg_case, VRIO__CTRL__MSG_HEARTBEAT);
+	assert_int_equal(m->seq, 99);
+	assert_int_equal(m->heartbeat->seq, 1234);
+	vrio_ctrl_free(m);
+	assert_false(fc->closed);
+}
+
+static void test_device_error(void **state)
+{
+	struct fixture *f = *state;
+	Vrio__Ctrl m = VRIO__CTRL__INIT;
+	Vrio__DeviceError de = VRIO__DEVICE_ERROR__INIT;
+	uint32_t id;
+
+	hello_ok(f, 0, "host0");
+	assert_int_equal(attach(f, 0, "disk-a", &id), 0);
+	de.dev_id = id;
+	de.reason = (char *)"descriptor loop\n\x01";
+	m.msg_case = VRIO__CTRL__MSG_DEVICE_ERROR;
+	m.device_error = &de;
+	push_ctrl(&f->fc[0], &m);
+	turn(f);
+	assert_int_equal(f->srv.devs[0].stats.err_guest, 1);
+	assert_false(f->fc[0].closed);
+}
+
+/* Each kind of garbage closes that connection and frees its device. */
+enum garbage {
+	G_BAD_QUEUE,
+	G_NOT_ATTACHED,
+	G_TOO_BIG,
+	G_TOO_MANY,
+	G_RESP_FRAME,
+	G_UNDECODABLE,
+	G_SECOND_HELLO,
+	G_DETACH_UNKNOWN,
+	G_PEER_ATTACH_REPLY,
+	G_AFTER_DETACH,
+	G_COUNT,
+};
+
+static void test_garbage(void **state)
+{
+	struct fixture *f;
+	Vrio__Ctrl m = VRIO__CTRL__INIT;
+	Vrio__AttachReply ar = VRIO__ATTACH_REPLY__INIT;
+	struct vrio_frame fr;
+	uint8_t junk[8] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+	struct fake_conn *fc;
+	uint32_t id;
+	int g, i;
+
+	for (g = 0; g < G_COUNT; g++) {
+		f = *state;
+		fc = &f->fc[0];
+		hello_ok(f, 0, "host0");
+		hello_ok(f, 1, "host0");
+		assert_int_equal(attach(f, 0, "disk-a", &id), 0);
+		switch (g) {
+		case G_BAD_QUEUE:
+			push_req(fc, id, 2, 1, VIRTIO_BLK_T_IN, 0, 0, 513);
+			break;
+		case G_NOT_ATTACHED:
+			push_req(fc, 1, 0, 1, VIRTIO_BLK_T_IN, 0, 0, 513);
+			break;
+		case G_TOO_BIG:
+			push_req(fc, id, 0, 1, VIRTIO_BLK_T_IN, 0, 0, IOS_BLK_MAX_REQUEST + 1);
+			break;
+		case G_TOO_MANY:
+			/* disk-a: 2 queues of 4 entries, so 8 at most. */
+			for (i = 0; i < 9; i++)
+				push_req(fc, id, 0, (uint32_t)i, VIRTIO_BLK_T_IN, 0, 0, 513);
+			break;
+		case G_RESP_FRAME:
+			fr = (struct vrio_frame){ .type = VRIO_FRAME_RESP, .dev = id, .len = 1 };
+			push(fc, &fr, junk);
+			break;
+		case G_UNDECODABLE:
+			fr = (struct vrio_frame){ .type = VRIO_FRAME_CTRL, .len = sizeof(junk) };
+			push(fc, &fr, junk);
+			break;
+		case G_SECOND_HELLO:
+			push_hello(fc, VRIO_PROTO_VERSION, "host0");
+			break;
+		case G_DETACH_UNKNOWN:
+			push_detach(fc, 1);
+			break;
+		case G_PEER_ATTACH_REPLY:
+			m.msg_case = VRIO__CTRL__MSG_ATTACH_REPLY;
+			m.attach_reply = &ar;
+			push_ctrl(fc, &m);
+			break;
+		case G_AFTER_DETACH:
+			push_detach(fc, id);
+			push_req(fc, id, 0, 1, VIRTIO_BLK_T_IN, 0, 0, 513);
+			break;
+		}
+		turn(f);
+		if (!fc->closed)
+			fail_msg("garbage case %d did not close the connection", g);
+		assert_false(f->fc[1].closed);
+		assert_null(f->srv.devs[0].owner);
+		assert_true(ios_session_finished(f->s[0], false));
+		/* The other connection may take the device now. */
+		assert_int_equal(attach(f, 1, "disk-a", NULL), 0);
+		teardown(state);
+		setup(state);
+	}
+}
+
+static void test_drain_flushes_then_closes(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t id;
+
+	hello_ok(f, 0, "host0");
+	hello_ok(f, 1, "host0");
+	assert_int_equal(attach(f, 0, "disk-a", &id), 0);
+	f->fc[0].stuck = true;
+	push_req(&f->fc[0], id, 0, 1, VIRTIO_BLK_T_IN, 0, 0, 513);
+	assert_true(ios_session_poll(f->s[0], false) > 0);
+	assert_int_equal(f->fc[0].out[f->fc[0].n_out - 1].f.type, VRIO_FRAME_RESP);
+	assert_int_equal(ios_session_events(f->s[0], false), EPOLLIN | EPOLLOUT);
+
+	/* Draining: nothing more is read, but the RESP must leave first. */
+	push_req(&f->fc[0], id, 0, 2, VIRTIO_BLK_T_IN, 0, 0, 513);
+	ios_session_poll(f->s[0], true);
+	assert_int_equal(ios_session_events(f->s[0], true), EPOLLOUT);
+	assert_false(ios_session_finished(f->s[0], true));
+	assert_false(f->fc[0].closed);
+	f->fc[0].stuck = false;
+	ios_session_poll(f->s[0], true);
+	assert_true(ios_session_finished(f->s[0], true));
+	assert_true(f->fc[0].closed);
+	assert_int_equal(f->fc[0].out[f->fc[0].n_out - 1].f.id, 1);
+	assert_null(f->srv.devs[0].owner);
+
+	/* An idle session goes at once. */
+	assert_true(ios_session_finished(f->s[1], true));
+	assert_true(f->fc[1].closed);
+}
+
+static void test_metrics_exposition(void **state)
+{
+	struct fixture *f = *state;
+	char *text = NULL;
+	size_t len = 0;
+
+	f->srv.reactors = &f->r;
+	f->srv.n_reactors = 1;
+	assert_int_equal(vrio_metrics_render(ios_metrics_collect, &f->srv, &text, &len), 0);
+	assert_non_null(strstr(text, "vrio_ioserver_requests_total{device=\"disk-a\",op=\"read\"} 0"));
+	assert_non_null(strstr(text, "vrio_ioserver_bytes_total{device=\"disk-b\",direction=\"write\"} 0"));
+	assert_non_null(strstr(text, "vrio_ioserver_errors_total{device=\"disk-a\",reason=\"guest\"} 0"));
+	assert_non_null(strstr(text, "vrio_ioserver_request_latency_seconds_bucket{device=\"disk-a\""));
+	assert_non_null(strstr(text, "vrio_ioserver_device_attached{device=\"disk-a\"} 0"));
+	assert_non_null(strstr(text, "vrio_ioserver_reactor_busy_seconds_total{reactor=\"0\"}"));
+	assert_non_null(strstr(text, "vrio_ioserver_connections 2"));
+	free(text);
+	f->srv.reactors = NULL;
+	f->srv.n_reactors = 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_hello_wrong_version, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hello_unknown_node, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_before_hello, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_attach_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_requests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_device_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_drain_flushes_then_closes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metrics_exposition, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
