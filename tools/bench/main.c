@@ -1,0 +1,463 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * vrio-bench: a vhost-user frontend for virtio-blk that plays VMM and guest
+ * driver, for load generation, data verification and fuzzing of backends.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+#include "inject.h"
+#include "run.h"
+#include "virtq.h"
+#include "workload.h"
+
+#define EXIT_USAGE 2
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+enum opt_id {
+	OPT_SOCKET = 256,
+	OPT_RW,
+	OPT_BS,
+	OPT_IODEPTH,
+	OPT_QUEUES,
+	OPT_QUEUE_SIZE,
+	OPT_RUNTIME,
+	OPT_COUNT,
+	OPT_SIZE,
+	OPT_OFFSET,
+	OPT_SEED,
+	OPT_VERIFY,
+	OPT_STATE,
+	OPT_POLL,
+	OPT_TIMEOUT,
+	OPT_JSON,
+	OPT_QUIET,
+	OPT_INJECT,
+	OPT_CHECK_FILE,
+	OPT_NO_EVENT_IDX,
+	OPT_HELP,
+};
+
+static const struct option long_opts[] = {
+	{ "socket", required_argument, NULL, OPT_SOCKET },
+	{ "rw", required_argument, NULL, OPT_RW },
+	{ "bs", required_argument, NULL, OPT_BS },
+	{ "iodepth", required_argument, NULL, OPT_IODEPTH },
+	{ "queues", required_argument, NULL, OPT_QUEUES },
+	{ "queue-size", required_argument, NULL, OPT_QUEUE_SIZE },
+	{ "runtime", required_argument, NULL, OPT_RUNTIME },
+	{ "count", required_argument, NULL, OPT_COUNT },
+	{ "size", required_argument, NULL, OPT_SIZE },
+	{ "offset", required_argument, NULL, OPT_OFFSET },
+	{ "seed", required_argument, NULL, OPT_SEED },
+	{ "verify", no_argument, NULL, OPT_VERIFY },
+	{ "state", required_argument, NULL, OPT_STATE },
+	{ "poll", no_argument, NULL, OPT_POLL },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "inject", required_argument, NULL, OPT_INJECT },
+	{ "check-file", required_argument, NULL, OPT_CHECK_FILE },
+	{ "no-event-idx", no_argument, NULL, OPT_NO_EVENT_IDX },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ NULL, 0, NULL, 0 },
+};
+
+struct main_opts {
+	struct run_opts run;
+	const char *inject;
+	const char *check_file;
+	bool offset_set;
+	bool json;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: vrio-bench --socket PATH [options]        load, verify\n"
+		"       vrio-bench --socket PATH --inject KIND    post one malformed chain\n"
+		"       vrio-bench --check-file PATH --state FILE [--offset BYTES]\n"
+		"\n"
+		"  --rw MODE          randread (default), randwrite, read, write, randrw\n"
+		"  --bs BYTES         request size, a multiple of 512 (default 4096)\n"
+		"  --iodepth N        requests in flight (default 1)\n"
+		"  --queues N         virtqueues to spread them over (default 1)\n"
+		"  --queue-size N     ring size, a power of two (default 256)\n"
+		"  --runtime SECONDS  stop submitting after this long\n"
+		"  --count N          stop after N requests (default: one pass over the region)\n"
+		"  --size BYTES       size of the region used (default: to the end of the disk)\n"
+		"  --offset BYTES     start of the region on the disk; with --check-file,\n"
+		"                     where the region starts in PATH (default: from the state)\n"
+		"  --seed N           seed of access and data patterns (default 1)\n"
+		"  --verify           check what reads return against the map\n"
+		"  --state FILE       load the map of written blocks from FILE, save it back\n"
+		"  --poll             busy-poll for completions instead of sleeping\n"
+		"  --timeout MS       longest a request may take (default 10000)\n"
+		"  --no-event-idx     do not negotiate VIRTIO_RING_F_EVENT_IDX (use ring flags)\n"
+		"  --json             print the report as one JSON object on stdout\n"
+		"  --quiet            no informational messages\n"
+		"\n"
+		"sizes take a K, M, G or T suffix (powers of 1024). --inject KIND is one of:\n");
+	inject_list_kinds(out);
+}
+
+static int parse_u64(const char *s, uint64_t *v, bool suffix)
+{
+	unsigned long long n;
+	unsigned int shift = 0;
+	char *end;
+
+	if (!*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	n = strtoull(s, &end, 0);
+	if (errno || end == s)
+		return -EINVAL;
+	if (suffix && *end) {
+		switch (*end) {
+		case 'k':
+		case 'K':
+			shift = 10;
+			break;
+		case 'm':
+		case 'M':
+			shift = 20;
+			break;
+		case 'g':
+		case 'G':
+			shift = 30;
+			break;
+		case 't':
+		case 'T':
+			shift = 40;
+			break;
+		default:
+			return -EINVAL;
+		}
+		end++;
+	}
+	if (*end || (shift && n > (UINT64_MAX >> shift)))
+		return -EINVAL;
+	*v = (uint64_t)n << shift;
+	return 0;
+}
+
+static int parse_uint(const char *name, const char *s, uint64_t min, uint64_t max,
+		      bool suffix, uint64_t *v)
+{
+	if (parse_u64(s, v, suffix) < 0 || *v < min || *v > max) {
+		bench_err("%s: expected a number from %llu to %llu, got '%s'", name,
+			  (unsigned long long)min, (unsigned long long)max, s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* 0 to run, 1 when only help was asked for, -EINVAL on a usage error. */
+static int parse_args(int argc, char **argv, struct main_opts *m)
+{
+	struct run_opts *o = &m->run;
+	uint64_t v;
+	char *end;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_SOCKET:
+			o->socket = optarg;
+			break;
+		case OPT_RW:
+			if (rw_mode_parse(optarg, &o->rw) < 0) {
+				bench_err("--rw: unknown mode '%s'", optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_BS:
+			if (parse_uint("--bs", optarg, 512, 64u << 20, true, &v) < 0)
+				return -EINVAL;
+			if (v % 512) {
+				bench_err("--bs: %llu is not a multiple of 512", (unsigned long long)v);
+				return -EINVAL;
+			}
+			o->bs = (uint32_t)v;
+			break;
+		case OPT_IODEPTH:
+			if (parse_uint("--iodepth", optarg, 1, 65536, false, &v) < 0)
+				return -EINVAL;
+			o->iodepth = (unsigned int)v;
+			break;
+		case OPT_QUEUES:
+			if (parse_uint("--queues", optarg, 1, 256, false, &v) < 0)
+				return -EINVAL;
+			o->queues = (unsigned int)v;
+			break;
+		case OPT_QUEUE_SIZE:
+			if (parse_uint("--queue-size", optarg, 4, VQ_MAX_SIZE, false, &v) < 0)
+				return -EINVAL;
+			if (v & (v - 1)) {
+				bench_err("--queue-size: %llu is not a power of two",
+					  (unsigned long long)v);
+				return -EINVAL;
+			}
+			o->queue_size = (unsigned int)v;
+			break;
+		case OPT_RUNTIME:
+			errno = 0;
+			o->runtime = strtod(optarg, &end);
+			if (errno || end == optarg || *end || !(o->runtime > 0) ||
+			    o->runtime > 1e7) {
+				bench_err("--runtime: expected a positive number of seconds, got '%s'",
+					  optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_COUNT:
+			if (parse_uint("--count", optarg, 1, UINT64_MAX, true, &o->count) < 0)
+				return -EINVAL;
+			break;
+		case OPT_SIZE:
+			if (parse_uint("--size", optarg, 512, UINT64_MAX, true, &o->size) < 0)
+				return -EINVAL;
+			break;
+		case OPT_OFFSET:
+			if (parse_uint("--offset", optarg, 0, UINT64_MAX, true, &o->offset) < 0)
+				return -EINVAL;
+			if (o->offset % 512) {
+				bench_err("--offset: not a multiple of 512");
+				return -EINVAL;
+			}
+			m->offset_set = true;
+			break;
+		case OPT_SEED:
+			if (parse_uint("--seed", optarg, 0, UINT64_MAX, false, &o->seed) < 0)
+				return -EINVAL;
+			break;
+		case OPT_VERIFY:
+			o->verify = true;
+			break;
+		case OPT_STATE:
+			o->state = optarg;
+			break;
+		case OPT_POLL:
+			o->poll = true;
+			break;
+		case OPT_TIMEOUT:
+			if (parse_uint("--timeout", optarg, 1, 3600000, false, &v) < 0)
+				return -EINVAL;
+			o->timeout_ms = (int)v;
+			break;
+		case OPT_JSON:
+			m->json = true;
+			break;
+		case OPT_QUIET:
+			o->quiet = true;
+			break;
+		case OPT_INJECT:
+			if (!inject_kind_known(optarg)) {
+				bench_err("--inject: unknown kind '%s'", optarg);
+				return -EINVAL;
+			}
+			m->inject = optarg;
+			break;
+		case OPT_CHECK_FILE:
+			m->check_file = optarg;
+			break;
+		case OPT_NO_EVENT_IDX:
+			o->no_event_idx = true;
+			break;
+		case OPT_HELP:
+			usage(stdout);
+			return 1;
+		default:
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		bench_err("unexpected argument '%s'", argv[optind]);
+		return -EINVAL;
+	}
+	if (m->check_file) {
+		if (!o->state) {
+			bench_err("--check-file needs --state");
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (!o->socket) {
+		bench_err("--socket is required");
+		return -EINVAL;
+	}
+	if (o->size && o->size % o->bs) {
+		bench_err("--size: not a multiple of --bs");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void json_string(FILE *out, const char *s)
+{
+	fputc('"', out);
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			fprintf(out, "\\%c", ch);
+		else if (ch < 0x20)
+			fprintf(out, "\\u%04x", ch);
+		else
+			fputc(ch, out);
+	}
+	fputc('"', out);
+}
+
+static int do_check_file(const struct main_opts *m)
+{
+	struct check_counts c;
+	struct workload w;
+	uint64_t file_offset;
+	int ret;
+
+	ret = workload_state_open(&w, m->run.state);
+	if (ret < 0)
+		return 1;
+	file_offset = m->offset_set ? m->run.offset : w.offset;
+	ret = workload_check_file(&w, m->check_file, file_offset, &c, m->run.quiet);
+	workload_fini(&w);
+	if (ret < 0)
+		return 1;
+	if (m->json) {
+		printf("{\"check_file\":");
+		json_string(stdout, m->check_file);
+		printf(",\"written\":%" PRIu64 ",\"matched\":%" PRIu64 ",\"mismatched\":%" PRIu64
+		       ",\"unwritten\":%" PRIu64 "}\n",
+		       c.written, c.matched, c.mismatched, c.unwritten);
+	} else {
+		printf("check-file %s: %" PRIu64 " blocks written, %" PRIu64 " match, %" PRIu64
+		       " differ, %" PRIu64 " never written\n",
+		       m->check_file, c.written, c.matched, c.mismatched, c.unwritten);
+	}
+	return c.mismatched ? 1 : 0;
+}
+
+static double us(uint64_t ns)
+{
+	return (double)ns / 1000.0;
+}
+
+static void report_text(FILE *out, const struct run_opts *o, const struct run_result *r)
+{
+	double el = r->elapsed_s > 0 ? r->elapsed_s : 1e-9;
+
+	fprintf(out, "%s bs=%u iodepth=%u queues=%u%s: %" PRIu64 " ops (%" PRIu64
+		" reads, %" PRIu64 " writes) in %.3f s%s\n",
+		rw_mode_name(o->rw), o->bs, r->iodepth, r->queues, o->poll ? " poll" : "",
+		r->ops, r->reads, r->writes, r->elapsed_s, r->interrupted ? " (interrupted)" : "");
+	fprintf(out, "  iops %.1f, %.2f MiB/s\n", (double)r->ops / el,
+		(double)r->bytes / el / (1024.0 * 1024.0));
+	fprintf(out, "  latency us: mean %.2f, p50 %.2f, p99 %.2f, p99.9 %.2f, max %.2f\n",
+		hist_mean(&r->hist) / 1000.0, us(hist_percentile(&r->hist, 0.50)),
+		us(hist_percentile(&r->hist, 0.99)), us(hist_percentile(&r->hist, 0.999)),
+		us(r->hist.max_ns));
+	fprintf(out, "  errors %" PRIu64 ", verify failures %" PRIu64 " (%" PRIu64
+		" reads verified), timeout %s, disconnected %s, flushes %" PRIu64 "\n",
+		r->errors, r->verify_failures, r->verified, r->timed_out ? "yes" : "no",
+		r->disconnected ? "yes" : "no", r->flushes);
+	fprintf(out, "  cpu user %.3f s, sys %.3f s; kicks %" PRIu64 ", calls %" PRIu64 "\n",
+		r->cpu_user_s, r->cpu_sys_s, r->kicks, r->calls);
+}
+
+static void report_json(const struct run_opts *o, const struct run_result *r)
+{
+	double el = r->elapsed_s > 0 ? r->elapsed_s : 1e-9;
+
+	printf("{\"rw\":\"%s\",\"bs\":%u,\"iodepth\":%u,\"queues\":%u,\"poll\":%s,"
+	       "\"ops\":%" PRIu64 ",\"reads\":%" PRIu64 ",\"writes\":%" PRIu64
+	       ",\"bytes\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"verify_failures\":%" PRIu64
+	       ",\"verified\":%" PRIu64 ",\"timeout\":%s,\"disconnected\":%s,"
+	       "\"device_error\":%s,\"interrupted\":%s,\"flushes\":%" PRIu64 ","
+	       "\"elapsed_s\":%.6f,\"iops\":%.1f,\"mib_s\":%.3f,"
+	       "\"lat_us\":{\"mean\":%.3f,\"p50\":%.3f,\"p99\":%.3f,\"p99_9\":%.3f,\"max\":%.3f},"
+	       "\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,\"kicks\":%" PRIu64 ",\"calls\":%" PRIu64
+	       "}\n",
+	       rw_mode_name(o->rw), o->bs, r->iodepth, r->queues, o->poll ? "true" : "false",
+	       r->ops, r->reads, r->writes, r->bytes, r->errors, r->verify_failures, r->verified,
+	       r->timed_out ? "true" : "false", r->disconnected ? "true" : "false",
+	       r->device_error ? "true" : "false", r->interrupted ? "true" : "false", r->flushes,
+	       r->elapsed_s, (double)r->ops / el, (double)r->bytes / el / (1024.0 * 1024.0),
+	       hist_mean(&r->hist) / 1000.0, us(hist_percentile(&r->hist, 0.50)),
+	       us(hist_percentile(&r->hist, 0.99)), us(hist_percentile(&r->hist, 0.999)),
+	       us(r->hist.max_ns), r->cpu_user_s, r->cpu_sys_s, r->kicks, r->calls);
+}
+
+int main(int argc, char **argv)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	struct main_opts m = { 0 };
+	struct inject_opts io;
+	struct run_result *res;
+	int ret;
+
+	run_opts_init(&m.run);
+	m.run.stop = &stop_requested;
+	ret = parse_args(argc, argv, &m);
+	if (ret < 0) {
+		fprintf(stderr, "see vrio-bench --help\n");
+		return EXIT_USAGE;
+	}
+	if (ret > 0)
+		return 0;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (m.check_file)
+		return do_check_file(&m);
+
+	if (m.inject) {
+		io = (struct inject_opts){
+			.socket = m.run.socket, .kind = m.inject,
+			.queue_size = m.run.queue_size, .timeout_ms = m.run.timeout_ms,
+			.json = m.json, .quiet = m.run.quiet,
+			.no_event_idx = m.run.no_event_idx,
+		};
+		ret = inject_run(&io);
+		return ret < 0 ? 1 : ret;
+	}
+
+	/* The histogram is large: keep it off the stack. */
+	res = malloc(sizeof(*res));
+	if (!res) {
+		bench_err("out of memory");
+		return 1;
+	}
+	ret = run_bench(&m.run, res);
+	if (ret < 0) {
+		free(res);
+		return 1;
+	}
+	if (m.json) {
+		if (!m.run.quiet)
+			report_text(stderr, &m.run, res);
+		report_json(&m.run, res);
+	} else {
+		report_text(stdout, &m.run, res);
+	}
+	ret = res->errors || res->verify_failures || res->timed_out || res->disconnected ||
+	      res->device_error;
+	free(res);
+	return ret;
+}

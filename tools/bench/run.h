@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* The load generator: keeps iodepth requests in flight and reaps them. */
+#ifndef VRIO_BENCH_RUN_H
+#define VRIO_BENCH_RUN_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "stats.h"
+#include "workload.h"
+
+struct run_opts {
+	const char *socket;
+	enum rw_mode rw;
+	uint32_t bs;
+	unsigned int iodepth;
+	unsigned int queues;
+	unsigned int queue_size;
+	double runtime;		/* seconds, 0: none */
+	uint64_t count;		/* requests, 0: none */
+	uint64_t size;		/* bytes, 0: to the end of the disk */
+	uint64_t offset;
+	uint64_t seed;
+	const char *state;
+	int timeout_ms;
+	bool verify;
+	bool poll;
+	bool quiet;
+	bool no_event_idx;
+	volatile sig_atomic_t *stop;
+};
+
+struct run_result {
+	unsigned int iodepth;	/* after capping to what the device allows */
+	unsigned int queues;
+	uint64_t ops;
+	uint64_t reads;
+	uint64_t writes;
+	uint64_t bytes;
+	uint64_t errors;
+	uint64_t verify_failures;
+	uint64_t verified;
+	uint64_t flushes;
+	uint64_t kicks;
+	uint64_t calls;
+	double elapsed_s;
+	double cpu_user_s;
+	double cpu_sys_s;
+	bool timed_out;
+	bool disconnected;
+	bool device_error;
+	bool interrupted;
+	struct lat_hist hist;
+};
+
+void run_opts_init(struct run_opts *o);
+/* 0 when the run took place (its failures are in res), -errno if it could not start. */
+int run_bench(const struct run_opts *o, struct run_result *res);
+
+#endif

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The frontend side of the vhost-user protocol: messages over a unix stream
+ * socket, file descriptors in SCM_RIGHTS ancillary data.
+ */
+#ifndef VRIO_BENCH_VHOST_USER_H
+#define VRIO_BENCH_VHOST_USER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum vu_request {
+	VU_GET_FEATURES = 1,
+	VU_SET_FEATURES = 2,
+	VU_SET_OWNER = 3,
+	VU_RESET_OWNER = 4,
+	VU_SET_MEM_TABLE = 5,
+	VU_SET_LOG_BASE = 6,
+	VU_SET_LOG_FD = 7,
+	VU_SET_VRING_NUM = 8,
+	VU_SET_VRING_ADDR = 9,
+	VU_SET_VRING_BASE = 10,
+	VU_GET_VRING_BASE = 11,
+	VU_SET_VRING_KICK = 12,
+	VU_SET_VRING_CALL = 13,
+	VU_SET_VRING_ERR = 14,
+	VU_GET_PROTOCOL_FEATURES = 15,
+	VU_SET_PROTOCOL_FEATURES = 16,
+	VU_GET_QUEUE_NUM = 17,
+	VU_SET_VRING_ENABLE = 18,
+	VU_GET_CONFIG = 24,
+	VU_SET_CONFIG = 25,
+	VU_REQUEST_MAX,
+};
+
+/* Bit in the virtio feature word that announces vhost-user protocol features. */
+#define VU_F_PROTOCOL_FEATURES 30
+
+enum vu_protocol_feature {
+	VU_PF_MQ = 0,
+	VU_PF_REPLY_ACK = 3,
+	VU_PF_CONFIG = 9,
+};
+
+#define VU_MAX_REGIONS 8
+#define VU_MAX_CONFIG 256
+
+struct vu_mem_region {
+	uint64_t guest_phys_addr;
+	uint64_t memory_size;
+	uint64_t userspace_addr;
+	uint64_t mmap_offset;
+};
+
+struct vu_conn {
+	int fd;
+	int timeout_ms;
+	/* Set once REPLY_ACK is negotiated: requests without a reply ask for one. */
+	bool reply_ack;
+	bool closed;
+};
+
+int vu_connect(struct vu_conn *c, const char *path, int timeout_ms);
+void vu_close(struct vu_conn *c);
+const char *vu_request_name(uint32_t req);
+
+int vu_get_u64(struct vu_conn *c, enum vu_request req, uint64_t *val);
+int vu_set_u64(struct vu_conn *c, enum vu_request req, uint64_t val);
+int vu_set_owner(struct vu_conn *c);
+int vu_set_mem_table(struct vu_conn *c, const struct vu_mem_region *regions,
+		     const int *fds, unsigned int n);
+int vu_set_vring_state(struct vu_conn *c, enum vu_request req, uint32_t index, uint32_t num);
+int vu_get_vring_base(struct vu_conn *c, uint32_t index, uint32_t *base);
+int vu_set_vring_addr(struct vu_conn *c, uint32_t index, uint64_t desc, uint64_t used,
+		      uint64_t avail);
+int vu_set_vring_fd(struct vu_conn *c, enum vu_request req, uint32_t index, int fd);
+int vu_get_config(struct vu_conn *c, uint32_t offset, void *buf, uint32_t size);
+
+/*
+ * Non-blocking look at the socket: 1 if the backend closed it, 0 if it is
+ * open and quiet, -EPROTO if the backend sent an unsolicited message.
+ */
+int vu_check_peer(struct vu_conn *c);
+
+#endif
