@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install what vrio needs to build, test and run its demo on Debian 12.
+# Installs only what is missing; safe to run again.
+set -euo pipefail
+
+PKGS=(
+	build-essential cmake pkg-config
+	libdpdk-dev protobuf-c-compiler libprotobuf-c-dev libyaml-dev
+	libmicrohttpd-dev liburing-dev libsystemd-dev libcmocka-dev
+	qemu-system-x86 qemu-utils busybox-static cpio kmod
+	prometheus python3 iproute2 systemd
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: need root to install: ${missing[*]}" >&2
+	exit 1
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,427 @@
+# SPDX-License-Identifier: BSD-3-Clause
+# shellcheck shell=bash
+#
+# Shell helpers shared by scripts/*.sh and tests/e2e/*.sh. Source it; it
+# defines functions and a few variables, and runs nothing by itself.
+#
+# Process hygiene: every background process a script starts is registered
+# with track_pid, and lib_cleanup (installed by lib_traps) stops them by pid
+# in reverse order of start, then removes the registered temporary
+# directories. Nothing is ever killed by name.
+
+VRIO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VRIO_CACHE=${VRIO_CACHE:-${HOME:-/root}/.cache/vrio}
+VRIO_LOG_PREFIX=${VRIO_LOG_PREFIX:-$(basename "$0")}
+
+# Exit code that CTest treats as "skipped" (SKIP_RETURN_CODE).
+VRIO_SKIP=77
+
+_lib_pids=()
+_lib_pid_names=()
+_lib_tmpdirs=()
+_lib_ports=()
+
+log() { printf '%s: %s\n' "$VRIO_LOG_PREFIX" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+skip() { printf 'SKIP: %s\n' "$*"; exit "$VRIO_SKIP"; }
+
+have_cmd() { command -v "$1" >/dev/null 2>&1; }
+need_cmd() {
+	local c
+	for c in "$@"; do
+		have_cmd "$c" || die "required command not found: $c"
+	done
+}
+
+# make_tmpdir VAR: creates a temporary directory removed at exit (kept when
+# VRIO_KEEP_TMP=1, for post-mortems) and stores its path in VAR.
+make_tmpdir() {
+	local -n _tmpdir_out=$1
+	_tmpdir_out=$(mktemp -d "${TMPDIR:-/tmp}/vrio.XXXXXX")
+	_lib_tmpdirs+=("$_tmpdir_out")
+}
+
+# track_pid PID NAME: registers a background process for lib_cleanup.
+track_pid() {
+	_lib_pids+=("$1")
+	_lib_pid_names+=("$2")
+}
+
+untrack_pid() {
+	local i
+	for i in "${!_lib_pids[@]}"; do
+		if [[ ${_lib_pids[$i]} == "$1" ]]; then
+			unset '_lib_pids[i]' '_lib_pid_names[i]'
+		fi
+	done
+}
+
+# pid_alive PID: true while PID runs (a zombie, exited but not yet reaped,
+# counts as gone).
+pid_alive() {
+	local stat
+	{ read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+	stat=${stat##*) }
+	[[ ${stat%% *} != Z ]]
+}
+
+# stop_pid PID [TIMEOUT_S] [SIGNAL]: sends SIGNAL (TERM) to PID, waits up to
+# TIMEOUT_S (10) for it to exit, then SIGKILLs it. Returns the process's exit
+# status when it is a child of this shell (128+n for a signal), 0 otherwise.
+stop_pid() {
+	local pid=$1 timeout=${2:-10} sig=${3:-TERM} n=0 rc=0
+	untrack_pid "$pid"
+	if pid_alive "$pid"; then
+		kill -s "$sig" "$pid" 2>/dev/null || true
+		while pid_alive "$pid" && ((n < timeout * 10)); do
+			sleep 0.1
+			n=$((n + 1))
+		done
+		if pid_alive "$pid"; then
+			log "pid $pid did not stop within ${timeout}s after SIG$sig: killing it"
+			kill -s KILL "$pid" 2>/dev/null || true
+		fi
+	fi
+	wait "$pid" 2>/dev/null || rc=$?
+	# 127: not our child (or already reaped); its status is unknowable here.
+	((rc == 127)) && rc=0
+	return "$rc"
+}
+
+# lib_cleanup: the EXIT trap; keeps the script's exit status.
+lib_cleanup() {
+	local rc=$? i d
+	local -a idx=("${!_lib_pids[@]}")
+	for ((i = ${#idx[@]} - 1; i >= 0; i--)); do
+		log "stopping ${_lib_pid_names[${idx[i]}]} (pid ${_lib_pids[${idx[i]}]})"
+		stop_pid "${_lib_pids[${idx[i]}]}" 5 || true
+	done
+	for d in "${_lib_tmpdirs[@]}"; do
+		if [[ ${VRIO_KEEP_TMP:-0} == 1 ]]; then
+			log "keeping $d"
+		else
+			rm -rf -- "$d"
+		fi
+	done
+	return "$rc"
+}
+
+# lib_traps: installs lib_cleanup at exit. Signals become a plain exit
+# (128 + signal number) so that the cleanup also runs when the script is
+# interrupted inside `wait`, where bash would otherwise die without running
+# its EXIT trap.
+lib_traps() {
+	trap lib_cleanup EXIT
+	trap 'exit 129' HUP
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+}
+
+# wait_for_socket PATH TIMEOUT_S [PID]: waits for a unix socket to appear;
+# fails early when PID (the process expected to create it) exits.
+wait_for_socket() {
+	local path=$1 timeout=$2 pid=${3:-} n=0
+	while [[ ! -S $path ]]; do
+		if [[ -n $pid ]] && ! pid_alive "$pid"; then
+			log "pid $pid exited before creating $path"
+			return 1
+		fi
+		if ((n >= timeout * 10)); then
+			log "timed out after ${timeout}s waiting for socket $path"
+			return 1
+		fi
+		sleep 0.1
+		n=$((n + 1))
+	done
+}
+
+# port_listening PORT: true when some TCP socket listens on PORT (any
+# address). Reads /proc so that it opens no connection to the server.
+port_listening() {
+	local hex
+	hex=$(printf '%04X' "$1")
+	awk -v p=":$hex" 'FNR > 1 && $4 == "0A" && substr($2, length($2) - 4) == p { f = 1 }
+		END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+port_in_use() {
+	local hex
+	hex=$(printf '%04X' "$1")
+	awk -v p=":$hex" 'FNR > 1 && substr($2, length($2) - 4) == p { f = 1 }
+		END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+# wait_for_port PORT TIMEOUT_S [PID]: waits until PORT is listening.
+wait_for_port() {
+	local port=$1 timeout=$2 pid=${3:-} n=0
+	until port_listening "$port"; do
+		if [[ -n $pid ]] && ! pid_alive "$pid"; then
+			log "pid $pid exited before listening on port $port"
+			return 1
+		fi
+		if ((n >= timeout * 10)); then
+			log "timed out after ${timeout}s waiting for port $port"
+			return 1
+		fi
+		sleep 0.1
+		n=$((n + 1))
+	done
+}
+
+# free_port VAR: picks an unused loopback TCP port, distinct from the ones
+# this script already picked, and stores it in VAR.
+free_port() {
+	local -n _free_port_out=$1
+	local p tries=0 used
+	while ((tries < 1000)); do
+		p=$((20000 + RANDOM % 40000))
+		tries=$((tries + 1))
+		port_in_use "$p" && continue
+		for used in "${_lib_ports[@]}"; do
+			[[ $used == "$p" ]] && continue 2
+		done
+		_lib_ports+=("$p")
+		_free_port_out=$p
+		return 0
+	done
+	die "no free TCP port found"
+}
+
+# http_get HOST:PORT PATH [TIMEOUT_S]: prints the body of an HTTP/1.0 GET.
+# Uses bash's /dev/tcp, so it needs neither curl nor python. Fails on a
+# status other than 200.
+http_get() {
+	local hostport=$1 path=$2 timeout=${3:-5}
+	local host=${hostport%:*} port=${hostport##*:} response status
+	# shellcheck disable=SC2016 # the inner script expands its own arguments
+	response=$(timeout "$timeout" bash -c '
+		exec 3<>"/dev/tcp/$1/$2" || exit 1
+		printf "GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n\r\n" "$3" "$1" >&3
+		cat <&3' _ "$host" "$port" "$path") || {
+		log "GET http://$hostport$path failed"
+		return 1
+	}
+	status=$(printf '%s\n' "$response" | head -n1 | tr -d '\r')
+	if [[ $status != HTTP/1.[01]\ 200* ]]; then
+		log "GET http://$hostport$path: unexpected status '$status'"
+		return 1
+	fi
+	printf '%s\n' "$response" | tr -d '\r' | sed '1,/^$/d'
+}
+
+# metric_sum PREFIX < EXPOSITION: sums the values of the samples whose line
+# starts with PREFIX (a metric name, optionally with the start of its
+# labels). The value is the first field after the labels (an optional
+# timestamp follows it). Prints 0 when none match.
+metric_sum() {
+	awk -v p="$1" '
+		index($0, p) != 1 { next }
+		{
+			rest = $0
+			if (match(rest, /}[ \t]+/))
+				rest = substr(rest, RSTART + RLENGTH)
+			else
+				sub(/^[^ \t]+[ \t]+/, "", rest)
+			split(rest, v, /[ \t]+/)
+			s += v[1]
+		}
+		END { printf "%.0f\n", s + 0 }'
+}
+
+# ---------------------------------------------------------------------------
+# Guest side: the guest-io program, the guest image and the guest runner.
+
+VRIO_GUEST_IO_SRC="$VRIO_ROOT/tests/e2e/guest-io.c"
+
+# build_guest_io OUT: builds the static guest-io program when OUT is missing
+# or older than its source.
+build_guest_io() {
+	local out=$1
+	if [[ -x $out && $out -nt $VRIO_GUEST_IO_SRC ]]; then
+		return 0
+	fi
+	need_cmd gcc
+	mkdir -p "$(dirname "$out")"
+	log "building $out"
+	gcc -static -O2 -std=gnu11 -Wall -Wextra -Wmissing-prototypes -Wstrict-prototypes \
+		-Wshadow -Wformat=2 -Wundef -Wwrite-strings -Wvla -Werror \
+		-o "$out.tmp" "$VRIO_GUEST_IO_SRC" ||
+		die "could not build guest-io (static glibc comes with libc6-dev)"
+	mv -f "$out.tmp" "$out"
+}
+
+# guest_image DIR: makes sure DIR holds vmlinuz, initrd.cpio.gz and guest-io.
+# Exits with VRIO_SKIP when the kernel package cannot be obtained.
+guest_image() {
+	local rc=0
+	bash "$VRIO_ROOT/scripts/guest-image.sh" "$1" || rc=$?
+	((rc == VRIO_SKIP)) && skip "no guest kernel: the kernel package could not be obtained"
+	((rc == 0)) || die "guest image build failed"
+}
+
+# run_guest OUT ARGS...: runs tests/e2e/run-guest.sh with the given options
+# and writes its VRIO-RESULT lines to OUT. It runs as a registered
+# background process, so that a signal to this script stops it (and so its
+# QEMU): call it directly, never inside $(...), where the registration
+# would be lost.
+run_guest() {
+	local out=$1 pid rc=0
+	shift
+	bash "$VRIO_ROOT/tests/e2e/run-guest.sh" "$@" >"$out" &
+	pid=$!
+	track_pid "$pid" run-guest.sh
+	wait "$pid" || rc=$?
+	untrack_pid "$pid"
+	return "$rc"
+}
+
+# check_file GUEST_IO FILE OFF LEN SEED: checks the pattern in a backing file.
+check_file() {
+	local guest_io=$1
+	shift
+	"$guest_io" check-file "$@"
+}
+
+# result_field LINE KEY: prints the value of KEY=VALUE in a VRIO-RESULT line.
+result_field() {
+	local w
+	for w in $1; do
+		if [[ $w == "$2="* ]]; then
+			printf '%s\n' "${w#*=}"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# ---------------------------------------------------------------------------
+# vrio daemons: topology, start, stop.
+
+# write_topology FILE IO_LISTEN IO_METRICS HOST_METRICS SOCKET DISK [QUEUES]
+# writes a one-host, one-io-server, one-blk-device topology (the shape of
+# deploy/topology.example.yaml) with the given loopback addresses and paths.
+write_topology() {
+	local file=$1 listen=$2 io_metrics=$3 host_metrics=$4 sock=$5 disk=$6
+	local queues=${7:-2}
+	cat >"$file" <<EOF
+version: 1
+io_servers:
+  - name: io0
+    transport: tcp
+    listen: $listen
+    metrics: $io_metrics
+hosts:
+  - name: host0
+    metrics: $host_metrics
+devices:
+  - name: vm1-disk
+    type: blk
+    host: host0
+    io_server: io0
+    socket: $sock
+    queues: $queues
+    backend: {file: $disk, size: 64M}
+EOF
+}
+
+# show_log NAME FILE: prints the last lines of a daemon's log, for failures.
+show_log() {
+	[[ -f $2 ]] || return 0
+	log "--- last lines of $1 log ($2) ---"
+	tail -n 30 "$2" >&2
+	log "--- end of $1 log ---"
+}
+
+# start_daemon VAR NAME LOG CMD...: starts CMD in the background with its
+# stdout and stderr in LOG, registers it, and stores its pid in VAR.
+start_daemon() {
+	local -n _daemon_pid_out=$1
+	local name=$2 logfile=$3
+	shift 3
+	"$@" >"$logfile" 2>&1 &
+	_daemon_pid_out=$!
+	track_pid "$_daemon_pid_out" "$name"
+	log "started $name (pid $_daemon_pid_out): $*"
+}
+
+# vrio_binaries BUILD_DIR: sets VRIO_IOSERVER_BIN and VRIO_LOCALHV_BIN; fails
+# when either is not built.
+vrio_binaries() {
+	VRIO_IOSERVER_BIN=$1/io-server/vrio-ioserver
+	VRIO_LOCALHV_BIN=$1/local-hv/vrio-localhv
+	[[ -x $VRIO_IOSERVER_BIN && -x $VRIO_LOCALHV_BIN ]]
+}
+
+# vrio_up RUN_DIR: lays out a one-device rack in RUN_DIR (topology with
+# free loopback ports, a 64 MiB backing file) and starts vrio-ioserver, then
+# vrio-localhv, each once the previous is ready. Needs vrio_binaries first.
+# Sets: VRIO_TOPO VRIO_DISK VRIO_SOCK VRIO_IO_LISTEN VRIO_IO_METRICS
+# VRIO_HV_METRICS VRIO_IO_PID VRIO_HV_PID VRIO_IO_LOG VRIO_HV_LOG.
+vrio_up() {
+	local run=$1 p_listen p_io_metrics p_hv_metrics
+	free_port p_listen
+	free_port p_io_metrics
+	free_port p_hv_metrics
+	VRIO_IO_LISTEN=127.0.0.1:$p_listen
+	VRIO_IO_METRICS=127.0.0.1:$p_io_metrics
+	VRIO_HV_METRICS=127.0.0.1:$p_hv_metrics
+	VRIO_TOPO=$run/topology.yaml
+	VRIO_DISK=$run/disk.img
+	VRIO_SOCK=$run/vm1-disk.sock
+	VRIO_IO_LOG=$run/ioserver.log
+	VRIO_HV_LOG=$run/localhv.log
+	rm -f "$VRIO_SOCK"
+	truncate -s 64M "$VRIO_DISK"
+	write_topology "$VRIO_TOPO" "$VRIO_IO_LISTEN" "$VRIO_IO_METRICS" "$VRIO_HV_METRICS" \
+		"$VRIO_SOCK" "$VRIO_DISK" 2
+
+	start_daemon VRIO_IO_PID vrio-ioserver "$VRIO_IO_LOG" \
+		"$VRIO_IOSERVER_BIN" --config "$VRIO_TOPO" --node io0
+	if ! wait_for_port "$p_listen" 20 "$VRIO_IO_PID"; then
+		show_log vrio-ioserver "$VRIO_IO_LOG"
+		die "vrio-ioserver is not listening on $VRIO_IO_LISTEN"
+	fi
+	start_daemon VRIO_HV_PID vrio-localhv "$VRIO_HV_LOG" \
+		"$VRIO_LOCALHV_BIN" --config "$VRIO_TOPO" --node host0
+	if ! wait_for_socket "$VRIO_SOCK" 20 "$VRIO_HV_PID"; then
+		show_log vrio-localhv "$VRIO_HV_LOG"
+		show_log vrio-ioserver "$VRIO_IO_LOG"
+		die "vrio-localhv did not create $VRIO_SOCK"
+	fi
+}
+
+# vrio_metrics NAME HOST:PORT OUT: waits for a daemon's metrics port and
+# saves its /metrics exposition in OUT.
+vrio_metrics() {
+	local name=$1 addr=$2 out=$3
+	if ! wait_for_port "${addr##*:}" 10; then
+		log "$name serves no metrics on $addr"
+		return 1
+	fi
+	http_get "$addr" /metrics >"$out" || {
+		log "could not fetch http://$addr/metrics from $name"
+		return 1
+	}
+}
+
+# vrio_stop NAME PID LOG: stops a daemon with SIGTERM and fails unless it
+# exits with status 0.
+vrio_stop() {
+	local name=$1 pid=$2 logfile=$3 rc=0
+	stop_pid "$pid" 15 || rc=$?
+	if ((rc != 0)); then
+		log "$name (pid $pid) exited with status $rc on SIGTERM"
+		show_log "$name" "$logfile"
+		return 1
+	fi
+	log "$name (pid $pid) stopped, exit status 0"
+}
+
+# vrio_down: stops vrio-localhv, then vrio-ioserver (the order of a drain:
+# no new requests, then the server); fails unless both exit 0.
+vrio_down() {
+	local rc=0
+	vrio_stop vrio-localhv "$VRIO_HV_PID" "$VRIO_HV_LOG" || rc=1
+	vrio_stop vrio-ioserver "$VRIO_IO_PID" "$VRIO_IO_LOG" || rc=1
+	return "$rc"
+}

@@ -1,0 +1,118 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
+# shellcheck shell=sh
+#
+# /init of the e2e guest initramfs (busybox sh, PID 1). Mounts the pseudo
+# file systems, loads the modules listed in /etc/vrio-modules, runs what the
+# kernel command line asks for and powers the machine off.
+#
+# Kernel command line:
+#   vrio.run=NAME[,NAME...]  blk-info     block device size and hardware queues
+#                            blk-pattern  blk-info, then guest-io write-verify
+#                            blk-verify   guest-io read-verify (data from a
+#                                         previous blk-pattern run)
+#   vrio.dev=/dev/vda  vrio.off=BYTES  vrio.len=BYTES  vrio.seed=N
+#
+# Every outcome is one console line "VRIO-RESULT: NAME key=value ... STATUS",
+# STATUS being "ok", "MISMATCH" or "ERROR ...": tests/e2e/run-guest.sh reads
+# them from the serial log.
+
+PATH=/bin
+export PATH
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+# The kernel opens /dev/console before devtmpfs exists when the initramfs
+# has no device node for it: reopen it now so that output reaches ttyS0.
+exec </dev/console >/dev/console 2>&1
+
+result() {
+	echo "VRIO-RESULT: $*"
+}
+
+# param NAME DEFAULT: the value of vrio.NAME= on the kernel command line.
+param() {
+	read -r cmdline </proc/cmdline
+	for word in $cmdline; do
+		case $word in
+		"vrio.$1="*)
+			echo "${word#*=}"
+			return
+			;;
+		esac
+	done
+	echo "$2"
+}
+
+load_modules() {
+	while read -r module; do
+		[ -n "$module" ] || continue
+		if ! insmod "$module"; then
+			result "insmod module=$module ERROR insmod failed"
+			return 1
+		fi
+	done </etc/vrio-modules
+}
+
+# wait_block DEV: waits up to 10 s for a block device node.
+wait_block() {
+	n=0
+	while [ ! -b "$1" ]; do
+		if [ "$n" -ge 100 ]; then
+			result "wait dev=$1 ERROR no such block device"
+			return 1
+		fi
+		sleep 0.1
+		n=$((n + 1))
+	done
+}
+
+run_blk_info() {
+	dev=$(param dev /dev/vda)
+	wait_block "$dev" || return 1
+	name=${dev##*/}
+	sectors=$(cat "/sys/block/$name/size")
+	queues=0
+	for q in "/sys/block/$name/mq"/*; do
+		[ -d "$q" ] && queues=$((queues + 1))
+	done
+	result "blk-info dev=$dev size=$((sectors * 512)) hw_queues=$queues ok"
+}
+
+run_guest_io() {
+	dev=$(param dev /dev/vda)
+	wait_block "$dev" || return 1
+	guest-io "$1" "$dev" "$(param off 4194304)" "$(param len 1048576)" "$(param seed 1)"
+}
+
+run_one() {
+	case $1 in
+	blk-info) run_blk_info ;;
+	blk-pattern) run_blk_info && run_guest_io write-verify ;;
+	blk-verify) run_guest_io read-verify ;;
+	*)
+		result "$1 ERROR unknown vrio.run"
+		return 1
+		;;
+	esac
+}
+
+main() {
+	status=0
+	if load_modules; then
+		runs=$(param run blk-info)
+		for name in $(echo "$runs" | tr ',' ' '); do
+			run_one "$name" || status=1
+		done
+	else
+		status=1
+	fi
+	echo "VRIO-DONE status=$status"
+	sync
+	poweroff -f
+}
+
+main
+# poweroff -f does not return; should it fail, PID 1 exiting panics the
+# kernel, and panic=-1 with QEMU's -no-reboot ends the VM all the same.

@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+#
+# run-guest.sh: boots the e2e guest (scripts/guest-image.sh) under QEMU TCG
+# with one vhost-user-blk disk, waits for it to power off, prints its
+# VRIO-RESULT lines and exits 0 only when there is at least one and every
+# one of them ends in "ok".
+#
+#   run-guest.sh --socket SOCK --kernel-dir DIR [--run NAME] [--off BYTES]
+#                [--len BYTES] [--seed N] [--queues N] [--smp N] [--mem MIB]
+#                [--dev /dev/vda] [--log FILE] [--timeout SECONDS]
+#
+# --socket     vhost-user-blk socket (the backend listens, QEMU connects)
+# --kernel-dir holds vmlinuz and initrd.cpio.gz
+# --run        what the guest's /init runs (blk-pattern, blk-verify,
+#              blk-info; comma-separated for several); default blk-pattern
+# --queues     num-queues of the vhost-user-blk-pci device (default 1)
+# --smp        guest CPUs (default: as many as queues, at most 4; the guest
+#              driver uses at most one hardware queue per CPU)
+# --log        serial console log (default: a temporary file); QEMU's own
+#              output goes to LOG.qemu
+# --timeout    QEMU is killed after this many seconds (default 120)
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
+
+socket=
+kernel_dir=
+run=blk-pattern
+off=$((4 << 20))
+len=$((1 << 20))
+seed=1
+queues=1
+smp=
+mem=256
+dev=/dev/vda
+logfile=
+timeout_s=120
+
+usage() {
+	# The header comment is the manual.
+	sed -n '3,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}" >&2
+	exit "${1:-2}"
+}
+
+parse_args() {
+	while (($#)); do
+		[[ $1 == -h || $1 == --help ]] && usage 0
+		(($# >= 2)) || usage
+		case $1 in
+		--socket) socket=$2 ;;
+		--kernel-dir) kernel_dir=$2 ;;
+		--run) run=$2 ;;
+		--off) off=$2 ;;
+		--len) len=$2 ;;
+		--seed) seed=$2 ;;
+		--queues) queues=$2 ;;
+		--smp) smp=$2 ;;
+		--mem) mem=$2 ;;
+		--dev) dev=$2 ;;
+		--log) logfile=$2 ;;
+		--timeout) timeout_s=$2 ;;
+		*) usage ;;
+		esac
+		shift 2
+	done
+	[[ -n $socket && -n $kernel_dir ]] || usage
+	check_values
+	[[ -S $socket ]] || die "no vhost-user socket at $socket"
+	[[ -f $kernel_dir/vmlinuz && -f $kernel_dir/initrd.cpio.gz ]] ||
+		die "$kernel_dir lacks vmlinuz or initrd.cpio.gz (scripts/guest-image.sh builds them)"
+}
+
+# check_values: the values go into QEMU options and the kernel command line,
+# so each must be one well-formed word.
+check_values() {
+	local n
+	for n in "$queues" "$mem" "$timeout_s" ${smp:+"$smp"}; do
+		[[ $n =~ ^[1-9][0-9]*$ ]] || die "not a positive integer: $n"
+	done
+	for n in "$off" "$len" "$seed"; do
+		[[ $n =~ ^([0-9]+[KkMmGg]?|0x[0-9a-fA-F]+)$ ]] || die "not a number: $n"
+	done
+	[[ $run =~ ^[a-z0-9-]+(,[a-z0-9-]+)*$ ]] || die "bad --run: $run"
+	[[ $dev =~ ^/dev/[a-z0-9]+$ ]] || die "bad --dev: $dev"
+	if [[ -z $smp ]]; then
+		smp=$((queues < 4 ? queues : 4))
+	fi
+}
+
+# start_qemu VAR: starts QEMU in the background and stores its pid in VAR.
+start_qemu() {
+	local -n _qemu_pid_out=$1
+	local append="console=ttyS0 quiet panic=-1 vrio.run=$run vrio.dev=$dev"
+	append+=" vrio.off=$off vrio.len=$len vrio.seed=$seed"
+	: >"$logfile"
+	qemu-system-x86_64 -accel tcg -nodefaults -no-user-config -display none \
+		-no-reboot -m "$mem" -smp "$smp" \
+		-kernel "$kernel_dir/vmlinuz" -initrd "$kernel_dir/initrd.cpio.gz" \
+		-append "$append" \
+		-object "memory-backend-memfd,id=mem,size=${mem}M,share=on" \
+		-numa node,memdev=mem \
+		-chardev "socket,id=vu0,path=$socket" \
+		-device "vhost-user-blk-pci,chardev=vu0,num-queues=$queues" \
+		-serial "file:$logfile" \
+		</dev/null >"$logfile.qemu" 2>&1 &
+	_qemu_pid_out=$!
+	track_pid "$_qemu_pid_out" qemu
+}
+
+# wait_qemu PID: waits for QEMU to exit by itself within the timeout; kills
+# it and fails otherwise.
+wait_qemu() {
+	local pid=$1 n=0 rc=0
+	while pid_alive "$pid"; do
+		if ((n >= timeout_s * 10)); then
+			log "guest still running after ${timeout_s}s: killing QEMU (pid $pid)"
+			stop_pid "$pid" 5 || true
+			return 1
+		fi
+		sleep 0.1
+		n=$((n + 1))
+	done
+	untrack_pid "$pid"
+	wait "$pid" || rc=$?
+	if ((rc != 0)); then
+		log "QEMU exited with status $rc"
+		return 1
+	fi
+}
+
+show_failure() {
+	log "--- QEMU output ($logfile.qemu) ---"
+	tail -n 20 "$logfile.qemu" >&2 || true
+	log "--- guest console, last lines ($logfile) ---"
+	tail -n 40 "$logfile" >&2 || true
+}
+
+# check_results: prints the VRIO-RESULT lines; true when all end in "ok".
+check_results() {
+	local lines bad
+	lines=$(grep -a '^VRIO-RESULT: ' "$logfile" | tr -d '\r') || true
+	if [[ -z $lines ]]; then
+		log "the guest printed no VRIO-RESULT line"
+		return 1
+	fi
+	printf '%s\n' "$lines"
+	bad=$(printf '%s\n' "$lines" | grep -v ' ok$') || true
+	if [[ -n $bad ]]; then
+		log "guest reported a failure"
+		return 1
+	fi
+}
+
+main() {
+	local qpid start elapsed tmp
+	parse_args "$@"
+	need_cmd qemu-system-x86_64
+	if [[ -z $logfile ]]; then
+		make_tmpdir tmp
+		logfile=$tmp/console.log
+	fi
+	start=$SECONDS
+	start_qemu qpid
+	log "booting guest (pid $qpid, run=$run, queues=$queues, smp=$smp), console in $logfile"
+	if ! wait_qemu "$qpid"; then
+		show_failure
+		exit 1
+	fi
+	elapsed=$((SECONDS - start))
+	if ! check_results; then
+		show_failure
+		exit 1
+	fi
+	log "guest powered off after ${elapsed}s"
+}
+
+lib_traps
+main "$@"
