@@ -24,7 +24,7 @@
 
 /*
  * Device ownership:
- *   IDLE     no frontend; the control thread owns everything.
+ *   IDLE     not served; the control thread owns everything.
  *   START    the control thread filled in mem/vq and hands the device over.
  *   RUNNING  the poller owns mem/vq.
  *   STOP     the control thread asks for it back; the poller stops taking
@@ -50,7 +50,7 @@ struct lhv_vq {
 	struct vring_used *used;
 	uint16_t size;
 	int kickfd, callfd;
-	bool enabled;		/* written by the control thread (atomic) */
+	bool active;		/* the frontend made this vring ready */
 	bool armed;		/* kicks enabled, kickfd in epoll */
 	uint16_t last_avail;
 	uint16_t used_idx;	/* our copy of used->idx */
@@ -89,6 +89,7 @@ struct lhv_dev {
 
 	/* Control thread only. */
 	int conn_vid;			/* the frontend connection, -1 if none */
+	bool ready[LHV_MAX_QUEUES];	/* vrings rte_vhost reports ready */
 	bool registered;
 
 	int state;			/* enum lhv_dev_state, atomic */

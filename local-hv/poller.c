@@ -48,6 +48,8 @@ static void dev_started(struct lhv *l, struct lhv_dev *d)
 	for (i = 0; i < d->nvq; i++) {
 		struct lhv_vq *q = &d->vq[i];
 
+		if (!q->active)
+			continue;
 		lhv_vq_kicks(d, q, true);
 		q->armed = true;
 		lhv_epoll_mod(l, q->kickfd, (void *)((uintptr_t)q | TAG_VQ), true);
@@ -66,7 +68,8 @@ static void dev_stopping(struct lhv *l, struct lhv_dev *d, uint64_t now)
 		VRIO_WARN("%s: %u request(s) still in flight at stop; their responses will be "
 			  "dropped", d->name, d->inflight);
 	for (i = 0; i < d->nvq; i++)
-		lhv_epoll_mod(l, d->vq[i].kickfd, NULL, false);
+		if (d->vq[i].active)
+			lhv_epoll_mod(l, d->vq[i].kickfd, NULL, false);
 	d->inflight = 0;
 	__atomic_store_n(&d->state, LHV_DEV_IDLE, __ATOMIC_RELEASE);
 }
@@ -91,7 +94,7 @@ static int poll_devices(struct lhv *l, uint64_t now)
 		if (st != LHV_DEV_RUNNING || d->broken || !d->attached)
 			continue;
 		for (qi = 0; qi < d->nvq; qi++) {
-			if (!__atomic_load_n(&d->vq[qi].enabled, __ATOMIC_ACQUIRE))
+			if (!d->vq[qi].active)
 				continue;
 			if (d->vq[qi].armed) {
 				lhv_vq_kicks(d, &d->vq[qi], false);
@@ -114,7 +117,8 @@ static void notify_devices(struct lhv *l)
 		if ((st != LHV_DEV_RUNNING && st != LHV_DEV_STOP) || d->broken)
 			continue;
 		for (qi = 0; qi < d->nvq; qi++)
-			lhv_vq_notify(d, &d->vq[qi]);
+			if (d->vq[qi].active)
+				lhv_vq_notify(d, &d->vq[qi]);
 	}
 }
 
@@ -130,7 +134,7 @@ static bool arm_kicks(struct lhv *l)
 		if (__atomic_load_n(&d->state, __ATOMIC_ACQUIRE) != LHV_DEV_RUNNING || d->broken)
 			continue;
 		for (qi = 0; qi < d->nvq; qi++) {
-			if (!d->vq[qi].armed) {
+			if (d->vq[qi].active && !d->vq[qi].armed) {
 				work |= lhv_vq_kicks(d, &d->vq[qi], true);
 				d->vq[qi].armed = true;
 			}

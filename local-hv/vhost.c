@@ -49,6 +49,10 @@ struct vu_msg {
 /* rte_vhost's callbacks carry no context; this is the registry they use. */
 static struct lhv *g_lhv;
 
+static void dev_stop(struct lhv_dev *d);
+static bool changes_rings(uint32_t request);
+static enum rte_vhost_msg_result post_msg(int vid, void *arg);
+
 static struct lhv_dev *dev_by_vid(int vid)
 {
 	char path[PATH_MAX];
@@ -68,11 +72,15 @@ static enum rte_vhost_msg_result pre_msg(int vid, void *arg)
 	struct lhv_dev *d;
 	uint32_t off, len;
 
-	if (m->request != VHOST_USER_GET_CONFIG && m->request != VHOST_USER_SET_CONFIG)
-		return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
 	d = dev_by_vid(vid);
 	if (!d)
 		return RTE_VHOST_MSG_RESULT_ERR;
+	if (changes_rings(m->request)) {
+		dev_stop(d);
+		return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+	}
+	if (m->request != VHOST_USER_GET_CONFIG && m->request != VHOST_USER_SET_CONFIG)
+		return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
 	if (m->request == VHOST_USER_SET_CONFIG) {
 		/* Nothing in our config space is writable (no CONFIG_WCE). */
 		VRIO_WARN("%s: frontend tried to write config space; ignored", d->name);
@@ -94,6 +102,7 @@ static enum rte_vhost_msg_result pre_msg(int vid, void *arg)
 
 static const struct rte_vhost_user_extern_ops extern_ops = {
 	.pre_msg_handle = pre_msg,
+	.post_msg_handle = post_msg,
 };
 
 static int new_connection(int vid)
@@ -111,18 +120,9 @@ static int new_connection(int vid)
 		return -1;
 	}
 	d->conn_vid = vid;
+	memset(d->ready, 0, sizeof(d->ready));
 	VRIO_INFO("%s: frontend connected", d->name);
 	return 0;
-}
-
-static void destroy_connection(int vid)
-{
-	struct lhv_dev *d = dev_by_vid(vid);
-
-	if (d && d->conn_vid == vid) {
-		d->conn_vid = -1;
-		VRIO_INFO("%s: frontend disconnected", d->name);
-	}
 }
 
 static void free_rings(struct lhv_dev *d)
@@ -132,6 +132,7 @@ static void free_rings(struct lhv_dev *d)
 	for (i = 0; i < d->nvq; i++) {
 		free(d->vq[i].slots);
 		d->vq[i].slots = NULL;
+		d->vq[i].active = false;
 	}
 	free(d->mem.r);
 	d->mem.r = NULL;
@@ -139,97 +140,17 @@ static void free_rings(struct lhv_dev *d)
 	d->nvq = 0;
 }
 
-static int new_device(int vid)
+/* Take the device back from the poller: it drains requests in flight
+ * (bounded by stop_deadline) first. We never return while it may still
+ * touch guest memory. Ring positions go back to rte_vhost, which hands them
+ * to the frontend on GET_VRING_BASE. */
+static void dev_stop(struct lhv_dev *d)
 {
-	struct lhv_dev *d = dev_by_vid(vid);
-	struct rte_vhost_memory *mem = NULL;
-	struct rte_vhost_vring vr;
-	uint16_t last_avail, last_used;
-	unsigned i, nvq;
-
-	if (!d || __atomic_load_n(&d->state, __ATOMIC_ACQUIRE) != LHV_DEV_IDLE)
-		return -1;
-	if (rte_vhost_get_negotiated_features(vid, &d->features) != 0)
-		return -1;
-	if (d->features & (1ull << VIRTIO_F_RING_PACKED_BIT)) {
-		VRIO_ERR("%s: packed rings were not offered", d->name);
-		return -1;
-	}
-	nvq = rte_vhost_get_vring_num(vid);
-	if (nvq == 0 || nvq > d->num_queues) {
-		VRIO_ERR("%s: frontend set up %u queues, the device has %u", d->name, nvq,
-			 d->num_queues);
-		return -1;
-	}
-	if (rte_vhost_get_mem_table(vid, &mem) != 0)
-		return -1;
-	d->mem.r = calloc(mem->nregions, sizeof(*d->mem.r));
-	if (!d->mem.r)
-		goto err;
-	for (i = 0; i < mem->nregions; i++) {
-		d->mem.r[i].gpa = mem->regions[i].guest_phys_addr;
-		d->mem.r[i].size = mem->regions[i].size;
-		d->mem.r[i].hva = mem->regions[i].host_user_addr;
-	}
-	d->mem.n = mem->nregions;
-	free(mem);
-	mem = NULL;
-
-	d->event_idx = d->features & (1ull << VIRTIO_RING_F_EVENT_IDX);
-	d->indirect = d->features & (1ull << VIRTIO_RING_F_INDIRECT_DESC);
-	for (i = 0; i < nvq; i++) {
-		struct lhv_vq *q = &d->vq[i];
-
-		if (rte_vhost_get_vhost_vring(vid, (uint16_t)i, &vr) != 0 ||
-		    rte_vhost_get_vring_base(vid, (uint16_t)i, &last_avail, &last_used) != 0)
-			goto err;
-		if (vr.size == 0 || (vr.size & (vr.size - 1)) || vr.size > d->topo->queue_size) {
-			VRIO_ERR("%s: queue %u has size %u (power of two up to %u expected)", d->name,
-				 i, vr.size, d->topo->queue_size);
-			goto err;
-		}
-		q->desc = vr.desc;
-		q->avail = vr.avail;
-		q->used = vr.used;
-		q->size = vr.size;
-		q->kickfd = vr.kickfd;
-		q->callfd = vr.callfd;
-		q->last_avail = last_avail;
-		q->used_idx = last_used;
-		q->signalled_valid = false;
-		q->armed = false;
-		q->inflight = 0;
-		q->slots = calloc(vr.size, sizeof(*q->slots));
-		if (!q->slots)
-			goto err;
-		d->nvq = i + 1;
-	}
-	d->vid = vid;
-	d->epoch++;
-	d->broken = false;
-	d->inflight = 0;
-	__atomic_store_n(&d->state, LHV_DEV_START, __ATOMIC_RELEASE);
-	lhv_poller_wake(g_lhv);
-	VRIO_NOTICE("%s: guest driver ready: %u queue(s), features %#llx", d->name, nvq,
-		    (unsigned long long)d->features);
-	return 0;
-err:
-	free(mem);
-	free_rings(d);
-	VRIO_ERR("%s: cannot start the device", d->name);
-	return -1;
-}
-
-static void destroy_device(int vid)
-{
-	struct lhv_dev *d = dev_by_vid(vid);
 	struct timespec ms = { 0, 1000000 };
 	unsigned i;
 
-	if (!d || d->vid != vid || __atomic_load_n(&d->state, __ATOMIC_ACQUIRE) == LHV_DEV_IDLE)
+	if (__atomic_load_n(&d->state, __ATOMIC_ACQUIRE) == LHV_DEV_IDLE)
 		return;
-	/* The poller drains in flight (bounded by stop_deadline), then gives
-	 * the device back; we never return while it may touch guest memory. */
 	d->stop_deadline = vrio_now_ns() + STOP_TIMEOUT_NS;
 	__atomic_store_n(&d->state, LHV_DEV_STOP, __ATOMIC_RELEASE);
 	lhv_poller_wake(g_lhv);
@@ -237,17 +158,190 @@ static void destroy_device(int vid)
 	       __atomic_load_n(&g_lhv->poller_started, __ATOMIC_ACQUIRE))
 		nanosleep(&ms, NULL);
 	for (i = 0; i < d->nvq; i++)
-		rte_vhost_set_vring_base(vid, (uint16_t)i, d->vq[i].last_avail, d->vq[i].used_idx);
+		if (d->vq[i].active)
+			rte_vhost_set_vring_base(d->vid, (uint16_t)i, d->vq[i].last_avail,
+						 d->vq[i].used_idx);
 	free_rings(d);
-	VRIO_NOTICE("%s: guest driver stopped", d->name);
+	VRIO_INFO("%s: rings handed back", d->name);
+}
+
+static int map_memory(struct lhv_dev *d, int vid)
+{
+	struct rte_vhost_memory *mem = NULL;
+	unsigned i;
+
+	if (rte_vhost_get_mem_table(vid, &mem) != 0)
+		return -ENOENT;
+	d->mem.r = calloc(mem->nregions ? mem->nregions : 1, sizeof(*d->mem.r));
+	if (!d->mem.r) {
+		free(mem);
+		return -ENOMEM;
+	}
+	for (i = 0; i < mem->nregions; i++) {
+		d->mem.r[i].gpa = mem->regions[i].guest_phys_addr;
+		d->mem.r[i].size = mem->regions[i].size;
+		d->mem.r[i].hva = mem->regions[i].host_user_addr;
+	}
+	d->mem.n = mem->nregions;
+	free(mem);
+	return 0;
+}
+
+static int setup_vq(struct lhv_dev *d, int vid, unsigned i)
+{
+	struct lhv_vq *q = &d->vq[i];
+	struct rte_vhost_vring vr;
+	uint16_t last_avail, last_used;
+
+	if (rte_vhost_get_vhost_vring(vid, (uint16_t)i, &vr) != 0 ||
+	    rte_vhost_get_vring_base(vid, (uint16_t)i, &last_avail, &last_used) != 0 || !vr.desc)
+		return -ENOENT;
+	if (vr.size == 0 || (vr.size & (vr.size - 1)) || vr.size > d->topo->queue_size) {
+		VRIO_ERR("%s: queue %u has size %u (power of two up to %u expected)", d->name, i,
+			 vr.size, d->topo->queue_size);
+		return -EINVAL;
+	}
+	q->desc = vr.desc;
+	q->avail = vr.avail;
+	q->used = vr.used;
+	q->size = vr.size;
+	q->kickfd = vr.kickfd;
+	q->callfd = vr.callfd;
+	q->last_avail = last_avail;
+	q->used_idx = last_used;
+	q->signalled_valid = false;
+	q->armed = false;
+	q->inflight = 0;
+	q->slots = calloc(vr.size, sizeof(*q->slots));
+	if (!q->slots)
+		return -ENOMEM;
+	q->active = true;
+	return 0;
+}
+
+/*
+ * Hand the device to the poller with whichever vrings the frontend made
+ * ready. rte_vhost's new_device waits for all of them, but firmware drives
+ * only some: SeaBIOS boots from queue 0 of a multi-queue disk.
+ */
+static void dev_start(struct lhv_dev *d, int vid)
+{
+	unsigned i, nvq = 0;
+
+	if (__atomic_load_n(&d->state, __ATOMIC_ACQUIRE) != LHV_DEV_IDLE || d->conn_vid != vid)
+		return;
+	for (i = 0; i < LHV_MAX_QUEUES; i++)
+		if (d->ready[i])
+			nvq = i + 1;
+	if (nvq == 0)
+		return;
+	if (nvq > d->num_queues) {
+		VRIO_ERR("%s: frontend uses queue %u, the device has %u", d->name, nvq - 1,
+			 d->num_queues);
+		return;
+	}
+	if (rte_vhost_get_negotiated_features(vid, &d->features) != 0)
+		return;
+	if (d->features & (1ull << VIRTIO_F_RING_PACKED_BIT)) {
+		VRIO_ERR("%s: packed rings were not offered", d->name);
+		return;
+	}
+	if (map_memory(d, vid) < 0)
+		return;
+	d->nvq = nvq;
+	for (i = 0; i < nvq; i++)
+		if (d->ready[i] && setup_vq(d, vid, i) < 0)
+			goto err;
+	d->event_idx = d->features & (1ull << VIRTIO_RING_F_EVENT_IDX);
+	d->indirect = d->features & (1ull << VIRTIO_RING_F_INDIRECT_DESC);
+	d->vid = vid;
+	d->epoch++;
+	d->broken = false;
+	d->inflight = 0;
+	__atomic_store_n(&d->state, LHV_DEV_START, __ATOMIC_RELEASE);
+	lhv_poller_wake(g_lhv);
+	VRIO_INFO("%s: serving %u queue(s), features %#llx", d->name, nvq,
+		  (unsigned long long)d->features);
+	return;
+err:
+	free_rings(d);
+	VRIO_ERR("%s: cannot serve the device's rings", d->name);
+}
+
+/* Messages after which rings or memory may not be what the poller uses. */
+static bool changes_rings(uint32_t request)
+{
+	switch (request) {
+	case 2:		/* SET_FEATURES */
+	case 4:		/* RESET_OWNER */
+	case 5:		/* SET_MEM_TABLE */
+	case 8:		/* SET_VRING_NUM */
+	case 9:		/* SET_VRING_ADDR */
+	case 10:	/* SET_VRING_BASE */
+	case 11:	/* GET_VRING_BASE */
+	case 12:	/* SET_VRING_KICK */
+	case 13:	/* SET_VRING_CALL */
+	case 18:	/* SET_VRING_ENABLE */
+		return true;
+	}
+	return false;
+}
+
+static enum rte_vhost_msg_result post_msg(int vid, void *arg)
+{
+	struct vu_msg *m = arg;
+	struct lhv_dev *d;
+
+	if (changes_rings(m->request) && (d = dev_by_vid(vid)))
+		dev_start(d, vid);
+	return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+}
+
+static void destroy_connection(int vid)
+{
+	struct lhv_dev *d = dev_by_vid(vid);
+
+	if (d && d->conn_vid == vid) {
+		dev_stop(d);
+		d->conn_vid = -1;
+		VRIO_INFO("%s: frontend disconnected", d->name);
+	}
+}
+
+static int new_device(int vid)
+{
+	struct lhv_dev *d = dev_by_vid(vid);
+	unsigned i, n = rte_vhost_get_vring_num(vid);
+
+	if (!d)
+		return -1;
+	for (i = 0; i < n && i < LHV_MAX_QUEUES; i++)
+		d->ready[i] = true;
+	dev_stop(d);
+	dev_start(d, vid);
+	if (__atomic_load_n(&d->state, __ATOMIC_ACQUIRE) == LHV_DEV_IDLE)
+		return -1;
+	VRIO_NOTICE("%s: guest driver ready: %u queue(s)", d->name, d->nvq);
+	return 0;
+}
+
+static void destroy_device(int vid)
+{
+	struct lhv_dev *d = dev_by_vid(vid);
+
+	if (d)
+		dev_stop(d);
 }
 
 static int vring_state_changed(int vid, uint16_t queue, int enable)
 {
 	struct lhv_dev *d = dev_by_vid(vid);
 
-	if (d && queue < LHV_MAX_QUEUES)
-		__atomic_store_n(&d->vq[queue].enabled, enable != 0, __ATOMIC_RELEASE);
+	if (!d || queue >= LHV_MAX_QUEUES || d->ready[queue] == (enable != 0))
+		return 0;
+	d->ready[queue] = enable != 0;
+	dev_stop(d);
+	dev_start(d, vid);
 	return 0;
 }
 

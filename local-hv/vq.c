@@ -142,7 +142,7 @@ int lhv_vq_complete(struct lhv *l, struct lhv_dev *d, const struct vrio_frame *f
 		vrio_counter_add(&d->st.dropped_responses, 1);
 		return 0;
 	}
-	if (f->queue >= d->nvq)
+	if (f->queue >= d->nvq || !d->vq[f->queue].active)
 		return -EBADMSG;
 	q = &d->vq[f->queue];
 	if (head >= q->size || !q->slots[head].busy)
@@ -237,6 +237,8 @@ int lhv_vq_resend(struct lhv *l, struct lhv_dev *d)
 
 	for (qi = 0; qi < d->nvq; qi++) {
 		q = &d->vq[qi];
+		if (!q->active)
+			continue;
 		o = walk_opts(d, q);
 		for (head = 0; q->inflight && head < q->size; head++) {
 			if (!q->slots[head].busy)
