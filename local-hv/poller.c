@@ -54,7 +54,6 @@ static void dev_started(struct lhv *l, struct lhv_dev *d)
 		q->armed = true;
 		lhv_epoll_mod(l, q->kickfd, (void *)((uintptr_t)q | TAG_VQ), true);
 	}
-	__atomic_store_n(&d->state, LHV_DEV_RUNNING, __ATOMIC_RELEASE);
 }
 
 /* Give the device back once nothing is in flight, or at the deadline. */
@@ -85,7 +84,11 @@ static int poll_devices(struct lhv *l, uint64_t now)
 		st = __atomic_load_n(&d->state, __ATOMIC_ACQUIRE);
 		if (st == LHV_DEV_START) {
 			dev_started(l, d);
-			st = LHV_DEV_RUNNING;
+			/* The control thread may already want it back (START ->
+			 * STOP): never overwrite that. */
+			if (__atomic_compare_exchange_n(&d->state, &st, LHV_DEV_RUNNING, false,
+							__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+				st = LHV_DEV_RUNNING;
 		}
 		if (st == LHV_DEV_STOP) {
 			dev_stopping(l, d, now);

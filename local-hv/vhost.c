@@ -26,6 +26,8 @@
 #define VIRTIO_F_RING_PACKED_BIT	34
 #define VHOST_USER_F_PROTOCOL_FEATURES_BIT 30
 #define VHOST_USER_PROTOCOL_F_CONFIG_BIT 9
+#define VHOST_USER_RESET_OWNER		4
+#define VHOST_USER_SET_VRING_BASE	10
 #define VHOST_USER_GET_CONFIG		24
 #define VHOST_USER_SET_CONFIG		25
 #define STOP_TIMEOUT_NS			(5ull * 1000 * 1000 * 1000)
@@ -77,6 +79,10 @@ static enum rte_vhost_msg_result pre_msg(int vid, void *arg)
 		return RTE_VHOST_MSG_RESULT_ERR;
 	if (changes_rings(m->request)) {
 		dev_stop(d);
+		/* The frontend restarts its rings after a device reset: only then
+		 * may a device the guest broke be served again. */
+		if (m->request == VHOST_USER_SET_VRING_BASE || m->request == VHOST_USER_RESET_OWNER)
+			d->broken = false;
 		return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
 	}
 	if (m->request != VHOST_USER_GET_CONFIG && m->request != VHOST_USER_SET_CONFIG)
@@ -120,6 +126,7 @@ static int new_connection(int vid)
 		return -1;
 	}
 	d->conn_vid = vid;
+	d->broken = false;
 	memset(d->ready, 0, sizeof(d->ready));
 	VRIO_INFO("%s: frontend connected", d->name);
 	return 0;
@@ -226,7 +233,8 @@ static int setup_vq(struct lhv_dev *d, int vid, unsigned i)
  */
 static void dev_start(struct lhv_dev *d, int vid)
 {
-	unsigned i, nvq = 0;
+	unsigned i, nvq = 0, served = 0;
+	int rc;
 
 	if (__atomic_load_n(&d->state, __ATOMIC_ACQUIRE) != LHV_DEV_IDLE || d->conn_vid != vid)
 		return;
@@ -249,18 +257,30 @@ static void dev_start(struct lhv_dev *d, int vid)
 	if (map_memory(d, vid) < 0)
 		return;
 	d->nvq = nvq;
-	for (i = 0; i < nvq; i++)
-		if (d->ready[i] && setup_vq(d, vid, i) < 0)
+	for (i = 0; i < nvq; i++) {
+		if (!d->ready[i])
+			continue;
+		rc = setup_vq(d, vid, i);
+		/* A vring the frontend just tore down reports ready until
+		 * rte_vhost's notification catches up: skip it. */
+		if (rc == -ENOENT)
+			continue;
+		if (rc < 0)
 			goto err;
+		served++;
+	}
+	if (!served) {
+		free_rings(d);
+		return;
+	}
 	d->event_idx = d->features & (1ull << VIRTIO_RING_F_EVENT_IDX);
 	d->indirect = d->features & (1ull << VIRTIO_RING_F_INDIRECT_DESC);
 	d->vid = vid;
 	d->epoch++;
-	d->broken = false;
 	d->inflight = 0;
 	__atomic_store_n(&d->state, LHV_DEV_START, __ATOMIC_RELEASE);
 	lhv_poller_wake(g_lhv);
-	VRIO_INFO("%s: serving %u queue(s), features %#llx", d->name, nvq,
+	VRIO_INFO("%s: serving %u of %u queue(s), features %#llx", d->name, served, nvq,
 		  (unsigned long long)d->features);
 	return;
 err:
@@ -273,11 +293,11 @@ static bool changes_rings(uint32_t request)
 {
 	switch (request) {
 	case 2:		/* SET_FEATURES */
-	case 4:		/* RESET_OWNER */
+	case VHOST_USER_RESET_OWNER:
 	case 5:		/* SET_MEM_TABLE */
 	case 8:		/* SET_VRING_NUM */
 	case 9:		/* SET_VRING_ADDR */
-	case 10:	/* SET_VRING_BASE */
+	case VHOST_USER_SET_VRING_BASE:
 	case 11:	/* GET_VRING_BASE */
 	case 12:	/* SET_VRING_KICK */
 	case 13:	/* SET_VRING_CALL */
