@@ -47,6 +47,7 @@ enum opt_id {
 	OPT_INJECT,
 	OPT_CHECK_FILE,
 	OPT_NO_EVENT_IDX,
+	OPT_ZERO_UNWRITTEN,
 	OPT_HELP,
 };
 
@@ -71,6 +72,7 @@ static const struct option long_opts[] = {
 	{ "inject", required_argument, NULL, OPT_INJECT },
 	{ "check-file", required_argument, NULL, OPT_CHECK_FILE },
 	{ "no-event-idx", no_argument, NULL, OPT_NO_EVENT_IDX },
+	{ "zero-unwritten", no_argument, NULL, OPT_ZERO_UNWRITTEN },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -79,6 +81,7 @@ struct main_opts {
 	struct run_opts run;
 	const char *inject;
 	const char *check_file;
+	bool zero_unwritten;
 	bool offset_set;
 	bool json;
 };
@@ -88,7 +91,7 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: vrio-bench --socket PATH [options]        load, verify\n"
 		"       vrio-bench --socket PATH --inject KIND    post one malformed chain\n"
-		"       vrio-bench --check-file PATH --state FILE [--offset BYTES]\n"
+		"       vrio-bench --check-file PATH --state FILE [--offset BYTES] [--zero-unwritten]\n"
 		"\n"
 		"  --rw MODE          randread (default), randwrite, read, write, randrw\n"
 		"  --bs BYTES         request size, a multiple of 512 (default 4096)\n"
@@ -106,6 +109,7 @@ static void usage(FILE *out)
 		"  --poll             busy-poll for completions instead of sleeping\n"
 		"  --timeout MS       longest a request may take (default 10000)\n"
 		"  --no-event-idx     do not negotiate VIRTIO_RING_F_EVENT_IDX (use ring flags)\n"
+		"  --zero-unwritten   with --check-file: blocks never written must read as zeros\n"
 		"  --json             print the report as one JSON object on stdout\n"
 		"  --quiet            no informational messages\n"
 		"\n"
@@ -277,6 +281,9 @@ static int parse_args(int argc, char **argv, struct main_opts *m)
 		case OPT_NO_EVENT_IDX:
 			o->no_event_idx = true;
 			break;
+		case OPT_ZERO_UNWRITTEN:
+			m->zero_unwritten = true;
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			return 1;
@@ -333,7 +340,8 @@ static int do_check_file(const struct main_opts *m)
 	if (ret < 0)
 		return 1;
 	file_offset = m->offset_set ? m->run.offset : w.offset;
-	ret = workload_check_file(&w, m->check_file, file_offset, &c, m->run.quiet);
+	ret = workload_check_file(&w, m->check_file, file_offset, &c, m->zero_unwritten,
+				  m->run.quiet);
 	workload_fini(&w);
 	if (ret < 0)
 		return 1;

@@ -455,8 +455,13 @@ out:
 	return ret;
 }
 
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
 int workload_check_file(const struct workload *w, const char *path, uint64_t file_offset,
-			struct check_counts *c, bool quiet)
+			struct check_counts *c, bool zero_unwritten, bool quiet)
 {
 	uint8_t *buf = NULL, *scratch = NULL;
 	char why[256];
@@ -481,23 +486,33 @@ int workload_check_file(const struct workload *w, const char *path, uint64_t fil
 		uint64_t pos = file_offset + b * w->bs;
 		ssize_t n;
 
-		if (!w->tags[b]) {
+		if (!w->tags[b] && !zero_unwritten) {
 			c->unwritten++;
 			continue;
 		}
-		c->written++;
 		n = pread(fd, buf, w->bs, (off_t)pos);
 		if (n < 0) {
 			ret = -errno;
 			bench_err("%s: read at %llu: %m", path, (unsigned long long)pos);
 			goto out;
 		}
-		if ((size_t)n < w->bs) {
+		if (!w->tags[b]) {
+			/* Never written by us: must still read as zeros (a hole, or
+			 * past the end of the file). */
+			c->unwritten++;
+			if (all_zero(buf, (size_t)n))
+				continue;
+			snprintf(why, sizeof(why), "never written, but not zero");
+		} else if ((size_t)n < w->bs) {
+			c->written++;
 			memset(buf + n, 0, w->bs - (size_t)n);
 			snprintf(why, sizeof(why), "file ends inside the block");
-		} else if (!workload_verify(w, b, w->tags[b], buf, scratch, why, sizeof(why))) {
-			c->matched++;
-			continue;
+		} else {
+			c->written++;
+			if (!workload_verify(w, b, w->tags[b], buf, scratch, why, sizeof(why))) {
+				c->matched++;
+				continue;
+			}
 		}
 		c->mismatched++;
 		if (c->mismatched <= VERIFY_PRINT_MAX && !quiet)

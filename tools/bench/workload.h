@@ -81,6 +81,6 @@ int workload_state_save(const struct workload *w, const char *path);
 
 /* Compare a backing file with the map; file_offset is where block 0 lies. */
 int workload_check_file(const struct workload *w, const char *path, uint64_t file_offset,
-			struct check_counts *c, bool quiet);
+			struct check_counts *c, bool zero_unwritten, bool quiet);
 
 #endif
