@@ -30,6 +30,8 @@
 #endif
 
 #define IOS_SECTOR_SIZE 512u
+/* Data buffers handed to a backend are aligned to this (O_DIRECT-safe). */
+#define IOS_BDEV_BUF_ALIGN 4096u
 
 enum ios_bdev_op {
 	IOS_BDEV_READ,

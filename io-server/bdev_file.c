@@ -79,6 +79,18 @@ static int file_size_blkdev(const char *name, const char *path, int fd, struct b
 	return 0;
 }
 
+/* With O_DIRECT the file system dictates the alignment of offsets and
+ * lengths: the device's logical block size, so the guest follows it. */
+static uint32_t file_dio_align(int fd)
+{
+	struct statx stx;
+
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) < 0 ||
+	    !(stx.stx_mask & STATX_DIOALIGN) || stx.stx_dio_mem_align > IOS_BDEV_BUF_ALIGN)
+		return IOS_SECTOR_SIZE;
+	return file_pow2_block(stx.stx_dio_offset_align);
+}
+
 static int file_open(const char *name, const struct vrio_topo_device *td, struct ios_bdev **out)
 {
 	const struct vrio_topo_backend *be = &td->backend;
@@ -139,8 +151,10 @@ static int file_open(const char *name, const struct vrio_topo_device *td, struct
 				goto err_close;
 			}
 		}
-		f->base.block_size = IOS_SECTOR_SIZE;
+		f->base.block_size = be->direct ? file_dio_align(f->fd) : IOS_SECTOR_SIZE;
 		f->base.phys_block_size = file_pow2_block((uint64_t)st.st_blksize);
+		if (f->base.phys_block_size < f->base.block_size)
+			f->base.phys_block_size = f->base.block_size;
 	} else {
 		VRIO_ERR("%s: %s is neither a regular file nor a block device", name, be->path);
 		rc = -EINVAL;

@@ -85,6 +85,7 @@ void ios_blk_dev_init(struct ios_blk_dev *d, const char *name, struct ios_bdev *
 	 * never longer than the ring. */
 	d->seg_max = queue_size > IOS_BLK_SEG_MAX + 2 ? IOS_BLK_SEG_MAX :
 		     queue_size > 3 ? queue_size - 2 : 1;
+	d->max_request = d->seg_max * IOS_BLK_SIZE_MAX + IOS_BLK_HDR_LEN;
 	while (phys_exp < 15 && (lbs << (phys_exp + 1)) <= pbs)
 		phys_exp++;
 

@@ -31,12 +31,12 @@
 #define IOS_BLK_MAX_DWZ_SECTORS	(1u << 22)	/* 2 GiB per segment */
 #define IOS_BLK_SIZE_MAX	(64u << 10)
 #define IOS_BLK_SEG_MAX		63u
-/* Largest readable or writable bytes of one chain (header and status
- * included). The data of a chain, at most SEG_MAX * SIZE_MAX, fits. */
+/* Bound on any device's max_request: the readable or writable bytes of one
+ * chain, header and status included. */
 #define IOS_BLK_MAX_REQUEST	(VRIO_FRAME_MAX_PAYLOAD - 4096u)
 
-_Static_assert((uint64_t)IOS_BLK_SEG_MAX * IOS_BLK_SIZE_MAX + IOS_BLK_HDR_LEN <= IOS_BLK_MAX_REQUEST,
-	       "a full chain must fit in max_request");
+_Static_assert((uint64_t)IOS_BLK_SEG_MAX * IOS_BLK_SIZE_MAX + IOS_BLK_HDR_LEN <=
+	       IOS_BLK_MAX_REQUEST, "a full chain must fit in max_request");
 _Static_assert(IOS_BLK_HDR_LEN + IOS_BLK_MAX_SEGS * IOS_BLK_SEG_LEN <= IOS_BLK_MAX_REQUEST,
 	       "discard segments must fit in max_request");
 
@@ -60,6 +60,7 @@ struct ios_blk_dev {
 	uint16_t num_queues;
 	uint16_t queue_size;
 	uint32_t seg_max;
+	uint32_t max_request;		/* seg_max * size_max + the header */
 	uint8_t id[IOS_BLK_ID_LEN];
 	uint8_t config[IOS_BLK_CONFIG_LEN];	/* little-endian, as on the wire */
 };

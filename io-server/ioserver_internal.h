@@ -38,7 +38,7 @@
 #define IOS_INBOX_LEN		64u	/* a power of two */
 #define IOS_DRAIN_TIMEOUT_NS	(10ull * 1000000000ull)
 #define IOS_MAX_REACTORS	64u
-#define IOS_BUF_ALIGN		4096u	/* O_DIRECT-safe request buffers */
+#define IOS_BUF_ALIGN		IOS_BDEV_BUF_ALIGN
 
 /* A warning a peer can trigger at will: 10 lines a second per call site. */
 #define IOS_WARN_RL(fmt, ...)                                                            \

@@ -44,7 +44,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: vrio-ioserver --config FILE --node NAME [--log-level LEVEL]\n"
 		   "  -c, --config FILE      the rack topology (YAML)\n"
 		   "  -n, --node NAME        this io_server's name in the topology\n"
-		   "  -l, --log-level LEVEL  err, warn, notice, info or debug (default info)\n"
+		   "  -l, --log-level LEVEL  error, warning, notice, info or debug (default info)\n"
 		   "  -h, --help\n");
 }
 
@@ -137,7 +137,7 @@ static int setup_signals(sigset_t *waitmask)
 
 static void serve(struct ios_server *srv, const sigset_t *waitmask)
 {
-	uint64_t wd_usec = 0, wd_interval_ns = 0, wd_next = 0, backoff_until = 0, now;
+	uint64_t wd_usec = 0, wd_interval_ns = 0, wd_next = 0, backoff_until = 0, now, slack;
 	bool wd_stalled = false;
 	struct timespec ts;
 	struct pollfd pfd;
@@ -151,9 +151,10 @@ static void serve(struct ios_server *srv, const sigset_t *waitmask)
 	while (!stop_requested) {
 		now = vrio_now_ns();
 		if (wd_interval_ns && now >= wd_next) {
-			/* Ping only while every reactor keeps turning. */
-			if (ios_server_alive(srv, now - wd_usec * 1000 -
-						  (uint64_t)IOS_SLEEP_MAX_MS * 1000000)) {
+			/* Ping only while every reactor keeps turning: a sleeping
+			 * one turns at least every IOS_SLEEP_MAX_MS. */
+			slack = wd_usec * 1000 + (uint64_t)IOS_SLEEP_MAX_MS * 1000000;
+			if (ios_server_alive(srv, now > slack ? now - slack : 0)) {
 				sd_notify(0, "WATCHDOG=1");
 				wd_stalled = false;
 			} else if (!wd_stalled) {

@@ -299,9 +299,11 @@ static void *reactor_main(void *arg)
 		}
 	}
 	if (!TAILQ_EMPTY(&r->sessions)) {
-		left = reactor_inflight(r);
-		VRIO_ERR("%s: drain timed out; closing %s with %u requests still at the backend",
-			 r->name, left ? "connections" : "idle connections", left);
+		left = 0;
+		TAILQ_FOREACH(s, &r->sessions, link)
+			left++;
+		VRIO_ERR("%s: drain timed out: closing %u connections, %u requests still at the backend",
+			 r->name, left, reactor_inflight(r));
 	}
 	while ((s = TAILQ_FIRST(&r->sessions)))
 		ios_session_free(s);

@@ -282,10 +282,10 @@ static int session_req(struct ios_session *s, const struct vrio_frame *f, const 
 		return session_garbage(s, "%s: request on queue %u of %u", d->topo->name,
 				       f->queue, d->blk.num_queues);
 	}
-	if (f->len > IOS_BLK_MAX_REQUEST || f->arg > IOS_BLK_MAX_REQUEST) {
+	if (f->len > d->blk.max_request || f->arg > d->blk.max_request) {
 		vrio_counter_add(&d->stats.err_protocol, 1);
 		return session_garbage(s, "%s: request of %u readable and %u writable bytes, above max_request %u",
-				       d->topo->name, f->len, f->arg, IOS_BLK_MAX_REQUEST);
+				       d->topo->name, f->len, f->arg, d->blk.max_request);
 	}
 	if (a->outstanding >= d->max_outstanding) {
 		vrio_counter_add(&d->stats.err_protocol, 1);
@@ -379,7 +379,7 @@ static int attach_reply(struct ios_session *s, uint64_t seq, const char *device,
 		ar.config.len = sizeof(d->blk.config);
 		ar.num_queues = d->blk.num_queues;
 		ar.queue_size = d->blk.queue_size;
-		ar.max_request = IOS_BLK_MAX_REQUEST;
+		ar.max_request = d->blk.max_request;
 	}
 	reply.seq = seq;
 	reply.msg_case = VRIO__CTRL__MSG_ATTACH_REPLY;
@@ -644,8 +644,8 @@ int ios_session_poll(struct ios_session *s, bool draining)
 			if (rc == -ECONNRESET && !s->close_reason[0])
 				session_close(s, false, "closed by the peer");
 			else if (!s->close_reason[0])
-				session_close(s, true, strerror(-rc));
-			else
+				session_reject(s, rc, "receive: %s", strerror(-rc));
+			if (s->close_reason[0])
 				session_close(s, true, s->close_reason);
 		} else {
 			work += rc;
@@ -672,7 +672,8 @@ int ios_session_poll(struct ios_session *s, bool draining)
 	}
 	if (s->conn && s->state == IOS_SESSION_CLOSING && TAILQ_EMPTY(&s->backlog) &&
 	    !s->flush_pending)
-		session_close(s, true, s->close_reason[0] ? s->close_reason : "error sent");
+		session_close(s, s->close_reason[0] != '\0',
+			      s->close_reason[0] ? s->close_reason : "shutting down");
 	return work;
 }
 
@@ -693,13 +694,19 @@ bool ios_session_finished(struct ios_session *s, bool draining)
 {
 	const struct ios_attach *a;
 
-	if (draining && s->conn) {
+	/* Draining: once everything read has been answered and flushed, say
+	 * why the connection goes (every REQ without a RESP was never started),
+	 * then close after that flush too. */
+	if (draining && s->conn && s->state != IOS_SESSION_CLOSING) {
 		TAILQ_FOREACH(a, &s->atts, link)
 			if (a->outstanding)
 				return false;
 		if (!TAILQ_EMPTY(&s->backlog) || s->flush_pending)
 			return false;
-		ios_session_close(s, "shutting down");
+		if (session_send_error(s, 0, -ESHUTDOWN, "the io-server is shutting down") < 0)
+			ios_session_close(s, "shutting down");
+		else
+			s->close_reason[0] = '\0';
 	}
 	return !s->conn && TAILQ_EMPTY(&s->atts);
 }

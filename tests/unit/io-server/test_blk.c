@@ -420,10 +420,13 @@ static void test_seg_max_follows_small_rings(void **state)
 
 	ios_blk_dev_init(&d, "small", f->bdev, 1, 16);
 	assert_int_equal(d.seg_max, 14);
+	assert_int_equal(d.max_request, 14 * 65536 + 16);
 	ios_blk_dev_init(&d, "tiny", f->bdev, 1, 2);
 	assert_int_equal(d.seg_max, 1);
 	ios_blk_dev_init(&d, "a-name-longer-than-twenty-bytes", f->bdev, 1, 1024);
 	assert_int_equal(d.seg_max, 63);
+	assert_int_equal(d.max_request, 63 * 65536 + 16);
+	assert_true(d.max_request <= VRIO_FRAME_MAX_PAYLOAD - 4096);
 	assert_memory_equal(d.id, "a-name-longer-than-t", 20);
 }
 

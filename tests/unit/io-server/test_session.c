@@ -247,13 +247,20 @@ static int setup(void **state)
 	return 0;
 }
 
-static void free_msgs(struct fake_conn *fc)
+static void clear_out(struct fake_conn *fc)
 {
 	unsigned i;
 
 	for (i = 0; i < fc->n_out; i++)
 		free(fc->out[i].payload);
 	fc->n_out = 0;
+}
+
+static void free_msgs(struct fake_conn *fc)
+{
+	unsigned i;
+
+	clear_out(fc);
 	for (i = fc->in_head; i < fc->in_tail; i++)
 		free(fc->in[i].payload);
 	fc->in_head = fc->in_tail = 0;
@@ -333,6 +340,11 @@ static int attach(struct fixture *f, int i, const char *dev, uint32_t *dev_id)
 		assert_int_equal(m->attach_reply->config.len, IOS_BLK_CONFIG_LEN);
 		assert_int_equal(m->attach_reply->features >> 24, 0);
 		assert_true(m->attach_reply->max_request <= VRIO_FRAME_MAX_PAYLOAD - 4096);
+		if (!strcmp(dev, "disk-a")) {
+			assert_int_equal(m->attach_reply->max_request, 2 * 65536 + 16);
+			assert_int_equal(m->attach_reply->num_queues, 2);
+			assert_int_equal(m->attach_reply->queue_size, 4);
+		}
 		if (dev_id)
 			*dev_id = m->attach_reply->dev_id;
 	} else {
@@ -421,7 +433,7 @@ static void test_requests(void **state)
 
 	hello_ok(f, 0, "host0");
 	assert_int_equal(attach(f, 0, "disk-a", &id), 0);
-	fc->n_out = 0;
+	clear_out(fc);
 
 	push_req(fc, id, 0, 100, VIRTIO_BLK_T_OUT, 8, 4096, 1);
 	push_req(fc, id, 1, 101, VIRTIO_BLK_T_IN, 8, 0, 4097);
@@ -541,7 +553,8 @@ static void test_garbage(void **state)
 			push_req(fc, 1, 0, 1, VIRTIO_BLK_T_IN, 0, 0, 513);
 			break;
 		case G_TOO_BIG:
-			push_req(fc, id, 0, 1, VIRTIO_BLK_T_IN, 0, 0, IOS_BLK_MAX_REQUEST + 1);
+			/* disk-a's rings of 4 allow 2 segments of 64 KiB. */
+			push_req(fc, id, 0, 1, VIRTIO_BLK_T_IN, 0, 0, 2 * 65536 + 16 + 1);
 			break;
 		case G_TOO_MANY:
 			/* disk-a: 2 queues of 4 entries, so 8 at most. */
@@ -588,7 +601,9 @@ static void test_garbage(void **state)
 static void test_drain_flushes_then_closes(void **state)
 {
 	struct fixture *f = *state;
+	Vrio__Ctrl *m;
 	uint32_t id;
+	unsigned n;
 
 	hello_ok(f, 0, "host0");
 	hello_ok(f, 1, "host0");
@@ -607,12 +622,23 @@ static void test_drain_flushes_then_closes(void **state)
 	assert_false(f->fc[0].closed);
 	f->fc[0].stuck = false;
 	ios_session_poll(f->s[0], true);
+	/* Everything is answered: a last word, then the close. */
+	assert_false(ios_session_finished(f->s[0], true));
+	ios_session_poll(f->s[0], true);
 	assert_true(ios_session_finished(f->s[0], true));
 	assert_true(f->fc[0].closed);
-	assert_int_equal(f->fc[0].out[f->fc[0].n_out - 1].f.id, 1);
+	n = f->fc[0].n_out;
+	assert_int_equal(f->fc[0].out[n - 2].f.type, VRIO_FRAME_RESP);
+	assert_int_equal(f->fc[0].out[n - 2].f.id, 1);
+	m = out_ctrl(&f->fc[0], n - 1);
+	assert_int_equal(m->msg_case, VRIO__CTRL__MSG_ERROR);
+	assert_int_equal(m->error->status, -ESHUTDOWN);
+	vrio_ctrl_free(m);
 	assert_null(f->srv.devs[0].owner);
 
 	/* An idle session goes at once. */
+	assert_false(ios_session_finished(f->s[1], true));
+	ios_session_poll(f->s[1], true);
 	assert_true(ios_session_finished(f->s[1], true));
 	assert_true(f->fc[1].closed);
 }
