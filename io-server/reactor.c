@@ -15,6 +15,7 @@
  * it goes idle, and gives up after IOS_DRAIN_TIMEOUT_NS.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,6 +297,10 @@ static void *reactor_main(void *arg)
 			last = r->now;
 			idle_since = r->now;
 			__atomic_store_n(&r->alive_ns, r->now, __ATOMIC_RELAXED);
+		} else if (!work) {
+			/* Spinning for the next request: let whatever else is
+			 * runnable on this core (the guest, local-hv) go first. */
+			sched_yield();
 		}
 	}
 	if (!TAILQ_EMPTY(&r->sessions)) {

@@ -7,6 +7,7 @@
  * starve the guest and the io-server.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -201,8 +202,12 @@ static void *poller_main(void *arg)
 			continue;
 		}
 		vrio_counter_add(&l->st.idle_ns, now - t0);
-		if (now - last_work < SPIN_NS)
+		if (now - last_work < SPIN_NS) {
+			/* Spin politely: the guest's vCPU or the io-server may be
+			 * waiting for this core. */
+			sched_yield();
 			continue;
+		}
 		if (arm_kicks(l)) {
 			last_work = now;
 			continue;

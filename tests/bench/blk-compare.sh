@@ -37,7 +37,7 @@ import json, sys
 r = json.loads(sys.argv[1])
 cpu = (int(sys.argv[3]) - int(sys.argv[2])) / int(sys.argv[4])
 bench_cpu = r["cpu_user_s"] + r["cpu_sys_s"]
-print(f'{r["iops"]:.0f} {r["lat_p50_us"]:.1f} {r["lat_p99_us"]:.1f} {cpu:.2f} {bench_cpu:.2f}')
+print(f'{r["iops"]:.0f} {r["lat_us"]["p50"]:.1f} {r["lat_us"]["p99"]:.1f} {cpu:.2f} {bench_cpu:.2f}')
 PY
 }
 
