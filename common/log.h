@@ -39,15 +39,17 @@ int vrio_ratelimit_ok(struct vrio_ratelimit *rl, unsigned burst, unsigned *suppr
 #define VRIO_INFO(...)	 vrio_log(VRIO_LOG_INFO, __VA_ARGS__)
 #define VRIO_DEBUG(...)	 vrio_log(VRIO_LOG_DEBUG, __VA_ARGS__)
 
-/* Rate-limited error from the data path: 10 lines a second per site. */
-#define VRIO_ERR_RL(fmt, ...)                                                            \
+/* Rate-limited logging from the data path: 10 lines a second per site. */
+#define VRIO_LOG_RL(lvl, fmt, ...)                                                       \
 	do {                                                                             \
 		static __thread struct vrio_ratelimit rl_;                               \
 		unsigned sup_;                                                           \
 		if (vrio_ratelimit_ok(&rl_, 10, &sup_))                                  \
-			vrio_log(VRIO_LOG_ERR, fmt "%s", ##__VA_ARGS__,                  \
+			vrio_log(lvl, fmt "%s", ##__VA_ARGS__,                           \
 				 sup_ ? " (earlier lines suppressed)" : "");             \
 	} while (0)
+#define VRIO_ERR_RL(fmt, ...)  VRIO_LOG_RL(VRIO_LOG_ERR, fmt, ##__VA_ARGS__)
+#define VRIO_WARN_RL(fmt, ...) VRIO_LOG_RL(VRIO_LOG_WARN, fmt, ##__VA_ARGS__)
 
 uint64_t vrio_now_ns(void);
 

@@ -40,16 +40,6 @@
 #define IOS_MAX_REACTORS	64u
 #define IOS_BUF_ALIGN		IOS_BDEV_BUF_ALIGN
 
-/* A warning a peer can trigger at will: 10 lines a second per call site. */
-#define IOS_WARN_RL(fmt, ...)                                                            \
-	do {                                                                             \
-		static __thread struct vrio_ratelimit rl_;                               \
-		unsigned sup_;                                                           \
-		if (vrio_ratelimit_ok(&rl_, 10, &sup_))                                  \
-			vrio_log(VRIO_LOG_WARN, fmt "%s", ##__VA_ARGS__,                 \
-				 sup_ ? " (earlier lines suppressed)" : "");             \
-	} while (0)
-
 struct ios_server;
 struct ios_reactor;
 struct ios_session;

@@ -127,7 +127,7 @@ static void session_close(struct ios_session *s, bool garbage, const char *reaso
 	if (!s->conn)
 		return;
 	if (garbage)
-		IOS_WARN_RL("%s: connection closed: %s", s->name, reason);
+		VRIO_WARN_RL("%s: connection closed: %s", s->name, reason);
 	else
 		VRIO_NOTICE("%s: connection closed: %s", s->name, reason);
 	ios_reactor_arm(s->r, s, 0);
@@ -407,30 +407,30 @@ static int ctrl_attach(struct ios_session *s, const Vrio__Ctrl *m)
 		if (td && td->io_server == srv->self && td->type != VRIO_DEV_BLK) {
 			snprintf(err, sizeof(err), "%s is a %s device; this io-server serves blk devices only",
 				 shown, vrio_dev_type_name(td->type));
-			IOS_WARN_RL("%s: attach: %s", s->name, err);
+			VRIO_WARN_RL("%s: attach: %s", s->name, err);
 			return attach_reply(s, m->seq, name, -EOPNOTSUPP, err, NULL);
 		}
 		snprintf(err, sizeof(err), td ? "%s is not served by %s" : "no device %s on %s",
 			 shown, srv->self->name);
-		IOS_WARN_RL("%s: attach: %s", s->name, err);
+		VRIO_WARN_RL("%s: attach: %s", s->name, err);
 		return attach_reply(s, m->seq, name, -ENOENT, err, NULL);
 	}
 	if (d->topo->host != s->host) {
 		snprintf(err, sizeof(err), "%s belongs to host %s", d->topo->name,
 			 d->topo->host->name);
-		IOS_WARN_RL("%s: attach: %s", s->name, err);
+		VRIO_WARN_RL("%s: attach: %s", s->name, err);
 		return attach_reply(s, m->seq, name, -EPERM, err, NULL);
 	}
 	if (s->att[d->id]) {
 		snprintf(err, sizeof(err), "%s is already attached on this connection",
 			 d->topo->name);
-		IOS_WARN_RL("%s: attach: %s", s->name, err);
+		VRIO_WARN_RL("%s: attach: %s", s->name, err);
 		return attach_reply(s, m->seq, name, -EBUSY, err, NULL);
 	}
 	if (!__atomic_compare_exchange_n(&d->owner, &expected, s, false, __ATOMIC_ACQ_REL,
 					 __ATOMIC_ACQUIRE)) {
 		snprintf(err, sizeof(err), "%s is attached on another connection", d->topo->name);
-		IOS_WARN_RL("%s: attach: %s", s->name, err);
+		VRIO_WARN_RL("%s: attach: %s", s->name, err);
 		return attach_reply(s, m->seq, name, -EBUSY, err, NULL);
 	}
 	a = calloc(1, sizeof(*a));

@@ -1,23 +1,41 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+#include <stddef.h>
 #include <stdio.h>
 
 #include "localhv.h"
 
+/* Per-device counters that need only the device label. */
+static const struct {
+	const char *name, *help;
+	size_t off;
+} dev_counters[] = {
+	{ "vrio_localhv_requests_total", "Requests forwarded to the io-server",
+	  offsetof(struct lhv_dev_stats, requests) },
+	{ "vrio_localhv_responses_total", "Responses written back into the guest or dropped",
+	  offsetof(struct lhv_dev_stats, responses) },
+	{ "vrio_localhv_guest_interrupts_total", "Used-buffer notifications sent to the guest",
+	  offsetof(struct lhv_dev_stats, irqs) },
+	{ "vrio_localhv_dropped_responses_total",
+	  "Responses for a stopped or broken device, dropped",
+	  offsetof(struct lhv_dev_stats, dropped_responses) },
+};
+
+static uint64_t stat_at(const struct lhv_dev *d, size_t off)
+{
+	return vrio_counter_get((const uint64_t *)((const char *)&d->st + off));
+}
+
 static void dev_metrics(struct vrio_mw *w, const struct lhv *l)
 {
 	char lab[256];
-	unsigned i, r;
+	unsigned i, r, k;
 
-	vrio_mw_family(w, "vrio_localhv_requests_total", "counter",
-		       "Requests forwarded to the io-server");
-	for (i = 0; i < l->ndevs; i++)
-		vrio_mw_u64(w, "vrio_localhv_requests_total", l->devs[i].label,
-			    vrio_counter_get(&l->devs[i].st.requests));
-	vrio_mw_family(w, "vrio_localhv_responses_total", "counter",
-		       "Responses written back into the guest or dropped");
-	for (i = 0; i < l->ndevs; i++)
-		vrio_mw_u64(w, "vrio_localhv_responses_total", l->devs[i].label,
-			    vrio_counter_get(&l->devs[i].st.responses));
+	for (k = 0; k < sizeof(dev_counters) / sizeof(dev_counters[0]); k++) {
+		vrio_mw_family(w, dev_counters[k].name, "counter", dev_counters[k].help);
+		for (i = 0; i < l->ndevs; i++)
+			vrio_mw_u64(w, dev_counters[k].name, l->devs[i].label,
+				    stat_at(&l->devs[i], dev_counters[k].off));
+	}
 	vrio_mw_family(w, "vrio_localhv_bytes_total", "counter",
 		       "Bytes moved between the guest and the io-server");
 	for (i = 0; i < l->ndevs; i++) {
@@ -28,16 +46,6 @@ static void dev_metrics(struct vrio_mw *w, const struct lhv *l)
 		vrio_mw_u64(w, "vrio_localhv_bytes_total", lab,
 			    vrio_counter_get(&l->devs[i].st.bytes_in));
 	}
-	vrio_mw_family(w, "vrio_localhv_guest_interrupts_total", "counter",
-		       "Used-buffer notifications sent to the guest");
-	for (i = 0; i < l->ndevs; i++)
-		vrio_mw_u64(w, "vrio_localhv_guest_interrupts_total", l->devs[i].label,
-			    vrio_counter_get(&l->devs[i].st.irqs));
-	vrio_mw_family(w, "vrio_localhv_dropped_responses_total", "counter",
-		       "Responses for a stopped or broken device, dropped");
-	for (i = 0; i < l->ndevs; i++)
-		vrio_mw_u64(w, "vrio_localhv_dropped_responses_total", l->devs[i].label,
-			    vrio_counter_get(&l->devs[i].st.dropped_responses));
 	vrio_mw_family(w, "vrio_localhv_chain_errors_total", "counter",
 		       "Descriptor chains refused, by reason");
 	for (i = 0; i < l->ndevs; i++) {

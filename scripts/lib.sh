@@ -368,26 +368,38 @@ vrio_up() {
 	VRIO_TOPO=$run/topology.yaml
 	VRIO_DISK=$run/disk.img
 	VRIO_SOCK=$run/vm1-disk.sock
-	VRIO_IO_LOG=$run/ioserver.log
-	VRIO_HV_LOG=$run/localhv.log
 	rm -f "$VRIO_SOCK"
 	truncate -s 64M "$VRIO_DISK"
 	write_topology "$VRIO_TOPO" "$VRIO_IO_LISTEN" "$VRIO_IO_METRICS" "$VRIO_HV_METRICS" \
 		"$VRIO_SOCK" "$VRIO_DISK" 2
 
+	vrio_start "$run" "$VRIO_TOPO" "$VRIO_SOCK"
+}
+
+# vrio_start RUN_DIR TOPOLOGY SOCKET...: starts vrio-ioserver (node io0),
+# then vrio-localhv (node host0) once the io-server listens on
+# VRIO_IO_LISTEN, and waits for every SOCKET. Logs go to RUN_DIR. Sets
+# VRIO_IO_PID VRIO_HV_PID VRIO_IO_LOG VRIO_HV_LOG.
+vrio_start() {
+	local run=$1 topo=$2 sock
+	shift 2
+	VRIO_IO_LOG=$run/ioserver.log
+	VRIO_HV_LOG=$run/localhv.log
 	start_daemon VRIO_IO_PID vrio-ioserver "$VRIO_IO_LOG" \
-		"$VRIO_IOSERVER_BIN" --config "$VRIO_TOPO" --node io0
-	if ! wait_for_port "$p_listen" 20 "$VRIO_IO_PID"; then
+		"$VRIO_IOSERVER_BIN" --config "$topo" --node io0
+	if ! wait_for_port "${VRIO_IO_LISTEN##*:}" 20 "$VRIO_IO_PID"; then
 		show_log vrio-ioserver "$VRIO_IO_LOG"
 		die "vrio-ioserver is not listening on $VRIO_IO_LISTEN"
 	fi
 	start_daemon VRIO_HV_PID vrio-localhv "$VRIO_HV_LOG" \
-		"$VRIO_LOCALHV_BIN" --config "$VRIO_TOPO" --node host0
-	if ! wait_for_socket "$VRIO_SOCK" 20 "$VRIO_HV_PID"; then
-		show_log vrio-localhv "$VRIO_HV_LOG"
-		show_log vrio-ioserver "$VRIO_IO_LOG"
-		die "vrio-localhv did not create $VRIO_SOCK"
-	fi
+		"$VRIO_LOCALHV_BIN" --config "$topo" --node host0
+	for sock in "$@"; do
+		if ! wait_for_socket "$sock" 20 "$VRIO_HV_PID"; then
+			show_log vrio-localhv "$VRIO_HV_LOG"
+			show_log vrio-ioserver "$VRIO_IO_LOG"
+			die "vrio-localhv did not create $sock"
+		fi
+	done
 }
 
 # vrio_metrics NAME HOST:PORT OUT: waits for a daemon's metrics port and

@@ -34,13 +34,13 @@ main() {
 			rack_fail "inject $kind: the bad chain was completed or the bench failed"
 		}
 		rack_alive
-		grep -q "disk-a: guest error" "$RACK_HV_LOG" ||
+		grep -q "disk-a: guest error" "$VRIO_HV_LOG" ||
 			rack_fail "inject $kind: local-hv did not log disk-a's error"
 	done
 
 	# A peer that is not a local-hv: garbage on the io-server's port.
-	host=${RACK_IO_LISTEN%:*}
-	port=${RACK_IO_LISTEN##*:}
+	host=${VRIO_IO_LISTEN%:*}
+	port=${VRIO_IO_LISTEN##*:}
 	timeout 5 bash -c 'exec 3<>"/dev/tcp/$1/$2"; head -c 4096 /dev/urandom >&3; cat <&3 >/dev/null' \
 		_ "$host" "$port" || true
 	rack_alive
@@ -68,7 +68,7 @@ main() {
 		--seed "$seed" --verify || rack_fail "disk-a did not recover after a reset"
 
 	rack_alive
-	rack_down || die "a daemon did not stop cleanly"
+	vrio_down || die "a daemon did not stop cleanly"
 	echo "PASS: integration/bad-input"
 }
 

@@ -32,7 +32,7 @@ main() {
 
 	rack_check_metrics "$tmp"
 	rack_alive
-	rack_down || die "a daemon did not stop cleanly"
+	vrio_down || die "a daemon did not stop cleanly"
 	"$BENCH" --check-file "$RACK_DISK_A" --state "$tmp/a.state" --zero-unwritten ||
 		die "the backing file does not hold what was written"
 	echo "PASS: integration/blk-tcp"

@@ -3,10 +3,10 @@
 #
 # A two-device rack on loopback for integration tests: io-server io0, host
 # host0, blk devices disk-a (a file) and disk-b (RAM). Source after
-# scripts/lib.sh. rack_up RUN_DIR BUILD_DIR sets:
-#   RACK_TOPO RACK_DISK_A RACK_SOCK_A RACK_SOCK_B RACK_IO_LISTEN
-#   RACK_IO_METRICS RACK_HV_METRICS RACK_IO_PID RACK_HV_PID RACK_IO_LOG
-#   RACK_HV_LOG BENCH
+# scripts/lib.sh. rack_up RUN_DIR BUILD_DIR starts it (vrio_start) and sets,
+# besides what vrio_start sets: VRIO_TOPO VRIO_IO_LISTEN VRIO_IO_METRICS
+# VRIO_HV_METRICS RACK_DISK_A RACK_SOCK_A RACK_SOCK_B BENCH. vrio_down stops
+# it.
 
 rack_up() {
 	local run=$1 build=$2 p_listen p_iom p_hvm
@@ -16,26 +16,24 @@ rack_up() {
 	free_port p_listen
 	free_port p_iom
 	free_port p_hvm
-	RACK_IO_LISTEN=127.0.0.1:$p_listen
-	RACK_IO_METRICS=127.0.0.1:$p_iom
-	RACK_HV_METRICS=127.0.0.1:$p_hvm
-	RACK_TOPO=$run/topology.yaml
+	VRIO_IO_LISTEN=127.0.0.1:$p_listen
+	VRIO_IO_METRICS=127.0.0.1:$p_iom
+	VRIO_HV_METRICS=127.0.0.1:$p_hvm
+	VRIO_TOPO=$run/topology.yaml
 	RACK_DISK_A=$run/disk-a.img
 	RACK_SOCK_A=$run/disk-a.sock
 	RACK_SOCK_B=$run/disk-b.sock
-	RACK_IO_LOG=$run/ioserver.log
-	RACK_HV_LOG=$run/localhv.log
-	cat >"$RACK_TOPO" <<EOT
+	cat >"$VRIO_TOPO" <<EOT
 version: 1
 io_servers:
   - name: io0
     transport: tcp
-    listen: $RACK_IO_LISTEN
-    metrics: $RACK_IO_METRICS
+    listen: $VRIO_IO_LISTEN
+    metrics: $VRIO_IO_METRICS
     cores: {min: 1, max: 1}
 hosts:
   - name: host0
-    metrics: $RACK_HV_METRICS
+    metrics: $VRIO_HV_METRICS
 devices:
   - name: disk-a
     type: blk
@@ -52,32 +50,26 @@ devices:
     queues: 1
     backend: {ram: 32M}
 EOT
-	start_daemon RACK_IO_PID vrio-ioserver "$RACK_IO_LOG" \
-		"$VRIO_IOSERVER_BIN" --config "$RACK_TOPO" --node io0
-	wait_for_port "$p_listen" 20 "$RACK_IO_PID" || rack_fail "vrio-ioserver did not listen"
-	start_daemon RACK_HV_PID vrio-localhv "$RACK_HV_LOG" \
-		"$VRIO_LOCALHV_BIN" --config "$RACK_TOPO" --node host0
-	wait_for_socket "$RACK_SOCK_A" 20 "$RACK_HV_PID" || rack_fail "no socket for disk-a"
-	wait_for_socket "$RACK_SOCK_B" 20 "$RACK_HV_PID" || rack_fail "no socket for disk-b"
+	vrio_start "$run" "$VRIO_TOPO" "$RACK_SOCK_A" "$RACK_SOCK_B"
 }
 
 rack_fail() {
-	show_log vrio-localhv "$RACK_HV_LOG"
-	show_log vrio-ioserver "$RACK_IO_LOG"
+	show_log vrio-localhv "$VRIO_HV_LOG"
+	show_log vrio-ioserver "$VRIO_IO_LOG"
 	die "$*"
 }
 
 # rack_alive: both daemons still run.
 rack_alive() {
-	pid_alive "$RACK_IO_PID" || rack_fail "vrio-ioserver died"
-	pid_alive "$RACK_HV_PID" || rack_fail "vrio-localhv died"
+	pid_alive "$VRIO_IO_PID" || rack_fail "vrio-ioserver died"
+	pid_alive "$VRIO_HV_PID" || rack_fail "vrio-localhv died"
 }
 
 # rack_check_metrics DIR: saves both expositions and runs promtool on them.
 rack_check_metrics() {
 	local dir=$1 name
-	vrio_metrics vrio-ioserver "$RACK_IO_METRICS" "$dir/io.metrics" || rack_fail "io metrics"
-	vrio_metrics vrio-localhv "$RACK_HV_METRICS" "$dir/hv.metrics" || rack_fail "hv metrics"
+	vrio_metrics vrio-ioserver "$VRIO_IO_METRICS" "$dir/io.metrics" || rack_fail "io metrics"
+	vrio_metrics vrio-localhv "$VRIO_HV_METRICS" "$dir/hv.metrics" || rack_fail "hv metrics"
 	if have_cmd promtool; then
 		for name in io hv; do
 			promtool check metrics <"$dir/$name.metrics" ||
@@ -86,11 +78,4 @@ rack_check_metrics() {
 	else
 		log "promtool not installed: exposition not linted"
 	fi
-}
-
-rack_down() {
-	local rc=0
-	vrio_stop vrio-localhv "$RACK_HV_PID" "$RACK_HV_LOG" || rc=1
-	vrio_stop vrio-ioserver "$RACK_IO_PID" "$RACK_IO_LOG" || rc=1
-	return "$rc"
 }
