@@ -24,16 +24,18 @@ static const char *up_name(const struct lhv_upstream *up)
 
 static void up_down(struct lhv_upstream *up, int err)
 {
-	unsigned i;
+	unsigned i, inflight = 0;
 	uint64_t backoff;
 
+	for (i = 0; i < up->ndevs; i++)
+		inflight += up->devs[i]->inflight;
 	if (up->conn) {
 		lhv_epoll_mod(up->l, vrio_conn_fd(up->conn), NULL, false);
 		up->ops->close(up->conn);
 		up->conn = NULL;
 		vrio_counter_add(&up->st.disconnects, 1);
-		VRIO_WARN("%s: connection lost: %s; requests in flight wait for the reconnect",
-			  up_name(up), strerror(-err));
+		VRIO_WARN("%s: connection lost: %s; %u request(s) in flight wait for the reconnect",
+			  up_name(up), strerror(-err), inflight);
 	}
 	for (i = 0; i < up->ndevs; i++)
 		up->devs[i]->attached = false;
