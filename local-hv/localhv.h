@@ -146,6 +146,7 @@ struct lhv {
 	pthread_t poller;
 	bool poller_started;
 	struct lhv_chain chain;		/* the poller's scratch chain */
+	uint64_t alive_ns;		/* atomic: the poller's last round */
 	struct {
 		uint64_t busy_ns, idle_ns, wakeups;
 	} st;

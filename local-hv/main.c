@@ -85,11 +85,16 @@ static bool all_attached(struct lhv *l)
 	return true;
 }
 
-/* Sleep up to ms, waking early on a signal; pings the watchdog. */
-static void nap(int ms)
+/* The poller wakes at least once a second; one silent for this long is stuck. */
+#define POLLER_STUCK_NS (5ull * 1000 * 1000 * 1000)
+
+/* Sleep up to ms, waking early on a signal. Pings the watchdog only while
+ * the poller makes rounds, so systemd restarts a daemon whose data path hung. */
+static void nap(const struct lhv *l, int ms)
 {
 	poll(NULL, 0, ms);
-	sd_notify(0, "WATCHDOG=1");
+	if (vrio_now_ns() - __atomic_load_n(&l->alive_ns, __ATOMIC_RELAXED) < POLLER_STUCK_NS)
+		sd_notify(0, "WATCHDOG=1");
 }
 
 int main(int argc, char **argv)
@@ -165,7 +170,7 @@ int main(int argc, char **argv)
 
 	sd_notify(0, "STATUS=attaching devices at the io-server(s)");
 	while (!stop_requested && !all_attached(&l))
-		nap(100);
+		nap(&l, 100);
 	for (i = 0; !stop_requested && i < l.ndevs; i++) {
 		rc = lhv_vhost_register(&l, &l.devs[i]);
 		if (rc < 0)
@@ -176,7 +181,7 @@ int main(int argc, char **argv)
 		VRIO_NOTICE("%s: serving %u device(s)", node, l.ndevs);
 	}
 	while (!stop_requested)
-		nap(500);
+		nap(&l, 500);
 	VRIO_NOTICE("%s: %s: stopping: draining requests in flight", node,
 		    strsignal(stop_requested));
 	sd_notify(0, "STOPPING=1");

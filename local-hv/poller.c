@@ -188,6 +188,7 @@ static void *poller_main(void *arg)
 
 	while (!__atomic_load_n(&l->stop, __ATOMIC_ACQUIRE)) {
 		t0 = now = vrio_now_ns();
+		__atomic_store_n(&l->alive_ns, now, __ATOMIC_RELAXED);
 		work = 0;
 		for (u = 0; u < l->nups; u++)
 			work += lhv_up_poll(&l->ups[u], now);
