@@ -8,7 +8,7 @@ PKGS=(
 	libdpdk-dev protobuf-c-compiler libprotobuf-c-dev libyaml-dev
 	libmicrohttpd-dev liburing-dev libsystemd-dev libcmocka-dev
 	qemu-system-x86 qemu-utils busybox-static cpio kmod
-	prometheus python3 iproute2 systemd
+	prometheus python3 iproute2 systemd systemd-container debootstrap
 )
 
 missing=()

@@ -1,0 +1,488 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+#
+# systemd.sh BUILD_DIR: the units in deploy/ under a real systemd, as PID 1
+# of a systemd-nspawn container with its own network namespace (only its
+# loopback; nothing leaves it):
+#
+#   1. `systemd-analyze verify` of both units, instantiated, with ExecStart
+#      pointing at the built binaries; any output about them is a failure;
+#   2. a Debian root (debootstrap minbase + systemd + the run-time libraries
+#      of the three binaries, found with ldd and dpkg -S), cached in
+#      $VRIO_CACHE/systemd-root and used through an overlay (or a copy), so
+#      that runs never change it;
+#   3. the binaries, the units and a one-device topology installed into it;
+#      the container (with the host's /sys/module, read-only: nspawn hides
+#      it and DPDK's EAL needs it) boots until `systemctl is-system-running`
+#      says running or degraded;
+#   4. `systemctl start vrio-ioserver@io0`, then `vrio-localhv@host0`: both
+#      are active as soon as start returns (Type=notify), the vhost-user
+#      socket exists already, StatusText is the daemon's; vrio-bench (randrw,
+#      verify) passes against the socket; the io-server's metrics, fetched on
+#      the container's loopback, count the requests;
+#   5. WatchdogUSec is 10s and both daemons are still the same processes,
+#      never restarted, past 12 s (so they ping the watchdog);
+#   6. stop under load: with a vrio-bench running, `systemctl stop` of
+#      vrio-localhv@host0, then vrio-ioserver@io0: both end with
+#      Result=success, ExecMainCode=exited, ExecMainStatus=0 (drained on
+#      SIGTERM, exit 0); the bench ends (it may fail: its backend left);
+#   7. the container powers off.
+#
+# Installs debootstrap and systemd-container with apt-get when they are
+# missing. Exits 77 (SKIP) when not root, the binaries are not built, or
+# systemd-nspawn, debootstrap or the Debian archive are unavailable.
+# VRIO_CACHE (default ~/.cache/vrio) holds the root; VRIO_DEBIAN_MIRROR
+# overrides the archive found in apt's sources; VRIO_KEEP_TMP=1 keeps the
+# run directory (logs; the container root is an overlay, unmounted).
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
+
+SUITE=bookworm
+IO_UNIT=vrio-ioserver@io0.service
+HV_UNIT=vrio-localhv@host0.service
+SOCK=/run/vrio/vm1-disk.sock
+DISK=/var/lib/vrio/vm1-disk.img
+IO_LISTEN=127.0.0.1:7400
+IO_METRICS=127.0.0.1:9400
+HV_METRICS=127.0.0.1:9401
+REQUESTS_METRIC='vrio_ioserver_requests_total{device="vm1-disk"'
+ROOT_CACHE=$VRIO_CACHE/systemd-root
+
+NSPAWN_PID=
+LEADER=
+OVERLAY=
+TMP=
+STDOUT_FD=
+STDERR_FD=
+
+step() { printf '== %s\n' "$*"; }
+
+# in_ct CMD...: runs CMD inside the container (all its namespaces), bounded.
+in_ct() {
+	timeout 60 nsenter -t "$LEADER" -a -- "$@"
+}
+
+# ct_show UNIT PROPS...: prints `systemctl show` for the given properties.
+ct_show() {
+	local unit=$1 p args=()
+	shift
+	for p in "$@"; do
+		args+=(-p "$p")
+	done
+	in_ct systemctl show "${args[@]}" "$unit"
+}
+
+# ct_prop UNIT PROP: prints one property's value.
+ct_prop() {
+	in_ct systemctl show -p "$2" --value "$1"
+}
+
+# ct_diag: what the container knows about the units, for failures.
+ct_diag() {
+	[[ -n $LEADER ]] && pid_alive "$LEADER" || return 0
+	log "--- container diagnostics ---"
+	in_ct systemctl --no-pager status "$IO_UNIT" "$HV_UNIT" >&2 || true
+	in_ct journalctl --no-pager -n 60 -u "$IO_UNIT" -u "$HV_UNIT" >&2 || true
+	log "--- end of container diagnostics ---"
+}
+
+fail() {
+	ct_diag
+	die "$*"
+}
+
+# ensure_tools: debootstrap and systemd-nspawn, installed when missing.
+ensure_tools() {
+	local pkgs=()
+	have_cmd debootstrap || pkgs+=(debootstrap)
+	have_cmd systemd-nspawn || pkgs+=(systemd-container)
+	have_cmd nsenter || skip "nsenter not found (util-linux)"
+	((${#pkgs[@]} == 0)) && return 0
+	have_cmd apt-get || skip "${pkgs[*]} missing and no apt-get to install them"
+	log "installing ${pkgs[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	if ! { timeout 300 apt-get update -qq &&
+		timeout 300 apt-get install -y -qq --no-install-recommends "${pkgs[@]}"; } \
+		>"$TMP/apt.log" 2>&1; then
+		tail -n 5 "$TMP/apt.log" >&2
+		skip "could not install ${pkgs[*]} with apt-get"
+	fi
+	have_cmd debootstrap || skip "debootstrap unavailable"
+	have_cmd systemd-nspawn || skip "systemd-nspawn unavailable"
+}
+
+# find_mirror: $VRIO_DEBIAN_MIRROR, else the Debian archive apt is
+# configured with (deb822 .sources or one-line lists), the first that
+# carries $SUITE.
+find_mirror() {
+	local f uri
+	[[ -n ${VRIO_DEBIAN_MIRROR:-} ]] && { printf '%s\n' "$VRIO_DEBIAN_MIRROR"; return 0; }
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[[ -f $f ]] || continue
+		uri=$(awk -v s="$SUITE" '
+			/^[ \t]*$/ { if (u != "" && ok && deb) { print u; exit } u = ""; ok = 0; deb = 0; next }
+			tolower($1) == "types:" { for (i = 2; i <= NF; i++) if ($i == "deb") deb = 1 }
+			tolower($1) == "uris:" { u = $2 }
+			tolower($1) == "suites:" { for (i = 2; i <= NF; i++) if ($i == s) ok = 1 }
+			END { if (u != "" && ok && deb) print u }' "$f" | head -n1)
+		[[ -n $uri ]] && { printf '%s\n' "$uri"; return 0; }
+	done
+	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+		[[ -f $f ]] || continue
+		uri=$(awk -v s="$SUITE" '
+			$1 == "deb" { i = 2; if ($i ~ /^\[/) while ($i !~ /\]$/) i++; if ($i ~ /^\[/ || $i ~ /\]$/) i++
+				if ($(i + 1) == s) { print $i; exit } }' "$f")
+		[[ -n $uri ]] && { printf '%s\n' "$uri"; return 0; }
+	done
+	printf '%s\n' http://deb.debian.org/debian
+}
+
+# runtime_packages BIN...: the Debian packages that ship the shared
+# libraries the binaries load, one line, sorted.
+runtime_packages() {
+	local lib pkg
+	{
+		for lib in $(ldd "$@" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }' | sort -u); do
+			pkg=$(dpkg -S "$lib" 2>/dev/null || dpkg -S "$(realpath "$lib")" 2>/dev/null) ||
+				die "no Debian package ships $lib"
+			printf '%s\n' "${pkg%%:*}"
+		done
+	} | sort -u | paste -sd, -
+}
+
+# remove_tree DIR: removes DIR, first unmounting what an interrupted
+# debootstrap may have left mounted in it (proc, sys, a bound /dev), and
+# without crossing into other file systems.
+remove_tree() {
+	local dir=$1 m
+	[[ -e $dir ]] || return 0
+	for m in $(findmnt -rn -o TARGET | grep -F "$dir/" | sort -r); do
+		umount "$m" 2>/dev/null || umount -l "$m" || true
+	done
+	rm -rf --one-file-system -- "$dir"
+}
+
+# build_root PKGS: makes sure $ROOT_CACHE is a debootstrapped root with
+# systemd and PKGS (its .vrio-packages stamp says which); builds it when
+# missing or different, under a lock.
+build_root() {
+	local libs=$1 want mirror new lock
+	want="$SUITE systemd,systemd-sysv,dbus,$libs"
+	mkdir -p "$VRIO_CACHE"
+	lock=$VRIO_CACHE/systemd-root.lock
+	exec {lockfd}>"$lock"
+	flock -w 900 "$lockfd" || die "timed out waiting for $lock"
+	if [[ -f $ROOT_CACHE/.vrio-packages && $(<"$ROOT_CACHE/.vrio-packages") == "$want" ]]; then
+		log "using cached container root $ROOT_CACHE"
+		exec {lockfd}>&-
+		return 0
+	fi
+	mirror=$(find_mirror)
+	log "building container root $ROOT_CACHE from $mirror ($SUITE)"
+	if ! timeout 30 wget -q -O /dev/null "$mirror/dists/$SUITE/Release" 2>/dev/null; then
+		exec {lockfd}>&-
+		skip "the Debian archive $mirror is unreachable"
+	fi
+	new=$ROOT_CACHE.new
+	remove_tree "$new"
+	if ! timeout 900 debootstrap --variant=minbase --include="systemd,systemd-sysv,dbus,$libs" \
+		"$SUITE" "$new" "$mirror" >"$TMP/debootstrap.log" 2>&1; then
+		tail -n 20 "$TMP/debootstrap.log" >&2
+		remove_tree "$new"
+		exec {lockfd}>&-
+		if grep -qiE 'Failed getting release|Couldn.t download|Temporary failure|unable to resolve' \
+			"$TMP/debootstrap.log"; then
+			skip "debootstrap could not fetch from $mirror"
+		fi
+		die "debootstrap failed (log above)"
+	fi
+	printf '%s\n' "$want" >"$new/.vrio-packages"
+	remove_tree "$ROOT_CACHE"
+	mv "$new" "$ROOT_CACHE"
+	exec {lockfd}>&-
+	log "container root ready ($(du -sh "$ROOT_CACHE" | cut -f1))"
+}
+
+# fresh_root DIR: a writable view of the cached root at DIR/root: an
+# overlay with its upper layer in DIR, or a copy when overlays don't mount.
+fresh_root() {
+	local dir=$1
+	mkdir -p "$dir/root" "$dir/upper" "$dir/work"
+	if mount -t overlay overlay \
+		-o "lowerdir=$ROOT_CACHE,upperdir=$dir/upper,workdir=$dir/work" "$dir/root" 2>/dev/null; then
+		OVERLAY=$dir/root
+		log "container root: overlay on $ROOT_CACHE"
+	else
+		log "overlay mount failed: copying $ROOT_CACHE"
+		cp -a "$ROOT_CACHE/." "$dir/root/"
+	fi
+}
+
+# install_vrio ROOT BUILD_DIR: binaries, units and topology into ROOT.
+install_vrio() {
+	local root=$1 build=$2
+	install -m 0755 "$build/io-server/vrio-ioserver" "$build/local-hv/vrio-localhv" \
+		"$build/tools/vrio-bench" "$root/usr/local/bin/"
+	install -m 0644 "$VRIO_ROOT/deploy/vrio-ioserver@.service" \
+		"$VRIO_ROOT/deploy/vrio-localhv@.service" "$root/etc/systemd/system/"
+	mkdir -p "$root/etc/vrio"
+	write_topology "$root/etc/vrio/topology.yaml" "$IO_LISTEN" "$IO_METRICS" "$HV_METRICS" \
+		"$SOCK" "$DISK" 1
+}
+
+# verify_units BUILD_DIR DIR: systemd-analyze verify of instantiated copies
+# of the units whose ExecStart runs the built binaries.
+verify_units() {
+	local build=$1 dir=$2 out
+	mkdir -p "$dir"
+	sed "s#/usr/local/bin/vrio-ioserver#$build/io-server/vrio-ioserver#" \
+		"$VRIO_ROOT/deploy/vrio-ioserver@.service" >"$dir/vrio-ioserver@.service"
+	sed "s#/usr/local/bin/vrio-localhv#$build/local-hv/vrio-localhv#" \
+		"$VRIO_ROOT/deploy/vrio-localhv@.service" >"$dir/vrio-localhv@.service"
+	if ! grep -q "^ExecStart=$build/io-server/vrio-ioserver " "$dir/vrio-ioserver@.service" ||
+		! grep -q "^ExecStart=$build/local-hv/vrio-localhv " "$dir/vrio-localhv@.service"; then
+		die "unexpected ExecStart= in deploy/*.service"
+	fi
+	out=$(cd "$dir" && timeout 60 systemd-analyze verify \
+		"$dir/$IO_UNIT" "$dir/$HV_UNIT" 2>&1) || {
+		printf '%s\n' "$out" >&2
+		die "systemd-analyze verify failed"
+	}
+	if grep -q 'vrio' <<<"$out"; then
+		printf '%s\n' "$out" >&2
+		die "systemd-analyze verify complains about the vrio units"
+	fi
+	[[ -z $out ]] || log "systemd-analyze verify (not about vrio): $out"
+}
+
+# container_children PID: the pids of PID's children.
+container_children() {
+	cat /proc/"$1"/task/*/children 2>/dev/null | tr ' ' '\n' | sed '/^$/d'
+}
+
+# boot ROOT LOG: boots the container and sets NSPAWN_PID and LEADER (its
+# init, a child of systemd-nspawn).
+boot() {
+	local root=$1 logfile=$2 n=0 c state bind=()
+	[[ -d /sys/module ]] && bind=(--bind-ro=/sys/module)
+	# systemd-nspawn shows its containers only some of /sys, without
+	# /sys/module, and DPDK's EAL (in vrio-localhv) fails without it ("Cannot
+	# init VFIO"): give the container the host's, read-only, as a real
+	# machine has it.
+	systemd-nspawn -D "$root" --boot --private-network --register=no --keep-unit \
+		--machine="vrio-e2e-$$" "${bind[@]}" </dev/null >"$logfile" 2>&1 &
+	NSPAWN_PID=$!
+	track_pid "$NSPAWN_PID" systemd-nspawn
+	log "systemd-nspawn started (pid $NSPAWN_PID)"
+	while [[ -z $LEADER ]]; do
+		pid_alive "$NSPAWN_PID" || { cat "$logfile" >&2; die "systemd-nspawn exited"; }
+		for c in $(container_children "$NSPAWN_PID"); do
+			if [[ $(readlink "/proc/$c/ns/pid" 2>/dev/null) != "$(readlink /proc/self/ns/pid)" ]]; then
+				LEADER=$c
+			fi
+		done
+		((n++ < 300)) || { cat "$logfile" >&2; die "no container init after 30 s"; }
+		[[ -n $LEADER ]] || sleep 0.1
+	done
+	log "container init is pid $LEADER ($(tr '\0' ' ' <"/proc/$LEADER/cmdline"))"
+	# Wait until the manager listens, then until the boot is done.
+	n=0
+	until [[ -S /proc/$LEADER/root/run/systemd/private ]]; do
+		pid_alive "$LEADER" || { cat "$logfile" >&2; die "container init exited"; }
+		((n++ < 300)) || { cat "$logfile" >&2; die "container manager not listening after 30 s"; }
+		sleep 0.1
+	done
+	state=$(timeout 60 nsenter -t "$LEADER" -a -- systemctl is-system-running --wait 2>/dev/null) || true
+	case $state in
+	running) ;;
+	degraded)
+		log "system degraded; failed units:"
+		in_ct systemctl --no-pager --failed >&2 || true
+		;;
+	*)
+		cat "$logfile" >&2
+		die "container did not boot: is-system-running says '$state'"
+		;;
+	esac
+	log "container is $state"
+}
+
+# container_down: powers the container off, kills it if it won't.
+container_down() {
+	[[ -n $NSPAWN_PID ]] || return 0
+	if [[ -n $LEADER ]] && pid_alive "$LEADER" &&
+		timeout 10 nsenter -t "$LEADER" -a -- systemctl --no-block poweroff >/dev/null 2>&1; then
+		stop_pid "$NSPAWN_PID" 20 CONT || true
+	else
+		# systemd-nspawn shuts its container down on SIGTERM.
+		stop_pid "$NSPAWN_PID" 20 || true
+	fi
+	NSPAWN_PID=
+	# SIGKILL to systemd-nspawn would leave the container's init behind.
+	if [[ -n $LEADER ]] && pid_alive "$LEADER"; then
+		log "container init $LEADER still running: killing it"
+		kill -KILL "$LEADER" 2>/dev/null || true
+	fi
+	LEADER=
+}
+
+cleanup() {
+	local rc=$?
+	set +e
+	# A signal's trap may run inside a redirected function call (in_ct ...
+	# >log): report on the script's own output.
+	[[ -n $STDOUT_FD ]] && exec 1>&"$STDOUT_FD" 2>&"$STDERR_FD"
+	if ((rc != 0)) && [[ -n $NSPAWN_PID ]]; then
+		log "failed (status $rc): powering the container off"
+	fi
+	container_down
+	if [[ -n $OVERLAY ]]; then
+		umount "$OVERLAY" 2>/dev/null || umount -l "$OVERLAY"
+		OVERLAY=
+	fi
+	lib_cleanup
+	exit "$rc"
+}
+
+# check_started UNIT WHAT: after `systemctl start`, the unit is active and
+# its StatusText is the daemon's READY status.
+check_started() {
+	local unit=$1 want=$2 state status
+	state=$(in_ct systemctl is-active "$unit") || true
+	[[ $state == active ]] || fail "$unit is '$state' right after systemctl start"
+	status=$(ct_prop "$unit" StatusText)
+	log "$unit: active, StatusText='$status'"
+	[[ $status == "$want" ]] || fail "$unit StatusText '$status', expected '$want'"
+}
+
+# check_stopped UNIT PID: Result=success, and PID exited (not killed) with
+# status 0. The units are enabled, so that systemd keeps them loaded, with
+# these properties, once they are inactive.
+check_stopped() {
+	local unit=$1 pid=$2 out want
+	want="ActiveState=inactive ExecMainCode=1 ExecMainPID=$pid ExecMainStatus=0 Result=success"
+	out=$(ct_show "$unit" ActiveState Result ExecMainCode ExecMainStatus ExecMainPID |
+		sort | paste -sd' ')
+	log "$unit after stop: $out"
+	[[ $out == "$want" ]] ||
+		fail "$unit did not exit 0 on stop (want $want; ExecMainCode=1 is CLD_EXITED)"
+}
+
+# metrics ADDR: the exposition at http://ADDR/metrics, fetched in the
+# container's network namespace.
+metrics() {
+	# shellcheck disable=SC2016 # the inner script expands its own arguments
+	nsenter -t "$LEADER" -n -- bash -c 'source "$1"; http_get "$2" /metrics' _ \
+		"$VRIO_ROOT/scripts/lib.sh" "$1"
+}
+
+main() {
+	[[ $# -eq 1 ]] || die "usage: $0 BUILD_DIR"
+	local build_dir pkgs t0 t_hv bench_pid rc io_pid hv_pid requests now out u
+	local -a bins
+	t0=$SECONDS
+	build_dir=$(mkdir -p "$1" && cd "$1" && pwd)
+	vrio_binaries "$build_dir" || skip "daemons not built ($VRIO_IOSERVER_BIN, $VRIO_LOCALHV_BIN)"
+	[[ -x $build_dir/tools/vrio-bench ]] || skip "vrio-bench not built"
+	bins=("$VRIO_IOSERVER_BIN" "$VRIO_LOCALHV_BIN" "$build_dir/tools/vrio-bench")
+	[[ $(id -u) == 0 ]] || skip "needs root (debootstrap, systemd-nspawn)"
+	have_cmd systemd-analyze || skip "systemd-analyze not found (systemd)"
+	have_cmd dpkg || skip "not a Debian system (no dpkg)"
+
+	exec {STDOUT_FD}>&1 {STDERR_FD}>&2
+	lib_traps
+	trap cleanup EXIT
+	make_tmpdir TMP
+	ensure_tools
+
+	step "1. systemd-analyze verify $IO_UNIT $HV_UNIT"
+	verify_units "$build_dir" "$TMP/verify"
+	log "verify: no complaints"
+
+	step "2. container root ($ROOT_CACHE)"
+	pkgs=$(runtime_packages "${bins[@]}")
+	log "run-time packages: $pkgs"
+	build_root "$pkgs"
+	fresh_root "$TMP"
+
+	step "3. install vrio into the container and boot it"
+	install_vrio "$TMP/root" "$build_dir"
+	boot "$TMP/root" "$TMP/nspawn.log"
+
+	step "4. systemctl start $IO_UNIT, $HV_UNIT; vrio-bench; metrics"
+	# Enabled (the deployment README's way), the units stay loaded once
+	# stopped, with their Result and ExecMain* for step 6.
+	in_ct systemctl enable "$IO_UNIT" "$HV_UNIT" || fail "systemctl enable failed"
+	in_ct systemctl start "$IO_UNIT" || fail "systemctl start $IO_UNIT failed"
+	check_started "$IO_UNIT" "serving 1 devices on $IO_LISTEN"
+	in_ct test -f "$DISK" || fail "$DISK was not created (StateDirectory=vrio)"
+	in_ct systemctl start "$HV_UNIT" || fail "systemctl start $HV_UNIT failed"
+	t_hv=$SECONDS
+	in_ct test -S "$SOCK" || fail "$SOCK does not exist once $HV_UNIT is started (READY before serving?)"
+	check_started "$HV_UNIT" "serving 1 device(s)"
+	io_pid=$(ct_prop "$IO_UNIT" MainPID)
+	hv_pid=$(ct_prop "$HV_UNIT" MainPID)
+	in_ct timeout 30 vrio-bench --socket "$SOCK" --rw randrw --bs 4096 --iodepth 8 \
+		--runtime 3 --verify >"$TMP/bench1.log" 2>&1 || {
+		cat "$TMP/bench1.log" >&2
+		fail "vrio-bench against $SOCK failed inside the container"
+	}
+	sed 's/^/  bench: /' "$TMP/bench1.log"
+	metrics "$IO_METRICS" >"$TMP/ioserver.metrics" || fail "no io-server metrics on $IO_METRICS"
+	metrics "$HV_METRICS" >"$TMP/localhv.metrics" || fail "no local-hv metrics on $HV_METRICS"
+	[[ -s $TMP/localhv.metrics ]] || fail "local-hv served empty metrics"
+	requests=$(metric_sum "$REQUESTS_METRIC" <"$TMP/ioserver.metrics")
+	log "io-server counted $requests requests for vm1-disk"
+	((requests > 0)) || fail "io-server metrics show no requests for vm1-disk"
+
+	step "5. watchdog: WatchdogUSec=10s, daemons alive past it"
+	for u in "$IO_UNIT" "$HV_UNIT"; do
+		[[ $(ct_prop "$u" WatchdogUSec) == 10s ]] ||
+			fail "$u WatchdogUSec is '$(ct_prop "$u" WatchdogUSec)', expected 10s"
+	done
+	# Both started at most 13 s ago: past 10 s, a daemon that does not ping
+	# is killed (Result=watchdog) and restarted (NRestarts, a new MainPID).
+	now=$SECONDS
+	if ((now - t_hv < 13)); then
+		log "waiting $((13 - (now - t_hv))) s (12 s and more past both starts)"
+		sleep $((13 - (now - t_hv)))
+	fi
+	for u in "$IO_UNIT" "$HV_UNIT"; do
+		out=$(ct_show "$u" ActiveState MainPID NRestarts Result | sort | paste -sd' ')
+		log "$u: $out"
+		[[ $out == "ActiveState=active MainPID=$([[ $u == "$IO_UNIT" ]] && echo "$io_pid" || echo "$hv_pid") NRestarts=0 Result=success" ]] ||
+			fail "$u did not keep running past its watchdog interval"
+	done
+
+	step "6. stop under load"
+	in_ct timeout 30 vrio-bench --socket "$SOCK" --rw randrw --bs 4096 --iodepth 8 \
+		--runtime 10 --verify >"$TMP/bench2.log" 2>&1 &
+	bench_pid=$!
+	track_pid "$bench_pid" vrio-bench
+	sleep 2
+	pid_alive "$bench_pid" || { cat "$TMP/bench2.log" >&2; fail "vrio-bench ended before the stop"; }
+	in_ct systemctl stop "$HV_UNIT" || fail "systemctl stop $HV_UNIT failed"
+	in_ct systemctl stop "$IO_UNIT" || fail "systemctl stop $IO_UNIT failed"
+	check_stopped "$HV_UNIT" "$hv_pid"
+	check_stopped "$IO_UNIT" "$io_pid"
+	rc=0
+	stop_pid "$bench_pid" 40 CONT || rc=$?
+	log "vrio-bench under the stop ended with status $rc (a failure is expected: its backend left)"
+	sed 's/^/  bench: /' "$TMP/bench2.log" | tail -n 5
+
+	step "7. power off"
+	timeout 10 nsenter -t "$LEADER" -a -- systemctl --no-block poweroff >/dev/null 2>&1 ||
+		log "poweroff request failed"
+	rc=0
+	stop_pid "$NSPAWN_PID" 30 CONT || rc=$?
+	NSPAWN_PID=
+	pid_alive "$LEADER" && fail "container init still running after poweroff"
+	LEADER=
+	((rc == 0)) || log "systemd-nspawn exited with status $rc"
+	log "container powered off; $((SECONDS - t0)) s in all"
+	echo "PASS: e2e/systemd"
+}
+
+main "$@"
