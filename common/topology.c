@@ -31,7 +31,23 @@
 #define TOPO_ROOT_WANTED "a mapping with version, io_servers and hosts"
 
 /* Transports the daemons know; a new backend adds its name here. */
-static const char *const topo_transports[] = { "tcp" };
+struct topo_ctx;
+struct topo_key;
+typedef int (*topo_parse_fn)(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			     void *obj);
+static int topo_p_hostport(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			   void *obj);
+static int topo_p_socket(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			 void *obj);
+
+/* Known transports and how each one's `listen:` address is written. */
+static const struct {
+	const char *name;
+	topo_parse_fn listen;
+} topo_transports[] = {
+	{ "tcp", topo_p_hostport },
+	{ "shm", topo_p_socket },
+};
 
 static const struct {
 	const char *name;
@@ -57,8 +73,6 @@ struct topo_ctx {
 };
 
 struct topo_key;
-typedef int (*topo_parse_fn)(struct topo_ctx *c, const struct topo_key *k,
-			     const yaml_node_t *v, void *obj);
 
 enum {
 	KEY_REQUIRED = 1 << 0,
@@ -283,11 +297,11 @@ static int topo_p_transport(struct topo_ctx *c, const struct topo_key *k, const 
 	if (ret)
 		return ret;
 	for (size_t i = 0; i < ARRAY_SIZE(topo_transports); i++) {
-		if (strcmp(s, topo_transports[i]) == 0)
+		if (strcmp(s, topo_transports[i].name) == 0)
 			return topo_set_str(c, FIELD(obj, k, char *), s);
 		if (i)
 			strncat(known, ", ", sizeof(known) - strlen(known) - 1);
-		strncat(known, topo_transports[i], sizeof(known) - strlen(known) - 1);
+		strncat(known, topo_transports[i].name, sizeof(known) - strlen(known) - 1);
 	}
 	return topo_err(c, v, "unknown transport '%s' (expected %s)", s, known);
 }
@@ -593,15 +607,81 @@ static int topo_p_cores(struct topo_ctx *c, const struct topo_key *k, const yaml
 
 /* io_servers[] */
 
-enum { IOS_NAME, IOS_TRANSPORT, IOS_LISTEN, IOS_METRICS, IOS_CORES, N_IOS_KEYS };
+/* faults: */
+
+enum { FLT_SEED, FLT_DROP, FLT_DUP, FLT_REORDER, FLT_DELAY, FLT_DISCONNECT, N_FLT_KEYS };
+
+static int topo_p_fraction(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			   void *obj)
+{
+	const char *s;
+	char *end;
+	double d;
+	int ret;
+
+	ret = topo_scalar(c, k, v, "a probability", &s);
+	if (ret)
+		return ret;
+	errno = 0;
+	d = strtod(s, &end);
+	if (errno || *end || !(d >= 0.0 && d <= 1.0))
+		return topo_expected(c, k, v, "a probability between 0 and 1");
+	*FIELD(obj, k, double) = d;
+	return 0;
+}
+
+static int topo_p_u64(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+		      void *obj)
+{
+	return topo_uint(c, k, v, FIELD(obj, k, uint64_t));
+}
+
+#define F(field) offsetof(struct vrio_topo_faults, field)
+static const struct topo_key fault_keys[N_FLT_KEYS] = {
+	[FLT_SEED] = { "seed", topo_p_u64, F(seed), 0, UINT64_MAX, 0 },
+	[FLT_DROP] = { "drop", topo_p_fraction, F(drop), 0, 0, 0 },
+	[FLT_DUP] = { "duplicate", topo_p_fraction, F(duplicate), 0, 0, 0 },
+	[FLT_REORDER] = { "reorder", topo_p_fraction, F(reorder), 0, 0, 0 },
+	[FLT_DELAY] = { "delay_us", topo_p_uint, F(delay_us), 0, 1000000, 0 },
+	[FLT_DISCONNECT] = { "disconnect_after", topo_p_u64, F(disconnect_after), 0,
+			     UINT64_MAX, 0 },
+};
+#undef F
+
+static int topo_p_faults(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			 void *obj)
+{
+	struct vrio_topo_ioserver *s = obj;
+	struct topo_seen seen[N_FLT_KEYS] = { 0 };
+	int ret;
+
+	ret = topo_want_mapping(c, k, v);
+	if (ret)
+		return ret;
+	ret = topo_walk(c, v, "faults", fault_keys, N_FLT_KEYS, &s->faults, seen);
+	if (ret)
+		return ret;
+	s->faults.enabled = true;
+	return 0;
+}
+
+/* Checked once the transport is known: see topo_ioserver(). */
+static int topo_p_later(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			void *obj)
+{
+	return 0;
+}
+
+enum { IOS_NAME, IOS_TRANSPORT, IOS_LISTEN, IOS_METRICS, IOS_CORES, IOS_FAULTS, N_IOS_KEYS };
 
 #define F(field) offsetof(struct vrio_topo_ioserver, field)
 static const struct topo_key ioserver_keys[N_IOS_KEYS] = {
 	[IOS_NAME] = { "name", topo_p_name, F(name), 0, 0, KEY_REQUIRED },
 	[IOS_TRANSPORT] = { "transport", topo_p_transport, F(transport), 0, 0, 0 },
-	[IOS_LISTEN] = { "listen", topo_p_hostport, F(listen), 0, 0, KEY_REQUIRED },
+	[IOS_LISTEN] = { "listen", topo_p_later, F(listen), 0, 0, KEY_REQUIRED },
 	[IOS_METRICS] = { "metrics", topo_p_hostport, F(metrics), 0, 0, 0 },
 	[IOS_CORES] = { "cores", topo_p_cores, 0, 0, 0, 0 },
+	[IOS_FAULTS] = { "faults", topo_p_faults, 0, 0, 0, 0 },
 };
 #undef F
 
@@ -630,9 +710,17 @@ static int topo_ioserver(struct topo_ctx *c, const yaml_node_t *map)
 	if (ret)
 		return ret;
 	if (!s->transport) {
-		ret = topo_set_str(c, &s->transport, topo_transports[0]);
+		ret = topo_set_str(c, &s->transport, topo_transports[0].name);
 		if (ret)
 			return ret;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(topo_transports); i++) {
+		if (strcmp(s->transport, topo_transports[i].name) == 0) {
+			ret = topo_transports[i].listen(c, &ioserver_keys[IOS_LISTEN],
+							 seen[IOS_LISTEN].val, s);
+			if (ret)
+				return ret;
+		}
 	}
 	for (size_t i = 0; i + 1 < t->n_io_servers; i++)
 		if (strcmp(t->io_servers[i].name, s->name) == 0)

@@ -21,10 +21,20 @@ enum vrio_backend_kind {
 	VRIO_BACKEND_RAM,
 };
 
+/* Faults injected into every connection to or from an io-server (tests). */
+struct vrio_topo_faults {
+	bool enabled;
+	uint64_t seed;
+	double drop, duplicate, reorder;	/* probabilities per frame, 0..1 */
+	unsigned delay_us;			/* extra delay per frame */
+	uint64_t disconnect_after;		/* frames sent; 0 = never */
+};
+
 struct vrio_topo_ioserver {
 	char *name;
-	char *transport;	/* "tcp" (default) */
-	char *listen;		/* "host:port" */
+	char *transport;	/* "tcp" (default) or "shm" */
+	char *listen;		/* tcp: "host:port"; shm: a unix socket path */
+	struct vrio_topo_faults faults;
 	char *metrics;		/* "host:port" or NULL */
 	unsigned cores_min;	/* default 1 */
 	unsigned cores_max;	/* default cores_min */

@@ -89,7 +89,7 @@ static const struct bad_case bad_cases[] = {
 	  "topo.yaml:3:5: expected a mapping for each entry of 'io_servers', got 'io0'" },
 	{ "unknown io_server key", V IOS "    listn: 127.0.0.1:7401\n" HOSTS,
 	  "topo.yaml:5:5: unknown key 'listn' in io_server "
-	  "(expected one of: name, transport, listen, metrics, cores)" },
+	  "(expected one of: name, transport, listen, metrics, cores, faults)" },
 	{ "io_server without listen", V "io_servers:\n  - name: io0\n" HOSTS,
 	  "topo.yaml:3:5: io_server: missing required key 'listen'" },
 	{ "io_server without name", V "io_servers:\n  - listen: 127.0.0.1:7400\n" HOSTS,
@@ -112,7 +112,21 @@ static const struct bad_case bad_cases[] = {
 	{ "listen empty", V "io_servers:\n  - name: io0\n    listen:\n" HOSTS,
 	  "topo.yaml:4:12: expected host:port for 'listen', got an empty value" },
 	{ "unknown transport", V IOS "    transport: udp\n" HOSTS,
-	  "topo.yaml:5:16: unknown transport 'udp' (expected tcp)" },
+	  "topo.yaml:5:16: unknown transport 'udp' (expected tcp, shm)" },
+	{ "shm listen not a path",
+	  V "io_servers:\n  - name: io0\n    transport: shm\n    listen: 127.0.0.1:7400\n" HOSTS,
+	  "topo.yaml:5:13: expected an absolute path for 'listen', got '127.0.0.1:7400'" },
+	{ "tcp listen given before the transport is still checked",
+	  V "io_servers:\n  - name: io0\n    listen: /run/x.sock\n    transport: tcp\n" HOSTS,
+	  "topo.yaml:4:13: expected host:port (like 127.0.0.1:7400 or [::1]:7400) for 'listen', "
+	  "got '/run/x.sock'" },
+	{ "unknown faults key", V IOS "    faults: {drop: 0.05, lose: 1}\n" HOSTS,
+	  "topo.yaml:5:26: unknown key 'lose' in faults (expected one of: seed, drop, duplicate, "
+	  "reorder, delay_us, disconnect_after)" },
+	{ "fault probability above 1", V IOS "    faults: {drop: 5}\n" HOSTS,
+	  "topo.yaml:5:20: expected a probability between 0 and 1 for 'drop', got '5'" },
+	{ "fault probability not a number", V IOS "    faults: {reorder: often}\n" HOSTS,
+	  "topo.yaml:5:23: expected a probability between 0 and 1 for 'reorder', got 'often'" },
 	{ "unknown cores key", V IOS "    cores: {min: 1, maks: 2}\n" HOSTS,
 	  "topo.yaml:5:21: unknown key 'maks' in cores (expected one of: min, max)" },
 	{ "cores min above max", V IOS "    cores: {min: 4, max: 2}\n" HOSTS,
@@ -279,6 +293,37 @@ static void test_bad_topologies(void **state)
 }
 
 /* The message is cut to the buffer, never past it. */
+/* A shm io-server with faults: the listen path and every fault key land. */
+static void test_faults_and_shm(void **state)
+{
+	static const char text[] = V
+		"io_servers:\n"
+		"  - name: io0\n"
+		"    listen: /run/vrio/io0.shm\n"
+		"    transport: shm\n"
+		"    faults: {seed: 7, drop: 0.05, duplicate: 0.01, reorder: 0.02, delay_us: 50,\n"
+		"             disconnect_after: 1000}\n"
+		"  - name: io1\n"
+		"    listen: 127.0.0.1:7401\n" HOSTS;
+	struct vrio_topology *t = NULL;
+	char err[256] = "";
+
+	assert_int_equal(vrio_topology_parse("topo.yaml", text, sizeof(text) - 1, &t, err,
+					     sizeof(err)), 0);
+	assert_string_equal(t->io_servers[0].transport, "shm");
+	assert_string_equal(t->io_servers[0].listen, "/run/vrio/io0.shm");
+	assert_true(t->io_servers[0].faults.enabled);
+	assert_int_equal(t->io_servers[0].faults.seed, 7);
+	assert_true(t->io_servers[0].faults.drop == 0.05);
+	assert_true(t->io_servers[0].faults.duplicate == 0.01);
+	assert_true(t->io_servers[0].faults.reorder == 0.02);
+	assert_int_equal(t->io_servers[0].faults.delay_us, 50);
+	assert_int_equal(t->io_servers[0].faults.disconnect_after, 1000);
+	assert_false(t->io_servers[1].faults.enabled);
+	assert_string_equal(t->io_servers[1].transport, "tcp");
+	vrio_topology_free(t);
+}
+
 static void test_short_error_buffer(void **state)
 {
 	struct vrio_topology *t = NULL;
@@ -520,6 +565,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bad_topologies),
+		cmocka_unit_test(test_faults_and_shm),
 		cmocka_unit_test(test_short_error_buffer),
 		cmocka_unit_test(test_good_topology),
 		cmocka_unit_test(test_parse_keeps_relative_path),
