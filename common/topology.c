@@ -28,6 +28,7 @@
 #define TOPO_NAME_MAX	63
 #define TOPO_FILE_MAX	(16u << 20)
 #define TOPO_SUN_PATH	sizeof(((struct sockaddr_un *)0)->sun_path)
+#define TOPO_EAL_ARGS	64
 #define TOPO_ROOT_WANTED "a mapping with version, io_servers and hosts"
 
 /* Transports the daemons know; a new backend adds its name here. */
@@ -39,14 +40,21 @@ static int topo_p_hostport(struct topo_ctx *c, const struct topo_key *k, const y
 			   void *obj);
 static int topo_p_socket(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
 			 void *obj);
+static int topo_p_mac(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+		      void *obj);
 
-/* Known transports and how each one's `listen:` address is written. */
+/* Known transports, how each one's `listen:` address is written, and
+ * whether the io-server's `dpdk:` settings apply. */
 static const struct {
 	const char *name;
 	topo_parse_fn listen;
+	bool dpdk;
 } topo_transports[] = {
-	{ "tcp", topo_p_hostport },
-	{ "shm", topo_p_socket },
+	{ "tcp", topo_p_hostport, false },
+	{ "shm", topo_p_socket, false },
+	{ "dpdk", topo_p_mac, true },
+	/* An IP address of the RDMA netdev (rdma_cm resolves the device). */
+	{ "rdma", topo_p_hostport, false },
 };
 
 static const struct {
@@ -665,6 +673,112 @@ static int topo_p_faults(struct topo_ctx *c, const struct topo_key *k, const yam
 	return 0;
 }
 
+/* dpdk: (io_servers[] and hosts[]) */
+
+enum { DPDK_EAL, DPDK_PORT, N_DPDK_KEYS };
+
+/* Split at blanks into a NULL-terminated argument vector. */
+static int topo_p_eal(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+		      void *obj)
+{
+	struct vrio_topo_dpdk *d = obj;
+	const char *s, *p, *end;
+	unsigned n = 0;
+	char **argv;
+	int ret;
+
+	ret = topo_scalar(c, k, v, "EAL arguments", &s);
+	if (ret)
+		return ret;
+	for (p = s; *p; p++)
+		if ((unsigned char)*p < 0x20 && *p != '\t')
+			return topo_expected(c, k, v, "EAL arguments on one line");
+	if (strpbrk(s, "\"'\\"))
+		return topo_err(c, v, "'%s' is split at blanks and takes no quotes or escapes, got %s",
+				k->name, s);
+	for (p = s + strspn(s, " \t"); *p; p += strspn(p, " \t")) {
+		p += strcspn(p, " \t");
+		n++;
+	}
+	if (n == 0)
+		return topo_expected(c, k, v, "EAL arguments");
+	if (n > TOPO_EAL_ARGS)
+		return topo_err(c, v, "'%s' holds at most %d arguments, got %u", k->name,
+				TOPO_EAL_ARGS, n);
+	argv = calloc(n + 1, sizeof(*argv));
+	if (!argv)
+		return topo_oom(c);
+	n = 0;
+	for (p = s + strspn(s, " \t"); *p; p = end + strspn(end, " \t")) {
+		end = p + strcspn(p, " \t");
+		argv[n] = strndup(p, (size_t)(end - p));
+		if (!argv[n]) {
+			while (n--)
+				free(argv[n]);
+			free(argv);
+			return topo_oom(c);
+		}
+		n++;
+	}
+	d->eal = argv;
+	d->n_eal = n;
+	return 0;
+}
+
+/* A port id, or a device name ("net_memif0", "0000:01:00.0"). */
+static int topo_p_port(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+		       void *obj)
+{
+	const char *s, *end;
+	uint64_t n;
+	size_t len;
+	int ret;
+
+	ret = topo_scalar(c, k, v, "a port id or a device name", &s);
+	if (ret)
+		return ret;
+	len = strlen(s);
+	ret = topo_u64(s, &n, &end);
+	if (ret == -ERANGE || (ret == 0 && !*end)) {
+		if (ret || n > k->max)
+			return topo_err(c, v, "'%s' must be between 0 and %llu, got %s", k->name,
+					(unsigned long long)k->max, s);
+	} else if (len > TOPO_NAME_MAX ||
+		   strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-") !=
+			   len) {
+		return topo_expected(c, k, v, "a port id or a device name (like net_memif0)");
+	}
+	return topo_set_str(c, FIELD(obj, k, char *), s);
+}
+
+#define F(field) offsetof(struct vrio_topo_dpdk, field)
+static const struct topo_key dpdk_keys[N_DPDK_KEYS] = {
+	[DPDK_EAL] = { "eal", topo_p_eal, 0, 0, 0, 0 },
+	[DPDK_PORT] = { "port", topo_p_port, F(port), 0, UINT16_MAX, 0 },
+};
+#undef F
+
+static int topo_p_dpdk(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+		       void *obj)
+{
+	struct topo_seen seen[N_DPDK_KEYS] = { 0 };
+	int ret;
+
+	ret = topo_want_mapping(c, k, v);
+	if (ret)
+		return ret;
+	return topo_walk(c, v, "dpdk", dpdk_keys, N_DPDK_KEYS, FIELD(obj, k, struct vrio_topo_dpdk),
+			 seen);
+}
+
+static void topo_dpdk_free(struct vrio_topo_dpdk *d)
+{
+	for (unsigned i = 0; i < d->n_eal; i++)
+		free(d->eal[i]);
+	free(d->eal);
+	free(d->port);
+}
+
 /* Checked once the transport is known: see topo_ioserver(). */
 static int topo_p_later(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
 			void *obj)
@@ -672,7 +786,10 @@ static int topo_p_later(struct topo_ctx *c, const struct topo_key *k, const yaml
 	return 0;
 }
 
-enum { IOS_NAME, IOS_TRANSPORT, IOS_LISTEN, IOS_METRICS, IOS_CORES, IOS_FAULTS, N_IOS_KEYS };
+enum {
+	IOS_NAME, IOS_TRANSPORT, IOS_LISTEN, IOS_METRICS, IOS_CORES, IOS_FAULTS, IOS_DPDK,
+	N_IOS_KEYS
+};
 
 #define F(field) offsetof(struct vrio_topo_ioserver, field)
 static const struct topo_key ioserver_keys[N_IOS_KEYS] = {
@@ -682,6 +799,7 @@ static const struct topo_key ioserver_keys[N_IOS_KEYS] = {
 	[IOS_METRICS] = { "metrics", topo_p_hostport, F(metrics), 0, 0, 0 },
 	[IOS_CORES] = { "cores", topo_p_cores, 0, 0, 0, 0 },
 	[IOS_FAULTS] = { "faults", topo_p_faults, 0, 0, 0, 0 },
+	[IOS_DPDK] = { "dpdk", topo_p_dpdk, F(dpdk), 0, 0, 0 },
 };
 #undef F
 
@@ -720,6 +838,10 @@ static int topo_ioserver(struct topo_ctx *c, const yaml_node_t *map)
 							 seen[IOS_LISTEN].val, s);
 			if (ret)
 				return ret;
+			if (seen[IOS_DPDK].key && !topo_transports[i].dpdk)
+				return topo_err(c, seen[IOS_DPDK].key,
+						"io_server '%s': 'dpdk' goes with transport dpdk, not %s",
+						s->name, s->transport);
 		}
 	}
 	for (size_t i = 0; i + 1 < t->n_io_servers; i++)
@@ -732,12 +854,13 @@ static int topo_ioserver(struct topo_ctx *c, const yaml_node_t *map)
 
 /* hosts[] */
 
-enum { HOST_NAME, HOST_METRICS, N_HOST_KEYS };
+enum { HOST_NAME, HOST_METRICS, HOST_DPDK, N_HOST_KEYS };
 
 #define F(field) offsetof(struct vrio_topo_host, field)
 static const struct topo_key host_keys[N_HOST_KEYS] = {
 	[HOST_NAME] = { "name", topo_p_name, F(name), 0, 0, KEY_REQUIRED },
 	[HOST_METRICS] = { "metrics", topo_p_hostport, F(metrics), 0, 0, 0 },
+	[HOST_DPDK] = { "dpdk", topo_p_dpdk, F(dpdk), 0, 0, 0 },
 };
 #undef F
 
@@ -1274,10 +1397,12 @@ void vrio_topology_free(struct vrio_topology *t)
 		free(t->io_servers[i].transport);
 		free(t->io_servers[i].listen);
 		free(t->io_servers[i].metrics);
+		topo_dpdk_free(&t->io_servers[i].dpdk);
 	}
 	for (size_t i = 0; i < t->n_hosts; i++) {
 		free(t->hosts[i].name);
 		free(t->hosts[i].metrics);
+		topo_dpdk_free(&t->hosts[i].dpdk);
 	}
 	for (size_t i = 0; i < t->n_devices; i++) {
 		free(t->devices[i].name);

@@ -30,11 +30,19 @@ struct vrio_topo_faults {
 	uint64_t disconnect_after;		/* frames sent; 0 = never */
 };
 
+/* A node's DPDK settings (dpdk:), for the dpdk transport. */
+struct vrio_topo_dpdk {
+	char *port;		/* a port id or a device name; NULL: port 0 */
+	char **eal;		/* extra EAL arguments, NULL-terminated; NULL if none */
+	unsigned n_eal;
+};
+
 struct vrio_topo_ioserver {
 	char *name;
-	char *transport;	/* "tcp" (default) or "shm" */
-	char *listen;		/* tcp: "host:port"; shm: a unix socket path */
+	char *transport;	/* "tcp" (default), "shm" or "dpdk" */
+	char *listen;		/* tcp: "host:port"; shm: a unix socket path; dpdk: a MAC */
 	struct vrio_topo_faults faults;
+	struct vrio_topo_dpdk dpdk;
 	char *metrics;		/* "host:port" or NULL */
 	unsigned cores_min;	/* default 1 */
 	unsigned cores_max;	/* default cores_min */
@@ -44,6 +52,7 @@ struct vrio_topo_ioserver {
 struct vrio_topo_host {
 	char *name;
 	char *metrics;		/* "host:port" or NULL */
+	struct vrio_topo_dpdk dpdk;
 	unsigned line, col;
 };
 

@@ -162,7 +162,8 @@ struct ios_reactor {
 struct ios_server {
 	struct vrio_topology *topo;
 	const struct vrio_topo_ioserver *self;
-	const struct vrio_transport_ops *tops;
+	const struct vrio_transport_ops *tops;	/* stack.base */
+	struct vrio_stack stack;		/* the accept thread's */
 	struct vrio_listener *listener;
 	struct ios_device *devs;
 	uint32_t n_devs;

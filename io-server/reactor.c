@@ -214,7 +214,7 @@ static void reactor_sleep(struct ios_reactor *r, bool draining, uint64_t deadlin
 	struct ios_session *s;
 	uint32_t want;
 	uint64_t v;
-	int i, n;
+	int i, n, t;
 
 	TAILQ_FOREACH(s, &r->sessions, link) {
 		want = ios_session_events(s, draining);
@@ -222,6 +222,10 @@ static void reactor_sleep(struct ios_reactor *r, bool draining, uint64_t deadlin
 		/* A transport without a descriptor can only be polled. */
 		if (want && s->ev.fd < 0)
 			timeout = 1;
+		/* A layer's timer (a retransmission) must not wait for us. */
+		t = vrio_conn_timeout_ms(s->conn);
+		if (t >= 0 && t < timeout)
+			timeout = t;
 	}
 	if (draining) {
 		v = deadline > r->now ? (deadline - r->now) / 1000000 + 1 : 1;

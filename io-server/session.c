@@ -620,7 +620,7 @@ static int session_tx(struct ios_session *s)
 		}
 		sent++;
 	}
-	if (sent || s->flush_pending || !TAILQ_EMPTY(&s->unflushed)) {
+	if (sent || s->flush_pending || !TAILQ_EMPTY(&s->unflushed) || vrio_conn_pending(c)) {
 		rc = session_flush(s);
 		if (rc < 0)
 			return rc;

@@ -117,7 +117,7 @@ enum lhv_up_state {
 struct lhv_upstream {
 	struct lhv *l;
 	const struct vrio_topo_ioserver *ios;
-	const struct vrio_transport_ops *ops;
+	struct vrio_stack stack;
 	struct vrio_conn *conn;
 	int state;			/* enum lhv_up_state; atomic for readers */
 	bool ready_once;		/* atomic: every device attached once */
@@ -130,6 +130,10 @@ struct lhv_upstream {
 	struct {
 		uint64_t connects, disconnects, protocol_errors, resent;
 	} st;
+	/* The connection's own counters: those of closed connections summed
+	 * in `done`, the live one copied by the poller after each flush (the
+	 * metrics thread never touches the connection). */
+	struct vrio_conn_stats cdone, clive;
 };
 
 struct lhv {
@@ -170,6 +174,8 @@ static inline uint32_t lhv_frame_id(const struct lhv_dev *d, uint16_t head)
 
 /* upstream.c: connections to io-servers. */
 int lhv_up_init(struct lhv *l);
+/* After the EAL is up: the transports' process-wide set-up. */
+int lhv_up_setup(struct lhv *l);
 int lhv_up_poll(struct lhv_upstream *up, uint64_t now);
 void lhv_up_flush(struct lhv_upstream *up);
 void lhv_up_close(struct lhv_upstream *up);

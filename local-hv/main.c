@@ -155,6 +155,8 @@ int main(int argc, char **argv)
 		rc = lhv_up_init(&l);
 	if (rc == 0)
 		rc = lhv_vhost_init(&l, argv[0], level >= VRIO_LOG_DEBUG);
+	if (rc == 0)
+		rc = lhv_up_setup(&l);
 	if (rc < 0)
 		goto out;
 	if (l.host->metrics) {

@@ -158,8 +158,9 @@ static void sleep_until_work(struct lhv *l, uint64_t now)
 		struct vrio_conn *c = l->ups[u].conn;
 
 		t = lhv_up_timeout_ms(&l->ups[u], now);
-		/* Bytes the peer has not taken yet: come back soon to push them. */
-		if (c && c->ops->pending && c->ops->pending(c))
+		/* Bytes the peer has not taken yet: come back soon to push them.
+		 * A connection without a descriptor can only be polled. */
+		if (c && (vrio_conn_pending(c) || vrio_conn_fd(c) < 0) && t != 0)
 			t = 1;
 		if (t >= 0 && t < timeout)
 			timeout = t;

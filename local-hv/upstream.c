@@ -22,6 +22,28 @@ static const char *up_name(const struct lhv_upstream *up)
 	return up->ios->name;
 }
 
+/* The fields a connection's stats carry that are counters (not rtt). */
+#define CONN_COUNTERS(X) X(frames_tx) X(frames_rx) X(bytes_tx) X(bytes_rx) X(retransmits) \
+	X(duplicates) X(window_stalls) X(injected_drops) X(injected_dups) X(injected_reorders)
+
+static void snapshot(struct lhv_upstream *up)
+{
+	const struct vrio_conn_stats *c = &up->conn->stats;
+
+#define COPY(f) __atomic_store_n(&up->clive.f, c->f, __ATOMIC_RELAXED);
+	CONN_COUNTERS(COPY)
+	COPY(rtt_ns)
+#undef COPY
+}
+
+static void retire_stats(struct lhv_upstream *up)
+{
+#define FOLD(f) vrio_counter_add(&up->cdone.f, up->clive.f); \
+	__atomic_store_n(&up->clive.f, 0, __ATOMIC_RELAXED);
+	CONN_COUNTERS(FOLD)
+#undef FOLD
+}
+
 static void up_down(struct lhv_upstream *up, int err)
 {
 	unsigned i, inflight = 0;
@@ -30,8 +52,10 @@ static void up_down(struct lhv_upstream *up, int err)
 	for (i = 0; i < up->ndevs; i++)
 		inflight += up->devs[i]->inflight;
 	if (up->conn) {
+		snapshot(up);
+		retire_stats(up);
 		lhv_epoll_mod(up->l, vrio_conn_fd(up->conn), NULL, false);
-		up->ops->close(up->conn);
+		up->conn->ops->close(up->conn);
 		up->conn = NULL;
 		vrio_counter_add(&up->st.disconnects, 1);
 		VRIO_WARN("%s: connection lost: %s; %u request(s) in flight wait for the reconnect",
@@ -70,7 +94,7 @@ static int up_start(struct lhv_upstream *up)
 		rc = send_ctrl(up, &m);
 	}
 	if (rc == 0)
-		rc = up->ops->flush(up->conn) < 0 ? -EPIPE : 0;
+		rc = up->conn->ops->flush(up->conn) < 0 ? -EPIPE : 0;
 	up->pending_attach = up->ndevs;
 	return rc;
 }
@@ -79,7 +103,7 @@ static int try_connect(struct lhv_upstream *up)
 {
 	int rc;
 
-	rc = up->ops->connect(up->ios->listen, &up->conn);
+	rc = vrio_stack_connect(&up->stack, up->ios->listen, &up->conn);
 	if (rc < 0) {
 		if (up->failures++ % 10 == 0)
 			VRIO_WARN("%s: cannot connect to %s: %s; retrying", up_name(up),
@@ -257,7 +281,7 @@ int lhv_up_poll(struct lhv_upstream *up, uint64_t now)
 			return 0;
 		return try_connect(up) == 0 ? 1 : 0;
 	}
-	rc = up->ops->poll(up->conn, on_frame, up, LHV_BUDGET);
+	rc = up->conn->ops->poll(up->conn, on_frame, up, LHV_BUDGET);
 	if (rc < 0) {
 		if (rc != -ECONNRESET)
 			vrio_counter_add(&up->st.protocol_errors, 1);
@@ -273,27 +297,48 @@ void lhv_up_flush(struct lhv_upstream *up)
 
 	if (!up->conn)
 		return;
-	rc = up->ops->flush(up->conn);
-	if (rc < 0)
+	rc = up->conn->ops->flush(up->conn);
+	if (rc < 0) {
 		up_down(up, rc);
+		return;
+	}
+	snapshot(up);
 }
 
 int lhv_up_timeout_ms(const struct lhv_upstream *up, uint64_t now)
 {
 	if (up->conn)
-		return -1;
+		return vrio_conn_timeout_ms(up->conn);
 	return up->retry_at <= now ? 0 : (int)((up->retry_at - now) / 1000000 + 1);
 }
 
 void lhv_up_close(struct lhv_upstream *up)
 {
 	if (up->conn) {
-		up->ops->flush(up->conn);
-		up->ops->close(up->conn);
+		up->conn->ops->flush(up->conn);
+		up->conn->ops->close(up->conn);
 		up->conn = NULL;
 	}
+	vrio_stack_teardown(&up->stack);
 	free(up->devs);
 	up->devs = NULL;
+}
+
+int lhv_up_setup(struct lhv *l)
+{
+	unsigned i;
+	int rc;
+
+	for (i = 0; i < l->nups; i++) {
+		rc = vrio_stack_setup(&l->ups[i].stack, &l->host->dpdk);
+		if (rc < 0) {
+			VRIO_ERR("%s: cannot set up transport %s for io-server %s: %s",
+				 l->host->name, l->ups[i].stack.base->name, l->ups[i].ios->name,
+				 strerror(-rc));
+			return rc;
+		}
+	}
+	return 0;
 }
 
 /* One upstream per io-server that this host's devices name. */
@@ -315,12 +360,8 @@ int lhv_up_init(struct lhv *l)
 		if (j == l->nups) {
 			up->l = l;
 			up->ios = d->topo->io_server;
-			up->ops = vrio_transport_find(up->ios->transport);
-			if (!up->ops) {
-				VRIO_ERR("%s: transport '%s' is not built in", up->ios->name,
-					 up->ios->transport);
-				return -ENOTSUP;
-			}
+			if (vrio_stack_init(&up->stack, up->ios) < 0)
+				return -EINVAL;
 			up->devs = calloc(l->ndevs, sizeof(*up->devs));
 			if (!up->devs)
 				return -ENOMEM;

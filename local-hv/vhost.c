@@ -375,19 +375,32 @@ static const struct rte_vhost_device_ops vhost_ops = {
 
 int lhv_vhost_init(struct lhv *l, const char *prog, bool verbose)
 {
-	/* rte_vhost needs the EAL for its allocations, not hugepages or PCI. */
-	char *argv[] = {
+	/* rte_vhost needs the EAL for its allocations, not hugepages or PCI.
+	 * The host's dpdk.eal comes last: a DPDK port, more memory. */
+	char *defaults[] = {
 		(char *)prog, (char *)"--no-huge", (char *)"-m", (char *)"64",
 		(char *)"--no-pci", (char *)"--no-shconf", (char *)"--no-telemetry",
 		(char *)"-l", (char *)"0", (char *)"--log-level",
-		(char *)(verbose ? "*:info" : "*:warning"), NULL,
+		(char *)(verbose ? "*:info" : "*:warning"),
 	};
+	const unsigned nd = sizeof(defaults) / sizeof(defaults[0]);
+	const struct vrio_topo_dpdk *extra = &l->host->dpdk;
 	cpu_set_t all;
 	long i, n = sysconf(_SC_NPROCESSORS_ONLN);
+	char **argv;
+	int rc;
 
+	argv = calloc(nd + extra->n_eal + 1, sizeof(*argv));
+	if (!argv)
+		return -ENOMEM;
+	memcpy(argv, defaults, sizeof(defaults));
+	if (extra->n_eal)
+		memcpy(argv + nd, extra->eal, extra->n_eal * sizeof(*argv));
 	/* The EAL parses with getopt too: start it from the top of its argv. */
 	optind = 1;
-	if (rte_eal_init((int)(sizeof(argv) / sizeof(argv[0]) - 1), argv) < 0) {
+	rc = rte_eal_init((int)(nd + extra->n_eal), argv);
+	free(argv);
+	if (rc < 0) {
 		VRIO_ERR("cannot initialise DPDK's EAL: %s", rte_strerror(rte_errno));
 		return -EIO;
 	}

@@ -32,7 +32,7 @@ int vrio_frame_decode(const uint8_t in[VRIO_FRAME_HDR_LEN], struct vrio_frame *f
 		return -EBADMSG;
 	if (w.version != VRIO_FRAME_VERSION)
 		return -EPROTONOSUPPORT;
-	if (w.type < VRIO_FRAME_CTRL || w.type > VRIO_FRAME_RESP)
+	if (w.type < VRIO_FRAME_CTRL || w.type > VRIO_FRAME_RACK)
 		return -EBADMSG;
 	/* No flags are defined yet: a set bit is a peer we do not understand. */
 	if (w.flags != 0 || w.rsvd != 0)
@@ -59,6 +59,10 @@ const char *vrio_frame_type_name(uint8_t type)
 		return "req";
 	case VRIO_FRAME_RESP:
 		return "resp";
+	case VRIO_FRAME_RDATA:
+		return "rdata";
+	case VRIO_FRAME_RACK:
+		return "rack";
 	}
 	return "unknown";
 }

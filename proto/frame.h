@@ -30,6 +30,12 @@ enum vrio_frame_type {
 	VRIO_FRAME_CTRL = 1,
 	VRIO_FRAME_REQ = 2,
 	VRIO_FRAME_RESP = 3,
+	/* The reliable layer (transport/reliable.c): RDATA carries one whole
+	 * inner frame as payload, `id` its sequence number and `arg` the
+	 * cumulative acknowledgement (next sequence number expected); RACK
+	 * carries only the acknowledgement in `arg`. */
+	VRIO_FRAME_RDATA = 4,
+	VRIO_FRAME_RACK = 5,
 };
 
 /* Wire layout. All fields little-endian. */

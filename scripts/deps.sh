@@ -9,6 +9,7 @@ PKGS=(
 	libmicrohttpd-dev liburing-dev libsystemd-dev libcmocka-dev
 	qemu-system-x86 qemu-utils busybox-static cpio kmod
 	prometheus python3 iproute2 systemd systemd-container debootstrap
+	rdma-core libibverbs-dev librdmacm-dev ibverbs-providers
 )
 
 missing=()

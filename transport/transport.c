@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ctrl.h"
+#include "topology.h"
 #include "log.h"
 #include "transport_internal.h"
 
@@ -18,6 +19,11 @@ static pthread_once_t builtin_once = PTHREAD_ONCE_INIT;
 static void register_builtin(void)
 {
 	vrio_transport_register(&vrio_tcp_transport);
+	vrio_transport_register(&vrio_shm_transport);
+	vrio_transport_register(&vrio_dpdk_transport);
+#ifdef VRIO_HAVE_RDMA
+	vrio_transport_register(&vrio_rdma_transport);
+#endif
 }
 
 int vrio_transport_register(const struct vrio_transport_ops *ops)
@@ -73,4 +79,87 @@ int vrio_conn_send_ctrl(struct vrio_conn *c, const struct Vrio__Ctrl *m)
 	rc = c->ops->send(c, &f, &iov, 1);
 	free(buf);
 	return rc;
+}
+
+int vrio_stack_init(struct vrio_stack *s, const struct vrio_topo_ioserver *ios)
+{
+	const char *env = getenv("VRIO_FAULTS");
+	const struct vrio_topo_faults *tf = &ios->faults;
+
+	memset(s, 0, sizeof(*s));
+	s->base = vrio_transport_find(ios->transport);
+	if (!s->base) {
+		VRIO_ERR("%s: transport '%s' is not built in", ios->name, ios->transport);
+		return -ENOTSUP;
+	}
+	s->faults = (struct vrio_faults){
+		.enabled = tf->enabled,
+		.seed = tf->seed,
+		.drop = tf->drop,
+		.duplicate = tf->duplicate,
+		.reorder = tf->reorder,
+		.delay_us = tf->delay_us,
+		.disconnect_after = tf->disconnect_after,
+	};
+	/* The environment wins, so a test can inject faults into any rack. */
+	if (env && *env && vrio_faults_parse(env, &s->faults) < 0) {
+		VRIO_ERR("VRIO_FAULTS='%s': expected key=value pairs among drop, duplicate, "
+			 "reorder (0..1), delay_us, seed, disconnect_after", env);
+		return -EINVAL;
+	}
+	s->reliable = s->faults.enabled || s->base->unreliable;
+	if (s->faults.enabled)
+		VRIO_WARN("%s: injecting faults: drop %.3f duplicate %.3f reorder %.3f delay %u us "
+			  "disconnect after %llu frames, seed %llu", ios->name, s->faults.drop,
+			  s->faults.duplicate, s->faults.reorder, s->faults.delay_us,
+			  (unsigned long long)s->faults.disconnect_after,
+			  (unsigned long long)s->faults.seed);
+	return 0;
+}
+
+int vrio_stack_wrap(struct vrio_stack *s, struct vrio_conn *inner, struct vrio_conn **out)
+{
+	uint64_t stream = s->nconns++;
+	int rc;
+
+	if (s->faults.enabled) {
+		rc = vrio_fault_wrap(inner, &s->faults, stream, &inner);
+		if (rc < 0)
+			return rc;
+	}
+	if (s->reliable) {
+		rc = vrio_reliable_wrap(inner, &inner);
+		if (rc < 0)
+			return rc;
+	}
+	*out = inner;
+	return 0;
+}
+
+int vrio_stack_connect(struct vrio_stack *s, const char *addr, struct vrio_conn **out)
+{
+	struct vrio_conn *c;
+	int rc;
+
+	rc = s->base->connect(addr, &c);
+	if (rc < 0)
+		return rc;
+	return vrio_stack_wrap(s, c, out);
+}
+
+int vrio_stack_setup(struct vrio_stack *s, const struct vrio_topo_dpdk *local)
+{
+	int rc = 0;
+
+	if (s->base->setup)
+		rc = s->base->setup(local);
+	s->set_up = rc == 0;
+	return rc;
+}
+
+void vrio_stack_teardown(struct vrio_stack *s)
+{
+	if (s->set_up && s->base->teardown)
+		s->base->teardown();
+	s->set_up = false;
 }

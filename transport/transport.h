@@ -16,6 +16,7 @@
 #ifndef VRIO_TRANSPORT_H
 #define VRIO_TRANSPORT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
@@ -23,6 +24,7 @@
 
 struct vrio_conn;
 struct vrio_listener;
+struct vrio_topo_dpdk;
 
 typedef int (*vrio_recv_cb)(void *arg, struct vrio_conn *c, const struct vrio_frame *f,
 			    const void *payload);
@@ -30,6 +32,15 @@ typedef int (*vrio_recv_cb)(void *arg, struct vrio_conn *c, const struct vrio_fr
 struct vrio_conn_stats {
 	uint64_t frames_tx, frames_rx;
 	uint64_t bytes_tx, bytes_rx;
+	/* The reliable layer (reliable.c), where it is stacked. */
+	uint64_t retransmits;		/* frames sent again */
+	uint64_t duplicates;		/* frames received twice, discarded */
+	uint64_t window_stalls;		/* send() refused: window full */
+	uint64_t rtt_ns;		/* smoothed round-trip time */
+	/* The fault-injection wrapper (fault.c), where it is stacked. */
+	uint64_t injected_drops, injected_dups, injected_reorders;
+	/* The dpdk backend: fragments thrown away by reassembly. */
+	uint64_t reasm_drops;
 };
 
 /* Base object; each backend embeds it first. */
@@ -47,8 +58,14 @@ struct vrio_listener {
 
 struct vrio_transport_ops {
 	const char *name;
+	/* Frames may be lost, duplicated or reordered (raw Ethernet): the
+	 * stack always puts the reliable layer on top of this backend. */
+	bool unreliable;
+	/* Runs on DPDK: the process starts the EAL before setup(). */
+	bool eal;
 
-	/* Mandatory. addr is backend specific ("host:port" for tcp). */
+	/* Mandatory. addr is backend specific ("host:port" for tcp, a MAC
+	 * address for dpdk). */
 	int (*listen)(const char *addr, struct vrio_listener **out);
 	/* -EAGAIN when no connection is pending. */
 	int (*accept)(struct vrio_listener *l, struct vrio_conn **out);
@@ -75,6 +92,16 @@ struct vrio_transport_ops {
 	int (*listener_fd)(struct vrio_listener *l);
 	/* Optional: 1 if send() queued bytes that flush() has not pushed. */
 	int (*pending)(struct vrio_conn *c);
+	/* Optional: milliseconds until poll() must run again whether or not
+	 * conn_fd() fires (a retransmission timer, a delayed frame); -1 for
+	 * none. An owner caps its sleep with it. */
+	int (*timeout_ms)(struct vrio_conn *c);
+	/* Optional: process-wide set-up from this node's own topology entry,
+	 * before its first listen() or connect() (the dpdk backend opens its
+	 * port); teardown() undoes it once the node's connections and listener
+	 * are closed. Calls nest. */
+	int (*setup)(const struct vrio_topo_dpdk *local);
+	void (*teardown)(void);
 };
 
 /* The registry: one place decides which backends are compiled in. */
@@ -85,6 +112,57 @@ int vrio_transport_register(const struct vrio_transport_ops *ops);
  * may allocate). Returns 0 or -errno as send(). */
 struct Vrio__Ctrl;
 int vrio_conn_send_ctrl(struct vrio_conn *c, const struct Vrio__Ctrl *m);
+
+/*
+ * A connection stack: the backend a topology names, with the fault wrapper
+ * and the reliable layer stacked on it when the topology (or VRIO_FAULTS in
+ * the environment) asks for faults: reliable(fault(backend)). Both daemons
+ * must agree, since the reliable layer changes what is on the wire.
+ */
+struct vrio_topo_ioserver;
+struct vrio_faults {
+	bool enabled;
+	uint64_t seed;
+	double drop, duplicate, reorder;
+	unsigned delay_us;
+	uint64_t disconnect_after;
+};
+
+struct vrio_stack {
+	const struct vrio_transport_ops *base;
+	struct vrio_faults faults;
+	bool reliable;
+	uint64_t nconns;	/* gives each connection its own fault stream */
+	bool set_up;		/* vrio_stack_setup() succeeded */
+};
+
+int vrio_stack_init(struct vrio_stack *s, const struct vrio_topo_ioserver *ios);
+/* Stack the layers over a backend connection (closed on error). */
+int vrio_stack_wrap(struct vrio_stack *s, struct vrio_conn *inner, struct vrio_conn **out);
+int vrio_stack_connect(struct vrio_stack *s, const char *addr, struct vrio_conn **out);
+/* The backend's process-wide setup() and teardown(), where it has them. */
+int vrio_stack_setup(struct vrio_stack *s, const struct vrio_topo_dpdk *local);
+void vrio_stack_teardown(struct vrio_stack *s);
+
+/* The layers, for tests. Each takes ownership of inner. */
+int vrio_fault_wrap(struct vrio_conn *inner, const struct vrio_faults *f, uint64_t stream,
+		    struct vrio_conn **out);
+int vrio_reliable_wrap(struct vrio_conn *inner, struct vrio_conn **out);
+/* "drop=0.05,duplicate=0.01,reorder=0.02,delay_us=100,seed=7,disconnect_after=N" */
+int vrio_faults_parse(const char *spec, struct vrio_faults *f);
+
+/* True when the connection holds output of its own (a layer's ack or
+ * retransmission, bytes the peer has not taken): flush() even if the owner
+ * queued nothing this round. */
+static inline bool vrio_conn_pending(struct vrio_conn *c)
+{
+	return c->ops->pending && c->ops->pending(c);
+}
+
+static inline int vrio_conn_timeout_ms(struct vrio_conn *c)
+{
+	return c->ops->timeout_ms ? c->ops->timeout_ms(c) : -1;
+}
 
 static inline int vrio_conn_fd(struct vrio_conn *c)
 {

@@ -10,5 +10,8 @@
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
 extern const struct vrio_transport_ops vrio_tcp_transport;
+extern const struct vrio_transport_ops vrio_shm_transport;
+extern const struct vrio_transport_ops vrio_dpdk_transport;
+extern const struct vrio_transport_ops vrio_rdma_transport;
 
 #endif

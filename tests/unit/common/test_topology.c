@@ -35,6 +35,9 @@
 	"  - name: " name "\n    type: blk\n    host: host0\n    io_server: io0\n" \
 	"    socket: " sock "\n    backend: {ram: 1M}\n"
 
+/* Eight EAL arguments. */
+#define EAL8  "-v -v -v -v -v -v -v -v "
+
 struct bad_case {
 	const char *what;
 	const char *text;
@@ -89,7 +92,7 @@ static const struct bad_case bad_cases[] = {
 	  "topo.yaml:3:5: expected a mapping for each entry of 'io_servers', got 'io0'" },
 	{ "unknown io_server key", V IOS "    listn: 127.0.0.1:7401\n" HOSTS,
 	  "topo.yaml:5:5: unknown key 'listn' in io_server "
-	  "(expected one of: name, transport, listen, metrics, cores, faults)" },
+	  "(expected one of: name, transport, listen, metrics, cores, faults, dpdk)" },
 	{ "io_server without listen", V "io_servers:\n  - name: io0\n" HOSTS,
 	  "topo.yaml:3:5: io_server: missing required key 'listen'" },
 	{ "io_server without name", V "io_servers:\n  - listen: 127.0.0.1:7400\n" HOSTS,
@@ -112,7 +115,7 @@ static const struct bad_case bad_cases[] = {
 	{ "listen empty", V "io_servers:\n  - name: io0\n    listen:\n" HOSTS,
 	  "topo.yaml:4:12: expected host:port for 'listen', got an empty value" },
 	{ "unknown transport", V IOS "    transport: udp\n" HOSTS,
-	  "topo.yaml:5:16: unknown transport 'udp' (expected tcp, shm)" },
+	  "topo.yaml:5:16: unknown transport 'udp' (expected tcp, shm, dpdk, rdma)" },
 	{ "shm listen not a path",
 	  V "io_servers:\n  - name: io0\n    transport: shm\n    listen: 127.0.0.1:7400\n" HOSTS,
 	  "topo.yaml:5:13: expected an absolute path for 'listen', got '127.0.0.1:7400'" },
@@ -120,6 +123,18 @@ static const struct bad_case bad_cases[] = {
 	  V "io_servers:\n  - name: io0\n    listen: /run/x.sock\n    transport: tcp\n" HOSTS,
 	  "topo.yaml:4:13: expected host:port (like 127.0.0.1:7400 or [::1]:7400) for 'listen', "
 	  "got '/run/x.sock'" },
+	{ "dpdk listen not a MAC",
+	  V "io_servers:\n  - name: io0\n    transport: dpdk\n    listen: 127.0.0.1:7400\n" HOSTS,
+	  "topo.yaml:5:13: expected a MAC address of six hex octets (like 52:54:00:00:00:01) "
+	  "for 'listen', got '127.0.0.1:7400'" },
+	{ "dpdk listen multicast",
+	  V "io_servers:\n  - name: io0\n    transport: dpdk\n    listen: \"03:00:00:00:00:01\"\n"
+	  HOSTS,
+	  "topo.yaml:5:13: 'listen' must be a unicast address, got 03:00:00:00:00:01" },
+	{ "dpdk settings on a tcp io_server", V IOS "    dpdk: {port: 0}\n" HOSTS,
+	  "topo.yaml:5:5: io_server 'io0': 'dpdk' goes with transport dpdk, not tcp" },
+	{ "unknown dpdk key", V IOS "    dpdk: {eal: --no-pci, prt: 1}\n" HOSTS,
+	  "topo.yaml:5:27: unknown key 'prt' in dpdk (expected one of: eal, port)" },
 	{ "unknown faults key", V IOS "    faults: {drop: 0.05, lose: 1}\n" HOSTS,
 	  "topo.yaml:5:26: unknown key 'lose' in faults (expected one of: seed, drop, duplicate, "
 	  "reorder, delay_us, disconnect_after)" },
@@ -136,7 +151,23 @@ static const struct bad_case bad_cases[] = {
 	{ "cores a scalar", V IOS "    cores: 2\n" HOSTS,
 	  "topo.yaml:5:12: expected a mapping for 'cores', got '2'" },
 	{ "unknown host key", HDR "    metric: 127.0.0.1:9401\n",
-	  "topo.yaml:7:5: unknown key 'metric' in host (expected one of: name, metrics)" },
+	  "topo.yaml:7:5: unknown key 'metric' in host (expected one of: name, metrics, dpdk)" },
+	{ "dpdk not a mapping", HDR "    dpdk: net_memif0\n",
+	  "topo.yaml:7:11: expected a mapping for 'dpdk', got 'net_memif0'" },
+	{ "dpdk port out of range", HDR "    dpdk: {port: 70000}\n",
+	  "topo.yaml:7:18: 'port' must be between 0 and 65535, got 70000" },
+	{ "dpdk port neither an id nor a name", HDR "    dpdk: {port: net memif}\n",
+	  "topo.yaml:7:18: expected a port id or a device name (like net_memif0) for 'port', "
+	  "got 'net memif'" },
+	{ "dpdk eal with quotes", HDR "    dpdk: {eal: \"--vdev='net_memif0'\"}\n",
+	  "topo.yaml:7:17: 'eal' is split at blanks and takes no quotes or escapes, "
+	  "got --vdev='net_memif0'" },
+	{ "dpdk eal only blanks", HDR "    dpdk: {eal: \"  \"}\n",
+	  "topo.yaml:7:17: expected EAL arguments for 'eal', got '  '" },
+	{ "dpdk eal on two lines", HDR "    dpdk: {eal: \"-m 64\\n--no-pci\"}\n",
+	  "topo.yaml:7:17: expected EAL arguments on one line for 'eal', got '-m 64?--no-pci'" },
+	{ "dpdk eal too long", HDR "    dpdk: {eal: " EAL8 EAL8 EAL8 EAL8 EAL8 EAL8 EAL8 EAL8 "-v}\n",
+	  "topo.yaml:7:17: 'eal' holds at most 64 arguments, got 65" },
 	{ "host without name", V IOS "hosts:\n  - metrics: 127.0.0.1:9401\n",
 	  "topo.yaml:6:5: host: missing required key 'name'" },
 	{ "duplicate host", HDR "  - name: host0\n",
@@ -321,6 +352,48 @@ static void test_faults_and_shm(void **state)
 	assert_int_equal(t->io_servers[0].faults.disconnect_after, 1000);
 	assert_false(t->io_servers[1].faults.enabled);
 	assert_string_equal(t->io_servers[1].transport, "tcp");
+	vrio_topology_free(t);
+}
+
+/* dpdk: on an io-server and hosts: the arguments split, the port kept. */
+static void test_dpdk(void **state)
+{
+	static const char text[] = V
+		"io_servers:\n"
+		"  - name: io0\n"
+		"    transport: dpdk\n"
+		"    listen: \"02:00:00:00:00:0A\"\n"
+		"    dpdk: {eal: \" --vdev=net_memif0,role=server\t -m 512 \", port: net_memif0}\n"
+		"hosts:\n"
+		"  - name: host0\n"
+		"    dpdk:\n"
+		"      eal: --vdev=net_af_packet0,iface=veth0\n"
+		"      port: 1\n"
+		"  - name: host1\n";
+	struct vrio_topology *t = NULL;
+	const struct vrio_topo_dpdk *d;
+	char err[256] = "";
+
+	assert_int_equal(vrio_topology_parse("topo.yaml", text, sizeof(text) - 1, &t, err,
+					     sizeof(err)), 0);
+	assert_string_equal(t->io_servers[0].transport, "dpdk");
+	assert_string_equal(t->io_servers[0].listen, "02:00:00:00:00:0a");
+	d = &t->io_servers[0].dpdk;
+	assert_string_equal(d->port, "net_memif0");
+	assert_int_equal(d->n_eal, 3);
+	assert_string_equal(d->eal[0], "--vdev=net_memif0,role=server");
+	assert_string_equal(d->eal[1], "-m");
+	assert_string_equal(d->eal[2], "512");
+	assert_null(d->eal[3]);
+	d = &t->hosts[0].dpdk;
+	assert_string_equal(d->port, "1");
+	assert_int_equal(d->n_eal, 1);
+	assert_string_equal(d->eal[0], "--vdev=net_af_packet0,iface=veth0");
+	assert_null(d->eal[1]);
+	d = &t->hosts[1].dpdk;
+	assert_null(d->port);
+	assert_null(d->eal);
+	assert_int_equal(d->n_eal, 0);
 	vrio_topology_free(t);
 }
 
@@ -566,6 +639,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bad_topologies),
 		cmocka_unit_test(test_faults_and_shm),
+		cmocka_unit_test(test_dpdk),
 		cmocka_unit_test(test_short_error_buffer),
 		cmocka_unit_test(test_good_topology),
 		cmocka_unit_test(test_parse_keeps_relative_path),
