@@ -19,7 +19,8 @@
 # dependencies added from modules.dep; default: virtio_pci virtio_blk
 # virtio_net).
 #
-# Exit status: 0, 77 when the kernel package cannot be obtained, 1 otherwise.
+# Exit status: 0, 77 when the kernel package cannot be obtained or lacks a
+# module asked for, 1 otherwise.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -154,7 +155,10 @@ add_module() {
 	m=$(mod_name "$1")
 	[[ -n ${_added[$m]:-} || -n ${_builtin[$m]:-} ]] && return 0
 	line=${_dep_line[$m]:-}
-	[[ -n $line ]] || die "module $m is not in modules.dep"
+	if [[ -z $line ]]; then
+		log "module $m is not in modules.dep: this kernel does not build it"
+		exit "$VRIO_SKIP"
+	fi
 	read -r -a deps <<<"${line#*:}"
 	# modules.dep lists a module's dependencies most-dependent first.
 	for ((i = ${#deps[@]} - 1; i >= 0; i--)); do
@@ -250,12 +254,14 @@ main() {
 		mv -f "$out/vmlinuz.tmp" "$out/vmlinuz"
 	fi
 	if ! up_to_date "$out/initrd.cpio.gz" "$kdir/.complete" "$out/guest-io" \
-		"$INIT_SRC" "$BUSYBOX" "${BASH_SOURCE[0]}" "$VRIO_ROOT/scripts/lib.sh"; then
+		"$INIT_SRC" "$BUSYBOX" "${BASH_SOURCE[0]}" "$VRIO_ROOT/scripts/lib.sh" ||
+		[[ $(cat "$out/modules" 2>/dev/null) != "$GUEST_MODULES" ]]; then
 		log "building initramfs ($release; modules: $GUEST_MODULES)"
 		make_tmpdir stage
 		stage_initramfs "$stage" "$kdir" "$out/guest-io"
 		pack_initramfs "$stage" "$out/initrd.cpio.gz"
 		echo "$release" >"$out/kernel-release"
+		echo "$GUEST_MODULES" >"$out/modules"
 	fi
 	log "guest image ready in $out (kernel $release)"
 }

@@ -135,13 +135,14 @@ wait_for_socket() {
 	done
 }
 
-# port_listening PORT: true when some TCP socket listens on PORT (any
-# address). Reads /proc so that it opens no connection to the server.
+# port_listening PORT [PID]: true when some TCP socket listens on PORT (any
+# address), in PID's network namespace (by default ours). Reads /proc so
+# that it opens no connection to the server.
 port_listening() {
-	local hex
+	local hex net=/proc/${2:-self}/net
 	hex=$(printf '%04X' "$1")
 	awk -v p=":$hex" 'FNR > 1 && $4 == "0A" && substr($2, length($2) - 4) == p { f = 1 }
-		END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+		END { exit !f }' "$net/tcp" "$net/tcp6" 2>/dev/null
 }
 
 port_in_use() {
@@ -154,7 +155,7 @@ port_in_use() {
 # wait_for_port PORT TIMEOUT_S [PID]: waits until PORT is listening.
 wait_for_port() {
 	local port=$1 timeout=$2 pid=${3:-} n=0
-	until port_listening "$port"; do
+	until port_listening "$port" "$pid"; do
 		if [[ -n $pid ]] && ! pid_alive "$pid"; then
 			log "pid $pid exited before listening on port $port"
 			return 1
@@ -166,6 +167,46 @@ wait_for_port() {
 		sleep 0.1
 		n=$((n + 1))
 	done
+}
+
+# rdma_listening IP:PORT: true when an rdma_cm id listens there (rdma_cm
+# ports do not show in /proc/net/tcp).
+rdma_listening() {
+	rdma resource show cm_id 2>/dev/null | grep -q "state LISTEN .*src-addr $1 "
+}
+
+# wait_for_rdma_listen IP:PORT TIMEOUT_S [PID]: waits until rdma_listening.
+wait_for_rdma_listen() {
+	local addr=$1 timeout=$2 pid=${3:-} n=0
+	until rdma_listening "$addr"; do
+		if [[ -n $pid ]] && ! pid_alive "$pid"; then
+			log "pid $pid exited before listening on rdma $addr"
+			return 1
+		fi
+		if ((n >= timeout * 10)); then
+			log "timed out after ${timeout}s waiting for rdma $addr"
+			return 1
+		fi
+		sleep 0.1
+		n=$((n + 1))
+	done
+}
+
+# wait_for_listen ADDR TIMEOUT_S [PID]: waits for an io-server's listen
+# address: a TCP port for host:port, a socket file for a path (shm), an
+# rdma_cm listener for host:port when VRIO_IO_TRANSPORT is rdma.
+wait_for_listen() {
+	if [[ $1 == /* ]]; then
+		wait_for_socket "$@"
+	elif [[ ${VRIO_IO_TRANSPORT:-} == rdma ]]; then
+		wait_for_rdma_listen "$@"
+	elif [[ $1 =~ ^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$ ]]; then
+		# A MAC (dpdk): nothing to probe from outside, but the io-server
+		# serves its metrics only once it listens.
+		wait_for_port "${VRIO_IO_METRICS##*:}" "${@:2}"
+	else
+		wait_for_port "${1##*:}" "${@:2}"
+	fi
 }
 
 # free_port VAR: picks an unused loopback TCP port, distinct from the ones
@@ -255,7 +296,7 @@ build_guest_io() {
 guest_image() {
 	local rc=0
 	bash "$VRIO_ROOT/scripts/guest-image.sh" "$1" || rc=$?
-	((rc == VRIO_SKIP)) && skip "no guest kernel: the kernel package could not be obtained"
+	((rc == VRIO_SKIP)) && skip "no guest kernel: the kernel package or a module it needs could not be obtained"
 	((rc == 0)) || die "guest image build failed"
 }
 
@@ -378,7 +419,9 @@ vrio_up() {
 
 # vrio_start RUN_DIR TOPOLOGY SOCKET...: starts vrio-ioserver (node io0),
 # then vrio-localhv (node host0) once the io-server listens on
-# VRIO_IO_LISTEN, and waits for every SOCKET. Logs go to RUN_DIR. Sets
+# VRIO_IO_LISTEN (a host:port, or a socket path for shm), and waits for
+# every SOCKET. Logs go to RUN_DIR. The arrays VRIO_IO_WRAP and VRIO_HV_WRAP,
+# when set, prefix each daemon's command (ip netns exec NS). Sets
 # VRIO_IO_PID VRIO_HV_PID VRIO_IO_LOG VRIO_HV_LOG.
 vrio_start() {
 	local run=$1 topo=$2 sock
@@ -386,13 +429,13 @@ vrio_start() {
 	VRIO_IO_LOG=$run/ioserver.log
 	VRIO_HV_LOG=$run/localhv.log
 	start_daemon VRIO_IO_PID vrio-ioserver "$VRIO_IO_LOG" \
-		"$VRIO_IOSERVER_BIN" --config "$topo" --node io0
-	if ! wait_for_port "${VRIO_IO_LISTEN##*:}" 20 "$VRIO_IO_PID"; then
+		"${VRIO_IO_WRAP[@]}" "$VRIO_IOSERVER_BIN" --config "$topo" --node io0
+	if ! wait_for_listen "$VRIO_IO_LISTEN" 20 "$VRIO_IO_PID"; then
 		show_log vrio-ioserver "$VRIO_IO_LOG"
 		die "vrio-ioserver is not listening on $VRIO_IO_LISTEN"
 	fi
 	start_daemon VRIO_HV_PID vrio-localhv "$VRIO_HV_LOG" \
-		"$VRIO_LOCALHV_BIN" --config "$topo" --node host0
+		"${VRIO_HV_WRAP[@]}" "$VRIO_LOCALHV_BIN" --config "$topo" --node host0
 	for sock in "$@"; do
 		if ! wait_for_socket "$sock" 20 "$VRIO_HV_PID"; then
 			show_log vrio-localhv "$VRIO_HV_LOG"

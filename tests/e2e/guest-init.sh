@@ -11,6 +11,12 @@
 #                            blk-pattern  blk-info, then guest-io write-verify
 #                            blk-verify   guest-io read-verify (data from a
 #                                         previous blk-pattern run)
+#                            host-script  vrio.script (a host path) under the
+#                                         host's /bin/sh, chrooted into the
+#                                         host's root (9p tag hostroot, read
+#                                         only), with vrio.share (9p tag
+#                                         vrio-run, read-write) at its host
+#                                         path; it prints its own results
 #   vrio.dev=/dev/vda  vrio.off=BYTES  vrio.len=BYTES  vrio.seed=N
 #
 # Every outcome is one console line "VRIO-RESULT: NAME key=value ... STATUS",
@@ -86,8 +92,39 @@ run_guest_io() {
 	guest-io "$1" "$dev" "$(param off 4194304)" "$(param len 1048576)" "$(param seed 1)"
 }
 
+# run_host_script: the host's root at /host with fresh /proc, /sys, /dev
+# and an empty /tmp and /run, the shared directory where the host has it.
+run_host_script() {
+	script=$(param script "")
+	share=$(param share "")
+	if [ -z "$script" ] || [ -z "$share" ]; then
+		result "host-script ERROR vrio.script and vrio.share are required"
+		return 1
+	fi
+	mkdir -p /host
+	if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=loose,ro \
+		hostroot /host; then
+		result "host-script ERROR cannot mount the host root (9p tag hostroot)"
+		return 1
+	fi
+	mount -t proc proc /host/proc
+	mount -t sysfs sysfs /host/sys
+	mount -t devtmpfs devtmpfs /host/dev
+	mkdir -p /host/dev/shm
+	mount -t tmpfs tmpfs /host/dev/shm
+	mount -t tmpfs tmpfs /host/tmp
+	mount -t tmpfs tmpfs /host/run
+	mkdir -p "/host$share"
+	if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 vrio-run "/host$share"; then
+		result "host-script ERROR cannot mount $share (9p tag vrio-run)"
+		return 1
+	fi
+	PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root chroot /host /bin/sh "$script"
+}
+
 run_one() {
 	case $1 in
+	host-script) run_host_script ;;
 	blk-info) run_blk_info ;;
 	blk-pattern) run_blk_info && run_guest_io write-verify ;;
 	blk-verify) run_guest_io read-verify ;;

@@ -9,8 +9,10 @@
 #   run-guest.sh --socket SOCK --kernel-dir DIR [--run NAME] [--off BYTES]
 #                [--len BYTES] [--seed N] [--queues N] [--smp N] [--mem MIB]
 #                [--dev /dev/vda] [--log FILE] [--timeout SECONDS]
+#                [--share DIR --script FILE] [--cpu MODEL]
 #
-# --socket     vhost-user-blk socket (the backend listens, QEMU connects)
+# --socket     vhost-user-blk socket (the backend listens, QEMU connects);
+#              without it the guest has no disk
 # --kernel-dir holds vmlinuz and initrd.cpio.gz
 # --run        what the guest's /init runs (blk-pattern, blk-verify,
 #              blk-info; comma-separated for several); default blk-pattern
@@ -20,6 +22,10 @@
 # --log        serial console log (default: a temporary file); QEMU's own
 #              output goes to LOG.qemu
 # --timeout    QEMU is killed after this many seconds (default 120)
+# --share      for --run host-script: the host's root goes to the guest
+#              read-only (9p tag hostroot) and DIR read-write (tag vrio-run)
+# --script     for --run host-script: what the guest runs, a host path
+# --cpu        QEMU's -cpu (host binaries may need more than its default)
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -37,6 +43,9 @@ mem=256
 dev=/dev/vda
 logfile=
 timeout_s=120
+share=
+script=
+cpu=
 
 usage() {
 	# The header comment is the manual.
@@ -61,13 +70,18 @@ parse_args() {
 		--dev) dev=$2 ;;
 		--log) logfile=$2 ;;
 		--timeout) timeout_s=$2 ;;
+		--share) share=$2 ;;
+		--script) script=$2 ;;
+		--cpu) cpu=$2 ;;
 		*) usage ;;
 		esac
 		shift 2
 	done
-	[[ -n $socket && -n $kernel_dir ]] || usage
+	[[ -n $kernel_dir ]] || usage
 	check_values
-	[[ -S $socket ]] || die "no vhost-user socket at $socket"
+	[[ -z $socket || -S $socket ]] || die "no vhost-user socket at $socket"
+	[[ -z $share || -d $share ]] || die "no directory $share to share"
+	[[ -n $share && -n $script || -z $share$script ]] || die "--share and --script go together"
 	[[ -f $kernel_dir/vmlinuz && -f $kernel_dir/initrd.cpio.gz ]] ||
 		die "$kernel_dir lacks vmlinuz or initrd.cpio.gz (scripts/guest-image.sh builds them)"
 }
@@ -84,6 +98,10 @@ check_values() {
 	done
 	[[ $run =~ ^[a-z0-9-]+(,[a-z0-9-]+)*$ ]] || die "bad --run: $run"
 	[[ $dev =~ ^/dev/[a-z0-9]+$ ]] || die "bad --dev: $dev"
+	for n in "$share" "$script"; do
+		[[ -z $n || $n =~ ^/[A-Za-z0-9._/+-]+$ ]] || die "not a plain absolute path: $n"
+	done
+	[[ -z $cpu || $cpu =~ ^[a-zA-Z0-9._-]+$ ]] || die "bad --cpu: $cpu"
 	if [[ -z $smp ]]; then
 		smp=$((queues < 4 ? queues : 4))
 	fi
@@ -93,7 +111,18 @@ check_values() {
 start_qemu() {
 	local -n _qemu_pid_out=$1
 	local append="console=ttyS0 quiet panic=-1 vrio.run=$run vrio.dev=$dev"
+	local -a extra=()
 	append+=" vrio.off=$off vrio.len=$len vrio.seed=$seed"
+	if [[ -n $socket ]]; then
+		extra+=(-chardev "socket,id=vu0,path=$socket"
+			-device "vhost-user-blk-pci,chardev=vu0,num-queues=$queues")
+	fi
+	if [[ -n $share ]]; then
+		extra+=(-virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
+			-virtfs "local,path=$share,mount_tag=vrio-run,security_model=none,multidevs=remap")
+		append+=" vrio.share=$share vrio.script=$script"
+	fi
+	[[ -n $cpu ]] && extra+=(-cpu "$cpu")
 	: >"$logfile"
 	qemu-system-x86_64 -accel tcg -nodefaults -no-user-config -display none \
 		-no-reboot -m "$mem" -smp "$smp" \
@@ -101,8 +130,7 @@ start_qemu() {
 		-append "$append" \
 		-object "memory-backend-memfd,id=mem,size=${mem}M,share=on" \
 		-numa node,memdev=mem \
-		-chardev "socket,id=vu0,path=$socket" \
-		-device "vhost-user-blk-pci,chardev=vu0,num-queues=$queues" \
+		"${extra[@]}" \
 		-serial "file:$logfile" \
 		</dev/null >"$logfile.qemu" 2>&1 &
 	_qemu_pid_out=$!
