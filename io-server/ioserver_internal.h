@@ -117,6 +117,8 @@ struct ios_session {
 	char name[160];			/* "host0@10.0.0.1:1234" once known */
 	enum ios_session_state state;
 	const struct vrio_topo_host *host;
+	struct vrio_conn_stats *conn_pub;	/* the host's, once it said hello */
+	struct vrio_conn_stats conn_last;
 	char close_reason[192];		/* for the one line logged at close */
 	struct ios_evsrc ev;
 	uint32_t ev_armed;		/* events registered with epoll, 0: none */
@@ -145,6 +147,9 @@ struct ios_reactor {
 	struct ios_evsrc wake_ev;
 	struct ios_bdev_chan **chans;	/* by dev_id */
 	struct ios_evsrc *chan_ev;	/* by dev_id */
+	/* Its connections' counters by host (topology index), published by
+	 * the reactor for the metrics thread (transport.h). */
+	struct vrio_conn_stats *conn_pub;
 
 	/* Inbox: the main thread produces, the reactor consumes. */
 	struct ios_session *inbox[IOS_INBOX_LEN];

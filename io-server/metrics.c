@@ -123,6 +123,16 @@ static void metrics_reactors(const struct ios_server *srv, struct vrio_mw *w)
 	vrio_mw_u64(w, "vrio_ioserver_connections", NULL, conns);
 }
 
+/* The connections' own counters (transport.h), by host, over reactors. */
+static const char *conn_fill(const void *arg, unsigned h, struct vrio_conn_stats *st)
+{
+	const struct ios_server *srv = arg;
+
+	for (unsigned i = 0; i < srv->n_reactors; i++)
+		vrio_conn_stats_sum(st, &srv->reactors[i]->conn_pub[h]);
+	return srv->topo->hosts[h].name;
+}
+
 void ios_metrics_collect(void *arg, struct vrio_mw *w)
 {
 	const struct ios_server *srv = arg;
@@ -131,5 +141,7 @@ void ios_metrics_collect(void *arg, struct vrio_mw *w)
 	metrics_errors(srv, w);
 	metrics_devices(srv, w);
 	metrics_reactors(srv, w);
+	vrio_conn_stats_emit(w, "vrio_ioserver_connection", "host", (unsigned)srv->topo->n_hosts,
+			     conn_fill, srv);
 	vrio_mw_process(w);
 }

@@ -141,7 +141,8 @@ int ios_reactor_create(struct ios_server *srv, unsigned idx, struct ios_reactor 
 	}
 	r->chans = calloc(srv->n_devs ? srv->n_devs : 1, sizeof(*r->chans));
 	r->chan_ev = calloc(srv->n_devs ? srv->n_devs : 1, sizeof(*r->chan_ev));
-	if (!r->chans || !r->chan_ev) {
+	r->conn_pub = calloc(srv->topo->n_hosts ? srv->topo->n_hosts : 1, sizeof(*r->conn_pub));
+	if (!r->chans || !r->chan_ev || !r->conn_pub) {
 		rc = -ENOMEM;
 		goto err;
 	}
@@ -369,6 +370,7 @@ void ios_reactor_destroy(struct ios_reactor *r)
 	}
 	free(r->chans);
 	free(r->chan_ev);
+	free(r->conn_pub);
 	reactor_pool_free(r);
 	if (r->wakefd >= 0)
 		close(r->wakefd);

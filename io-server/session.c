@@ -131,6 +131,10 @@ static void session_close(struct ios_session *s, bool garbage, const char *reaso
 	else
 		VRIO_NOTICE("%s: connection closed: %s", s->name, reason);
 	ios_reactor_arm(s->r, s, 0);
+	if (s->conn_pub) {
+		vrio_conn_stats_publish(s->conn_pub, &s->conn_last, s->conn);
+		vrio_conn_stats_retire(s->conn_pub);
+	}
 	s->conn->ops->close(s->conn);
 	s->conn = NULL;
 	s->state = IOS_SESSION_DEAD;
@@ -348,6 +352,7 @@ static int ctrl_hello(struct ios_session *s, const Vrio__Ctrl *m)
 		return session_send_error(s, m->seq, -EPERM, msg);
 	}
 	snprintf(s->name, sizeof(s->name), "%s@%s", s->host->name, s->conn->name);
+	s->conn_pub = &s->r->conn_pub[s->host - srv->topo->hosts];
 	hello.version = VRIO_PROTO_VERSION;
 	hello.node = srv->self->name;
 	reply.seq = m->seq;
@@ -624,6 +629,8 @@ static int session_tx(struct ios_session *s)
 		rc = session_flush(s);
 		if (rc < 0)
 			return rc;
+		if (s->conn_pub)
+			vrio_conn_stats_publish(s->conn_pub, &s->conn_last, c);
 	}
 	return sent;
 }

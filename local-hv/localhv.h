@@ -130,10 +130,9 @@ struct lhv_upstream {
 	struct {
 		uint64_t connects, disconnects, protocol_errors, resent;
 	} st;
-	/* The connection's own counters: those of closed connections summed
-	 * in `done`, the live one copied by the poller after each flush (the
-	 * metrics thread never touches the connection). */
-	struct vrio_conn_stats cdone, clive;
+	/* The connections' counters, published by the poller after each
+	 * flush (the metrics thread never touches a connection). */
+	struct vrio_conn_stats cpub, clast;
 };
 
 struct lhv {

@@ -74,6 +74,15 @@ static void dev_metrics(struct vrio_mw *w, const struct lhv *l)
 			     &l->devs[i].st.latency);
 }
 
+/* The upstream connections' own counters (transport.h). */
+static const char *conn_fill(const void *arg, unsigned u, struct vrio_conn_stats *st)
+{
+	const struct lhv *l = arg;
+
+	vrio_conn_stats_sum(st, &l->ups[u].cpub);
+	return l->ups[u].ios->name;
+}
+
 static void up_metrics(struct vrio_mw *w, const struct lhv *l)
 {
 	char lab[160], name[128];
@@ -101,34 +110,7 @@ static void up_metrics(struct vrio_mw *w, const struct lhv *l)
 	UP_COUNTER(resent, "vrio_localhv_upstream_resent_total",
 		   "Requests sent again after a reconnect")
 #undef UP_COUNTER
-#define CONN_COUNTER(field, metric, help)                                                \
-	vrio_mw_family(w, metric, "counter", help);                                      \
-	for (u = 0; u < l->nups; u++) {                                                  \
-		vrio_mw_escape(name, sizeof(name), l->ups[u].ios->name);                 \
-		snprintf(lab, sizeof(lab), "io_server=\"%s\"", name);                    \
-		vrio_mw_u64(w, metric, lab,                                              \
-			    vrio_counter_get(&l->ups[u].cdone.field) +                   \
-				    vrio_counter_get(&l->ups[u].clive.field));           \
-	}
-	CONN_COUNTER(frames_tx, "vrio_localhv_upstream_frames_sent_total", "Frames sent")
-	CONN_COUNTER(frames_rx, "vrio_localhv_upstream_frames_received_total", "Frames received")
-	CONN_COUNTER(retransmits, "vrio_localhv_upstream_retransmits_total",
-		     "Frames sent again by the reliable layer")
-	CONN_COUNTER(duplicates, "vrio_localhv_upstream_duplicates_total",
-		     "Frames received twice and discarded by the reliable layer")
-	CONN_COUNTER(window_stalls, "vrio_localhv_upstream_window_stalls_total",
-		     "Sends refused because the reliable layer's window was full")
-	CONN_COUNTER(injected_drops, "vrio_localhv_upstream_injected_drops_total",
-		     "Frames dropped by fault injection")
-#undef CONN_COUNTER
-	vrio_mw_family(w, "vrio_localhv_upstream_rtt_seconds", "gauge",
-		       "Smoothed round-trip time the reliable layer measures");
-	for (u = 0; u < l->nups; u++) {
-		vrio_mw_escape(name, sizeof(name), l->ups[u].ios->name);
-		snprintf(lab, sizeof(lab), "io_server=\"%s\"", name);
-		vrio_mw_double(w, "vrio_localhv_upstream_rtt_seconds", lab,
-			       (double)vrio_counter_get(&l->ups[u].clive.rtt_ns) / 1e9);
-	}
+	vrio_conn_stats_emit(w, "vrio_localhv_upstream", "io_server", l->nups, conn_fill, l);
 }
 
 void lhv_collect(void *arg, struct vrio_mw *w)

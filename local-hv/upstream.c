@@ -22,28 +22,6 @@ static const char *up_name(const struct lhv_upstream *up)
 	return up->ios->name;
 }
 
-/* The fields a connection's stats carry that are counters (not rtt). */
-#define CONN_COUNTERS(X) X(frames_tx) X(frames_rx) X(bytes_tx) X(bytes_rx) X(retransmits) \
-	X(duplicates) X(window_stalls) X(injected_drops) X(injected_dups) X(injected_reorders)
-
-static void snapshot(struct lhv_upstream *up)
-{
-	const struct vrio_conn_stats *c = &up->conn->stats;
-
-#define COPY(f) __atomic_store_n(&up->clive.f, c->f, __ATOMIC_RELAXED);
-	CONN_COUNTERS(COPY)
-	COPY(rtt_ns)
-#undef COPY
-}
-
-static void retire_stats(struct lhv_upstream *up)
-{
-#define FOLD(f) vrio_counter_add(&up->cdone.f, up->clive.f); \
-	__atomic_store_n(&up->clive.f, 0, __ATOMIC_RELAXED);
-	CONN_COUNTERS(FOLD)
-#undef FOLD
-}
-
 static void up_down(struct lhv_upstream *up, int err)
 {
 	unsigned i, inflight = 0;
@@ -52,8 +30,9 @@ static void up_down(struct lhv_upstream *up, int err)
 	for (i = 0; i < up->ndevs; i++)
 		inflight += up->devs[i]->inflight;
 	if (up->conn) {
-		snapshot(up);
-		retire_stats(up);
+		vrio_conn_stats_publish(&up->cpub, &up->clast, up->conn);
+		vrio_conn_stats_retire(&up->cpub);
+		memset(&up->clast, 0, sizeof(up->clast));
 		lhv_epoll_mod(up->l, vrio_conn_fd(up->conn), NULL, false);
 		up->conn->ops->close(up->conn);
 		up->conn = NULL;
@@ -302,7 +281,7 @@ void lhv_up_flush(struct lhv_upstream *up)
 		up_down(up, rc);
 		return;
 	}
-	snapshot(up);
+	vrio_conn_stats_publish(&up->cpub, &up->clast, up->conn);
 }
 
 int lhv_up_timeout_ms(const struct lhv_upstream *up, uint64_t now)

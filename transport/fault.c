@@ -30,8 +30,7 @@ struct held {
 };
 
 struct fault_conn {
-	struct vrio_conn base;
-	struct vrio_conn *inner;
+	struct vrio_conn base;		/* base.inner: the connection below */
 	struct vrio_faults f;
 	uint64_t rng;
 	uint64_t sent;
@@ -109,7 +108,7 @@ static int release(struct fault_conn *fc, uint64_t now)
 			break;
 		iov.iov_base = h->data;
 		iov.iov_len = h->f.len;
-		rc = fc->inner->ops->send(fc->inner, &h->f, &iov, h->f.len ? 1 : 0);
+		rc = fc->base.inner->ops->send(fc->base.inner, &h->f, &iov, h->f.len ? 1 : 0);
 		if (rc == -ENOBUFS)
 			return 0;
 		if (rc < 0)
@@ -169,7 +168,7 @@ static int fault_flush(struct vrio_conn *c)
 	rc = release(fc, vrio_now_ns());
 	if (rc < 0)
 		return rc;
-	rc = fc->inner->ops->flush(fc->inner);
+	rc = fc->base.inner->ops->flush(fc->base.inner);
 	if (rc < 0)
 		return rc;
 	return rc || fc->head ? 1 : 0;
@@ -202,25 +201,25 @@ static int fault_poll(struct vrio_conn *c, vrio_recv_cb cb, void *arg, unsigned 
 	rc = release(fc, vrio_now_ns());
 	if (rc < 0)
 		return rc;
-	return fc->inner->ops->poll(fc->inner, fault_recv, &u, budget);
+	return fc->base.inner->ops->poll(fc->base.inner, fault_recv, &u, budget);
 }
 
 static int fault_conn_fd(struct vrio_conn *c)
 {
-	return vrio_conn_fd(to_fault(c)->inner);
+	return vrio_conn_fd(to_fault(c)->base.inner);
 }
 
 static int fault_pending(struct vrio_conn *c)
 {
 	struct fault_conn *fc = to_fault(c);
 
-	return fc->head || (fc->inner->ops->pending && fc->inner->ops->pending(fc->inner));
+	return fc->head || (fc->base.inner->ops->pending && fc->base.inner->ops->pending(fc->base.inner));
 }
 
 static int fault_timeout_ms(struct vrio_conn *c)
 {
 	struct fault_conn *fc = to_fault(c);
-	int t = vrio_conn_timeout_ms(fc->inner);
+	int t = vrio_conn_timeout_ms(fc->base.inner);
 
 	if (fc->dead)
 		return 0;
@@ -248,7 +247,7 @@ static void fault_close(struct vrio_conn *c)
 		fc->head = h->next;
 		free(h);
 	}
-	fc->inner->ops->close(fc->inner);
+	fc->base.inner->ops->close(fc->base.inner);
 	free(fc);
 }
 
@@ -276,7 +275,7 @@ int vrio_fault_wrap(struct vrio_conn *inner, const struct vrio_faults *f, uint64
 	}
 	fc->base.ops = &fault_ops;
 	snprintf(fc->base.name, sizeof(fc->base.name), "%s", inner->name);
-	fc->inner = inner;
+	fc->base.inner = inner;
 	fc->f = *f;
 	/* Never 0: xorshift would stay there. */
 	fc->rng = (f->seed ^ (stream * 0x9e3779b97f4a7c15ull)) | 1;

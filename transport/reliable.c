@@ -48,8 +48,7 @@ struct rel_rx {
 };
 
 struct rel_conn {
-	struct vrio_conn base;
-	struct vrio_conn *inner;
+	struct vrio_conn base;		/* base.inner: the connection below */
 
 	/* Sending: [una, sent) on the wire, [sent, nxt) queued. */
 	uint32_t una, sent, nxt;
@@ -140,7 +139,7 @@ static int transmit(struct rel_conn *r, uint64_t now)
 		f.len = t->len;
 		iov.iov_base = r->ring + t->pos % REL_RING;
 		iov.iov_len = t->len;
-		rc = r->inner->ops->send(r->inner, &f, &iov, 1);
+		rc = r->base.inner->ops->send(r->base.inner, &f, &iov, 1);
 		if (rc == -ENOBUFS)
 			return 0;
 		if (rc < 0)
@@ -171,7 +170,7 @@ static int resend_una(struct rel_conn *r, uint64_t now)
 	}
 	r->dupacks = 0;
 	r->rto_at = now + r->rto_ns;
-	rc = r->inner->ops->send(r->inner, &f, &iov, 1);
+	rc = r->base.inner->ops->send(r->base.inner, &f, &iov, 1);
 	if (rc == -ENOBUFS)
 		return 0;	/* the timer brings it back */
 	if (rc < 0)
@@ -326,7 +325,7 @@ static int rel_flush(struct vrio_conn *c)
 		return rc;
 	ack.arg = r->rcv_nxt;
 	while (r->ack_owed || r->dupacks_owed) {
-		rc = r->inner->ops->send(r->inner, &ack, NULL, 0);
+		rc = r->base.inner->ops->send(r->base.inner, &ack, NULL, 0);
 		if (rc == -ENOBUFS)
 			break;
 		if (rc < 0)
@@ -335,7 +334,7 @@ static int rel_flush(struct vrio_conn *c)
 		if (r->dupacks_owed)
 			r->dupacks_owed--;
 	}
-	rc = r->inner->ops->flush(r->inner);
+	rc = r->base.inner->ops->flush(r->base.inner);
 	if (rc < 0)
 		return rc;
 	return rc || r->sent != r->nxt || r->ack_owed || r->dupacks_owed ? 1 : 0;
@@ -357,7 +356,7 @@ static int rel_poll(struct vrio_conn *c, vrio_recv_cb cb, void *arg, unsigned bu
 	r->cb = cb;
 	r->arg = arg;
 	r->delivered = 0;
-	rc = r->inner->ops->poll(r->inner, rel_recv, r, budget);
+	rc = r->base.inner->ops->poll(r->base.inner, rel_recv, r, budget);
 	if (rc < 0)
 		return rc;
 	/* The layer below may still hold frames it did not hand us: say so,
@@ -367,7 +366,7 @@ static int rel_poll(struct vrio_conn *c, vrio_recv_cb cb, void *arg, unsigned bu
 
 static int rel_conn_fd(struct vrio_conn *c)
 {
-	return vrio_conn_fd(to_rel(c)->inner);
+	return vrio_conn_fd(to_rel(c)->base.inner);
 }
 
 static int rel_pending(struct vrio_conn *c)
@@ -375,13 +374,13 @@ static int rel_pending(struct vrio_conn *c)
 	struct rel_conn *r = to_rel(c);
 
 	return r->sent != r->nxt || r->ack_owed || r->dupacks_owed ||
-	       (r->inner->ops->pending && r->inner->ops->pending(r->inner));
+	       (r->base.inner->ops->pending && r->base.inner->ops->pending(r->base.inner));
 }
 
 static int rel_timeout_ms(struct vrio_conn *c)
 {
 	struct rel_conn *r = to_rel(c);
-	int t = vrio_conn_timeout_ms(r->inner), ms;
+	int t = vrio_conn_timeout_ms(r->base.inner), ms;
 	uint64_t now;
 
 	if (r->una == r->sent)
@@ -398,7 +397,7 @@ static void rel_close(struct vrio_conn *c)
 	if (!c)
 		return;
 	r = to_rel(c);
-	r->inner->ops->close(r->inner);
+	r->base.inner->ops->close(r->base.inner);
 	for (unsigned i = 0; i < REL_WINDOW; i++)
 		free(r->rx[i].buf);
 	free(r->ring);
@@ -432,7 +431,7 @@ int vrio_reliable_wrap(struct vrio_conn *inner, struct vrio_conn **out)
 	}
 	r->base.ops = &rel_ops;
 	snprintf(r->base.name, sizeof(r->base.name), "%s", inner->name);
-	r->inner = inner;
+	r->base.inner = inner;
 	r->rto_ns = REL_RTO_INIT_NS;
 	*out = &r->base;
 	return 0;

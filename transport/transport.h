@@ -47,7 +47,8 @@ struct vrio_conn_stats {
 struct vrio_conn {
 	const struct vrio_transport_ops *ops;
 	char name[64];			/* peer address, for logs */
-	struct vrio_conn_stats stats;
+	struct vrio_conn_stats stats;	/* this layer's own counters */
+	struct vrio_conn *inner;	/* a layer's connection below; NULL: a backend */
 	void *owner;			/* free for the owner's use */
 };
 
@@ -154,6 +155,28 @@ int vrio_faults_parse(const char *spec, struct vrio_faults *f);
 /* True when the connection holds output of its own (a layer's ack or
  * retransmission, bytes the peer has not taken): flush() even if the owner
  * queued nothing this round. */
+/*
+ * Connection counters for a metrics thread. The connection's owner calls
+ * publish() after each flush and before close: it sums the stack's layers,
+ * adds what changed since `last` to `pub` (relaxed atomic stores: one
+ * writer) and copies the round-trip time; `last` starts zeroed with each
+ * new connection. A metrics
+ * thread reads `pub` only: emit() writes one family per counter, named
+ * PREFIX_<counter>, with a sample for each k < n labelled LABEL="<name>",
+ * where fill() returns the name and sums (vrio_conn_stats_sum) the k-th
+ * set of counters into *st.
+ */
+struct vrio_mw;
+void vrio_conn_stats_publish(struct vrio_conn_stats *pub, struct vrio_conn_stats *last,
+			     const struct vrio_conn *c);
+/* At close: the round-trip time of a connection that is gone means nothing. */
+void vrio_conn_stats_retire(struct vrio_conn_stats *pub);
+/* Reads a published set into `out`, adding to what `out` holds. */
+void vrio_conn_stats_sum(struct vrio_conn_stats *out, const struct vrio_conn_stats *pub);
+typedef const char *(*vrio_conn_stats_fill_fn)(const void *arg, unsigned k, struct vrio_conn_stats *st);
+void vrio_conn_stats_emit(struct vrio_mw *w, const char *prefix, const char *label, unsigned n,
+			  vrio_conn_stats_fill_fn fill, const void *arg);
+
 static inline bool vrio_conn_pending(struct vrio_conn *c)
 {
 	return c->ops->pending && c->ops->pending(c);

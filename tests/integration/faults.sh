@@ -35,6 +35,14 @@ main() {
 	dups=$(metric_sum 'vrio_localhv_upstream_duplicates_total' <"$tmp/hv.metrics")
 	log "local-hv retransmitted $retx frames and discarded $dups duplicates"
 	((retx > 0)) || rack_fail "no retransmissions: were faults injected at all?"
+	# Both ends count their own connection: the wrapper's work below the
+	# reliable layer, and the io-server's per host.
+	[[ $(metric_sum 'vrio_localhv_upstream_injected_drops_total' <"$tmp/hv.metrics") -gt 0 ]] ||
+		rack_fail "local-hv counts no injected drops"
+	[[ $(metric_sum 'vrio_ioserver_connection_retransmits_total{host="host0"}' \
+		<"$tmp/io.metrics") -gt 0 ]] || rack_fail "the io-server counts no retransmissions"
+	[[ $(metric_sum 'vrio_ioserver_connection_frames_received_total{host="host0"}' \
+		<"$tmp/io.metrics") -ge 40000 ]] || rack_fail "the io-server counts too few frames"
 	if [[ ${2:-} == disconnect ]]; then
 		[[ $(metric_sum 'vrio_localhv_upstream_disconnects_total' <"$tmp/hv.metrics") -ge 1 ]] ||
 			rack_fail "the connection was not cut"

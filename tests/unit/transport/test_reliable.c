@@ -155,6 +155,31 @@ static void test_clean(void **state)
 	b.c->ops->close(b.c);
 }
 
+/* What a metrics thread sees of the stack: each layer's own counters,
+ * frames as the owner counts them, deltas only once. */
+static void check_published(struct vrio_conn *top, struct vrio_conn *fault)
+{
+	struct vrio_conn_stats pub = { 0 }, last = { 0 }, sum = { 0 };
+
+	vrio_conn_stats_publish(&pub, &last, top);
+	assert_int_equal(pub.frames_tx, top->stats.frames_tx);
+	assert_int_equal(pub.retransmits, top->stats.retransmits);
+	assert_int_equal(pub.injected_drops, fault->stats.injected_drops);
+	assert_int_equal(pub.injected_dups, fault->stats.injected_dups);
+	assert_int_equal(pub.rtt_ns, top->stats.rtt_ns);
+	vrio_conn_stats_publish(&pub, &last, top);
+	assert_int_equal(pub.frames_tx, top->stats.frames_tx);
+	assert_int_equal(pub.injected_drops, fault->stats.injected_drops);
+	/* Two published sets sum; the round-trip time is the larger. */
+	vrio_conn_stats_sum(&sum, &pub);
+	vrio_conn_stats_sum(&sum, &pub);
+	assert_int_equal(sum.frames_tx, 2 * top->stats.frames_tx);
+	assert_int_equal(sum.rtt_ns, top->stats.rtt_ns);
+	vrio_conn_stats_retire(&pub);
+	assert_int_equal(pub.rtt_ns, 0);
+	assert_int_equal(pub.frames_tx, top->stats.frames_tx);
+}
+
 static void test_faults(void **state)
 {
 	struct vrio_faults f = { .enabled = true, .seed = 42, .drop = 0.05, .duplicate = 0.02,
@@ -175,6 +200,7 @@ static void test_faults(void **state)
 	assert_true(a.c->stats.retransmits + b.c->stats.retransmits > 0);
 	assert_true(a.c->stats.duplicates + b.c->stats.duplicates > 0);
 	assert_true(a.c->stats.rtt_ns > 0);
+	check_published(a.c, fa);
 	a.c->ops->close(a.c);
 	b.c->ops->close(b.c);
 }
@@ -218,6 +244,7 @@ static void test_garbage(void **state)
 	}
 	assert_int_equal(rc, -EBADMSG);
 	a->ops->close(a);
+	tb->ops->close(tb);
 
 	assert_int_equal(tcp_pair(&ta, &tb), 0);
 	assert_int_equal(vrio_reliable_wrap(ta, &a), 0);
