@@ -119,3 +119,117 @@ rack_check_metrics() {
 		log "promtool not installed: exposition not linted"
 	fi
 }
+
+# ---- the dpdk transport's ports ----
+
+RACK_NETNS=()
+_rack_nveth=0
+
+# rack_pmd_present NAME: the EAL can load librte_net_NAME. Debian's DPDK
+# loads its PMDs from a plugin directory; without one they are built in.
+rack_pmd_present() {
+	local libdir d found_dir=0
+	libdir=$(pkg-config --variable=libdir libdpdk 2>/dev/null) || return 0
+	for d in "$libdir"/dpdk/pmds-*; do
+		[[ -d $d ]] || continue
+		found_dir=1
+		[[ -e $d/librte_net_$1.so ]] && return 0
+	done
+	((found_dir == 0))
+}
+
+rack_kernel_has() {
+	awk -v p="$1" '$1 == p { f = 1 } END { exit !f }' /proc/net/protocols
+}
+
+# rack_veth_pair: two network namespaces joined by a veth pair, loopback up
+# in each (the metrics ports), the io-server's end carrying RACK_DPDK_MAC.
+# Sets RACK_IO_NS RACK_HV_NS and RACK_VETH_IO RACK_VETH_HV (the ends).
+rack_veth_pair() {
+	local n=$$-$((_rack_nveth++))
+	local io_ns=vrio-$n-io hv_ns=vrio-$n-hv
+	[[ $(id -u) == 0 ]] || skip "dpdk over veth needs root for network namespaces"
+	have_cmd ip || skip "dpdk over veth needs iproute2"
+	ip netns add "$io_ns" 2>/dev/null || skip "cannot create a network namespace"
+	RACK_NETNS+=("$io_ns")
+	ip netns add "$hv_ns" || die "cannot create a second network namespace"
+	RACK_NETNS+=("$hv_ns")
+	RACK_VETH_IO=vio$n
+	RACK_VETH_HV=vhv$n
+	ip link add "$RACK_VETH_IO" netns "$io_ns" type veth peer name "$RACK_VETH_HV" \
+		netns "$hv_ns" || skip "cannot create a veth pair"
+	ip -n "$io_ns" link set "$RACK_VETH_IO" address "$RACK_DPDK_MAC"
+	ip -n "$io_ns" link set lo up
+	ip -n "$hv_ns" link set lo up
+	ip -n "$io_ns" link set "$RACK_VETH_IO" up
+	ip -n "$hv_ns" link set "$RACK_VETH_HV" up
+	RACK_IO_NS=$io_ns
+	RACK_HV_NS=$hv_ns
+}
+
+# rack_dpdk_port RUN_DIR PORT: the next rack_up runs over the dpdk
+# transport on PORT, one of
+#   memif      the io-server a memif server, local-hv its client, on a
+#              socket in RUN_DIR
+#   af_packet  a veth pair between two network namespaces (rack_veth_pair):
+#              the io-server in one, local-hv in the other, each on its end
+#   af_xdp     the same through net_af_xdp
+# A port this machine cannot run (no root, no AF_XDP, no PMD) is a SKIP
+# with the reason. rack_netns_cleanup deletes the namespaces.
+rack_dpdk_port() {
+	local run=$1 vdev
+	RACK_TRANSPORT=dpdk
+	RACK_DPDK_MAC=02:00:00:00:00:01
+	RACK_IO_NS=
+	RACK_HV_NS=
+	case $2 in
+	memif)
+		rack_pmd_present memif || skip "DPDK has no memif PMD"
+		vdev="net_memif0,socket=$run/memif.sock,socket-abstract=no"
+		RACK_DPDK_IO_EAL="--vdev=$vdev,role=server,mac=$RACK_DPDK_MAC"
+		RACK_DPDK_HV_EAL="--vdev=$vdev,role=client"
+		;;
+	af_packet)
+		rack_kernel_has PACKET || skip "the kernel has no AF_PACKET sockets"
+		rack_pmd_present af_packet || skip "DPDK has no af_packet PMD"
+		rack_veth_pair
+		# Rings deep enough for a window of fragments.
+		RACK_DPDK_IO_EAL="--vdev=net_af_packet0,iface=$RACK_VETH_IO,framecnt=4096"
+		RACK_DPDK_HV_EAL="--vdev=net_af_packet0,iface=$RACK_VETH_HV,framecnt=4096"
+		;;
+	af_xdp)
+		rack_kernel_has XDP || skip "the kernel has no AF_XDP sockets"
+		rack_pmd_present af_xdp || skip "DPDK has no af_xdp PMD"
+		rack_veth_pair
+		RACK_DPDK_IO_EAL="--vdev=net_af_xdp0,iface=$RACK_VETH_IO,start_queue=0,queue_count=1"
+		RACK_DPDK_HV_EAL="--vdev=net_af_xdp0,iface=$RACK_VETH_HV,start_queue=0,queue_count=1"
+		;;
+	*)
+		die "unknown dpdk port '$2' (memif, af_packet or af_xdp)"
+		;;
+	esac
+}
+
+# rack_down: stops the rack. A memif server must not be forwarding when its
+# client goes (ENVIRONMENT.md): there the io-server stops first.
+rack_down() {
+	local rc=0
+	if [[ ${RACK_DPDK_IO_EAL:-} == *net_memif* ]]; then
+		vrio_stop vrio-ioserver "$VRIO_IO_PID" "$VRIO_IO_LOG" || rc=1
+		vrio_stop vrio-localhv "$VRIO_HV_PID" "$VRIO_HV_LOG" || rc=1
+	else
+		vrio_down || rc=1
+	fi
+	return "$rc"
+}
+
+# rack_netns_cleanup: an EXIT trap for scripts that made namespaces. They go
+# after the daemons in them: lib_cleanup stops those first.
+rack_netns_cleanup() {
+	local rc=$? ns
+	lib_cleanup || true
+	for ns in "${RACK_NETNS[@]}"; do
+		ip netns del "$ns" 2>/dev/null || log "could not delete network namespace $ns"
+	done
+	exit "$rc"
+}
