@@ -159,3 +159,76 @@ for qd in ('1', '32'):
               f'{float(r["p99_us"]):9.1f} {ratio:>9}')
 PY
 }
+
+main() {
+	local qd r sys t_start t_end
+	BUILD=$(cd "$1" && pwd)
+	BENCH=$BUILD/tools/vrio-bench
+	vrio_binaries "$BUILD" || die "build vrio first (cmake --build $BUILD)"
+	make_tmpdir TMP
+	SYSTEMS=()
+
+	vrio_system tcp tcp
+	vrio_system shm shm
+	if rack_pmd_present memif; then
+		vrio_system dpdk-memif dpdk memif
+	else
+		log "dpdk-memif: SKIP: DPDK has no memif PMD"
+	fi
+	if [[ $(id -u) == 0 ]] && rack_kernel_has XDP && rack_pmd_present af_xdp; then
+		vrio_system dpdk-xdp dpdk af_xdp
+	else
+		log "dpdk-xdp: SKIP: needs root, AF_XDP in the kernel and DPDK's af_xdp PMD"
+	fi
+	if have_cmd qemu-storage-daemon; then
+		qsd_system
+	else
+		log "qsd: SKIP: qemu-storage-daemon not installed"
+	fi
+	for sys in "${SYSTEMS[@]}"; do
+		fill "$sys"
+	done
+
+	declare -A T0
+	for sys in "${SYSTEMS[@]}"; do
+		# shellcheck disable=SC2086
+		T0[$sys]=$(cpu_ticks ${PIDS[$sys]})
+	done
+	t_start=$(date +%s.%N)
+	for qd in 1 32; do
+		for ((r = 0; r < ROUNDS; r++)); do
+			for sys in "${SYSTEMS[@]}"; do
+				one_run "$sys" "$qd" >>"$TMP/$sys.$qd"
+			done
+		done
+	done
+	t_end=$(date +%s.%N)
+	report
+	# What each system cost while the others ran: a poller that never backs
+	# off shows here.
+	printf '\nidle cost: CPU of each system while the others ran, in %% of one core\n'
+	for sys in "${SYSTEMS[@]}"; do
+		# shellcheck disable=SC2086
+		python3 - "$sys" "${T0[$sys]}" "$(cpu_ticks ${PIDS[$sys]})" "$(getconf CLK_TCK)" \
+			"$t_start" "$t_end" "$SECS" "$ROUNDS" "$TMP/$sys.1" "$TMP/$sys.32" <<'PY'
+import sys
+name, t0, t1, hz, start, end, secs, rounds = sys.argv[1:9]
+own = sum(float(l.split()[3]) for p in sys.argv[9:] for l in open(p))
+idle_wall = float(end) - float(start) - 2 * int(rounds) * float(secs)
+idle_cpu = (int(t1) - int(t0)) / int(hz) - own
+print(f'{name:<11} {100 * max(idle_cpu, 0) / max(idle_wall, 1e-9):6.1f}%')
+PY
+	done
+
+	for sys in "${SYSTEMS[@]}"; do
+		[[ $sys == qsd ]] && continue
+		eval "${STOP[$sys]}"
+		rack_down || die "$sys: a daemon did not stop cleanly"
+	done
+	[[ ${VRIO_BENCH_RDMA:-0} == 1 ]] && rdma_report
+	return 0
+}
+
+lib_traps
+trap rack_netns_cleanup EXIT
+main "$@"
