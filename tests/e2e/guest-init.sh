@@ -114,6 +114,19 @@ run_host_script() {
 	mount -t tmpfs tmpfs /host/dev/shm
 	mount -t tmpfs tmpfs /host/tmp
 	mount -t tmpfs tmpfs /host/run
+	# What the host keeps under /tmp or /run that the script needs: the
+	# host's root once more, and each such directory bound from there.
+	keep=$(param keep "")
+	if [ -n "$keep" ]; then
+		mkdir -p /hostkeep
+		mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=loose,ro \
+			hostroot /hostkeep || { result "host-script ERROR cannot mount the host root again"; return 1; }
+		for dir in $(echo "$keep" | tr ',' ' '); do
+			mkdir -p "/host$dir"
+			mount -o bind "/hostkeep$dir" "/host$dir" ||
+				{ result "host-script ERROR cannot bind $dir"; return 1; }
+		done
+	fi
 	mkdir -p "/host$share"
 	if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 vrio-run "/host$share"; then
 		result "host-script ERROR cannot mount $share (9p tag vrio-run)"

@@ -9,7 +9,7 @@
 #   run-guest.sh --socket SOCK --kernel-dir DIR [--run NAME] [--off BYTES]
 #                [--len BYTES] [--seed N] [--queues N] [--smp N] [--mem MIB]
 #                [--dev /dev/vda] [--log FILE] [--timeout SECONDS]
-#                [--share DIR --script FILE] [--cpu MODEL]
+#                [--share DIR --script FILE [--keep DIR]...] [--cpu MODEL]
 #
 # --socket     vhost-user-blk socket (the backend listens, QEMU connects);
 #              without it the guest has no disk
@@ -25,6 +25,10 @@
 # --share      for --run host-script: the host's root goes to the guest
 #              read-only (9p tag hostroot) and DIR read-write (tag vrio-run)
 # --script     for --run host-script: what the guest runs, a host path
+# --keep       for --run host-script: a host directory the guest sees at its
+#              path although it lies under /tmp or /run, which the guest
+#              mounts empty (the source tree and the build of a fresh clone
+#              in /tmp, say); repeatable
 # --cpu        QEMU's -cpu (host binaries may need more than its default)
 set -euo pipefail
 
@@ -45,6 +49,7 @@ logfile=
 timeout_s=120
 share=
 script=
+keep=
 cpu=
 
 usage() {
@@ -72,6 +77,7 @@ parse_args() {
 		--timeout) timeout_s=$2 ;;
 		--share) share=$2 ;;
 		--script) script=$2 ;;
+		--keep) keep+=${keep:+,}$2 ;;
 		--cpu) cpu=$2 ;;
 		*) usage ;;
 		esac
@@ -98,7 +104,7 @@ check_values() {
 	done
 	[[ $run =~ ^[a-z0-9-]+(,[a-z0-9-]+)*$ ]] || die "bad --run: $run"
 	[[ $dev =~ ^/dev/[a-z0-9]+$ ]] || die "bad --dev: $dev"
-	for n in "$share" "$script"; do
+	for n in "$share" "$script" ${keep//,/ }; do
 		[[ -z $n || $n =~ ^/[A-Za-z0-9._/+-]+$ ]] || die "not a plain absolute path: $n"
 	done
 	[[ -z $cpu || $cpu =~ ^[a-zA-Z0-9._-]+$ ]] || die "bad --cpu: $cpu"
@@ -120,7 +126,7 @@ start_qemu() {
 	if [[ -n $share ]]; then
 		extra+=(-virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
 			-virtfs "local,path=$share,mount_tag=vrio-run,security_model=none,multidevs=remap")
-		append+=" vrio.share=$share vrio.script=$script"
+		append+=" vrio.share=$share vrio.script=$script${keep:+ vrio.keep=$keep}"
 	fi
 	[[ -n $cpu ]] && extra+=(-cpu "$cpu")
 	: >"$logfile"

@@ -245,8 +245,8 @@ host_main() {
 
 	SECONDS=0
 	run_guest "$tmp/results" --kernel-dir "$guest" --run host-script --share "$tmp" \
-		--script "$tmp/run.sh" --smp 2 --mem 1024 --cpu max --timeout 540 \
-		--log "$tmp/console.log" || host_fail "$tmp" "guest run failed"
+		--script "$tmp/run.sh" --keep "$VRIO_ROOT" --keep "$build" --smp 2 --mem 1024 \
+		--cpu max --timeout 540 --log "$tmp/console.log" || host_fail "$tmp" "guest run failed"
 	log "guest run took ${SECONDS}s"
 	cat "$tmp/results"
 	expect "$tmp" "^VRIO-RESULT: rdma-link " "soft-RoCE up"
