@@ -112,21 +112,26 @@ run_host_script() {
 	mount -t devtmpfs devtmpfs /host/dev
 	mkdir -p /host/dev/shm
 	mount -t tmpfs tmpfs /host/dev/shm
+	# What the host keeps under /tmp or /run that the script needs: each
+	# such directory held by a bind mount while tmpfs covers /tmp and /run,
+	# then bound back at its path.
+	keep=$(param keep "")
+	i=0
+	for dir in $(echo "$keep" | tr ',' ' '); do
+		mkdir -p "/keep/$i"
+		mount -o bind "/host$dir" "/keep/$i" ||
+			{ result "host-script ERROR cannot hold $dir"; return 1; }
+		i=$((i + 1))
+	done
 	mount -t tmpfs tmpfs /host/tmp
 	mount -t tmpfs tmpfs /host/run
-	# What the host keeps under /tmp or /run that the script needs: the
-	# host's root once more, and each such directory bound from there.
-	keep=$(param keep "")
-	if [ -n "$keep" ]; then
-		mkdir -p /hostkeep
-		mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=loose,ro \
-			hostroot /hostkeep || { result "host-script ERROR cannot mount the host root again"; return 1; }
-		for dir in $(echo "$keep" | tr ',' ' '); do
-			mkdir -p "/host$dir"
-			mount -o bind "/hostkeep$dir" "/host$dir" ||
-				{ result "host-script ERROR cannot bind $dir"; return 1; }
-		done
-	fi
+	i=0
+	for dir in $(echo "$keep" | tr ',' ' '); do
+		mkdir -p "/host$dir"
+		mount -o bind "/keep/$i" "/host$dir" ||
+			{ result "host-script ERROR cannot bind $dir back"; return 1; }
+		i=$((i + 1))
+	done
 	mkdir -p "/host$share"
 	if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 vrio-run "/host$share"; then
 		result "host-script ERROR cannot mount $share (9p tag vrio-run)"
