@@ -891,12 +891,51 @@ static int topo_host(struct topo_ctx *c, const yaml_node_t *map)
 
 /* networks[] */
 
-enum { NET_NAME, N_NET_KEYS };
+enum { NET_NAME, NET_MTU, NET_AGEING, NET_UPLINK, N_NET_KEYS };
 
-static const struct topo_key network_keys[N_NET_KEYS] = {
-	[NET_NAME] = { "name", topo_p_name, offsetof(struct vrio_topo_network, name), 0, 0,
-		       KEY_REQUIRED },
+/* An interface name: what the kernel takes (IFNAMSIZ, no '/' or blanks). */
+static int topo_p_ifname(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			 void *obj)
+{
+	const char *s;
+	int ret;
+
+	ret = topo_scalar(c, k, v, "an interface name", &s);
+	if (ret)
+		return ret;
+	if (strlen(s) > 15 || !strcmp(s, ".") || !strcmp(s, "..") || strpbrk(s, "/: \t"))
+		return topo_expected(c, k, v, "an interface name of 1 to 15 characters, without "
+					      "'/', ':' or blanks");
+	return topo_set_str(c, FIELD(obj, k, char *), s);
+}
+
+enum { UPLINK_TAP, N_UPLINK_KEYS };
+
+static const struct topo_key uplink_keys[N_UPLINK_KEYS] = {
+	[UPLINK_TAP] = { "tap", topo_p_ifname, offsetof(struct vrio_topo_network, uplink_tap), 0,
+			 0, KEY_REQUIRED },
 };
+
+static int topo_p_uplink(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			 void *obj)
+{
+	struct topo_seen seen[N_UPLINK_KEYS] = { 0 };
+	int ret;
+
+	ret = topo_want_mapping(c, k, v);
+	if (ret)
+		return ret;
+	return topo_walk(c, v, "uplink", uplink_keys, N_UPLINK_KEYS, obj, seen);
+}
+
+#define F(field) offsetof(struct vrio_topo_network, field)
+static const struct topo_key network_keys[N_NET_KEYS] = {
+	[NET_NAME] = { "name", topo_p_name, F(name), 0, 0, KEY_REQUIRED },
+	[NET_MTU] = { "mtu", topo_p_uint, F(mtu), 68, 9000, 0 },
+	[NET_AGEING] = { "ageing", topo_p_uint, F(ageing_s), 1, 86400, 0 },
+	[NET_UPLINK] = { "uplink", topo_p_uplink, 0, 0, 0, 0 },
+};
+#undef F
 
 static int topo_network(struct topo_ctx *c, const yaml_node_t *map)
 {
@@ -911,15 +950,24 @@ static int topo_network(struct topo_ctx *c, const yaml_node_t *map)
 	t->networks = arr;
 	n = &t->networks[t->n_networks++];
 	topo_mark(map, &n->line, &n->col);
+	n->mtu = 1500;
+	n->ageing_s = 300;
 
 	ret = topo_walk(c, map, "network", network_keys, N_NET_KEYS, n, seen);
 	if (ret)
 		return ret;
-	for (size_t i = 0; i + 1 < t->n_networks; i++)
-		if (strcmp(t->networks[i].name, n->name) == 0)
+	for (size_t i = 0; i + 1 < t->n_networks; i++) {
+		const struct vrio_topo_network *o = &t->networks[i];
+
+		if (strcmp(o->name, n->name) == 0)
 			return topo_err(c, seen[NET_NAME].val,
 					"network '%s' is already defined at %u:%u",
-					n->name, t->networks[i].line, t->networks[i].col);
+					n->name, o->line, o->col);
+		if (n->uplink_tap && o->uplink_tap && strcmp(o->uplink_tap, n->uplink_tap) == 0)
+			return topo_err(c, seen[NET_UPLINK].val,
+					"network '%s': tap '%s' is already the uplink of network '%s'",
+					n->name, n->uplink_tap, o->name);
+	}
 	return 0;
 }
 
@@ -1020,6 +1068,10 @@ static int topo_device(struct topo_ctx *c, const yaml_node_t *map)
 	if (ret)
 		return ret;
 
+	if (d->type == VRIO_DEV_NET && d->queues != 1)
+		return topo_err(c, seen[DEV_QUEUES].val,
+				"device '%s': a net device has one queue pair (queues: 1), got %u",
+				d->name, d->queues);
 	mine = d->type == VRIO_DEV_BLK ? KEY_BLK : KEY_NET;
 	for (size_t i = 0; i < N_DEV_KEYS; i++) {
 		unsigned only = device_keys[i].flags & (KEY_BLK | KEY_NET);
@@ -1089,6 +1141,16 @@ static int topo_resolve(struct topo_ctx *c)
 			return topo_err(c, r->network,
 					"device '%s': network '%s' is not defined under networks",
 					d->name, topo_str(r->network));
+		/* One io-server switches a network: frames do not travel
+		 * between io-servers (yet). */
+		if (!d->network->io_server)
+			d->network->io_server = d->io_server;
+		else if (d->network->io_server != d->io_server)
+			return topo_err(c, r->io_server,
+					"device '%s': network '%s' is switched by io_server '%s', "
+					"so its devices must be served there, not by '%s'",
+					d->name, d->network->name, d->network->io_server->name,
+					d->io_server->name);
 		/* The io-server's switch learns ports by MAC within a network. */
 		for (size_t j = 0; j < i; j++) {
 			const struct vrio_topo_device *o = &t->devices[j];
@@ -1410,8 +1472,10 @@ void vrio_topology_free(struct vrio_topology *t)
 		free(t->devices[i].backend.path);
 		free(t->devices[i].mac);
 	}
-	for (size_t i = 0; i < t->n_networks; i++)
+	for (size_t i = 0; i < t->n_networks; i++) {
 		free(t->networks[i].name);
+		free(t->networks[i].uplink_tap);
+	}
 	free(t->io_servers);
 	free(t->hosts);
 	free(t->devices);

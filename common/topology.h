@@ -65,6 +65,12 @@ struct vrio_topo_backend {
 
 struct vrio_topo_network {
 	char *name;
+	unsigned mtu;		/* default 1500, 68..9000: the largest IP packet */
+	unsigned ageing_s;	/* learned MAC addresses expire; default 300 */
+	char *uplink_tap;	/* a TAP device on the io-server node, or NULL */
+	/* The io-server that switches it: its net devices' (all the same);
+	 * NULL if it has none. */
+	struct vrio_topo_ioserver *io_server;
 	unsigned line, col;
 };
 

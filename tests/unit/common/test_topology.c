@@ -279,7 +279,35 @@ static const struct bad_case bad_cases[] = {
 	  "topo.yaml:20:10: device 'd1': mac 52:54:00:00:00:01 is already used by device 'd0' "
 	  "on network 'lan'" },
 	{ "unknown network key", HDR "networks:\n  - name: lan\n    vlan: 3\n",
-	  "topo.yaml:9:5: unknown key 'vlan' in network (expected one of: name)" },
+	  "topo.yaml:9:5: unknown key 'vlan' in network (expected one of: name, mtu, ageing, "
+	  "uplink)" },
+	{ "network mtu too large", HDR "networks:\n  - name: lan\n    mtu: 9001\n",
+	  "topo.yaml:9:10: 'mtu' must be between 68 and 9000, got 9001" },
+	{ "network ageing zero", HDR "networks:\n  - name: lan\n    ageing: 0\n",
+	  "topo.yaml:9:13: 'ageing' must be between 1 and 86400, got 0" },
+	{ "uplink without tap", HDR "networks:\n  - name: lan\n    uplink: {}\n",
+	  "topo.yaml:9:13: uplink: missing required key 'tap'" },
+	{ "uplink tap name too long",
+	  HDR "networks:\n  - name: lan\n    uplink: {tap: abcdefghijklmnop}\n",
+	  "topo.yaml:9:19: expected an interface name of 1 to 15 characters, without '/', ':' "
+	  "or blanks for 'tap', got 'abcdefghijklmnop'" },
+	{ "uplink tap with a slash", HDR "networks:\n  - name: lan\n    uplink: {tap: a/b}\n",
+	  "topo.yaml:9:19: expected an interface name of 1 to 15 characters, without '/', ':' "
+	  "or blanks for 'tap', got 'a/b'" },
+	{ "uplink tap on two networks",
+	  HDR "networks:\n  - name: lan\n    uplink: {tap: up0}\n  - name: wan\n"
+	  "    uplink: {tap: up0}\n",
+	  "topo.yaml:11:13: network 'wan': tap 'up0' is already the uplink of network 'lan'" },
+	{ "net device with two queues", HDR NET MAC LAN "    queues: 2\n" NETS,
+	  "topo.yaml:15:13: device 'd0': a net device has one queue pair (queues: 1), got 2" },
+	{ "network across io-servers",
+	  V IOS "  - name: io1\n    listen: 127.0.0.1:7401\n" HOSTS
+	  "devices:\n  - name: d0\n    type: net\n    host: host0\n    io_server: io0\n"
+	  "    socket: /run/vrio/d0.sock\n" MAC LAN
+	  "  - name: d1\n    type: net\n    host: host0\n    io_server: io1\n"
+	  "    socket: /run/vrio/d1.sock\n    mac: 52:54:00:00:00:02\n" LAN NETS,
+	  "topo.yaml:20:16: device 'd1': network 'lan' is switched by io_server 'io0', so its "
+	  "devices must be served there, not by 'io1'" },
 	{ "duplicate network", HDR "networks:\n  - name: lan\n  - name: lan\n",
 	  "topo.yaml:9:11: network 'lan' is already defined at 8:5" },
 	{ "networks a scalar", HDR "networks: lan\n",
@@ -452,7 +480,11 @@ static const char good_text[] =
 	"  - name: h1\n"
 	"    metrics: 127.0.0.1:9401\n"
 	"networks:\n"
-	"  - name: lan\n";
+	"  - name: lan\n"
+	"    mtu: 9000\n"
+	"    ageing: 60\n"
+	"    uplink: {tap: vrio-up0}\n"
+	"  - name: dmz\n";
 
 static void test_good_topology(void **state)
 {
@@ -471,7 +503,15 @@ static void test_good_topology(void **state)
 	assert_int_equal(t->n_io_servers, 3);
 	assert_int_equal(t->n_hosts, 2);
 	assert_int_equal(t->n_devices, 3);
-	assert_int_equal(t->n_networks, 1);
+	assert_int_equal(t->n_networks, 2);
+	assert_int_equal(t->networks[0].mtu, 9000);
+	assert_int_equal(t->networks[0].ageing_s, 60);
+	assert_string_equal(t->networks[0].uplink_tap, "vrio-up0");
+	assert_ptr_equal(t->networks[0].io_server, &t->io_servers[0]);
+	assert_int_equal(t->networks[1].mtu, 1500);
+	assert_int_equal(t->networks[1].ageing_s, 300);
+	assert_null(t->networks[1].uplink_tap);
+	assert_null(t->networks[1].io_server);
 
 	assert_string_equal(t->io_servers[0].name, "io0");
 	assert_string_equal(t->io_servers[0].transport, "tcp");
