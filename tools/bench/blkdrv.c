@@ -48,35 +48,35 @@ int blkdev_connect(struct blkdev *d, const struct blkdev_opts *o)
 	int ret;
 
 	memset(d, 0, sizeof(*d));
-	d->mem.fd = -1;
+	d->v.mem.fd = -1;
 
-	ret = vu_connect(&d->vu, o->socket, o->timeout_ms);
+	ret = vu_connect(&d->v.vu, o->socket, o->timeout_ms);
 	if (ret < 0)
 		return ret;
-	ret = vu_set_owner(&d->vu);
+	ret = vu_set_owner(&d->v.vu);
 	if (ret < 0)
 		goto err;
-	ret = vu_get_u64(&d->vu, VU_GET_FEATURES, &d->dev_features);
+	ret = vu_get_u64(&d->v.vu, VU_GET_FEATURES, &d->v.dev_features);
 	if (ret < 0)
 		goto err;
-	if (!(d->dev_features & BIT64(VIRTIO_F_VERSION_1))) {
+	if (!(d->v.dev_features & BIT64(VIRTIO_F_VERSION_1))) {
 		bench_err("%s: device does not offer VIRTIO_F_VERSION_1", o->socket);
 		ret = -ENOTSUP;
 		goto err;
 	}
 
-	if (d->dev_features & BIT64(VU_F_PROTOCOL_FEATURES)) {
-		ret = vu_get_u64(&d->vu, VU_GET_PROTOCOL_FEATURES, &pf);
+	if (d->v.dev_features & BIT64(VU_F_PROTOCOL_FEATURES)) {
+		ret = vu_get_u64(&d->v.vu, VU_GET_PROTOCOL_FEATURES, &pf);
 		if (ret < 0)
 			goto err;
-		d->protocol_features = pf & BLKDEV_WANTED_PROTOCOL;
-		ret = vu_set_u64(&d->vu, VU_SET_PROTOCOL_FEATURES, d->protocol_features);
+		d->v.protocol_features = pf & BLKDEV_WANTED_PROTOCOL;
+		ret = vu_set_u64(&d->v.vu, VU_SET_PROTOCOL_FEATURES, d->v.protocol_features);
 		if (ret < 0)
 			goto err;
-		d->vu.reply_ack = d->protocol_features & BIT64(VU_PF_REPLY_ACK);
+		d->v.vu.reply_ack = d->v.protocol_features & BIT64(VU_PF_REPLY_ACK);
 	}
-	if (d->protocol_features & BIT64(VU_PF_MQ)) {
-		ret = vu_get_u64(&d->vu, VU_GET_QUEUE_NUM, &nq);
+	if (d->v.protocol_features & BIT64(VU_PF_MQ)) {
+		ret = vu_get_u64(&d->v.vu, VU_GET_QUEUE_NUM, &nq);
 		if (ret < 0)
 			goto err;
 		if (nq == 0) {
@@ -85,27 +85,27 @@ int blkdev_connect(struct blkdev *d, const struct blkdev_opts *o)
 			goto err;
 		}
 	}
-	if (!(d->protocol_features & BIT64(VU_PF_CONFIG))) {
+	if (!(d->v.protocol_features & BIT64(VU_PF_CONFIG))) {
 		bench_err("%s: backend does not offer VHOST_USER_PROTOCOL_F_CONFIG, so the capacity is unknown",
 			  o->socket);
 		ret = -ENOTSUP;
 		goto err;
 	}
-	ret = vu_get_config(&d->vu, 0, &d->cfg, BLK_CONFIG_LEN);
+	ret = vu_get_config(&d->v.vu, 0, &d->cfg, BLK_CONFIG_LEN);
 	if (ret < 0)
 		goto err;
 	blkdev_config_to_cpu(&d->cfg);
 
-	d->features = d->dev_features & BLKDEV_WANTED_FEATURES & ~o->features_off;
-	ret = vu_set_u64(&d->vu, VU_SET_FEATURES, d->features);
+	d->v.features = d->v.dev_features & BLKDEV_WANTED_FEATURES & ~o->features_off;
+	ret = vu_set_u64(&d->v.vu, VU_SET_FEATURES, d->v.features);
 	if (ret < 0)
 		goto err;
 
-	d->max_queues = 1;
+	d->v.max_queues = 1;
 	if (blkdev_has(d, VIRTIO_BLK_F_MQ) && d->cfg.num_queues > 0)
-		d->max_queues = d->cfg.num_queues;
-	if (d->max_queues > nq)
-		d->max_queues = (unsigned int)nq;
+		d->v.max_queues = d->cfg.num_queues;
+	if (d->v.max_queues > nq)
+		d->v.max_queues = (unsigned int)nq;
 	if (blkdev_has(d, VIRTIO_BLK_F_BLK_SIZE) &&
 	    (d->cfg.blk_size < 512 || (d->cfg.blk_size & (d->cfg.blk_size - 1)))) {
 		bench_err("%s: device reports a block size of %u", o->socket, d->cfg.blk_size);
@@ -119,133 +119,14 @@ int blkdev_connect(struct blkdev *d, const struct blkdev_opts *o)
 			o->socket, (unsigned long long)d->cfg.capacity,
 			(unsigned long long)(d->cfg.capacity >> 11),
 			blkdev_has(d, VIRTIO_BLK_F_BLK_SIZE) ? d->cfg.blk_size : 512,
-			blkdev_has(d, VIRTIO_BLK_F_SEG_MAX) ? d->cfg.seg_max : 0, d->max_queues,
-			(unsigned long long)d->features, (unsigned long long)d->dev_features,
-			(unsigned long long)d->protocol_features, (unsigned long long)pf);
+			blkdev_has(d, VIRTIO_BLK_F_SEG_MAX) ? d->cfg.seg_max : 0, d->v.max_queues,
+			(unsigned long long)d->v.features, (unsigned long long)d->v.dev_features,
+			(unsigned long long)d->v.protocol_features, (unsigned long long)pf);
 	return 0;
 
 err:
-	vu_close(&d->vu);
+	vu_close(&d->v.vu);
 	return ret;
-}
-
-static int blkdev_start_queue(struct blkdev *d, struct virtq *vq)
-{
-	unsigned int i = vq->index;
-	int ret;
-
-	ret = vu_set_vring_state(&d->vu, VU_SET_VRING_NUM, i, vq->num);
-	if (ret < 0)
-		return ret;
-	ret = vu_set_vring_addr(&d->vu, i, (uint64_t)(uintptr_t)vq->desc,
-				(uint64_t)(uintptr_t)vq->used, (uint64_t)(uintptr_t)vq->avail);
-	if (ret < 0)
-		return ret;
-	ret = vu_set_vring_state(&d->vu, VU_SET_VRING_BASE, i, 0);
-	if (ret < 0)
-		return ret;
-	ret = vu_set_vring_fd(&d->vu, VU_SET_VRING_KICK, i, vq->kick_fd);
-	if (ret < 0)
-		return ret;
-	return vu_set_vring_fd(&d->vu, VU_SET_VRING_CALL, i, vq->call_fd);
-}
-
-int blkdev_start(struct blkdev *d, unsigned int nq, uint16_t queue_size, uint64_t extra)
-{
-	uint64_t ring_bytes = BENCH_ALIGN_UP(virtq_ring_bytes(queue_size), BENCH_PAGE_SIZE);
-	struct vu_mem_region region;
-	unsigned int i;
-	int ret;
-
-	if (nq == 0 || nq > d->max_queues)
-		return -EINVAL;
-	d->vqs = calloc(nq, sizeof(*d->vqs));
-	if (!d->vqs)
-		return -ENOMEM;
-	for (i = 0; i < nq; i++) {
-		d->vqs[i].kick_fd = -1;
-		d->vqs[i].call_fd = -1;
-	}
-	d->queue_size = queue_size;
-
-	ret = gmem_init(&d->mem, ring_bytes * nq + BENCH_ALIGN_UP(extra, BENCH_PAGE_SIZE));
-	if (ret < 0)
-		goto err;
-	for (; d->nq < nq; d->nq++) {
-		uint64_t gpa;
-
-		ret = gmem_alloc(&d->mem, ring_bytes, BENCH_PAGE_SIZE, &gpa);
-		if (ret < 0)
-			goto err;
-		ret = virtq_init(&d->vqs[d->nq], d->nq, queue_size, gmem_hva(&d->mem, gpa),
-				 blkdev_has(d, VIRTIO_RING_F_EVENT_IDX));
-		if (ret < 0)
-			goto err;
-	}
-
-	region = (struct vu_mem_region){
-		.guest_phys_addr = 0,
-		.memory_size = d->mem.size,
-		.userspace_addr = (uint64_t)(uintptr_t)d->mem.base,
-		.mmap_offset = 0,
-	};
-	ret = vu_set_mem_table(&d->vu, &region, &d->mem.fd, 1);
-	if (ret < 0)
-		goto err;
-
-	for (i = 0; i < nq; i++) {
-		ret = blkdev_start_queue(d, &d->vqs[i]);
-		if (ret < 0)
-			goto err;
-	}
-	d->started = true;
-	/* With protocol features negotiated, rings start disabled. */
-	if (blkdev_has(d, VU_F_PROTOCOL_FEATURES)) {
-		for (i = 0; i < nq; i++) {
-			ret = vu_set_vring_state(&d->vu, VU_SET_VRING_ENABLE, i, 1);
-			if (ret < 0)
-				goto err;
-		}
-	}
-	return 0;
-
-err:
-	/* The caller's blkdev_close() releases queues and memory. */
-	return ret;
-}
-
-void blkdev_stop(struct blkdev *d, bool check)
-{
-	unsigned int i;
-
-	if (!d->started)
-		return;
-	d->started = false;
-	for (i = 0; i < d->nq; i++) {
-		uint32_t base;
-
-		if (d->vu.closed || vu_get_vring_base(&d->vu, i, &base) < 0)
-			return;
-		if (check && base != d->vqs[i].avail_idx)
-			bench_err("queue %u: backend stopped at avail index %u, we posted %u", i,
-				  base, d->vqs[i].avail_idx);
-	}
-}
-
-void blkdev_close(struct blkdev *d)
-{
-	unsigned int i;
-
-	vu_close(&d->vu);
-	if (d->vqs) {
-		for (i = 0; i < d->nq; i++)
-			virtq_fini(&d->vqs[i]);
-		/* Queues that failed half-way through init hold no resources. */
-		free(d->vqs);
-	}
-	d->vqs = NULL;
-	d->nq = 0;
-	gmem_fini(&d->mem);
 }
 
 int blk_req_alloc(struct blkdev *d, struct blk_req *r, uint32_t data_cap)
@@ -253,24 +134,24 @@ int blk_req_alloc(struct blkdev *d, struct blk_req *r, uint32_t data_cap)
 	uint64_t gpa;
 	int ret;
 
-	ret = gmem_alloc(&d->mem, 32, 32, &gpa);
+	ret = gmem_alloc(&d->v.mem, 32, 32, &gpa);
 	if (ret < 0)
 		return ret;
 	r->hdr_gpa = gpa;
 	r->status_gpa = gpa + sizeof(struct blk_req_hdr);
-	r->hdr = gmem_hva(&d->mem, r->hdr_gpa);
-	r->status = gmem_hva(&d->mem, r->status_gpa);
+	r->hdr = gmem_hva(&d->v.mem, r->hdr_gpa);
+	r->status = gmem_hva(&d->v.mem, r->status_gpa);
 	r->data = NULL;
 	r->data_gpa = 0;
 	r->data_cap = data_cap;
 	if (!data_cap)
 		return 0;
-	ret = gmem_alloc(&d->mem, data_cap, data_cap >= BENCH_PAGE_SIZE ? BENCH_PAGE_SIZE : 512,
+	ret = gmem_alloc(&d->v.mem, data_cap, data_cap >= BENCH_PAGE_SIZE ? BENCH_PAGE_SIZE : 512,
 			 &gpa);
 	if (ret < 0)
 		return ret;
 	r->data_gpa = gpa;
-	r->data = gmem_hva(&d->mem, gpa);
+	r->data = gmem_hva(&d->v.mem, gpa);
 	return 0;
 }
 

@@ -9,9 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "mem.h"
-#include "vhost_user.h"
-#include "virtq.h"
+#include "vudev.h"
 
 #define VIRTIO_BLK_F_SIZE_MAX 1
 #define VIRTIO_BLK_F_SEG_MAX 2
@@ -21,11 +19,6 @@
 #define VIRTIO_BLK_F_MQ 12
 #define VIRTIO_BLK_F_DISCARD 13
 #define VIRTIO_BLK_F_WRITE_ZEROES 14
-#define VIRTIO_RING_F_INDIRECT_DESC 28
-#define VIRTIO_RING_F_EVENT_IDX 29
-#define VIRTIO_F_VERSION_1 32
-
-#define BIT64(n) (1ull << (n))
 
 enum blk_type {
 	BLK_T_IN = 0,
@@ -87,17 +80,8 @@ struct blkdev_opts {
 };
 
 struct blkdev {
-	struct vu_conn vu;
-	struct gmem mem;
-	uint64_t dev_features;
-	uint64_t features;
-	uint64_t protocol_features;
+	struct vudev v;
 	struct virtio_blk_config cfg;
-	unsigned int max_queues;
-	unsigned int nq;
-	uint16_t queue_size;
-	struct virtq *vqs;
-	bool started;
 };
 
 /* A request's memory in the guest: header, data buffer, status byte. */
@@ -113,18 +97,25 @@ struct blk_req {
 
 /* Connect and negotiate, up to and including SET_FEATURES. */
 int blkdev_connect(struct blkdev *d, const struct blkdev_opts *o);
-/* Guest memory (rings plus extra bytes for the caller) and the vrings. */
-int blkdev_start(struct blkdev *d, unsigned int nq, uint16_t queue_size, uint64_t extra);
-/*
- * GET_VRING_BASE on each started queue, if the backend is still there;
- * check: complain if the backend did not consume everything we posted.
- */
-void blkdev_stop(struct blkdev *d, bool check);
-void blkdev_close(struct blkdev *d);
+static inline int blkdev_start(struct blkdev *d, unsigned int nq, uint16_t queue_size,
+			       uint64_t extra)
+{
+	return vudev_start(&d->v, nq, queue_size, extra);
+}
+
+static inline void blkdev_stop(struct blkdev *d, bool check)
+{
+	vudev_stop(&d->v, check);
+}
+
+static inline void blkdev_close(struct blkdev *d)
+{
+	vudev_close(&d->v);
+}
 
 static inline bool blkdev_has(const struct blkdev *d, unsigned int bit)
 {
-	return d->features & BIT64(bit);
+	return vudev_has(&d->v, bit);
 }
 
 static inline uint64_t blkdev_capacity_bytes(const struct blkdev *d)

@@ -75,7 +75,7 @@ static int build_next_oob(struct inject_ctx *c, uint16_t *head)
 static int build_addr_oob(struct inject_ctx *c, uint16_t *head)
 {
 	valid_chain(c);
-	c->vq->desc[1].addr = htole64(c->dev->mem.size);
+	c->vq->desc[1].addr = htole64(c->dev->v.mem.size);
 	*head = 0;
 	return 0;
 }
@@ -83,7 +83,7 @@ static int build_addr_oob(struct inject_ctx *c, uint16_t *head)
 static int build_addr_straddle(struct inject_ctx *c, uint16_t *head)
 {
 	valid_chain(c);
-	c->vq->desc[1].addr = htole64(c->dev->mem.size - INJECT_DATA_LEN / 2);
+	c->vq->desc[1].addr = htole64(c->dev->v.mem.size - INJECT_DATA_LEN / 2);
 	*head = 0;
 	return 0;
 }
@@ -184,17 +184,17 @@ static int inject_setup(struct inject_ctx *c, const struct inject_opts *o)
 	ret = blkdev_start(c->dev, 1, qsize, extra);
 	if (ret < 0)
 		return ret;
-	c->vq = &c->dev->vqs[0];
+	c->vq = &c->dev->v.vqs[0];
 	ret = blk_req_alloc(c->dev, &c->req, INJECT_DATA_LEN);
 	if (ret < 0)
 		return ret;
-	ret = gmem_alloc(&c->dev->mem, 512, 512, &c->extra_gpa);
+	ret = gmem_alloc(&c->dev->v.mem, 512, 512, &c->extra_gpa);
 	if (ret < 0)
 		return ret;
-	ret = gmem_alloc(&c->dev->mem, c->table_len * sizeof(struct vq_desc), 16, &c->table_gpa);
+	ret = gmem_alloc(&c->dev->v.mem, c->table_len * sizeof(struct vq_desc), 16, &c->table_gpa);
 	if (ret < 0)
 		return ret;
-	c->table = gmem_hva(&c->dev->mem, c->table_gpa);
+	c->table = gmem_hva(&c->dev->v.mem, c->table_gpa);
 	c->req.hdr->type = htole32(BLK_T_IN);
 	c->req.hdr->ioprio = 0;
 	c->req.hdr->sector = 0;
@@ -220,7 +220,7 @@ static bool inject_wait(struct inject_ctx *c, int timeout_ms, enum inject_conn *
 	uint64_t deadline = bench_now_ns() + (uint64_t)timeout_ms * 1000000ull;
 	struct pollfd pfd[2] = {
 		{ .fd = c->vq->call_fd, .events = POLLIN },
-		{ .fd = c->dev->vu.fd, .events = POLLIN },
+		{ .fd = c->dev->v.vu.fd, .events = POLLIN },
 	};
 
 	virtq_enable_cb(c->vq);
@@ -240,9 +240,9 @@ static bool inject_wait(struct inject_ctx *c, int timeout_ms, enum inject_conn *
 			virtq_drain_call(c->vq);
 		if (ret > 0 && pfd[1].revents) {
 			/* Data we did not ask for counts as a broken peer, too. */
-			if (vu_check_peer(&c->dev->vu) != 0) {
+			if (vu_check_peer(&c->dev->v.vu) != 0) {
 				*conn = CONN_CLOSED;
-				vu_close(&c->dev->vu);
+				vu_close(&c->dev->v.vu);
 			}
 		}
 	}
@@ -290,7 +290,7 @@ int inject_run(const struct inject_opts *o)
 	completed = inject_wait(&c, o->timeout_ms, &conn);
 	if (!completed && conn == CONN_OPEN) {
 		/* Is the backend still serving its control channel? */
-		ret = vu_get_u64(&dev.vu, VU_GET_FEATURES, &features);
+		ret = vu_get_u64(&dev.v.vu, VU_GET_FEATURES, &features);
 		if (ret == -ECONNRESET || ret == -EPIPE)
 			conn = CONN_CLOSED;
 		else if (ret < 0)

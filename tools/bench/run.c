@@ -107,7 +107,7 @@ static void run_submit(struct run_ctx *r)
 			s->tag = r->wl.tags ? r->wl.tags[block] : 0;
 		}
 		s->submit_ns = bench_now_ns();
-		head = blk_req_submit(&r->dev.vqs[s->queue], &s->req, s->type,
+		head = blk_req_submit(&r->dev.v.vqs[s->queue], &s->req, s->type,
 				      workload_block_lba(&r->wl, block), r->wl.bs, s);
 		if (head < 0) {
 			/* Slots never outnumber what the ring holds. */
@@ -125,12 +125,12 @@ static void run_submit(struct run_ctx *r)
 		r->touched[s->queue] = true;
 	}
 
-	for (q = 0; q < r->dev.nq; q++) {
+	for (q = 0; q < r->dev.v.nq; q++) {
 		if (!r->touched[q])
 			continue;
 		r->touched[q] = false;
-		virtq_publish(&r->dev.vqs[q]);
-		if (virtq_kick(&r->dev.vqs[q]) < 0) {
+		virtq_publish(&r->dev.v.vqs[q]);
+		if (virtq_kick(&r->dev.v.vqs[q]) < 0) {
 			bench_err("queue %u: kick: %m", q);
 			r->fatal = true;
 		}
@@ -189,8 +189,8 @@ static unsigned int run_reap(struct run_ctx *r)
 	uint64_t now = bench_now_ns();
 	unsigned int q, n = 0;
 
-	for (q = 0; q < r->dev.nq; q++) {
-		struct virtq *vq = &r->dev.vqs[q];
+	for (q = 0; q < r->dev.v.nq; q++) {
+		struct virtq *vq = &r->dev.v.vqs[q];
 		void *cookie;
 		uint32_t len;
 		int ret;
@@ -236,7 +236,7 @@ static void run_check_health(struct run_ctx *r, uint64_t now)
 		return;
 	}
 
-	ret = vu_check_peer(&r->dev.vu);
+	ret = vu_check_peer(&r->dev.v.vu);
 	if (ret == 1) {
 		bench_err("%s: backend closed the connection with %u requests in flight",
 			  r->o->socket, r->inflight);
@@ -253,8 +253,8 @@ static bool run_any_pending(const struct run_ctx *r)
 {
 	unsigned int q;
 
-	for (q = 0; q < r->dev.nq; q++)
-		if (virtq_pending(&r->dev.vqs[q]))
+	for (q = 0; q < r->dev.v.nq; q++)
+		if (virtq_pending(&r->dev.v.vqs[q]))
 			return true;
 	return false;
 }
@@ -278,23 +278,23 @@ static void run_wait(struct run_ctx *r)
 		now = bench_now_ns();
 	}
 
-	for (q = 0; q < r->dev.nq; q++)
-		pending |= virtq_enable_cb(&r->dev.vqs[q]);
+	for (q = 0; q < r->dev.v.nq; q++)
+		pending |= virtq_enable_cb(&r->dev.v.vqs[q]);
 	if (!pending) {
-		ret = poll(r->pfds, r->dev.nq + 1, WAIT_MAX_MS);
+		ret = poll(r->pfds, r->dev.v.nq + 1, WAIT_MAX_MS);
 		if (ret < 0 && errno != EINTR) {
 			bench_err("poll: %m");
 			r->fatal = true;
 		}
-		for (q = 0; ret > 0 && q < r->dev.nq; q++)
+		for (q = 0; ret > 0 && q < r->dev.v.nq; q++)
 			if (r->pfds[q].revents & POLLIN)
-				virtq_drain_call(&r->dev.vqs[q]);
+				virtq_drain_call(&r->dev.v.vqs[q]);
 		/* The socket is looked at by the health check below. */
-		if (ret > 0 && r->pfds[r->dev.nq].revents)
+		if (ret > 0 && r->pfds[r->dev.v.nq].revents)
 			r->last_health_ns = 0;
 	}
-	for (q = 0; q < r->dev.nq; q++)
-		virtq_disable_cb(&r->dev.vqs[q]);
+	for (q = 0; q < r->dev.v.nq; q++)
+		virtq_disable_cb(&r->dev.v.vqs[q]);
 	run_check_health(r, bench_now_ns());
 }
 
@@ -337,16 +337,16 @@ static void run_flush(struct run_ctx *r)
 	s->type = BLK_T_FLUSH;
 	s->write = false;
 	s->submit_ns = bench_now_ns();
-	ret = blk_req_submit(&r->dev.vqs[0], &s->req, BLK_T_FLUSH, 0, 0, s);
+	ret = blk_req_submit(&r->dev.v.vqs[0], &s->req, BLK_T_FLUSH, 0, 0, s);
 	if (ret < 0)
 		return;
 	s->head = (uint16_t)ret;
 	s->inflight = true;
-	virtq_publish(&r->dev.vqs[0]);
-	virtq_kick(&r->dev.vqs[0]);
+	virtq_publish(&r->dev.v.vqs[0]);
+	virtq_kick(&r->dev.v.vqs[0]);
 
 	while (!r->fatal) {
-		ret = virtq_get_used(&r->dev.vqs[0], &cookie, &len);
+		ret = virtq_get_used(&r->dev.v.vqs[0], &cookie, &len);
 		if (ret == 0)
 			break;
 		if (ret != -EAGAIN) {
@@ -416,9 +416,9 @@ static int run_setup(struct run_ctx *r)
 		return -EINVAL;
 	}
 
-	nq = o->queues < r->dev.max_queues ? o->queues : r->dev.max_queues;
+	nq = o->queues < r->dev.v.max_queues ? o->queues : r->dev.v.max_queues;
 	if (nq < o->queues && !o->quiet)
-		bench_err("device has %u queues: using %u instead of %u", r->dev.max_queues, nq,
+		bench_err("device has %u queues: using %u instead of %u", r->dev.v.max_queues, nq,
 			  o->queues);
 	per_queue = o->queue_size / DESCS_PER_REQ;
 	depth = o->iodepth;
@@ -476,8 +476,8 @@ static int run_setup(struct run_ctx *r)
 	for (i = 0; i < depth; i++)
 		r->idle[r->nidle++] = depth - 1 - i;
 	for (i = 0; i < nq; i++)
-		r->pfds[i] = (struct pollfd){ .fd = r->dev.vqs[i].call_fd, .events = POLLIN };
-	r->pfds[nq] = (struct pollfd){ .fd = r->dev.vu.fd, .events = POLLIN };
+		r->pfds[i] = (struct pollfd){ .fd = r->dev.v.vqs[i].call_fd, .events = POLLIN };
+	r->pfds[nq] = (struct pollfd){ .fd = r->dev.v.vu.fd, .events = POLLIN };
 	r->timeout_ns = (uint64_t)o->timeout_ms * 1000000ull;
 	return 0;
 }
@@ -494,9 +494,9 @@ static void run_teardown(struct run_ctx *r)
 		if (r->o->state && r->ran)
 			workload_state_save(&r->wl, r->o->state);
 	}
-	for (i = 0; i < r->dev.nq; i++) {
-		r->res->kicks += r->dev.vqs[i].kicks;
-		r->res->calls += r->dev.vqs[i].calls;
+	for (i = 0; i < r->dev.v.nq; i++) {
+		r->res->kicks += r->dev.v.vqs[i].kicks;
+		r->res->calls += r->dev.v.vqs[i].calls;
 	}
 	blkdev_stop(&r->dev, r->inflight == 0);
 	blkdev_close(&r->dev);

@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: BSD-3-Clause
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+#include "vudev.h"
+
+static int vudev_start_queue(struct vudev *d, struct virtq *vq)
+{
+	unsigned int i = vq->index;
+	int ret;
+
+	ret = vu_set_vring_state(&d->vu, VU_SET_VRING_NUM, i, vq->num);
+	if (ret < 0)
+		return ret;
+	ret = vu_set_vring_addr(&d->vu, i, (uint64_t)(uintptr_t)vq->desc,
+				(uint64_t)(uintptr_t)vq->used, (uint64_t)(uintptr_t)vq->avail);
+	if (ret < 0)
+		return ret;
+	ret = vu_set_vring_state(&d->vu, VU_SET_VRING_BASE, i, 0);
+	if (ret < 0)
+		return ret;
+	ret = vu_set_vring_fd(&d->vu, VU_SET_VRING_KICK, i, vq->kick_fd);
+	if (ret < 0)
+		return ret;
+	return vu_set_vring_fd(&d->vu, VU_SET_VRING_CALL, i, vq->call_fd);
+}
+
+int vudev_start(struct vudev *d, unsigned int nq, uint16_t queue_size, uint64_t extra)
+{
+	uint64_t ring_bytes = BENCH_ALIGN_UP(virtq_ring_bytes(queue_size), BENCH_PAGE_SIZE);
+	struct vu_mem_region region;
+	unsigned int i;
+	int ret;
+
+	if (nq == 0 || nq > d->max_queues)
+		return -EINVAL;
+	d->vqs = calloc(nq, sizeof(*d->vqs));
+	if (!d->vqs)
+		return -ENOMEM;
+	for (i = 0; i < nq; i++) {
+		d->vqs[i].kick_fd = -1;
+		d->vqs[i].call_fd = -1;
+	}
+	d->queue_size = queue_size;
+
+	ret = gmem_init(&d->mem, ring_bytes * nq + BENCH_ALIGN_UP(extra, BENCH_PAGE_SIZE));
+	if (ret < 0)
+		goto err;
+	for (; d->nq < nq; d->nq++) {
+		uint64_t gpa;
+
+		ret = gmem_alloc(&d->mem, ring_bytes, BENCH_PAGE_SIZE, &gpa);
+		if (ret < 0)
+			goto err;
+		ret = virtq_init(&d->vqs[d->nq], d->nq, queue_size, gmem_hva(&d->mem, gpa),
+				 vudev_has(d, VIRTIO_RING_F_EVENT_IDX));
+		if (ret < 0)
+			goto err;
+	}
+
+	region = (struct vu_mem_region){
+		.guest_phys_addr = 0,
+		.memory_size = d->mem.size,
+		.userspace_addr = (uint64_t)(uintptr_t)d->mem.base,
+		.mmap_offset = 0,
+	};
+	ret = vu_set_mem_table(&d->vu, &region, &d->mem.fd, 1);
+	if (ret < 0)
+		goto err;
+
+	for (i = 0; i < nq; i++) {
+		ret = vudev_start_queue(d, &d->vqs[i]);
+		if (ret < 0)
+			goto err;
+	}
+	d->started = true;
+	/* With protocol features negotiated, rings start disabled. */
+	if (vudev_has(d, VU_F_PROTOCOL_FEATURES)) {
+		for (i = 0; i < nq; i++) {
+			ret = vu_set_vring_state(&d->vu, VU_SET_VRING_ENABLE, i, 1);
+			if (ret < 0)
+				goto err;
+		}
+	}
+	return 0;
+
+err:
+	/* The caller's vudev_close() releases queues and memory. */
+	return ret;
+}
+
+void vudev_stop(struct vudev *d, bool check)
+{
+	unsigned int i;
+
+	if (!d->started)
+		return;
+	d->started = false;
+	for (i = 0; i < d->nq; i++) {
+		uint32_t base;
+
+		if (d->vu.closed || vu_get_vring_base(&d->vu, i, &base) < 0)
+			return;
+		if (check && base != d->vqs[i].avail_idx)
+			bench_err("queue %u: backend stopped at avail index %u, we posted %u", i,
+				  base, d->vqs[i].avail_idx);
+	}
+}
+
+void vudev_close(struct vudev *d)
+{
+	unsigned int i;
+
+	vu_close(&d->vu);
+	if (d->vqs) {
+		for (i = 0; i < d->nq; i++)
+			virtq_fini(&d->vqs[i]);
+		/* Queues that failed half-way through init hold no resources. */
+		free(d->vqs);
+	}
+	d->vqs = NULL;
+	d->nq = 0;
+	gmem_fini(&d->mem);
+}
+
