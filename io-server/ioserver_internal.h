@@ -28,6 +28,8 @@
 #include "bdev.h"
 #include "blk.h"
 #include "log.h"
+#include "net.h"
+#include "switch.h"
 #include "metrics.h"
 #include "topology.h"
 #include "transport.h"
@@ -54,8 +56,11 @@ struct ios_dev_stats {
 struct ios_device {
 	uint32_t id;				/* its dev_id on the wire */
 	const struct vrio_topo_device *topo;
-	struct ios_bdev *bdev;
-	struct ios_blk_dev blk;
+	enum vrio_dev_type type;
+	struct ios_bdev *bdev;			/* blk */
+	struct ios_blk_dev blk;			/* blk */
+	struct ios_net_dev net;			/* net */
+	struct ios_port *port;			/* net: its switch port */
 	uint32_t max_outstanding;		/* queues * queue_size */
 	struct ios_session *owner;		/* atomic; NULL when free */
 	struct ios_dev_stats stats;		/* written by the owner's reactor */
@@ -102,6 +107,7 @@ enum ios_evsrc_kind {
 	IOS_EV_WAKE,
 	IOS_EV_CHAN,
 	IOS_EV_CONN,
+	IOS_EV_TAP,	/* an uplink: readable means frames, not a counter */
 };
 
 /* What an epoll event points at. */
@@ -157,6 +163,10 @@ struct ios_reactor {
 	unsigned inbox_tail;		/* atomic, written by the main thread */
 	int drain;			/* atomic, set by the main thread */
 
+	struct ios_evsrc *tap_ev;	/* the uplinks of the networks homed here */
+	uint64_t xwake;			/* reactors queued for this turn (xring.c) */
+	uint8_t frame_buf[VRIO_PKT_MAX_FRAME];	/* an uplink's frame, read */
+
 	struct ios_session_list sessions;
 	struct ios_req_list pool;
 	uint64_t now;			/* this loop iteration's clock */
@@ -174,6 +184,10 @@ struct ios_server {
 	uint32_t n_devs;
 	struct ios_reactor **reactors;
 	unsigned n_reactors;
+	struct ios_network *nets;		/* switch.h: the networks switched here */
+	unsigned n_nets;
+	struct ios_xring **xrings;		/* [from * xring_n + to]; NULL: one reactor */
+	unsigned xring_n;
 	unsigned next_reactor;
 	struct vrio_metrics_server *metrics;
 };
@@ -182,6 +196,9 @@ struct ios_server {
 int ios_devices_open(struct ios_server *srv);
 void ios_devices_close(struct ios_server *srv);
 struct ios_device *ios_device_find(struct ios_server *srv, const char *name);
+/* What an AttachReply says of the device. */
+struct Vrio__AttachReply;
+void ios_device_describe(const struct ios_device *d, struct Vrio__AttachReply *ar);
 
 /* reactor.c */
 int ios_reactor_create(struct ios_server *srv, unsigned idx, struct ios_reactor **out);
@@ -195,6 +212,7 @@ struct ios_req *ios_req_get(struct ios_reactor *r);
 void ios_req_put(struct ios_reactor *r, struct ios_req *req);
 int ios_req_reserve(struct ios_req *req, uint32_t len);
 void ios_reactor_arm(struct ios_reactor *r, struct ios_session *s, uint32_t events);
+void ios_reactor_wake(struct ios_reactor *r);
 
 /* session.c */
 struct ios_session *ios_session_create(struct ios_server *srv, struct vrio_conn *conn);

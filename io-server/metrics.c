@@ -20,6 +20,8 @@ static void metrics_requests(const struct ios_server *srv, struct vrio_mw *w)
 		       "Requests completed, by device and operation.");
 	for (i = 0; i < srv->n_devs; i++) {
 		d = &srv->devs[i];
+		if (d->type != VRIO_DEV_BLK)
+			continue;
 		for (op = 0; op < IOS_BLK_OP_COUNT; op++) {
 			snprintf(labels, sizeof(labels), "%s,op=\"%s\"", d->label,
 				 ios_blk_op_name(op));
@@ -32,6 +34,8 @@ static void metrics_requests(const struct ios_server *srv, struct vrio_mw *w)
 		       "Bytes read from and written to the backend for guests.");
 	for (i = 0; i < srv->n_devs; i++) {
 		d = &srv->devs[i];
+		if (d->type != VRIO_DEV_BLK)
+			continue;
 		snprintf(labels, sizeof(labels), "%s,direction=\"read\"", d->label);
 		vrio_mw_u64(w, "vrio_ioserver_bytes_total", labels,
 			    vrio_counter_get(&d->stats.bytes_read));
@@ -61,6 +65,8 @@ static void metrics_errors(const struct ios_server *srv, struct vrio_mw *w)
 		       "Requests answered with IOERR or UNSUPP, malformed requests, and devices the guest broke.");
 	for (i = 0; i < srv->n_devs; i++) {
 		d = &srv->devs[i];
+		if (d->type != VRIO_DEV_BLK)
+			continue;
 		for (k = 0; k < sizeof(reasons) / sizeof(reasons[0]); k++) {
 			snprintf(labels, sizeof(labels), "%s,reason=\"%s\"", d->label,
 				 reasons[k].reason);
@@ -80,6 +86,8 @@ static void metrics_devices(const struct ios_server *srv, struct vrio_mw *w)
 		       "From a request's arrival to its response being queued for sending.");
 	for (i = 0; i < srv->n_devs; i++) {
 		d = &srv->devs[i];
+		if (d->type != VRIO_DEV_BLK)
+			continue;
 		vrio_mw_hist(w, "vrio_ioserver_request_latency_seconds", d->label,
 			     &d->stats.latency);
 	}
@@ -123,6 +131,91 @@ static void metrics_reactors(const struct ios_server *srv, struct vrio_mw *w)
 	vrio_mw_u64(w, "vrio_ioserver_connections", NULL, conns);
 }
 
+/* The switches: per port what went in and out and what was dropped. */
+static void metrics_switch(const struct ios_server *srv, struct vrio_mw *w)
+{
+	static const struct {
+		const char *metric, *help, *dir;
+		size_t off;
+	} port_counters[] = {
+		{ "vrio_ioserver_switch_frames_total", "Frames into the switch from a port, and out to it",
+		  "in", offsetof(struct ios_port_stats, in_frames) },
+		{ "vrio_ioserver_switch_frames_total", NULL, "out",
+		  offsetof(struct ios_port_stats, out_frames) },
+		{ "vrio_ioserver_switch_bytes_total", "Ethernet bytes into the switch from a port, and out to it",
+		  "in", offsetof(struct ios_port_stats, in_bytes) },
+		{ "vrio_ioserver_switch_bytes_total", NULL, "out",
+		  offsetof(struct ios_port_stats, out_bytes) },
+	};
+	static const struct {
+		const char *metric, *help;
+		size_t off;
+	} net_counters[] = {
+		{ "vrio_ioserver_switch_flooded_total",
+		  "Frames flooded: broadcast, multicast or an unknown destination",
+		  offsetof(struct ios_network, st.flooded) },
+		{ "vrio_ioserver_switch_learned_total", "MAC addresses learned",
+		  offsetof(struct ios_network, st.learned) },
+		{ "vrio_ioserver_switch_moves_total", "Learned MAC addresses seen on another port",
+		  offsetof(struct ios_network, st.moved) },
+		{ "vrio_ioserver_switch_table_full_total",
+		  "Learned addresses evicted while still live: the table was full",
+		  offsetof(struct ios_network, st.table_full) },
+	};
+	const struct ios_network *n;
+	const struct ios_port *p;
+	char labels[352];
+
+	for (size_t k = 0; k < sizeof(port_counters) / sizeof(port_counters[0]); k++) {
+		if (port_counters[k].help)
+			vrio_mw_family(w, port_counters[k].metric, "counter", port_counters[k].help);
+		for (unsigned i = 0; i < srv->n_nets; i++) {
+			n = &srv->nets[i];
+			for (unsigned j = 0; j < n->n_ports; j++) {
+				p = n->ports[j];
+				snprintf(labels, sizeof(labels), "%s,direction=\"%s\"", p->label,
+					 port_counters[k].dir);
+				vrio_mw_u64(w, port_counters[k].metric, labels,
+					    vrio_counter_get((const uint64_t *)((const char *)&p->st +
+										port_counters[k].off)));
+			}
+		}
+	}
+	vrio_mw_family(w, "vrio_ioserver_switch_drops_total", "counter",
+		       "Frames from or to a port that the switch dropped, by reason");
+	for (unsigned i = 0; i < srv->n_nets; i++) {
+		n = &srv->nets[i];
+		for (unsigned j = 0; j < n->n_ports; j++) {
+			p = n->ports[j];
+			for (unsigned r = 0; r < IOS_NR_DROPS; r++) {
+				snprintf(labels, sizeof(labels), "%s,reason=\"%s\"", p->label,
+					 ios_port_drop_names[r]);
+				vrio_mw_u64(w, "vrio_ioserver_switch_drops_total", labels,
+					    vrio_counter_get(&p->st.drops[r]));
+			}
+		}
+	}
+	vrio_mw_family(w, "vrio_ioserver_switch_port_up", "gauge",
+		       "1 while the port's device is attached (an uplink always is)");
+	for (unsigned i = 0; i < srv->n_nets; i++) {
+		n = &srv->nets[i];
+		for (unsigned j = 0; j < n->n_ports; j++) {
+			p = n->ports[j];
+			vrio_mw_u64(w, "vrio_ioserver_switch_port_up", p->label,
+				    __atomic_load_n(&p->reactor, __ATOMIC_RELAXED) >= 0);
+		}
+	}
+	for (size_t k = 0; k < sizeof(net_counters) / sizeof(net_counters[0]); k++) {
+		vrio_mw_family(w, net_counters[k].metric, "counter", net_counters[k].help);
+		for (unsigned i = 0; i < srv->n_nets; i++) {
+			n = &srv->nets[i];
+			vrio_mw_u64(w, net_counters[k].metric, n->label,
+				    vrio_counter_get((const uint64_t *)((const char *)n +
+									net_counters[k].off)));
+		}
+	}
+}
+
 /* The connections' own counters (transport.h), by host, over reactors. */
 static const char *conn_fill(const void *arg, unsigned h, struct vrio_conn_stats *st)
 {
@@ -141,6 +234,7 @@ void ios_metrics_collect(void *arg, struct vrio_mw *w)
 	metrics_errors(srv, w);
 	metrics_devices(srv, w);
 	metrics_reactors(srv, w);
+	metrics_switch(srv, w);
 	vrio_conn_stats_emit(w, "vrio_ioserver_connection", "host", (unsigned)srv->topo->n_hosts,
 			     conn_fill, srv);
 	vrio_mw_process(w);

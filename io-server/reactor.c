@@ -76,7 +76,7 @@ static void reactor_pool_free(struct ios_reactor *r)
 	}
 }
 
-static void reactor_wake(struct ios_reactor *r)
+void ios_reactor_wake(struct ios_reactor *r)
 {
 	uint64_t one = 1;
 
@@ -148,6 +148,8 @@ int ios_reactor_create(struct ios_server *srv, unsigned idx, struct ios_reactor 
 	}
 	for (i = 0; i < srv->n_devs; i++) {
 		d = &srv->devs[i];
+		if (!d->bdev)
+			continue;
 		rc = ios_bdev_chan_open(d->bdev, d->max_outstanding, &r->chans[i]);
 		if (rc < 0) {
 			VRIO_ERR("%s: %s: cannot open a backend channel: %s", r->name,
@@ -162,6 +164,26 @@ int ios_reactor_create(struct ios_server *srv, unsigned idx, struct ios_reactor 
 		ev.events = EPOLLIN;
 		ev.data.ptr = &r->chan_ev[i];
 		if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			rc = -errno;
+			VRIO_ERR("%s: epoll_ctl: %s", r->name, strerror(errno));
+			goto err;
+		}
+	}
+	/* The uplinks this reactor switches: always watched, since reading
+	 * one is how the switch finds frames on it. */
+	r->tap_ev = calloc(srv->n_nets ? srv->n_nets : 1, sizeof(*r->tap_ev));
+	if (!r->tap_ev) {
+		rc = -ENOMEM;
+		goto err;
+	}
+	for (i = 0; i < srv->n_nets; i++) {
+		if (srv->nets[i].home != idx || srv->nets[i].tap_fd < 0)
+			continue;
+		r->tap_ev[i].kind = IOS_EV_TAP;
+		r->tap_ev[i].fd = srv->nets[i].tap_fd;
+		ev.events = EPOLLIN;
+		ev.data.ptr = &r->tap_ev[i];
+		if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->tap_ev[i].fd, &ev) < 0) {
 			rc = -errno;
 			VRIO_ERR("%s: epoll_ctl: %s", r->name, strerror(errno));
 			goto err;
@@ -203,7 +225,7 @@ int ios_reactor_post(struct ios_reactor *r, struct ios_session *s)
 		return -EAGAIN;
 	r->inbox[tail & (IOS_INBOX_LEN - 1)] = s;
 	__atomic_store_n(&r->inbox_tail, tail + 1, __ATOMIC_RELEASE);
-	reactor_wake(r);
+	ios_reactor_wake(r);
 	return 0;
 }
 
@@ -238,7 +260,7 @@ static void reactor_sleep(struct ios_reactor *r, bool draining, uint64_t deadlin
 		VRIO_ERR_RL("%s: epoll_wait: %s", r->name, strerror(errno));
 	for (i = 0; i < n; i++) {
 		src = evs[i].data.ptr;
-		if (src->kind == IOS_EV_CONN)
+		if (src->kind == IOS_EV_CONN || src->kind == IOS_EV_TAP)
 			continue;
 		/* Reset the eventfd; the poll that follows finds the work. */
 		if (read(src->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
@@ -274,12 +296,15 @@ static void *reactor_main(void *arg)
 			deadline = r->now + IOS_DRAIN_TIMEOUT_NS;
 		}
 		work = reactor_inbox(r, draining);
+		work += ios_xring_poll(r);
+		work += ios_switch_poll(r);
 		for (s = TAILQ_FIRST(&r->sessions); s; s = next) {
 			next = TAILQ_NEXT(s, link);
 			work += ios_session_poll(s, draining);
 			if (ios_session_finished(s, draining))
 				ios_session_free(s);
 		}
+		ios_xring_kick(r);
 
 		r->now = vrio_now_ns();
 		__atomic_store_n(&r->alive_ns, r->now, __ATOMIC_RELAXED);
@@ -338,7 +363,7 @@ int ios_reactor_start(struct ios_reactor *r)
 void ios_reactor_drain(struct ios_reactor *r)
 {
 	__atomic_store_n(&r->drain, 1, __ATOMIC_RELEASE);
-	reactor_wake(r);
+	ios_reactor_wake(r);
 }
 
 void ios_reactor_join(struct ios_reactor *r)
@@ -371,6 +396,7 @@ void ios_reactor_destroy(struct ios_reactor *r)
 	free(r->chans);
 	free(r->chan_ev);
 	free(r->conn_pub);
+	free(r->tap_ev);
 	reactor_pool_free(r);
 	if (r->wakefd >= 0)
 		close(r->wakefd);

@@ -105,6 +105,9 @@ int ios_server_init(struct ios_server *srv, struct vrio_topology *topo, const ch
 		VRIO_WARN("%s: %u cores asked, using %u", node, n, IOS_MAX_REACTORS);
 		n = IOS_MAX_REACTORS;
 	}
+	rc = ios_switch_open(srv, n);
+	if (rc < 0)
+		goto err;
 	srv->reactors = calloc(n, sizeof(*srv->reactors));
 	if (!srv->reactors) {
 		rc = -ENOMEM;
@@ -215,6 +218,7 @@ void ios_server_fini(struct ios_server *srv)
 	free(srv->reactors);
 	srv->reactors = NULL;
 	srv->n_reactors = 0;
+	ios_switch_close(srv);
 	ios_devices_close(srv);
 	/* The transport closes its port here. rte_eal_cleanup() is left out:
 	 * DPDK 22.11 keeps its interrupt thread running over the handles the

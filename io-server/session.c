@@ -95,6 +95,10 @@ static void att_release(struct ios_attach *a)
 
 	TAILQ_REMOVE(&s->atts, a, link);
 	s->att[a->dev->id] = NULL;
+	/* Frames for the port that are still on their way here are dropped
+	 * once it names no reactor (ios_port_deliver). */
+	if (a->dev->port)
+		__atomic_store_n(&a->dev->port->reactor, -1, __ATOMIC_RELEASE);
 	__atomic_store_n(&a->dev->owner, NULL, __ATOMIC_RELEASE);
 	VRIO_INFO("%s: %s released", s->name, a->dev->topo->name);
 	free(a);
@@ -281,6 +285,9 @@ static int session_req(struct ios_session *s, const struct vrio_frame *f, const 
 		return session_garbage(s, "request for device %u, which is not attached here",
 				       f->dev);
 	d = a->dev;
+	if (d->type != VRIO_DEV_BLK)
+		return session_garbage(s, "%s: a request frame for a %s device", d->topo->name,
+				       vrio_dev_type_name(d->type));
 	if (f->queue >= d->blk.num_queues) {
 		vrio_counter_add(&d->stats.err_protocol, 1);
 		return session_garbage(s, "%s: request on queue %u of %u", d->topo->name,
@@ -325,6 +332,77 @@ static int session_req(struct ios_session *s, const struct vrio_frame *f, const 
 	}
 	session_finish(req);
 	return 0;
+}
+
+/* ---- PKT frames: a net device's packets ---- */
+
+static int session_pkt(struct ios_session *s, const struct vrio_frame *f, const void *payload)
+{
+	const struct vrio_pkt_wire *h = payload;
+	struct ios_attach *a;
+	struct ios_device *d;
+
+	if (s->state != IOS_SESSION_READY)
+		return session_garbage(s, "packet before hello");
+	if (f->dev >= s->r->srv->n_devs || !(a = s->att[f->dev]) || a->detached)
+		return session_garbage(s, "packet for device %u, which is not attached here",
+				       f->dev);
+	d = a->dev;
+	if (d->type != VRIO_DEV_NET)
+		return session_garbage(s, "%s: a packet for a %s device", d->topo->name,
+				       vrio_dev_type_name(d->type));
+	if (f->queue != 0 || f->len < VRIO_PKT_HDR_LEN ||
+	    f->len - VRIO_PKT_HDR_LEN > VRIO_PKT_MAX_FRAME)
+		return session_garbage(s, "%s: packet frame of %u bytes on queue %u",
+				       d->topo->name, f->len, f->queue);
+	/* No offload is offered: metadata we did not negotiate is garbage. */
+	if (h->flags || h->gso_type || h->hdr_len || h->gso_size || h->csum_start ||
+	    h->csum_offset || h->rsvd)
+		return session_garbage(s, "%s: packet with offload metadata", d->topo->name);
+	ios_switch_input(s->r, d->port, (const uint8_t *)payload + VRIO_PKT_HDR_LEN,
+			 f->len - VRIO_PKT_HDR_LEN);
+	return 0;
+}
+
+void ios_port_deliver(struct ios_reactor *r, struct ios_port *p, const uint8_t *frame,
+		      uint32_t len)
+{
+	struct ios_device *d = p->dev;
+	struct ios_session *s;
+	struct ios_attach *a;
+	struct ios_req *req;
+
+	/* Only the reactor a port names may look at its device's owner. */
+	if (__atomic_load_n(&p->reactor, __ATOMIC_ACQUIRE) != (int)r->idx ||
+	    !(s = __atomic_load_n(&d->owner, __ATOMIC_ACQUIRE)) || !s->conn ||
+	    s->state != IOS_SESSION_READY || !(a = s->att[d->id]) || a->detached) {
+		ios_port_drop(p, IOS_DROP_PORT_DOWN);
+		return;
+	}
+	if (a->outstanding >= IOS_NET_BACKLOG) {
+		ios_port_drop(p, IOS_DROP_BACKLOG);
+		return;
+	}
+	req = ios_req_get(r);
+	if (!req || ios_req_reserve(req, VRIO_PKT_HDR_LEN + len) < 0) {
+		if (req)
+			ios_req_put(r, req);
+		ios_port_drop(p, IOS_DROP_BACKLOG);
+		return;
+	}
+	memset(req->buf, 0, VRIO_PKT_HDR_LEN);
+	memcpy(req->buf + VRIO_PKT_HDR_LEN, frame, len);
+	req->s = s;
+	req->att = a;
+	req->t_start = r->now;
+	memset(&req->frame, 0, sizeof(req->frame));
+	req->frame.type = VRIO_FRAME_PKT;
+	req->frame.dev = d->id;
+	req->frame.len = VRIO_PKT_HDR_LEN + len;
+	TAILQ_INSERT_TAIL(&s->backlog, req, link);
+	a->outstanding++;
+	vrio_counter_add(&p->st.out_frames, 1);
+	vrio_counter_add(&p->st.out_bytes, len);
 }
 
 /* ---- CTRL messages ---- */
@@ -376,16 +454,8 @@ static int attach_reply(struct ios_session *s, uint64_t seq, const char *device,
 	ar.status = status;
 	ar.error = (char *)(error ? error : "");
 	ar.device = (char *)device;
-	if (d) {
-		ar.dev_id = d->id;
-		ar.type = VRIO__DEVICE_TYPE__DEVICE_TYPE_BLK;
-		ar.features = d->blk.features;
-		ar.config.data = (uint8_t *)d->blk.config;
-		ar.config.len = sizeof(d->blk.config);
-		ar.num_queues = d->blk.num_queues;
-		ar.queue_size = d->blk.queue_size;
-		ar.max_request = d->blk.max_request;
-	}
+	if (d)
+		ios_device_describe(d, &ar);
 	reply.seq = seq;
 	reply.msg_case = VRIO__CTRL__MSG_ATTACH_REPLY;
 	reply.attach_reply = &ar;
@@ -409,12 +479,6 @@ static int ctrl_attach(struct ios_session *s, const Vrio__Ctrl *m)
 	d = ios_device_find(srv, name);
 	if (!d) {
 		td = vrio_topology_device(srv->topo, name);
-		if (td && td->io_server == srv->self && td->type != VRIO_DEV_BLK) {
-			snprintf(err, sizeof(err), "%s is a %s device; this io-server serves blk devices only",
-				 shown, vrio_dev_type_name(td->type));
-			VRIO_WARN_RL("%s: attach: %s", s->name, err);
-			return attach_reply(s, m->seq, name, -EOPNOTSUPP, err, NULL);
-		}
 		snprintf(err, sizeof(err), td ? "%s is not served by %s" : "no device %s on %s",
 			 shown, srv->self->name);
 		VRIO_WARN_RL("%s: attach: %s", s->name, err);
@@ -447,6 +511,8 @@ static int ctrl_attach(struct ios_session *s, const Vrio__Ctrl *m)
 	a->dev = d;
 	a->chan = s->r->chans[d->id];
 	s->att[d->id] = a;
+	if (d->port)
+		__atomic_store_n(&d->port->reactor, (int)s->r->idx, __ATOMIC_RELEASE);
 	TAILQ_INSERT_TAIL(&s->atts, a, link);
 	VRIO_INFO("%s: %s attached as dev %u on %s", s->name, d->topo->name, d->id, s->r->name);
 	return attach_reply(s, m->seq, name, 0, NULL, d);
@@ -560,6 +626,8 @@ static int session_recv(void *arg, struct vrio_conn *c, const struct vrio_frame 
 	switch (f->type) {
 	case VRIO_FRAME_REQ:
 		return session_req(s, f, payload);
+	case VRIO_FRAME_PKT:
+		return session_pkt(s, f, payload);
 	case VRIO_FRAME_CTRL:
 		return session_ctrl(s, f, payload);
 	default:
@@ -620,8 +688,10 @@ static int session_tx(struct ios_session *s)
 		TAILQ_INSERT_TAIL(&s->unflushed, req, link);
 		if (req->att) {
 			req->att->outstanding--;
-			now = vrio_now_ns();
-			vrio_hist_add(&req->att->dev->stats.latency, now - req->t_start);
+			if (req->att->dev->type == VRIO_DEV_BLK) {
+				now = vrio_now_ns();
+				vrio_hist_add(&req->att->dev->stats.latency, now - req->t_start);
+			}
 		}
 		sent++;
 	}

@@ -61,6 +61,57 @@ struct lhv_vq {
 };
 
 struct lhv_upstream;
+struct lhv_dev;
+struct lhv;
+struct rte_mbuf;
+struct rte_mempool;
+
+/*
+ * How a device's queues are served: the request/response kind (vq.c: our
+ * own walker over split rings, one REQ/RESP pair per chain) or the packet
+ * kind (net.c: rte_vhost's net data path, PKT frames both ways). Chosen by
+ * the device type the io-server gives at attach.
+ */
+struct lhv_dev_ops {
+	const char *name;
+	uint8_t frame_type;	/* the frames that carry the io-server's side */
+	/* The poller reads the rings itself: vhost-user messages that change
+	 * them take the device back first, vrings start and stop one by one,
+	 * and the config space is the io-server's. Otherwise rte_vhost owns
+	 * the rings and the frontend the config. */
+	bool own_rings;
+	/* Control thread: the frontend is ready; fill d->vq, d->nvq. */
+	int (*start)(struct lhv_dev *d, int vid);
+	/* Optional, control thread: the poller handed the device back. */
+	void (*release)(struct lhv_dev *d);
+	/* Poller: take the guest's work on queue qi; returns units done. */
+	int (*process)(struct lhv *l, struct lhv_dev *d, unsigned qi);
+	/* Poller: a frame from the io-server; -errno: the peer sent garbage. */
+	int (*frame)(struct lhv *l, struct lhv_dev *d, const struct vrio_frame *f,
+		     const void *payload);
+	/* Poller, after each round: publish to the guest, notify it. */
+	void (*notify)(struct lhv_dev *d, struct lhv_vq *q);
+	/* Poller: guest kicks on or off; true if work slipped in meanwhile. */
+	bool (*kicks)(struct lhv_dev *d, struct lhv_vq *q, bool enable);
+	/* Optional, poller: the connection is back; send in-flight work again. */
+	int (*resend)(struct lhv *l, struct lhv_dev *d);
+	/* Optional, poller: the device goes back to the control thread. */
+	void (*stopped)(struct lhv_dev *d);
+};
+
+extern const struct lhv_dev_ops lhv_rr_ops;
+extern const struct lhv_dev_ops lhv_net_ops;
+
+enum lhv_net_drop {
+	LHV_NET_DROP_GUEST_RX_FULL,	/* the guest posted no receive buffer */
+	LHV_NET_DROP_NO_GUEST,		/* no driver attached */
+	LHV_NET_DROP_UPSTREAM_DOWN,
+	LHV_NET_DROP_UPSTREAM_FULL,	/* the connection's send queue is full */
+	LHV_NET_DROP_TOO_LONG,
+	LHV_NET_DROP_NO_MBUF,
+	LHV_NET_NR_DROPS,
+};
+extern const char *const lhv_net_drop_names[LHV_NET_NR_DROPS];
 
 struct lhv_dev_stats {
 	uint64_t requests, responses;
@@ -68,6 +119,7 @@ struct lhv_dev_stats {
 	uint64_t irqs, kicks;
 	uint64_t dropped_responses;
 	uint64_t chain_errors[LHV_WALK_NR_ERRORS];
+	uint64_t net_drops[LHV_NET_NR_DROPS];
 	struct vrio_hist latency;
 };
 
@@ -80,6 +132,7 @@ struct lhv_dev {
 	/* From the io-server's AttachReply; fixed after the first attach. */
 	bool attached;
 	bool described;
+	const struct lhv_dev_ops *ops;
 	uint32_t dev_id;
 	uint64_t dev_features;
 	uint8_t config[LHV_CONFIG_MAX];
@@ -106,6 +159,8 @@ struct lhv_dev {
 	bool broken;
 	unsigned inflight;
 	struct lhv_dev_stats st;
+	struct rte_mbuf *rx[LHV_BUDGET];	/* net: packets for the guest */
+	unsigned n_rx;
 };
 
 enum lhv_up_state {
@@ -149,6 +204,7 @@ struct lhv {
 	pthread_t poller;
 	bool poller_started;
 	struct lhv_chain chain;		/* the poller's scratch chain */
+	struct rte_mempool *mbufs;	/* net devices' packets; NULL without */
 	uint64_t alive_ns;		/* atomic: the poller's last round */
 	struct {
 		uint64_t busy_ns, idle_ns, wakeups;
@@ -156,14 +212,7 @@ struct lhv {
 	struct vrio_metrics_server *metrics;
 };
 
-/* vq.c: the request/response queue path. */
-int lhv_vq_process(struct lhv *l, struct lhv_dev *d, unsigned qi);
-int lhv_vq_complete(struct lhv *l, struct lhv_dev *d, const struct vrio_frame *f,
-		    const void *payload);
-void lhv_vq_notify(struct lhv_dev *d, struct lhv_vq *q);
-/* Enable (true) or suppress guest kicks; returns true if work slipped in. */
-bool lhv_vq_kicks(struct lhv_dev *d, struct lhv_vq *q, bool enable);
-int lhv_vq_resend(struct lhv *l, struct lhv_dev *d);
+/* vq.c: the request/response queue path (lhv_rr_ops). */
 void lhv_dev_break(struct lhv_dev *d, int reason, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static inline uint32_t lhv_frame_id(const struct lhv_dev *d, uint16_t head)
@@ -181,7 +230,14 @@ void lhv_up_close(struct lhv_upstream *up);
 /* Milliseconds until the next reconnect attempt, or -1. */
 int lhv_up_timeout_ms(const struct lhv_upstream *up, uint64_t now);
 
+/* net.c: the packet queue path (lhv_net_ops). */
+int lhv_net_init(struct lhv *l);
+void lhv_net_fini(struct lhv *l);
+void lhv_net_flush(struct lhv_dev *d);
+
 /* vhost.c: the rte_vhost adapter. */
+int lhv_rr_start(struct lhv_dev *d, int vid);
+void lhv_rr_release(struct lhv_dev *d);
 int lhv_vhost_init(struct lhv *l, const char *prog, bool verbose);
 int lhv_vhost_register(struct lhv *l, struct lhv_dev *d);
 void lhv_vhost_unregister(struct lhv *l, struct lhv_dev *d);

@@ -58,11 +58,6 @@ static int setup_devices(struct lhv *l, const char *node)
 
 		if (t->host != l->host)
 			continue;
-		if (t->type != VRIO_DEV_BLK) {
-			VRIO_ERR("%s: %s devices are not supported by this vrio-localhv", t->name,
-				 vrio_dev_type_name(t->type));
-			return -ENOTSUP;
-		}
 		d = &l->devs[n++];
 		d->topo = t;
 		d->name = t->name;
@@ -156,6 +151,8 @@ int main(int argc, char **argv)
 	if (rc == 0)
 		rc = lhv_vhost_init(&l, argv[0], level >= VRIO_LOG_DEBUG);
 	if (rc == 0)
+		rc = lhv_net_init(&l);
+	if (rc == 0)
 		rc = lhv_up_setup(&l);
 	if (rc < 0)
 		goto out;
@@ -196,6 +193,7 @@ out:
 	for (i = 0; i < l.nups; i++)
 		lhv_up_close(&l.ups[i]);
 	vrio_metrics_stop(l.metrics);
+	lhv_net_fini(&l);
 	if (l.ndevs || l.nups)
 		lhv_vhost_fini();
 	free(l.ups);

@@ -9,9 +9,11 @@ static const struct {
 	const char *name, *help;
 	size_t off;
 } dev_counters[] = {
-	{ "vrio_localhv_requests_total", "Requests forwarded to the io-server",
+	{ "vrio_localhv_requests_total",
+	  "Requests (net: packets the guest sent) forwarded to the io-server",
 	  offsetof(struct lhv_dev_stats, requests) },
-	{ "vrio_localhv_responses_total", "Responses written back into the guest or dropped",
+	{ "vrio_localhv_responses_total",
+	  "Responses (net: packets) written into the guest, or dropped for a stopped device",
 	  offsetof(struct lhv_dev_stats, responses) },
 	{ "vrio_localhv_guest_interrupts_total", "Used-buffer notifications sent to the guest",
 	  offsetof(struct lhv_dev_stats, irqs) },
@@ -45,6 +47,18 @@ static void dev_metrics(struct vrio_mw *w, const struct lhv *l)
 		snprintf(lab, sizeof(lab), "%s,direction=\"to_guest\"", l->devs[i].label);
 		vrio_mw_u64(w, "vrio_localhv_bytes_total", lab,
 			    vrio_counter_get(&l->devs[i].st.bytes_in));
+	}
+	vrio_mw_family(w, "vrio_localhv_net_drops_total", "counter",
+		       "Packets of a net device dropped here, by reason");
+	for (i = 0; i < l->ndevs; i++) {
+		if (l->devs[i].topo->type != VRIO_DEV_NET)
+			continue;
+		for (r = 0; r < LHV_NET_NR_DROPS; r++) {
+			snprintf(lab, sizeof(lab), "%s,reason=\"%s\"", l->devs[i].label,
+				 lhv_net_drop_names[r]);
+			vrio_mw_u64(w, "vrio_localhv_net_drops_total", lab,
+				    vrio_counter_get(&l->devs[i].st.net_drops[r]));
+		}
 	}
 	vrio_mw_family(w, "vrio_localhv_chain_errors_total", "counter",
 		       "Descriptor chains refused, by reason");

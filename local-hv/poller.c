@@ -51,7 +51,7 @@ static void dev_started(struct lhv *l, struct lhv_dev *d)
 
 		if (!q->active)
 			continue;
-		lhv_vq_kicks(d, q, true);
+		d->ops->kicks(d, q, true);
 		q->armed = true;
 		lhv_epoll_mod(l, q->kickfd, (void *)((uintptr_t)q | TAG_VQ), true);
 	}
@@ -71,6 +71,8 @@ static void dev_stopping(struct lhv *l, struct lhv_dev *d, uint64_t now)
 		if (d->vq[i].active)
 			lhv_epoll_mod(l, d->vq[i].kickfd, NULL, false);
 	d->inflight = 0;
+	if (d->ops->stopped)
+		d->ops->stopped(d);
 	__atomic_store_n(&d->state, LHV_DEV_IDLE, __ATOMIC_RELEASE);
 }
 
@@ -101,10 +103,10 @@ static int poll_devices(struct lhv *l, uint64_t now)
 			if (!d->vq[qi].active)
 				continue;
 			if (d->vq[qi].armed) {
-				lhv_vq_kicks(d, &d->vq[qi], false);
+				d->ops->kicks(d, &d->vq[qi], false);
 				d->vq[qi].armed = false;
 			}
-			work += lhv_vq_process(l, d, qi);
+			work += d->ops->process(l, d, qi);
 		}
 	}
 	return work;
@@ -122,7 +124,7 @@ static void notify_devices(struct lhv *l)
 			continue;
 		for (qi = 0; qi < d->nvq; qi++)
 			if (d->vq[qi].active)
-				lhv_vq_notify(d, &d->vq[qi]);
+				d->ops->notify(d, &d->vq[qi]);
 	}
 }
 
@@ -139,7 +141,7 @@ static bool arm_kicks(struct lhv *l)
 			continue;
 		for (qi = 0; qi < d->nvq; qi++) {
 			if (d->vq[qi].active && !d->vq[qi].armed) {
-				work |= lhv_vq_kicks(d, &d->vq[qi], true);
+				work |= d->ops->kicks(d, &d->vq[qi], true);
 				d->vq[qi].armed = true;
 			}
 		}

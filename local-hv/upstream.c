@@ -142,7 +142,9 @@ static int on_attach_reply(struct lhv_upstream *up, const Vrio__AttachReply *r)
 			 r->error && r->error[0] ? r->error : strerror(-r->status));
 		return -EPERM;
 	}
-	if (r->type != VRIO__DEVICE_TYPE__DEVICE_TYPE_BLK || r->config.len > LHV_CONFIG_MAX ||
+	if (r->type != (d->topo->type == VRIO_DEV_NET ? VRIO__DEVICE_TYPE__DEVICE_TYPE_NET
+						      : VRIO__DEVICE_TYPE__DEVICE_TYPE_BLK) ||
+	    r->config.len > LHV_CONFIG_MAX ||
 	    r->num_queues == 0 || r->num_queues > LHV_MAX_QUEUES || r->max_request == 0 ||
 	    r->max_request > VRIO_FRAME_MAX_PAYLOAD || (r->features >> 24)) {
 		VRIO_ERR("%s: io-server %s described the device in a way we cannot serve",
@@ -155,6 +157,7 @@ static int on_attach_reply(struct lhv_upstream *up, const Vrio__AttachReply *r)
 		d->config_len = (uint32_t)r->config.len;
 		d->num_queues = r->num_queues;
 		d->max_request = r->max_request;
+		d->ops = r->type == VRIO__DEVICE_TYPE__DEVICE_TYPE_NET ? &lhv_net_ops : &lhv_rr_ops;
 		d->described = true;
 	} else if (d->dev_features != r->features || d->num_queues != r->num_queues ||
 		   d->config_len != r->config.len ||
@@ -177,7 +180,9 @@ static int on_attach_reply(struct lhv_upstream *up, const Vrio__AttachReply *r)
 
 			if (st != LHV_DEV_RUNNING && st != LHV_DEV_STOP)
 				continue;
-			rc = lhv_vq_resend(up->l, up->devs[i]);
+			if (!up->devs[i]->ops->resend)
+				continue;
+			rc = up->devs[i]->ops->resend(up->l, up->devs[i]);
 			if (rc < 0)
 				return rc;
 			n += rc;
@@ -235,15 +240,18 @@ static int on_frame(void *arg, struct vrio_conn *c, const struct vrio_frame *f,
 	case VRIO_FRAME_CTRL:
 		return on_ctrl(up, payload, f->len);
 	case VRIO_FRAME_RESP:
+	case VRIO_FRAME_PKT:
 		d = dev_by_id(up, f->dev);
-		if (!d) {
-			VRIO_ERR("%s: response for unknown device id %u", up_name(up), f->dev);
+		if (!d || d->ops->frame_type != f->type) {
+			VRIO_ERR("%s: %s frame for device id %u, which is no %s device here",
+				 up_name(up), vrio_frame_type_name(f->type), f->dev,
+				 f->type == VRIO_FRAME_PKT ? "net" : "request/response");
 			return -EBADMSG;
 		}
-		rc = lhv_vq_complete(up->l, d, f, payload);
+		rc = d->ops->frame(up->l, d, f, payload);
 		if (rc < 0)
-			VRIO_ERR("%s: %s: response does not match a request (queue %u id %#x len %u)",
-				 up_name(up), d->name, f->queue, f->id, f->len);
+			VRIO_ERR("%s: %s: malformed %s frame (queue %u id %#x len %u)", up_name(up),
+				 d->name, vrio_frame_type_name(f->type), f->queue, f->id, f->len);
 		return rc;
 	default:
 		VRIO_ERR("%s: unexpected %s frame", up_name(up), vrio_frame_type_name(f->type));

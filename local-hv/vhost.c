@@ -121,7 +121,7 @@ static int new_connection(int vid)
 		VRIO_ERR("%s: a frontend is already connected; refusing another", d->name);
 		return -1;
 	}
-	if (rte_vhost_extern_callback_register(vid, &extern_ops, NULL) != 0) {
+	if (d->ops->own_rings && rte_vhost_extern_callback_register(vid, &extern_ops, NULL) != 0) {
 		VRIO_ERR("%s: cannot register vhost-user message hooks", d->name);
 		return -1;
 	}
@@ -154,7 +154,6 @@ static void free_rings(struct lhv_dev *d)
 static void dev_stop(struct lhv_dev *d)
 {
 	struct timespec ms = { 0, 1000000 };
-	unsigned i;
 
 	if (__atomic_load_n(&d->state, __ATOMIC_ACQUIRE) == LHV_DEV_IDLE)
 		return;
@@ -164,12 +163,20 @@ static void dev_stop(struct lhv_dev *d)
 	while (__atomic_load_n(&d->state, __ATOMIC_ACQUIRE) != LHV_DEV_IDLE &&
 	       __atomic_load_n(&g_lhv->poller_started, __ATOMIC_ACQUIRE))
 		nanosleep(&ms, NULL);
+	if (d->ops->release)
+		d->ops->release(d);
+	VRIO_INFO("%s: rings handed back", d->name);
+}
+
+void lhv_rr_release(struct lhv_dev *d)
+{
+	unsigned i;
+
 	for (i = 0; i < d->nvq; i++)
 		if (d->vq[i].active)
 			rte_vhost_set_vring_base(d->vid, (uint16_t)i, d->vq[i].last_avail,
 						 d->vq[i].used_idx);
 	free_rings(d);
-	VRIO_INFO("%s: rings handed back", d->name);
 }
 
 static int map_memory(struct lhv_dev *d, int vid)
@@ -227,35 +234,32 @@ static int setup_vq(struct lhv_dev *d, int vid, unsigned i)
 }
 
 /*
- * Hand the device to the poller with whichever vrings the frontend made
+ * The request/response kind's rings: whichever vrings the frontend made
  * ready. rte_vhost's new_device waits for all of them, but firmware drives
  * only some: SeaBIOS boots from queue 0 of a multi-queue disk.
  */
-static void dev_start(struct lhv_dev *d, int vid)
+int lhv_rr_start(struct lhv_dev *d, int vid)
 {
 	unsigned i, nvq = 0, served = 0;
 	int rc;
 
-	if (__atomic_load_n(&d->state, __ATOMIC_ACQUIRE) != LHV_DEV_IDLE || d->conn_vid != vid)
-		return;
 	for (i = 0; i < LHV_MAX_QUEUES; i++)
 		if (d->ready[i])
 			nvq = i + 1;
 	if (nvq == 0)
-		return;
+		return -ENOENT;
 	if (nvq > d->num_queues) {
 		VRIO_ERR("%s: frontend uses queue %u, the device has %u", d->name, nvq - 1,
 			 d->num_queues);
-		return;
+		return -EINVAL;
 	}
-	if (rte_vhost_get_negotiated_features(vid, &d->features) != 0)
-		return;
 	if (d->features & (1ull << VIRTIO_F_RING_PACKED_BIT)) {
 		VRIO_ERR("%s: packed rings were not offered", d->name);
-		return;
+		return -EINVAL;
 	}
-	if (map_memory(d, vid) < 0)
-		return;
+	rc = map_memory(d, vid);
+	if (rc < 0)
+		return rc;
 	d->nvq = nvq;
 	for (i = 0; i < nvq; i++) {
 		if (!d->ready[i])
@@ -269,10 +273,29 @@ static void dev_start(struct lhv_dev *d, int vid)
 			goto err;
 		served++;
 	}
-	if (!served) {
-		free_rings(d);
+	if (served)
+		return 0;
+	rc = -ENOENT;
+err:
+	free_rings(d);
+	if (rc != -ENOENT)
+		VRIO_ERR("%s: cannot serve the device's rings", d->name);
+	return rc;
+}
+
+/* Hand the device to the poller, its queues set up by its kind. */
+static void dev_start(struct lhv_dev *d, int vid)
+{
+	unsigned i, served = 0;
+
+	if (__atomic_load_n(&d->state, __ATOMIC_ACQUIRE) != LHV_DEV_IDLE || d->conn_vid != vid)
 		return;
-	}
+	if (rte_vhost_get_negotiated_features(vid, &d->features) != 0)
+		return;
+	if (d->ops->start(d, vid) < 0)
+		return;
+	for (i = 0; i < d->nvq; i++)
+		served += d->vq[i].active;
 	d->event_idx = d->features & (1ull << VIRTIO_RING_F_EVENT_IDX);
 	d->indirect = d->features & (1ull << VIRTIO_RING_F_INDIRECT_DESC);
 	d->vid = vid;
@@ -280,12 +303,8 @@ static void dev_start(struct lhv_dev *d, int vid)
 	d->inflight = 0;
 	__atomic_store_n(&d->state, LHV_DEV_START, __ATOMIC_RELEASE);
 	lhv_poller_wake(g_lhv);
-	VRIO_INFO("%s: serving %u of %u queue(s), features %#llx", d->name, served, nvq,
+	VRIO_INFO("%s: serving %u of %u queue(s), features %#llx", d->name, served, d->nvq,
 		  (unsigned long long)d->features);
-	return;
-err:
-	free_rings(d);
-	VRIO_ERR("%s: cannot serve the device's rings", d->name);
 }
 
 /* Messages after which rings or memory may not be what the poller uses. */
@@ -357,7 +376,8 @@ static int vring_state_changed(int vid, uint16_t queue, int enable)
 {
 	struct lhv_dev *d = dev_by_vid(vid);
 
-	if (!d || queue >= LHV_MAX_QUEUES || d->ready[queue] == (enable != 0))
+	if (!d || !d->ops->own_rings || queue >= LHV_MAX_QUEUES ||
+	    d->ready[queue] == (enable != 0))
 		return 0;
 	d->ready[queue] = enable != 0;
 	dev_stop(d);
@@ -413,27 +433,49 @@ int lhv_vhost_init(struct lhv *l, const char *prog, bool verbose)
 	return 0;
 }
 
+/*
+ * Setting a feature word tells rte_vhost that we bring our own device and
+ * turns its net data path off; the packet kind keeps that path and only
+ * takes away what we do not offer.
+ */
+static int set_features(const struct lhv_dev *d, const char *path, uint64_t features)
+{
+	uint64_t have;
+
+	if (d->ops->own_rings)
+		return rte_vhost_driver_set_features(path, features);
+	if (rte_vhost_driver_get_features(path, &have) != 0)
+		return -1;
+	if ((features & ~have) != 0)
+		VRIO_INFO("%s: rte_vhost cannot offer features %#llx", d->name,
+			  (unsigned long long)(features & ~have));
+	return rte_vhost_driver_disable_features(path, have & ~features);
+}
+
 int lhv_vhost_register(struct lhv *l, struct lhv_dev *d)
 {
 	const char *path = d->topo->socket;
-	uint64_t features, pfeatures;
+	uint64_t features, pfeatures, pextra = 0;
 	struct stat sb;
 
 	/* A socket left by an earlier run would make bind fail. */
 	if (lstat(path, &sb) == 0 && S_ISSOCK(sb.st_mode))
 		unlink(path);
+	/* Ring features are ours (or rte_vhost's) to offer; the device's own
+	 * come from the io-server. Neither kind offers packed rings yet. */
 	features = d->dev_features | (1ull << VIRTIO_F_VERSION_1_BIT) |
 		   (1ull << VIRTIO_RING_F_EVENT_IDX) | (1ull << VIRTIO_RING_F_INDIRECT_DESC) |
 		   (1ull << VHOST_USER_F_PROTOCOL_FEATURES_BIT);
+	if (d->ops->own_rings)
+		pextra = 1ull << VHOST_USER_PROTOCOL_F_CONFIG_BIT;
 	d->conn_vid = -1;
 	if (rte_vhost_driver_register(path, 0) != 0) {
 		VRIO_ERR("%s: cannot create vhost-user socket %s", d->name, path);
 		return -EIO;
 	}
-	if (rte_vhost_driver_set_features(path, features) != 0 ||
+	if (set_features(d, path, features) != 0 ||
 	    rte_vhost_driver_get_protocol_features(path, &pfeatures) != 0 ||
-	    rte_vhost_driver_set_protocol_features(
-		    path, pfeatures | (1ull << VHOST_USER_PROTOCOL_F_CONFIG_BIT)) != 0 ||
+	    rte_vhost_driver_set_protocol_features(path, pfeatures | pextra) != 0 ||
 	    rte_vhost_driver_callback_register(path, &vhost_ops) != 0 ||
 	    rte_vhost_driver_start(path) != 0) {
 		VRIO_ERR("%s: cannot start vhost-user socket %s", d->name, path);

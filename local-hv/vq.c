@@ -65,7 +65,7 @@ static int send_chain(struct lhv *l, struct lhv_dev *d, unsigned qi, uint16_t he
 	return rc;
 }
 
-int lhv_vq_process(struct lhv *l, struct lhv_dev *d, unsigned qi)
+static int lhv_vq_process(struct lhv *l, struct lhv_dev *d, unsigned qi)
 {
 	struct lhv_vq *q = &d->vq[qi];
 	struct lhv_walk_opts o = walk_opts(d, q);
@@ -125,8 +125,8 @@ static void scatter(const struct lhv_chain *c, const uint8_t *p, uint32_t len)
 	}
 }
 
-int lhv_vq_complete(struct lhv *l, struct lhv_dev *d, const struct vrio_frame *f,
-		    const void *payload)
+static int lhv_vq_complete(struct lhv *l, struct lhv_dev *d, const struct vrio_frame *f,
+			   const void *payload)
 {
 	uint16_t head = (uint16_t)(f->id & 0xffff);
 	struct lhv_chain *c = &l->chain;
@@ -183,7 +183,7 @@ int lhv_vq_complete(struct lhv *l, struct lhv_dev *d, const struct vrio_frame *f
 	return 0;
 }
 
-void lhv_vq_notify(struct lhv_dev *d, struct lhv_vq *q)
+static void lhv_vq_notify(struct lhv_dev *d, struct lhv_vq *q)
 {
 	uint16_t old = q->signalled_used, now = q->used_idx;
 	bool need;
@@ -208,7 +208,7 @@ void lhv_vq_notify(struct lhv_dev *d, struct lhv_vq *q)
 	}
 }
 
-bool lhv_vq_kicks(struct lhv_dev *d, struct lhv_vq *q, bool enable)
+static bool lhv_vq_kicks(struct lhv_dev *d, struct lhv_vq *q, bool enable)
 {
 	uint16_t *avail_event = (uint16_t *)&q->used->ring[q->size];
 
@@ -227,7 +227,7 @@ bool lhv_vq_kicks(struct lhv_dev *d, struct lhv_vq *q, bool enable)
 	return __atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE) != q->last_avail;
 }
 
-int lhv_vq_resend(struct lhv *l, struct lhv_dev *d)
+static int lhv_vq_resend(struct lhv *l, struct lhv_dev *d)
 {
 	struct lhv_chain *c = &l->chain;
 	struct lhv_walk_opts o;
@@ -257,3 +257,16 @@ int lhv_vq_resend(struct lhv *l, struct lhv_dev *d)
 	}
 	return n;
 }
+
+const struct lhv_dev_ops lhv_rr_ops = {
+	.name = "request/response",
+	.frame_type = VRIO_FRAME_RESP,
+	.own_rings = true,
+	.start = lhv_rr_start,
+	.release = lhv_rr_release,
+	.process = lhv_vq_process,
+	.frame = lhv_vq_complete,
+	.notify = lhv_vq_notify,
+	.kicks = lhv_vq_kicks,
+	.resend = lhv_vq_resend,
+};

@@ -32,7 +32,7 @@ int vrio_frame_decode(const uint8_t in[VRIO_FRAME_HDR_LEN], struct vrio_frame *f
 		return -EBADMSG;
 	if (w.version != VRIO_FRAME_VERSION)
 		return -EPROTONOSUPPORT;
-	if (w.type < VRIO_FRAME_CTRL || w.type > VRIO_FRAME_RACK)
+	if (w.type < VRIO_FRAME_CTRL || w.type > VRIO_FRAME_TYPE_MAX)
 		return -EBADMSG;
 	/* No flags are defined yet: a set bit is a peer we do not understand. */
 	if (w.flags != 0 || w.rsvd != 0)
@@ -63,6 +63,8 @@ const char *vrio_frame_type_name(uint8_t type)
 		return "rdata";
 	case VRIO_FRAME_RACK:
 		return "rack";
+	case VRIO_FRAME_PKT:
+		return "pkt";
 	}
 	return "unknown";
 }

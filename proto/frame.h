@@ -10,6 +10,9 @@
  *   RESP  io-server -> local-hv. payload = the bytes to scatter into the
  *         chain's writable buffers from offset 0; `len` is the used length.
  *         `arg` is 0.
+ *   PKT   either way: one packet of a net device, no reply. `queue` is the
+ *         queue pair, payload = struct vrio_pkt_wire (the packet's
+ *         virtio-net header metadata) followed by the Ethernet frame.
  *
  * The header is decoded into struct vrio_frame, never used in place, so the
  * wire layout below is the single definition of the byte order.
@@ -36,7 +39,9 @@ enum vrio_frame_type {
 	 * carries only the acknowledgement in `arg`. */
 	VRIO_FRAME_RDATA = 4,
 	VRIO_FRAME_RACK = 5,
+	VRIO_FRAME_PKT = 6,
 };
+#define VRIO_FRAME_TYPE_MAX	VRIO_FRAME_PKT
 
 /* Wire layout. All fields little-endian. */
 struct vrio_frame_wire {
@@ -59,6 +64,26 @@ _Static_assert(offsetof(struct vrio_frame_wire, id) == 12, "id offset");
 _Static_assert(offsetof(struct vrio_frame_wire, len) == 16, "len offset");
 _Static_assert(offsetof(struct vrio_frame_wire, arg) == 20, "arg offset");
 _Static_assert(offsetof(struct vrio_frame_wire, flags) == 24, "flags offset");
+
+/*
+ * Ahead of a PKT frame's Ethernet frame: the fields of a virtio-net header
+ * (virtio 1.x, little-endian) that travel with the packet. All zero while
+ * no offload is negotiated, which is all there is today.
+ */
+struct vrio_pkt_wire {
+	uint8_t flags;
+	uint8_t gso_type;
+	uint16_t hdr_len;
+	uint16_t gso_size;
+	uint16_t csum_start;
+	uint16_t csum_offset;
+	uint16_t rsvd;
+} __attribute__((packed));
+
+#define VRIO_PKT_HDR_LEN	12u
+_Static_assert(sizeof(struct vrio_pkt_wire) == VRIO_PKT_HDR_LEN, "packet header size");
+/* Ethernet, with one VLAN tag, around the largest MTU a network may have. */
+#define VRIO_PKT_MAX_FRAME	(9000u + 18u)
 
 /* Decoded header, host byte order. */
 struct vrio_frame {

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The virtio-net device model (virtio 1.1, 5.1): what the io-server tells
+ * local-hv about a net device when it attaches. The guest's MAC, MTU and
+ * link are the VMM's config space (ARCHITECTURE.md): these describe the
+ * device and let the switch enforce the topology's MAC on its port.
+ */
+#ifndef VRIO_IOSERVER_NET_H
+#define VRIO_IOSERVER_NET_H
+
+#include <stdint.h>
+
+#define IOS_NET_CONFIG_LEN	12u	/* mac, status, max_virtqueue_pairs, mtu */
+
+struct ios_net_dev {
+	uint8_t mac[6];
+	uint16_t mtu;
+	uint64_t features;
+	uint8_t config[IOS_NET_CONFIG_LEN];
+	uint32_t num_queues;		/* vrings: one receive, one transmit */
+	uint32_t max_request;		/* a PKT frame's payload */
+};
+
+/* mac is "52:54:00:00:00:01" (the topology checked it). */
+int ios_net_dev_init(struct ios_net_dev *n, const char *mac, unsigned mtu);
+int ios_net_parse_mac(const char *s, uint8_t mac[6]);
+
+#endif

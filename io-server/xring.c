@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Frames between reactors: one single-producer single-consumer byte ring
+ * per ordered pair (from, to), made by its producer the first time it has
+ * something to send and published with a release store; the consumer sees
+ * it on its next turn. A record is a header and the frame, padded to 8
+ * bytes; one that does not fit before the end of the ring is preceded by a
+ * pad record and starts over at the beginning. Positions only grow.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ioserver_internal.h"
+#include "log.h"
+
+#define XREC_PAD	UINT32_MAX
+#define XRING_BUDGET	64
+
+struct xrec {
+	uint32_t len;			/* frame bytes, or XREC_PAD */
+	uint16_t kind;			/* enum ios_xmsg_kind */
+	uint16_t rsvd;
+	struct ios_port *port;
+};
+
+struct ios_xring {
+	uint64_t head;			/* atomic: written by the producer */
+	uint64_t tail;			/* atomic: written by the consumer */
+	uint8_t data[IOS_XRING_BYTES];
+};
+
+_Static_assert((IOS_XRING_BYTES & (IOS_XRING_BYTES - 1)) == 0, "ring size is a power of two");
+_Static_assert(sizeof(struct xrec) == 16, "records stay 8-aligned");
+
+static size_t rec_size(uint32_t len)
+{
+	return sizeof(struct xrec) + (((size_t)len + 7) & ~(size_t)7);
+}
+
+static struct ios_xring **slot(struct ios_server *srv, unsigned from, unsigned to)
+{
+	return &srv->xrings[from * srv->xring_n + to];
+}
+
+bool ios_xring_push(struct ios_reactor *from, unsigned to, enum ios_xmsg_kind kind,
+		    struct ios_port *p, const uint8_t *frame, uint32_t len)
+{
+	struct ios_xring **sp = slot(from->srv, from->idx, to), *x = *sp;
+	size_t need = rec_size(len), off, pad;
+	uint64_t head, tail;
+	struct xrec *rec;
+
+	if (!x) {
+		/* Control path, once per pair: the first frame toward `to`. */
+		x = calloc(1, sizeof(*x));
+		if (!x)
+			return false;
+		__atomic_store_n(sp, x, __ATOMIC_RELEASE);
+	}
+	head = x->head;
+	tail = __atomic_load_n(&x->tail, __ATOMIC_ACQUIRE);
+	off = head & (IOS_XRING_BYTES - 1);
+	pad = off + need > IOS_XRING_BYTES ? IOS_XRING_BYTES - off : 0;
+	if (IOS_XRING_BYTES - (head - tail) < pad + need)
+		return false;
+	if (pad) {
+		rec = (struct xrec *)(x->data + off);
+		rec->len = XREC_PAD;
+		head += pad;
+		off = 0;
+	}
+	rec = (struct xrec *)(x->data + off);
+	rec->len = len;
+	rec->kind = (uint16_t)kind;
+	rec->rsvd = 0;
+	rec->port = p;
+	memcpy(rec + 1, frame, len);
+	__atomic_store_n(&x->head, head + need, __ATOMIC_RELEASE);
+	from->xwake |= 1ull << to;
+	return true;
+}
+
+static int drain_ring(struct ios_reactor *r, struct ios_xring *x)
+{
+	uint64_t tail = x->tail, head = __atomic_load_n(&x->head, __ATOMIC_ACQUIRE);
+	const struct xrec *rec;
+	int n = 0;
+
+	while (tail != head && n < XRING_BUDGET) {
+		rec = (const struct xrec *)(x->data + (tail & (IOS_XRING_BYTES - 1)));
+		if (rec->len == XREC_PAD) {
+			tail += IOS_XRING_BYTES - (tail & (IOS_XRING_BYTES - 1));
+			continue;
+		}
+		if (rec->kind == IOS_XMSG_TO_SWITCH)
+			ios_switch_forward(r, rec->port, (const uint8_t *)(rec + 1), rec->len);
+		else
+			ios_port_deliver(r, rec->port, (const uint8_t *)(rec + 1), rec->len);
+		tail += rec_size(rec->len);
+		n++;
+	}
+	__atomic_store_n(&x->tail, tail, __ATOMIC_RELEASE);
+	return n;
+}
+
+int ios_xring_poll(struct ios_reactor *r)
+{
+	struct ios_server *srv = r->srv;
+	struct ios_xring *x;
+	int n = 0;
+
+	if (!srv->xrings)
+		return 0;
+	for (unsigned from = 0; from < srv->xring_n; from++) {
+		if (from == r->idx)
+			continue;
+		x = __atomic_load_n(slot(srv, from, r->idx), __ATOMIC_ACQUIRE);
+		if (x)
+			n += drain_ring(r, x);
+	}
+	return n;
+}
+
+void ios_xring_kick(struct ios_reactor *r)
+{
+	uint64_t m = r->xwake;
+
+	r->xwake = 0;
+	while (m) {
+		unsigned to = (unsigned)__builtin_ctzll(m);
+
+		m &= m - 1;
+		ios_reactor_wake(r->srv->reactors[to]);
+	}
+}
+
+void ios_xring_free(struct ios_server *srv)
+{
+	if (!srv->xrings)
+		return;
+	for (unsigned i = 0; i < srv->xring_n * srv->xring_n; i++)
+		free(srv->xrings[i]);
+	free(srv->xrings);
+	srv->xrings = NULL;
+	srv->xring_n = 0;
+}

@@ -1,0 +1,291 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The packet-queue path (virtio-net): rte_vhost's own net data path moves
+ * frames in and out of the guest (its dequeue and enqueue bursts: mergeable
+ * receive buffers, packed rings, IOTLB translation are DPDK's), and this file
+ * only carries them between the guest and the io-server as PKT frames.
+ *
+ * Guest transmit: vring 1. Each poll round dequeues a burst, sends each
+ * packet upstream and frees its mbuf. Nothing is in flight afterwards, so a
+ * lost connection loses only the frames on the wire, as a cable would.
+ * Guest receive: vring 0. PKT frames from the io-server are copied into
+ * mbufs and batched; the batch is enqueued once per round, and what the
+ * guest has no buffers for is dropped and counted: a full receive queue
+ * never holds up the upstream connection, and so never another device.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include <rte_errno.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+#include <rte_vhost.h>
+
+#include "localhv.h"
+#include "log.h"
+
+#define NET_RXQ		0
+#define NET_TXQ		1
+#define NET_MAX_SEGS	16	/* mbufs in one dequeued packet */
+#define NET_POOL_SIZE	8191	/* mbufs: a power of two minus one */
+
+const char *const lhv_net_drop_names[LHV_NET_NR_DROPS] = {
+	[LHV_NET_DROP_GUEST_RX_FULL] = "guest_rx_full",
+	[LHV_NET_DROP_NO_GUEST] = "no_guest",
+	[LHV_NET_DROP_UPSTREAM_DOWN] = "upstream_down",
+	[LHV_NET_DROP_UPSTREAM_FULL] = "upstream_full",
+	[LHV_NET_DROP_TOO_LONG] = "too_long",
+	[LHV_NET_DROP_NO_MBUF] = "no_mbuf",
+};
+
+static void count_drop(struct lhv_dev *d, enum lhv_net_drop why, unsigned n)
+{
+	vrio_counter_add(&d->st.net_drops[why], n);
+}
+
+int lhv_net_init(struct lhv *l)
+{
+	unsigned i;
+
+	for (i = 0; i < l->ndevs; i++)
+		if (l->devs[i].topo->type == VRIO_DEV_NET)
+			break;
+	if (i == l->ndevs)
+		return 0;
+	l->mbufs = rte_pktmbuf_pool_create("lhv-mbufs", NET_POOL_SIZE, 0, 0,
+					   RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+	if (!l->mbufs) {
+		VRIO_ERR("%s: cannot create the packet buffer pool: %s", l->host->name,
+			 rte_strerror(rte_errno));
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void lhv_net_fini(struct lhv *l)
+{
+	rte_mempool_free(l->mbufs);
+	l->mbufs = NULL;
+}
+
+/* The control thread: rte_vhost says the guest driver is ready. The rings
+ * stay rte_vhost's; we keep only the transmit kick, to sleep on. */
+static int net_start(struct lhv_dev *d, int vid)
+{
+	struct rte_vhost_vring vr;
+
+	if (rte_vhost_get_vring_num(vid) < 2 ||
+	    rte_vhost_get_vhost_vring(vid, NET_TXQ, &vr) != 0) {
+		VRIO_ERR("%s: the frontend set up no transmit queue", d->name);
+		return -ENOENT;
+	}
+	memset(d->vq, 0, 2 * sizeof(d->vq[0]));
+	d->vq[NET_RXQ].active = true;
+	d->vq[NET_RXQ].kickfd = -1;
+	d->vq[NET_RXQ].callfd = -1;
+	d->vq[NET_TXQ].active = true;
+	d->vq[NET_TXQ].kickfd = vr.kickfd;
+	d->vq[NET_TXQ].callfd = -1;
+	d->nvq = 2;
+	d->n_rx = 0;
+	return 0;
+}
+
+static int send_pkt(struct lhv_dev *d, struct rte_mbuf *m)
+{
+	struct vrio_conn *c = d->up->conn;
+	static const struct vrio_pkt_wire hdr;
+	struct iovec iov[1 + NET_MAX_SEGS];
+	struct vrio_frame f = {
+		.type = VRIO_FRAME_PKT,
+		.dev = d->dev_id,
+		.len = VRIO_PKT_HDR_LEN + m->pkt_len,
+	};
+	struct rte_mbuf *s;
+	int n = 1, rc;
+
+	if (m->nb_segs > NET_MAX_SEGS || m->pkt_len > VRIO_PKT_MAX_FRAME) {
+		count_drop(d, LHV_NET_DROP_TOO_LONG, 1);
+		return 0;
+	}
+	iov[0].iov_base = (void *)&hdr;
+	iov[0].iov_len = sizeof(hdr);
+	for (s = m; s; s = s->next) {
+		iov[n].iov_base = rte_pktmbuf_mtod(s, void *);
+		iov[n++].iov_len = s->data_len;
+	}
+	rc = c->ops->send(c, &f, iov, n);
+	if (rc == -ENOBUFS) {
+		/* The peer is behind: push what we have, try once more. */
+		c->ops->flush(c);
+		rc = c->ops->send(c, &f, iov, n);
+	}
+	if (rc == -ENOBUFS) {
+		count_drop(d, LHV_NET_DROP_UPSTREAM_FULL, 1);
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	vrio_counter_add(&d->st.requests, 1);
+	vrio_counter_add(&d->st.bytes_out, m->pkt_len);
+	return 0;
+}
+
+/* Guest transmit -> io-server. */
+static int net_process(struct lhv *l, struct lhv_dev *d, unsigned qi)
+{
+	struct rte_mbuf *pkts[LHV_BUDGET];
+	uint16_t n, i;
+	bool up;
+	int rc = 0;
+
+	if (qi != NET_TXQ)
+		return 0;
+	n = rte_vhost_dequeue_burst(d->vid, NET_TXQ, l->mbufs, pkts, LHV_BUDGET);
+	up = d->up->conn && __atomic_load_n(&d->up->state, __ATOMIC_RELAXED) == LHV_UP_READY;
+	for (i = 0; i < n; i++) {
+		if (!up)
+			count_drop(d, LHV_NET_DROP_UPSTREAM_DOWN, 1);
+		else if (rc == 0)
+			rc = send_pkt(d, pkts[i]);
+		rte_pktmbuf_free(pkts[i]);
+	}
+	/* A dead connection: its poll notices; these frames are gone. */
+	return n;
+}
+
+/* Copy a packet into a chain of mbufs. */
+static struct rte_mbuf *pkt_mbuf(struct rte_mempool *pool, const uint8_t *p, uint32_t len)
+{
+	struct rte_mbuf *head = NULL, *m;
+	uint32_t n;
+
+	do {
+		m = rte_pktmbuf_alloc(pool);
+		if (!m) {
+			rte_pktmbuf_free(head);
+			return NULL;
+		}
+		n = rte_pktmbuf_tailroom(m);
+		if (n > len)
+			n = len;
+		memcpy(rte_pktmbuf_append(m, (uint16_t)n), p, n);
+		p += n;
+		len -= n;
+		if (!head)
+			head = m;
+		else if (rte_pktmbuf_chain(head, m) < 0) {
+			rte_pktmbuf_free(m);
+			rte_pktmbuf_free(head);
+			return NULL;
+		}
+	} while (len);
+	return head;
+}
+
+/* A PKT frame from the io-server, for the guest. */
+static int net_frame(struct lhv *l, struct lhv_dev *d, const struct vrio_frame *f,
+		     const void *payload)
+{
+	const struct vrio_pkt_wire *h = payload;
+	struct rte_mbuf *m;
+	int state;
+
+	if (f->type != VRIO_FRAME_PKT || f->queue != 0 || f->len < VRIO_PKT_HDR_LEN ||
+	    f->len - VRIO_PKT_HDR_LEN > VRIO_PKT_MAX_FRAME || f->len == VRIO_PKT_HDR_LEN)
+		return -EBADMSG;
+	/* No offload is negotiated: a peer that sets metadata is not one we
+	 * understand. */
+	if (h->flags || h->gso_type || h->hdr_len || h->gso_size || h->csum_start ||
+	    h->csum_offset || h->rsvd)
+		return -EBADMSG;
+	state = __atomic_load_n(&d->state, __ATOMIC_ACQUIRE);
+	if (state != LHV_DEV_RUNNING || d->broken) {
+		count_drop(d, LHV_NET_DROP_NO_GUEST, 1);
+		return 0;
+	}
+	m = pkt_mbuf(l->mbufs, (const uint8_t *)payload + VRIO_PKT_HDR_LEN,
+		     f->len - VRIO_PKT_HDR_LEN);
+	if (!m) {
+		count_drop(d, LHV_NET_DROP_NO_MBUF, 1);
+		return 0;
+	}
+	d->rx[d->n_rx++] = m;
+	if (d->n_rx == LHV_BUDGET)
+		lhv_net_flush(d);
+	return 0;
+}
+
+void lhv_net_flush(struct lhv_dev *d)
+{
+	unsigned done = 0, i;
+	uint64_t bytes = 0;
+
+	if (!d->n_rx)
+		return;
+	/* rte_vhost takes at most its own burst size per call. */
+	if (__atomic_load_n(&d->state, __ATOMIC_ACQUIRE) == LHV_DEV_RUNNING && !d->broken) {
+		while (done < d->n_rx) {
+			uint16_t want = (uint16_t)(d->n_rx - done), n;
+
+			n = rte_vhost_enqueue_burst(d->vid, NET_RXQ, d->rx + done, want);
+			done += n;
+			if (n == 0)
+				break;
+		}
+	}
+	for (i = 0; i < d->n_rx; i++) {
+		if (i < done)
+			bytes += d->rx[i]->pkt_len;
+		rte_pktmbuf_free(d->rx[i]);
+	}
+	if (done) {
+		vrio_counter_add(&d->st.responses, done);
+		vrio_counter_add(&d->st.bytes_in, bytes);
+	}
+	if (done < d->n_rx)
+		count_drop(d, LHV_NET_DROP_GUEST_RX_FULL, d->n_rx - done);
+	d->n_rx = 0;
+}
+
+static void net_notify(struct lhv_dev *d, struct lhv_vq *q)
+{
+	/* rte_vhost signals the guest from its enqueue and dequeue. */
+	if (q == &d->vq[NET_RXQ])
+		lhv_net_flush(d);
+}
+
+static bool net_kicks(struct lhv_dev *d, struct lhv_vq *q, bool enable)
+{
+	if (q != &d->vq[NET_TXQ])
+		return false;
+	rte_vhost_enable_guest_notification(d->vid, NET_TXQ, enable);
+	if (!enable)
+		return false;
+	/* A packet posted before the guest saw notifications on: do not sleep
+	 * on it. (Split rings only: we do not offer packed ones.) */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return rte_vhost_avail_entries(d->vid, NET_TXQ) != 0;
+}
+
+static void net_stopped(struct lhv_dev *d)
+{
+	uint16_t i;
+
+	for (i = 0; i < d->n_rx; i++)
+		rte_pktmbuf_free(d->rx[i]);
+	d->n_rx = 0;
+	memset(d->vq, 0, 2 * sizeof(d->vq[0]));
+	d->nvq = 0;
+}
+
+const struct lhv_dev_ops lhv_net_ops = {
+	.name = "net",
+	.frame_type = VRIO_FRAME_PKT,
+	.start = net_start,
+	.process = net_process,
+	.frame = net_frame,
+	.notify = net_notify,
+	.kicks = net_kicks,
+	.stopped = net_stopped,
+};
