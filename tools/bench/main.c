@@ -12,6 +12,7 @@
 
 #include "bench.h"
 #include "inject.h"
+#include "netrun.h"
 #include "run.h"
 #include "virtq.h"
 #include "workload.h"
@@ -48,6 +49,11 @@ enum opt_id {
 	OPT_CHECK_FILE,
 	OPT_NO_EVENT_IDX,
 	OPT_ZERO_UNWRITTEN,
+	OPT_NET,
+	OPT_PEER_SOCKET,
+	OPT_MAC_A,
+	OPT_MAC_B,
+	OPT_FRAME_SIZE,
 	OPT_HELP,
 };
 
@@ -73,12 +79,19 @@ static const struct option long_opts[] = {
 	{ "check-file", required_argument, NULL, OPT_CHECK_FILE },
 	{ "no-event-idx", no_argument, NULL, OPT_NO_EVENT_IDX },
 	{ "zero-unwritten", no_argument, NULL, OPT_ZERO_UNWRITTEN },
+	{ "net", required_argument, NULL, OPT_NET },
+	{ "peer-socket", required_argument, NULL, OPT_PEER_SOCKET },
+	{ "mac-a", required_argument, NULL, OPT_MAC_A },
+	{ "mac-b", required_argument, NULL, OPT_MAC_B },
+	{ "frame-size", required_argument, NULL, OPT_FRAME_SIZE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
 
 struct main_opts {
 	struct run_opts run;
+	struct netrun_opts net;
+	bool net_mode;
 	const char *inject;
 	const char *check_file;
 	bool zero_unwritten;
@@ -92,6 +105,8 @@ static void usage(FILE *out)
 		"usage: vrio-bench --socket PATH [options]        load, verify\n"
 		"       vrio-bench --socket PATH --inject KIND    post one malformed chain\n"
 		"       vrio-bench --check-file PATH --state FILE [--offset BYTES] [--zero-unwritten]\n"
+		"       vrio-bench --net stream|rr --socket A --peer-socket B [options]\n"
+		"                                                  two virtio-net ports on one switch\n"
 		"\n"
 		"  --rw MODE          randread (default), randwrite, read, write, randrw\n"
 		"  --bs BYTES         request size, a multiple of 512 (default 4096)\n"
@@ -111,6 +126,14 @@ static void usage(FILE *out)
 		"  --no-event-idx     do not negotiate VIRTIO_RING_F_EVENT_IDX (use ring flags)\n"
 		"  --zero-unwritten   with --check-file: blocks never written must read as zeros\n"
 		"  --json             print the report as one JSON object on stdout\n"
+		"\n"
+		"  --net MODE         stream: A sends to B as fast as it can (packets/s, loss);\n"
+		"                     rr: B answers each frame, A times the round trip\n"
+		"  --peer-socket PATH the second port, B (--socket is A)\n"
+		"  --mac-a, --mac-b   the ports' source MACs (default 52:54:00:00:00:01, :02)\n"
+		"  --frame-size BYTES Ethernet frame without FCS, 27 to 2036 (default 64)\n"
+		"  with --net: --iodepth (rr: in flight), --runtime, --count (frames or\n"
+		"  transactions), --queue-size, --timeout (rr: a lost transaction), --poll\n"
 		"  --quiet            no informational messages\n"
 		"\n"
 		"sizes take a K, M, G or T suffix (powers of 1024). --inject KIND is one of:\n");
@@ -155,6 +178,19 @@ static int parse_u64(const char *s, uint64_t *v, bool suffix)
 	if (*end || (shift && n > (UINT64_MAX >> shift)))
 		return -EINVAL;
 	*v = (uint64_t)n << shift;
+	return 0;
+}
+
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned int b[6];
+	char tail;
+
+	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
+		   &tail) != 6 || (b[0] & 1))
+		return -EINVAL;
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)b[i];
 	return 0;
 }
 
@@ -284,6 +320,33 @@ static int parse_args(int argc, char **argv, struct main_opts *m)
 		case OPT_ZERO_UNWRITTEN:
 			m->zero_unwritten = true;
 			break;
+		case OPT_NET:
+			if (!strcmp(optarg, "stream")) {
+				m->net.mode = NET_STREAM;
+			} else if (!strcmp(optarg, "rr")) {
+				m->net.mode = NET_RR;
+			} else {
+				bench_err("--net: expected stream or rr, got '%s'", optarg);
+				return -EINVAL;
+			}
+			m->net_mode = true;
+			break;
+		case OPT_PEER_SOCKET:
+			m->net.sock_b = optarg;
+			break;
+		case OPT_MAC_A:
+		case OPT_MAC_B:
+			if (parse_mac(optarg, c == OPT_MAC_A ? m->net.mac_a : m->net.mac_b) < 0) {
+				bench_err("%s: expected a unicast MAC like 52:54:00:00:00:01, got '%s'",
+					  c == OPT_MAC_A ? "--mac-a" : "--mac-b", optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_FRAME_SIZE:
+			if (parse_uint("--frame-size", optarg, 27, 2036, false, &v) < 0)
+				return -EINVAL;
+			m->net.frame_size = (uint32_t)v;
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			return 1;
@@ -305,6 +368,29 @@ static int parse_args(int argc, char **argv, struct main_opts *m)
 	if (!o->socket) {
 		bench_err("--socket is required");
 		return -EINVAL;
+	}
+	if (m->net_mode) {
+		if (!m->net.sock_b) {
+			bench_err("--net needs --peer-socket");
+			return -EINVAL;
+		}
+		if (!memcmp(m->net.mac_a, m->net.mac_b, 6)) {
+			bench_err("--mac-a and --mac-b must differ");
+			return -EINVAL;
+		}
+		m->net.sock_a = o->socket;
+		m->net.iodepth = o->iodepth;
+		m->net.queue_size = o->queue_size;
+		m->net.runtime = o->runtime;
+		m->net.count = o->count;
+		m->net.poll = o->poll;
+		m->net.quiet = o->quiet;
+		m->net.no_event_idx = o->no_event_idx;
+		if (o->timeout_ms != 10000)
+			m->net.timeout_ms = o->timeout_ms;
+		if (!o->runtime && !o->count)
+			m->net.runtime = 5;
+		return 0;
 	}
 	if (o->size && o->size % o->bs) {
 		bench_err("--size: not a multiple of --bs");
@@ -409,6 +495,67 @@ static void report_json(const struct run_opts *o, const struct run_result *r)
 	       us(r->hist.max_ns), r->cpu_user_s, r->cpu_sys_s, r->kicks, r->calls);
 }
 
+static void net_report(const struct main_opts *m, const struct netrun_result *r)
+{
+	const struct netrun_opts *o = &m->net;
+	double el = r->elapsed_s > 0 ? r->elapsed_s : 1e-9;
+	double pps = (double)r->received / el;
+	const char *mode = o->mode == NET_RR ? "rr" : "stream";
+
+	if (!m->json || !o->quiet) {
+		FILE *out = m->json ? stderr : stdout;
+
+		fprintf(out, "net %s frame=%u iodepth=%u: %" PRIu64 " sent, %" PRIu64 " %s, %" PRIu64
+			" lost, %" PRIu64 " bad in %.3f s%s\n",
+			mode, o->frame_size, o->mode == NET_RR ? o->iodepth : 0, r->sent,
+			r->received, o->mode == NET_RR ? "answered" : "received", r->lost, r->bad,
+			r->elapsed_s, r->interrupted ? " (interrupted)" : "");
+		fprintf(out, "  %.1f %s/s, %.2f Mbit/s at B\n", pps,
+			o->mode == NET_RR ? "transactions" : "packets",
+			(double)r->bytes * 8.0 / el / 1e6);
+		if (o->mode == NET_RR)
+			fprintf(out, "  round trip us: mean %.2f, p50 %.2f, p99 %.2f, p99.9 %.2f, max %.2f\n",
+				hist_mean(&r->hist) / 1000.0, us(hist_percentile(&r->hist, 0.50)),
+				us(hist_percentile(&r->hist, 0.99)),
+				us(hist_percentile(&r->hist, 0.999)), us(r->hist.max_ns));
+		fprintf(out, "  cpu user %.3f s, sys %.3f s\n", r->cpu_user_s, r->cpu_sys_s);
+	}
+	if (!m->json)
+		return;
+	printf("{\"net\":\"%s\",\"frame_size\":%u,\"iodepth\":%u,\"sent\":%" PRIu64
+	       ",\"received\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"reordered\":%" PRIu64
+	       ",\"bad\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"elapsed_s\":%.6f,\"pps\":%.1f,"
+	       "\"mbit_s\":%.3f,\"rtt_us\":{\"mean\":%.3f,\"p50\":%.3f,\"p99\":%.3f,"
+	       "\"p99_9\":%.3f,\"max\":%.3f},\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,"
+	       "\"failed\":%s,\"disconnected\":%s}\n",
+	       mode, o->frame_size, o->iodepth, r->sent, r->received, r->lost, r->reordered,
+	       r->bad, r->bytes, r->elapsed_s, pps, (double)r->bytes * 8.0 / el / 1e6,
+	       hist_mean(&r->hist) / 1000.0, us(hist_percentile(&r->hist, 0.50)),
+	       us(hist_percentile(&r->hist, 0.99)), us(hist_percentile(&r->hist, 0.999)),
+	       us(r->hist.max_ns), r->cpu_user_s, r->cpu_sys_s, r->failed ? "true" : "false",
+	       r->disconnected ? "true" : "false");
+}
+
+static int do_net(struct main_opts *m)
+{
+	struct netrun_result *res = malloc(sizeof(*res));
+	int ret;
+
+	if (!res) {
+		bench_err("out of memory");
+		return 1;
+	}
+	ret = netrun_bench(&m->net, res);
+	if (ret < 0) {
+		free(res);
+		return 1;
+	}
+	net_report(m, res);
+	ret = res->failed || res->disconnected || res->bad || !res->received;
+	free(res);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -419,6 +566,8 @@ int main(int argc, char **argv)
 
 	run_opts_init(&m.run);
 	m.run.stop = &stop_requested;
+	netrun_opts_init(&m.net);
+	m.net.stop = &stop_requested;
 	ret = parse_args(argc, argv, &m);
 	if (ret < 0) {
 		fprintf(stderr, "see vrio-bench --help\n");
@@ -434,6 +583,8 @@ int main(int argc, char **argv)
 
 	if (m.check_file)
 		return do_check_file(&m);
+	if (m.net_mode)
+		return do_net(&m);
 
 	if (m.inject) {
 		io = (struct inject_opts){

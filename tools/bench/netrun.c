@@ -1,0 +1,409 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * The net load: two virtio-net devices, A and B, on one switch (vrio's
+ * io-server, or any vhost-user-net backend that forwards between them).
+ *
+ *   stream  A sends frames to B as fast as its ring allows; B counts them,
+ *           checks their sequence and contents. Packets per second, bytes,
+ *           loss.
+ *   rr      request/response: A sends, B answers each frame at once, A
+ *           times the round trip; iodepth transactions in flight.
+ *
+ * Both start with a broadcast hello from each side, so that a learning
+ * switch knows both addresses before the measurement.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "bench.h"
+#include "netdrv.h"
+#include "netrun.h"
+
+#define NET_ETHERTYPE 0x88b6	/* IEEE local experimental 2 */
+#define NET_MAGIC 0x31424e56u	/* "VNB1" */
+#define SPIN_NS 50000ull
+#define WAIT_MAX_MS 10
+#define HELLO_TIMEOUT_NS (5ull * 1000000000ull)
+#define DRAIN_NS (200ull * 1000000ull)
+
+enum { K_DATA, K_REPLY, K_HELLO };
+
+struct pkt {
+	uint8_t dst[6], src[6];
+	uint16_t ethertype;
+	uint32_t magic;
+	uint32_t seq;
+	uint64_t t_ns;
+	uint8_t kind;
+} __attribute__((packed));
+
+struct netrun {
+	const struct netrun_opts *o;
+	struct netrun_result *res;
+	struct netdev a, b;
+	uint8_t frame[NET_MAX_FRAME];
+	uint32_t next_seq, expect_seq;
+	bool hello_a, hello_b;
+	bool fatal;
+	/* rr: the transactions in flight, by seq % iodepth. */
+	uint64_t *sent_ns;
+	uint32_t *slot_seq;
+	uint64_t t_end;
+};
+
+static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+
+static uint8_t fill_byte(uint32_t seq, uint32_t i)
+{
+	return (uint8_t)(seq * 31u + i * 7u);
+}
+
+static uint32_t build(struct netrun *r, const uint8_t *dst, const uint8_t *src, uint8_t kind,
+		      uint32_t seq, uint64_t t)
+{
+	struct pkt *p = (struct pkt *)r->frame;
+	uint32_t len = r->o->frame_size;
+
+	memcpy(p->dst, dst, 6);
+	memcpy(p->src, src, 6);
+	p->ethertype = htobe16(NET_ETHERTYPE);
+	p->magic = htole32(NET_MAGIC);
+	p->seq = htole32(seq);
+	p->t_ns = htole64(t);
+	p->kind = kind;
+	for (uint32_t i = sizeof(*p); i < len; i++)
+		r->frame[i] = fill_byte(seq, i);
+	return len;
+}
+
+/* 0 and the packet, or -EBADMSG for a frame that is not ours or damaged. */
+static int parse(struct netrun *r, const uint8_t *f, uint32_t len, struct pkt *out)
+{
+	if (len < sizeof(*out))
+		return -EBADMSG;
+	memcpy(out, f, sizeof(*out));
+	if (be16toh(out->ethertype) != NET_ETHERTYPE || le32toh(out->magic) != NET_MAGIC)
+		return -EBADMSG;
+	out->seq = le32toh(out->seq);
+	out->t_ns = le64toh(out->t_ns);
+	if (out->kind == K_HELLO)
+		return 0;
+	if (len != r->o->frame_size)
+		return -EBADMSG;
+	for (uint32_t i = sizeof(*out); i < len; i++)
+		if (f[i] != fill_byte(out->seq, i))
+			return -EBADMSG;
+	return 0;
+}
+
+static bool send_one(struct netrun *r, struct netdev *d, const uint8_t *dst, const uint8_t *src,
+		     uint8_t kind, uint32_t seq, uint64_t t)
+{
+	uint32_t len = build(r, dst, src, kind, seq, t);
+	int ret;
+
+	if (netdev_reap_tx(d) < 0) {
+		r->fatal = true;
+		return false;
+	}
+	ret = netdev_send(d, r->frame, len);
+	if (ret == -ENOSPC)
+		return false;
+	if (ret < 0) {
+		r->fatal = true;
+		return false;
+	}
+	return true;
+}
+
+/* Waits for a completion on either device, or a short while. */
+static void wait_work(struct netrun *r, uint64_t since)
+{
+	struct netdev *devs[2] = { &r->a, &r->b };
+	struct pollfd pfd[6];
+	bool pending = false;
+	int n = 0, ret;
+
+	if (r->o->poll || bench_now_ns() - since < SPIN_NS) {
+		bench_cpu_relax();
+		return;
+	}
+	for (int i = 0; i < 2; i++) {
+		for (unsigned int q = 0; q < 2; q++) {
+			pending |= virtq_enable_cb(&devs[i]->v.vqs[q]);
+			pfd[n++] = (struct pollfd){ .fd = devs[i]->v.vqs[q].call_fd, .events = POLLIN };
+		}
+		pfd[n++] = (struct pollfd){ .fd = devs[i]->v.vu.fd, .events = POLLIN };
+	}
+	if (!pending) {
+		ret = poll(pfd, (nfds_t)n, WAIT_MAX_MS);
+		if (ret < 0 && errno != EINTR)
+			r->fatal = true;
+		for (int i = 0; ret > 0 && i < 2; i++) {
+			for (unsigned int q = 0; q < 2; q++)
+				if (pfd[i * 3 + q].revents & POLLIN)
+					virtq_drain_call(&devs[i]->v.vqs[q]);
+			if (pfd[i * 3 + 2].revents && vu_check_peer(&devs[i]->v.vu) != 0) {
+				bench_err("%s: the backend went away", devs[i]->name);
+				r->res->disconnected = true;
+				r->fatal = true;
+			}
+		}
+	}
+	for (int i = 0; i < 2; i++)
+		for (unsigned int q = 0; q < 2; q++)
+			virtq_disable_cb(&devs[i]->v.vqs[q]);
+}
+
+static void rr_send(struct netrun *r, uint64_t now)
+{
+	uint32_t seq = r->next_seq;
+
+	if (!send_one(r, &r->a, r->o->mac_b, r->o->mac_a, K_DATA, seq, now))
+		return;
+	r->slot_seq[seq % r->o->iodepth] = seq;
+	r->sent_ns[seq % r->o->iodepth] = now;
+	r->next_seq++;
+	r->res->sent++;
+}
+
+static bool want_more(const struct netrun *r, uint64_t now)
+{
+	return !*r->o->stop && now < r->t_end && (!r->o->count || r->res->sent < r->o->count);
+}
+
+/* Everything device `d` received; B answers (rr) or counts (stream), A
+ * completes transactions (rr). Returns the frames taken. */
+static int receive(struct netrun *r, struct netdev *d, uint64_t now)
+{
+	const uint8_t *f;
+	unsigned int slot;
+	uint32_t len;
+	struct pkt p;
+	int n = 0, ret;
+
+	while ((ret = netdev_recv(d, &f, &len, &slot)) == 0) {
+		n++;
+		if (parse(r, f, len, &p) < 0) {
+			r->res->bad++;
+		} else if (p.kind == K_HELLO) {
+			if (d == &r->a)
+				r->hello_a = true;
+			else
+				r->hello_b = true;
+		} else if (d == &r->b && p.kind == K_DATA) {
+			r->res->bytes += len;
+			if (r->o->mode == NET_RR) {
+				/* The answer goes from B's buffer straight back. */
+				netdev_rx_done(d, slot);
+				send_one(r, &r->b, r->o->mac_a, r->o->mac_b, K_REPLY, p.seq, p.t_ns);
+				continue;
+			}
+			r->res->received++;
+			if (p.seq >= r->expect_seq)
+				r->expect_seq = p.seq + 1;
+			else
+				r->res->reordered++;
+		} else if (d == &r->a && p.kind == K_REPLY && r->o->mode == NET_RR) {
+			unsigned int s = p.seq % r->o->iodepth;
+
+			if (r->slot_seq[s] == p.seq && r->sent_ns[s]) {
+				hist_add(&r->res->hist, now - r->sent_ns[s]);
+				r->sent_ns[s] = 0;
+				r->res->received++;
+				if (want_more(r, now))
+					rr_send(r, now);
+			}
+		} else {
+			r->res->bad++;
+		}
+		netdev_rx_done(d, slot);
+	}
+	if (ret != -EAGAIN)
+		r->fatal = true;
+	return n;
+}
+
+/* rr: a transaction that waited past the timeout is lost; start another. */
+static void rr_expire(struct netrun *r, uint64_t now)
+{
+	uint64_t limit = (uint64_t)r->o->timeout_ms * 1000000ull;
+
+	for (unsigned int s = 0; s < r->o->iodepth; s++) {
+		if (r->sent_ns[s] && now - r->sent_ns[s] > limit) {
+			r->sent_ns[s] = 0;
+			r->res->lost++;
+			if (want_more(r, now))
+				rr_send(r, now);
+		}
+	}
+}
+
+static bool rr_idle(const struct netrun *r)
+{
+	for (unsigned int s = 0; s < r->o->iodepth; s++)
+		if (r->sent_ns[s])
+			return false;
+	return true;
+}
+
+static int kick_both(struct netrun *r)
+{
+	if (netdev_kick(&r->a) < 0 || netdev_kick(&r->b) < 0) {
+		r->fatal = true;
+		return -EIO;
+	}
+	return 0;
+}
+
+static int say_hello(struct netrun *r)
+{
+	uint64_t t0 = bench_now_ns(), last = t0, now;
+
+	while (!r->fatal && (!r->hello_a || !r->hello_b)) {
+		now = bench_now_ns();
+		/* Resent every 100 ms: a switch may still be setting up. */
+		if (now == t0 || now - last > 100000000ull) {
+			send_one(r, &r->b, bcast, r->o->mac_b, K_HELLO, 0, 0);
+			send_one(r, &r->a, bcast, r->o->mac_a, K_HELLO, 0, 0);
+			last = now;
+		}
+		kick_both(r);
+		if (receive(r, &r->a, now) + receive(r, &r->b, now) == 0)
+			wait_work(r, last);
+		if (now - t0 > HELLO_TIMEOUT_NS) {
+			bench_err("no hello %s within 5 s: are both ports on one switch?",
+				  !r->hello_a ? "from B at A" : "from A at B");
+			return -ETIMEDOUT;
+		}
+		if (*r->o->stop)
+			return -EINTR;
+	}
+	return r->fatal ? -EIO : 0;
+}
+
+static void run_loop(struct netrun *r)
+{
+	uint64_t now = bench_now_ns(), last_work = now, drain_until = 0;
+	int work;
+
+	r->t_end = r->o->runtime > 0 ? now + (uint64_t)(r->o->runtime * 1e9) : UINT64_MAX;
+	if (r->o->mode == NET_RR)
+		for (unsigned int i = 0; i < r->o->iodepth && want_more(r, now); i++)
+			rr_send(r, now);
+	while (!r->fatal) {
+		now = bench_now_ns();
+		work = 0;
+		if (r->o->mode == NET_STREAM) {
+			/* A window of B's ring: the rate B keeps up with, not how
+			 * fast A can drop frames into a full receive queue. Frames
+			 * after the last one B saw count as in flight. */
+			while (want_more(r, now) && r->next_seq - r->expect_seq < r->o->queue_size &&
+			       send_one(r, &r->a, r->o->mac_b, r->o->mac_a, K_DATA, r->next_seq, now)) {
+				r->next_seq++;
+				r->res->sent++;
+				work++;
+			}
+			/* A tail that never arrives: give up on it after the timeout. */
+			if (work == 0 && r->next_seq != r->expect_seq &&
+			    now - last_work > (uint64_t)r->o->timeout_ms * 1000000ull)
+				r->expect_seq = r->next_seq;
+		}
+		kick_both(r);
+		work += receive(r, &r->b, now);
+		work += receive(r, &r->a, now);
+		if (r->o->mode == NET_RR)
+			rr_expire(r, now);
+		kick_both(r);
+		if (!want_more(r, now)) {
+			bool idle = r->o->mode == NET_RR ? rr_idle(r)
+							 : r->res->received >= r->res->sent;
+			if (!drain_until)
+				drain_until = now + DRAIN_NS;
+			if (idle || now > drain_until || *r->o->stop)
+				break;
+		}
+		if (work)
+			last_work = now;
+		else
+			wait_work(r, last_work);
+	}
+	if (r->o->mode == NET_STREAM)
+		r->res->lost = r->res->sent - r->res->received;
+	else
+		for (unsigned int s = 0; s < r->o->iodepth; s++)
+			r->res->lost += r->sent_ns[s] != 0;
+}
+
+void netrun_opts_init(struct netrun_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->mode = NET_STREAM;
+	o->frame_size = 64;
+	o->iodepth = 1;
+	o->queue_size = 256;
+	o->timeout_ms = 1000;
+	memcpy(o->mac_a, (uint8_t[6]){ 0x52, 0x54, 0x00, 0x00, 0x00, 0x01 }, 6);
+	memcpy(o->mac_b, (uint8_t[6]){ 0x52, 0x54, 0x00, 0x00, 0x00, 0x02 }, 6);
+}
+
+static double tv_seconds(const struct timeval *tv)
+{
+	return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
+}
+
+int netrun_bench(const struct netrun_opts *o, struct netrun_result *res)
+{
+	struct netdev_opts da = { .socket = o->sock_a, .timeout_ms = 5000, .quiet = o->quiet,
+				  .no_event_idx = o->no_event_idx };
+	struct netdev_opts db = da;
+	struct rusage ru0, ru1;
+	struct netrun *r;
+	uint64_t t0;
+	int ret;
+
+	memset(res, 0, sizeof(*res));
+	hist_init(&res->hist);
+	if (o->frame_size < sizeof(struct pkt) || o->frame_size > NET_MAX_FRAME || !o->iodepth)
+		return -EINVAL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->o = o;
+	r->res = res;
+	r->a.v.mem.fd = r->b.v.mem.fd = -1;
+	r->sent_ns = calloc(o->iodepth, sizeof(*r->sent_ns));
+	r->slot_seq = calloc(o->iodepth, sizeof(*r->slot_seq));
+	db.socket = o->sock_b;
+	ret = !r->sent_ns || !r->slot_seq ? -ENOMEM : netdev_connect(&r->a, &da);
+	if (ret == 0) {
+		ret = netdev_connect(&r->b, &db);
+		if (ret == 0)
+			ret = netdev_start(&r->a, (uint16_t)o->queue_size);
+		if (ret == 0)
+			ret = netdev_start(&r->b, (uint16_t)o->queue_size);
+		if (ret == 0)
+			ret = say_hello(r);
+		if (ret == 0) {
+			getrusage(RUSAGE_SELF, &ru0);
+			t0 = bench_now_ns();
+			run_loop(r);
+			res->elapsed_s = (double)(bench_now_ns() - t0) / 1e9;
+			getrusage(RUSAGE_SELF, &ru1);
+			res->cpu_user_s = tv_seconds(&ru1.ru_utime) - tv_seconds(&ru0.ru_utime);
+			res->cpu_sys_s = tv_seconds(&ru1.ru_stime) - tv_seconds(&ru0.ru_stime);
+			res->failed = r->fatal;
+		}
+		netdev_close(&r->b);
+		netdev_close(&r->a);
+	}
+	res->interrupted = *o->stop != 0;
+	free(r->sent_ns);
+	free(r->slot_seq);
+	free(r);
+	return ret;
+}
