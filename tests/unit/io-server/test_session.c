@@ -2,7 +2,10 @@
 /*
  * The session protocol, driven through an in-memory transport: hello,
  * attach and its refusals, REQ/RESP, heartbeats, device errors, detach,
- * and the garbage that must close the connection (and only it).
+ * and the garbage that must close the connection (and only it). Then the
+ * switch, through the same sessions: PKT frames between net devices of two
+ * hosts, learning, flooding, ageing, isolation between networks, and the
+ * frames it must drop.
  */
 #include <endian.h>
 #include <errno.h>
@@ -51,7 +54,35 @@ static const char topo_yaml[] =
 	"    host: host0\n"
 	"    io_server: io1\n"
 	"    socket: /run/vrio/c.sock\n"
-	"    backend: {ram: 1M}\n";
+	"    backend: {ram: 1M}\n"
+	"  - name: nic-a\n"
+	"    type: net\n"
+	"    host: host0\n"
+	"    io_server: io0\n"
+	"    socket: /run/vrio/na.sock\n"
+	"    mac: 52:54:00:00:00:0a\n"
+	"    network: lan\n"
+	"  - name: nic-b\n"
+	"    type: net\n"
+	"    host: host1\n"
+	"    io_server: io0\n"
+	"    socket: /run/vrio/nb.sock\n"
+	"    mac: 52:54:00:00:00:0b\n"
+	"    network: lan\n"
+	"  - name: nic-c\n"
+	"    type: net\n"
+	"    host: host0\n"
+	"    io_server: io0\n"
+	"    socket: /run/vrio/nc.sock\n"
+	"    mac: 52:54:00:00:00:0c\n"
+	"    network: other\n"
+	"networks:\n"
+	"  - name: lan\n"
+	"    ageing: 2\n"
+	"  - name: other\n";
+
+/* dev_id of each net device: io0's devices in topology order. */
+enum { NIC_A = 2, NIC_B = 3, NIC_C = 4 };
 
 /* ---- an in-memory transport ---- */
 
@@ -234,7 +265,9 @@ static int setup(void **state)
 	assert_non_null(f->srv.self);
 	assert_int_equal(ios_bdev_register_builtin(), 0);
 	assert_int_equal(ios_devices_open(&f->srv), 0);
-	assert_int_equal(f->srv.n_devs, 2);
+	assert_int_equal(f->srv.n_devs, 5);
+	assert_int_equal(ios_switch_open(&f->srv, 1), 0);
+	assert_int_equal(f->srv.n_nets, 2);
 	assert_int_equal(ios_reactor_create(&f->srv, 0, &f->r), 0);
 	for (i = 0; i < 2; i++) {
 		f->fc[i].base.ops = &fake_ops;
@@ -274,6 +307,7 @@ static int teardown(void **state)
 	ios_reactor_destroy(f->r);
 	for (i = 0; i < 2; i++)
 		free_msgs(&f->fc[i]);
+	ios_switch_close(&f->srv);
 	ios_devices_close(&f->srv);
 	vrio_topology_free(f->topo);
 	free(f);
@@ -334,7 +368,15 @@ static int attach(struct fixture *f, int i, const char *dev, uint32_t *dev_id)
 	assert_int_equal(m->msg_case, VRIO__CTRL__MSG_ATTACH_REPLY);
 	assert_int_equal(m->seq, 7);
 	status = m->attach_reply->status;
-	if (status == 0) {
+	if (status == 0 && !strncmp(dev, "nic-", 4)) {
+		assert_int_equal(m->attach_reply->type, VRIO__DEVICE_TYPE__DEVICE_TYPE_NET);
+		assert_int_equal(m->attach_reply->config.len, IOS_NET_CONFIG_LEN);
+		assert_int_equal(m->attach_reply->num_queues, 2);
+		/* The config's MAC is the topology's. */
+		assert_int_equal(m->attach_reply->config.data[5], 0x0a + (dev[4] - 'a'));
+		if (dev_id)
+			*dev_id = m->attach_reply->dev_id;
+	} else if (status == 0) {
 		assert_string_equal(m->attach_reply->device, dev);
 		assert_int_equal(m->attach_reply->type, VRIO__DEVICE_TYPE__DEVICE_TYPE_BLK);
 		assert_int_equal(m->attach_reply->config.len, IOS_BLK_CONFIG_LEN);
@@ -352,6 +394,65 @@ static int attach(struct fixture *f, int i, const char *dev, uint32_t *dev_id)
 	}
 	vrio_ctrl_free(m);
 	return status;
+}
+
+/* A PKT frame: no offload metadata, then an Ethernet frame of `len` bytes
+ * from `src` to `dst` whose payload bytes are `fill`. */
+static void push_pkt(struct fake_conn *fc, uint32_t dev, const uint8_t dst[6],
+		     const uint8_t src[6], uint32_t len, uint8_t fill)
+{
+	struct vrio_frame f = { .type = VRIO_FRAME_PKT, .dev = dev };
+	uint8_t *p = calloc(1, VRIO_PKT_HDR_LEN + len + 14);
+
+	memcpy(p + VRIO_PKT_HDR_LEN, dst, 6);
+	memcpy(p + VRIO_PKT_HDR_LEN + 6, src, 6);
+	p[VRIO_PKT_HDR_LEN + 12] = 0x08;
+	if (len > 14)
+		memset(p + VRIO_PKT_HDR_LEN + 14, fill, len - 14);
+	f.len = VRIO_PKT_HDR_LEN + len;
+	push(fc, &f, p);
+	free(p);
+}
+
+/* The PKT frames a connection got since the last clear, for `dev`. */
+static unsigned pkts_for(const struct fake_conn *fc, uint32_t dev, uint8_t fill)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < fc->n_out; i++) {
+		const struct msg *m = &fc->out[i];
+
+		if (m->f.type != VRIO_FRAME_PKT || m->f.dev != dev)
+			continue;
+		assert_true(m->f.len > VRIO_PKT_HDR_LEN + 14);
+		for (unsigned k = 0; k < VRIO_PKT_HDR_LEN; k++)
+			assert_int_equal(m->payload[k], 0);
+		n += m->payload[m->f.len - 1] == fill;
+	}
+	return n;
+}
+
+static const uint8_t mac_a[6] = { 0x52, 0x54, 0, 0, 0, 0x0a };
+static const uint8_t mac_b[6] = { 0x52, 0x54, 0, 0, 0, 0x0b };
+static const uint8_t mac_c[6] = { 0x52, 0x54, 0, 0, 0, 0x0c };
+static const uint8_t mac_x[6] = { 0x52, 0x54, 0, 0, 0, 0x77 };
+static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+
+static uint64_t drops(const struct fixture *f, uint32_t dev, enum ios_port_drop why)
+{
+	return f->srv.devs[dev].port->st.drops[why];
+}
+
+/* host0 has nic-a (lan) and nic-c (other) on connection 0, host1 nic-b. */
+static void net_up(struct fixture *f)
+{
+	hello_ok(f, 0, "host0");
+	hello_ok(f, 1, "host1");
+	assert_int_equal(attach(f, 0, "nic-a", NULL), 0);
+	assert_int_equal(attach(f, 0, "nic-c", NULL), 0);
+	assert_int_equal(attach(f, 1, "nic-b", NULL), 0);
+	clear_out(&f->fc[0]);
+	clear_out(&f->fc[1]);
 }
 
 /* ---- tests ---- */
@@ -664,6 +765,121 @@ static void test_metrics_exposition(void **state)
 	f->srv.n_reactors = 0;
 }
 
+static void test_switch_forwarding(void **state)
+{
+	struct fixture *f = *state;
+	struct ios_network *lan = f->srv.devs[NIC_A].port->net;
+
+	net_up(f);
+	/* A broadcast from b floods lan (to a) and never reaches other (c). */
+	push_pkt(&f->fc[1], NIC_B, bcast, mac_b, 60, 1);
+	turn(f);
+	assert_int_equal(pkts_for(&f->fc[0], NIC_A, 1), 1);
+	assert_int_equal(pkts_for(&f->fc[0], NIC_C, 1), 0);
+	assert_int_equal(pkts_for(&f->fc[1], NIC_B, 1), 0);
+	assert_int_equal(lan->st.flooded, 1);
+	/* b is learned: a's unicast to it goes to b alone, without a flood. */
+	push_pkt(&f->fc[0], NIC_A, mac_b, mac_a, 1514, 2);
+	turn(f);
+	assert_int_equal(pkts_for(&f->fc[1], NIC_B, 2), 1);
+	assert_int_equal(lan->st.flooded, 1);
+	assert_int_equal(f->srv.devs[NIC_A].port->st.in_frames, 1);
+	assert_int_equal(f->srv.devs[NIC_B].port->st.out_frames, 1);
+	assert_int_equal(f->srv.devs[NIC_B].port->st.out_bytes, 1514);
+	/* An unknown destination floods; c's own network has no one else. */
+	push_pkt(&f->fc[0], NIC_A, mac_x, mac_a, 60, 3);
+	push_pkt(&f->fc[0], NIC_C, mac_a, mac_c, 60, 4);
+	turn(f);
+	assert_int_equal(pkts_for(&f->fc[1], NIC_B, 3), 1);
+	assert_int_equal(pkts_for(&f->fc[0], NIC_A, 4), 0);
+	assert_int_equal(lan->st.flooded, 2);
+	assert_false(f->fc[0].closed);
+	assert_false(f->fc[1].closed);
+}
+
+static void test_switch_ageing_and_port_down(void **state)
+{
+	struct fixture *f = *state;
+	struct ios_network *lan = f->srv.devs[NIC_A].port->net;
+
+	net_up(f);
+	f->r->now = 1000000000ull;
+	push_pkt(&f->fc[1], NIC_B, bcast, mac_b, 60, 1);
+	turn(f);
+	push_pkt(&f->fc[0], NIC_A, mac_b, mac_a, 60, 2);
+	turn(f);
+	assert_int_equal(lan->st.flooded, 1);
+	/* Past the network's 2 s ageing, b is unknown again: flooded. */
+	f->r->now += 3000000000ull;
+	push_pkt(&f->fc[0], NIC_A, mac_b, mac_a, 60, 3);
+	turn(f);
+	assert_int_equal(lan->st.flooded, 2);
+	assert_int_equal(pkts_for(&f->fc[1], NIC_B, 3), 1);
+	/* b's device goes away: frames for it are dropped and counted. */
+	push_detach(&f->fc[1], NIC_B);
+	turn(f);
+	push_pkt(&f->fc[0], NIC_A, mac_b, mac_a, 60, 4);
+	turn(f);
+	assert_int_equal(drops(f, NIC_B, IOS_DROP_PORT_DOWN), 1);
+}
+
+static void test_switch_drops(void **state)
+{
+	struct fixture *f = *state;
+
+	net_up(f);
+	/* A guest that sends with another guest's address is dropped. */
+	push_pkt(&f->fc[0], NIC_A, bcast, mac_b, 60, 1);
+	/* Frames shorter than a header, longer than the MTU allows, or from
+	 * a multicast address. */
+	push_pkt(&f->fc[0], NIC_A, bcast, mac_a, 13, 2);
+	push_pkt(&f->fc[0], NIC_A, bcast, mac_a, 1500 + 19, 3);
+	turn(f);
+	assert_int_equal(drops(f, NIC_A, IOS_DROP_SRC_MAC), 1);
+	assert_int_equal(drops(f, NIC_A, IOS_DROP_RUNT), 1);
+	assert_int_equal(drops(f, NIC_A, IOS_DROP_OVERSIZE), 1);
+	assert_int_equal(f->fc[1].n_out, 0);
+	assert_int_equal(f->srv.devs[NIC_A].port->st.in_frames, 0);
+	/* None of that is a protocol error: the connection stays. */
+	assert_false(f->fc[0].closed);
+}
+
+/* What a peer may not send: each closes that connection, not the other. */
+static void test_switch_garbage(void **state)
+{
+	struct fixture *f = *state;
+	struct vrio_frame fr = { .type = VRIO_FRAME_PKT, .dev = NIC_A, .len = VRIO_PKT_HDR_LEN + 60 };
+	uint8_t p[VRIO_PKT_HDR_LEN + 60] = { 0 };
+	static const struct {
+		const char *what;
+		uint32_t dev;
+		uint16_t queue;
+		uint8_t meta;		/* a header byte to set */
+	} cases[] = {
+		{ "offload metadata", NIC_A, 0, 1 },
+		{ "second queue pair", NIC_A, 1, 0 },
+		{ "a blk device", 0, 0, 0 },
+		{ "a device not attached", NIC_B, 0, 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		teardown(state);
+		setup(state);
+		f = *state;
+		net_up(f);
+		if (cases[i].dev == 0)
+			assert_int_equal(attach(f, 0, "disk-a", NULL), 0);
+		fr.dev = cases[i].dev;
+		fr.queue = cases[i].queue;
+		p[0] = cases[i].meta;
+		push(&f->fc[0], &fr, p);
+		turn(f);
+		if (!f->fc[0].closed)
+			fail_msg("%s: the connection stayed open", cases[i].what);
+		assert_false(f->fc[1].closed);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -676,6 +892,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drain_flushes_then_closes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics_exposition, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_switch_forwarding, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_switch_ageing_and_port_down, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_switch_drops, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_switch_garbage, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
