@@ -17,7 +17,15 @@
 #                                         only), with vrio.share (9p tag
 #                                         vrio-run, read-write) at its host
 #                                         path; it prints its own results
+#                            net-serve    eth0 at vrio.ip; ping vrio.peer; take
+#                                         vrio.bytes on TCP port 5000 and print
+#                                         their md5; linger vrio.linger seconds
+#                            net-send     eth0 at vrio.ip; ping vrio.peer; send
+#                                         vrio.bytes of random data to it
+#                            net-isolated eth0 at vrio.ip; vrio.peer must NOT
+#                                         answer a ping
 #   vrio.dev=/dev/vda  vrio.off=BYTES  vrio.len=BYTES  vrio.seed=N
+#   vrio.ip=ADDR/LEN  vrio.peer=ADDR  vrio.bytes=N  vrio.linger=SECONDS
 #
 # Every outcome is one console line "VRIO-RESULT: NAME key=value ... STATUS",
 # STATUS being "ok", "MISMATCH" or "ERROR ...": tests/e2e/run-guest.sh reads
@@ -92,6 +100,94 @@ run_guest_io() {
 	guest-io "$1" "$dev" "$(param off 4194304)" "$(param len 1048576)" "$(param seed 1)"
 }
 
+# net_up: eth0 with vrio.ip, once the NIC shows up (10 s at most).
+net_up() {
+	ip=$(param ip "")
+	n=0
+	while [ ! -e /sys/class/net/eth0 ]; do
+		if [ "$n" -ge 100 ]; then
+			result "net-up ERROR no eth0"
+			return 1
+		fi
+		sleep 0.1
+		n=$((n + 1))
+	done
+	ip link set lo up
+	ip addr add "$ip" dev eth0 && ip link set eth0 up || {
+		result "net-up ERROR cannot configure eth0 with $ip"
+		return 1
+	}
+	result "net-up ip=$ip mac=$(cat /sys/class/net/eth0/address) ok"
+}
+
+# ping_until PEER SECONDS: true once PEER answers a ping.
+ping_until() {
+	n=0
+	until ping -c 1 -W 1 "$1" >/dev/null 2>&1; do
+		n=$((n + 1))
+		[ "$n" -lt "$2" ] || return 1
+	done
+}
+
+run_net_serve() {
+	peer=$(param peer "")
+	bytes=$(param bytes 10485760)
+	net_up || return 1
+	# busybox nc leaves only when its stdin closes: keep it open, and let
+	# head end the transfer at the byte count.
+	(sleep 600 | nc -l -p 5000 | head -c "$bytes" | md5sum >/tmp/sum) &
+	if ! ping_until "$peer" 60; then
+		result "net-ping peer=$peer ERROR no answer within 60 s"
+		return 1
+	fi
+	result "net-ping peer=$peer ok"
+	n=0
+	while [ ! -s /tmp/sum ]; do
+		if [ "$n" -ge 1800 ]; then
+			result "net-recv ERROR nothing complete within 180 s"
+			return 1
+		fi
+		sleep 0.1
+		n=$((n + 1))
+	done
+	result "net-recv bytes=$bytes md5=$(cut -d' ' -f1 /tmp/sum) ok"
+	sleep "$(param linger 0)"
+}
+
+run_net_send() {
+	peer=$(param peer "")
+	bytes=$(param bytes 10485760)
+	net_up || return 1
+	if ! ping_until "$peer" 60; then
+		result "net-ping peer=$peer ERROR no answer within 60 s"
+		return 1
+	fi
+	result "net-ping peer=$peer ok"
+	head -c "$bytes" /dev/urandom >/tmp/data
+	sum=$(md5sum /tmp/data | cut -d' ' -f1)
+	n=0
+	until nc -w 5 "$peer" 5000 </tmp/data; do
+		n=$((n + 1))
+		if [ "$n" -ge 30 ]; then
+			result "net-send ERROR cannot connect to $peer:5000"
+			return 1
+		fi
+		sleep 1
+	done
+	result "net-send bytes=$bytes md5=$sum ok"
+	sleep "$(param linger 0)"
+}
+
+run_net_isolated() {
+	peer=$(param peer "")
+	net_up || return 1
+	if ping -c 3 -W 1 "$peer" >/dev/null 2>&1; then
+		result "net-isolated peer=$peer ERROR it answered across networks"
+		return 1
+	fi
+	result "net-isolated peer=$peer ok"
+}
+
 # run_host_script: the host's root at /host with fresh /proc, /sys, /dev
 # and an empty /tmp and /run, the shared directory where the host has it.
 run_host_script() {
@@ -146,6 +242,9 @@ run_one() {
 	blk-info) run_blk_info ;;
 	blk-pattern) run_blk_info && run_guest_io write-verify ;;
 	blk-verify) run_guest_io read-verify ;;
+	net-serve) run_net_serve ;;
+	net-send) run_net_send ;;
+	net-isolated) run_net_isolated ;;
 	*)
 		result "$1 ERROR unknown vrio.run"
 		return 1

@@ -10,6 +10,7 @@
 #                [--len BYTES] [--seed N] [--queues N] [--smp N] [--mem MIB]
 #                [--dev /dev/vda] [--log FILE] [--timeout SECONDS]
 #                [--share DIR --script FILE [--keep DIR]...] [--cpu MODEL]
+#                [--net-socket SOCK --mac MAC] [--param KEY=VALUE]...
 #
 # --socket     vhost-user-blk socket (the backend listens, QEMU connects);
 #              without it the guest has no disk
@@ -30,6 +31,10 @@
 #              mounts empty (the source tree and the build of a fresh clone
 #              in /tmp, say); repeatable
 # --cpu        QEMU's -cpu (host binaries may need more than its default)
+# --net-socket a vhost-user-net socket: the guest gets a virtio-net NIC on
+#              it (MSI-X off: QEMU 7.2 under TCG needs vectors=0), with --mac
+# --param      vrio.KEY=VALUE on the guest's command line (guest-init.sh:
+#              ip, peer, bytes, linger for the net-* runs); repeatable
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -51,6 +56,9 @@ share=
 script=
 keep=
 cpu=
+net_socket=
+mac=
+params=
 
 usage() {
 	# The header comment is the manual.
@@ -79,6 +87,9 @@ parse_args() {
 		--script) script=$2 ;;
 		--keep) keep+=${keep:+,}$2 ;;
 		--cpu) cpu=$2 ;;
+		--net-socket) net_socket=$2 ;;
+		--mac) mac=$2 ;;
+		--param) params+=" vrio.$2" ;;
 		*) usage ;;
 		esac
 		shift 2
@@ -86,6 +97,8 @@ parse_args() {
 	[[ -n $kernel_dir ]] || usage
 	check_values
 	[[ -z $socket || -S $socket ]] || die "no vhost-user socket at $socket"
+	[[ -z $net_socket || -S $net_socket ]] || die "no vhost-user socket at $net_socket"
+	[[ -z $net_socket || -n $mac ]] || die "--net-socket needs --mac"
 	[[ -z $share || -d $share ]] || die "no directory $share to share"
 	[[ -n $share && -n $script || -z $share$script ]] || die "--share and --script go together"
 	[[ -f $kernel_dir/vmlinuz && -f $kernel_dir/initrd.cpio.gz ]] ||
@@ -108,6 +121,12 @@ check_values() {
 		[[ -z $n || $n =~ ^/[A-Za-z0-9._/+-]+$ ]] || die "not a plain absolute path: $n"
 	done
 	[[ -z $cpu || $cpu =~ ^[a-zA-Z0-9._-]+$ ]] || die "bad --cpu: $cpu"
+	[[ -z $net_socket || $net_socket =~ ^/[A-Za-z0-9._/+-]+$ ]] ||
+		die "not a plain absolute path: $net_socket"
+	[[ -z $mac || $mac =~ ^([0-9a-f]{2}:){5}[0-9a-f]{2}$ ]] || die "bad --mac: $mac"
+	for n in $params; do
+		[[ $n =~ ^vrio\.[a-z]+=[A-Za-z0-9./:_-]+$ ]] || die "bad --param: ${n#vrio.}"
+	done
 	if [[ -z $smp ]]; then
 		smp=$((queues < 4 ? queues : 4))
 	fi
@@ -123,6 +142,12 @@ start_qemu() {
 		extra+=(-chardev "socket,id=vu0,path=$socket"
 			-device "vhost-user-blk-pci,chardev=vu0,num-queues=$queues")
 	fi
+	if [[ -n $net_socket ]]; then
+		extra+=(-chardev "socket,id=vn0,path=$net_socket"
+			-netdev vhost-user,id=n0,chardev=vn0
+			-device "virtio-net-pci,netdev=n0,mac=$mac,romfile=,vectors=0")
+	fi
+	append+=$params
 	if [[ -n $share ]]; then
 		extra+=(-virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
 			-virtfs "local,path=$share,mount_tag=vrio-run,security_model=none,multidevs=remap")
