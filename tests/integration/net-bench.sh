@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+#
+# net-bench.sh BUILD_DIR: virtio-net through vrio with vrio-bench as the
+# guests, on loopback. io-server io0 switches network lan (nic-a on host0,
+# nic-b on host1: two local-hv, so frames cross two connections and, with
+# two reactors, between reactors) and network dmz (nic-d on host1).
+#
+#   1. stream from nic-a to nic-b: frames arrive whole, in order, none lost
+#      (the bench keeps a window of B's ring);
+#   2. request/response with 8 in flight: every transaction answered;
+#   3. nic-a and nic-d on different networks never hear each other;
+#   4. a guest that sends with a MAC not its own gets nothing through, and
+#      the switch counts the drops;
+#   5. metrics per port and the local-hv's drop counters, through promtool;
+#      the three daemons stop with status 0.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
+
+fail() {
+	local f
+	for f in "$RUN"/*.log; do
+		[[ -e $f ]] && show_log "$(basename "$f")" "$f"
+	done
+	die "$*"
+}
+
+write_topology() {
+	cat >"$RUN/topology.yaml" <<EOF
+version: 1
+io_servers:
+  - name: io0
+    listen: 127.0.0.1:$P_LISTEN
+    metrics: 127.0.0.1:$P_IOM
+    cores: {min: 2, max: 2}
+hosts:
+  - name: host0
+    metrics: 127.0.0.1:$P_HV0
+  - name: host1
+    metrics: 127.0.0.1:$P_HV1
+devices:
+  - name: nic-a
+    type: net
+    host: host0
+    io_server: io0
+    socket: $RUN/a.sock
+    mac: "52:54:00:00:00:0a"
+    network: lan
+  - name: nic-b
+    type: net
+    host: host1
+    io_server: io0
+    socket: $RUN/b.sock
+    mac: "52:54:00:00:00:0b"
+    network: lan
+  - name: nic-d
+    type: net
+    host: host1
+    io_server: io0
+    socket: $RUN/d.sock
+    mac: "52:54:00:00:00:0d"
+    network: dmz
+networks:
+  - name: lan
+  - name: dmz
+EOF
+}
+
+bench() {
+	"$BENCH" --net "$1" --socket "$RUN/$2.sock" --peer-socket "$RUN/$3.sock" \
+		--mac-a "52:54:00:00:00:0$2" --mac-b "52:54:00:00:00:0$3" --quiet --json "${@:4}"
+}
+
+json_field() { # JSON KEY
+	python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"
+}
+
+main() {
+	local build out i sent received
+	build=$(cd "$1" && pwd)
+	vrio_binaries "$build" || skip "daemons not built in $build"
+	BENCH=$build/tools/vrio-bench
+	make_tmpdir RUN
+	free_port P_LISTEN
+	free_port P_IOM
+	free_port P_HV0
+	free_port P_HV1
+	write_topology
+
+	start_daemon IO_PID vrio-ioserver "$RUN/ioserver.log" \
+		"$VRIO_IOSERVER_BIN" --config "$RUN/topology.yaml" --node io0
+	wait_for_port "$P_LISTEN" 20 "$IO_PID" || fail "vrio-ioserver is not listening"
+	for i in 0 1; do
+		start_daemon "HV_PID$i" "vrio-localhv-host$i" "$RUN/localhv-host$i.log" \
+			"$VRIO_LOCALHV_BIN" --config "$RUN/topology.yaml" --node "host$i"
+	done
+	wait_for_socket "$RUN/a.sock" 20 "$HV_PID0" || fail "no socket for nic-a"
+	wait_for_socket "$RUN/b.sock" 20 "$HV_PID1" || fail "no socket for nic-b"
+	wait_for_socket "$RUN/d.sock" 20 "$HV_PID1" || fail "no socket for nic-d"
+
+	out=$(bench stream a b --count 200000 --frame-size 1000) || fail "stream failed: $out"
+	sent=$(json_field "$out" sent)
+	received=$(json_field "$out" received)
+	log "stream: $received of $sent frames, $(json_field "$out" pps) packets/s"
+	[[ $sent == 200000 && $received == 200000 ]] || fail "stream: $received of $sent frames arrived"
+	[[ $(json_field "$out" bad) == 0 && $(json_field "$out" reordered) == 0 ]] ||
+		fail "stream: frames damaged or out of order: $out"
+
+	out=$(bench rr a b --count 20000 --iodepth 8) || fail "rr failed: $out"
+	log "rr: $(json_field "$out" received) transactions, p50 $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["rtt_us"]["p50"])' "$out") us"
+	[[ $(json_field "$out" received) == 20000 && $(json_field "$out" lost) == 0 ]] ||
+		fail "rr: transactions lost: $out"
+
+	# Different networks: neither hello gets through.
+	if out=$(bench rr a d --count 10 2>&1); then
+		fail "nic-a and nic-d (another network) heard each other: $out"
+	fi
+	grep -q 'no hello' <<<"$out" || fail "isolation run failed for another reason: $out"
+
+	# A spoofed source MAC: a claims to be b.
+	if out=$("$BENCH" --net rr --socket "$RUN/a.sock" --peer-socket "$RUN/b.sock" \
+		--mac-a 52:54:00:00:00:0b --mac-b 52:54:00:00:00:0c --quiet --count 10 2>&1); then
+		fail "frames with a spoofed source MAC got through: $out"
+	fi
+
+	vrio_metrics vrio-ioserver "127.0.0.1:$P_IOM" "$RUN/io.metrics" || fail "no io-server metrics"
+	vrio_metrics vrio-localhv "127.0.0.1:$P_HV1" "$RUN/hv1.metrics" || fail "no local-hv metrics"
+	if have_cmd promtool; then
+		promtool check metrics <"$RUN/io.metrics" || fail "promtool rejects the io-server's"
+		promtool check metrics <"$RUN/hv1.metrics" || fail "promtool rejects local-hv's"
+	fi
+	[[ $(metric_sum 'vrio_ioserver_switch_drops_total{network="lan",port="nic-a",reason="src_mac"}' \
+		<"$RUN/io.metrics") -gt 0 ]] || fail "no src_mac drops counted for nic-a"
+	[[ $(metric_sum 'vrio_ioserver_switch_frames_total{network="dmz",port="nic-d",direction="out"}' \
+		<"$RUN/io.metrics") == 0 ]] || fail "frames crossed into dmz"
+	[[ $(metric_sum 'vrio_ioserver_switch_frames_total{network="lan",port="nic-b",direction="out"}' \
+		<"$RUN/io.metrics") -ge 220000 ]] || fail "the switch counted too few frames to nic-b"
+	grep -q '^vrio_localhv_net_drops_total{device="nic-b",reason="guest_rx_full"}' \
+		"$RUN/hv1.metrics" || fail "local-hv exports no net drop counters"
+	for i in 0 1; do
+		pid_alive "$(eval echo "\$HV_PID$i")" || fail "host$i's local-hv died"
+	done
+	vrio_stop vrio-localhv-host0 "$HV_PID0" "$RUN/localhv-host0.log" || fail "host0 did not stop cleanly"
+	vrio_stop vrio-localhv-host1 "$HV_PID1" "$RUN/localhv-host1.log" || fail "host1 did not stop cleanly"
+	vrio_stop vrio-ioserver "$IO_PID" "$RUN/ioserver.log" || fail "the io-server did not stop cleanly"
+	echo "PASS: integration/net-bench"
+}
+
+lib_traps
+main "$@"
