@@ -10,6 +10,7 @@ PKGS=(
 	qemu-system-x86 qemu-utils busybox-static cpio kmod
 	prometheus python3 iproute2 systemd systemd-container debootstrap
 	rdma-core libibverbs-dev librdmacm-dev ibverbs-providers
+	dpdk-dev
 )
 
 missing=()

@@ -209,6 +209,23 @@ wait_for_listen() {
 	fi
 }
 
+# cpu_ticks PID...: utime + stime of the processes, in clock ticks (for
+# the benchmarks' CPU columns).
+cpu_ticks() {
+	local p sum=0 stat
+	local -a f
+	for p in "$@"; do
+		stat=$(cat "/proc/$p/stat")
+		stat=${stat##*) }
+		read -r -a f <<<"$stat"
+		sum=$((sum + f[11] + f[12]))
+	done
+	echo "$sum"
+}
+
+# median: the median of the numbers on stdin, one a line.
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
 # free_port VAR: picks an unused loopback TCP port, distinct from the ones
 # this script already picked, and stores it in VAR.
 free_port() {

@@ -13,16 +13,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 SECS=${2:-5}
 ROUNDS=${3:-3}
 
-cpu_ticks() { # PID...: utime+stime of the processes, in clock ticks
-	local p sum=0 stat
-	for p in "$@"; do
-		stat=$(cat "/proc/$p/stat")
-		stat=${stat##*) }
-		read -r -a f <<<"$stat"
-		sum=$((sum + f[11] + f[12]))
-	done
-	echo "$sum"
-}
 
 # one_run SOCKET QD PIDS...: prints "iops p50 p99 backend_cpu bench_cpu"
 one_run() {
@@ -41,7 +31,6 @@ print(f'{r["iops"]:.0f} {r["lat_us"]["p50"]:.1f} {r["lat_us"]["p99"]:.1f} {cpu:.
 PY
 }
 
-median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 main() {
 	local build tmp qsd_sock qsd_pid qd r sys col

@@ -30,16 +30,6 @@ unset VRIO_FAULTS
 
 declare -A SOCK PIDS STOP
 
-cpu_ticks() { # PID...: utime+stime of the processes, in clock ticks
-	local p sum=0 stat
-	for p in "$@"; do
-		stat=$(cat "/proc/$p/stat")
-		stat=${stat##*) }
-		read -r -a f <<<"$stat"
-		sum=$((sum + f[11] + f[12]))
-	done
-	echo "$sum"
-}
 
 # one_run SYSTEM QD: prints "iops p50 p99 backend_cpu"
 one_run() {
@@ -97,7 +87,6 @@ qsd_system() {
 	SYSTEMS+=(qsd)
 }
 
-median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 report() {
 	local qd sys col

@@ -48,33 +48,9 @@ int blkdev_connect(struct blkdev *d, const struct blkdev_opts *o)
 	int ret;
 
 	memset(d, 0, sizeof(*d));
-	d->v.mem.fd = -1;
-
-	ret = vu_connect(&d->v.vu, o->socket, o->timeout_ms);
+	ret = vudev_connect(&d->v, o->socket, o->timeout_ms, BLKDEV_WANTED_PROTOCOL, &pf);
 	if (ret < 0)
 		return ret;
-	ret = vu_set_owner(&d->v.vu);
-	if (ret < 0)
-		goto err;
-	ret = vu_get_u64(&d->v.vu, VU_GET_FEATURES, &d->v.dev_features);
-	if (ret < 0)
-		goto err;
-	if (!(d->v.dev_features & BIT64(VIRTIO_F_VERSION_1))) {
-		bench_err("%s: device does not offer VIRTIO_F_VERSION_1", o->socket);
-		ret = -ENOTSUP;
-		goto err;
-	}
-
-	if (d->v.dev_features & BIT64(VU_F_PROTOCOL_FEATURES)) {
-		ret = vu_get_u64(&d->v.vu, VU_GET_PROTOCOL_FEATURES, &pf);
-		if (ret < 0)
-			goto err;
-		d->v.protocol_features = pf & BLKDEV_WANTED_PROTOCOL;
-		ret = vu_set_u64(&d->v.vu, VU_SET_PROTOCOL_FEATURES, d->v.protocol_features);
-		if (ret < 0)
-			goto err;
-		d->v.vu.reply_ack = d->v.protocol_features & BIT64(VU_PF_REPLY_ACK);
-	}
 	if (d->v.protocol_features & BIT64(VU_PF_MQ)) {
 		ret = vu_get_u64(&d->v.vu, VU_GET_QUEUE_NUM, &nq);
 		if (ret < 0)

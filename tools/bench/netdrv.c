@@ -15,35 +15,13 @@
 
 int netdev_connect(struct netdev *d, const struct netdev_opts *o)
 {
-	uint64_t pf = 0;
 	int ret;
 
 	memset(d, 0, sizeof(*d));
-	d->v.mem.fd = -1;
 	d->name = o->socket;
-	ret = vu_connect(&d->v.vu, o->socket, o->timeout_ms);
+	ret = vudev_connect(&d->v, o->socket, o->timeout_ms, NETDEV_WANTED_PROTOCOL, NULL);
 	if (ret < 0)
 		return ret;
-	ret = vu_set_owner(&d->v.vu);
-	if (ret == 0)
-		ret = vu_get_u64(&d->v.vu, VU_GET_FEATURES, &d->v.dev_features);
-	if (ret < 0)
-		goto err;
-	if (!(d->v.dev_features & BIT64(VIRTIO_F_VERSION_1))) {
-		bench_err("%s: device does not offer VIRTIO_F_VERSION_1", o->socket);
-		ret = -ENOTSUP;
-		goto err;
-	}
-	if (d->v.dev_features & BIT64(VU_F_PROTOCOL_FEATURES)) {
-		ret = vu_get_u64(&d->v.vu, VU_GET_PROTOCOL_FEATURES, &pf);
-		if (ret < 0)
-			goto err;
-		d->v.protocol_features = pf & NETDEV_WANTED_PROTOCOL;
-		ret = vu_set_u64(&d->v.vu, VU_SET_PROTOCOL_FEATURES, d->v.protocol_features);
-		if (ret < 0)
-			goto err;
-		d->v.vu.reply_ack = d->v.protocol_features & BIT64(VU_PF_REPLY_ACK);
-	}
 	d->v.features = d->v.dev_features & NETDEV_WANTED_FEATURES;
 	if (o->no_event_idx)
 		d->v.features &= ~BIT64(VIRTIO_RING_F_EVENT_IDX);

@@ -6,6 +6,45 @@
 #include "bench.h"
 #include "vudev.h"
 
+int vudev_connect(struct vudev *d, const char *socket, int timeout_ms, uint64_t want_protocol,
+		  uint64_t *offered_protocol)
+{
+	uint64_t pf = 0;
+	int ret;
+
+	memset(d, 0, sizeof(*d));
+	d->mem.fd = -1;
+	ret = vu_connect(&d->vu, socket, timeout_ms);
+	if (ret < 0)
+		return ret;
+	ret = vu_set_owner(&d->vu);
+	if (ret == 0)
+		ret = vu_get_u64(&d->vu, VU_GET_FEATURES, &d->dev_features);
+	if (ret < 0)
+		goto err;
+	if (!(d->dev_features & BIT64(VIRTIO_F_VERSION_1))) {
+		bench_err("%s: device does not offer VIRTIO_F_VERSION_1", socket);
+		ret = -ENOTSUP;
+		goto err;
+	}
+	if (d->dev_features & BIT64(VU_F_PROTOCOL_FEATURES)) {
+		ret = vu_get_u64(&d->vu, VU_GET_PROTOCOL_FEATURES, &pf);
+		if (ret < 0)
+			goto err;
+		d->protocol_features = pf & want_protocol;
+		ret = vu_set_u64(&d->vu, VU_SET_PROTOCOL_FEATURES, d->protocol_features);
+		if (ret < 0)
+			goto err;
+		d->vu.reply_ack = d->protocol_features & BIT64(VU_PF_REPLY_ACK);
+	}
+	if (offered_protocol)
+		*offered_protocol = pf;
+	return 0;
+err:
+	vu_close(&d->vu);
+	return ret;
+}
+
 static int vudev_start_queue(struct vudev *d, struct virtq *vq)
 {
 	unsigned int i = vq->index;

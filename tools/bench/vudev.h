@@ -38,6 +38,13 @@ static inline bool vudev_has(const struct vudev *d, unsigned int bit)
 	return d->features & BIT64(bit);
 }
 
+/*
+ * Connect, take ownership, read the device's features (VERSION_1 required)
+ * and negotiate the protocol features in `want_protocol` that it offers.
+ * *offered_protocol gets what it offered. On error the connection is closed.
+ */
+int vudev_connect(struct vudev *d, const char *socket, int timeout_ms, uint64_t want_protocol,
+		  uint64_t *offered_protocol);
 /* Guest memory (rings plus extra bytes for the caller) and the vrings. */
 int vudev_start(struct vudev *d, unsigned int nq, uint16_t queue_size, uint64_t extra);
 /*

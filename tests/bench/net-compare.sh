@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+#
+# net-compare.sh BUILD_DIR [SECONDS] [ROUNDS]: vrio-bench's net mode between
+# two virtio-net ports,
+#
+#   vrio     both ports on one vrio-localhv, switched by vrio-ioserver over
+#            TCP on loopback (the remote hop, twice per frame);
+#   testpmd  dpdk-testpmd forwarding between two net_vhost ports (io mode,
+#            one forwarding core): a local switch with no network hop.
+#
+# The same client drives both, as the virtio driver of both ports. Cases:
+# stream of 64-byte frames (packets per second), and request/response with
+# one transaction in flight (round trip). Rounds alternate between the two;
+# testpmd runs only during its own rounds, since its forwarding core spins.
+# Prints medians, the backend's CPU seconds per run, and vrio/testpmd ratios.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
+
+SECS=${2:-5}
+ROUNDS=${3:-3}
+
+
+# one_run SYS MODE A B PIDS...: appends "value p99 cpu" to $TMP/SYS.MODE
+one_run() {
+	local sys=$1 mode=$2 a=$3 b=$4 t0 t1 out
+	shift 4
+	t0=$(cpu_ticks "$@")
+	out=$("$BENCH" --net "$mode" --socket "$a" --peer-socket "$b" --runtime "$SECS" \
+		--mac-a 52:54:00:00:00:0a --mac-b 52:54:00:00:00:0b --quiet --json) ||
+		die "$sys $mode: vrio-bench failed: $out"
+	t1=$(cpu_ticks "$@")
+	python3 - "$out" "$t0" "$t1" "$(getconf CLK_TCK)" "$mode" >>"$TMP/$sys.$mode" <<'PY'
+import json, sys
+r = json.loads(sys.argv[1])
+cpu = (int(sys.argv[3]) - int(sys.argv[2])) / int(sys.argv[4])
+loss = r["lost"] / max(r["sent"], 1)
+print(f'{r["pps"]:.0f} {r["rtt_us"]["p50"]:.1f} {r["rtt_us"]["p99"]:.1f} {cpu:.2f} {loss:.6f}')
+PY
+}
+
+vrio_up_net() {
+	local p_listen p_iom p_hvm
+	free_port p_listen
+	free_port p_iom
+	free_port p_hvm
+	mkdir -p "$TMP/vrio"
+	cat >"$TMP/vrio/topology.yaml" <<EOF
+version: 1
+io_servers:
+  - name: io0
+    listen: 127.0.0.1:$p_listen
+    metrics: 127.0.0.1:$p_iom
+hosts:
+  - name: host0
+    metrics: 127.0.0.1:$p_hvm
+devices:
+  - name: nic-a
+    type: net
+    host: host0
+    io_server: io0
+    socket: $TMP/vrio/a.sock
+    mac: "52:54:00:00:00:0a"
+    network: lan
+  - name: nic-b
+    type: net
+    host: host0
+    io_server: io0
+    socket: $TMP/vrio/b.sock
+    mac: "52:54:00:00:00:0b"
+    network: lan
+networks:
+  - name: lan
+EOF
+	VRIO_IO_LISTEN=127.0.0.1:$p_listen
+	vrio_start "$TMP/vrio" "$TMP/vrio/topology.yaml" "$TMP/vrio/a.sock" "$TMP/vrio/b.sock"
+}
+
+testpmd_up() {
+	local dir=$TMP/testpmd
+	mkdir -p "$dir"
+	rm -f "$dir/a.sock" "$dir/b.sock"
+	# testpmd reads stdin until it closes: hold it open with a pipe.
+	mkfifo "$dir/stdin"
+	dpdk-testpmd --no-huge -m 1024 --no-pci --file-prefix="vrio-bench-$$" \
+		--vdev "net_vhost0,iface=$dir/a.sock,queues=1" \
+		--vdev "net_vhost1,iface=$dir/b.sock,queues=1" -l 0,1 -- \
+		--forward-mode=io --auto-start --no-mlockall --stats-period 0 --nb-cores=1 \
+		--total-num-mbufs=16384 <"$dir/stdin" >"$dir/testpmd.log" 2>&1 &
+	TP_PID=$!
+	track_pid "$TP_PID" dpdk-testpmd
+	exec {TP_FD}>"$dir/stdin"
+	wait_for_socket "$dir/b.sock" 30 "$TP_PID" || die "dpdk-testpmd did not start"
+}
+
+testpmd_down() {
+	exec {TP_FD}>&-
+	stop_pid "$TP_PID" 10 || true
+	untrack_pid "$TP_PID"
+	rm -f "$TMP/testpmd/stdin"
+}
+
+
+col() { # FILE COL
+	awk -v c="$2" '{ print $c }' "$1" | median
+}
+
+main() {
+	local r mode
+	BUILD=$(cd "$1" && pwd)
+	BENCH=$BUILD/tools/vrio-bench
+	vrio_binaries "$BUILD" || die "build vrio first (cmake --build $BUILD)"
+	have_cmd dpdk-testpmd || die "dpdk-testpmd not installed (Debian's dpdk-dev)"
+	make_tmpdir TMP
+	vrio_up_net
+
+	for ((r = 0; r < ROUNDS; r++)); do
+		for mode in stream rr; do
+			one_run vrio "$mode" "$TMP/vrio/a.sock" "$TMP/vrio/b.sock" \
+				"$VRIO_IO_PID" "$VRIO_HV_PID"
+		done
+		testpmd_up
+		for mode in stream rr; do
+			one_run testpmd "$mode" "$TMP/testpmd/a.sock" "$TMP/testpmd/b.sock" "$TP_PID"
+		done
+		testpmd_down
+	done
+	vrio_down || die "a vrio daemon did not stop cleanly"
+
+	printf '\nvirtio-net A -> B, %s s per run, median of %s runs (backend CPU in seconds per run)\n' \
+		"$SECS" "$ROUNDS"
+	printf '%-8s %-16s %12s %9s %9s %12s %8s\n' system case packets/s p50_us p99_us \
+		backend_cpu loss
+	for mode in stream rr; do
+		for sys in vrio testpmd; do
+			printf '%-8s %-16s %12s %9s %9s %12s %8s\n' "$sys" \
+				"$([[ $mode == stream ]] && echo 'stream 64 B' || echo 'rr 64 B, QD 1')" \
+				"$(col "$TMP/$sys.$mode" 1)" "$(col "$TMP/$sys.$mode" 2)" \
+				"$(col "$TMP/$sys.$mode" 3)" "$(col "$TMP/$sys.$mode" 4)" \
+				"$(col "$TMP/$sys.$mode" 5)"
+		done
+	done
+	python3 - "$TMP" <<'PY'
+import statistics, sys
+d = sys.argv[1]
+def med(sys_, mode, c):
+    return statistics.median(float(l.split()[c]) for l in open(f'{d}/{sys_}.{mode}'))
+print('\nratios vrio/testpmd (medians):')
+print(f'stream: packets/s {med("vrio","stream",0)/med("testpmd","stream",0):.2f}x')
+print(f'rr: transactions/s {med("vrio","rr",0)/med("testpmd","rr",0):.2f}x, '
+      f'p50 {med("vrio","rr",1)/med("testpmd","rr",1):.1f}x, '
+      f'p99 {med("vrio","rr",2)/med("testpmd","rr",2):.1f}x')
+PY
+}
+
+lib_traps
+main "$@"
