@@ -80,6 +80,10 @@ struct lhv_dev_ops {
 	 * and the config space is the io-server's. Otherwise rte_vhost owns
 	 * the rings and the frontend the config. */
 	bool own_rings;
+	/* Served while the io-server is away: what the guest sends then is
+	 * dropped and counted (packets), rather than left in its ring to be
+	 * sent after the reconnect (requests). */
+	bool drops_when_detached;
 	/* Control thread: the frontend is ready; fill d->vq, d->nvq. */
 	int (*start)(struct lhv_dev *d, int vid);
 	/* Optional, control thread: the poller handed the device back. */

@@ -142,7 +142,8 @@ static int net_process(struct lhv *l, struct lhv_dev *d, unsigned qi)
 	if (qi != NET_TXQ)
 		return 0;
 	n = rte_vhost_dequeue_burst(d->vid, NET_TXQ, l->mbufs, pkts, LHV_BUDGET);
-	up = d->up->conn && __atomic_load_n(&d->up->state, __ATOMIC_RELAXED) == LHV_UP_READY;
+	up = d->attached && d->up->conn &&
+	     __atomic_load_n(&d->up->state, __ATOMIC_RELAXED) == LHV_UP_READY;
 	for (i = 0; i < n; i++) {
 		if (!up)
 			count_drop(d, LHV_NET_DROP_UPSTREAM_DOWN, 1);
@@ -282,6 +283,7 @@ static void net_stopped(struct lhv_dev *d)
 const struct lhv_dev_ops lhv_net_ops = {
 	.name = "net",
 	.frame_type = VRIO_FRAME_PKT,
+	.drops_when_detached = true,
 	.start = net_start,
 	.process = net_process,
 	.frame = net_frame,

@@ -97,7 +97,8 @@ static int poll_devices(struct lhv *l, uint64_t now)
 			dev_stopping(l, d, now);
 			continue;
 		}
-		if (st != LHV_DEV_RUNNING || d->broken || !d->attached)
+		if (st != LHV_DEV_RUNNING || d->broken ||
+		    (!d->attached && !d->ops->drops_when_detached))
 			continue;
 		for (qi = 0; qi < d->nvq; qi++) {
 			if (!d->vq[qi].active)

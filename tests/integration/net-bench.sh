@@ -13,7 +13,10 @@
 #   4. a guest that sends with a MAC not its own gets nothing through, and
 #      the switch counts the drops;
 #   5. metrics per port and the local-hv's drop counters, through promtool;
-#      the three daemons stop with status 0.
+#   6. the io-server goes away: the guests' frames are dropped and counted
+#      by local-hv (nothing backs up into the guest), and once it is back
+#      both local-hv reconnect and traffic flows again; the three daemons
+#      stop with status 0.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 
@@ -76,7 +79,7 @@ json_field() { # JSON KEY
 }
 
 main() {
-	local build out i sent received
+	local build out i n sent received
 	build=$(cd "$1" && pwd)
 	vrio_binaries "$build" || skip "daemons not built in $build"
 	BENCH=$build/tools/vrio-bench
@@ -140,6 +143,31 @@ main() {
 	for i in 0 1; do
 		pid_alive "$(eval echo "\$HV_PID$i")" || fail "host$i's local-hv died"
 	done
+
+	vrio_stop vrio-ioserver "$IO_PID" "$RUN/ioserver.log" || fail "the io-server did not stop cleanly"
+	if out=$(bench stream a b --count 1000 2>&1); then
+		fail "frames went through without an io-server: $out"
+	fi
+	vrio_metrics vrio-localhv "127.0.0.1:$P_HV0" "$RUN/hv0.metrics" || fail "no local-hv metrics"
+	[[ $(metric_sum 'vrio_localhv_net_drops_total{device="nic-a",reason="upstream_down"}' \
+		<"$RUN/hv0.metrics") -gt 0 ]] || fail "local-hv counted no upstream_down drops for nic-a"
+	start_daemon IO_PID vrio-ioserver "$RUN/ioserver2.log" \
+		"$VRIO_IOSERVER_BIN" --config "$RUN/topology.yaml" --node io0
+	wait_for_port "$P_LISTEN" 20 "$IO_PID" || fail "vrio-ioserver did not come back"
+	for i in 0 1; do
+		local port=$P_HV0
+		((i == 0)) || port=$P_HV1
+		for ((n = 0; n < 100; n++)); do
+			http_get "127.0.0.1:$port" /metrics 2>/dev/null |
+				grep -q '^vrio_localhv_upstream_up{io_server="io0"} 1' && break
+			sleep 0.1
+		done
+		((n < 100)) || fail "host$i did not reconnect within 10 s"
+	done
+	out=$(bench rr a b --count 2000) || fail "rr after the io-server came back failed: $out"
+	[[ $(json_field "$out" received) == 2000 ]] || fail "rr after the restart: $out"
+	log "after an io-server restart: $(json_field "$out" received) transactions answered"
+
 	vrio_stop vrio-localhv-host0 "$HV_PID0" "$RUN/localhv-host0.log" || fail "host0 did not stop cleanly"
 	vrio_stop vrio-localhv-host1 "$HV_PID1" "$RUN/localhv-host1.log" || fail "host1 did not stop cleanly"
 	vrio_stop vrio-ioserver "$IO_PID" "$RUN/ioserver.log" || fail "the io-server did not stop cleanly"
