@@ -11,7 +11,8 @@
  *                   payload; without: mod 8 KiB + 1, to keep most cheap)
  *   2  other frame  u8 type (any type the frame header admits besides CTRL
  *                   and REQ; RESP if none), u32 dev, u16 len, payload:
- *                   nothing a peer may send a session
+ *                   PKT frames for the switch, and what a peer may not
+ *                   send a session
  *   3  turn         poll every session once, as the reactor loop does
  *   4  transport    u8: bit 0 flush stalls, bits 1-3 send queue depth
  *                   (0: unbounded), bit 4 the next send fails, bit 5 the
@@ -67,7 +68,9 @@ static const char topo_yaml[] =
 	"  - {name: disk-c, type: blk, host: host0, io_server: io1, socket: /run/c.sock,\n"
 	"     backend: {ram: 8K}}\n"
 	"  - {name: nic0, type: net, host: host0, io_server: io0, socket: /run/n.sock,\n"
-	"     mac: \"52:54:00:00:00:01\", network: lan}\n";
+	"     mac: \"52:54:00:00:00:01\", network: lan}\n"
+	"  - {name: nic1, type: net, host: host1, io_server: io0, socket: /run/m.sock,\n"
+	"     mac: \"52:54:00:00:00:02\", network: lan}\n";
 
 static struct vrio_topology *topo;
 static struct ios_server srv;
@@ -132,6 +135,19 @@ static void check_sent_frame(struct fake_conn *fc, const struct vrio_frame *f, c
 		FUZZ_CHECK(f->len <= a->dev->blk.max_request, "RESP of %u bytes", f->len);
 		FUZZ_CHECK(f->arg == 0 && f->flags == 0, "RESP arg %u flags %u", f->arg, f->flags);
 		fc->resps_out++;
+		break;
+	case VRIO_FRAME_PKT:
+		/* The switch forwards only what passed its checks, whole, to a
+		 * net device attached on this connection. */
+		FUZZ_CHECK(f->dev < srv.n_devs, "PKT for device %u of %u", f->dev, srv.n_devs);
+		a = fc->s->att[f->dev];
+		FUZZ_CHECK(a && !a->detached && a->dev->type == VRIO_DEV_NET,
+			   "PKT for device %u, which is no net device attached here", f->dev);
+		FUZZ_CHECK(f->queue == 0 && f->len >= VRIO_PKT_HDR_LEN + 14 &&
+			   f->len <= VRIO_PKT_HDR_LEN + a->dev->port->net->max_frame,
+			   "PKT of %u bytes on queue %u", f->len, f->queue);
+		for (unsigned k = 0; k < VRIO_PKT_HDR_LEN; k++)
+			FUZZ_CHECK(p[k] == 0, "PKT with metadata byte %u set", k);
 		break;
 	default:
 		FUZZ_CHECK(0, "the io-server sent a frame of type %u", f->type);
@@ -297,7 +313,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	srv.self = vrio_topology_ioserver(topo, "io0");
 	FUZZ_CHECK(ios_bdev_register_builtin() == 0, "bdev registry");
 	FUZZ_CHECK(ios_devices_open(&srv) == 0, "devices");
-	FUZZ_CHECK(srv.n_devs == 3, "%u devices", srv.n_devs);
+	FUZZ_CHECK(srv.n_devs == 5, "%u devices", srv.n_devs);
+	FUZZ_CHECK(ios_switch_open(&srv, 1) == 0, "switch");
 	return 0;
 }
 
