@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "walker.h"
@@ -19,10 +20,34 @@ static const struct {
 					"read_after_write" },
 	[LHV_WALK_BAD_INDIRECT] = { "bad indirect descriptor", "bad_indirect" },
 	[LHV_WALK_TOO_BIG] = { "request larger than the device takes", "too_big" },
+	[LHV_WALK_IOMMU_FAULT] = { "access the vIOMMU mapping does not allow", "iommu_fault" },
 };
+
+static void span(struct lhv_chain *c, uint64_t addr, uint64_t len)
+{
+	if (addr < c->lo)
+		c->lo = addr;
+	if (addr + len > c->hi)
+		c->hi = addr + len;
+}
+
+/* What a failed translation means for the chain. */
+static int map_error(int rc)
+{
+	switch (rc) {
+	case -ENOENT:
+		return LHV_WALK_IOTLB_MISS;
+	case -EACCES:
+		return LHV_WALK_IOMMU_FAULT;
+	default:
+		return LHV_WALK_BAD_ADDR;
+	}
+}
 
 const char *lhv_walk_strerror(int err)
 {
+	if (err == LHV_WALK_IOTLB_MISS)
+		return "IOTLB miss";
 	if (err < 0 || err >= LHV_WALK_NR_ERRORS)
 		return "unknown";
 	return walk_errors[err].text;
@@ -80,9 +105,10 @@ static int walk_table(const struct lhv_walk_opts *o, const struct vring_desc *ta
 			/* A chain, indirect or not, is at most the queue size. */
 			if (d.len / sizeof(struct vring_desc) > o->qsize)
 				return LHV_WALK_TOO_LONG;
-			itab = lhv_gmem_ptr(o->mem, d.addr, d.len);
+			itab = lhv_gmem_ptr(o->mem, d.addr, d.len, LHV_GMEM_READ, &n);
 			if (!itab)
-				return LHV_WALK_BAD_INDIRECT;
+				return n == -EFAULT ? LHV_WALK_BAD_INDIRECT : map_error(n);
+			span(c, d.addr, d.len);
 			return walk_table(o, itab, d.len / sizeof(struct vring_desc), 0, true, c);
 		}
 		if (d.len == 0)
@@ -96,12 +122,14 @@ static int walk_table(const struct lhv_walk_opts *o, const struct vring_desc *ta
 			if (d.len > o->max_bytes - c->rlen)
 				return LHV_WALK_TOO_BIG;
 		}
-		n = lhv_gmem_map(o->mem, d.addr, d.len, &c->seg[c->nr + c->nw],
-				 LHV_CHAIN_MAX_SEGS - (c->nr + c->nw));
+		n = lhv_gmem_map(o->mem, d.addr, d.len,
+				 d.flags & VRING_DESC_F_WRITE ? LHV_GMEM_WRITE : LHV_GMEM_READ,
+				 &c->seg[c->nr + c->nw], LHV_CHAIN_MAX_SEGS - (c->nr + c->nw));
 		if (n == -E2BIG)
 			return chain_loops(table, tsize, start) ? LHV_WALK_LOOP : LHV_WALK_TOO_LONG;
 		if (n < 0)
-			return LHV_WALK_BAD_ADDR;
+			return map_error(n);
+		span(c, d.addr, d.len);
 		if (d.flags & VRING_DESC_F_WRITE) {
 			c->nw += (unsigned)n;
 			c->wlen += d.len;
@@ -121,6 +149,8 @@ int lhv_walk_chain(const struct lhv_walk_opts *o, uint16_t head, struct lhv_chai
 {
 	c->nr = c->nw = 0;
 	c->rlen = c->wlen = 0;
+	c->lo = UINT64_MAX;
+	c->hi = 0;
 	if (head >= o->qsize)
 		return LHV_WALK_HEAD_OOB;
 	return walk_table(o, o->desc, o->qsize, head, false, c);

@@ -30,7 +30,11 @@ enum lhv_walk_err {
 	LHV_WALK_READ_AFTER_WRITE,	/* a readable buffer after a writable one */
 	LHV_WALK_BAD_INDIRECT,		/* indirect not negotiated, nested, or a bad table */
 	LHV_WALK_TOO_BIG,		/* more bytes than the device takes per request */
-	LHV_WALK_NR_ERRORS
+	LHV_WALK_IOMMU_FAULT,		/* access the vIOMMU mapping does not allow */
+	LHV_WALK_NR_ERRORS,
+	/* Not an error: an address the IOTLB has no entry for yet (the gmem's
+	 * IOTLB says which). Ask the VMM, walk again once it answered. */
+	LHV_WALK_IOTLB_MISS = LHV_WALK_NR_ERRORS
 };
 
 struct lhv_walk_opts {
@@ -44,6 +48,10 @@ struct lhv_walk_opts {
 struct lhv_chain {
 	unsigned nr, nw;		/* seg[0, nr) readable, seg[nr, nr + nw) writable */
 	uint32_t rlen, wlen;
+	/* The guest addresses the chain touches lie within [lo, hi) (its
+	 * descriptors' buffers and indirect table): what an invalidation of
+	 * the device's IOTLB must wait for while the chain is in flight. */
+	uint64_t lo, hi;
 	struct iovec seg[LHV_CHAIN_MAX_SEGS];
 };
 

@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "iotlb.h"
 #include "walker.h"
 
 /*
@@ -40,9 +41,10 @@ static int setup(void **state)
 {
 	mem0 = calloc(1, RSIZE);
 	mem1 = calloc(1, 2 * RSIZE);
-	regions[0] = (struct lhv_region){ R0, RSIZE, (uintptr_t)mem0 };
-	regions[1] = (struct lhv_region){ R1, RSIZE, (uintptr_t)mem1 };
-	regions[2] = (struct lhv_region){ R2, RSIZE, (uintptr_t)(mem1 + RSIZE) };
+	/* The VMM's addresses of the regions, for IOTLB translation. */
+	regions[0] = (struct lhv_region){ R0, RSIZE, (uintptr_t)mem0, 0x7f0000000000 };
+	regions[1] = (struct lhv_region){ R1, RSIZE, (uintptr_t)mem1, 0x7f0010000000 };
+	regions[2] = (struct lhv_region){ R2, RSIZE, (uintptr_t)(mem1 + RSIZE), 0x7f0010040000 };
 	return mem0 && mem1 ? 0 : -1;
 }
 
@@ -209,13 +211,71 @@ static void test_gmem(void **state)
 {
 	struct iovec iov[2];
 
-	assert_int_equal(lhv_gmem_map(&gmem, R1, 0, iov, 2), -EINVAL);
-	assert_int_equal(lhv_gmem_map(&gmem, R2 - 1, 2, iov, 1), -E2BIG);
-	assert_int_equal(lhv_gmem_map(&gmem, R2 - 1, 2, iov, 2), 2);
-	assert_int_equal(lhv_gmem_map(&gmem, RSIZE - 1, 2, iov, 2), -EFAULT);
-	assert_null(lhv_gmem_ptr(&gmem, R2 - 1, 2));
-	assert_ptr_equal(lhv_gmem_ptr(&gmem, R2, 2), mem1 + RSIZE);
+	int err = 0;
+
+	assert_int_equal(lhv_gmem_map(&gmem, R1, 0, LHV_GMEM_READ, iov, 2), -EINVAL);
+	assert_int_equal(lhv_gmem_map(&gmem, R2 - 1, 2, LHV_GMEM_READ, iov, 1), -E2BIG);
+	assert_int_equal(lhv_gmem_map(&gmem, R2 - 1, 2, LHV_GMEM_READ, iov, 2), 2);
+	assert_int_equal(lhv_gmem_map(&gmem, RSIZE - 1, 2, LHV_GMEM_READ, iov, 2), -EFAULT);
+	assert_null(lhv_gmem_ptr(&gmem, R2 - 1, 2, LHV_GMEM_READ, &err));
+	assert_int_equal(err, -EFAULT);
+	assert_ptr_equal(lhv_gmem_ptr(&gmem, R2, 2, LHV_GMEM_READ, &err), mem1 + RSIZE);
 	assert_string_equal(lhv_walk_reason(LHV_WALK_LOOP), "loop");
+}
+
+/* Behind a vIOMMU: buffers are IOVAs, through the IOTLB to the VMM's
+ * addresses, to ours; misses and refused access are told apart. */
+static void test_iommu(void **state)
+{
+	struct lhv_iotlb tlb;
+	struct lhv_gmem im = { .n = 3, .r = regions, .iotlb = &tlb };
+	struct lhv_walk_opts o = { .desc = table(TABLE_GPA), .qsize = QSIZE, .indirect = true,
+				   .max_bytes = 0x100000, .mem = &im };
+	struct vring_desc *t = table(TABLE_GPA);
+	static struct lhv_chain c;
+	const uint64_t A = 0x100000000ull, RO = 0x200000000ull, NONE = 0x300000000ull;
+
+	assert_int_equal(lhv_iotlb_init(&tlb), 0);
+	/* A: 64 KiB of region 1, read-write; RO: the next page, read-only. */
+	assert_int_equal(lhv_iotlb_update(&tlb, A, 0x10000, 0x7f0010000000,
+					  LHV_IOTLB_R | LHV_IOTLB_W), 0);
+	assert_int_equal(lhv_iotlb_update(&tlb, RO, 0x1000, 0x7f0010010000, LHV_IOTLB_R), 0);
+
+	t[0] = (struct vring_desc){ A + 0x100, 16, N, 1 };
+	t[1] = (struct vring_desc){ A + 0x1000, 4096, W | N, 2 };
+	t[2] = (struct vring_desc){ RO, 512, 0, 0 };
+	/* A read after a write is refused anyway: make 2 the status byte. */
+	t[2] = (struct vring_desc){ A + 0x3000, 1, W, 0 };
+	assert_int_equal(lhv_walk_chain(&o, 0, &c), LHV_WALK_OK);
+	assert_int_equal(c.nr, 1);
+	assert_int_equal(c.nw, 2);
+	assert_ptr_equal(c.seg[0].iov_base, mem1 + 0x100);
+	assert_ptr_equal(c.seg[1].iov_base, mem1 + 0x1000);
+	assert_int_equal(c.lo, A + 0x100);
+	assert_int_equal(c.hi, A + 0x3001);
+
+	/* The device may read RO, not write it. */
+	t[0] = (struct vring_desc){ RO, 512, N, 1 };
+	assert_int_equal(lhv_walk_chain(&o, 0, &c), LHV_WALK_OK);
+	assert_ptr_equal(c.seg[0].iov_base, mem1 + 0x10000);
+	t[1] = (struct vring_desc){ RO, 512, W, 0 };
+	assert_int_equal(lhv_walk_chain(&o, 0, &c), LHV_WALK_IOMMU_FAULT);
+
+	/* Unmapped: a miss, for the first byte that has no entry. */
+	t[1] = (struct vring_desc){ NONE + 8, 512, W, 0 };
+	assert_int_equal(lhv_walk_chain(&o, 0, &c), LHV_WALK_IOTLB_MISS);
+	assert_int_equal(tlb.miss_iova, NONE + 8);
+	t[1] = (struct vring_desc){ A + 0xfff0, 0x20, W, 0 };
+	assert_int_equal(lhv_walk_chain(&o, 0, &c), LHV_WALK_IOTLB_MISS);
+	assert_int_equal(tlb.miss_iova, A + 0x10000);
+
+	/* An indirect table is looked up like any buffer. */
+	t[0] = (struct vring_desc){ NONE, 16 * 2, I, 0 };
+	assert_int_equal(lhv_walk_chain(&o, 0, &c), LHV_WALK_IOTLB_MISS);
+	lhv_iotlb_invalidate(&tlb, A, 0x1000);
+	t[0] = (struct vring_desc){ A + 0x800, 16, 0, 0 };
+	assert_int_equal(lhv_walk_chain(&o, 0, &c), LHV_WALK_IOTLB_MISS);
+	lhv_iotlb_fini(&tlb);
 }
 
 int main(void)
@@ -225,6 +285,7 @@ int main(void)
 		cmocka_unit_test(test_segments),
 		cmocka_unit_test(test_too_long),
 		cmocka_unit_test(test_gmem),
+		cmocka_unit_test(test_iommu),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
