@@ -971,6 +971,46 @@ static int topo_network(struct topo_ctx *c, const yaml_node_t *map)
 	return 0;
 }
 
+/* devices[].iommu */
+
+enum { IOMMU_POLICY, IOMMU_BATCH, IOMMU_DELAY, N_IOMMU_KEYS };
+
+static int topo_p_policy(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			 void *obj)
+{
+	struct vrio_topo_device *d = obj;
+	const char *s;
+	int ret;
+
+	ret = topo_scalar(c, k, v, "strict or deferred", &s);
+	if (ret)
+		return ret;
+	if (strcmp(s, "strict") && strcmp(s, "deferred"))
+		return topo_expected(c, k, v, "strict or deferred");
+	d->iommu_deferred = !strcmp(s, "deferred");
+	return 0;
+}
+
+#define F(field) offsetof(struct vrio_topo_device, field)
+static const struct topo_key iommu_keys[N_IOMMU_KEYS] = {
+	[IOMMU_POLICY] = { "policy", topo_p_policy, 0, 0, 0, 0 },
+	[IOMMU_BATCH] = { "batch", topo_p_uint, F(iommu_batch), 1, 1024, 0 },
+	[IOMMU_DELAY] = { "delay_ms", topo_p_uint, F(iommu_delay_ms), 1, 1000, 0 },
+};
+#undef F
+
+static int topo_p_iommu(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			void *obj)
+{
+	struct topo_seen seen[N_IOMMU_KEYS] = { 0 };
+	int ret;
+
+	ret = topo_want_mapping(c, k, v);
+	if (ret)
+		return ret;
+	return topo_walk(c, v, "iommu", iommu_keys, N_IOMMU_KEYS, obj, seen);
+}
+
 /* devices[].backend */
 
 enum { BE_FILE, BE_RAM, BE_SIZE, BE_DIRECT, N_BE_KEYS };
@@ -1022,7 +1062,7 @@ static int topo_p_backend(struct topo_ctx *c, const struct topo_key *k, const ya
 
 enum {
 	DEV_NAME, DEV_TYPE, DEV_HOST, DEV_IO_SERVER, DEV_SOCKET, DEV_QUEUES, DEV_QUEUE_SIZE,
-	DEV_READ_ONLY, DEV_BACKEND, DEV_MAC, DEV_NETWORK, N_DEV_KEYS
+	DEV_READ_ONLY, DEV_BACKEND, DEV_MAC, DEV_NETWORK, DEV_IOMMU, N_DEV_KEYS
 };
 
 #define F(field) offsetof(struct vrio_topo_device, field)
@@ -1038,6 +1078,7 @@ static const struct topo_key device_keys[N_DEV_KEYS] = {
 	[DEV_BACKEND] = { "backend", topo_p_backend, F(backend), 0, 0, KEY_BLK | KEY_REQUIRED },
 	[DEV_MAC] = { "mac", topo_p_mac, F(mac), 0, 0, KEY_NET | KEY_REQUIRED },
 	[DEV_NETWORK] = { "network", topo_p_ref, 0, 0, 0, KEY_NET | KEY_REQUIRED },
+	[DEV_IOMMU] = { "iommu", topo_p_iommu, 0, 0, 0, KEY_BLK },
 };
 #undef F
 
@@ -1063,6 +1104,8 @@ static int topo_device(struct topo_ctx *c, const yaml_node_t *map)
 	topo_mark(map, &d->line, &d->col);
 	d->queues = 1;
 	d->queue_size = 256;
+	d->iommu_batch = 32;
+	d->iommu_delay_ms = 10;
 
 	ret = topo_walk(c, map, "device", device_keys, N_DEV_KEYS, d, seen);
 	if (ret)

@@ -86,6 +86,10 @@ struct vrio_topo_device {
 	struct vrio_topo_backend backend;	/* blk */
 	char *mac;		/* net: "52:54:00:00:00:01" */
 	struct vrio_topo_network *network;	/* net, resolved */
+	/* blk behind a vIOMMU: how invalidations are handled (iommu:). */
+	bool iommu_deferred;	/* default false: strict */
+	unsigned iommu_batch;	/* deferred: at most this many pending, default 32 */
+	unsigned iommu_delay_ms;	/* deferred: or this old, default 10 */
 	unsigned line, col;
 };
 

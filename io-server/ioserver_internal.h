@@ -50,6 +50,7 @@ struct ios_dev_stats {
 	uint64_t requests[IOS_BLK_OP_COUNT];
 	uint64_t bytes_read, bytes_written;
 	uint64_t err_ioerr, err_unsupp, err_protocol, err_guest;
+	uint64_t invalidations;		/* vIOMMU invalidations acknowledged */
 	struct vrio_hist latency;
 };
 

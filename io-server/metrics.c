@@ -92,6 +92,14 @@ static void metrics_devices(const struct ios_server *srv, struct vrio_mw *w)
 			     &d->stats.latency);
 	}
 
+	vrio_mw_family(w, "vrio_ioserver_iotlb_invalidations_total", "counter",
+		       "vIOMMU invalidations local-hv forwarded for the device, acknowledged.");
+	for (i = 0; i < srv->n_devs; i++) {
+		d = &srv->devs[i];
+		vrio_mw_u64(w, "vrio_ioserver_iotlb_invalidations_total", d->label,
+			    vrio_counter_get(&d->stats.invalidations));
+	}
+
 	vrio_mw_family(w, "vrio_ioserver_device_attached", "gauge",
 		       "1 while a local-hv has the device attached.");
 	for (i = 0; i < srv->n_devs; i++) {

@@ -571,6 +571,38 @@ static int ctrl_heartbeat(struct ios_session *s, const Vrio__Ctrl *m)
 	return 0;
 }
 
+/*
+ * A vIOMMU invalidation for one of this connection's devices. Every REQ
+ * that came before it is already parsed into the io-server's own buffers
+ * (the transports copy), so nothing queued here refers to guest memory:
+ * the acknowledgement can go at once, in order behind what is queued.
+ */
+static int ctrl_iotlb_invalidate(struct ios_session *s, const Vrio__Ctrl *m)
+{
+	const Vrio__IotlbInvalidate *inv = m->iotlb_invalidate;
+	struct ios_attach *a = session_att(s, inv->dev_id);
+	Vrio__Ctrl reply = VRIO__CTRL__INIT;
+	Vrio__IotlbAck ack = VRIO__IOTLB_ACK__INIT;
+	int rc;
+
+	if (!a)
+		return session_garbage(s, "IOTLB invalidation for device %u, which is not attached here",
+				       inv->dev_id);
+	if (inv->size == 0 || inv->iova + inv->size - 1 < inv->iova)
+		return session_garbage(s, "%s: IOTLB invalidation of %#llx+%#llx",
+				       a->dev->topo->name, (unsigned long long)inv->iova,
+				       (unsigned long long)inv->size);
+	vrio_counter_add(&a->dev->stats.invalidations, 1);
+	ack.dev_id = inv->dev_id;
+	reply.seq = m->seq;
+	reply.msg_case = VRIO__CTRL__MSG_IOTLB_ACK;
+	reply.iotlb_ack = &ack;
+	rc = session_send_ctrl(s, &reply);
+	if (rc < 0)
+		return session_reject(s, rc, "cannot acknowledge an invalidation: %s", strerror(-rc));
+	return 0;
+}
+
 static int ctrl_error(struct ios_session *s, const Vrio__Ctrl *m)
 {
 	char msg[160];
@@ -589,6 +621,7 @@ static const struct ios_ctrl_handler {
 	{ VRIO__CTRL__MSG_DETACH, ctrl_detach, true },
 	{ VRIO__CTRL__MSG_DEVICE_ERROR, ctrl_device_error, true },
 	{ VRIO__CTRL__MSG_HEARTBEAT, ctrl_heartbeat, true },
+	{ VRIO__CTRL__MSG_IOTLB_INVALIDATE, ctrl_iotlb_invalidate, true },
 	{ VRIO__CTRL__MSG_ERROR, ctrl_error, false },
 };
 

@@ -34,6 +34,7 @@ struct lhv_iotlb {
 	/* The last failed lookup, for the miss the caller sends. */
 	uint64_t miss_iova;
 	uint8_t miss_perm;
+	uint64_t hits, misses;		/* lookups; one writer, relaxed atomics */
 };
 
 int lhv_iotlb_init(struct lhv_iotlb *t);

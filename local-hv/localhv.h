@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <linux/virtio_ring.h>
 
+#include "iommu.h"
 #include "metrics.h"
 #include "topology.h"
 #include "transport.h"
@@ -40,6 +41,7 @@ enum lhv_dev_state {
 
 struct lhv_slot {
 	uint64_t t0;		/* when the request went upstream */
+	uint64_t lo, hi;	/* the guest addresses the chain touches */
 	uint32_t wcap;		/* writable bytes the chain offered */
 	bool busy;
 };
@@ -165,6 +167,7 @@ struct lhv_dev {
 	struct lhv_dev_stats st;
 	struct rte_mbuf *rx[LHV_BUDGET];	/* net: packets for the guest */
 	unsigned n_rx;
+	struct lhv_iommu iommu;		/* request/response kind behind a vIOMMU */
 };
 
 enum lhv_up_state {
@@ -233,6 +236,9 @@ void lhv_up_flush(struct lhv_upstream *up);
 void lhv_up_close(struct lhv_upstream *up);
 /* Milliseconds until the next reconnect attempt, or -1. */
 int lhv_up_timeout_ms(const struct lhv_upstream *up, uint64_t now);
+/* Forwards a vIOMMU invalidation of d's; *seq names the IotlbAck to come.
+ * -ENOTCONN when the device is not attached on a live connection. */
+int lhv_up_send_invalidate(struct lhv_dev *d, uint64_t iova, uint64_t size, uint64_t *seq);
 
 /* net.c: the packet queue path (lhv_net_ops). */
 int lhv_net_init(struct lhv *l);

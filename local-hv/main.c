@@ -63,6 +63,11 @@ static int setup_devices(struct lhv *l, const char *node)
 		d->name = t->name;
 		d->conn_vid = -1;
 		d->vid = -1;
+		if (t->type != VRIO_DEV_NET) {
+			lhv_iommu_init(&d->iommu, t);
+			if (lhv_iotlb_init(&d->iommu.tlb) < 0)
+				return -ENOMEM;
+		}
 		vrio_mw_escape(esc, sizeof(esc), t->name);
 		snprintf(d->label, sizeof(d->label), "device=\"%s\"", esc);
 	}
@@ -197,6 +202,8 @@ out:
 	if (l.ndevs || l.nups)
 		lhv_vhost_fini();
 	free(l.ups);
+	for (i = 0; i < l.ndevs; i++)
+		lhv_iommu_fini(&l.devs[i].iommu);
 	free(l.devs);
 	vrio_topology_free(l.topo);
 	return rc < 0 ? 1 : 0;

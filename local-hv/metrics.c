@@ -27,6 +27,50 @@ static uint64_t stat_at(const struct lhv_dev *d, size_t off)
 	return vrio_counter_get((const uint64_t *)((const char *)&d->st + off));
 }
 
+/* Request/response devices behind a vIOMMU (iommu.h). */
+static void iommu_metrics(struct vrio_mw *w, const struct lhv *l)
+{
+	static const struct {
+		const char *name, *type, *help;
+	} fam[] = {
+		{ "vrio_localhv_iotlb_hits_total", "counter", "IOTLB lookups that found a mapping" },
+		{ "vrio_localhv_iotlb_misses_total", "counter",
+		  "IOTLB lookups without a mapping (each asks the VMM once)" },
+		{ "vrio_localhv_iotlb_invalidations_total", "counter",
+		  "vIOMMU invalidations done: forwarded, acknowledged, nothing in flight on them" },
+		{ "vrio_localhv_iotlb_stale_mappings", "gauge",
+		  "Deferred policy: invalidated mappings still usable, awaiting their batch" },
+		{ "vrio_localhv_iotlb_stale_max_seconds", "gauge",
+		  "Deferred policy: the longest an invalidated mapping stayed usable" },
+	};
+	const struct lhv_iommu *m;
+	unsigned i, k;
+	double v;
+
+	for (k = 0; k < sizeof(fam) / sizeof(fam[0]); k++) {
+		vrio_mw_family(w, fam[k].name, fam[k].type, fam[k].help);
+		for (i = 0; i < l->ndevs; i++) {
+			if (l->devs[i].topo->type == VRIO_DEV_NET)
+				continue;
+			m = &l->devs[i].iommu;
+			switch (k) {
+			case 0: v = (double)vrio_counter_get(&m->tlb.hits); break;
+			case 1: v = (double)vrio_counter_get(&m->tlb.misses); break;
+			case 2: v = (double)vrio_counter_get(&m->st.invalidations); break;
+			case 3: v = (double)vrio_counter_get(&m->st.stale); break;
+			default: v = (double)vrio_counter_get(&m->st.stale_max_ns) / 1e9; break;
+			}
+			vrio_mw_double(w, fam[k].name, l->devs[i].label, v);
+		}
+	}
+	vrio_mw_family(w, "vrio_localhv_iotlb_invalidation_seconds", "histogram",
+		       "From the VMM's invalidation to done (strict: to its acknowledgement)");
+	for (i = 0; i < l->ndevs; i++)
+		if (l->devs[i].topo->type != VRIO_DEV_NET)
+			vrio_mw_hist(w, "vrio_localhv_iotlb_invalidation_seconds",
+				     l->devs[i].label, &l->devs[i].iommu.st.rtt);
+}
+
 static void dev_metrics(struct vrio_mw *w, const struct lhv *l)
 {
 	char lab[256];
@@ -81,6 +125,7 @@ static void dev_metrics(struct vrio_mw *w, const struct lhv *l)
 		vrio_mw_u64(w, "vrio_localhv_device_running", l->devs[i].label,
 			    __atomic_load_n(&l->devs[i].state, __ATOMIC_RELAXED) ==
 				    LHV_DEV_RUNNING);
+	iommu_metrics(w, l);
 	vrio_mw_family(w, "vrio_localhv_request_latency_seconds", "histogram",
 		       "Time from forwarding a request to its response");
 	for (i = 0; i < l->ndevs; i++)

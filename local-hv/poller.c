@@ -71,6 +71,8 @@ static void dev_stopping(struct lhv *l, struct lhv_dev *d, uint64_t now)
 		if (d->vq[i].active)
 			lhv_epoll_mod(l, d->vq[i].kickfd, NULL, false);
 	d->inflight = 0;
+	if (d->iommu.on)
+		lhv_iommu_reset(d);
 	if (d->ops->stopped)
 		d->ops->stopped(d);
 	__atomic_store_n(&d->state, LHV_DEV_IDLE, __ATOMIC_RELEASE);
@@ -93,6 +95,9 @@ static int poll_devices(struct lhv *l, uint64_t now)
 							__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 				st = LHV_DEV_RUNNING;
 		}
+		/* Only while the poller owns the device (localhv.h). */
+		if (d->iommu.on && (st == LHV_DEV_RUNNING || st == LHV_DEV_STOP))
+			work += lhv_iommu_poll(l, d, now);
 		if (st == LHV_DEV_STOP) {
 			dev_stopping(l, d, now);
 			continue;

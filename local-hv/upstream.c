@@ -40,8 +40,11 @@ static void up_down(struct lhv_upstream *up, int err)
 		VRIO_WARN("%s: connection lost: %s; %u request(s) in flight wait for the reconnect",
 			  up_name(up), strerror(-err), inflight);
 	}
-	for (i = 0; i < up->ndevs; i++)
+	for (i = 0; i < up->ndevs; i++) {
 		up->devs[i]->attached = false;
+		if (up->devs[i]->iommu.on)
+			lhv_iommu_upstream_lost(up->devs[i]);
+	}
 	__atomic_store_n(&up->state, LHV_UP_DOWN, __ATOMIC_RELEASE);
 	backoff = RETRY_MIN_NS << (up->failures < 4 ? up->failures : 4);
 	up->retry_at = vrio_now_ns() + (backoff < RETRY_MAX_NS ? backoff : RETRY_MAX_NS);
@@ -51,6 +54,28 @@ static int send_ctrl(struct lhv_upstream *up, Vrio__Ctrl *m)
 {
 	m->seq = ++up->seq;
 	return vrio_conn_send_ctrl(up->conn, m);
+}
+
+int lhv_up_send_invalidate(struct lhv_dev *d, uint64_t iova, uint64_t size, uint64_t *seq)
+{
+	struct lhv_upstream *up = d->up;
+	Vrio__Ctrl m = VRIO__CTRL__INIT;
+	Vrio__IotlbInvalidate inv = VRIO__IOTLB_INVALIDATE__INIT;
+	int rc;
+
+	if (!up->conn || !d->attached ||
+	    __atomic_load_n(&up->state, __ATOMIC_RELAXED) != LHV_UP_READY)
+		return -ENOTCONN;
+	inv.dev_id = d->dev_id;
+	inv.iova = iova;
+	inv.size = size;
+	m.msg_case = VRIO__CTRL__MSG_IOTLB_INVALIDATE;
+	m.iotlb_invalidate = &inv;
+	rc = send_ctrl(up, &m);
+	if (rc < 0)
+		return rc;	/* -ENOBUFS: tried again next round */
+	*seq = m.seq;
+	return 0;
 }
 
 static int up_start(struct lhv_upstream *up)
@@ -216,6 +241,16 @@ static int on_ctrl(struct lhv_upstream *up, const void *payload, uint32_t len)
 		break;
 	case VRIO__CTRL__MSG_HEARTBEAT:
 		break;
+	case VRIO__CTRL__MSG_IOTLB_ACK: {
+		struct lhv_dev *d = dev_by_id(up, m->iotlb_ack->dev_id);
+
+		if (!d || !d->iommu.on || lhv_iommu_acked(d, m->seq) < 0) {
+			VRIO_ERR("%s: IOTLB acknowledgement (seq %llu) for nothing asked", up_name(up),
+				 (unsigned long long)m->seq);
+			rc = -EBADMSG;
+		}
+		break;
+	}
 	case VRIO__CTRL__MSG_ERROR:
 		VRIO_ERR("%s: io-server error: %s", up_name(up),
 			 m->error->message ? m->error->message : "");

@@ -10,9 +10,11 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/vhost_types.h>
 
 #include <rte_eal.h>
 #include <rte_errno.h>
@@ -23,11 +25,14 @@
 #include "log.h"
 
 #define VIRTIO_F_VERSION_1_BIT		32
+#define VIRTIO_F_ACCESS_PLATFORM_BIT	33
 #define VIRTIO_F_RING_PACKED_BIT	34
 #define VHOST_USER_F_PROTOCOL_FEATURES_BIT 30
 #define VHOST_USER_PROTOCOL_F_CONFIG_BIT 9
 #define VHOST_USER_RESET_OWNER		4
 #define VHOST_USER_SET_VRING_BASE	10
+#define VHOST_USER_SET_SLAVE_REQ_FD	21
+#define VHOST_USER_IOTLB_MSG		22
 #define VHOST_USER_GET_CONFIG		24
 #define VHOST_USER_SET_CONFIG		25
 #define STOP_TIMEOUT_NS			(5ull * 1000 * 1000 * 1000)
@@ -45,8 +50,53 @@ struct vu_msg {
 			uint32_t flags;
 			uint8_t region[LHV_CONFIG_MAX];
 		} cfg;
+		struct vhost_iotlb_msg iotlb;
 	} payload;
 } __attribute__((packed));
+
+/*
+ * rte_vhost hands pre_msg_handle the message but not the descriptors that
+ * came with it, and DPDK 22.11 has no call that gives an external backend
+ * its backend ("slave") channel, on which IOTLB misses go. The descriptors
+ * follow the message in rte_vhost's own context: int fds[8], unused ones
+ * -1, then fd_num. For SET_SLAVE_REQ_FD (one descriptor, a stream socket)
+ * that pattern is found behind the message and the socket duplicated;
+ * anything else found there is refused, and the device then has no
+ * channel (misses break it, logged).
+ */
+#define VU_CTX_FDS	8
+#define VU_CTX_SCAN	2048
+
+static bool is_stream_socket(int fd)
+{
+	int type = 0;
+	socklen_t len = sizeof(type);
+	struct stat sb;
+
+	return fd >= 0 && fstat(fd, &sb) == 0 && S_ISSOCK(sb.st_mode) &&
+	       getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
+}
+
+static int msg_channel_fd(const struct vu_msg *m)
+{
+	const uint8_t *base = (const uint8_t *)m;
+	int v[VU_CTX_FDS + 1], found = -1;
+	size_t off, k;
+
+	for (off = 12; off + sizeof(v) <= VU_CTX_SCAN; off += sizeof(int)) {
+		memcpy(v, base + off, sizeof(v));
+		if (v[VU_CTX_FDS] != 1 || v[0] < 0)
+			continue;
+		for (k = 1; k < VU_CTX_FDS && v[k] == -1; k++)
+			;
+		if (k == VU_CTX_FDS && is_stream_socket(v[0])) {
+			if (found >= 0 && found != v[0])
+				return -1;	/* ambiguous: trust neither */
+			found = v[0];
+		}
+	}
+	return found;
+}
 
 /* rte_vhost's callbacks carry no context; this is the registry they use. */
 static struct lhv *g_lhv;
@@ -77,6 +127,26 @@ static enum rte_vhost_msg_result pre_msg(int vid, void *arg)
 	d = dev_by_vid(vid);
 	if (!d)
 		return RTE_VHOST_MSG_RESULT_ERR;
+	if (m->request == VHOST_USER_IOTLB_MSG) {
+		/* Ours first (the walker's), then rte_vhost's (the rings'),
+		 * which also answers the VMM. */
+		if (m->size < sizeof(m->payload.iotlb))
+			return RTE_VHOST_MSG_RESULT_ERR;
+		if (lhv_iommu_post(g_lhv, d, m->payload.iotlb.type, m->payload.iotlb.iova,
+				   m->payload.iotlb.size, m->payload.iotlb.uaddr,
+				   m->payload.iotlb.perm) < 0)
+			return RTE_VHOST_MSG_RESULT_ERR;
+		return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+	}
+	if (m->request == VHOST_USER_SET_SLAVE_REQ_FD) {
+		int fd = msg_channel_fd(m), dup_fd = fd >= 0 ? dup(fd) : -1;
+
+		if (dup_fd < 0)
+			VRIO_WARN("%s: cannot find the backend channel in SET_SLAVE_REQ_FD; "
+				  "IOTLB misses will break the device", d->name);
+		lhv_iommu_set_channel(&d->iommu, dup_fd);
+		return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+	}
 	if (changes_rings(m->request)) {
 		dev_stop(d);
 		/* The frontend restarts its rings after a device reset: only then
@@ -195,6 +265,7 @@ static int map_memory(struct lhv_dev *d, int vid)
 		d->mem.r[i].gpa = mem->regions[i].guest_phys_addr;
 		d->mem.r[i].size = mem->regions[i].size;
 		d->mem.r[i].hva = mem->regions[i].host_user_addr;
+		d->mem.r[i].uaddr = mem->regions[i].guest_user_addr;
 	}
 	d->mem.n = mem->nregions;
 	free(mem);
@@ -260,6 +331,9 @@ int lhv_rr_start(struct lhv_dev *d, int vid)
 	rc = map_memory(d, vid);
 	if (rc < 0)
 		return rc;
+	/* Behind a vIOMMU, buffers are IOVAs: the IOTLB comes between. */
+	d->iommu.on = d->features & (1ull << VIRTIO_F_ACCESS_PLATFORM_BIT);
+	d->mem.iotlb = d->iommu.on ? &d->iommu.tlb : NULL;
 	d->nvq = nvq;
 	for (i = 0; i < nvq; i++) {
 		if (!d->ready[i])
@@ -465,11 +539,14 @@ int lhv_vhost_register(struct lhv *l, struct lhv_dev *d)
 	 * come from the io-server. Neither kind offers packed rings yet. */
 	features = d->dev_features | (1ull << VIRTIO_F_VERSION_1_BIT) |
 		   (1ull << VIRTIO_RING_F_EVENT_IDX) | (1ull << VIRTIO_RING_F_INDIRECT_DESC) |
-		   (1ull << VHOST_USER_F_PROTOCOL_FEATURES_BIT);
+		   (1ull << VHOST_USER_F_PROTOCOL_FEATURES_BIT) |
+		   (1ull << VIRTIO_F_ACCESS_PLATFORM_BIT);
 	if (d->ops->own_rings)
 		pextra = 1ull << VHOST_USER_PROTOCOL_F_CONFIG_BIT;
 	d->conn_vid = -1;
-	if (rte_vhost_driver_register(path, 0) != 0) {
+	/* IOTLB support: rte_vhost's for the rings and its net path, ours
+	 * (iommu.c) for the request/response kind's buffers. */
+	if (rte_vhost_driver_register(path, RTE_VHOST_USER_IOMMU_SUPPORT) != 0) {
 		VRIO_ERR("%s: cannot create vhost-user socket %s", d->name, path);
 		return -EIO;
 	}

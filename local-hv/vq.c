@@ -85,6 +85,10 @@ static int lhv_vq_process(struct lhv *l, struct lhv_dev *d, unsigned qi)
 		head = __atomic_load_n(&q->avail->ring[q->last_avail & (q->size - 1)],
 				       __ATOMIC_RELAXED);
 		rc = lhv_walk_chain(&o, head, c);
+		/* Behind a vIOMMU a chain may have to wait: for the VMM to
+		 * answer a miss, or for an invalidation of what it touches. */
+		if (d->iommu.on && !lhv_iommu_admit(d, rc, c->lo, c->hi, vrio_now_ns()))
+			return done;
 		if (rc != LHV_WALK_OK) {
 			lhv_dev_break(d, rc, "queue %u head %u: %s", qi, head, lhv_walk_strerror(rc));
 			return done;
@@ -101,6 +105,8 @@ static int lhv_vq_process(struct lhv *l, struct lhv_dev *d, unsigned qi)
 			break;	/* the upstream's poll notices the dead connection */
 		s->busy = true;
 		s->wcap = c->wlen;
+		s->lo = c->lo;
+		s->hi = c->hi;
 		s->t0 = vrio_now_ns();
 		q->last_avail++;
 		q->inflight++;

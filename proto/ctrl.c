@@ -51,6 +51,10 @@ const char *vrio_ctrl_name(const Vrio__Ctrl *m)
 		return "heartbeat";
 	case VRIO__CTRL__MSG_ERROR:
 		return "error";
+	case VRIO__CTRL__MSG_IOTLB_INVALIDATE:
+		return "iotlb-invalidate";
+	case VRIO__CTRL__MSG_IOTLB_ACK:
+		return "iotlb-ack";
 	default:
 		return "unknown";
 	}
