@@ -417,6 +417,12 @@ static void destroy_connection(int vid)
 	if (d && d->conn_vid == vid) {
 		dev_stop(d);
 		d->conn_vid = -1;
+		/* The next frontend has its own address space and vIOMMU: its
+		 * mappings start empty, and it gives its own channel. */
+		if (d->ops->own_rings) {
+			lhv_iotlb_invalidate(&d->iommu.tlb, 0, UINT64_MAX);
+			lhv_iommu_set_channel(&d->iommu, -1);
+		}
 		VRIO_INFO("%s: frontend disconnected", d->name);
 	}
 }

@@ -48,7 +48,7 @@ int blkdev_connect(struct blkdev *d, const struct blkdev_opts *o)
 	int ret;
 
 	memset(d, 0, sizeof(*d));
-	ret = vudev_connect(&d->v, o->socket, o->timeout_ms, BLKDEV_WANTED_PROTOCOL, &pf);
+	ret = vudev_connect(&d->v, o->socket, o->timeout_ms, BLKDEV_WANTED_PROTOCOL, &pf, o->iommu);
 	if (ret < 0)
 		return ret;
 	if (d->v.protocol_features & BIT64(VU_PF_MQ)) {
@@ -72,7 +72,9 @@ int blkdev_connect(struct blkdev *d, const struct blkdev_opts *o)
 		goto err;
 	blkdev_config_to_cpu(&d->cfg);
 
-	d->v.features = d->v.dev_features & BLKDEV_WANTED_FEATURES & ~o->features_off;
+	d->v.features = d->v.dev_features & (BLKDEV_WANTED_FEATURES |
+					      (o->iommu ? BIT64(VIRTIO_F_ACCESS_PLATFORM) : 0)) &
+			~o->features_off;
 	ret = vu_set_u64(&d->v.vu, VU_SET_FEATURES, d->v.features);
 	if (ret < 0)
 		goto err;

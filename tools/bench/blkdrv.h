@@ -77,6 +77,8 @@ struct blkdev_opts {
 	bool quiet;
 	/* Feature bits not to negotiate even if offered. */
 	uint64_t features_off;
+	/* Play the VMM's vIOMMU: IOVAs, the backend's misses answered. */
+	bool iommu;
 };
 
 struct blkdev {

@@ -54,6 +54,7 @@ enum opt_id {
 	OPT_MAC_A,
 	OPT_MAC_B,
 	OPT_FRAME_SIZE,
+	OPT_IOMMU,
 	OPT_HELP,
 };
 
@@ -84,6 +85,7 @@ static const struct option long_opts[] = {
 	{ "mac-a", required_argument, NULL, OPT_MAC_A },
 	{ "mac-b", required_argument, NULL, OPT_MAC_B },
 	{ "frame-size", required_argument, NULL, OPT_FRAME_SIZE },
+	{ "iommu", no_argument, NULL, OPT_IOMMU },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -124,6 +126,9 @@ static void usage(FILE *out)
 		"  --poll             busy-poll for completions instead of sleeping\n"
 		"  --timeout MS       longest a request may take (default 10000)\n"
 		"  --no-event-idx     do not negotiate VIRTIO_RING_F_EVENT_IDX (use ring flags)\n"
+		"  --iommu            play the VMM's vIOMMU: VIRTIO_F_ACCESS_PLATFORM, buffers\n"
+		"                     at I/O virtual addresses, the backend's IOTLB misses\n"
+		"                     answered on its channel\n"
 		"  --zero-unwritten   with --check-file: blocks never written must read as zeros\n"
 		"  --json             print the report as one JSON object on stdout\n"
 		"\n"
@@ -346,6 +351,9 @@ static int parse_args(int argc, char **argv, struct main_opts *m)
 			if (parse_uint("--frame-size", optarg, 27, 2036, false, &v) < 0)
 				return -EINVAL;
 			m->net.frame_size = (uint32_t)v;
+			break;
+		case OPT_IOMMU:
+			o->iommu = true;
 			break;
 		case OPT_HELP:
 			usage(stdout);

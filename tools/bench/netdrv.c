@@ -19,7 +19,7 @@ int netdev_connect(struct netdev *d, const struct netdev_opts *o)
 
 	memset(d, 0, sizeof(*d));
 	d->name = o->socket;
-	ret = vudev_connect(&d->v, o->socket, o->timeout_ms, NETDEV_WANTED_PROTOCOL, NULL);
+	ret = vudev_connect(&d->v, o->socket, o->timeout_ms, NETDEV_WANTED_PROTOCOL, NULL, false);
 	if (ret < 0)
 		return ret;
 	d->v.features = d->v.dev_features & NETDEV_WANTED_FEATURES;

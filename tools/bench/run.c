@@ -267,6 +267,13 @@ static void run_wait(struct run_ctx *r)
 	unsigned int q;
 	int ret;
 
+	/* Playing the vIOMMU: the backend may be waiting on a miss. */
+	if (r->dev.v.iommu && vudev_serve_iotlb(&r->dev.v) < 0) {
+		bench_err("%s: the backend's IOTLB channel broke", r->o->socket);
+		r->res->device_error = true;
+		r->fatal = true;
+		return;
+	}
 	if (r->o->poll) {
 		run_check_health(r, now);
 		return;
@@ -281,7 +288,7 @@ static void run_wait(struct run_ctx *r)
 	for (q = 0; q < r->dev.v.nq; q++)
 		pending |= virtq_enable_cb(&r->dev.v.vqs[q]);
 	if (!pending) {
-		ret = poll(r->pfds, r->dev.v.nq + 1, WAIT_MAX_MS);
+		ret = poll(r->pfds, r->dev.v.nq + 2, WAIT_MAX_MS);
 		if (ret < 0 && errno != EINTR) {
 			bench_err("poll: %m");
 			r->fatal = true;
@@ -378,6 +385,7 @@ static int run_setup(struct run_ctx *r)
 	struct blkdev_opts bo = {
 		.socket = o->socket, .timeout_ms = o->timeout_ms, .quiet = o->quiet,
 		.features_off = o->no_event_idx ? BIT64(VIRTIO_RING_F_EVENT_IDX) : 0,
+		.iommu = o->iommu,
 	};
 	uint64_t cap, size, nblocks, extra, per_queue;
 	unsigned int nq, depth, i;
@@ -458,7 +466,7 @@ static int run_setup(struct run_ctx *r)
 	r->slots = calloc(depth, sizeof(*r->slots));
 	r->idle = calloc(depth, sizeof(*r->idle));
 	r->touched = calloc(nq, sizeof(*r->touched));
-	r->pfds = calloc(nq + 1, sizeof(*r->pfds));
+	r->pfds = calloc(nq + 2, sizeof(*r->pfds));
 	r->scratch = malloc(o->bs);
 	if (!r->slots || !r->idle || !r->touched || !r->pfds || !r->scratch)
 		return -ENOMEM;
@@ -478,6 +486,8 @@ static int run_setup(struct run_ctx *r)
 	for (i = 0; i < nq; i++)
 		r->pfds[i] = (struct pollfd){ .fd = r->dev.v.vqs[i].call_fd, .events = POLLIN };
 	r->pfds[nq] = (struct pollfd){ .fd = r->dev.v.vu.fd, .events = POLLIN };
+	/* -1 (ignored by poll) unless the backend has a channel to us. */
+	r->pfds[nq + 1] = (struct pollfd){ .fd = r->dev.v.slave_fd, .events = POLLIN };
 	r->timeout_ns = (uint64_t)o->timeout_ms * 1000000ull;
 	return 0;
 }

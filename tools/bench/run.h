@@ -28,6 +28,7 @@ struct run_opts {
 	bool poll;
 	bool quiet;
 	bool no_event_idx;
+	bool iommu;		/* play the VMM's vIOMMU (IOVAs, misses answered) */
 	volatile sig_atomic_t *stop;
 };
 

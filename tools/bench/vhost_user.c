@@ -53,6 +53,7 @@ struct vu_config {
 _Static_assert(sizeof(struct vu_hdr) == 12, "vhost-user header is 12 bytes");
 _Static_assert(sizeof(struct vu_vring_addr) == 40, "vring address payload");
 _Static_assert(sizeof(struct vu_mem_region) == 32, "memory region payload");
+_Static_assert(sizeof(struct vu_iotlb) == 32, "IOTLB message payload");
 
 /* Which requests carry a reply of their own (the rest may ask for an ack). */
 static const struct vu_request_info {
@@ -77,6 +78,8 @@ static const struct vu_request_info {
 	[VU_SET_PROTOCOL_FEATURES] = { "SET_PROTOCOL_FEATURES", false },
 	[VU_GET_QUEUE_NUM] = { "GET_QUEUE_NUM", true },
 	[VU_SET_VRING_ENABLE] = { "SET_VRING_ENABLE", false },
+	[VU_SET_SLAVE_REQ_FD] = { "SET_SLAVE_REQ_FD", false },
+	[VU_IOTLB_MSG] = { "IOTLB_MSG", false },
 	[VU_GET_CONFIG] = { "GET_CONFIG", true },
 	[VU_SET_CONFIG] = { "SET_CONFIG", false },
 };
@@ -457,4 +460,45 @@ int vu_check_peer(struct vu_conn *c)
 	if (n > 0)
 		return -EPROTO;
 	return 0;
+}
+
+int vu_set_slave_fd(struct vu_conn *c, int fd)
+{
+	return vu_transact(c, VU_SET_SLAVE_REQ_FD, NULL, 0, &fd, 1, NULL, 0, NULL);
+}
+
+int vu_iotlb(struct vu_conn *c, uint8_t type, uint64_t iova, uint64_t size, uint64_t uaddr,
+	     uint8_t perm)
+{
+	struct vu_iotlb m = { .iova = iova, .size = size, .uaddr = uaddr, .perm = perm,
+			      .type = type };
+
+	return vu_transact(c, VU_IOTLB_MSG, &m, sizeof(m), NULL, 0, NULL, 0, NULL);
+}
+
+int vu_backend_recv(int fd, struct vu_iotlb *m)
+{
+	struct {
+		struct vu_hdr hdr;
+		struct vu_iotlb iotlb;
+	} __attribute__((packed)) msg;
+	ssize_t n;
+
+	n = recv(fd, &msg, sizeof(msg.hdr), MSG_DONTWAIT | MSG_PEEK);
+	if (n < 0)
+		return errno == EAGAIN ? 0 : -errno;
+	if (n == 0)
+		return -ECONNRESET;
+	if ((size_t)n < sizeof(msg.hdr))
+		return 0;	/* the rest of the header is on its way */
+	if (msg.hdr.request != VU_BACKEND_IOTLB_MSG || msg.hdr.size != sizeof(msg.iotlb) ||
+	    (msg.hdr.flags & VU_VERSION_MASK) != VU_VERSION)
+		return -EPROTO;
+	n = recv(fd, &msg, sizeof(msg), MSG_WAITALL);
+	if (n != (ssize_t)sizeof(msg))
+		return n < 0 ? -errno : -EPROTO;
+	*m = msg.iotlb;
+	/* Nothing the backend sends here waits for our answer but the update
+	 * itself, which goes on the main channel. */
+	return 1;
 }

@@ -28,6 +28,8 @@ enum vu_request {
 	VU_SET_PROTOCOL_FEATURES = 16,
 	VU_GET_QUEUE_NUM = 17,
 	VU_SET_VRING_ENABLE = 18,
+	VU_SET_SLAVE_REQ_FD = 21,
+	VU_IOTLB_MSG = 22,
 	VU_GET_CONFIG = 24,
 	VU_SET_CONFIG = 25,
 	VU_REQUEST_MAX,
@@ -39,8 +41,24 @@ enum vu_request {
 enum vu_protocol_feature {
 	VU_PF_MQ = 0,
 	VU_PF_REPLY_ACK = 3,
+	VU_PF_SLAVE_REQ = 5,
 	VU_PF_CONFIG = 9,
 };
+
+/* The backend's requests on its channel to us (the "slave" channel). */
+#define VU_BACKEND_IOTLB_MSG 1
+
+/* struct vhost_iotlb_msg: an IOTLB message either way. */
+struct vu_iotlb {
+	uint64_t iova;
+	uint64_t size;
+	uint64_t uaddr;
+	uint8_t perm;		/* 1 read, 2 write, 3 both */
+	uint8_t type;		/* 1 miss, 2 update, 3 invalidate, 4 access fail */
+	uint8_t pad[6];
+};
+
+enum { VU_IOTLB_MISS = 1, VU_IOTLB_UPDATE = 2, VU_IOTLB_INVALIDATE = 3 };
 
 #define VU_MAX_REGIONS 8
 #define VU_MAX_CONFIG 256
@@ -75,6 +93,16 @@ int vu_set_vring_addr(struct vu_conn *c, uint32_t index, uint64_t desc, uint64_t
 		      uint64_t avail);
 int vu_set_vring_fd(struct vu_conn *c, enum vu_request req, uint32_t index, int fd);
 int vu_get_config(struct vu_conn *c, uint32_t offset, void *buf, uint32_t size);
+/* Hands the backend its channel to us (one end of a socket pair). */
+int vu_set_slave_fd(struct vu_conn *c, int fd);
+/* An IOTLB update or invalidation; returns once the backend acknowledged
+ * it (REPLY_ACK), which for an invalidation is the promise that it will not
+ * touch the range any more. */
+int vu_iotlb(struct vu_conn *c, uint8_t type, uint64_t iova, uint64_t size, uint64_t uaddr,
+	     uint8_t perm);
+/* One IOTLB request from the backend's channel, without waiting: 1 with
+ * *m, 0 if none, -errno if the channel broke or carried something else. */
+int vu_backend_recv(int fd, struct vu_iotlb *m);
 
 /*
  * Non-blocking look at the socket: 1 if the backend closed it, 0 if it is

@@ -49,6 +49,7 @@ int virtq_init(struct virtq *vq, unsigned int index, uint16_t num, void *ring, b
 	vq->num_free = num;
 	vq->kicks = 0;
 	vq->calls = 0;
+	vq->addr_base = 0;
 	vq->kick_fd = -1;
 	vq->call_fd = -1;
 
@@ -104,7 +105,7 @@ int virtq_add(struct virtq *vq, const struct vq_buf *bufs, unsigned int n, void 
 		struct vq_desc *d = &vq->desc[i];
 		uint16_t flags = bufs[k].writable ? VQ_DESC_F_WRITE : 0;
 
-		d->addr = htole64(bufs[k].gpa);
+		d->addr = htole64(bufs[k].gpa + vq->addr_base);
 		d->len = htole32(bufs[k].len);
 		if (k + 1 < n) {
 			flags |= VQ_DESC_F_NEXT;

@@ -70,6 +70,7 @@ struct virtq {
 	void **cookie;
 	uint64_t kicks;
 	uint64_t calls;
+	uint64_t addr_base;	/* added to every buffer address: IOVA = base + gpa */
 };
 
 size_t virtq_ring_bytes(uint16_t num);

@@ -2,18 +2,24 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "bench.h"
 #include "vudev.h"
 
 int vudev_connect(struct vudev *d, const char *socket, int timeout_ms, uint64_t want_protocol,
-		  uint64_t *offered_protocol)
+		  uint64_t *offered_protocol, bool iommu)
 {
+	const uint64_t iommu_pf = BIT64(VU_PF_SLAVE_REQ) | BIT64(VU_PF_REPLY_ACK);
 	uint64_t pf = 0;
 	int ret;
 
 	memset(d, 0, sizeof(*d));
 	d->mem.fd = -1;
+	d->slave_fd = -1;
+	if (iommu)
+		want_protocol |= iommu_pf;
 	ret = vu_connect(&d->vu, socket, timeout_ms);
 	if (ret < 0)
 		return ret;
@@ -37,12 +43,84 @@ int vudev_connect(struct vudev *d, const char *socket, int timeout_ms, uint64_t 
 			goto err;
 		d->vu.reply_ack = d->protocol_features & BIT64(VU_PF_REPLY_ACK);
 	}
+	if (iommu && (!(d->dev_features & BIT64(VIRTIO_F_ACCESS_PLATFORM)) ||
+		      (d->protocol_features & iommu_pf) != iommu_pf)) {
+		bench_err("%s: no vIOMMU support (VIRTIO_F_ACCESS_PLATFORM with the backend channel "
+			  "and REPLY_ACK)", socket);
+		ret = -ENOTSUP;
+		goto err;
+	}
+	d->iommu = iommu;
 	if (offered_protocol)
 		*offered_protocol = pf;
 	return 0;
 err:
 	vu_close(&d->vu);
 	return ret;
+}
+
+static uint64_t gpa_of(const struct vudev *d, const void *p)
+{
+	return (uint64_t)((const uint8_t *)p - d->mem.base);
+}
+
+/* Gives the backend its channel to us. */
+static int open_backend_channel(struct vudev *d)
+{
+	int sv[2], ret;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	ret = vu_set_slave_fd(&d->vu, sv[1]);
+	close(sv[1]);
+	if (ret < 0) {
+		close(sv[0]);
+		return ret;
+	}
+	d->slave_fd = sv[0];
+	return 0;
+}
+
+static void resolve_all(struct vudev *d, uint64_t iova, uint64_t *map_iova, uint64_t *size,
+			uint64_t *uaddr, void *arg)
+{
+	uint64_t base = VUDEV_IOVA_BASE, lo, hi;
+
+	(void)arg;
+	*size = 0;
+	if (iova < base || iova - base >= d->mem.size)
+		return;
+	lo = (iova - base) & ~(VUDEV_IOTLB_GRANULE - 1);
+	hi = lo + VUDEV_IOTLB_GRANULE < d->mem.size ? lo + VUDEV_IOTLB_GRANULE : d->mem.size;
+	*map_iova = base + lo;
+	*size = hi - lo;
+	*uaddr = (uint64_t)(uintptr_t)(d->mem.base + lo);
+}
+
+int vudev_serve_iotlb(struct vudev *d)
+{
+	struct vu_iotlb m;
+	uint64_t iova, size, uaddr;
+	int n = 0, ret;
+
+	if (d->slave_fd < 0)
+		return 0;
+	while ((ret = vu_backend_recv(d->slave_fd, &m)) == 1) {
+		if (m.type != VU_IOTLB_MISS)
+			continue;
+		(d->iotlb_resolve ? d->iotlb_resolve : resolve_all)(d, m.iova, &iova, &size,
+									&uaddr, d->iotlb_arg);
+		n++;
+		if (!size) {
+			d->misses_refused++;
+			continue;
+		}
+		ret = vu_iotlb(&d->vu, VU_IOTLB_UPDATE, iova, size, uaddr, 3);
+		if (ret < 0)
+			return ret;
+		d->misses_served++;
+	}
+	return ret < 0 ? ret : n;
 }
 
 static int vudev_start_queue(struct vudev *d, struct virtq *vq)
@@ -53,8 +131,15 @@ static int vudev_start_queue(struct vudev *d, struct virtq *vq)
 	ret = vu_set_vring_state(&d->vu, VU_SET_VRING_NUM, i, vq->num);
 	if (ret < 0)
 		return ret;
-	ret = vu_set_vring_addr(&d->vu, i, (uint64_t)(uintptr_t)vq->desc,
-				(uint64_t)(uintptr_t)vq->used, (uint64_t)(uintptr_t)vq->avail);
+	/* Ring addresses are the VMM's own, or IOVAs behind a vIOMMU. */
+	if (d->iommu)
+		ret = vu_set_vring_addr(&d->vu, i, vudev_addr(d, gpa_of(d, vq->desc)),
+					vudev_addr(d, gpa_of(d, vq->used)),
+					vudev_addr(d, gpa_of(d, vq->avail)));
+	else
+		ret = vu_set_vring_addr(&d->vu, i, (uint64_t)(uintptr_t)vq->desc,
+					(uint64_t)(uintptr_t)vq->used,
+					(uint64_t)(uintptr_t)vq->avail);
 	if (ret < 0)
 		return ret;
 	ret = vu_set_vring_state(&d->vu, VU_SET_VRING_BASE, i, 0);
@@ -108,6 +193,13 @@ int vudev_start(struct vudev *d, unsigned int nq, uint16_t queue_size, uint64_t 
 	ret = vu_set_mem_table(&d->vu, &region, &d->mem.fd, 1);
 	if (ret < 0)
 		goto err;
+	if (d->iommu) {
+		ret = open_backend_channel(d);
+		if (ret < 0)
+			goto err;
+		for (i = 0; i < nq; i++)
+			d->vqs[i].addr_base = VUDEV_IOVA_BASE;
+	}
 
 	for (i = 0; i < nq; i++) {
 		ret = vudev_start_queue(d, &d->vqs[i]);
@@ -153,6 +245,9 @@ void vudev_close(struct vudev *d)
 	unsigned int i;
 
 	vu_close(&d->vu);
+	if (d->slave_fd >= 0)
+		close(d->slave_fd);
+	d->slave_fd = -1;
 	if (d->vqs) {
 		for (i = 0; i < d->nq; i++)
 			virtq_fini(&d->vqs[i]);
