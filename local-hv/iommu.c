@@ -263,6 +263,7 @@ static void send_miss(struct lhv_dev *d, uint64_t iova, uint8_t perm, uint64_t n
 	d->iommu.miss_out = true;
 	d->iommu.miss_iova = iova;
 	d->iommu.miss_at = now;
+	vrio_counter_add(&d->iommu.tlb.misses, 1);
 }
 
 bool lhv_iommu_admit(struct lhv_dev *d, int walk_rc, uint64_t lo, uint64_t hi, uint64_t now)

@@ -127,7 +127,6 @@ int lhv_iotlb_lookup(struct lhv_iotlb *t, uint64_t iova, uint64_t len, uint8_t p
 	if (!e || e->iova > iova) {
 		t->miss_iova = iova;
 		t->miss_perm = perm;
-		__atomic_store_n(&t->misses, t->misses + 1, __ATOMIC_RELAXED);
 		return -ENOENT;
 	}
 	__atomic_store_n(&t->hits, t->hits + 1, __ATOMIC_RELAXED);

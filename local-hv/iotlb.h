@@ -34,7 +34,8 @@ struct lhv_iotlb {
 	/* The last failed lookup, for the miss the caller sends. */
 	uint64_t miss_iova;
 	uint8_t miss_perm;
-	uint64_t hits, misses;		/* lookups; one writer, relaxed atomics */
+	uint64_t hits;			/* lookups; one writer, relaxed atomics */
+	uint64_t misses;		/* misses asked of the VMM (iommu.c) */
 };
 
 int lhv_iotlb_init(struct lhv_iotlb *t);

@@ -59,6 +59,7 @@ struct lhv_vq {
 	uint16_t signalled_used;
 	bool signalled_valid;
 	unsigned inflight;
+	bool iommu_wait;	/* its next chain waits on the vIOMMU: not work */
 	struct lhv_slot *slots;	/* [size], indexed by head */
 };
 

@@ -87,8 +87,13 @@ static int lhv_vq_process(struct lhv *l, struct lhv_dev *d, unsigned qi)
 		rc = lhv_walk_chain(&o, head, c);
 		/* Behind a vIOMMU a chain may have to wait: for the VMM to
 		 * answer a miss, or for an invalidation of what it touches. */
-		if (d->iommu.on && !lhv_iommu_admit(d, rc, c->lo, c->hi, vrio_now_ns()))
+		if (d->iommu.on && !lhv_iommu_admit(d, rc, c->lo, c->hi, vrio_now_ns())) {
+			/* The VMM's answer wakes the poller; until then this
+			 * chain is no reason to stay awake. */
+			q->iommu_wait = true;
 			return done;
+		}
+		q->iommu_wait = false;
 		if (rc != LHV_WALK_OK) {
 			lhv_dev_break(d, rc, "queue %u head %u: %s", qi, head, lhv_walk_strerror(rc));
 			return done;
@@ -230,7 +235,7 @@ static bool lhv_vq_kicks(struct lhv_dev *d, struct lhv_vq *q, bool enable)
 			return false;
 	}
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	return __atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE) != q->last_avail;
+	return !q->iommu_wait && __atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE) != q->last_avail;
 }
 
 static int lhv_vq_resend(struct lhv *l, struct lhv_dev *d)

@@ -12,6 +12,7 @@
 
 #include "bench.h"
 #include "inject.h"
+#include "iommu_check.h"
 #include "netrun.h"
 #include "run.h"
 #include "virtq.h"
@@ -55,6 +56,8 @@ enum opt_id {
 	OPT_MAC_B,
 	OPT_FRAME_SIZE,
 	OPT_IOMMU,
+	OPT_IOMMU_CHECK,
+	OPT_IOMMU_DEFERRED,
 	OPT_HELP,
 };
 
@@ -86,12 +89,16 @@ static const struct option long_opts[] = {
 	{ "mac-b", required_argument, NULL, OPT_MAC_B },
 	{ "frame-size", required_argument, NULL, OPT_FRAME_SIZE },
 	{ "iommu", no_argument, NULL, OPT_IOMMU },
+	{ "iommu-check", required_argument, NULL, OPT_IOMMU_CHECK },
+	{ "iommu-deferred", no_argument, NULL, OPT_IOMMU_DEFERRED },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
 
 struct main_opts {
 	struct run_opts run;
+	const char *iommu_check;
+	bool iommu_deferred;
 	struct netrun_opts net;
 	bool net_mode;
 	const char *inject;
@@ -107,6 +114,8 @@ static void usage(FILE *out)
 		"usage: vrio-bench --socket PATH [options]        load, verify\n"
 		"       vrio-bench --socket PATH --inject KIND    post one malformed chain\n"
 		"       vrio-bench --check-file PATH --state FILE [--offset BYTES] [--zero-unwritten]\n"
+		"       vrio-bench --iommu-check invalidate|unmapped --socket PATH [--iommu-deferred]\n"
+		"                                                  a backend's vIOMMU promises\n"
 		"       vrio-bench --net stream|rr --socket A --peer-socket B [options]\n"
 		"                                                  two virtio-net ports on one switch\n"
 		"\n"
@@ -355,6 +364,17 @@ static int parse_args(int argc, char **argv, struct main_opts *m)
 		case OPT_IOMMU:
 			o->iommu = true;
 			break;
+		case OPT_IOMMU_CHECK:
+			if (strcmp(optarg, "invalidate") && strcmp(optarg, "unmapped")) {
+				bench_err("--iommu-check: expected invalidate or unmapped, got '%s'",
+					  optarg);
+				return -EINVAL;
+			}
+			m->iommu_check = optarg;
+			break;
+		case OPT_IOMMU_DEFERRED:
+			m->iommu_deferred = true;
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			return 1;
@@ -593,6 +613,16 @@ int main(int argc, char **argv)
 		return do_check_file(&m);
 	if (m.net_mode)
 		return do_net(&m);
+	if (m.iommu_check) {
+		struct iommu_check_opts ic = {
+			.socket = m.run.socket, .kind = m.iommu_check,
+			.timeout_ms = m.run.timeout_ms < 5000 ? m.run.timeout_ms : 5000,
+			.deferred = m.iommu_deferred, .quiet = m.run.quiet,
+		};
+
+		ret = iommu_check_run(&ic);
+		return ret < 0 ? 1 : ret;
+	}
 
 	if (m.inject) {
 		io = (struct inject_opts){
