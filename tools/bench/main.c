@@ -414,6 +414,7 @@ static int parse_args(int argc, char **argv, struct main_opts *m)
 		m->net.poll = o->poll;
 		m->net.quiet = o->quiet;
 		m->net.no_event_idx = o->no_event_idx;
+		m->net.iommu = o->iommu;
 		if (o->timeout_ms != 10000)
 			m->net.timeout_ms = o->timeout_ms;
 		if (!o->runtime && !o->count)

@@ -19,10 +19,11 @@ int netdev_connect(struct netdev *d, const struct netdev_opts *o)
 
 	memset(d, 0, sizeof(*d));
 	d->name = o->socket;
-	ret = vudev_connect(&d->v, o->socket, o->timeout_ms, NETDEV_WANTED_PROTOCOL, NULL, false);
+	ret = vudev_connect(&d->v, o->socket, o->timeout_ms, NETDEV_WANTED_PROTOCOL, NULL, o->iommu);
 	if (ret < 0)
 		return ret;
-	d->v.features = d->v.dev_features & NETDEV_WANTED_FEATURES;
+	d->v.features = d->v.dev_features &
+			(NETDEV_WANTED_FEATURES | (o->iommu ? BIT64(VIRTIO_F_ACCESS_PLATFORM) : 0));
 	if (o->no_event_idx)
 		d->v.features &= ~BIT64(VIRTIO_RING_F_EVENT_IDX);
 	ret = vu_set_u64(&d->v.vu, VU_SET_FEATURES, d->v.features);

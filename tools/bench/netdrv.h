@@ -23,6 +23,7 @@ struct netdev_opts {
 	int timeout_ms;
 	bool quiet;
 	bool no_event_idx;
+	bool iommu;		/* play the VMM's vIOMMU (vudev.h) */
 };
 
 struct netdev {

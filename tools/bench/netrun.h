@@ -27,6 +27,7 @@ struct netrun_opts {
 	bool poll;
 	bool quiet;
 	bool no_event_idx;
+	bool iommu;
 	volatile sig_atomic_t *stop;
 };
 

@@ -18,6 +18,7 @@ int vudev_connect(struct vudev *d, const char *socket, int timeout_ms, uint64_t 
 	memset(d, 0, sizeof(*d));
 	d->mem.fd = -1;
 	d->slave_fd = -1;
+	d->iotlb_granule = VUDEV_IOTLB_GRANULE;
 	if (iommu)
 		want_protocol |= iommu_pf;
 	ret = vu_connect(&d->vu, socket, timeout_ms);
@@ -84,14 +85,14 @@ static int open_backend_channel(struct vudev *d)
 static void resolve_all(struct vudev *d, uint64_t iova, uint64_t *map_iova, uint64_t *size,
 			uint64_t *uaddr, void *arg)
 {
-	uint64_t base = VUDEV_IOVA_BASE, lo, hi;
+	uint64_t base = VUDEV_IOVA_BASE, g = d->iotlb_granule, lo, hi;
 
 	(void)arg;
 	*size = 0;
 	if (iova < base || iova - base >= d->mem.size)
 		return;
-	lo = (iova - base) & ~(VUDEV_IOTLB_GRANULE - 1);
-	hi = lo + VUDEV_IOTLB_GRANULE < d->mem.size ? lo + VUDEV_IOTLB_GRANULE : d->mem.size;
+	lo = (iova - base) & ~(g - 1);
+	hi = lo + g < d->mem.size ? lo + g : d->mem.size;
 	*map_iova = base + lo;
 	*size = hi - lo;
 	*uaddr = (uint64_t)(uintptr_t)(d->mem.base + lo);

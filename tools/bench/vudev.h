@@ -22,8 +22,8 @@
 /* Where vrio-bench puts guest memory in I/O virtual address space when it
  * plays a vIOMMU: IOVA = IOVA_BASE + guest-physical address. */
 #define VUDEV_IOVA_BASE 0x100000000000ull
-/* Misses are answered with the page around the address, as a vIOMMU
- * mapping pages one by one would. */
+/* By default misses are answered with the page around the address, as a
+ * vIOMMU mapping pages one by one would. */
 #define VUDEV_IOTLB_GRANULE 4096ull
 
 #define BIT64(n) (1ull << (n))
@@ -48,6 +48,7 @@ struct vudev {
 	void (*iotlb_resolve)(struct vudev *d, uint64_t iova, uint64_t *map_iova,
 			      uint64_t *size, uint64_t *uaddr, void *arg);
 	void *iotlb_arg;
+	uint64_t iotlb_granule;		/* what the default resolver maps per miss */
 	uint64_t misses_served, misses_refused;
 };
 
