@@ -179,6 +179,8 @@ static void finish(struct lhv_dev *d, const struct lhv_inval *p, uint64_t now)
 {
 	struct lhv_iommu *m = &d->iommu;
 
+	if (now < p->t0)
+		now = p->t0;
 	lhv_iotlb_invalidate(&m->tlb, p->iova, p->size);
 	vrio_counter_add(&m->st.invalidations, 1);
 	vrio_hist_add(&m->st.rtt, now - p->t0);
@@ -197,11 +199,16 @@ int lhv_iommu_poll(struct lhv *l, struct lhv_dev *d, uint64_t now)
 
 	work = (int)(__atomic_load_n(&m->in_tail, __ATOMIC_ACQUIRE) - m->in_head);
 	take_inbox(d, now);
+	/* Messages are stamped by the control thread, possibly after this
+	 * round began: age them against a clock read after taking them. */
+	now = vrio_now_ns();
 	started = batch_started(m, now);
 	for (i = 0; i < started; i++) {
 		p = &m->pend[i];
 		if (!p->seq && !p->acked) {
 			rc = lhv_up_send_invalidate(d, p->iova, p->size, &p->seq);
+			if (rc == 0 && p->seq > m->max_seq)
+				m->max_seq = p->seq;
 			/* No connection: the io-server holds nothing of the guest. */
 			if (rc == -ENOTCONN)
 				p->acked = true;
@@ -295,7 +302,9 @@ int lhv_iommu_acked(struct lhv_dev *d, uint64_t seq)
 			return 0;
 		}
 	}
-	return -EBADMSG;
+	/* One we asked for and stopped waiting on (the device stopped or
+	 * broke meanwhile) is late, not garbage. */
+	return seq && seq <= m->max_seq ? 0 : -EBADMSG;
 }
 
 void lhv_iommu_upstream_lost(struct lhv_dev *d)

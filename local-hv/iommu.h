@@ -77,6 +77,7 @@ struct lhv_iommu {
 	/* Poller. */
 	struct lhv_inval pend[LHV_IOMMU_PENDING];
 	unsigned npend;
+	uint64_t max_seq;		/* the newest IotlbInvalidate sent */
 	bool miss_out;
 	uint64_t miss_iova, miss_at;
 	struct lhv_iommu_stats st;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
 #
-# blk-vrio.sh BUILD_DIR: the e2e guest through vrio, the blk-qsd.sh scenario
+# blk-vrio.sh BUILD_DIR [iommu]: the e2e guest through vrio, the blk-qsd.sh scenario
 # with vrio-localhv as the vhost-user backend and vrio-ioserver serving the
 # backing file over TCP on loopback:
 #
@@ -13,6 +13,13 @@
 #   5. both daemons serve /metrics, and the io-server counts requests for
 #      vm1-disk;
 #   6. SIGTERM to vrio-localhv, then vrio-ioserver: both exit 0.
+#
+# With `iommu` the guest has a vIOMMU: the q35 machine with intel-iommu
+# (device-iotlb on), iommu_platform=on on the disk, the kernel booted with
+# intel_iommu=on iommu.strict=1, so that every DMA mapping is made and torn
+# down through local-hv's IOTLB: local-hv must count misses (the VMM's
+# translations it asked for) and invalidations (strict: each forwarded to
+# the io-server and acknowledged before the guest's unmap returns).
 #
 # Exits 77 (SKIP) when the daemons are not built, or QEMU or the guest
 # kernel package is unavailable. VRIO_SEED and VRIO_KEEP_TMP as in
@@ -48,8 +55,10 @@ check_metrics() {
 }
 
 main() {
-	[[ $# -eq 1 ]] || die "usage: $0 BUILD_DIR"
-	local build_dir guest tmp seed line file_line
+	[[ $# -eq 1 || ( $# -eq 2 && $2 == iommu ) ]] || die "usage: $0 BUILD_DIR [iommu]"
+	local build_dir guest tmp seed line file_line m
+	local -a gopt=()
+	[[ ${2:-} == iommu ]] && gopt=(--iommu)
 	build_dir=$(mkdir -p "$1" && cd "$1" && pwd)
 	vrio_binaries "$build_dir" || skip "daemons not built ($VRIO_IOSERVER_BIN, $VRIO_LOCALHV_BIN)"
 	have_cmd qemu-system-x86_64 || skip "qemu-system-x86_64 not installed (qemu-system-x86)"
@@ -62,7 +71,7 @@ main() {
 
 	vrio_up "$tmp"
 	run_guest "$tmp/results" --socket "$VRIO_SOCK" --kernel-dir "$guest" --run blk-pattern \
-		--off "$OFF" --len "$LEN" --seed "$seed" --queues "$QUEUES" \
+		--off "$OFF" --len "$LEN" --seed "$seed" --queues "$QUEUES" "${gopt[@]}" \
 		--log "$tmp/console.log" || fail "guest run failed"
 	cat "$tmp/results"
 
@@ -74,8 +83,21 @@ main() {
 		fail "checksum written by the guest differs from the backing file's"
 
 	check_metrics "$tmp"
+	if [[ ${2:-} == iommu ]]; then
+		for m in misses invalidations; do
+			[[ $(metric_sum "vrio_localhv_iotlb_${m}_total{device=\"vm1-disk\"}" \
+				<"$tmp/localhv.metrics") -gt 0 ]] || fail "local-hv counted no IOTLB $m"
+		done
+		[[ $(metric_sum 'vrio_ioserver_iotlb_invalidations_total{device="vm1-disk"}' \
+			<"$tmp/ioserver.metrics") -gt 0 ]] ||
+			fail "the io-server acknowledged no invalidation"
+		log "IOTLB: $(metric_sum 'vrio_localhv_iotlb_misses_total{device="vm1-disk"}' \
+			<"$tmp/localhv.metrics") misses, $(metric_sum \
+			'vrio_localhv_iotlb_invalidations_total{device="vm1-disk"}' \
+			<"$tmp/localhv.metrics") invalidations forwarded and acknowledged"
+	fi
 	vrio_down || die "a daemon did not stop cleanly"
-	echo "PASS: e2e/blk-vrio"
+	echo "PASS: e2e/blk-vrio${2:+-$2}"
 }
 
 lib_traps

@@ -10,7 +10,7 @@
 #                [--len BYTES] [--seed N] [--queues N] [--smp N] [--mem MIB]
 #                [--dev /dev/vda] [--log FILE] [--timeout SECONDS]
 #                [--share DIR --script FILE [--keep DIR]...] [--cpu MODEL]
-#                [--net-socket SOCK --mac MAC] [--param KEY=VALUE]...
+#                [--net-socket SOCK --mac MAC] [--param KEY=VALUE]... [--iommu]
 #
 # --socket     vhost-user-blk socket (the backend listens, QEMU connects);
 #              without it the guest has no disk
@@ -33,6 +33,9 @@
 # --cpu        QEMU's -cpu (host binaries may need more than its default)
 # --net-socket a vhost-user-net socket: the guest gets a virtio-net NIC on
 #              it (MSI-X off: QEMU 7.2 under TCG needs vectors=0), with --mac
+# --iommu      a vIOMMU: the q35 machine with intel-iommu (device-iotlb on),
+#              iommu_platform=on and ats=on on the vhost-user devices, and the
+#              guest booted with intel_iommu=on iommu.strict=1
 # --param      vrio.KEY=VALUE on the guest's command line (guest-init.sh:
 #              ip, peer, bytes, linger for the net-* runs); repeatable
 set -euo pipefail
@@ -59,6 +62,7 @@ cpu=
 net_socket=
 mac=
 params=
+iommu=0
 
 usage() {
 	# The header comment is the manual.
@@ -69,6 +73,11 @@ usage() {
 parse_args() {
 	while (($#)); do
 		[[ $1 == -h || $1 == --help ]] && usage 0
+		if [[ $1 == --iommu ]]; then
+			iommu=1
+			shift
+			continue
+		fi
 		(($# >= 2)) || usage
 		case $1 in
 		--socket) socket=$2 ;;
@@ -137,15 +146,22 @@ start_qemu() {
 	local -n _qemu_pid_out=$1
 	local append="console=ttyS0 quiet panic=-1 vrio.run=$run vrio.dev=$dev"
 	local -a extra=()
+	local dopt=""
 	append+=" vrio.off=$off vrio.len=$len vrio.seed=$seed"
+	if ((iommu)); then
+		# The IOMMU must come before the devices it translates for.
+		extra+=(-machine q35 -device intel-iommu,device-iotlb=on)
+		dopt=",iommu_platform=on,ats=on,disable-legacy=on"
+		append+=" intel_iommu=on iommu.strict=1"
+	fi
 	if [[ -n $socket ]]; then
 		extra+=(-chardev "socket,id=vu0,path=$socket"
-			-device "vhost-user-blk-pci,chardev=vu0,num-queues=$queues")
+			-device "vhost-user-blk-pci,chardev=vu0,num-queues=$queues$dopt")
 	fi
 	if [[ -n $net_socket ]]; then
 		extra+=(-chardev "socket,id=vn0,path=$net_socket"
 			-netdev vhost-user,id=n0,chardev=vn0
-			-device "virtio-net-pci,netdev=n0,mac=$mac,romfile=,vectors=0")
+			-device "virtio-net-pci,netdev=n0,mac=$mac,romfile=,vectors=0$dopt")
 	fi
 	append+=$params
 	if [[ -n $share ]]; then
