@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* The vIOMMU half of the request/response path: see iommu.h. */
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -98,8 +99,15 @@ int lhv_iommu_post(struct lhv *l, struct lhv_dev *d, uint8_t type, uint64_t iova
 	lhv_poller_wake(l);
 	if (!token || m->deferred)
 		return 0;
-	/* Strict: the VMM hears back once no one can touch the range. */
-	while (__atomic_load_n(&m->done_token, __ATOMIC_ACQUIRE) < token) {
+	/* Strict: the VMM hears back once no one can touch the range. The
+	 * VMM waits on us, so look often at first (the poller usually takes
+	 * an io-server round trip), then back off. */
+	for (unsigned spins = 0; __atomic_load_n(&m->done_token, __ATOMIC_ACQUIRE) < token;
+	     spins++) {
+		if (spins < 2000) {
+			sched_yield();
+			continue;
+		}
 		if (!poller_owns(d))
 			break;
 		if (vrio_now_ns() - t0 > 2 * LHV_IOMMU_INVAL_NS) {
@@ -159,7 +167,8 @@ static void take_inbox(struct lhv_dev *d, uint64_t now)
 		}
 		p = &m->pend[m->npend++];
 		*p = (struct lhv_inval){ .iova = msg->iova, .size = msg->size, .token = msg->token,
-					 .t0 = msg->t0, .deferred = m->deferred };
+					 .t0 = msg->t0, .deferred = m->deferred,
+					 .started = !m->deferred };
 	}
 	__atomic_store_n(&m->in_head, head, __ATOMIC_RELEASE);
 	(void)now;
@@ -205,6 +214,7 @@ int lhv_iommu_poll(struct lhv *l, struct lhv_dev *d, uint64_t now)
 	started = batch_started(m, now);
 	for (i = 0; i < started; i++) {
 		p = &m->pend[i];
+		p->started = true;
 		if (!p->seq && !p->acked) {
 			rc = lhv_up_send_invalidate(d, p->iova, p->size, &p->seq);
 			if (rc == 0 && p->seq > m->max_seq)
@@ -286,9 +296,27 @@ bool lhv_iommu_admit(struct lhv_dev *d, int walk_rc, uint64_t lo, uint64_t hi, u
 	if (walk_rc != LHV_WALK_OK)
 		return true;
 	for (i = 0; i < m->npend; i++)
-		if (lhv_ranges_overlap(lo, hi - lo, m->pend[i].iova, m->pend[i].size))
+		if (m->pend[i].started &&
+		    lhv_ranges_overlap(lo, hi - lo, m->pend[i].iova, m->pend[i].size))
 			return false;
 	return true;
+}
+
+int lhv_iommu_timeout_ms(const struct lhv_dev *d, uint64_t now)
+{
+	const struct lhv_iommu *m = &d->iommu;
+	uint64_t due;
+	int t = -1;
+
+	if (m->npend && !m->pend[0].started) {
+		due = m->pend[0].t0 + (uint64_t)m->delay_ms * 1000000ull;
+		t = due > now ? (int)((due - now) / 1000000 + 1) : 0;
+	} else if (m->npend) {
+		t = 10;		/* the stuck check; progress itself wakes us */
+	}
+	if (m->miss_out && (t < 0 || t > 100))
+		t = 100;
+	return t;
 }
 
 int lhv_iommu_acked(struct lhv_dev *d, uint64_t seq)

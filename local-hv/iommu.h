@@ -17,7 +17,10 @@
  * a miss: the VMM will map that IOVA afresh, or not. Under the deferred
  * policy the control thread does not wait; the poller takes the
  * invalidations in batches (at most N, or once the oldest is T ms old),
- * and the mappings it keeps meanwhile are the exposure it reports.
+ * and the mappings it keeps meanwhile are the exposure it reports: until
+ * its batch starts, a deferred invalidation's range stays usable (a guest
+ * that defers its flushes does not reuse an IOVA before them); from then
+ * on it is handled as a strict one, without the VMM waiting.
  */
 #ifndef VRIO_LOCALHV_IOMMU_H
 #define VRIO_LOCALHV_IOMMU_H
@@ -51,6 +54,7 @@ struct lhv_inval {
 	uint64_t seq;			/* the IotlbInvalidate's, 0: not sent yet */
 	bool acked;			/* by the io-server */
 	bool deferred;			/* the VMM was answered already */
+	bool started;			/* in its batch: chains on it wait now */
 };
 
 struct lhv_iommu_stats {
@@ -104,5 +108,8 @@ int lhv_iommu_acked(struct lhv_dev *d, uint64_t seq);
 void lhv_iommu_upstream_lost(struct lhv_dev *d);
 /* The device stopped (or broke): what is pending is done. */
 void lhv_iommu_reset(struct lhv_dev *d);
+/* Milliseconds until lhv_iommu_poll must run again on its own (a batch to
+ * start, a miss or an invalidation to time out), or -1. */
+int lhv_iommu_timeout_ms(const struct lhv_dev *d, uint64_t now);
 
 #endif

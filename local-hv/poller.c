@@ -162,6 +162,16 @@ static void sleep_until_work(struct lhv *l, uint64_t now)
 	unsigned u;
 	eventfd_t v;
 
+	for (i = 0; i < (int)l->ndevs; i++) {
+		const struct lhv_dev *d = &l->devs[i];
+		int st = __atomic_load_n(&d->state, __ATOMIC_ACQUIRE);
+
+		if (!d->iommu.on || (st != LHV_DEV_RUNNING && st != LHV_DEV_STOP))
+			continue;
+		t = lhv_iommu_timeout_ms(d, now);
+		if (t >= 0 && t < timeout)
+			timeout = t;
+	}
 	for (u = 0; u < l->nups; u++) {
 		struct vrio_conn *c = l->ups[u].conn;
 

@@ -58,6 +58,7 @@ enum opt_id {
 	OPT_IOMMU,
 	OPT_IOMMU_CHECK,
 	OPT_IOMMU_DEFERRED,
+	OPT_IOMMU_UNMAP,
 	OPT_HELP,
 };
 
@@ -91,6 +92,7 @@ static const struct option long_opts[] = {
 	{ "iommu", no_argument, NULL, OPT_IOMMU },
 	{ "iommu-check", required_argument, NULL, OPT_IOMMU_CHECK },
 	{ "iommu-deferred", no_argument, NULL, OPT_IOMMU_DEFERRED },
+	{ "iommu-unmap", no_argument, NULL, OPT_IOMMU_UNMAP },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -138,6 +140,8 @@ static void usage(FILE *out)
 		"  --iommu            play the VMM's vIOMMU: VIRTIO_F_ACCESS_PLATFORM, buffers\n"
 		"                     at I/O virtual addresses, the backend's IOTLB misses\n"
 		"                     answered on its channel\n"
+		"  --iommu-unmap      --iommu, and unmap each request's data buffer once it is\n"
+		"                     done, as a guest with strict unmaps does\n"
 		"  --zero-unwritten   with --check-file: blocks never written must read as zeros\n"
 		"  --json             print the report as one JSON object on stdout\n"
 		"\n"
@@ -374,6 +378,9 @@ static int parse_args(int argc, char **argv, struct main_opts *m)
 			break;
 		case OPT_IOMMU_DEFERRED:
 			m->iommu_deferred = true;
+			break;
+		case OPT_IOMMU_UNMAP:
+			o->iommu = o->iommu_unmap = true;
 			break;
 		case OPT_HELP:
 			usage(stdout);

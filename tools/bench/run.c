@@ -184,6 +184,21 @@ static void run_complete(struct run_ctx *r, struct slot *s, uint64_t now)
 	r->idle[r->nidle++] = (unsigned int)(s - r->slots);
 }
 
+/* As a guest with strict unmaps does: once a request is done, its data
+ * buffer leaves the vIOMMU, which waits for the backend to let go of it. */
+static void run_unmap(struct run_ctx *r, void *cookie)
+{
+	struct slot *s = cookie;
+
+	if (s->type == BLK_T_FLUSH)
+		return;
+	if (vu_iotlb(&r->dev.v.vu, VU_IOTLB_INVALIDATE,
+		     vudev_addr(&r->dev.v, s->req.data_gpa), s->req.data_cap, 0, 0) < 0) {
+		r->fatal = true;
+		r->res->device_error = true;
+	}
+}
+
 static unsigned int run_reap(struct run_ctx *r)
 {
 	uint64_t now = bench_now_ns();
@@ -198,6 +213,8 @@ static unsigned int run_reap(struct run_ctx *r)
 		while ((ret = virtq_get_used(vq, &cookie, &len)) == 0) {
 			run_complete(r, cookie, now);
 			n++;
+			if (r->o->iommu_unmap)
+				run_unmap(r, cookie);
 		}
 		if (ret != -EAGAIN) {
 			r->fatal = true;

@@ -29,6 +29,7 @@ struct run_opts {
 	bool quiet;
 	bool no_event_idx;
 	bool iommu;		/* play the VMM's vIOMMU (IOVAs, misses answered) */
+	bool iommu_unmap;	/* and unmap each request's buffer when it is done */
 	volatile sig_atomic_t *stop;
 };
 
