@@ -25,19 +25,11 @@ set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
+# rack_netns_cleanup: namespaces in RACK_NETNS go after the daemons in them.
+source "$(dirname "${BASH_SOURCE[0]}")/../integration/rack.sh"
 
 BYTES=$((10 << 20))
-NETNS=()
 PIDS=()
-
-cleanup() {
-	local rc=$? ns
-	lib_cleanup || true
-	for ns in "${NETNS[@]}"; do
-		ip netns del "$ns" 2>/dev/null || log "could not delete network namespace $ns"
-	done
-	exit "$rc"
-}
 
 fail() {
 	local f
@@ -56,14 +48,14 @@ rack() {
 	IO_NS=$p-io
 	HV_NS=("$p-h0" "$p-h1")
 	ip netns add "$IO_NS" 2>/dev/null || skip "cannot create a network namespace"
-	NETNS+=("$IO_NS")
+	RACK_NETNS+=("$IO_NS")
 	ip -n "$IO_NS" link set lo up
 	ip -n "$IO_NS" link add br0 type bridge || skip "no bridge support in this kernel"
 	ip -n "$IO_NS" addr add 10.99.0.1/24 dev br0
 	ip -n "$IO_NS" link set br0 up
 	for i in 0 1; do
 		ip netns add "${HV_NS[i]}"
-		NETNS+=("${HV_NS[i]}")
+		RACK_NETNS+=("${HV_NS[i]}")
 		ip -n "${HV_NS[i]}" link set lo up
 		ip link add "vh$i-$$" netns "${HV_NS[i]}" type veth peer name "vi$i-$$" netns "$IO_NS"
 		ip -n "$IO_NS" link set "vi$i-$$" master br0 up
@@ -234,5 +226,5 @@ main() {
 }
 
 lib_traps
-trap cleanup EXIT
+trap rack_netns_cleanup EXIT
 main "$@"
