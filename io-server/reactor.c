@@ -260,6 +260,8 @@ static void reactor_sleep(struct ios_reactor *r, bool draining, uint64_t deadlin
 		VRIO_ERR_RL("%s: epoll_wait: %s", r->name, strerror(errno));
 	for (i = 0; i < n; i++) {
 		src = evs[i].data.ptr;
+		if (src->kind == IOS_EV_TAP)
+			r->srv->nets[src - r->tap_ev].tap_ready = true;
 		if (src->kind == IOS_EV_CONN || src->kind == IOS_EV_TAP)
 			continue;
 		/* Reset the eventfd; the poll that follows finds the work. */

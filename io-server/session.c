@@ -356,8 +356,7 @@ static int session_pkt(struct ios_session *s, const struct vrio_frame *f, const 
 		return session_garbage(s, "%s: packet frame of %u bytes on queue %u",
 				       d->topo->name, f->len, f->queue);
 	/* No offload is offered: metadata we did not negotiate is garbage. */
-	if (h->flags || h->gso_type || h->hdr_len || h->gso_size || h->csum_start ||
-	    h->csum_offset || h->rsvd)
+	if (!vrio_pkt_wire_plain(h))
 		return session_garbage(s, "%s: packet with offload metadata", d->topo->name);
 	ios_switch_input(s->r, d->port, (const uint8_t *)payload + VRIO_PKT_HDR_LEN,
 			 f->len - VRIO_PKT_HDR_LEN);

@@ -20,6 +20,7 @@
 #include "log.h"
 
 #define UPLINK_BUDGET	32
+#define UPLINK_POLL_NS	(50ull * 1000)
 
 const char *const ios_port_drop_names[IOS_NR_DROPS] = {
 	[IOS_DROP_SRC_MAC] = "src_mac",
@@ -184,6 +185,12 @@ int ios_switch_poll(struct ios_reactor *r)
 		n = &srv->nets[i];
 		if (n->home != r->idx || n->tap_fd < 0)
 			continue;
+		/* A TAP has no ring to peek at: read it when epoll said so or
+		 * the last read left frames, else at most every
+		 * UPLINK_POLL_NS while the reactor is too busy to sleep. */
+		if (!n->tap_ready && r->now - n->tap_read_ns < UPLINK_POLL_NS)
+			continue;
+		n->tap_read_ns = r->now;
 		for (k = 0; k < UPLINK_BUDGET; k++) {
 			len = read(n->tap_fd, r->frame_buf, sizeof(r->frame_buf));
 			if (len <= 0)
@@ -191,6 +198,7 @@ int ios_switch_poll(struct ios_reactor *r)
 			ios_switch_forward(r, &n->uplink, r->frame_buf, (uint32_t)len);
 			work++;
 		}
+		n->tap_ready = k == UPLINK_BUDGET;
 	}
 	return work;
 }

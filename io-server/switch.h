@@ -84,6 +84,8 @@ struct ios_network {
 	struct ios_port uplink;		/* in use when tap_fd >= 0 */
 	int tap_fd;
 	char tap_name[16];
+	bool tap_ready;			/* home reactor: frames may be waiting */
+	uint64_t tap_read_ns;		/* home reactor: the last read */
 	/* Home reactor only. */
 	struct ios_mac_entry *table;	/* [IOS_MAC_SLOTS] */
 	struct {

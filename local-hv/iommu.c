@@ -142,7 +142,7 @@ static bool inflight_overlaps(const struct lhv_dev *d, uint64_t iova, uint64_t s
 	return false;
 }
 
-static void take_inbox(struct lhv_dev *d, uint64_t now)
+static void take_inbox(struct lhv_dev *d)
 {
 	struct lhv_iommu *m = &d->iommu;
 	unsigned head = m->in_head, tail = __atomic_load_n(&m->in_tail, __ATOMIC_ACQUIRE);
@@ -171,7 +171,6 @@ static void take_inbox(struct lhv_dev *d, uint64_t now)
 					 .started = !m->deferred };
 	}
 	__atomic_store_n(&m->in_head, head, __ATOMIC_RELEASE);
-	(void)now;
 }
 
 /* Deferred: a batch starts once it is full or its oldest is old enough. */
@@ -199,17 +198,18 @@ static void finish(struct lhv_dev *d, const struct lhv_inval *p, uint64_t now)
 		__atomic_store_n(&m->done_token, p->token, __ATOMIC_RELEASE);
 }
 
-int lhv_iommu_poll(struct lhv *l, struct lhv_dev *d, uint64_t now)
+int lhv_iommu_poll(struct lhv_dev *d)
 {
 	struct lhv_iommu *m = &d->iommu;
 	unsigned started, i, done = 0;
 	struct lhv_inval *p;
+	uint64_t now;
 	int rc, work;
 
 	work = (int)(__atomic_load_n(&m->in_tail, __ATOMIC_ACQUIRE) - m->in_head);
-	take_inbox(d, now);
-	/* Messages are stamped by the control thread, possibly after this
-	 * round began: age them against a clock read after taking them. */
+	take_inbox(d);
+	/* Messages are stamped by the control thread, possibly after the
+	 * poller's round began: age them against a clock read after them. */
 	now = vrio_now_ns();
 	started = batch_started(m, now);
 	for (i = 0; i < started; i++) {
@@ -249,7 +249,6 @@ int lhv_iommu_poll(struct lhv *l, struct lhv_dev *d, uint64_t now)
 	if (m->miss_out && now - m->miss_at > LHV_IOMMU_MISS_NS)
 		lhv_dev_break(d, 0, "the VMM did not answer an IOTLB miss for %#llx",
 			      (unsigned long long)m->miss_iova);
-	(void)l;
 	return work;
 }
 
@@ -350,7 +349,7 @@ void lhv_iommu_reset(struct lhv_dev *d)
 	uint64_t now = vrio_now_ns();
 	unsigned i;
 
-	take_inbox(d, now);
+	take_inbox(d);
 	for (i = 0; i < m->npend; i++)
 		finish(d, &m->pend[i], now);
 	m->npend = 0;

@@ -98,7 +98,7 @@ int lhv_iommu_post(struct lhv *l, struct lhv_dev *d, uint8_t type, uint64_t iova
 void lhv_iommu_set_channel(struct lhv_iommu *m, int fd);
 
 /* Poller. */
-int lhv_iommu_poll(struct lhv *l, struct lhv_dev *d, uint64_t now);
+int lhv_iommu_poll(struct lhv_dev *d);
 /* After a walk: true if the chain may go, false if it waits (a miss was
  * asked for, or its range is being invalidated). */
 bool lhv_iommu_admit(struct lhv_dev *d, int walk_rc, uint64_t lo, uint64_t hi, uint64_t now);

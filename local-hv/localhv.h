@@ -237,6 +237,10 @@ void lhv_up_flush(struct lhv_upstream *up);
 void lhv_up_close(struct lhv_upstream *up);
 /* Milliseconds until the next reconnect attempt, or -1. */
 int lhv_up_timeout_ms(const struct lhv_upstream *up, uint64_t now);
+/* Queues a data frame; if the send queue is full, flushes and tries once
+ * more. 0, -ENOBUFS (still full: the caller decides) or -errno. */
+int lhv_up_send(struct lhv_upstream *up, const struct vrio_frame *f, const struct iovec *iov,
+		int iovcnt);
 /* Forwards a vIOMMU invalidation of d's; *seq names the IotlbAck to come.
  * -ENOTCONN when the device is not attached on a live connection. */
 int lhv_up_send_invalidate(struct lhv_dev *d, uint64_t iova, uint64_t size, uint64_t *seq);

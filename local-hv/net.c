@@ -93,7 +93,6 @@ static int net_start(struct lhv_dev *d, int vid)
 
 static int send_pkt(struct lhv_dev *d, struct rte_mbuf *m)
 {
-	struct vrio_conn *c = d->up->conn;
 	static const struct vrio_pkt_wire hdr;
 	struct iovec iov[1 + NET_MAX_SEGS];
 	struct vrio_frame f = {
@@ -114,12 +113,7 @@ static int send_pkt(struct lhv_dev *d, struct rte_mbuf *m)
 		iov[n].iov_base = rte_pktmbuf_mtod(s, void *);
 		iov[n++].iov_len = s->data_len;
 	}
-	rc = c->ops->send(c, &f, iov, n);
-	if (rc == -ENOBUFS) {
-		/* The peer is behind: push what we have, try once more. */
-		c->ops->flush(c);
-		rc = c->ops->send(c, &f, iov, n);
-	}
+	rc = lhv_up_send(d->up, &f, iov, n);
 	if (rc == -ENOBUFS) {
 		count_drop(d, LHV_NET_DROP_UPSTREAM_FULL, 1);
 		return 0;
@@ -145,13 +139,13 @@ static int net_process(struct lhv *l, struct lhv_dev *d, unsigned qi)
 	up = d->attached && d->up->conn &&
 	     __atomic_load_n(&d->up->state, __ATOMIC_RELAXED) == LHV_UP_READY;
 	for (i = 0; i < n; i++) {
-		if (!up)
-			count_drop(d, LHV_NET_DROP_UPSTREAM_DOWN, 1);
-		else if (rc == 0)
+		/* A dead connection: its poll notices; these frames are gone. */
+		if (up && rc == 0)
 			rc = send_pkt(d, pkts[i]);
+		else
+			count_drop(d, LHV_NET_DROP_UPSTREAM_DOWN, 1);
 		rte_pktmbuf_free(pkts[i]);
 	}
-	/* A dead connection: its poll notices; these frames are gone. */
 	return n;
 }
 
@@ -192,13 +186,10 @@ static int net_frame(struct lhv *l, struct lhv_dev *d, const struct vrio_frame *
 	struct rte_mbuf *m;
 	int state;
 
-	if (f->type != VRIO_FRAME_PKT || f->queue != 0 || f->len < VRIO_PKT_HDR_LEN ||
-	    f->len - VRIO_PKT_HDR_LEN > VRIO_PKT_MAX_FRAME || f->len == VRIO_PKT_HDR_LEN)
-		return -EBADMSG;
-	/* No offload is negotiated: a peer that sets metadata is not one we
-	 * understand. */
-	if (h->flags || h->gso_type || h->hdr_len || h->gso_size || h->csum_start ||
-	    h->csum_offset || h->rsvd)
+	/* The dispatcher matched the type. No offload is negotiated: a peer
+	 * that sets metadata is not one we understand. */
+	if (f->queue != 0 || f->len <= VRIO_PKT_HDR_LEN ||
+	    f->len - VRIO_PKT_HDR_LEN > VRIO_PKT_MAX_FRAME || !vrio_pkt_wire_plain(h))
 		return -EBADMSG;
 	state = __atomic_load_n(&d->state, __ATOMIC_ACQUIRE);
 	if (state != LHV_DEV_RUNNING || d->broken) {

@@ -97,7 +97,7 @@ static int poll_devices(struct lhv *l, uint64_t now)
 		}
 		/* Only while the poller owns the device (localhv.h). */
 		if (d->iommu.on && (st == LHV_DEV_RUNNING || st == LHV_DEV_STOP))
-			work += lhv_iommu_poll(l, d, now);
+			work += lhv_iommu_poll(d);
 		if (st == LHV_DEV_STOP) {
 			dev_stopping(l, d, now);
 			continue;

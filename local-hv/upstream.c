@@ -56,6 +56,20 @@ static int send_ctrl(struct lhv_upstream *up, Vrio__Ctrl *m)
 	return vrio_conn_send_ctrl(up->conn, m);
 }
 
+int lhv_up_send(struct lhv_upstream *up, const struct vrio_frame *f, const struct iovec *iov,
+		int iovcnt)
+{
+	struct vrio_conn *c = up->conn;
+	int rc = c->ops->send(c, f, iov, iovcnt);
+
+	if (rc == -ENOBUFS) {
+		/* The peer is behind: push what we have, try once more. */
+		c->ops->flush(c);
+		rc = c->ops->send(c, f, iov, iovcnt);
+	}
+	return rc;
+}
+
 int lhv_up_send_invalidate(struct lhv_dev *d, uint64_t iova, uint64_t size, uint64_t *seq)
 {
 	struct lhv_upstream *up = d->up;

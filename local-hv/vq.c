@@ -45,7 +45,6 @@ static struct lhv_walk_opts walk_opts(const struct lhv_dev *d, const struct lhv_
 static int send_chain(struct lhv *l, struct lhv_dev *d, unsigned qi, uint16_t head,
 		      const struct lhv_chain *c)
 {
-	struct vrio_conn *conn = d->up->conn;
 	struct vrio_frame f = {
 		.type = VRIO_FRAME_REQ,
 		.queue = (uint16_t)qi,
@@ -54,15 +53,8 @@ static int send_chain(struct lhv *l, struct lhv_dev *d, unsigned qi, uint16_t he
 		.len = c->rlen,
 		.arg = c->wlen,
 	};
-	int rc;
 
-	rc = conn->ops->send(conn, &f, c->seg, (int)c->nr);
-	if (rc == -ENOBUFS) {
-		/* The peer is behind: push what we have, try once more. */
-		conn->ops->flush(conn);
-		rc = conn->ops->send(conn, &f, c->seg, (int)c->nr);
-	}
-	return rc;
+	return lhv_up_send(d->up, &f, c->seg, (int)c->nr);
 }
 
 static int lhv_vq_process(struct lhv *l, struct lhv_dev *d, unsigned qi)

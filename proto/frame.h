@@ -82,6 +82,14 @@ struct vrio_pkt_wire {
 
 #define VRIO_PKT_HDR_LEN	12u
 _Static_assert(sizeof(struct vrio_pkt_wire) == VRIO_PKT_HDR_LEN, "packet header size");
+
+/* True for the header of a packet without offload metadata: the only kind
+ * either side sends while no offload is negotiated. */
+static inline int vrio_pkt_wire_plain(const struct vrio_pkt_wire *h)
+{
+	return !(h->flags | h->gso_type | h->hdr_len | h->gso_size | h->csum_start |
+		 h->csum_offset | h->rsvd);
+}
 /* Ethernet, with one VLAN tag, around the largest MTU a network may have. */
 #define VRIO_PKT_MAX_FRAME	(9000u + 18u)
 
