@@ -7,6 +7,7 @@ PKGS=(
 	build-essential cmake pkg-config
 	libdpdk-dev protobuf-c-compiler libprotobuf-c-dev libyaml-dev
 	libmicrohttpd-dev liburing-dev libsystemd-dev libcmocka-dev
+	libjansson-dev libssl-dev
 	qemu-system-x86 qemu-utils busybox-static cpio kmod
 	prometheus python3 iproute2 systemd systemd-container debootstrap
 	rdma-core libibverbs-dev librdmacm-dev ibverbs-providers
