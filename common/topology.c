@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <openssl/evp.h>
 #include <yaml.h>
 
 #include "addr.h"
@@ -67,7 +68,7 @@ static const struct {
 
 /* Device-level nodes kept until references are resolved. */
 struct topo_dev_refs {
-	const yaml_node_t *host, *io_server, *network, *mac;
+	const yaml_node_t *host, *io_server, *network, *mac, *socket;
 };
 
 struct topo_ctx {
@@ -787,8 +788,8 @@ static int topo_p_later(struct topo_ctx *c, const struct topo_key *k, const yaml
 }
 
 enum {
-	IOS_NAME, IOS_TRANSPORT, IOS_LISTEN, IOS_METRICS, IOS_CORES, IOS_FAULTS, IOS_DPDK,
-	N_IOS_KEYS
+	IOS_NAME, IOS_TRANSPORT, IOS_LISTEN, IOS_METRICS, IOS_CONTROL, IOS_CORES, IOS_FAULTS,
+	IOS_DPDK, N_IOS_KEYS
 };
 
 #define F(field) offsetof(struct vrio_topo_ioserver, field)
@@ -797,6 +798,7 @@ static const struct topo_key ioserver_keys[N_IOS_KEYS] = {
 	[IOS_TRANSPORT] = { "transport", topo_p_transport, F(transport), 0, 0, 0 },
 	[IOS_LISTEN] = { "listen", topo_p_later, F(listen), 0, 0, KEY_REQUIRED },
 	[IOS_METRICS] = { "metrics", topo_p_hostport, F(metrics), 0, 0, 0 },
+	[IOS_CONTROL] = { "control", topo_p_socket, F(control), 0, 0, 0 },
 	[IOS_CORES] = { "cores", topo_p_cores, 0, 0, 0, 0 },
 	[IOS_FAULTS] = { "faults", topo_p_faults, 0, 0, 0, 0 },
 	[IOS_DPDK] = { "dpdk", topo_p_dpdk, F(dpdk), 0, 0, 0 },
@@ -807,6 +809,44 @@ static void topo_mark(const yaml_node_t *n, unsigned *line, unsigned *col)
 {
 	*line = (unsigned)n->start_mark.line + 1;
 	*col = (unsigned)n->start_mark.column + 1;
+}
+
+/*
+ * A node's control socket: the default when `control:` is absent, and one
+ * path per node in the rack (a test rack runs every daemon on one machine).
+ * Nodes are read in file order, so the later of two names the clash.
+ */
+static int topo_control(struct topo_ctx *c, const char *kind, const char *name, char **control,
+			const yaml_node_t *val, const yaml_node_t *map)
+{
+	const struct vrio_topology *t = c->t;
+	const yaml_node_t *at = val ? val : map;
+	const char *dflt = val ? "" : " (the default)";
+	char path[TOPO_SUN_PATH];
+	int ret;
+
+	if (!*control) {
+		/* A name is at most TOPO_NAME_MAX bytes: the default always fits. */
+		snprintf(path, sizeof(path), "%s/%s.sock", VRIO_TOPO_CONTROL_DIR, name);
+		ret = topo_set_str(c, control, path);
+		if (ret)
+			return ret;
+	}
+	for (size_t i = 0; i < t->n_io_servers; i++) {
+		const struct vrio_topo_ioserver *o = &t->io_servers[i];
+
+		if (&o->control != control && o->control && strcmp(o->control, *control) == 0)
+			return topo_err(c, at, "%s '%s': control '%s'%s is already used by io_server '%s'",
+					kind, name, *control, dflt, o->name);
+	}
+	for (size_t i = 0; i < t->n_hosts; i++) {
+		const struct vrio_topo_host *o = &t->hosts[i];
+
+		if (&o->control != control && o->control && strcmp(o->control, *control) == 0)
+			return topo_err(c, at, "%s '%s': control '%s'%s is already used by host '%s'",
+					kind, name, *control, dflt, o->name);
+	}
+	return 0;
 }
 
 static int topo_ioserver(struct topo_ctx *c, const yaml_node_t *map)
@@ -849,17 +889,18 @@ static int topo_ioserver(struct topo_ctx *c, const yaml_node_t *map)
 			return topo_err(c, seen[IOS_NAME].val,
 					"io_server '%s' is already defined at %u:%u",
 					s->name, t->io_servers[i].line, t->io_servers[i].col);
-	return 0;
+	return topo_control(c, "io_server", s->name, &s->control, seen[IOS_CONTROL].val, map);
 }
 
 /* hosts[] */
 
-enum { HOST_NAME, HOST_METRICS, HOST_DPDK, N_HOST_KEYS };
+enum { HOST_NAME, HOST_METRICS, HOST_CONTROL, HOST_DPDK, N_HOST_KEYS };
 
 #define F(field) offsetof(struct vrio_topo_host, field)
 static const struct topo_key host_keys[N_HOST_KEYS] = {
 	[HOST_NAME] = { "name", topo_p_name, F(name), 0, 0, KEY_REQUIRED },
 	[HOST_METRICS] = { "metrics", topo_p_hostport, F(metrics), 0, 0, 0 },
+	[HOST_CONTROL] = { "control", topo_p_socket, F(control), 0, 0, 0 },
 	[HOST_DPDK] = { "dpdk", topo_p_dpdk, F(dpdk), 0, 0, 0 },
 };
 #undef F
@@ -886,7 +927,7 @@ static int topo_host(struct topo_ctx *c, const yaml_node_t *map)
 			return topo_err(c, seen[HOST_NAME].val,
 					"host '%s' is already defined at %u:%u",
 					h->name, t->hosts[i].line, t->hosts[i].col);
-	return 0;
+	return topo_control(c, "host", h->name, &h->control, seen[HOST_CONTROL].val, map);
 }
 
 /* networks[] */
@@ -1148,6 +1189,7 @@ static int topo_device(struct topo_ctx *c, const yaml_node_t *map)
 	refs->io_server = seen[DEV_IO_SERVER].val;
 	refs->network = seen[DEV_NETWORK].val;
 	refs->mac = seen[DEV_MAC].val;
+	refs->socket = seen[DEV_SOCKET].val;
 	return 0;
 }
 
@@ -1159,9 +1201,29 @@ static struct vrio_topo_network *topo_network_find(const struct vrio_topology *t
 	return NULL;
 }
 
+/* A device's socket is bound where its host's control socket may be. */
+static int topo_socket_not_control(struct topo_ctx *c, const struct vrio_topo_device *d,
+				   const yaml_node_t *at)
+{
+	const struct vrio_topology *t = c->t;
+
+	for (size_t i = 0; i < t->n_io_servers; i++)
+		if (strcmp(t->io_servers[i].control, d->socket) == 0)
+			return topo_err(c, at,
+					"device '%s': socket '%s' is the control socket of io_server '%s'",
+					d->name, d->socket, t->io_servers[i].name);
+	for (size_t i = 0; i < t->n_hosts; i++)
+		if (strcmp(t->hosts[i].control, d->socket) == 0)
+			return topo_err(c, at,
+					"device '%s': socket '%s' is the control socket of host '%s'",
+					d->name, d->socket, t->hosts[i].name);
+	return 0;
+}
+
 static int topo_resolve(struct topo_ctx *c)
 {
 	struct vrio_topology *t = c->t;
+	int ret;
 
 	for (size_t i = 0; i < t->n_devices; i++) {
 		struct vrio_topo_device *d = &t->devices[i];
@@ -1177,6 +1239,9 @@ static int topo_resolve(struct topo_ctx *c)
 			return topo_err(c, r->io_server,
 					"device '%s': io_server '%s' is not defined under io_servers",
 					d->name, topo_str(r->io_server));
+		ret = topo_socket_not_control(c, d, r->socket);
+		if (ret)
+			return ret;
 		if (d->type != VRIO_DEV_NET)
 			continue;
 		d->network = topo_network_find(t, topo_str(r->network));
@@ -1316,6 +1381,20 @@ static int topo_syntax_err(struct topo_ctx *c, const yaml_parser_t *p, const cha
 	return topo_err_at(c, line, col, "%s", p->problem ? p->problem : "syntax error");
 }
 
+/* Lowercase hex, as sha256sum prints it. */
+static int topo_sha256(struct topo_ctx *c, const char *text, size_t len, char out[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+
+	/* Fails only when OpenSSL cannot allocate its context. */
+	if (!EVP_Digest(text, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
+		return topo_oom(c);
+	for (unsigned i = 0; i < mdlen; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	return 0;
+}
+
 static int topo_parse(const char *name, const char *dir, const char *text, size_t len,
 		      struct vrio_topology **out, char *err, size_t errlen)
 {
@@ -1368,6 +1447,9 @@ static int topo_parse(const char *name, const char *dir, const char *text, size_
 		ret = topo_oom(&c);
 		goto out_topo;
 	}
+	ret = topo_sha256(&c, text, len, c.t->sha256);
+	if (ret)
+		goto out_topo;
 	ret = topo_walk(&c, root, "topology", root_keys, N_ROOT_KEYS, c.t, seen);
 	if (ret)
 		goto out_topo;
@@ -1502,11 +1584,13 @@ void vrio_topology_free(struct vrio_topology *t)
 		free(t->io_servers[i].transport);
 		free(t->io_servers[i].listen);
 		free(t->io_servers[i].metrics);
+		free(t->io_servers[i].control);
 		topo_dpdk_free(&t->io_servers[i].dpdk);
 	}
 	for (size_t i = 0; i < t->n_hosts; i++) {
 		free(t->hosts[i].name);
 		free(t->hosts[i].metrics);
+		free(t->hosts[i].control);
 		topo_dpdk_free(&t->hosts[i].dpdk);
 	}
 	for (size_t i = 0; i < t->n_devices; i++) {

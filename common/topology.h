@@ -37,6 +37,15 @@ struct vrio_topo_dpdk {
 	unsigned n_eal;
 };
 
+/*
+ * Every node (io_server or host) has a control socket, a unix socket path
+ * (JSON-RPC 2.0, root only). Without `control:` it is
+ * VRIO_TOPO_CONTROL_DIR "/NAME.sock", filled in by the loader so that the
+ * daemon and `vrioctl --node NAME` agree. Control paths are unique in the
+ * rack and differ from every device's socket.
+ */
+#define VRIO_TOPO_CONTROL_DIR	"/run/vrio"
+
 struct vrio_topo_ioserver {
 	char *name;
 	char *transport;	/* "tcp" (default), "shm" or "dpdk" */
@@ -44,6 +53,7 @@ struct vrio_topo_ioserver {
 	struct vrio_topo_faults faults;
 	struct vrio_topo_dpdk dpdk;
 	char *metrics;		/* "host:port" or NULL */
+	char *control;		/* control socket; never NULL (see VRIO_TOPO_CONTROL_DIR) */
 	unsigned cores_min;	/* default 1 */
 	unsigned cores_max;	/* default cores_min */
 	unsigned line, col;	/* where the entry starts, for messages */
@@ -52,6 +62,7 @@ struct vrio_topo_ioserver {
 struct vrio_topo_host {
 	char *name;
 	char *metrics;		/* "host:port" or NULL */
+	char *control;		/* control socket; never NULL (see VRIO_TOPO_CONTROL_DIR) */
 	struct vrio_topo_dpdk dpdk;
 	unsigned line, col;
 };
@@ -95,6 +106,7 @@ struct vrio_topo_device {
 
 struct vrio_topology {
 	char *path;
+	char sha256[65];	/* of the bytes read, lowercase hex: what sha256sum prints */
 	unsigned version;
 	struct vrio_topo_ioserver *io_servers;
 	size_t n_io_servers;
@@ -108,7 +120,8 @@ struct vrio_topology {
 
 /*
  * Load and check a topology. On error returns a negative errno and writes
- * one line "FILE:LINE:COL: message" into err (LINE and COL 1-based).
+ * one line "FILE:LINE:COL: message" into err (LINE and COL 1-based). On
+ * success t->sha256 is the hash of exactly the bytes parsed.
  */
 int vrio_topology_load(const char *path, struct vrio_topology **out, char *err, size_t errlen);
 /* The same from memory; `name` stands for the file in messages. */

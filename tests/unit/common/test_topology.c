@@ -92,7 +92,7 @@ static const struct bad_case bad_cases[] = {
 	  "topo.yaml:3:5: expected a mapping for each entry of 'io_servers', got 'io0'" },
 	{ "unknown io_server key", V IOS "    listn: 127.0.0.1:7401\n" HOSTS,
 	  "topo.yaml:5:5: unknown key 'listn' in io_server "
-	  "(expected one of: name, transport, listen, metrics, cores, faults, dpdk)" },
+	  "(expected one of: name, transport, listen, metrics, control, cores, faults, dpdk)" },
 	{ "io_server without listen", V "io_servers:\n  - name: io0\n" HOSTS,
 	  "topo.yaml:3:5: io_server: missing required key 'listen'" },
 	{ "io_server without name", V "io_servers:\n  - listen: 127.0.0.1:7400\n" HOSTS,
@@ -151,7 +151,8 @@ static const struct bad_case bad_cases[] = {
 	{ "cores a scalar", V IOS "    cores: 2\n" HOSTS,
 	  "topo.yaml:5:12: expected a mapping for 'cores', got '2'" },
 	{ "unknown host key", HDR "    metric: 127.0.0.1:9401\n",
-	  "topo.yaml:7:5: unknown key 'metric' in host (expected one of: name, metrics, dpdk)" },
+	  "topo.yaml:7:5: unknown key 'metric' in host (expected one of: name, metrics, control, "
+	  "dpdk)" },
 	{ "dpdk not a mapping", HDR "    dpdk: net_memif0\n",
 	  "topo.yaml:7:11: expected a mapping for 'dpdk', got 'net_memif0'" },
 	{ "dpdk port out of range", HDR "    dpdk: {port: 70000}\n",
@@ -168,6 +169,42 @@ static const struct bad_case bad_cases[] = {
 	  "topo.yaml:7:17: expected EAL arguments on one line for 'eal', got '-m 64?--no-pci'" },
 	{ "dpdk eal too long", HDR "    dpdk: {eal: " EAL8 EAL8 EAL8 EAL8 EAL8 EAL8 EAL8 EAL8 "-v}\n",
 	  "topo.yaml:7:17: 'eal' holds at most 64 arguments, got 65" },
+	{ "control relative", V IOS "    control: run/io0.sock\n" HOSTS,
+	  "topo.yaml:5:14: expected an absolute path for 'control', got 'run/io0.sock'" },
+	{ "control a mapping", HDR "    control: {path: /run/h.sock}\n",
+	  "topo.yaml:7:14: expected an absolute path for 'control', got a mapping" },
+	{ "control empty", HDR "    control:\n",
+	  "topo.yaml:7:13: expected an absolute path for 'control', got an empty value" },
+	{ "control too long", HDR "    control: /run/vrio/"
+	  "012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012.sock\n",
+	  "topo.yaml:7:14: 'control' path is 108 bytes long, a unix socket path holds at most 107" },
+	{ "control twice", HDR "    control: /run/a.sock\n    control: /run/b.sock\n",
+	  "topo.yaml:8:5: duplicate key 'control'" },
+	{ "control of two io_servers",
+	  V IOS "    control: /run/c.sock\n  - name: io1\n    listen: 127.0.0.1:7401\n"
+	  "    control: /run/c.sock\n" HOSTS,
+	  "topo.yaml:8:14: io_server 'io1': control '/run/c.sock' is already used by io_server 'io0'" },
+	{ "control of a host on an io_server's default", HDR "    control: /run/vrio/io0.sock\n",
+	  "topo.yaml:7:14: host 'host0': control '/run/vrio/io0.sock' is already used by "
+	  "io_server 'io0'" },
+	{ "host and io_server of one name", V IOS "hosts:\n  - name: io0\n",
+	  "topo.yaml:6:5: host 'io0': control '/run/vrio/io0.sock' (the default) is already used "
+	  "by io_server 'io0'" },
+	{ "control clash with hosts first",
+	  V "hosts:\n  - name: h0\n    control: /run/x.sock\nio_servers:\n  - name: io0\n"
+	  "    listen: 127.0.0.1:7400\n    control: /run/x.sock\n",
+	  "topo.yaml:8:14: io_server 'io0': control '/run/x.sock' is already used by host 'h0'" },
+	{ "control of two hosts", HDR "    control: /run/h.sock\n  - name: host1\n"
+	  "    control: /run/h.sock\n",
+	  "topo.yaml:9:14: host 'host1': control '/run/h.sock' is already used by host 'host0'" },
+	{ "device socket on a host's control", HDR "devices:\n  - name: d0\n    type: blk\n"
+	  "    host: host0\n    io_server: io0\n    socket: /run/vrio/host0.sock\n" RAM,
+	  "topo.yaml:12:13: device 'd0': socket '/run/vrio/host0.sock' is the control socket of "
+	  "host 'host0'" },
+	{ "device socket on an io_server's control", HDR "devices:\n  - name: d0\n    type: blk\n"
+	  "    host: host0\n    io_server: io0\n    socket: /run/vrio/io0.sock\n" RAM,
+	  "topo.yaml:12:13: device 'd0': socket '/run/vrio/io0.sock' is the control socket of "
+	  "io_server 'io0'" },
 	{ "host without name", V IOS "hosts:\n  - metrics: 127.0.0.1:9401\n",
 	  "topo.yaml:6:5: host: missing required key 'name'" },
 	{ "duplicate host", HDR "  - name: host0\n",
@@ -477,6 +514,7 @@ static const char good_text[] =
 	"    transport: tcp\n"
 	"    listen: \"[::1]:7401\"\n"
 	"    metrics: localhost:9400\n"
+	"    control: /var/run/io1.ctl\n"
 	"    cores: {max: 4}\n"
 	"  - name: io2\n"
 	"    listen: 127.0.0.1:0\n"
@@ -485,6 +523,7 @@ static const char good_text[] =
 	"  - name: h0\n"
 	"  - name: h1\n"
 	"    metrics: 127.0.0.1:9401\n"
+	"    control: /run/vrio/ctl/h1.sock\n"
 	"networks:\n"
 	"  - name: lan\n"
 	"    mtu: 9000\n"
@@ -536,6 +575,15 @@ static void test_good_topology(void **state)
 
 	assert_null(t->hosts[0].metrics);
 	assert_string_equal(t->hosts[1].metrics, "127.0.0.1:9401");
+
+	/* Control sockets: the default unless the file names one. */
+	assert_string_equal(t->io_servers[0].control, "/run/vrio/io0.sock");
+	assert_string_equal(t->io_servers[1].control, "/var/run/io1.ctl");
+	assert_string_equal(t->io_servers[2].control, "/run/vrio/io2.sock");
+	assert_string_equal(t->hosts[0].control, "/run/vrio/h0.sock");
+	assert_string_equal(t->hosts[1].control, "/run/vrio/ctl/h1.sock");
+	assert_int_equal(strlen(t->sha256), 64);
+	assert_int_equal(strspn(t->sha256, "0123456789abcdef"), 64);
 
 	d = vrio_topology_device(t, "disk0");
 	assert_ptr_equal(d, &t->devices[0]);
@@ -609,7 +657,7 @@ static void test_load_file(void **state)
 {
 	static const char text[] = HDR BLK "    backend: {file: images/d0.img, size: 512}\n";
 	char tmpl[] = "/tmp/vrio-topo-XXXXXX", path[PATH_MAX], real[PATH_MAX], want[2 * PATH_MAX];
-	struct vrio_topology *t = NULL;
+	struct vrio_topology *t = NULL, *same = NULL;
 	char err[PATH_MAX + 128] = "";
 	const char *dir = mkdtemp(tmpl);
 
@@ -624,6 +672,11 @@ static void test_load_file(void **state)
 	assert_string_equal(t->devices[0].backend.path, want);
 	assert_int_equal(t->devices[0].backend.size, 512);
 	assert_string_equal(t->path, path);
+	/* Read from a file or from memory, the same bytes hash the same. */
+	assert_int_equal(vrio_topology_parse("topo.yaml", text, strlen(text), &same, err,
+					     sizeof(err)), 0);
+	assert_string_equal(t->sha256, same->sha256);
+	vrio_topology_free(same);
 	vrio_topology_free(t);
 	t = NULL;
 
@@ -667,6 +720,8 @@ static void test_example_loads(void **state)
 	assert_int_equal(t->io_servers[0].cores_max, 2);
 	assert_string_equal(t->hosts[0].name, "host0");
 	assert_string_equal(t->hosts[0].metrics, "127.0.0.1:9401");
+	assert_string_equal(t->io_servers[0].control, "/run/vrio/io0.sock");
+	assert_string_equal(t->hosts[0].control, "/run/vrio/host0.sock");
 	d = vrio_topology_device(t, "vm1-disk");
 	assert_non_null(d);
 	assert_int_equal(d->type, VRIO_DEV_BLK);
