@@ -5,65 +5,14 @@
  * the main thread.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <rte_eal.h>
-#include <rte_errno.h>
-
 #include "ioserver_internal.h"
 #include "log.h"
-
-/*
- * The EAL, for a transport that runs on DPDK: no hugepages, PCI scan or
- * shared files by default; the topology's dpdk.eal adds the port (a --vdev)
- * and may override the memory.
- */
-static int ios_eal_init(struct ios_server *srv)
-{
-	const struct vrio_topo_dpdk *d = &srv->self->dpdk;
-	static const char *const defaults[] = {
-		"vrio-ioserver", "--no-huge", "-m", "256", "--no-pci", "--no-shconf",
-		"--no-telemetry", "-l", "0", "--log-level", "*:warning",
-	};
-	const size_t nd = sizeof(defaults) / sizeof(defaults[0]);
-	char prefix[128];
-	cpu_set_t all;
-	long i, ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	char **argv;
-	int argc = 0, rc;
-
-	argv = calloc(nd + 2 + d->n_eal, sizeof(*argv));
-	if (!argv)
-		return -ENOMEM;
-	for (size_t k = 0; k < nd; k++)
-		argv[argc++] = (char *)defaults[k];
-	snprintf(prefix, sizeof(prefix), "--file-prefix=vrio-ioserver-%s", srv->self->name);
-	argv[argc++] = prefix;
-	for (unsigned k = 0; k < d->n_eal; k++)
-		argv[argc++] = d->eal[k];
-	/* The EAL parses with getopt too: start it from the top of its argv. */
-	optind = 1;
-	rc = rte_eal_init(argc, argv);
-	free(argv);
-	if (rc < 0) {
-		VRIO_ERR("%s: cannot initialise DPDK's EAL: %s", srv->self->name,
-			 rte_strerror(rte_errno));
-		return -EIO;
-	}
-	/* The EAL pins this thread to lcore 0; reactors inherit from it and
-	 * may run anywhere. */
-	CPU_ZERO(&all);
-	for (i = 0; i < ncpu && i < CPU_SETSIZE; i++)
-		CPU_SET(i, &all);
-	pthread_setaffinity_np(pthread_self(), sizeof(all), &all);
-	return 0;
-}
 
 int ios_server_init(struct ios_server *srv, struct vrio_topology *topo, const char *node)
 {
@@ -91,12 +40,11 @@ int ios_server_init(struct ios_server *srv, struct vrio_topology *topo, const ch
 	rc = ios_devices_open(srv);
 	if (rc < 0)
 		return rc;
-	if (srv->tops->eal) {
-		rc = ios_eal_init(srv);
-		if (rc < 0)
-			goto err;
-	}
-	rc = vrio_stack_setup(&srv->stack, &srv->self->dpdk);
+	rc = vrio_stack_setup(&srv->stack, &(const struct vrio_transport_node){
+		.prog = "vrio-ioserver",
+		.name = srv->self->name,
+		.dpdk = &srv->self->dpdk,
+	});
 	if (rc < 0)
 		goto err;
 

@@ -201,6 +201,8 @@ struct lhv_upstream {
 struct lhv {
 	struct vrio_topology *topo;
 	const struct vrio_topo_host *host;
+	/* This node, for the EAL and the transports' set-up: lhv_vhost_init(). */
+	struct vrio_transport_node self;
 	struct lhv_dev *devs;
 	unsigned ndevs;
 	struct lhv_upstream *ups;

@@ -366,7 +366,7 @@ int lhv_up_setup(struct lhv *l)
 	int rc;
 
 	for (i = 0; i < l->nups; i++) {
-		rc = vrio_stack_setup(&l->ups[i].stack, &l->host->dpdk);
+		rc = vrio_stack_setup(&l->ups[i].stack, &l->self);
 		if (rc < 0) {
 			VRIO_ERR("%s: cannot set up transport %s for io-server %s: %s",
 				 l->host->name, l->ups[i].stack.base->name, l->ups[i].ios->name,

@@ -7,7 +7,6 @@
  * the features offered come from the io-server, not from here.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -16,11 +15,10 @@
 #include <unistd.h>
 #include <linux/vhost_types.h>
 
-#include <rte_eal.h>
-#include <rte_errno.h>
 #include <rte_log.h>
 #include <rte_vhost.h>
 
+#include "dpdk_eal.h"
 #include "localhv.h"
 #include "log.h"
 
@@ -475,40 +473,19 @@ static const struct rte_vhost_device_ops vhost_ops = {
 
 int lhv_vhost_init(struct lhv *l, const char *prog, bool verbose)
 {
-	/* rte_vhost needs the EAL for its allocations, not hugepages or PCI.
-	 * The host's dpdk.eal comes last: a DPDK port, more memory. */
-	char *defaults[] = {
-		(char *)prog, (char *)"--no-huge", (char *)"-m", (char *)"64",
-		(char *)"--no-pci", (char *)"--no-shconf", (char *)"--no-telemetry",
-		(char *)"-l", (char *)"0", (char *)"--log-level",
-		(char *)(verbose ? "*:info" : "*:warning"),
-	};
-	const unsigned nd = sizeof(defaults) / sizeof(defaults[0]);
-	const struct vrio_topo_dpdk *extra = &l->host->dpdk;
-	cpu_set_t all;
-	long i, n = sysconf(_SC_NPROCESSORS_ONLN);
-	char **argv;
 	int rc;
 
-	argv = calloc(nd + extra->n_eal + 1, sizeof(*argv));
-	if (!argv)
-		return -ENOMEM;
-	memcpy(argv, defaults, sizeof(defaults));
-	if (extra->n_eal)
-		memcpy(argv + nd, extra->eal, extra->n_eal * sizeof(*argv));
-	/* The EAL parses with getopt too: start it from the top of its argv. */
-	optind = 1;
-	rc = rte_eal_init((int)(nd + extra->n_eal), argv);
-	free(argv);
-	if (rc < 0) {
-		VRIO_ERR("cannot initialise DPDK's EAL: %s", rte_strerror(rte_errno));
-		return -EIO;
-	}
-	/* The EAL pins the main thread to lcore 0; our threads may run anywhere. */
-	CPU_ZERO(&all);
-	for (i = 0; i < n && i < CPU_SETSIZE; i++)
-		CPU_SET(i, &all);
-	pthread_setaffinity_np(pthread_self(), sizeof(all), &all);
+	/* rte_vhost needs the EAL for its allocations, whether or not a
+	 * transport runs on DPDK; a dpdk transport's setup() finds it up. */
+	l->self = (struct vrio_transport_node){
+		.prog = prog,
+		.name = l->host->name,
+		.dpdk = &l->host->dpdk,
+		.verbose = verbose,
+	};
+	rc = vrio_dpdk_eal_init(prog, l->host->name, &l->host->dpdk, verbose);
+	if (rc < 0)
+		return rc;
 	g_lhv = l;
 	return 0;
 }
@@ -582,6 +559,6 @@ void lhv_vhost_unregister(struct lhv *l, struct lhv_dev *d)
 
 void lhv_vhost_fini(void)
 {
-	rte_eal_cleanup();
+	vrio_dpdk_eal_fini();
 	g_lhv = NULL;
 }

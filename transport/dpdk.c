@@ -43,6 +43,7 @@
 #include <time.h>
 
 /* Ours first: rte_common.h defines container_of only where none is. */
+#include "dpdk_eal.h"
 #include "dpdk_internal.h"
 #include "log.h"
 #include "topology.h"
@@ -1203,12 +1204,17 @@ err:
 	return rc;
 }
 
-static int dpdk_setup(const struct vrio_topo_dpdk *local)
+static int dpdk_setup(const struct vrio_transport_node *self)
 {
+	const struct vrio_topo_dpdk *local = self->dpdk;
 	const char *spec = local && local->port ? local->port : "0";
 	struct dpdk_port *p = &g_port;
-	int rc = 0;
+	int rc;
 
+	/* A no-op once the EAL is up (local-hv starts it for rte_vhost). */
+	rc = vrio_dpdk_eal_init(self->prog, self->name, local, self->verbose);
+	if (rc < 0)
+		return rc;
 	pthread_mutex_lock(&g_setup);
 	if (p->refs && strcmp(p->spec, spec) != 0) {
 		VRIO_ERR("dpdk: port %s is in use; one port per process, cannot also open %s",
@@ -1253,7 +1259,6 @@ static void dpdk_teardown(void)
 const struct vrio_transport_ops vrio_dpdk_transport = {
 	.name = "dpdk",
 	.unreliable = true,
-	.eal = true,
 	.listen = dpdk_listen,
 	.accept = dpdk_accept,
 	.connect = dpdk_connect,

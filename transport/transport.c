@@ -147,12 +147,12 @@ int vrio_stack_connect(struct vrio_stack *s, const char *addr, struct vrio_conn 
 	return vrio_stack_wrap(s, c, out);
 }
 
-int vrio_stack_setup(struct vrio_stack *s, const struct vrio_topo_dpdk *local)
+int vrio_stack_setup(struct vrio_stack *s, const struct vrio_transport_node *self)
 {
 	int rc = 0;
 
 	if (s->base->setup)
-		rc = s->base->setup(local);
+		rc = s->base->setup(self);
 	s->set_up = rc == 0;
 	return rc;
 }

@@ -57,13 +57,25 @@ struct vrio_listener {
 	char name[64];
 };
 
+/*
+ * A node's own settings, for a backend's process-wide set-up: the program
+ * (argv[0]) and the node's name in the topology, for names the process
+ * leaves behind and for logs; the node's `dpdk:` entry (NULL: none), which
+ * only a backend that runs on DPDK reads; and whether the operator asked
+ * for debug logs. Borrowed for the duration of setup() only.
+ */
+struct vrio_transport_node {
+	const char *prog;
+	const char *name;
+	const struct vrio_topo_dpdk *dpdk;
+	bool verbose;
+};
+
 struct vrio_transport_ops {
 	const char *name;
 	/* Frames may be lost, duplicated or reordered (raw Ethernet): the
 	 * stack always puts the reliable layer on top of this backend. */
 	bool unreliable;
-	/* Runs on DPDK: the process starts the EAL before setup(). */
-	bool eal;
 
 	/* Mandatory. addr is backend specific ("host:port" for tcp, a MAC
 	 * address for dpdk). */
@@ -97,11 +109,11 @@ struct vrio_transport_ops {
 	 * conn_fd() fires (a retransmission timer, a delayed frame); -1 for
 	 * none. An owner caps its sleep with it. */
 	int (*timeout_ms)(struct vrio_conn *c);
-	/* Optional: process-wide set-up from this node's own topology entry,
-	 * before its first listen() or connect() (the dpdk backend opens its
+	/* Optional: process-wide set-up for this node, before its first
+	 * listen() or connect() (the dpdk backend starts the EAL and opens its
 	 * port); teardown() undoes it once the node's connections and listener
 	 * are closed. Calls nest. */
-	int (*setup)(const struct vrio_topo_dpdk *local);
+	int (*setup)(const struct vrio_transport_node *self);
 	void (*teardown)(void);
 };
 
@@ -142,7 +154,7 @@ int vrio_stack_init(struct vrio_stack *s, const struct vrio_topo_ioserver *ios);
 int vrio_stack_wrap(struct vrio_stack *s, struct vrio_conn *inner, struct vrio_conn **out);
 int vrio_stack_connect(struct vrio_stack *s, const char *addr, struct vrio_conn **out);
 /* The backend's process-wide setup() and teardown(), where it has them. */
-int vrio_stack_setup(struct vrio_stack *s, const struct vrio_topo_dpdk *local);
+int vrio_stack_setup(struct vrio_stack *s, const struct vrio_transport_node *self);
 void vrio_stack_teardown(struct vrio_stack *s);
 
 /* The layers, for tests. Each takes ownership of inner. */

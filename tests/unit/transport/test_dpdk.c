@@ -2,13 +2,16 @@
 /*
  * The dpdk backend. Its packet format, fragmentation and reassembly are
  * pure functions, checked from tables and against random loss, duplication
- * and reordering. Then the backend itself on a DPDK port that loops back
- * (net_ring0: what it sends it receives), so that one process holds both
- * ends: handshake, frames up to the largest, budget, callback errors, a
- * repeated SYN, garbage, FIN, and both owners on their own threads under
- * the reliable layer. The backend is included, to reach its port.
+ * and reordering; so are the EAL's arguments, and a failed EAL start is
+ * final (in a child process). Then the backend itself on a DPDK port that
+ * loops back (net_ring0: what it sends it receives), so that one process
+ * holds both ends: setup() starting the EAL, handshake, frames up to the
+ * largest, budget, callback errors, a repeated SYN, garbage, FIN, and both
+ * owners on their own threads under the reliable layer. The backend and the
+ * EAL's start-up are included, to reach their statics.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,14 +20,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "dpdk.c"
-
-#include <rte_eal.h>
+#include "dpdk_eal.c"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -347,6 +350,101 @@ static void test_reassembly_random(void **state)
 	free(link);
 }
 
+/* ---- The EAL's arguments. ---- */
+
+struct eal_case {
+	const char *what;
+	const char *prog, *node;
+	const char *const *extra;	/* dpdk.eal, NULL-terminated; NULL: none */
+	bool verbose;
+	const char *want;		/* argv, space-separated */
+};
+
+#define EAL_DEFAULTS "--no-huge -m 256 --no-pci --no-shconf --no-telemetry -l 0 --log-level"
+
+static const char *const memif_args[] = { "--vdev=net_memif0,role=server", "-m", "512", NULL };
+static const char *const no_args[] = { NULL };
+
+static const struct eal_case eal_cases[] = {
+	{ "io-server, no dpdk.eal", "vrio-ioserver", "ios0", NULL, false,
+	  "vrio-ioserver " EAL_DEFAULTS " *:warning --file-prefix=vrio-ioserver-ios0" },
+	{ "local-hv by its path, verbose, empty dpdk.eal", "/usr/bin/vrio-localhv", "host0",
+	  no_args, true,
+	  "/usr/bin/vrio-localhv " EAL_DEFAULTS " *:info --file-prefix=vrio-localhv-host0" },
+	{ "dpdk.eal last, to override", "vrio-ioserver", "ios0", memif_args, false,
+	  "vrio-ioserver " EAL_DEFAULTS " *:warning --file-prefix=vrio-ioserver-ios0 "
+	  "--vdev=net_memif0,role=server -m 512" },
+};
+
+static void test_eal_argv(void **state)
+{
+	unsigned failed = 0;
+	char **argv;
+	int argc;
+
+	for (size_t i = 0; i < ARRAY_SIZE(eal_cases); i++) {
+		const struct eal_case *ec = &eal_cases[i];
+		struct vrio_topo_dpdk cfg = { .eal = (char **)ec->extra };
+		char got[512] = "";
+
+		while (ec->extra && ec->extra[cfg.n_eal])
+			cfg.n_eal++;
+		argv = eal_argv(ec->prog, ec->node, &cfg, ec->verbose, &argc);
+		assert_non_null(argv);
+		assert_null(argv[argc]);
+		for (int k = 0; k < argc; k++) {
+			if (k)
+				strcat(got, " ");
+			strcat(got, argv[k]);
+		}
+		if (strcmp(got, ec->want) != 0) {
+			print_message("case '%s':\n got  %s\n want %s\n", ec->what, got, ec->want);
+			failed++;
+		}
+		free(argv);
+	}
+	assert_int_equal(failed, 0);
+	/* No dpdk: entry at all. */
+	argv = eal_argv("p", "n", NULL, false, &argc);
+	assert_non_null(argv);
+	assert_int_equal(argc, 1 + (int)EAL_N_DEFAULTS + 2);
+	assert_string_equal(argv[argc - 1], "--file-prefix=p-n");
+	free(argv);
+}
+
+/*
+ * rte_eal_init() cannot be retried: after a failed start, even a call that
+ * would succeed gets the first error back. In a child, since this process
+ * starts its EAL for good later.
+ */
+static void test_eal_failure_is_final(void **state)
+{
+	static const char *const bad[] = { "--no-such-option", NULL };
+	int status;
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct vrio_topo_dpdk cfg = { .eal = (char **)bad, .n_eal = 1 };
+		int rc, again, null = open("/dev/null", O_WRONLY);
+
+		/* Quiet: the EAL prints its whole usage. */
+		if (null >= 0) {
+			dup2(null, STDOUT_FILENO);
+			dup2(null, STDERR_FILENO);
+		}
+		vrio_log_init("test_dpdk", VRIO_LOG_WARN);
+		rc = vrio_dpdk_eal_init("test_dpdk", "bad", &cfg, false);
+		again = vrio_dpdk_eal_init("test_dpdk", "good", NULL, false);
+		_exit(rc == -EINVAL && again == rc ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /* ---- The backend on a loopback port. ---- */
 
 #define LISTEN_MAC "02:00:00:00:00:01"
@@ -356,13 +454,13 @@ static const struct vrio_transport_ops *ops;
 
 static int eal_setup(void **state)
 {
-	char *argv[] = {
-		(char *)"test_dpdk", (char *)"--no-huge", (char *)"-m", (char *)"128",
-		(char *)"--no-pci", (char *)"--no-shconf", (char *)"--no-telemetry",
-		(char *)"-l", (char *)"0", (char *)"--log-level",
-		(char *)"*:error", (char *)"--vdev=net_ring0", NULL,
+	static const char *const extra[] = { "--vdev=net_ring0", "--log-level=*:error", NULL };
+	struct vrio_topo_dpdk d = {
+		.port = (char *)"net_ring0", .eal = (char **)extra, .n_eal = 2,
 	};
-	struct vrio_topo_dpdk d = { .port = (char *)"net_ring0" };
+	struct vrio_topo_dpdk other = { .port = (char *)"1" };
+	const struct vrio_transport_node self = { .prog = "test_dpdk", .name = "unit", .dpdk = &d };
+	int rc;
 
 	vrio_log_init("test_dpdk", VRIO_LOG_WARN);
 	ops = vrio_transport_find("dpdk");
@@ -370,15 +468,20 @@ static int eal_setup(void **state)
 	assert_true(ops->unreliable);
 	/* No port before setup. */
 	assert_int_equal(ops->connect(LISTEN_MAC, &(struct vrio_conn *){ NULL }), -ENODEV);
-	if (rte_eal_init((int)ARRAY_SIZE(argv) - 1, argv) < 0) {
-		print_message("cannot start the EAL: %s\n", rte_strerror(rte_errno));
+	/* The backend starts the EAL itself, with the node's dpdk.eal. */
+	rc = ops->setup(&self);
+	if (rc < 0) {
+		print_message("cannot set up the dpdk backend on net_ring0: %s\n", strerror(-rc));
 		return -1;
 	}
 	eal_up = true;
-	assert_int_equal(ops->setup(&d), 0);
+	/* Up once: a later start, whatever its arguments, is a no-op. */
+	assert_int_equal(vrio_dpdk_eal_init("test_dpdk", "another", &other, true), 0);
 	/* One port per process: a second name is refused, the same one nests. */
-	assert_int_equal(ops->setup(&(struct vrio_topo_dpdk){ .port = (char *)"1" }), -EBUSY);
-	assert_int_equal(ops->setup(&d), 0);
+	assert_int_equal(ops->setup(&(const struct vrio_transport_node){
+				 .prog = "test_dpdk", .name = "unit", .dpdk = &other }),
+			 -EBUSY);
+	assert_int_equal(ops->setup(&self), 0);
 	ops->teardown();
 	return 0;
 }
@@ -388,7 +491,9 @@ static int eal_teardown(void **state)
 	if (eal_up) {
 		ops->teardown();
 		assert_int_equal(g_port.refs, 0);
-		rte_eal_cleanup();
+		vrio_dpdk_eal_fini();
+		/* Cleaned up: the EAL does not start again. */
+		assert_int_equal(vrio_dpdk_eal_init("test_dpdk", "unit", NULL, false), -ESHUTDOWN);
 	}
 	return 0;
 }
@@ -781,6 +886,8 @@ int main(void)
 		cmocka_unit_test(test_reassembly),
 		cmocka_unit_test(test_reassembly_largest),
 		cmocka_unit_test(test_reassembly_random),
+		cmocka_unit_test(test_eal_argv),
+		cmocka_unit_test(test_eal_failure_is_final),
 	};
 	const struct CMUnitTest port[] = {
 		cmocka_unit_test(test_frames),
