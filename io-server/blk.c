@@ -94,6 +94,7 @@ void ios_blk_dev_init(struct ios_blk_dev *d, const char *name, struct ios_bdev *
 		      (1ull << VIRTIO_BLK_F_TOPOLOGY);
 	if (num_queues > 1)
 		d->features |= 1ull << VIRTIO_BLK_F_MQ;
+	d->read_only = bdev->read_only;
 	if (bdev->read_only) {
 		d->features |= 1ull << VIRTIO_BLK_F_RO;
 	} else {
@@ -227,7 +228,7 @@ void ios_blk_parse(const struct ios_blk_dev *d, const void *rd, uint32_t rdlen, 
 		break;
 	case IOS_BLK_OP_WRITE:
 		len = rdlen - IOS_BLK_HDR_LEN;
-		if (d->features & (1ull << VIRTIO_BLK_F_RO))
+		if (d->read_only)
 			return;
 		if (len % IOS_SECTOR_SIZE || !blk_range_ok(d, r->sector, len / IOS_SECTOR_SIZE))
 			return;
@@ -242,6 +243,10 @@ void ios_blk_parse(const struct ios_blk_dev *d, const void *rd, uint32_t rdlen, 
 		r->status = blk_parse_segs(d, p + IOS_BLK_HDR_LEN, rdlen - IOS_BLK_HDR_LEN, r);
 		if (r->status != VIRTIO_BLK_S_OK)
 			return;
+		if (d->read_only) {
+			r->status = VIRTIO_BLK_S_IOERR;
+			return;
+		}
 		break;
 	case IOS_BLK_OP_UNSUPPORTED:
 	default:

@@ -61,6 +61,10 @@ struct ios_blk_dev {
 	uint16_t queue_size;
 	uint32_t seg_max;
 	uint32_t max_request;		/* seg_max * size_max + the header */
+	/* Writes, discards and write-zeroes fail with IOERR. Starts as the
+	 * backend's; may be set later (a reload) whatever the features the
+	 * guest negotiated say. */
+	bool read_only;
 	uint8_t id[IOS_BLK_ID_LEN];
 	uint8_t config[IOS_BLK_CONFIG_LEN];	/* little-endian, as on the wire */
 };

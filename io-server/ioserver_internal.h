@@ -2,20 +2,21 @@
 /*
  * vrio-ioserver internals.
  *
- * Threads: the main thread loads the topology, opens the devices, accepts
- * connections and hands each to a reactor (round-robin) through that
- * reactor's single-producer single-consumer inbox. From then on only that
- * reactor touches the connection, its session, its requests and the
- * reactor's backend channels. The one piece of state shared between
- * reactors is a device's owner (which session has it attached), taken with
- * a compare-and-swap on attach and released with a store once the device's
- * last request has completed; that hand-off also passes the single-writer
- * role of the device's counters.
+ * Threads:
+ *   main      the control thread: topology (load, reload), the device
+ *             table, accepting connections, the control socket, the
+ *             watchdog. It talks to reactors only by posting messages.
+ *   reactors  reactor.h. Each owns the sessions handed to it (their
+ *             connections, attachments, request buffers) and the devices
+ *             placed on it (device.h).
+ *   metrics   reads counters with relaxed atomics; walks the device table
+ *             under srv->lock, which only it and the main thread take.
  *
- * A request's life: REQ received -> parsed by the device model -> at the
- * backend (att->inflight) -> completed, RESP built -> the session's backlog
- * -> sent to the transport (att->outstanding drops) -> the unflushed list
- * until a flush has pushed every queued byte -> back to the reactor's pool.
+ * A request's life: REQ received on the front reactor -> handed to the
+ * device's home reactor (a direct call when it is the same) -> the model,
+ * the backend -> ios_req_done() -> back on the front: the session's backlog
+ * -> sent (att->outstanding drops) -> the unflushed list until a flush has
+ * pushed every queued byte -> the front reactor's pool.
  */
 #ifndef VRIO_IOSERVER_INTERNAL_H
 #define VRIO_IOSERVER_INTERNAL_H
@@ -27,72 +28,66 @@
 
 #include "bdev.h"
 #include "blk.h"
+#include "device.h"
 #include "log.h"
-#include "net.h"
-#include "switch.h"
 #include "metrics.h"
+#include "net.h"
+#include "reactor.h"
+#include "switch.h"
 #include "topology.h"
 #include "transport.h"
 
 #define IOS_POLL_BUDGET		64u	/* frames or completions per poll */
-#define IOS_IDLE_SPIN_NS	100000ull	/* busy-poll this long before sleeping */
-#define IOS_SLEEP_MAX_MS	1000	/* refresh the counters at least this often */
-#define IOS_INBOX_LEN		64u	/* a power of two */
 #define IOS_DRAIN_TIMEOUT_NS	(10ull * 1000000000ull)
-#define IOS_MAX_REACTORS	64u
 #define IOS_BUF_ALIGN		IOS_BDEV_BUF_ALIGN
+#define IOS_MAX_HOSTS		1024u	/* hosts ever known to this process */
+#define IOS_BARRIER_TIMEOUT_NS	(5ull * 1000000000ull)
 
-struct ios_server;
-struct ios_reactor;
 struct ios_session;
+struct ios_move;
 
-struct ios_dev_stats {
-	uint64_t requests[IOS_BLK_OP_COUNT];
-	uint64_t bytes_read, bytes_written;
-	uint64_t err_ioerr, err_unsupp, err_protocol, err_guest;
-	uint64_t invalidations;		/* vIOMMU invalidations acknowledged */
-	struct vrio_hist latency;
-};
-
-struct ios_device {
-	uint32_t id;				/* its dev_id on the wire */
-	const struct vrio_topo_device *topo;
-	enum vrio_dev_type type;
-	struct ios_bdev *bdev;			/* blk */
-	struct ios_blk_dev blk;			/* blk */
-	struct ios_net_dev net;			/* net */
-	struct ios_port *port;			/* net: its switch port */
-	uint32_t max_outstanding;		/* queues * queue_size */
-	struct ios_session *owner;		/* atomic; NULL when free */
-	struct ios_dev_stats stats;		/* written by the owner's reactor */
-	char label[192];			/* device="..." for the exposition */
-};
-
-/* A buffer travelling through a session: a REQ being served, or a CTRL
- * reply. Owned by one reactor; lives in exactly one of: the pool, the
- * backend, a session's backlog, a session's unflushed list. */
+/* A buffer travelling through a session: a REQ being served, a packet for
+ * a guest, or a CTRL reply. Owned by one reactor at a time; lives in
+ * exactly one of: a pool, a message queue, the model, an attachment's held
+ * list, a session's backlog or unflushed list. */
 struct ios_req {
+	struct ios_msg msg;		/* between reactors */
 	TAILQ_ENTRY(ios_req) link;
-	struct ios_session *s;
+	struct ios_session *s;		/* the session that sends it */
 	struct ios_attach *att;		/* NULL for a CTRL reply */
+	struct ios_device *dev;
 	struct vrio_frame frame;	/* the frame to send */
-	uint8_t *buf;
+	uint8_t *buf;			/* its payload, and the model's data */
 	uint32_t cap;
+	uint8_t *rx;			/* a REQ's payload, when it crosses */
+	uint32_t rx_cap;
+	uint32_t in_len, in_arg;	/* the REQ's len and arg */
 	uint64_t t_start;
-	struct ios_blk_req blk;
+	union {
+		struct ios_blk_req blk;
+	} u;				/* the model's per-request state */
 };
 
 TAILQ_HEAD(ios_req_list, ios_req);
 
-/* A device attached on one session. */
+enum ios_att_state {
+	IOS_ATT_PLACING,	/* the home reactor is opening its channel */
+	IOS_ATT_READY,
+	IOS_ATT_MOVING,		/* requests held until the device lands */
+	IOS_ATT_RELEASING,	/* the home reactor is letting it go */
+};
+
+/* A device attached on one session; front reactor only. */
 struct ios_attach {
 	TAILQ_ENTRY(ios_attach) link;
 	struct ios_session *s;
 	struct ios_device *dev;
-	struct ios_bdev_chan *chan;	/* this reactor's channel to it */
+	enum ios_att_state state;
+	struct ios_reactor *home;	/* where its requests go */
 	uint32_t outstanding;		/* REQs received whose RESP is not sent */
-	uint32_t inflight;		/* of which at the backend */
 	bool detached;			/* RESPs are dropped; released when idle */
+	uint64_t attach_seq;		/* the Attach being answered */
+	struct ios_req_list held;	/* MOVING: in arrival order */
 };
 
 TAILQ_HEAD(ios_attach_list, ios_attach);
@@ -101,150 +96,189 @@ enum ios_session_state {
 	IOS_SESSION_HELLO,	/* waiting for the peer's Hello */
 	IOS_SESSION_READY,
 	IOS_SESSION_CLOSING,	/* flush what is queued (an Error), then close */
-	IOS_SESSION_DEAD,	/* connection closed; waiting for the backend */
-};
-
-enum ios_evsrc_kind {
-	IOS_EV_WAKE,
-	IOS_EV_CHAN,
-	IOS_EV_CONN,
-	IOS_EV_TAP,	/* an uplink: readable means frames, not a counter */
-};
-
-/* What an epoll event points at. */
-struct ios_evsrc {
-	enum ios_evsrc_kind kind;
-	int fd;
+	IOS_SESSION_DEAD,	/* connection closed; waiting for its devices */
 };
 
 struct ios_session {
 	TAILQ_ENTRY(ios_session) link;
+	struct ios_server *srv;
 	struct ios_reactor *r;
 	struct vrio_conn *conn;		/* NULL once closed */
 	char name[160];			/* "host0@10.0.0.1:1234" once known */
 	enum ios_session_state state;
-	const struct vrio_topo_host *host;
-	struct vrio_conn_stats *conn_pub;	/* the host's, once it said hello */
+	int host;			/* slot in srv->hosts, -1 before hello */
 	struct vrio_conn_stats conn_last;
 	char close_reason[192];		/* for the one line logged at close */
+	struct ios_poller poller;
 	struct ios_evsrc ev;
-	uint32_t ev_armed;		/* events registered with epoll, 0: none */
 	bool flush_pending;		/* flush() left bytes behind */
 	struct ios_req_list backlog;	/* ready to send */
 	struct ios_req_list unflushed;	/* sent, not yet flushed */
 	struct ios_attach_list atts;
-	struct ios_attach *att[];	/* by dev_id */
+	struct ios_attach *att[IOS_MAX_DEVICES];	/* by dev_id */
 };
 
 TAILQ_HEAD(ios_session_list, ios_session);
 
-struct ios_reactor_stats {
-	uint64_t busy_ns, idle_ns;
-	uint64_t connections;		/* gauge, written by the reactor */
-};
-
-struct ios_reactor {
-	struct ios_server *srv;
-	unsigned idx;
-	char name[16];
-	pthread_t thread;
-	bool started;
-	int epfd;
-	int wakefd;
-	struct ios_evsrc wake_ev;
-	struct ios_bdev_chan **chans;	/* by dev_id */
-	struct ios_evsrc *chan_ev;	/* by dev_id */
-	/* Its connections' counters by host (topology index), published by
-	 * the reactor for the metrics thread (transport.h). */
-	struct vrio_conn_stats *conn_pub;
-
-	/* Inbox: the main thread produces, the reactor consumes. */
-	struct ios_session *inbox[IOS_INBOX_LEN];
-	unsigned inbox_head;		/* atomic, written by the reactor */
-	unsigned inbox_tail;		/* atomic, written by the main thread */
-	int drain;			/* atomic, set by the main thread */
-
-	struct ios_evsrc *tap_ev;	/* the uplinks of the networks homed here */
-	uint64_t xwake;			/* reactors queued for this turn (xring.c) */
-	uint8_t frame_buf[VRIO_PKT_MAX_FRAME];	/* an uplink's frame, read */
-
+/* What the server keeps on each reactor (r->priv). */
+struct ios_rctx {
 	struct ios_session_list sessions;
 	struct ios_req_list pool;
-	uint64_t now;			/* this loop iteration's clock */
-	uint64_t alive_ns;		/* atomic: the loop's last turn */
-	struct ios_reactor_stats stats;
+	bool draining;			/* stop reading connections */
+	uint64_t seen_busy_ns, seen_idle_ns;	/* control thread: for busy fractions */
+	/* Its connections' counters by host slot, published by the reactor
+	 * for the metrics thread (transport.h). */
+	struct vrio_conn_stats conn_pub[IOS_MAX_HOSTS];
+};
+
+static inline struct ios_rctx *ios_rctx(struct ios_reactor *r)
+{
+	return r->priv;
+}
+
+/* A host the topology named at some point; slots are never reused, so
+ * counters keep their history across reloads. */
+struct ios_host {
+	char name[64];
+	bool present;			/* atomic: in the current topology */
+};
+
+/* A move's outcome, shared by the control thread that waits for it and
+ * the reactors that carry it out; freed by whichever lets go last. */
+struct ios_move_result {
+	int refs;			/* atomic */
+	int done;			/* atomic: 1 once rc and the rest are set */
+	int rc;
+	unsigned from, to;
+	uint64_t t_start, t_end;
 };
 
 struct ios_server {
-	struct vrio_topology *topo;
-	const struct vrio_topo_ioserver *self;
-	const struct vrio_transport_ops *tops;	/* stack.base */
-	struct vrio_stack stack;		/* the accept thread's */
+	struct vrio_topology *topo;	/* main thread only */
+	const struct vrio_topo_ioserver *self;	/* main thread only */
+	char name[64];
+	char config_path[4096];
+	struct vrio_stack stack;	/* the accept thread's */
 	struct vrio_listener *listener;
-	struct ios_device *devs;
-	uint32_t n_devs;
+	pthread_mutex_t lock;		/* main and metrics threads: table changes */
+	struct ios_device *devs[IOS_MAX_DEVICES];	/* atomic slots */
+	uint32_t n_slots;		/* atomic: slots ever used */
+	struct ios_host hosts[IOS_MAX_HOSTS];
+	unsigned n_hosts;		/* atomic */
 	struct ios_reactor **reactors;
 	unsigned n_reactors;
-	struct ios_network *nets;		/* switch.h: the networks switched here */
-	unsigned n_nets;
-	struct ios_xring **xrings;		/* [from * xring_n + to]; NULL: one reactor */
-	unsigned xring_n;
-	unsigned next_reactor;
+	struct ios_rctx *rctx;		/* [n_reactors] */
+	struct ios_switch *sw;		/* switch.h */
 	struct vrio_metrics_server *metrics;
+	int wakefd;			/* reactors wake the main thread */
+	/* The loaded configuration, for metrics and status. */
+	uint64_t generation;		/* atomic */
+	char sha256[65];
+	uint64_t reloads_ok, reloads_failed;	/* atomic */
+	char last_error[1024];
+	uint64_t started_ns;
 };
 
-/* device.c */
-int ios_devices_open(struct ios_server *srv);
+/* device.c, control thread */
+int ios_device_add(struct ios_server *srv, const struct vrio_topo_device *td);
+/* Refuses new work; frees it once detached (ios_devices_reap). */
+void ios_device_remove(struct ios_server *srv, struct ios_device *d);
+/* Frees removed devices that are neither attached nor placed. Returns how
+ * many are still waiting. */
+unsigned ios_devices_reap(struct ios_server *srv);
 void ios_devices_close(struct ios_server *srv);
 struct ios_device *ios_device_find(struct ios_server *srv, const char *name);
-/* What an AttachReply says of the device. */
-struct Vrio__AttachReply;
-void ios_device_describe(const struct ios_device *d, struct Vrio__AttachReply *ar);
+/* Starts a move; the result is filled in when it ends. -EBUSY, -ENOENT. */
+int ios_device_move(struct ios_server *srv, struct ios_device *d, struct ios_reactor *to,
+		    struct ios_move_result *res);
+void ios_move_result_put(struct ios_move_result *res);
+/* The reactor a new device should land on: the fewest devices, then the
+ * least busy. */
+struct ios_reactor *ios_server_pick_reactor(struct ios_server *srv);
 
-/* reactor.c */
-int ios_reactor_create(struct ios_server *srv, unsigned idx, struct ios_reactor **out);
-int ios_reactor_start(struct ios_reactor *r);
-/* Main thread: hands a new session over; -EAGAIN if the inbox is full. */
-int ios_reactor_post(struct ios_reactor *r, struct ios_session *s);
-void ios_reactor_drain(struct ios_reactor *r);
-void ios_reactor_join(struct ios_reactor *r);
-void ios_reactor_destroy(struct ios_reactor *r);
+/* device.c, front reactor */
+/* Places the device (attach); the AttachReply goes when it has landed. */
+void ios_device_attach(struct ios_attach *a);
+/* The attachment is detached and idle: let the device go. */
+void ios_device_release(struct ios_attach *a);
+/* A REQ or PKT for the device: to its home reactor. */
+void ios_device_submit(struct ios_attach *a, struct ios_req *req, const void *payload);
+/* Runs the requests held during a move, in order. */
+void ios_device_unhold(struct ios_attach *a);
+
+/* reactor side of requests (session.c) */
 struct ios_req *ios_req_get(struct ios_reactor *r);
 void ios_req_put(struct ios_reactor *r, struct ios_req *req);
 int ios_req_reserve(struct ios_req *req, uint32_t len);
-void ios_reactor_arm(struct ios_reactor *r, struct ios_session *s, uint32_t events);
-void ios_reactor_wake(struct ios_reactor *r);
+int ios_req_reserve_rx(struct ios_req *req, uint32_t len);
 
 /* session.c */
 struct ios_session *ios_session_create(struct ios_server *srv, struct vrio_conn *conn);
-/* Reactor: takes over a session from the inbox. */
+/* Reactor: takes over a session (registers its poller). */
 void ios_session_adopt(struct ios_reactor *r, struct ios_session *s);
-/* One turn: receive (unless draining), reap the backend, send and flush.
- * Returns the work done. */
-int ios_session_poll(struct ios_session *s, bool draining);
-/* The epoll events the session needs while its reactor sleeps. */
-uint32_t ios_session_events(const struct ios_session *s, bool draining);
-/* True once the session may be freed: connection closed, nothing left at
- * the backend. A draining reactor closes idle sessions first. */
-bool ios_session_finished(struct ios_session *s, bool draining);
 /* Closes the connection now; requests at the backend finish on their own. */
 void ios_session_close(struct ios_session *s, const char *reason);
-/* Only when finished, or at a forced exit (requests still at the backend
- * are then left alone rather than freed under the kernel). */
 void ios_session_free(struct ios_session *s);
+/* Front reactor: a request came back from its device. */
+void ios_session_resp(struct ios_reactor *r, struct ios_req *req);
+/* Front reactor: a frame for the guest of device d. */
+void ios_session_to_guest(struct ios_reactor *r, struct ios_device *d, struct ios_req *req);
+/* Front reactor: the attachment's device has landed (rc 0) or not. */
+void ios_session_attached(struct ios_attach *a, int rc);
+/* Front reactor: the attachment's device was let go. */
+void ios_session_released(struct ios_attach *a);
+/* Drains (shutdown): stop reading, answer what was read, then close. */
+void ios_sessions_drain(struct ios_reactor *r, void *arg);
+/* Control messages queue CTRL frames and may end the session. */
+int ios_session_send_ctrl(struct ios_session *s, const struct Vrio__Ctrl *m);
+int ios_session_send_error(struct ios_session *s, uint64_t seq, int status, const char *msg);
+int ios_session_reject(struct ios_session *s, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+#define ios_session_garbage(s, ...) ios_session_reject(s, -EBADMSG, __VA_ARGS__)
+/* The attachment of dev_id, unless detached. */
+struct ios_attach *ios_session_att(struct ios_session *s, uint32_t dev_id);
+void ios_session_detach(struct ios_attach *a);
+/* A peer-supplied string, fit for a log line. */
+const char *ios_printable(char *dst, size_t n, const char *src);
+
+/* control.c: CTRL frames (hello, attach, detach, IOTLB, heartbeat). */
+int ios_control_frame(struct ios_session *s, const struct vrio_frame *f, const void *payload);
 
 /* server.c */
-int ios_server_init(struct ios_server *srv, struct vrio_topology *topo, const char *node);
+int ios_server_init(struct ios_server *srv, struct vrio_topology *topo, const char *node,
+		    const char *config_path);
+/* Starts the reactors' threads (a unit test turns them by hand instead). */
+int ios_server_start(struct ios_server *srv);
 int ios_server_listen(struct ios_server *srv);
 int ios_server_listener_fd(const struct ios_server *srv);
 /* Accepts what is pending and hands it to the reactors; -errno if accept
  * itself fails. */
 int ios_server_accept(struct ios_server *srv);
-/* Stops accepting, drains the reactors (bounded) and joins them. */
+/* Stops accepting, drains the sessions (bounded) and joins the reactors. */
 void ios_server_stop(struct ios_server *srv);
 void ios_server_fini(struct ios_server *srv);
 /* All reactors turned their loop since `since` (monotonic ns). */
 bool ios_server_alive(const struct ios_server *srv, uint64_t since);
+/* Control thread: returns once every reactor has finished the turn it was
+ * in (nothing loaded before it is still in use), or -ETIMEDOUT. */
+int ios_server_barrier(struct ios_server *srv);
+/* The host slot of name, adding it if `add`; -1 if none (or full). */
+int ios_server_host(struct ios_server *srv, const char *name, bool add);
+/* Reactors: wake the main thread (a removed device let go). */
+void ios_server_wake_main(struct ios_server *srv);
+/* Busy fraction of a reactor since the last call for it (control). */
+double ios_reactor_busy(struct ios_server *srv, unsigned idx);
+
+/* reload.c, control thread */
+struct vrio_reload_report;
+/* Applies the topology's devices to a server with none (start-up). */
+int ios_server_apply_initial(struct ios_server *srv);
+/* Re-reads the config file and applies the difference, or nothing. */
+void ios_server_reload(struct ios_server *srv, struct vrio_reload_report *res);
+
+/* rpc.c: the control socket's methods. */
+struct vrio_ctl;
+int ios_rpc_open(struct ios_server *srv, struct vrio_ctl **out);
 
 /* metrics.c */
 void ios_metrics_collect(void *arg, struct vrio_mw *w);

@@ -2,10 +2,11 @@
 /*
  * vrio-ioserver: options, signals, systemd notification, lifecycle.
  *
- * The main thread accepts connections and runs the watchdog; reactors do
- * everything else. SIGTERM and SIGINT only set a flag: the main loop sees it
- * (signals are unblocked only inside ppoll, so none is missed), tells
- * systemd it is stopping, stops accepting, lets the reactors drain and exits.
+ * The main thread accepts connections, serves the control socket, reloads
+ * the topology and runs the watchdog; reactors do everything else. Signals
+ * only set a flag: the main loop sees it (they are unblocked only inside
+ * ppoll, so none is missed). SIGHUP reloads; SIGTERM and SIGINT tell
+ * systemd it is stopping, stop accepting, let the reactors drain and exit.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -16,8 +17,11 @@
 #include <string.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "ctl.h"
 #include "ioserver_internal.h"
+#include "reload.h"
 #include "log.h"
 
 #define MAIN_TICK_MS		1000
@@ -135,14 +139,33 @@ static int setup_signals(sigset_t *waitmask)
 	return 0;
 }
 
-static void serve(struct ios_server *srv, const sigset_t *waitmask)
+static void drain_fd(int fd)
+{
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		VRIO_ERR_RL("main wake eventfd: %s", strerror(errno));
+}
+
+static void reload(struct ios_server *srv)
+{
+	struct vrio_reload_report res = { 0 };
+
+	ios_server_reload(srv, &res);
+	if (res.rc == 0)
+		sd_notifyf(0, "STATUS=serving on %s, configuration generation %llu",
+			   srv->self->listen, (unsigned long long)srv->generation);
+	vrio_reload_report_free(&res);
+}
+
+static void serve(struct ios_server *srv, struct vrio_ctl *ctl, const sigset_t *waitmask)
 {
 	uint64_t wd_usec = 0, wd_interval_ns = 0, wd_next = 0, backoff_until = 0, now, slack;
+	struct pollfd pfd[2 + 1 + VRIO_CTL_MAX_CLIENTS];
 	bool wd_stalled = false;
 	struct timespec ts;
-	struct pollfd pfd;
 	uint64_t tick_ns;
-	int nfds, rc;
+	int nfds, rc, listen_fd;
 
 	if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
 		wd_interval_ns = wd_usec * 1000 / 2;
@@ -159,7 +182,7 @@ static void serve(struct ios_server *srv, const sigset_t *waitmask)
 				wd_stalled = false;
 			} else if (!wd_stalled) {
 				VRIO_ERR("%s: a reactor is stuck; withholding the watchdog ping",
-					 srv->self->name);
+					 srv->name);
 				wd_stalled = true;
 			}
 			wd_next = now + wd_interval_ns;
@@ -167,20 +190,21 @@ static void serve(struct ios_server *srv, const sigset_t *waitmask)
 		tick_ns = (uint64_t)MAIN_TICK_MS * 1000000;
 		if (wd_interval_ns && wd_next - now < tick_ns)
 			tick_ns = wd_next - now;
-		pfd.fd = ios_server_listener_fd(srv);
-		pfd.events = POLLIN;
-		pfd.revents = 0;
+		listen_fd = ios_server_listener_fd(srv);
 		/* A listener without a descriptor can only be polled. */
-		if (pfd.fd < 0 && tick_ns > 10000000)
+		if (listen_fd < 0 && tick_ns > 10000000)
 			tick_ns = 10000000;
-		nfds = pfd.fd >= 0 && now >= backoff_until;
 		if (now < backoff_until && backoff_until - now < tick_ns)
 			tick_ns = backoff_until - now;
+		pfd[0] = (struct pollfd){ .fd = srv->wakefd, .events = POLLIN };
+		pfd[1] = (struct pollfd){ .fd = now >= backoff_until ? listen_fd : -1,
+					  .events = POLLIN };
+		nfds = 2 + (ctl ? vrio_ctl_pollfds(ctl, pfd + 2, 1 + VRIO_CTL_MAX_CLIENTS) : 0);
 		ts.tv_sec = (time_t)(tick_ns / 1000000000);
 		ts.tv_nsec = (long)(tick_ns % 1000000000);
-		rc = ppoll(&pfd, (nfds_t)nfds, &ts, waitmask);
+		rc = ppoll(pfd, (nfds_t)nfds, &ts, waitmask);
 		if (rc < 0 && errno != EINTR) {
-			VRIO_ERR("%s: ppoll: %s", srv->self->name, strerror(errno));
+			VRIO_ERR("%s: ppoll: %s", srv->name, strerror(errno));
 			backoff_until = vrio_now_ns() + MAIN_ACCEPT_BACKOFF_NS;
 			continue;
 		}
@@ -188,11 +212,16 @@ static void serve(struct ios_server *srv, const sigset_t *waitmask)
 			break;
 		if (reload_requested) {
 			reload_requested = 0;
-			VRIO_NOTICE("%s: SIGHUP: the topology is read at start only; restart to apply changes",
-				    srv->self->name);
+			reload(srv);
 		}
+		if (rc > 0 && pfd[0].revents)
+			drain_fd(srv->wakefd);
+		if (ctl && rc > 0)
+			vrio_ctl_process(ctl, pfd + 2, nfds - 2);
+		/* Removed devices whose hosts let them go. */
+		ios_devices_reap(srv);
 		now = vrio_now_ns();
-		if (now >= backoff_until && (pfd.fd < 0 || pfd.revents)) {
+		if (now >= backoff_until && (listen_fd < 0 || pfd[1].revents)) {
 			/* An accept error (EMFILE, ...) would wake us right away
 			 * again: give it a moment to clear. */
 			if (ios_server_accept(srv) < 0)
@@ -204,7 +233,8 @@ static void serve(struct ios_server *srv, const sigset_t *waitmask)
 int main(int argc, char **argv)
 {
 	struct vrio_topology *topo = NULL;
-	struct ios_server srv;
+	struct vrio_ctl *ctl = NULL;
+	static struct ios_server srv;
 	struct ios_opts opts;
 	sigset_t waitmask;
 	char err[512];
@@ -225,39 +255,50 @@ int main(int argc, char **argv)
 		VRIO_ERR("%s: signals: %s", opts.node, strerror(-rc));
 		goto err_topo;
 	}
-	rc = ios_server_init(&srv, topo, opts.node);
+	rc = ios_server_init(&srv, topo, opts.node, opts.config);
 	if (rc < 0)
 		goto err_topo;
+	rc = ios_server_start(&srv);
+	if (rc < 0)
+		goto err_server;
 	rc = ios_server_listen(&srv);
 	if (rc < 0)
 		goto err_server;
 	if (srv.self->metrics) {
 		rc = vrio_metrics_start(srv.self->metrics, ios_metrics_collect, &srv, &srv.metrics);
 		if (rc < 0) {
-			VRIO_ERR("%s: cannot serve metrics on %s: %s", srv.self->name,
+			VRIO_ERR("%s: cannot serve metrics on %s: %s", srv.name,
 				 srv.self->metrics, strerror(-rc));
 			goto err_server;
 		}
 	}
-	VRIO_NOTICE("%s: serving %u devices on %s with %u reactors", srv.self->name, srv.n_devs,
-		    srv.self->listen, srv.n_reactors);
-	sd_notifyf(0, "READY=1\nSTATUS=serving %u devices on %s", srv.n_devs, srv.self->listen);
+	rc = ios_rpc_open(&srv, &ctl);
+	if (rc < 0)
+		goto err_server;
+	VRIO_NOTICE("%s: serving on %s with %u reactors, control socket %s", srv.name,
+		    srv.self->listen, srv.n_reactors, srv.self->control);
+	sd_notifyf(0, "READY=1\nSTATUS=serving on %s, configuration generation 1",
+		   srv.self->listen);
 
-	serve(&srv, &waitmask);
+	serve(&srv, ctl, &waitmask);
 
 	sd_notify(0, "STOPPING=1\nSTATUS=draining");
-	VRIO_NOTICE("%s: stopping: draining in-flight requests", srv.self->name);
+	VRIO_NOTICE("%s: stopping: draining in-flight requests", srv.name);
+	vrio_ctl_close(ctl);
 	ios_server_stop(&srv);
 	if (srv.metrics)
 		vrio_metrics_stop(srv.metrics);
 	ios_server_fini(&srv);
-	vrio_topology_free(topo);
+	vrio_topology_free(srv.topo);
 	VRIO_NOTICE("%s: stopped", opts.node);
 	return 0;
 
 err_server:
 	ios_server_stop(&srv);
+	if (srv.metrics)
+		vrio_metrics_stop(srv.metrics);
 	ios_server_fini(&srv);
+	topo = srv.topo;
 err_topo:
 	vrio_topology_free(topo);
 	return 1;

@@ -1,112 +1,72 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The exposition, written on each scrape from the metrics server's thread.
- * It reads counters with relaxed atomics and never touches sessions: the
- * devices and reactors it walks live as long as the metrics server does.
+ * It reads counters with relaxed atomics and never touches sessions; it
+ * walks the device table under srv->lock, so a reload cannot free a device
+ * under it. The device models write their own families (device.h).
  */
 #include <stddef.h>
 #include <stdio.h>
 
 #include "ioserver_internal.h"
 
-static void metrics_requests(const struct ios_server *srv, struct vrio_mw *w)
+static void metrics_devices(struct ios_server *srv, struct vrio_mw *w)
 {
-	const struct ios_device *d;
-	char labels[256];
-	uint32_t i;
-	int op;
-
-	vrio_mw_family(w, "vrio_ioserver_requests_total", "counter",
-		       "Requests completed, by device and operation.");
-	for (i = 0; i < srv->n_devs; i++) {
-		d = &srv->devs[i];
-		if (d->type != VRIO_DEV_BLK)
-			continue;
-		for (op = 0; op < IOS_BLK_OP_COUNT; op++) {
-			snprintf(labels, sizeof(labels), "%s,op=\"%s\"", d->label,
-				 ios_blk_op_name(op));
-			vrio_mw_u64(w, "vrio_ioserver_requests_total", labels,
-				    vrio_counter_get(&d->stats.requests[op]));
-		}
-	}
-
-	vrio_mw_family(w, "vrio_ioserver_bytes_total", "counter",
-		       "Bytes read from and written to the backend for guests.");
-	for (i = 0; i < srv->n_devs; i++) {
-		d = &srv->devs[i];
-		if (d->type != VRIO_DEV_BLK)
-			continue;
-		snprintf(labels, sizeof(labels), "%s,direction=\"read\"", d->label);
-		vrio_mw_u64(w, "vrio_ioserver_bytes_total", labels,
-			    vrio_counter_get(&d->stats.bytes_read));
-		snprintf(labels, sizeof(labels), "%s,direction=\"write\"", d->label);
-		vrio_mw_u64(w, "vrio_ioserver_bytes_total", labels,
-			    vrio_counter_get(&d->stats.bytes_written));
-	}
-}
-
-static void metrics_errors(const struct ios_server *srv, struct vrio_mw *w)
-{
-	static const struct {
-		const char *reason;
-		size_t off;
-	} reasons[] = {
-		{ "ioerr", offsetof(struct ios_dev_stats, err_ioerr) },
-		{ "unsupp", offsetof(struct ios_dev_stats, err_unsupp) },
-		{ "protocol", offsetof(struct ios_dev_stats, err_protocol) },
-		{ "guest", offsetof(struct ios_dev_stats, err_guest) },
-	};
-	const struct ios_device *d;
-	char labels[256];
-	uint32_t i;
-	size_t k;
-
-	vrio_mw_family(w, "vrio_ioserver_errors_total", "counter",
-		       "Requests answered with IOERR or UNSUPP, malformed requests, and devices the guest broke.");
-	for (i = 0; i < srv->n_devs; i++) {
-		d = &srv->devs[i];
-		if (d->type != VRIO_DEV_BLK)
-			continue;
-		for (k = 0; k < sizeof(reasons) / sizeof(reasons[0]); k++) {
-			snprintf(labels, sizeof(labels), "%s,reason=\"%s\"", d->label,
-				 reasons[k].reason);
-			vrio_mw_u64(w, "vrio_ioserver_errors_total", labels,
-				    vrio_counter_get((const uint64_t *)((const char *)&d->stats +
-									reasons[k].off)));
-		}
-	}
-}
-
-static void metrics_devices(const struct ios_server *srv, struct vrio_mw *w)
-{
-	const struct ios_device *d;
-	uint32_t i;
-
-	vrio_mw_family(w, "vrio_ioserver_request_latency_seconds", "histogram",
-		       "From a request's arrival to its response being queued for sending.");
-	for (i = 0; i < srv->n_devs; i++) {
-		d = &srv->devs[i];
-		if (d->type != VRIO_DEV_BLK)
-			continue;
-		vrio_mw_hist(w, "vrio_ioserver_request_latency_seconds", d->label,
-			     &d->stats.latency);
-	}
+	struct ios_device *d;
+	struct ios_reactor *home;
 
 	vrio_mw_family(w, "vrio_ioserver_iotlb_invalidations_total", "counter",
 		       "vIOMMU invalidations local-hv forwarded for the device, acknowledged.");
-	for (i = 0; i < srv->n_devs; i++) {
-		d = &srv->devs[i];
+	for (d = ios_device_next(srv, NULL, NULL); d; d = ios_device_next(srv, d, NULL))
 		vrio_mw_u64(w, "vrio_ioserver_iotlb_invalidations_total", d->label,
 			    vrio_counter_get(&d->stats.invalidations));
-	}
 
 	vrio_mw_family(w, "vrio_ioserver_device_attached", "gauge",
 		       "1 while a local-hv has the device attached.");
-	for (i = 0; i < srv->n_devs; i++) {
-		d = &srv->devs[i];
+	for (d = ios_device_next(srv, NULL, NULL); d; d = ios_device_next(srv, d, NULL))
 		vrio_mw_u64(w, "vrio_ioserver_device_attached", d->label,
 			    __atomic_load_n(&d->owner, __ATOMIC_RELAXED) != NULL);
+
+	vrio_mw_family(w, "vrio_ioserver_device_draining", "gauge",
+		       "1 while a device removed by a reload waits for its host to detach it.");
+	for (d = ios_device_next(srv, NULL, NULL); d; d = ios_device_next(srv, d, NULL))
+		vrio_mw_u64(w, "vrio_ioserver_device_draining", d->label,
+			    __atomic_load_n(&d->removing, __ATOMIC_RELAXED));
+
+	vrio_mw_family(w, "vrio_ioserver_device_reactor", "gauge",
+		       "The reactor a placed device's requests run on.");
+	for (d = ios_device_next(srv, NULL, NULL); d; d = ios_device_next(srv, d, NULL)) {
+		home = __atomic_load_n(&d->home, __ATOMIC_RELAXED);
+		if (home)
+			vrio_mw_u64(w, "vrio_ioserver_device_reactor", d->label, home->idx);
 	}
+
+	vrio_mw_family(w, "vrio_ioserver_device_moves_total", "counter",
+		       "Moves of the device from one reactor to another.");
+	for (d = ios_device_next(srv, NULL, NULL); d; d = ios_device_next(srv, d, NULL))
+		vrio_mw_u64(w, "vrio_ioserver_device_moves_total", d->label,
+			    vrio_counter_get(&d->stats.moves));
+	ios_dev_models_metrics(srv, w);
+}
+
+static void metrics_config(struct ios_server *srv, struct vrio_mw *w)
+{
+	char labels[128];
+
+	vrio_mw_family(w, "vrio_ioserver_config_generation", "gauge",
+		       "The loaded topology's generation: 1 at start, +1 per applied reload.");
+	vrio_mw_u64(w, "vrio_ioserver_config_generation", NULL,
+		    __atomic_load_n(&srv->generation, __ATOMIC_RELAXED));
+	vrio_mw_family(w, "vrio_ioserver_config_info", "gauge",
+		       "The loaded topology file's SHA-256, as a label.");
+	snprintf(labels, sizeof(labels), "sha256=\"%s\"", srv->sha256);
+	vrio_mw_u64(w, "vrio_ioserver_config_info", labels, 1);
+	vrio_mw_family(w, "vrio_ioserver_reloads_total", "counter",
+		       "Reloads of the topology, applied (ok) or refused whole (failed).");
+	vrio_mw_u64(w, "vrio_ioserver_reloads_total", "result=\"ok\"",
+		    vrio_counter_get(&srv->reloads_ok));
+	vrio_mw_u64(w, "vrio_ioserver_reloads_total", "result=\"failed\"",
+		    vrio_counter_get(&srv->reloads_failed));
 }
 
 static void metrics_reactors(const struct ios_server *srv, struct vrio_mw *w)
@@ -133,13 +93,33 @@ static void metrics_reactors(const struct ios_server *srv, struct vrio_mw *w)
 			       (double)vrio_counter_get(&r->stats.idle_ns) / 1e9);
 	}
 
+	vrio_mw_family(w, "vrio_ioserver_reactor_devices", "gauge",
+		       "Devices placed on each reactor.");
+	for (i = 0; i < srv->n_reactors; i++) {
+		r = srv->reactors[i];
+		snprintf(labels, sizeof(labels), "reactor=\"%u\"", r->idx);
+		vrio_mw_u64(w, "vrio_ioserver_reactor_devices", labels,
+			    __atomic_load_n(&r->n_devices, __ATOMIC_RELAXED));
+	}
+
 	for (i = 0; i < srv->n_reactors; i++)
-		conns += vrio_counter_get(&srv->reactors[i]->stats.connections);
+		conns += __atomic_load_n(&srv->reactors[i]->n_sessions, __ATOMIC_RELAXED);
 	vrio_mw_family(w, "vrio_ioserver_connections", "gauge", "Open local-hv connections.");
 	vrio_mw_u64(w, "vrio_ioserver_connections", NULL, conns);
 }
 
 /* The switches: per port what went in and out and what was dropped. */
+/* The ports in use of each network, the uplink last. */
+static const struct ios_port *port_next(const struct ios_network *n, const struct ios_port *prev)
+{
+	unsigned i = prev ? (unsigned)(prev - n->slots) + 1 : 0;
+
+	for (; i <= IOS_NET_MAX_PORTS; i++)
+		if (__atomic_load_n(&n->slots[i].in_use, __ATOMIC_ACQUIRE))
+			return &n->slots[i];
+	return NULL;
+}
+
 static void metrics_switch(const struct ios_server *srv, struct vrio_mw *w)
 {
 	static const struct {
@@ -170,6 +150,8 @@ static void metrics_switch(const struct ios_server *srv, struct vrio_mw *w)
 		  "Learned addresses evicted while still live: the table was full",
 		  offsetof(struct ios_network, st.table_full) },
 	};
+	const struct ios_switch *sw = srv->sw;
+	unsigned n_nets = __atomic_load_n(&sw->n_nets, __ATOMIC_ACQUIRE);
 	const struct ios_network *n;
 	const struct ios_port *p;
 	char labels[352];
@@ -177,10 +159,9 @@ static void metrics_switch(const struct ios_server *srv, struct vrio_mw *w)
 	for (size_t k = 0; k < sizeof(port_counters) / sizeof(port_counters[0]); k++) {
 		if (port_counters[k].help)
 			vrio_mw_family(w, port_counters[k].metric, "counter", port_counters[k].help);
-		for (unsigned i = 0; i < srv->n_nets; i++) {
-			n = &srv->nets[i];
-			for (unsigned j = 0; j < n->n_ports; j++) {
-				p = n->ports[j];
+		for (unsigned i = 0; i < n_nets; i++) {
+			n = sw->nets[i];
+			for (p = port_next(n, NULL); p; p = port_next(n, p)) {
 				snprintf(labels, sizeof(labels), "%s,direction=\"%s\"", p->label,
 					 port_counters[k].dir);
 				vrio_mw_u64(w, port_counters[k].metric, labels,
@@ -191,10 +172,9 @@ static void metrics_switch(const struct ios_server *srv, struct vrio_mw *w)
 	}
 	vrio_mw_family(w, "vrio_ioserver_switch_drops_total", "counter",
 		       "Frames from or to a port that the switch dropped, by reason");
-	for (unsigned i = 0; i < srv->n_nets; i++) {
-		n = &srv->nets[i];
-		for (unsigned j = 0; j < n->n_ports; j++) {
-			p = n->ports[j];
+	for (unsigned i = 0; i < n_nets; i++) {
+		n = sw->nets[i];
+		for (p = port_next(n, NULL); p; p = port_next(n, p)) {
 			for (unsigned r = 0; r < IOS_NR_DROPS; r++) {
 				snprintf(labels, sizeof(labels), "%s,reason=\"%s\"", p->label,
 					 ios_port_drop_names[r]);
@@ -205,18 +185,17 @@ static void metrics_switch(const struct ios_server *srv, struct vrio_mw *w)
 	}
 	vrio_mw_family(w, "vrio_ioserver_switch_port_up", "gauge",
 		       "1 while the port's device is attached (an uplink always is)");
-	for (unsigned i = 0; i < srv->n_nets; i++) {
-		n = &srv->nets[i];
-		for (unsigned j = 0; j < n->n_ports; j++) {
-			p = n->ports[j];
+	for (unsigned i = 0; i < n_nets; i++) {
+		n = sw->nets[i];
+		for (p = port_next(n, NULL); p; p = port_next(n, p)) {
 			vrio_mw_u64(w, "vrio_ioserver_switch_port_up", p->label,
 				    __atomic_load_n(&p->reactor, __ATOMIC_RELAXED) >= 0);
 		}
 	}
 	for (size_t k = 0; k < sizeof(net_counters) / sizeof(net_counters[0]); k++) {
 		vrio_mw_family(w, net_counters[k].metric, "counter", net_counters[k].help);
-		for (unsigned i = 0; i < srv->n_nets; i++) {
-			n = &srv->nets[i];
+		for (unsigned i = 0; i < n_nets; i++) {
+			n = sw->nets[i];
 			vrio_mw_u64(w, net_counters[k].metric, n->label,
 				    vrio_counter_get((const uint64_t *)((const char *)n +
 									net_counters[k].off)));
@@ -230,20 +209,21 @@ static const char *conn_fill(const void *arg, unsigned h, struct vrio_conn_stats
 	const struct ios_server *srv = arg;
 
 	for (unsigned i = 0; i < srv->n_reactors; i++)
-		vrio_conn_stats_sum(st, &srv->reactors[i]->conn_pub[h]);
-	return srv->topo->hosts[h].name;
+		vrio_conn_stats_sum(st, &srv->rctx[i].conn_pub[h]);
+	return srv->hosts[h].name;
 }
 
 void ios_metrics_collect(void *arg, struct vrio_mw *w)
 {
-	const struct ios_server *srv = arg;
+	struct ios_server *srv = arg;
 
-	metrics_requests(srv, w);
-	metrics_errors(srv, w);
+	pthread_mutex_lock(&srv->lock);
+	metrics_config(srv, w);
 	metrics_devices(srv, w);
 	metrics_reactors(srv, w);
 	metrics_switch(srv, w);
-	vrio_conn_stats_emit(w, "vrio_ioserver_connection", "host", (unsigned)srv->topo->n_hosts,
-			     conn_fill, srv);
+	pthread_mutex_unlock(&srv->lock);
+	vrio_conn_stats_emit(w, "vrio_ioserver_connection", "host",
+			     __atomic_load_n(&srv->n_hosts, __ATOMIC_ACQUIRE), conn_fill, srv);
 	vrio_mw_process(w);
 }

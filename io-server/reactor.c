@@ -1,18 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * A reactor: one polling thread owning a set of sessions and one backend
- * channel per device.
- *
- * It busy-polls while there is work. After IOS_IDLE_SPIN_NS without any, it
- * arms its file descriptors in epoll (connections, the backends' eventfds,
- * its own wake eventfd) and sleeps. Only sessions with nothing buffered get
- * here: the last poll delivered nothing, so whatever arrives next makes a
- * descriptor readable. Level-triggered registration means an event that
- * lands between that poll and epoll_wait() is not lost.
- *
- * Draining (shutdown): the reactor stops reading connections, lets the
- * backend finish, sends and flushes the responses, closes each session as
- * it goes idle, and gives up after IOS_DRAIN_TIMEOUT_NS.
+ * The reactor loop (reactor.h): messages, pollers, and a sleep that
+ * producers need not pay for while the reactor polls.
  */
 #include <errno.h>
 #include <sched.h>
@@ -23,60 +12,61 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "ioserver_internal.h"
 #include "log.h"
+#include "metrics.h"
+#include "reactor.h"
 
 #define REACTOR_MAX_EVENTS 64
 
-struct ios_req *ios_req_get(struct ios_reactor *r)
-{
-	struct ios_req *req = TAILQ_FIRST(&r->pool);
+/* ---- the inbox ---- */
 
-	if (req) {
-		TAILQ_REMOVE(&r->pool, req, link);
-		return req;
+static void inbox_push(struct ios_reactor *r, struct ios_msg *m)
+{
+	struct ios_msg *prev;
+
+	__atomic_store_n(&m->next, NULL, __ATOMIC_RELAXED);
+	prev = __atomic_exchange_n(&r->tail, m, __ATOMIC_ACQ_REL);
+	/* Between the exchange and this store the queue is cut at prev: the
+	 * consumer sees it as empty there and comes back next turn. */
+	__atomic_store_n(&prev->next, m, __ATOMIC_RELEASE);
+}
+
+static struct ios_msg *inbox_pop(struct ios_reactor *r)
+{
+	struct ios_msg *head = r->head;
+	struct ios_msg *next = __atomic_load_n(&head->next, __ATOMIC_ACQUIRE);
+
+	if (head == &r->stub) {
+		if (!next)
+			return NULL;
+		r->head = next;
+		head = next;
+		next = __atomic_load_n(&head->next, __ATOMIC_ACQUIRE);
 	}
-	return calloc(1, sizeof(*req));
-}
-
-void ios_req_put(struct ios_reactor *r, struct ios_req *req)
-{
-	req->s = NULL;
-	req->att = NULL;
-	TAILQ_INSERT_HEAD(&r->pool, req, link);
-}
-
-/* Buffers only grow: in steady state every request finds one big enough. */
-int ios_req_reserve(struct ios_req *req, uint32_t len)
-{
-	size_t cap;
-	void *p;
-
-	if (len <= req->cap && req->buf)
-		return 0;
-	cap = ((size_t)len + IOS_BUF_ALIGN - 1) & ~(size_t)(IOS_BUF_ALIGN - 1);
-	if (cap == 0)
-		cap = IOS_BUF_ALIGN;
-	if (posix_memalign(&p, IOS_BUF_ALIGN, cap))
-		return -ENOMEM;
-	free(req->buf);
-	req->buf = p;
-	req->cap = (uint32_t)cap;
-	return 0;
-}
-
-static void reactor_pool_free(struct ios_reactor *r)
-{
-	struct ios_req *req;
-
-	while ((req = TAILQ_FIRST(&r->pool))) {
-		TAILQ_REMOVE(&r->pool, req, link);
-		free(req->buf);
-		free(req);
+	if (next) {
+		r->head = next;
+		return head;
 	}
+	/* head is the last node: put the stub behind it to take it out. */
+	if (head != __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE))
+		return NULL;	/* a producer is between its two steps */
+	inbox_push(r, &r->stub);
+	next = __atomic_load_n(&head->next, __ATOMIC_ACQUIRE);
+	if (!next)
+		return NULL;
+	r->head = next;
+	return head;
 }
 
-void ios_reactor_wake(struct ios_reactor *r)
+static bool inbox_empty(struct ios_reactor *r)
+{
+	struct ios_msg *head = r->head;
+
+	return head == &r->stub && !__atomic_load_n(&head->next, __ATOMIC_ACQUIRE) &&
+	       __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE) == &r->stub;
+}
+
+static void reactor_kick(struct ios_reactor *r)
 {
 	uint64_t one = 1;
 
@@ -85,33 +75,197 @@ void ios_reactor_wake(struct ios_reactor *r)
 		VRIO_ERR_RL("%s: wake: %s", r->name, strerror(errno));
 }
 
-void ios_reactor_arm(struct ios_reactor *r, struct ios_session *s, uint32_t events)
+void ios_reactor_notify(struct ios_reactor *r)
 {
-	struct epoll_event ev = { .events = events, .data.ptr = &s->ev };
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&r->sleeping, __ATOMIC_RELAXED))
+		reactor_kick(r);
+}
+
+void ios_reactor_post(struct ios_reactor *r, struct ios_msg *m)
+{
+	inbox_push(r, m);
+	ios_reactor_notify(r);
+}
+
+struct call_msg {
+	struct ios_msg m;
+	void (*fn)(struct ios_reactor *r, void *arg);
+	void *arg;
+};
+
+static void call_run(struct ios_reactor *r, struct ios_msg *m)
+{
+	struct call_msg *c = (struct call_msg *)m;
+
+	c->fn(r, c->arg);
+	free(c);
+}
+
+int ios_reactor_call(struct ios_reactor *r, void (*fn)(struct ios_reactor *r, void *arg),
+		     void *arg)
+{
+	struct call_msg *c = malloc(sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	c->m.fn = call_run;
+	c->fn = fn;
+	c->arg = arg;
+	ios_reactor_post(r, &c->m);
+	return 0;
+}
+
+/* ---- pollers and sources ---- */
+
+void ios_poller_register(struct ios_reactor *r, struct ios_poller *p)
+{
+	if (p->r)
+		return;
+	p->r = r;
+	TAILQ_INSERT_TAIL(&r->pollers, p, link);
+}
+
+void ios_poller_unregister(struct ios_poller *p)
+{
+	struct ios_reactor *r = p->r;
+
+	if (!r)
+		return;
+	if (r->poll_next == p)
+		r->poll_next = TAILQ_NEXT(p, link);
+	TAILQ_REMOVE(&r->pollers, p, link);
+	p->r = NULL;
+}
+
+void ios_reactor_watch(struct ios_reactor *r, struct ios_evsrc *e, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = e };
 	int op;
 
-	if (s->ev.fd < 0 || events == s->ev_armed)
+	if (e->fd < 0 || events == e->armed)
 		return;
 	if (events == 0)
 		op = EPOLL_CTL_DEL;
-	else if (s->ev_armed == 0)
+	else if (e->armed == 0)
 		op = EPOLL_CTL_ADD;
 	else
 		op = EPOLL_CTL_MOD;
-	if (epoll_ctl(r->epfd, op, s->ev.fd, &ev) < 0) {
-		VRIO_ERR_RL("%s: %s: epoll_ctl: %s", r->name, s->name, strerror(errno));
+	if (epoll_ctl(r->epfd, op, e->fd, &ev) < 0) {
+		VRIO_ERR_RL("%s: epoll_ctl on fd %d: %s", r->name, e->fd, strerror(errno));
 		return;
 	}
-	s->ev_armed = events;
+	e->armed = events;
+}
+
+static void wake_ready(struct ios_evsrc *e, uint32_t events)
+{
+	uint64_t v;
+
+	if (read(e->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		VRIO_ERR_RL("wake eventfd read: %s", strerror(errno));
+}
+
+/* ---- the loop ---- */
+
+int ios_reactor_run_msgs(struct ios_reactor *r, unsigned budget)
+{
+	struct ios_msg *m;
+	unsigned n = 0;
+
+	while (n < budget && (m = inbox_pop(r))) {
+		m->fn(r, m);
+		n++;
+	}
+	return (int)n;
+}
+
+int ios_reactor_turn(struct ios_reactor *r)
+{
+	struct ios_poller *p;
+	int work;
+
+	r->now = r->clock ? r->clock() : vrio_now_ns();
+	work = ios_reactor_run_msgs(r, IOS_MSG_BUDGET);
+	for (p = TAILQ_FIRST(&r->pollers); p; p = r->poll_next) {
+		r->poll_next = TAILQ_NEXT(p, link);
+		work += p->poll(p);
+	}
+	r->poll_next = NULL;
+	return work;
+}
+
+static void reactor_sleep(struct ios_reactor *r)
+{
+	struct epoll_event evs[REACTOR_MAX_EVENTS];
+	int timeout = IOS_SLEEP_MAX_MS, t, i, n;
+	struct ios_poller *p;
+	struct ios_evsrc *e;
+
+	__atomic_store_n(&r->sleeping, 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	TAILQ_FOREACH(p, &r->pollers, link) {
+		if (!p->sleep)
+			continue;
+		t = p->sleep(p);
+		if (t >= 0 && t < timeout)
+			timeout = t;
+	}
+	if (!inbox_empty(r) || __atomic_load_n(&r->stop, __ATOMIC_ACQUIRE))
+		timeout = 0;
+	n = timeout == 0 ? 0 : epoll_wait(r->epfd, evs, REACTOR_MAX_EVENTS, timeout);
+	__atomic_store_n(&r->sleeping, 0, __ATOMIC_RELAXED);
+	if (n < 0 && errno != EINTR)
+		VRIO_ERR_RL("%s: epoll_wait: %s", r->name, strerror(errno));
+	vrio_counter_add(&r->stats.wakeups, 1);
+	for (i = 0; i < n; i++) {
+		e = evs[i].data.ptr;
+		if (e->ready)
+			e->ready(e, evs[i].events);
+	}
+}
+
+static void *reactor_main(void *arg)
+{
+	struct ios_reactor *r = arg;
+	uint64_t last, idle_since = 0;
+	int work;
+
+	last = vrio_now_ns();
+	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+		work = ios_reactor_turn(r);
+		r->now = vrio_now_ns();
+		__atomic_store_n(&r->alive_ns, r->now, __ATOMIC_RELAXED);
+		if (work) {
+			vrio_counter_add(&r->stats.busy_ns, r->now - last);
+			idle_since = 0;
+			last = r->now;
+			continue;
+		}
+		vrio_counter_add(&r->stats.idle_ns, r->now - last);
+		last = r->now;
+		if (!idle_since)
+			idle_since = r->now;
+		if (r->now - idle_since < IOS_IDLE_SPIN_NS) {
+			/* Spinning for the next request: let whatever else is
+			 * runnable on this core (the guest, local-hv) go first. */
+			sched_yield();
+			continue;
+		}
+		reactor_sleep(r);
+		r->now = vrio_now_ns();
+		vrio_counter_add(&r->stats.idle_ns, r->now - last);
+		last = r->now;
+		idle_since = r->now;
+		__atomic_store_n(&r->alive_ns, r->now, __ATOMIC_RELAXED);
+	}
+	return NULL;
 }
 
 int ios_reactor_create(struct ios_server *srv, unsigned idx, struct ios_reactor **out)
 {
-	struct epoll_event ev;
 	struct ios_reactor *r;
-	struct ios_device *d;
-	uint32_t i;
-	int rc, fd;
+	int rc;
 
 	r = calloc(1, sizeof(*r));
 	if (!r)
@@ -121,8 +275,9 @@ int ios_reactor_create(struct ios_server *srv, unsigned idx, struct ios_reactor 
 	r->epfd = -1;
 	r->wakefd = -1;
 	snprintf(r->name, sizeof(r->name), "reactor%u", idx);
-	TAILQ_INIT(&r->sessions);
-	TAILQ_INIT(&r->pool);
+	TAILQ_INIT(&r->pollers);
+	r->head = r->tail = &r->stub;
+	r->stub.next = NULL;
 	r->epfd = epoll_create1(EPOLL_CLOEXEC);
 	r->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (r->epfd < 0 || r->wakefd < 0) {
@@ -130,221 +285,20 @@ int ios_reactor_create(struct ios_server *srv, unsigned idx, struct ios_reactor 
 		VRIO_ERR("%s: epoll or eventfd: %s", r->name, strerror(errno));
 		goto err;
 	}
-	r->wake_ev.kind = IOS_EV_WAKE;
 	r->wake_ev.fd = r->wakefd;
-	ev.events = EPOLLIN;
-	ev.data.ptr = &r->wake_ev;
-	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->wakefd, &ev) < 0) {
-		rc = -errno;
-		VRIO_ERR("%s: epoll_ctl: %s", r->name, strerror(errno));
+	r->wake_ev.ready = wake_ready;
+	ios_reactor_watch(r, &r->wake_ev, EPOLLIN);
+	if (r->wake_ev.armed != EPOLLIN) {
+		rc = -EIO;
 		goto err;
 	}
-	r->chans = calloc(srv->n_devs ? srv->n_devs : 1, sizeof(*r->chans));
-	r->chan_ev = calloc(srv->n_devs ? srv->n_devs : 1, sizeof(*r->chan_ev));
-	r->conn_pub = calloc(srv->topo->n_hosts ? srv->topo->n_hosts : 1, sizeof(*r->conn_pub));
-	if (!r->chans || !r->chan_ev || !r->conn_pub) {
-		rc = -ENOMEM;
-		goto err;
-	}
-	for (i = 0; i < srv->n_devs; i++) {
-		d = &srv->devs[i];
-		if (!d->bdev)
-			continue;
-		rc = ios_bdev_chan_open(d->bdev, d->max_outstanding, &r->chans[i]);
-		if (rc < 0) {
-			VRIO_ERR("%s: %s: cannot open a backend channel: %s", r->name,
-				 d->topo->name, strerror(-rc));
-			goto err;
-		}
-		fd = ios_bdev_chan_fd(r->chans[i]);
-		r->chan_ev[i].kind = IOS_EV_CHAN;
-		r->chan_ev[i].fd = fd;
-		if (fd < 0)
-			continue;
-		ev.events = EPOLLIN;
-		ev.data.ptr = &r->chan_ev[i];
-		if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-			rc = -errno;
-			VRIO_ERR("%s: epoll_ctl: %s", r->name, strerror(errno));
-			goto err;
-		}
-	}
-	/* The uplinks this reactor switches: always watched, since reading
-	 * one is how the switch finds frames on it. */
-	r->tap_ev = calloc(srv->n_nets ? srv->n_nets : 1, sizeof(*r->tap_ev));
-	if (!r->tap_ev) {
-		rc = -ENOMEM;
-		goto err;
-	}
-	for (i = 0; i < srv->n_nets; i++) {
-		if (srv->nets[i].home != idx || srv->nets[i].tap_fd < 0)
-			continue;
-		r->tap_ev[i].kind = IOS_EV_TAP;
-		r->tap_ev[i].fd = srv->nets[i].tap_fd;
-		ev.events = EPOLLIN;
-		ev.data.ptr = &r->tap_ev[i];
-		if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->tap_ev[i].fd, &ev) < 0) {
-			rc = -errno;
-			VRIO_ERR("%s: epoll_ctl: %s", r->name, strerror(errno));
-			goto err;
-		}
-	}
+	r->now = r->alive_ns = vrio_now_ns();
 	*out = r;
 	return 0;
 
 err:
 	ios_reactor_destroy(r);
 	return rc;
-}
-
-static int reactor_inbox(struct ios_reactor *r, bool draining)
-{
-	unsigned head = r->inbox_head;
-	unsigned tail = __atomic_load_n(&r->inbox_tail, __ATOMIC_ACQUIRE);
-	struct ios_session *s;
-	int n = 0;
-
-	while (head != tail) {
-		s = r->inbox[head & (IOS_INBOX_LEN - 1)];
-		head++;
-		ios_session_adopt(r, s);
-		if (draining)
-			ios_session_close(s, "shutting down");
-		n++;
-	}
-	__atomic_store_n(&r->inbox_head, head, __ATOMIC_RELEASE);
-	return n;
-}
-
-int ios_reactor_post(struct ios_reactor *r, struct ios_session *s)
-{
-	unsigned tail = r->inbox_tail;
-	unsigned head = __atomic_load_n(&r->inbox_head, __ATOMIC_ACQUIRE);
-
-	if (tail - head >= IOS_INBOX_LEN)
-		return -EAGAIN;
-	r->inbox[tail & (IOS_INBOX_LEN - 1)] = s;
-	__atomic_store_n(&r->inbox_tail, tail + 1, __ATOMIC_RELEASE);
-	ios_reactor_wake(r);
-	return 0;
-}
-
-static void reactor_sleep(struct ios_reactor *r, bool draining, uint64_t deadline)
-{
-	struct epoll_event evs[REACTOR_MAX_EVENTS];
-	int timeout = IOS_SLEEP_MAX_MS;
-	struct ios_evsrc *src;
-	struct ios_session *s;
-	uint32_t want;
-	uint64_t v;
-	int i, n, t;
-
-	TAILQ_FOREACH(s, &r->sessions, link) {
-		want = ios_session_events(s, draining);
-		ios_reactor_arm(r, s, want);
-		/* A transport without a descriptor can only be polled. */
-		if (want && s->ev.fd < 0)
-			timeout = 1;
-		/* A layer's timer (a retransmission) must not wait for us. */
-		t = vrio_conn_timeout_ms(s->conn);
-		if (t >= 0 && t < timeout)
-			timeout = t;
-	}
-	if (draining) {
-		v = deadline > r->now ? (deadline - r->now) / 1000000 + 1 : 1;
-		if (v < (uint64_t)timeout)
-			timeout = (int)v;
-	}
-	n = epoll_wait(r->epfd, evs, REACTOR_MAX_EVENTS, timeout);
-	if (n < 0 && errno != EINTR)
-		VRIO_ERR_RL("%s: epoll_wait: %s", r->name, strerror(errno));
-	for (i = 0; i < n; i++) {
-		src = evs[i].data.ptr;
-		if (src->kind == IOS_EV_TAP)
-			r->srv->nets[src - r->tap_ev].tap_ready = true;
-		if (src->kind == IOS_EV_CONN || src->kind == IOS_EV_TAP)
-			continue;
-		/* Reset the eventfd; the poll that follows finds the work. */
-		if (read(src->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-			VRIO_ERR_RL("%s: eventfd read: %s", r->name, strerror(errno));
-	}
-}
-
-static unsigned reactor_inflight(const struct ios_reactor *r)
-{
-	const struct ios_session *s;
-	const struct ios_attach *a;
-	unsigned n = 0;
-
-	TAILQ_FOREACH(s, &r->sessions, link)
-		TAILQ_FOREACH(a, &s->atts, link)
-			n += a->inflight;
-	return n;
-}
-
-static void *reactor_main(void *arg)
-{
-	struct ios_reactor *r = arg;
-	uint64_t last, idle_since = 0, deadline = 0;
-	struct ios_session *s, *next;
-	bool draining = false;
-	unsigned left;
-	int work;
-
-	r->now = last = vrio_now_ns();
-	for (;;) {
-		if (!draining && __atomic_load_n(&r->drain, __ATOMIC_ACQUIRE)) {
-			draining = true;
-			deadline = r->now + IOS_DRAIN_TIMEOUT_NS;
-		}
-		work = reactor_inbox(r, draining);
-		work += ios_xring_poll(r);
-		work += ios_switch_poll(r);
-		for (s = TAILQ_FIRST(&r->sessions); s; s = next) {
-			next = TAILQ_NEXT(s, link);
-			work += ios_session_poll(s, draining);
-			if (ios_session_finished(s, draining))
-				ios_session_free(s);
-		}
-		ios_xring_kick(r);
-
-		r->now = vrio_now_ns();
-		__atomic_store_n(&r->alive_ns, r->now, __ATOMIC_RELAXED);
-		if (work) {
-			vrio_counter_add(&r->stats.busy_ns, r->now - last);
-			idle_since = 0;
-		} else {
-			vrio_counter_add(&r->stats.idle_ns, r->now - last);
-			if (!idle_since)
-				idle_since = r->now;
-		}
-		last = r->now;
-
-		if (draining && (TAILQ_EMPTY(&r->sessions) || r->now >= deadline))
-			break;
-		if (!work && r->now - idle_since >= IOS_IDLE_SPIN_NS) {
-			reactor_sleep(r, draining, deadline);
-			r->now = vrio_now_ns();
-			vrio_counter_add(&r->stats.idle_ns, r->now - last);
-			last = r->now;
-			idle_since = r->now;
-			__atomic_store_n(&r->alive_ns, r->now, __ATOMIC_RELAXED);
-		} else if (!work) {
-			/* Spinning for the next request: let whatever else is
-			 * runnable on this core (the guest, local-hv) go first. */
-			sched_yield();
-		}
-	}
-	if (!TAILQ_EMPTY(&r->sessions)) {
-		left = 0;
-		TAILQ_FOREACH(s, &r->sessions, link)
-			left++;
-		VRIO_ERR("%s: drain timed out: closing %u connections, %u requests still at the backend",
-			 r->name, left, reactor_inflight(r));
-	}
-	while ((s = TAILQ_FIRST(&r->sessions)))
-		ios_session_free(s);
-	return NULL;
 }
 
 int ios_reactor_start(struct ios_reactor *r)
@@ -362,44 +316,21 @@ int ios_reactor_start(struct ios_reactor *r)
 	return 0;
 }
 
-void ios_reactor_drain(struct ios_reactor *r)
-{
-	__atomic_store_n(&r->drain, 1, __ATOMIC_RELEASE);
-	ios_reactor_wake(r);
-}
-
 void ios_reactor_join(struct ios_reactor *r)
 {
-	if (!r->started)
+	if (!r || !r->started)
 		return;
+	__atomic_store_n(&r->stop, 1, __ATOMIC_RELEASE);
+	reactor_kick(r);
 	pthread_join(r->thread, NULL);
 	r->started = false;
 }
 
 void ios_reactor_destroy(struct ios_reactor *r)
 {
-	struct ios_session *s;
-	unsigned head;
-	uint32_t i;
-
 	if (!r)
 		return;
-	/* Sessions posted after the reactor stopped were never adopted. */
-	for (head = r->inbox_head; head != r->inbox_tail; head++)
-		ios_session_free(r->inbox[head & (IOS_INBOX_LEN - 1)]);
-	r->inbox_head = head;
-	while ((s = TAILQ_FIRST(&r->sessions)))
-		ios_session_free(s);
-	if (r->chans) {
-		for (i = 0; i < r->srv->n_devs; i++)
-			if (r->chans[i])
-				ios_bdev_chan_close(r->chans[i]);
-	}
-	free(r->chans);
-	free(r->chan_ev);
-	free(r->conn_pub);
-	free(r->tap_ev);
-	reactor_pool_free(r);
+	/* Messages still queued belong to owners that are gone too. */
 	if (r->wakefd >= 0)
 		close(r->wakefd);
 	if (r->epfd >= 0)

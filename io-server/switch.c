@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ioserver_internal.h"
@@ -97,16 +99,17 @@ static void uplink_send(struct ios_network *n, const uint8_t *frame, uint32_t le
 	ssize_t w = write(n->tap_fd, frame, len);
 
 	if (w != (ssize_t)len) {
-		ios_port_drop(&n->uplink, IOS_DROP_UPLINK);
+		ios_port_drop(&n->slots[IOS_NET_MAX_PORTS], IOS_DROP_UPLINK);
 		return;
 	}
-	vrio_counter_add(&n->uplink.st.out_frames, 1);
-	vrio_counter_add(&n->uplink.st.out_bytes, len);
+	vrio_counter_add(&n->slots[IOS_NET_MAX_PORTS].st.out_frames, 1);
+	vrio_counter_add(&n->slots[IOS_NET_MAX_PORTS].st.out_bytes, len);
 }
 
 static void port_output(struct ios_reactor *r, struct ios_port *p, const uint8_t *frame,
 			uint32_t len)
 {
+	struct ios_switch *sw = r->srv->sw;
 	int owner;
 
 	if (!p->dev) {
@@ -114,11 +117,11 @@ static void port_output(struct ios_reactor *r, struct ios_port *p, const uint8_t
 		return;
 	}
 	owner = __atomic_load_n(&p->reactor, __ATOMIC_ACQUIRE);
-	if (owner < 0)
+	if (owner < 0 || ((unsigned)owner != r->idx && !sw->xrings))
 		ios_port_drop(p, IOS_DROP_PORT_DOWN);
 	else if ((unsigned)owner == r->idx)
 		ios_port_deliver(r, p, frame, len);
-	else if (!ios_xring_push(r, (unsigned)owner, IOS_XMSG_TO_PORT, p, frame, len))
+	else if (!ios_xring_push(sw, r, sw->reactors[owner], IOS_XMSG_TO_PORT, p, frame, len))
 		ios_port_drop(p, IOS_DROP_CORE_RING);
 }
 
@@ -129,6 +132,8 @@ void ios_switch_forward(struct ios_reactor *r, struct ios_port *in, const uint8_
 	struct ios_port *out;
 	uint64_t src;
 
+	if (!in->linked)
+		return;		/* unlinked while its frame was on its way */
 	if (len < IOS_ETH_HLEN) {
 		ios_port_drop(in, IOS_DROP_RUNT);
 		return;
@@ -168,53 +173,136 @@ void ios_switch_forward(struct ios_reactor *r, struct ios_port *in, const uint8_
 void ios_switch_input(struct ios_reactor *r, struct ios_port *in, const uint8_t *frame,
 		      uint32_t len)
 {
-	if (in->net->home == r->idx)
+	struct ios_reactor *home = in->net->home;
+
+	if (home == r)
 		ios_switch_forward(r, in, frame, len);
-	else if (!ios_xring_push(r, in->net->home, IOS_XMSG_TO_SWITCH, in, frame, len))
+	else if (!ios_xring_push(r->srv->sw, r, home, IOS_XMSG_TO_SWITCH, in, frame, len))
 		ios_port_drop(in, IOS_DROP_CORE_RING);
 }
 
-int ios_switch_poll(struct ios_reactor *r)
+/* ---- the home reactor's pollers ---- */
+
+static int uplink_poll(struct ios_poller *pl)
 {
-	struct ios_server *srv = r->srv;
-	struct ios_network *n;
+	struct ios_network *n = container_of(pl, struct ios_network, poller);
+	struct ios_reactor *r = pl->r;
 	int work = 0, k;
 	ssize_t len;
 
-	for (unsigned i = 0; i < srv->n_nets; i++) {
-		n = &srv->nets[i];
-		if (n->home != r->idx || n->tap_fd < 0)
-			continue;
-		/* A TAP has no ring to peek at: read it when epoll said so or
-		 * the last read left frames, else at most every
-		 * UPLINK_POLL_NS while the reactor is too busy to sleep. */
-		if (!n->tap_ready && r->now - n->tap_read_ns < UPLINK_POLL_NS)
-			continue;
-		n->tap_read_ns = r->now;
-		for (k = 0; k < UPLINK_BUDGET; k++) {
-			len = read(n->tap_fd, r->frame_buf, sizeof(r->frame_buf));
-			if (len <= 0)
-				break;
-			ios_switch_forward(r, &n->uplink, r->frame_buf, (uint32_t)len);
-			work++;
-		}
-		n->tap_ready = k == UPLINK_BUDGET;
+	/* A TAP has no ring to peek at: read it when epoll said so or the
+	 * last read left frames, else at most every UPLINK_POLL_NS while the
+	 * reactor is too busy to sleep. */
+	if (!n->tap_ready && r->now - n->tap_read_ns < UPLINK_POLL_NS)
+		return 0;
+	n->tap_read_ns = r->now;
+	for (k = 0; k < UPLINK_BUDGET; k++) {
+		len = read(n->tap_fd, n->frame_buf, sizeof(n->frame_buf));
+		if (len <= 0)
+			break;
+		ios_switch_forward(r, &n->slots[IOS_NET_MAX_PORTS], n->frame_buf, (uint32_t)len);
+		work++;
 	}
+	n->tap_ready = k == UPLINK_BUDGET;
 	return work;
+}
+
+static int uplink_sleep(struct ios_poller *pl)
+{
+	struct ios_network *n = container_of(pl, struct ios_network, poller);
+
+	ios_reactor_watch(pl->r, &n->tap_ev, EPOLLIN);
+	return n->tap_ready ? 0 : -1;
+}
+
+static void uplink_ready(struct ios_evsrc *e, uint32_t events)
+{
+	container_of(e, struct ios_network, tap_ev)->tap_ready = true;
+}
+
+static int xring_poll(struct ios_poller *pl)
+{
+	return ios_xring_poll(pl->r->srv->sw, pl->r);
+}
+
+static int xring_sleep(struct ios_poller *pl)
+{
+	return ios_xring_pending(pl->r->srv->sw, pl->r) ? 0 : -1;
+}
+
+/* ---- ports: linked and unlinked by the home reactor ---- */
+
+struct port_msg {
+	struct ios_msg m;
+	struct ios_port *p;
+	int done;		/* atomic: unlink ran */
+	int refs;		/* atomic: the waiter and the reactor */
+};
+
+static void port_link(struct ios_reactor *r, struct ios_msg *m)
+{
+	struct port_msg *pm = container_of(m, struct port_msg, m);
+	struct ios_network *n = pm->p->net;
+
+	n->ports[n->n_ports++] = pm->p;
+	pm->p->linked = true;
+	free(pm);
+}
+
+static void port_unlink_now(struct ios_port *p)
+{
+	struct ios_network *n = p->net;
+	unsigned i;
+
+	for (i = 0; i < n->n_ports && n->ports[i] != p; i++)
+		;
+	if (i < n->n_ports)
+		n->ports[i] = n->ports[--n->n_ports];
+	for (i = 0; i < IOS_MAC_SLOTS; i++)
+		if (n->table[i].port == p)
+			n->table[i].mac = 0;
+	p->linked = false;
+	/* Frames on their way to or from it are stale from here on. */
+	__atomic_add_fetch(&p->gen, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&p->in_use, false, __ATOMIC_RELEASE);
+}
+
+static void port_unlink(struct ios_reactor *r, struct ios_msg *m)
+{
+	struct port_msg *pm = container_of(m, struct port_msg, m);
+
+	port_unlink_now(pm->p);
+	__atomic_store_n(&pm->done, 1, __ATOMIC_RELEASE);
+	if (__atomic_sub_fetch(&pm->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		free(pm);
+}
+
+static void network_start(struct ios_reactor *r, void *arg)
+{
+	struct ios_network *n = arg;
+
+	if (n->tap_fd < 0)
+		return;
+	ios_poller_register(r, &n->poller);
+	ios_reactor_watch(r, &n->tap_ev, EPOLLIN);
+}
+
+static void xring_start(struct ios_reactor *r, void *arg)
+{
+	ios_poller_register(r, arg);
 }
 
 /* ---- set-up, on the main thread ---- */
 
-static int tap_open(struct ios_network *n)
+static int tap_open(struct ios_network *n, const char *name)
 {
-	const char *name = n->topo->uplink_tap;
 	struct ifreq ifr;
 	int fd, sk, rc;
 
 	fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
 		rc = -errno;
-		VRIO_ERR("%s: uplink %s: cannot open /dev/net/tun: %s", n->topo->name, name,
+		VRIO_ERR("%s: uplink %s: cannot open /dev/net/tun: %s", n->name, name,
 			 strerror(errno));
 		return rc;
 	}
@@ -223,7 +311,7 @@ static int tap_open(struct ios_network *n)
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
 		rc = -errno;
-		VRIO_ERR("%s: uplink: cannot create or attach TAP device %s: %s", n->topo->name,
+		VRIO_ERR("%s: uplink: cannot create or attach TAP device %s: %s", n->name,
 			 name, strerror(errno));
 		close(fd);
 		return rc;
@@ -232,14 +320,14 @@ static int tap_open(struct ios_network *n)
 	/* Up, with the network's MTU: what the operator would do by hand. */
 	sk = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (sk >= 0) {
-		ifr.ifr_mtu = (int)n->topo->mtu;
+		ifr.ifr_mtu = (int)n->mtu;
 		if (ioctl(sk, SIOCSIFMTU, &ifr) < 0)
-			VRIO_WARN("%s: uplink %s: cannot set MTU %u: %s", n->topo->name, name,
-				  n->topo->mtu, strerror(errno));
+			VRIO_WARN("%s: uplink %s: cannot set MTU %u: %s", n->name, name,
+				  n->mtu, strerror(errno));
 		if (ioctl(sk, SIOCGIFFLAGS, &ifr) == 0) {
 			ifr.ifr_flags |= IFF_UP;
 			if (ioctl(sk, SIOCSIFFLAGS, &ifr) < 0)
-				VRIO_WARN("%s: uplink %s: cannot bring it up: %s", n->topo->name,
+				VRIO_WARN("%s: uplink %s: cannot bring it up: %s", n->name,
 					  name, strerror(errno));
 		}
 		close(sk);
@@ -252,105 +340,200 @@ static void port_label(struct ios_port *p, const char *port)
 {
 	char net[128], name[128];
 
-	vrio_mw_escape(net, sizeof(net), p->net->topo->name);
+	vrio_mw_escape(net, sizeof(net), p->net->name);
 	vrio_mw_escape(name, sizeof(name), port);
 	snprintf(p->label, sizeof(p->label), "network=\"%s\",port=\"%s\"", net, name);
 }
 
-static int network_open(struct ios_server *srv, struct ios_network *n, unsigned n_reactors)
+int ios_switch_port_add(struct ios_server *srv, struct ios_network *n, struct ios_device *d,
+			const uint8_t mac[6], struct ios_port **out)
 {
-	struct ios_device *d;
-	unsigned np = 0;
-	char esc[128];
-	int rc;
+	struct port_msg *pm;
+	struct ios_port *p = NULL;
+	unsigned i;
 
-	n->home = n->idx % n_reactors;
-	n->max_frame = n->topo->mtu + 18u;
-	n->ageing_ns = (uint64_t)n->topo->ageing_s * 1000000000ull;
-	vrio_mw_escape(esc, sizeof(esc), n->topo->name);
-	snprintf(n->label, sizeof(n->label), "network=\"%s\"", esc);
-	n->table = calloc(IOS_MAC_SLOTS, sizeof(*n->table));
-	n->ports = calloc(srv->n_devs + 1, sizeof(*n->ports));
-	if (!n->table || !n->ports)
+	for (i = 0; i < IOS_NET_MAX_PORTS && !p; i++)
+		if (!__atomic_load_n(&n->slots[i].in_use, __ATOMIC_ACQUIRE))
+			p = &n->slots[i];
+	if (!p) {
+		VRIO_ERR("%s: network %s has %u ports already", d->name, n->name,
+			 IOS_NET_MAX_PORTS);
+		return -ENOSPC;
+	}
+	pm = calloc(1, sizeof(*pm));
+	if (!pm)
 		return -ENOMEM;
-	for (uint32_t i = 0; i < srv->n_devs; i++) {
-		d = &srv->devs[i];
-		if (!d->port || d->topo->network != n->topo)
-			continue;
-		d->port->net = n;
-		port_label(d->port, d->topo->name);
-		n->ports[np++] = d->port;
-	}
-	if (n->topo->uplink_tap) {
-		rc = tap_open(n);
-		if (rc < 0)
-			return rc;
-		n->uplink.net = n;
-		n->uplink.reactor = (int)n->home;
-		snprintf(esc, sizeof(esc), "uplink:%s", n->tap_name);
-		port_label(&n->uplink, esc);
-		n->ports[np++] = &n->uplink;
-	}
-	n->n_ports = np;
-	VRIO_INFO("%s: switching %u port(s) on reactor %u%s%s, MTU %u", n->topo->name, np,
-		  n->home, n->tap_fd >= 0 ? ", uplink " : "", n->tap_fd >= 0 ? n->tap_name : "",
-		  n->topo->mtu);
+	p->net = n;
+	p->dev = d;
+	memcpy(p->mac, mac, sizeof(p->mac));
+	__atomic_store_n(&p->reactor, -1, __ATOMIC_RELAXED);
+	memset(&p->st, 0, sizeof(p->st));
+	port_label(p, d->name);
+	__atomic_store_n(&p->in_use, true, __ATOMIC_RELEASE);
+	pm->m.fn = port_link;
+	pm->p = p;
+	ios_reactor_post(n->home, &pm->m);
+	*out = p;
 	return 0;
 }
 
-int ios_switch_open(struct ios_server *srv, unsigned n_reactors)
+void ios_switch_port_del(struct ios_server *srv, struct ios_port *p)
 {
-	const struct vrio_topology *t = srv->topo;
-	unsigned n = 0;
+	uint64_t deadline = vrio_now_ns() + IOS_BARRIER_TIMEOUT_NS;
+	struct timespec ms = { 0, 1000000 };
+	struct port_msg *pm;
+
+	if (!p->net->home->started) {
+		/* No thread runs the switch (exit, or a test): ours to do. */
+		port_unlink_now(p);
+		return;
+	}
+	pm = calloc(1, sizeof(*pm));
+	if (!pm) {
+		/* Left linked: its frames go on being counted, nothing breaks. */
+		VRIO_ERR("%s: out of memory: port left in its switch", p->dev->name);
+		return;
+	}
+	pm->m.fn = port_unlink;
+	pm->p = p;
+	pm->refs = 2;
+	ios_reactor_post(p->net->home, &pm->m);
+	while (!__atomic_load_n(&pm->done, __ATOMIC_ACQUIRE) && vrio_now_ns() < deadline)
+		nanosleep(&ms, NULL);
+	if (!__atomic_load_n(&pm->done, __ATOMIC_ACQUIRE))
+		VRIO_ERR("%s: the switch of %s did not let its port go in time", p->dev->name,
+			 p->net->name);
+	if (__atomic_sub_fetch(&pm->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		free(pm);
+}
+
+static struct ios_network *network_find(struct ios_switch *sw, const char *name)
+{
+	unsigned i, n = __atomic_load_n(&sw->n_nets, __ATOMIC_ACQUIRE);
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(sw->nets[i]->name, name))
+			return sw->nets[i];
+	return NULL;
+}
+
+int ios_switch_network(struct ios_server *srv, const struct vrio_topo_network *tn,
+		       struct ios_network **out)
+{
+	struct ios_switch *sw = srv->sw;
+	struct ios_network *n;
+	char esc[128];
 	int rc;
 
-	for (size_t i = 0; i < t->n_networks; i++)
-		n += t->networks[i].io_server == srv->self;
-	if (!n)
+	n = network_find(sw, tn->name);
+	if (n) {
+		*out = n;
 		return 0;
-	srv->nets = calloc(n, sizeof(*srv->nets));
-	if (!srv->nets)
-		return -ENOMEM;
-	for (unsigned i = 0; i < n; i++)
-		srv->nets[i].tap_fd = -1;
-	for (size_t i = 0; i < t->n_networks; i++) {
-		struct ios_network *net;
-
-		if (t->networks[i].io_server != srv->self)
-			continue;
-		net = &srv->nets[srv->n_nets];
-		net->topo = &t->networks[i];
-		net->idx = srv->n_nets++;
-		rc = network_open(srv, net, n_reactors);
-		if (rc < 0)
-			goto err;
 	}
-	if (n_reactors > 1) {
-		srv->xrings = calloc((size_t)n_reactors * n_reactors, sizeof(*srv->xrings));
-		srv->xring_n = n_reactors;
-		if (!srv->xrings) {
-			rc = -ENOMEM;
-			goto err;
+	if (sw->n_nets >= IOS_MAX_NETWORKS) {
+		VRIO_ERR("%s: %s: more than %u networks", srv->name, tn->name, IOS_MAX_NETWORKS);
+		return -ENOSPC;
+	}
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	snprintf(n->name, sizeof(n->name), "%s", tn->name);
+	n->idx = sw->n_nets;
+	n->tap_fd = -1;
+	n->mtu = tn->mtu;
+	n->max_frame = tn->mtu + 18u;
+	n->ageing_ns = (uint64_t)tn->ageing_s * 1000000000ull;
+	vrio_mw_escape(esc, sizeof(esc), tn->name);
+	snprintf(n->label, sizeof(n->label), "network=\"%s\"", esc);
+	n->table = calloc(IOS_MAC_SLOTS, sizeof(*n->table));
+	if (!n->table) {
+		free(n);
+		return -ENOMEM;
+	}
+	n->home = ios_server_pick_reactor(srv);
+	n->poller.name = "uplink";
+	n->poller.poll = uplink_poll;
+	n->poller.sleep = uplink_sleep;
+	n->tap_ev.fd = -1;
+	n->tap_ev.ready = uplink_ready;
+	if (tn->uplink_tap) {
+		rc = tap_open(n, tn->uplink_tap);
+		if (rc < 0) {
+			free(n->table);
+			free(n);
+			return rc;
+		}
+		n->tap_ev.fd = n->tap_fd;
+		n->slots[IOS_NET_MAX_PORTS].net = n;
+		n->slots[IOS_NET_MAX_PORTS].reactor = (int)n->home->idx;
+		n->slots[IOS_NET_MAX_PORTS].in_use = true;
+		n->slots[IOS_NET_MAX_PORTS].linked = true;
+		snprintf(esc, sizeof(esc), "uplink:%s", n->tap_name);
+		port_label(&n->slots[IOS_NET_MAX_PORTS], esc);
+		n->ports[n->n_ports++] = &n->slots[IOS_NET_MAX_PORTS];
+		rc = ios_reactor_call(n->home, network_start, n);
+		if (rc < 0) {
+			close(n->tap_fd);
+			free(n->table);
+			free(n);
+			return rc;
+		}
+	}
+	sw->nets[n->idx] = n;
+	__atomic_store_n(&sw->n_nets, n->idx + 1, __ATOMIC_RELEASE);
+	VRIO_INFO("%s: switched on %s%s%s, MTU %u", n->name, n->home->name,
+		  n->tap_fd >= 0 ? ", uplink " : "", n->tap_fd >= 0 ? n->tap_name : "", n->mtu);
+	*out = n;
+	return 0;
+}
+
+int ios_switch_open(struct ios_server *srv, struct ios_reactor **reactors, unsigned n)
+{
+	struct ios_switch *sw = calloc(1, sizeof(*sw));
+	int rc;
+
+	if (!sw)
+		return -ENOMEM;
+	srv->sw = sw;
+	sw->reactors = reactors;
+	if (n < 2)
+		return 0;
+	sw->xrings = calloc((size_t)n * n, sizeof(*sw->xrings));
+	sw->xpollers = calloc(n, sizeof(*sw->xpollers));
+	if (!sw->xrings || !sw->xpollers) {
+		ios_switch_close(srv);
+		return -ENOMEM;
+	}
+	sw->xring_n = n;
+	for (unsigned i = 0; i < n; i++) {
+		sw->xpollers[i].name = "xring";
+		sw->xpollers[i].poll = xring_poll;
+		sw->xpollers[i].sleep = xring_sleep;
+		rc = ios_reactor_call(reactors[i], xring_start, &sw->xpollers[i]);
+		if (rc < 0) {
+			ios_switch_close(srv);
+			return rc;
 		}
 	}
 	return 0;
-err:
-	ios_switch_close(srv);
-	return rc;
 }
 
 void ios_switch_close(struct ios_server *srv)
 {
-	ios_xring_free(srv);
-	for (unsigned i = 0; i < srv->n_nets; i++) {
-		struct ios_network *n = &srv->nets[i];
+	struct ios_switch *sw = srv->sw;
+
+	if (!sw)
+		return;
+	ios_xring_free(sw);
+	for (unsigned i = 0; i < sw->n_nets; i++) {
+		struct ios_network *n = sw->nets[i];
 
 		if (n->tap_fd >= 0)
 			close(n->tap_fd);
 		free(n->table);
-		free(n->ports);
+		free(n);
 	}
-	free(srv->nets);
-	srv->nets = NULL;
-	srv->n_nets = 0;
+	free(sw->xpollers);
+	free(sw);
+	srv->sw = NULL;
 }

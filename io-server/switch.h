@@ -1,22 +1,29 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The io-server as the rack's virtual switch: one L2 switch per network of
- * the topology that this io-server serves, its ports the network's net
- * devices and, optionally, an uplink to a TAP device on this node.
+ * The io-server as the rack's virtual switch: one L2 switch per network
+ * that this io-server's net devices name, its ports those devices and,
+ * optionally, an uplink to a TAP device on this node.
  *
  * Threads. Each network has a home reactor, which alone runs its switch:
- * the MAC table, source checks, flooding, the uplink's descriptor. A port's
- * device is attached on some session, whose reactor alone sends to it.
- * Frames cross between the two over single-producer single-consumer byte
- * rings, one per ordered pair of reactors (xring.c): a frame from a guest
- * goes from its session's reactor to the network's home, and from there to
- * each destination port's reactor. With one reactor nothing crosses.
+ * the MAC table, the port list, source checks, flooding, the uplink. A
+ * device port's frames for its guest are handled on the device's own home
+ * reactor (device.h), which hands them to the session that sends them.
+ * Frames cross between reactors over single-producer single-consumer byte
+ * rings, one per ordered pair of reactors (xring.c), drained by a poller
+ * the switch registers on each reactor. With one reactor nothing crosses.
  *
- * Counters follow the same split: what a port sends into the switch, and
- * the switch's drops, are written by the home reactor; what leaves toward
- * a port's guest by the reactor that owns the port (the hand-off that moves
- * a device between sessions moves that role too). Drops that happen on the
- * way between reactors are atomic adds: they are the rare path.
+ * Ports come and go with reloads. A port is a slot of its network that is
+ * never freed while the process runs: a frame in a ring names its port and
+ * the port's generation, which the home reactor bumps when it takes the
+ * port out; a frame for a stale generation is dropped, so no frame ever
+ * reaches a port's next device. The control thread takes a slot, fills it
+ * and asks the home reactor to link it; the home reactor unlinks it and
+ * frees the slot.
+ *
+ * Counters: what a port sends into the switch and the switch's drops are
+ * written by the home reactor; what leaves toward a port's guest by the
+ * front reactor that sends it. Drops on the way between reactors are
+ * atomic adds: the rare path.
  */
 #ifndef VRIO_IOSERVER_SWITCH_H
 #define VRIO_IOSERVER_SWITCH_H
@@ -25,18 +32,21 @@
 #include <stdint.h>
 
 #include "frame.h"
+#include "reactor.h"
 #include "topology.h"
 
 struct ios_server;
-struct ios_reactor;
 struct ios_device;
 struct ios_network;
+struct ios_xring;
 
 #define IOS_ETH_HLEN		14u
 #define IOS_MAC_SLOTS		4096u	/* learned addresses per network (power of two) */
 #define IOS_MAC_PROBE		8u
 #define IOS_NET_BACKLOG		1024u	/* packets queued toward one local-hv port */
 #define IOS_XRING_BYTES		(1u << 20)
+#define IOS_MAX_NETWORKS	256u
+#define IOS_NET_MAX_PORTS	256u	/* device ports per network, plus the uplink */
 
 enum ios_port_drop {
 	IOS_DROP_SRC_MAC,	/* a guest sent with a source MAC not its own */
@@ -54,15 +64,18 @@ extern const char *const ios_port_drop_names[IOS_NR_DROPS];
 
 struct ios_port_stats {
 	uint64_t in_frames, in_bytes;	/* into the switch: home reactor */
-	uint64_t out_frames, out_bytes;	/* out to the port: its owner */
+	uint64_t out_frames, out_bytes;	/* out to the port: the sender */
 	uint64_t drops[IOS_NR_DROPS];	/* of frames from or to this port */
 };
 
 struct ios_port {
 	struct ios_network *net;
 	struct ios_device *dev;		/* NULL: the uplink */
+	uint32_t gen;			/* atomic: bumped when unlinked */
+	bool in_use;			/* atomic: the slot is taken */
+	bool linked;			/* home reactor: in the port list */
 	uint8_t mac[6];			/* a device port's, from the topology */
-	int reactor;			/* atomic: the owner's index, -1: none */
+	int reactor;			/* atomic: its device's home, -1: none */
 	char label[288];		/* network="..",port=".." */
 	struct ios_port_stats st;
 };
@@ -74,20 +87,24 @@ struct ios_mac_entry {
 };
 
 struct ios_network {
-	const struct vrio_topo_network *topo;
+	char name[64];
 	unsigned idx;
-	unsigned home;			/* the reactor that switches it */
+	struct ios_reactor *home;	/* the reactor that switches it */
+	unsigned mtu;
 	uint32_t max_frame;		/* Ethernet bytes, VLAN tag included */
 	uint64_t ageing_ns;
-	struct ios_port **ports;	/* the uplink last */
-	unsigned n_ports;
-	struct ios_port uplink;		/* in use when tap_fd >= 0 */
-	int tap_fd;
-	char tap_name[16];
-	bool tap_ready;			/* home reactor: frames may be waiting */
-	uint64_t tap_read_ns;		/* home reactor: the last read */
+	struct ios_port slots[IOS_NET_MAX_PORTS + 1];	/* the uplink last */
 	/* Home reactor only. */
+	struct ios_port *ports[IOS_NET_MAX_PORTS + 1];	/* linked ports */
+	unsigned n_ports;
+	int tap_fd;			/* -1: no uplink */
+	char tap_name[16];
+	bool tap_ready;			/* frames may be waiting */
+	uint64_t tap_read_ns;		/* the last read */
+	struct ios_poller poller;	/* the uplink's reads */
+	struct ios_evsrc tap_ev;
 	struct ios_mac_entry *table;	/* [IOS_MAC_SLOTS] */
+	uint8_t frame_buf[VRIO_PKT_MAX_FRAME];	/* an uplink's frame, read */
 	struct {
 		uint64_t flooded, learned, moved, table_full;	/* home reactor */
 	} st;
@@ -97,38 +114,54 @@ struct ios_network {
 /* A frame between reactors: kind, then the port it concerns. */
 enum ios_xmsg_kind {
 	IOS_XMSG_TO_SWITCH,		/* from a port's guest, for the home reactor */
-	IOS_XMSG_TO_PORT,		/* from the switch, for the port's owner */
+	IOS_XMSG_TO_PORT,		/* from the switch, for the port's device */
 };
 
-/* switch.c, main thread */
-int ios_switch_open(struct ios_server *srv, unsigned n_reactors);
+struct ios_switch {
+	struct ios_network *nets[IOS_MAX_NETWORKS];	/* atomic slots */
+	unsigned n_nets;		/* atomic */
+	struct ios_xring **xrings;	/* [from * n + to]; NULL: one reactor */
+	unsigned xring_n;
+	struct ios_reactor **reactors;
+	struct ios_poller *xpollers;	/* [n]: each reactor's ring drain */
+};
+
+/* switch.c, control thread */
+int ios_switch_open(struct ios_server *srv, struct ios_reactor **reactors, unsigned n);
+/* Stop (reactors joined) and free. */
 void ios_switch_close(struct ios_server *srv);
+/* The network a device names, created (its uplink opened, its switch
+ * started on the least loaded reactor) the first time. */
+int ios_switch_network(struct ios_server *srv, const struct vrio_topo_network *tn,
+		       struct ios_network **out);
+/* A port for device d on network n, linked by the home reactor. */
+int ios_switch_port_add(struct ios_server *srv, struct ios_network *n, struct ios_device *d,
+			const uint8_t mac[6], struct ios_port **out);
+/* Unlinks the port and waits (bounded) until the home reactor has. */
+void ios_switch_port_del(struct ios_server *srv, struct ios_port *p);
 
 /* switch.c, reactors */
-/* A frame from a port's guest; any reactor may call it. */
+/* A frame from a port's guest, on its device's home reactor. */
 void ios_switch_input(struct ios_reactor *r, struct ios_port *in, const uint8_t *frame,
 		      uint32_t len);
-/* Reads the uplinks homed on this reactor; returns the frames taken. */
-int ios_switch_poll(struct ios_reactor *r);
 /* The home reactor: switch one frame. */
 void ios_switch_forward(struct ios_reactor *r, struct ios_port *in, const uint8_t *frame,
 			uint32_t len);
-
-/* session.c: toward a port's guest, on the port owner's reactor. */
+/* Toward a port's guest, on its device's home reactor (dev_net.c). */
 void ios_port_deliver(struct ios_reactor *r, struct ios_port *p, const uint8_t *frame,
 		      uint32_t len);
 
 /* xring.c */
-struct ios_xring;
-/* Queue a frame for reactor `to`; false if its ring is full. The reactor
- * is woken by ios_xring_kick() at the end of the caller's turn. */
-bool ios_xring_push(struct ios_reactor *from, unsigned to, enum ios_xmsg_kind kind,
-		    struct ios_port *p, const uint8_t *frame, uint32_t len);
-/* Delivers what other reactors queued here; returns the frames taken. */
-int ios_xring_poll(struct ios_reactor *r);
-/* Wakes the reactors this one queued frames for since the last call. */
-void ios_xring_kick(struct ios_reactor *r);
-void ios_xring_free(struct ios_server *srv);
+/* Queue a frame for reactor `to` and wake it if it sleeps; false if the
+ * ring is full. */
+bool ios_xring_push(struct ios_switch *sw, struct ios_reactor *from, struct ios_reactor *to,
+		    enum ios_xmsg_kind kind, struct ios_port *p, const uint8_t *frame,
+		    uint32_t len);
+/* Delivers what other reactors queued for r; returns the frames taken. */
+int ios_xring_poll(struct ios_switch *sw, struct ios_reactor *r);
+/* True if a ring toward r holds frames. */
+bool ios_xring_pending(struct ios_switch *sw, struct ios_reactor *r);
+void ios_xring_free(struct ios_switch *sw);
 
 static inline void ios_port_drop(struct ios_port *p, enum ios_port_drop why)
 {

@@ -5,7 +5,9 @@
  * something to send and published with a release store; the consumer sees
  * it on its next turn. A record is a header and the frame, padded to 8
  * bytes; one that does not fit before the end of the ring is preceded by a
- * pad record and starts over at the beginning. Positions only grow.
+ * pad record and starts over at the beginning. Positions only grow. A
+ * record names its port and the port's generation: a port unlinked since
+ * is stale, and its frames are dropped (switch.h).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -23,6 +25,8 @@ struct xrec {
 	uint16_t kind;			/* enum ios_xmsg_kind */
 	uint16_t rsvd;
 	struct ios_port *port;
+	uint32_t gen;			/* the port's generation at the push */
+	uint32_t rsvd2;
 };
 
 struct ios_xring {
@@ -32,22 +36,23 @@ struct ios_xring {
 };
 
 _Static_assert((IOS_XRING_BYTES & (IOS_XRING_BYTES - 1)) == 0, "ring size is a power of two");
-_Static_assert(sizeof(struct xrec) == 16, "records stay 8-aligned");
+_Static_assert(sizeof(struct xrec) % 8 == 0, "records stay 8-aligned");
 
 static size_t rec_size(uint32_t len)
 {
 	return sizeof(struct xrec) + (((size_t)len + 7) & ~(size_t)7);
 }
 
-static struct ios_xring **slot(struct ios_server *srv, unsigned from, unsigned to)
+static struct ios_xring **slot(struct ios_switch *sw, unsigned from, unsigned to)
 {
-	return &srv->xrings[from * srv->xring_n + to];
+	return &sw->xrings[from * sw->xring_n + to];
 }
 
-bool ios_xring_push(struct ios_reactor *from, unsigned to, enum ios_xmsg_kind kind,
-		    struct ios_port *p, const uint8_t *frame, uint32_t len)
+bool ios_xring_push(struct ios_switch *sw, struct ios_reactor *from, struct ios_reactor *to,
+		    enum ios_xmsg_kind kind, struct ios_port *p, const uint8_t *frame,
+		    uint32_t len)
 {
-	struct ios_xring **sp = slot(from->srv, from->idx, to), *x = *sp;
+	struct ios_xring **sp = slot(sw, from->idx, to->idx), *x = *sp;
 	size_t need = rec_size(len), off, pad;
 	uint64_t head, tail;
 	struct xrec *rec;
@@ -76,9 +81,11 @@ bool ios_xring_push(struct ios_reactor *from, unsigned to, enum ios_xmsg_kind ki
 	rec->kind = (uint16_t)kind;
 	rec->rsvd = 0;
 	rec->port = p;
+	rec->gen = __atomic_load_n(&p->gen, __ATOMIC_ACQUIRE);
+	rec->rsvd2 = 0;
 	memcpy(rec + 1, frame, len);
 	__atomic_store_n(&x->head, head + need, __ATOMIC_RELEASE);
-	from->xwake |= 1ull << to;
+	ios_reactor_notify(to);
 	return true;
 }
 
@@ -94,7 +101,9 @@ static int drain_ring(struct ios_reactor *r, struct ios_xring *x)
 			tail += IOS_XRING_BYTES - (tail & (IOS_XRING_BYTES - 1));
 			continue;
 		}
-		if (rec->kind == IOS_XMSG_TO_SWITCH)
+		if (__atomic_load_n(&rec->port->gen, __ATOMIC_ACQUIRE) != rec->gen)
+			;	/* the port went away: nobody to count it for */
+		else if (rec->kind == IOS_XMSG_TO_SWITCH)
 			ios_switch_forward(r, rec->port, (const uint8_t *)(rec + 1), rec->len);
 		else
 			ios_port_deliver(r, rec->port, (const uint8_t *)(rec + 1), rec->len);
@@ -105,44 +114,44 @@ static int drain_ring(struct ios_reactor *r, struct ios_xring *x)
 	return n;
 }
 
-int ios_xring_poll(struct ios_reactor *r)
+int ios_xring_poll(struct ios_switch *sw, struct ios_reactor *r)
 {
-	struct ios_server *srv = r->srv;
 	struct ios_xring *x;
 	int n = 0;
 
-	if (!srv->xrings)
+	if (!sw->xrings)
 		return 0;
-	for (unsigned from = 0; from < srv->xring_n; from++) {
+	for (unsigned from = 0; from < sw->xring_n; from++) {
 		if (from == r->idx)
 			continue;
-		x = __atomic_load_n(slot(srv, from, r->idx), __ATOMIC_ACQUIRE);
+		x = __atomic_load_n(slot(sw, from, r->idx), __ATOMIC_ACQUIRE);
 		if (x)
 			n += drain_ring(r, x);
 	}
 	return n;
 }
 
-void ios_xring_kick(struct ios_reactor *r)
+bool ios_xring_pending(struct ios_switch *sw, struct ios_reactor *r)
 {
-	uint64_t m = r->xwake;
+	struct ios_xring *x;
 
-	r->xwake = 0;
-	while (m) {
-		unsigned to = (unsigned)__builtin_ctzll(m);
-
-		m &= m - 1;
-		ios_reactor_wake(r->srv->reactors[to]);
+	if (!sw->xrings)
+		return false;
+	for (unsigned from = 0; from < sw->xring_n; from++) {
+		x = from == r->idx ? NULL : __atomic_load_n(slot(sw, from, r->idx), __ATOMIC_ACQUIRE);
+		if (x && __atomic_load_n(&x->head, __ATOMIC_ACQUIRE) != x->tail)
+			return true;
 	}
+	return false;
 }
 
-void ios_xring_free(struct ios_server *srv)
+void ios_xring_free(struct ios_switch *sw)
 {
-	if (!srv->xrings)
+	if (!sw->xrings)
 		return;
-	for (unsigned i = 0; i < srv->xring_n * srv->xring_n; i++)
-		free(srv->xrings[i]);
-	free(srv->xrings);
-	srv->xrings = NULL;
-	srv->xring_n = 0;
+	for (unsigned i = 0; i < sw->xring_n * sw->xring_n; i++)
+		free(sw->xrings[i]);
+	free(sw->xrings);
+	sw->xrings = NULL;
+	sw->xring_n = 0;
 }

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -101,6 +103,7 @@ struct fake_conn {
 	unsigned n_out;
 	bool closed;
 	bool stuck;		/* flush() cannot push everything */
+	int efd;		/* what the reactor would sleep on */
 };
 
 static struct fake_conn *to_fake(struct vrio_conn *c)
@@ -158,12 +161,18 @@ static void fake_close(struct vrio_conn *c)
 	to_fake(c)->closed = true;
 }
 
+static int fake_fd(struct vrio_conn *c)
+{
+	return to_fake(c)->efd;
+}
+
 static const struct vrio_transport_ops fake_ops = {
 	.name = "fake",
 	.send = fake_send,
 	.flush = fake_flush,
 	.poll = fake_poll,
 	.close = fake_close,
+	.conn_fd = fake_fd,
 };
 
 static void push(struct fake_conn *fc, const struct vrio_frame *f, const void *payload)
@@ -251,29 +260,40 @@ struct fixture {
 	struct ios_session *s[2];
 };
 
+/* The reactor's clock: the switch's ageing runs on it. */
+static uint64_t test_now = 1;
+
+static uint64_t test_clock(void)
+{
+	return test_now;
+}
+
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
+	struct ios_device *d;
 	char err[256];
-	int i;
+	int i, n = 0;
 
 	assert_non_null(f);
 	assert_int_equal(vrio_topology_parse("test.yaml", topo_yaml, strlen(topo_yaml),
 					     &f->topo, err, sizeof(err)), 0);
-	f->srv.topo = f->topo;
-	f->srv.self = vrio_topology_ioserver(f->topo, "io0");
-	assert_non_null(f->srv.self);
-	assert_int_equal(ios_bdev_register_builtin(), 0);
-	assert_int_equal(ios_devices_open(&f->srv), 0);
-	assert_int_equal(f->srv.n_devs, 5);
-	assert_int_equal(ios_switch_open(&f->srv, 1), 0);
-	assert_int_equal(f->srv.n_nets, 2);
-	assert_int_equal(ios_reactor_create(&f->srv, 0, &f->r), 0);
+	/* One reactor, not started: the test turns it. */
+	assert_int_equal(ios_server_init(&f->srv, f->topo, "io0", NULL), 0);
+	for (d = ios_device_next(&f->srv, NULL, NULL); d; d = ios_device_next(&f->srv, d, NULL))
+		n++;
+	assert_int_equal(n, 5);
+	assert_int_equal(f->srv.sw->n_nets, 2);
+	f->r = f->srv.reactors[0];
+	f->r->clock = test_clock;
 	for (i = 0; i < 2; i++) {
 		f->fc[i].base.ops = &fake_ops;
+		f->fc[i].efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		assert_true(f->fc[i].efd >= 0);
 		snprintf(f->fc[i].base.name, sizeof(f->fc[i].base.name), "peer%d", i);
 		f->s[i] = ios_session_create(&f->srv, &f->fc[i].base);
 		assert_non_null(f->s[i]);
+		__atomic_add_fetch(&f->r->n_sessions, 1, __ATOMIC_RELAXED);
 		ios_session_adopt(f->r, f->s[i]);
 	}
 	*state = f;
@@ -304,32 +324,37 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 	int i;
 
-	ios_reactor_destroy(f->r);
-	for (i = 0; i < 2; i++)
+	ios_server_stop(&f->srv);
+	ios_server_fini(&f->srv);
+	for (i = 0; i < 2; i++) {
 		free_msgs(&f->fc[i]);
-	ios_switch_close(&f->srv);
-	ios_devices_close(&f->srv);
+		close(f->fc[i].efd);
+	}
 	vrio_topology_free(f->topo);
 	free(f);
 	return 0;
 }
 
-/* Turns every session until nothing moves. */
+/* Turns the reactor until nothing moves. */
 static void turn(struct fixture *f)
 {
-	struct ios_session *s, *next;
-	int i, work;
+	int i;
 
-	for (i = 0; i < 100; i++) {
-		work = 0;
-		for (s = TAILQ_FIRST(&f->r->sessions); s; s = next) {
-			next = TAILQ_NEXT(s, link);
-			work += ios_session_poll(s, false);
-		}
-		if (!work)
+	for (i = 0; i < 100; i++)
+		if (!ios_reactor_turn(f->r))
 			return;
-	}
-	fail_msg("the sessions never went idle");
+	fail_msg("the reactor never went idle");
+}
+
+/* The session is still on its reactor (not freed). */
+static bool session_alive(struct fixture *f, struct ios_session *s)
+{
+	struct ios_session *x;
+
+	TAILQ_FOREACH(x, &ios_rctx(f->r)->sessions, link)
+		if (x == s)
+			return true;
+	return false;
 }
 
 static Vrio__Ctrl *out_ctrl(struct fake_conn *fc, unsigned i)
@@ -440,7 +465,7 @@ static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 
 static uint64_t drops(const struct fixture *f, uint32_t dev, enum ios_port_drop why)
 {
-	return f->srv.devs[dev].port->st.drops[why];
+	return f->srv.devs[dev]->u.net.port->st.drops[why];
 }
 
 /* host0 has nic-a (lan) and nic-c (other) on connection 0, host1 nic-b. */
@@ -510,7 +535,7 @@ static void test_attach_rules(void **state)
 	assert_int_equal(attach(f, 0, "disk-b", NULL), -EPERM);		/* host1's */
 	assert_int_equal(attach(f, 0, "disk-a", &id), 0);
 	assert_int_equal(id, 0);
-	assert_non_null(f->srv.devs[0].owner);
+	assert_non_null(f->srv.devs[0]->owner);
 	assert_int_equal(attach(f, 0, "disk-a", NULL), -EBUSY);
 	assert_int_equal(attach(f, 1, "disk-a", NULL), -EBUSY);
 	assert_false(f->fc[0].closed);
@@ -518,7 +543,7 @@ static void test_attach_rules(void **state)
 	/* Once the first connection lets go, the second may have it. */
 	push_detach(&f->fc[0], id);
 	turn(f);
-	assert_null(f->srv.devs[0].owner);
+	assert_null(f->srv.devs[0]->owner);
 	assert_int_equal(attach(f, 1, "disk-a", &id), 0);
 }
 
@@ -570,10 +595,10 @@ static void test_requests(void **state)
 			fail_msg("unexpected RESP id %u", o->f.id);
 		}
 	}
-	assert_int_equal(f->srv.devs[0].stats.requests[IOS_BLK_OP_WRITE], 1);
-	assert_int_equal(f->srv.devs[0].stats.bytes_read, 4096);
-	assert_int_equal(f->srv.devs[0].stats.err_unsupp, 1);
-	assert_int_equal(f->srv.devs[0].stats.latency.count, 3);
+	assert_int_equal(f->srv.devs[0]->stats.requests[IOS_BLK_OP_WRITE], 1);
+	assert_int_equal(f->srv.devs[0]->stats.bytes_read, 4096);
+	assert_int_equal(f->srv.devs[0]->stats.err_unsupp, 1);
+	assert_int_equal(f->srv.devs[0]->stats.latency.count, 3);
 
 	/* A request without any writable byte: an empty RESP. */
 	push_req(fc, id, 0, 103, VIRTIO_BLK_T_FLUSH, 0, 0, 0);
@@ -586,7 +611,7 @@ static void test_requests(void **state)
 	assert_int_equal(fc->n_out, 5);
 	assert_int_equal(fc->out[3].f.id, 103);
 	assert_int_equal(fc->out[3].f.len, 0);
-	assert_int_equal(f->srv.devs[0].stats.err_protocol, 1);
+	assert_int_equal(f->srv.devs[0]->stats.err_protocol, 1);
 	m = out_ctrl(fc, 4);
 	assert_int_equal(m->msg_case, VRIO__CTRL__MSG_HEARTBEAT);
 	assert_int_equal(m->seq, 99);
@@ -610,7 +635,7 @@ static void test_device_error(void **state)
 	m.device_error = &de;
 	push_ctrl(&f->fc[0], &m);
 	turn(f);
-	assert_int_equal(f->srv.devs[0].stats.err_guest, 1);
+	assert_int_equal(f->srv.devs[0]->stats.err_guest, 1);
 	assert_false(f->fc[0].closed);
 }
 
@@ -690,8 +715,8 @@ static void test_garbage(void **state)
 		if (!fc->closed)
 			fail_msg("garbage case %d did not close the connection", g);
 		assert_false(f->fc[1].closed);
-		assert_null(f->srv.devs[0].owner);
-		assert_true(ios_session_finished(f->s[0], false));
+		assert_null(f->srv.devs[0]->owner);
+		assert_false(session_alive(f, f->s[0]));
 		/* The other connection may take the device now. */
 		assert_int_equal(attach(f, 1, "disk-a", NULL), 0);
 		teardown(state);
@@ -711,22 +736,27 @@ static void test_drain_flushes_then_closes(void **state)
 	assert_int_equal(attach(f, 0, "disk-a", &id), 0);
 	f->fc[0].stuck = true;
 	push_req(&f->fc[0], id, 0, 1, VIRTIO_BLK_T_IN, 0, 0, 513);
-	assert_true(ios_session_poll(f->s[0], false) > 0);
+	turn(f);
 	assert_int_equal(f->fc[0].out[f->fc[0].n_out - 1].f.type, VRIO_FRAME_RESP);
-	assert_int_equal(ios_session_events(f->s[0], false), EPOLLIN | EPOLLOUT);
+	/* Bytes left behind: it wants to write as well as read. */
+	f->s[0]->poller.sleep(&f->s[0]->poller);
+	assert_int_equal(f->s[0]->ev.armed, EPOLLIN | EPOLLOUT);
 
 	/* Draining: nothing more is read, but the RESP must leave first. */
 	push_req(&f->fc[0], id, 0, 2, VIRTIO_BLK_T_IN, 0, 0, 513);
-	ios_session_poll(f->s[0], true);
-	assert_int_equal(ios_session_events(f->s[0], true), EPOLLOUT);
-	assert_false(ios_session_finished(f->s[0], true));
+	ios_sessions_drain(f->r, NULL);
+	ios_reactor_turn(f->r);
+	f->s[0]->poller.sleep(&f->s[0]->poller);
+	assert_int_equal(f->s[0]->ev.armed, EPOLLOUT);
 	assert_false(f->fc[0].closed);
+	assert_true(session_alive(f, f->s[0]));
+	/* The idle one goes at once: a last word, then the close. */
+	ios_reactor_turn(f->r);
+	assert_true(f->fc[1].closed);
 	f->fc[0].stuck = false;
-	ios_session_poll(f->s[0], true);
-	/* Everything is answered: a last word, then the close. */
-	assert_false(ios_session_finished(f->s[0], true));
-	ios_session_poll(f->s[0], true);
-	assert_true(ios_session_finished(f->s[0], true));
+	turn(f);
+	assert_false(session_alive(f, f->s[0]));
+	assert_false(session_alive(f, f->s[1]));
 	assert_true(f->fc[0].closed);
 	n = f->fc[0].n_out;
 	assert_int_equal(f->fc[0].out[n - 2].f.type, VRIO_FRAME_RESP);
@@ -735,13 +765,8 @@ static void test_drain_flushes_then_closes(void **state)
 	assert_int_equal(m->msg_case, VRIO__CTRL__MSG_ERROR);
 	assert_int_equal(m->error->status, -ESHUTDOWN);
 	vrio_ctrl_free(m);
-	assert_null(f->srv.devs[0].owner);
-
-	/* An idle session goes at once. */
-	assert_false(ios_session_finished(f->s[1], true));
-	ios_session_poll(f->s[1], true);
-	assert_true(ios_session_finished(f->s[1], true));
-	assert_true(f->fc[1].closed);
+	assert_null(f->srv.devs[0]->owner);
+	assert_int_equal(f->r->n_sessions, 0);
 }
 
 static void test_metrics_exposition(void **state)
@@ -750,8 +775,6 @@ static void test_metrics_exposition(void **state)
 	char *text = NULL;
 	size_t len = 0;
 
-	f->srv.reactors = &f->r;
-	f->srv.n_reactors = 1;
 	assert_int_equal(vrio_metrics_render(ios_metrics_collect, &f->srv, &text, &len), 0);
 	assert_non_null(strstr(text, "vrio_ioserver_requests_total{device=\"disk-a\",op=\"read\"} 0"));
 	assert_non_null(strstr(text, "vrio_ioserver_bytes_total{device=\"disk-b\",direction=\"write\"} 0"));
@@ -760,15 +783,15 @@ static void test_metrics_exposition(void **state)
 	assert_non_null(strstr(text, "vrio_ioserver_device_attached{device=\"disk-a\"} 0"));
 	assert_non_null(strstr(text, "vrio_ioserver_reactor_busy_seconds_total{reactor=\"0\"}"));
 	assert_non_null(strstr(text, "vrio_ioserver_connections 2"));
+	assert_non_null(strstr(text, "vrio_ioserver_config_generation 1"));
+	assert_non_null(strstr(text, "vrio_ioserver_switch_port_up{network=\"lan\",port=\"nic-a\"} 0"));
 	free(text);
-	f->srv.reactors = NULL;
-	f->srv.n_reactors = 0;
 }
 
 static void test_switch_forwarding(void **state)
 {
 	struct fixture *f = *state;
-	struct ios_network *lan = f->srv.devs[NIC_A].port->net;
+	struct ios_network *lan = f->srv.devs[NIC_A]->u.net.port->net;
 
 	net_up(f);
 	/* A broadcast from b floods lan (to a) and never reaches other (c). */
@@ -783,9 +806,9 @@ static void test_switch_forwarding(void **state)
 	turn(f);
 	assert_int_equal(pkts_for(&f->fc[1], NIC_B, 2), 1);
 	assert_int_equal(lan->st.flooded, 1);
-	assert_int_equal(f->srv.devs[NIC_A].port->st.in_frames, 1);
-	assert_int_equal(f->srv.devs[NIC_B].port->st.out_frames, 1);
-	assert_int_equal(f->srv.devs[NIC_B].port->st.out_bytes, 1514);
+	assert_int_equal(f->srv.devs[NIC_A]->u.net.port->st.in_frames, 1);
+	assert_int_equal(f->srv.devs[NIC_B]->u.net.port->st.out_frames, 1);
+	assert_int_equal(f->srv.devs[NIC_B]->u.net.port->st.out_bytes, 1514);
 	/* An unknown destination floods; c's own network has no one else. */
 	push_pkt(&f->fc[0], NIC_A, mac_x, mac_a, 60, 3);
 	push_pkt(&f->fc[0], NIC_C, mac_a, mac_c, 60, 4);
@@ -800,17 +823,17 @@ static void test_switch_forwarding(void **state)
 static void test_switch_ageing_and_port_down(void **state)
 {
 	struct fixture *f = *state;
-	struct ios_network *lan = f->srv.devs[NIC_A].port->net;
+	struct ios_network *lan = f->srv.devs[NIC_A]->u.net.port->net;
 
 	net_up(f);
-	f->r->now = 1000000000ull;
+	test_now = 1000000000ull;
 	push_pkt(&f->fc[1], NIC_B, bcast, mac_b, 60, 1);
 	turn(f);
 	push_pkt(&f->fc[0], NIC_A, mac_b, mac_a, 60, 2);
 	turn(f);
 	assert_int_equal(lan->st.flooded, 1);
 	/* Past the network's 2 s ageing, b is unknown again: flooded. */
-	f->r->now += 3000000000ull;
+	test_now += 3000000000ull;
 	push_pkt(&f->fc[0], NIC_A, mac_b, mac_a, 60, 3);
 	turn(f);
 	assert_int_equal(lan->st.flooded, 2);
@@ -839,7 +862,7 @@ static void test_switch_drops(void **state)
 	assert_int_equal(drops(f, NIC_A, IOS_DROP_RUNT), 1);
 	assert_int_equal(drops(f, NIC_A, IOS_DROP_OVERSIZE), 1);
 	assert_int_equal(f->fc[1].n_out, 0);
-	assert_int_equal(f->srv.devs[NIC_A].port->st.in_frames, 0);
+	assert_int_equal(f->srv.devs[NIC_A]->u.net.port->st.in_frames, 0);
 	/* None of that is a protocol error: the connection stays. */
 	assert_false(f->fc[0].closed);
 }

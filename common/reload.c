@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reload.h"
+
+static int push(char ***v, unsigned *n, const char *name)
+{
+	char **nv = realloc(*v, (*n + 1) * sizeof(**v));
+
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	nv[*n] = strdup(name);
+	if (!nv[*n])
+		return -ENOMEM;
+	(*n)++;
+	return 0;
+}
+
+int vrio_reload_report_fill(struct vrio_reload_report *r, const struct vrio_topo_diff *d)
+{
+	const struct vrio_topo_change *c;
+	unsigned *keys;
+	int rc = 0;
+
+	for (size_t i = 0; i < d->n && rc == 0; i++) {
+		c = &d->v[i];
+		switch (c->kind) {
+		case VRIO_CHANGE_ADDED:
+			rc = push(&r->added, &r->n_added, c->new_dev->name);
+			break;
+		case VRIO_CHANGE_REMOVED:
+			rc = push(&r->removed, &r->n_removed, c->old_dev->name);
+			break;
+		case VRIO_CHANGE_LIVE:
+			keys = realloc(r->changed_keys, (r->n_changed + 1) * sizeof(*keys));
+			if (!keys)
+				return -ENOMEM;
+			r->changed_keys = keys;
+			keys[r->n_changed] = c->keys;
+			rc = push(&r->changed, &r->n_changed, c->new_dev->name);
+			break;
+		case VRIO_CHANGE_REFUSED:
+			break;
+		}
+	}
+	r->unchanged = (unsigned)d->unchanged;
+	return rc;
+}
+
+void vrio_reload_report_refused(struct vrio_reload_report *r, const struct vrio_topo_diff *d)
+{
+	size_t len = 0;
+
+	r->rc = -EPERM;
+	r->error[0] = '\0';
+	for (size_t i = 0; i < d->n && len + 1 < sizeof(r->error); i++) {
+		if (d->v[i].kind != VRIO_CHANGE_REFUSED)
+			continue;
+		len += (size_t)snprintf(r->error + len, sizeof(r->error) - len, "%s%s",
+					len ? "\n" : "", d->v[i].msg);
+	}
+}
+
+static void free_names(char **v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+void vrio_reload_report_free(struct vrio_reload_report *r)
+{
+	free_names(r->added, r->n_added);
+	free_names(r->removed, r->n_removed);
+	free_names(r->changed, r->n_changed);
+	free(r->changed_keys);
+	r->added = r->removed = r->changed = NULL;
+	r->changed_keys = NULL;
+	r->n_added = r->n_removed = r->n_changed = 0;
+}
+
+static json_t *names(char *const *v, unsigned n)
+{
+	json_t *a = json_array();
+
+	for (unsigned i = 0; a && i < n; i++)
+		json_array_append_new(a, json_string(v[i]));
+	return a;
+}
+
+json_t *vrio_reload_report_json(const struct vrio_reload_report *r, uint64_t generation,
+				const char *sha256)
+{
+	json_t *changed = json_array(), *keys;
+
+	for (unsigned i = 0; changed && i < r->n_changed; i++) {
+		keys = json_array();
+		for (unsigned b = 0; keys && b < 32; b++)
+			if (r->changed_keys[i] & (1u << b))
+				json_array_append_new(keys, json_string(vrio_topo_live_key_name(1u << b)));
+		json_array_append_new(changed, json_pack("{s:s, s:o*}", "device", r->changed[i],
+							 "keys", keys));
+	}
+	return json_pack("{s:I, s:s, s:o*, s:o*, s:o*, s:i}", "generation", (json_int_t)generation,
+			 "sha256", sha256, "added", names(r->added, r->n_added), "removed",
+			 names(r->removed, r->n_removed), "changed", changed, "unchanged",
+			 (int)r->unchanged);
+}
+
+json_t *vrio_reload_error_position(const char *msg)
+{
+	unsigned line, col;
+	const char *p;
+	int n;
+
+	for (p = strchr(msg, ':'); p; p = strchr(p + 1, ':')) {
+		n = 0;
+		if (sscanf(p, ":%u:%u:%n", &line, &col, &n) == 2 && n > 0)
+			return json_pack("{s:s%, s:i, s:i}", "file", msg, (size_t)(p - msg), "line",
+					 (int)line, "col", (int)col);
+	}
+	return NULL;
+}

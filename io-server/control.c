@@ -1,0 +1,282 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Control messages on a host's connection, on its front reactor: Hello,
+ * Attach and Detach, DeviceError, Heartbeat, IOTLB invalidations, Error.
+ * One table of handlers; the data path (session.c) only sees devices
+ * attached here.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctrl.h"
+#include "ioserver_internal.h"
+#include "log.h"
+
+static int ctrl_hello(struct ios_session *s, const Vrio__Ctrl *m)
+{
+	Vrio__Ctrl reply = VRIO__CTRL__INIT;
+	Vrio__Hello hello = VRIO__HELLO__INIT;
+	const Vrio__Hello *h = m->hello;
+	char node[64], msg[160];
+	int rc, host;
+
+	if (s->state != IOS_SESSION_HELLO)
+		return ios_session_garbage(s, "second hello");
+	ios_printable(node, sizeof(node), h->node);
+	if (h->version != VRIO_PROTO_VERSION) {
+		snprintf(msg, sizeof(msg), "protocol version %u from %s is not spoken here (%u is)",
+			 h->version, node, VRIO_PROTO_VERSION);
+		return ios_session_send_error(s, m->seq, -EPROTONOSUPPORT, msg);
+	}
+	host = h->node ? ios_server_host(s->srv, h->node, false) : -1;
+	if (host < 0) {
+		snprintf(msg, sizeof(msg), "%s is not a host of the topology", node);
+		return ios_session_send_error(s, m->seq, -EPERM, msg);
+	}
+	s->host = host;
+	snprintf(s->name, sizeof(s->name), "%s@%s", s->srv->hosts[host].name, s->conn->name);
+	hello.version = VRIO_PROTO_VERSION;
+	hello.node = s->srv->name;
+	reply.seq = m->seq;
+	reply.msg_case = VRIO__CTRL__MSG_HELLO;
+	reply.hello = &hello;
+	rc = ios_session_send_ctrl(s, &reply);
+	if (rc < 0)
+		return ios_session_reject(s, rc, "cannot answer hello: %s", strerror(-rc));
+	s->state = IOS_SESSION_READY;
+	VRIO_INFO("%s: hello", s->name);
+	return 0;
+}
+
+static int attach_reply(struct ios_session *s, uint64_t seq, const char *device, int status,
+			const char *error, const struct ios_device *d)
+{
+	Vrio__Ctrl reply = VRIO__CTRL__INIT;
+	Vrio__AttachReply ar = VRIO__ATTACH_REPLY__INIT;
+	int rc;
+
+	ar.status = status;
+	ar.error = (char *)(error ? error : "");
+	ar.device = (char *)device;
+	if (d) {
+		ar.dev_id = d->id;
+		ar.queue_size = d->queue_size;
+		d->ops->describe(d, &ar);
+	}
+	reply.seq = seq;
+	reply.msg_case = VRIO__CTRL__MSG_ATTACH_REPLY;
+	reply.attach_reply = &ar;
+	rc = ios_session_send_ctrl(s, &reply);
+	if (rc < 0)
+		return ios_session_reject(s, rc, "cannot answer attach: %s", strerror(-rc));
+	return 0;
+}
+
+static int attach_refuse(struct ios_session *s, uint64_t seq, const char *device, int status,
+			 const char *err)
+{
+	VRIO_WARN_RL("%s: attach: %s", s->name, err);
+	return attach_reply(s, seq, device, status, err, NULL);
+}
+
+static int ctrl_attach(struct ios_session *s, const Vrio__Ctrl *m)
+{
+	const char *name = m->attach->device ? m->attach->device : "";
+	struct ios_session *expected = NULL;
+	char shown[96], err[192];
+	struct ios_device *d;
+	struct ios_attach *a;
+
+	ios_printable(shown, sizeof(shown), name);
+	d = ios_device_find(s->srv, name);
+	if (!d || __atomic_load_n(&d->removing, __ATOMIC_SEQ_CST)) {
+		snprintf(err, sizeof(err), "no device %s on %s", shown, s->srv->name);
+		return attach_refuse(s, m->seq, name, -ENOENT, err);
+	}
+	if (strcmp(d->host, s->srv->hosts[s->host].name)) {
+		snprintf(err, sizeof(err), "%s belongs to host %s", d->name, d->host);
+		return attach_refuse(s, m->seq, name, -EPERM, err);
+	}
+	if (s->att[d->id]) {
+		snprintf(err, sizeof(err), "%s is already attached on this connection", d->name);
+		return attach_refuse(s, m->seq, name, -EBUSY, err);
+	}
+	if (!__atomic_compare_exchange_n(&d->owner, &expected, s, false, __ATOMIC_SEQ_CST,
+					 __ATOMIC_SEQ_CST)) {
+		snprintf(err, sizeof(err), "%s is attached on another connection", d->name);
+		return attach_refuse(s, m->seq, name, -EBUSY, err);
+	}
+	/* A removal that looked before the exchange frees it: give it back
+	 * (device.c, ios_devices_reap). */
+	if (__atomic_load_n(&d->removing, __ATOMIC_SEQ_CST)) {
+		__atomic_store_n(&d->owner, NULL, __ATOMIC_SEQ_CST);
+		snprintf(err, sizeof(err), "no device %s on %s", shown, s->srv->name);
+		return attach_refuse(s, m->seq, name, -ENOENT, err);
+	}
+	a = calloc(1, sizeof(*a));
+	if (!a) {
+		__atomic_store_n(&d->owner, NULL, __ATOMIC_SEQ_CST);
+		return attach_reply(s, m->seq, name, -ENOMEM, "out of memory", NULL);
+	}
+	a->s = s;
+	a->dev = d;
+	a->attach_seq = m->seq;
+	TAILQ_INIT(&a->held);
+	s->att[d->id] = a;
+	TAILQ_INSERT_TAIL(&s->atts, a, link);
+	ios_device_attach(a);
+	return 0;
+}
+
+/* The device landed on its home reactor (rc 0), or could not. */
+void ios_session_attached(struct ios_attach *a, int rc)
+{
+	struct ios_session *s = a->s;
+	struct ios_device *d = a->dev;
+	char err[192];
+
+	if (rc == 0) {
+		a->state = IOS_ATT_READY;
+		if (a->detached) {
+			/* Gone while it landed: let it go again. */
+			ios_device_release(a);
+			return;
+		}
+		VRIO_INFO("%s: %s attached as dev %u on %s", s->name, d->name, d->id, a->home->name);
+		attach_reply(s, a->attach_seq, d->name, 0, NULL, d);
+		return;
+	}
+	__atomic_store_n(&d->front, NULL, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&d->owner, NULL, __ATOMIC_SEQ_CST);
+	if (!a->detached && s->conn) {
+		snprintf(err, sizeof(err), "%s cannot be served: %s", d->name, strerror(-rc));
+		attach_refuse(s, a->attach_seq, d->name, rc, err);
+	}
+	TAILQ_REMOVE(&s->atts, a, link);
+	s->att[d->id] = NULL;
+	free(a);
+}
+
+static int ctrl_detach(struct ios_session *s, const Vrio__Ctrl *m)
+{
+	struct ios_attach *a = ios_session_att(s, m->detach->dev_id);
+
+	if (!a)
+		return ios_session_garbage(s, "detach of device %u, which is not attached here",
+					   m->detach->dev_id);
+	VRIO_INFO("%s: %s detached%s", s->name, a->dev->name,
+		  a->outstanding ? ", waiting for its requests" : "");
+	ios_session_detach(a);
+	return 0;
+}
+
+static int ctrl_device_error(struct ios_session *s, const Vrio__Ctrl *m)
+{
+	struct ios_attach *a = ios_session_att(s, m->device_error->dev_id);
+	char reason[128];
+
+	if (!a)
+		return ios_session_garbage(s, "device error for device %u, which is not attached here",
+					   m->device_error->dev_id);
+	vrio_counter_add(&a->dev->stats.err_guest, 1);
+	VRIO_ERR_RL("%s: %s: the guest broke the device: %s", s->name, a->dev->name,
+		    ios_printable(reason, sizeof(reason), m->device_error->reason));
+	return 0;
+}
+
+static int ctrl_heartbeat(struct ios_session *s, const Vrio__Ctrl *m)
+{
+	Vrio__Ctrl reply = VRIO__CTRL__INIT;
+	Vrio__Heartbeat hb = VRIO__HEARTBEAT__INIT;
+	int rc;
+
+	hb.seq = m->heartbeat->seq;
+	reply.seq = m->seq;
+	reply.msg_case = VRIO__CTRL__MSG_HEARTBEAT;
+	reply.heartbeat = &hb;
+	rc = ios_session_send_ctrl(s, &reply);
+	if (rc < 0)
+		return ios_session_reject(s, rc, "cannot answer heartbeat: %s", strerror(-rc));
+	return 0;
+}
+
+/*
+ * A vIOMMU invalidation for one of this connection's devices. Every REQ
+ * that came before it is already copied into the io-server's own buffers
+ * (the transports copy), so nothing queued here refers to guest memory:
+ * the acknowledgement can go at once, in order behind what is queued.
+ */
+static int ctrl_iotlb_invalidate(struct ios_session *s, const Vrio__Ctrl *m)
+{
+	const Vrio__IotlbInvalidate *inv = m->iotlb_invalidate;
+	struct ios_attach *a = ios_session_att(s, inv->dev_id);
+	Vrio__Ctrl reply = VRIO__CTRL__INIT;
+	Vrio__IotlbAck ack = VRIO__IOTLB_ACK__INIT;
+	int rc;
+
+	if (!a)
+		return ios_session_garbage(s, "IOTLB invalidation for device %u, which is not attached here",
+					   inv->dev_id);
+	if (inv->size == 0 || inv->iova + inv->size - 1 < inv->iova)
+		return ios_session_garbage(s, "%s: IOTLB invalidation of %#llx+%#llx", a->dev->name,
+					   (unsigned long long)inv->iova,
+					   (unsigned long long)inv->size);
+	vrio_counter_add(&a->dev->stats.invalidations, 1);
+	ack.dev_id = inv->dev_id;
+	reply.seq = m->seq;
+	reply.msg_case = VRIO__CTRL__MSG_IOTLB_ACK;
+	reply.iotlb_ack = &ack;
+	rc = ios_session_send_ctrl(s, &reply);
+	if (rc < 0)
+		return ios_session_reject(s, rc, "cannot acknowledge an invalidation: %s",
+					  strerror(-rc));
+	return 0;
+}
+
+static int ctrl_error(struct ios_session *s, const Vrio__Ctrl *m)
+{
+	char msg[160];
+
+	return ios_session_reject(s, -ECONNABORTED, "the peer reports error %d: %s",
+				  m->error->status,
+				  ios_printable(msg, sizeof(msg), m->error->message));
+}
+
+static const struct ios_ctrl_handler {
+	Vrio__Ctrl__MsgCase msg;
+	int (*fn)(struct ios_session *s, const Vrio__Ctrl *m);
+	bool needs_hello;
+} ctrl_handlers[] = {
+	{ VRIO__CTRL__MSG_HELLO, ctrl_hello, false },
+	{ VRIO__CTRL__MSG_ATTACH, ctrl_attach, true },
+	{ VRIO__CTRL__MSG_DETACH, ctrl_detach, true },
+	{ VRIO__CTRL__MSG_DEVICE_ERROR, ctrl_device_error, true },
+	{ VRIO__CTRL__MSG_HEARTBEAT, ctrl_heartbeat, true },
+	{ VRIO__CTRL__MSG_IOTLB_INVALIDATE, ctrl_iotlb_invalidate, true },
+	{ VRIO__CTRL__MSG_ERROR, ctrl_error, false },
+};
+
+int ios_control_frame(struct ios_session *s, const struct vrio_frame *f, const void *payload)
+{
+	const struct ios_ctrl_handler *h = NULL;
+	Vrio__Ctrl *m;
+	size_t i;
+	int rc;
+
+	m = vrio_ctrl_unpack(payload, f->len);
+	if (!m)
+		return ios_session_garbage(s, "undecodable control message of %u bytes", f->len);
+	for (i = 0; i < sizeof(ctrl_handlers) / sizeof(ctrl_handlers[0]); i++)
+		if (ctrl_handlers[i].msg == m->msg_case)
+			h = &ctrl_handlers[i];
+	if (!h)
+		rc = ios_session_garbage(s, "unexpected %s message", vrio_ctrl_name(m));
+	else if (h->needs_hello && s->state != IOS_SESSION_READY)
+		rc = ios_session_garbage(s, "%s before hello", vrio_ctrl_name(m));
+	else
+		rc = h->fn(s, m);
+	vrio_ctrl_free(m);
+	return rc;
+}

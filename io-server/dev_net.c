@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * virtio-net devices: a port on the switch of the device's network
+ * (switch.h), behind the device ops (device.h). PKT frames from the guest
+ * enter the switch on the device's home reactor; frames for the guest
+ * leave from there to the session that sends them.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ioserver_internal.h"
+#include "log.h"
+#include "vrio.pb-c.h"
+
+static const char *const net_op_names[] = { "packet" };
+
+static int net_open(struct ios_server *srv, struct ios_device *d)
+{
+	const struct vrio_topo_device *td = d->topo;
+	struct ios_network *n;
+	int rc;
+
+	if (ios_net_dev_init(&d->u.net.model, td->mac, td->network->mtu) < 0) {
+		VRIO_ERR("%s: cannot describe a net device with mac %s", d->name, td->mac);
+		return -EINVAL;
+	}
+	rc = ios_switch_network(srv, td->network, &n);
+	if (rc < 0)
+		return rc;
+	rc = ios_switch_port_add(srv, n, d, d->u.net.model.mac, &d->u.net.port);
+	if (rc < 0)
+		return rc;
+	d->num_queues = d->u.net.model.num_queues;
+	/* What the session lets through; frames above the network's MTU are
+	 * the switch's to drop and count, not a protocol error. */
+	d->max_request = VRIO_PKT_HDR_LEN + VRIO_PKT_MAX_FRAME;
+	d->max_outstanding = IOS_NET_BACKLOG;
+	VRIO_INFO("%s: dev %u, net on network %s, mac %s, queue size %u", d->name, d->id,
+		  n->name, td->mac, td->queue_size);
+	return 0;
+}
+
+static void net_close(struct ios_server *srv, struct ios_device *d)
+{
+	ios_switch_port_del(srv, d->u.net.port);
+	d->u.net.port = NULL;
+}
+
+static void net_describe(const struct ios_device *d, Vrio__AttachReply *ar)
+{
+	const struct ios_net_dev *m = &d->u.net.model;
+
+	ar->type = VRIO__DEVICE_TYPE__DEVICE_TYPE_NET;
+	ar->features = m->features;
+	ar->config.data = (uint8_t *)m->config;
+	ar->config.len = sizeof(m->config);
+	ar->num_queues = m->num_queues;
+	ar->max_request = m->max_request;
+	ar->queue_size = d->queue_size;
+}
+
+static int net_check(const struct ios_device *d, const struct vrio_frame *f, const void *payload,
+		     char *why, size_t n)
+{
+	if (f->queue != 0 || f->len < VRIO_PKT_HDR_LEN ||
+	    f->len - VRIO_PKT_HDR_LEN > VRIO_PKT_MAX_FRAME) {
+		snprintf(why, n, "packet frame of %u bytes on queue %u", f->len, f->queue);
+		return -EBADMSG;
+	}
+	/* No offload is offered: metadata we did not negotiate is garbage. */
+	if (!vrio_pkt_wire_plain(payload)) {
+		snprintf(why, n, "packet with offload metadata");
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+static int net_place(struct ios_device *d, struct ios_reactor *r)
+{
+	__atomic_store_n(&d->u.net.port->reactor, (int)r->idx, __ATOMIC_RELEASE);
+	return 0;
+}
+
+static void net_unplace(struct ios_device *d, struct ios_reactor *r)
+{
+	/* Frames for the port still on their way here are dropped once it
+	 * names no reactor. */
+	__atomic_store_n(&d->u.net.port->reactor, -1, __ATOMIC_RELEASE);
+}
+
+/* A packet from the guest: into the switch; nothing goes back. */
+static void net_request(struct ios_device *d, struct ios_req *req, const void *payload)
+{
+	if (!__atomic_load_n(&d->removing, __ATOMIC_RELAXED) && req->in_len > VRIO_PKT_HDR_LEN)
+		ios_switch_input(d->home, d->u.net.port, (const uint8_t *)payload + VRIO_PKT_HDR_LEN,
+				 req->in_len - VRIO_PKT_HDR_LEN);
+	req->frame.type = 0;
+	req->frame.len = 0;
+	ios_req_done(req);
+}
+
+void ios_port_deliver(struct ios_reactor *r, struct ios_port *p, const uint8_t *frame,
+		      uint32_t len)
+{
+	struct ios_device *d = p->dev;
+	struct ios_req *req;
+
+	if (__atomic_load_n(&p->reactor, __ATOMIC_ACQUIRE) != (int)r->idx) {
+		ios_port_drop(p, IOS_DROP_PORT_DOWN);
+		return;
+	}
+	req = ios_req_get(r);
+	if (!req || ios_req_reserve(req, VRIO_PKT_HDR_LEN + len) < 0) {
+		if (req)
+			ios_req_put(r, req);
+		ios_port_drop(p, IOS_DROP_BACKLOG);
+		return;
+	}
+	memset(req->buf, 0, VRIO_PKT_HDR_LEN);
+	memcpy(req->buf + VRIO_PKT_HDR_LEN, frame, len);
+	req->t_start = r->now;
+	memset(&req->frame, 0, sizeof(req->frame));
+	req->frame.type = VRIO_FRAME_PKT;
+	req->frame.dev = d->id;
+	req->frame.len = VRIO_PKT_HDR_LEN + len;
+	ios_dev_to_front(d, req);
+}
+
+static void net_drop(struct ios_device *d, enum ios_dev_drop why)
+{
+	ios_port_drop(d->u.net.port, why == IOS_DEV_DROP_BACKLOG ? IOS_DROP_BACKLOG
+								   : IOS_DROP_PORT_DOWN);
+}
+
+static void net_sent(struct ios_device *d, uint32_t len)
+{
+	struct ios_port *p = d->u.net.port;
+
+	vrio_counter_add(&p->st.out_frames, 1);
+	vrio_counter_add(&p->st.out_bytes, len - VRIO_PKT_HDR_LEN);
+}
+
+const struct ios_dev_ops ios_net_dev_ops = {
+	.name = "net",
+	.type = VRIO_DEV_NET,
+	.frame_type = VRIO_FRAME_PKT,
+	.op_names = net_op_names,
+	.n_ops = 1,
+	.open = net_open,
+	.close = net_close,
+	.describe = net_describe,
+	.check = net_check,
+	.place = net_place,
+	.unplace = net_unplace,
+	.request = net_request,
+	.drop = net_drop,
+	.sent = net_sent,
+};

@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The topology, at start and on reload (SIGHUP, `vrioctl reload`), on the
+ * main thread. A reload applies the difference (topology_diff.h) to this
+ * io-server's part, or nothing at all:
+ *
+ *   1. load and check the file, diff it, ask each changed device's model
+ *      whether its live changes can be made: any error or refusal stops
+ *      here and the running configuration stays;
+ *   2. add the new devices (each can still fail: a backing file that is
+ *      missing): a failure removes those added so far and stops;
+ *   3. from here nothing fails: live changes, removals (refuse new work,
+ *      freed once their host detaches them), hosts, then the new topology
+ *      replaces the old one.
+ * Devices the difference does not name are never touched.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ioserver_internal.h"
+#include "log.h"
+#include "reload.h"
+#include "topology_diff.h"
+
+static void set_hosts(struct ios_server *srv, const struct vrio_topology *t)
+{
+	unsigned i, n = __atomic_load_n(&srv->n_hosts, __ATOMIC_ACQUIRE);
+
+	for (i = 0; i < n; i++)
+		__atomic_store_n(&srv->hosts[i].present,
+				 vrio_topology_host(t, srv->hosts[i].name) != NULL, __ATOMIC_RELEASE);
+	for (i = 0; i < t->n_hosts; i++)
+		if (ios_server_host(srv, t->hosts[i].name, true) < 0)
+			VRIO_ERR("%s: host %s: more than %u hosts known", srv->name,
+				 t->hosts[i].name, IOS_MAX_HOSTS);
+}
+
+int ios_server_apply_initial(struct ios_server *srv)
+{
+	const struct vrio_topology *t = srv->topo;
+	int rc;
+
+	set_hosts(srv, t);
+	for (size_t i = 0; i < t->n_devices; i++) {
+		if (t->devices[i].io_server != srv->self)
+			continue;
+		rc = ios_device_add(srv, &t->devices[i]);
+		if (rc < 0)
+			return rc;
+	}
+	srv->generation = 1;
+	snprintf(srv->sha256, sizeof(srv->sha256), "%s", t->sha256);
+	return 0;
+}
+
+static void result_error(struct ios_server *srv, struct vrio_reload_report *res, int rc,
+			 const char *msg)
+{
+	res->rc = rc;
+	if (msg != res->error)
+		snprintf(res->error, sizeof(res->error), "%s", msg);
+	VRIO_ERR("%s: reload refused, the running configuration stays: %s", srv->name,
+		 res->error);
+	snprintf(srv->last_error, sizeof(srv->last_error), "%s", res->error);
+	vrio_counter_add(&srv->reloads_failed, 1);
+}
+
+/* Step 1's last part: the models' say on live changes. */
+static int check_live(struct ios_server *srv, const struct vrio_topo_diff *diff, char *why,
+		      size_t n)
+{
+	const struct vrio_topo_change *c;
+	struct ios_device *d;
+
+	for (size_t i = 0; i < diff->n; i++) {
+		c = &diff->v[i];
+		if (c->kind != VRIO_CHANGE_LIVE)
+			continue;
+		d = ios_device_find(srv, c->new_dev->name);
+		if (d && d->ops->reconfigure && d->ops->reconfigure(d, c->new_dev, false, why, n) < 0)
+			return -EPERM;
+	}
+	return 0;
+}
+
+/* Step 2. */
+static int add_devices(struct ios_server *srv, const struct vrio_topo_diff *diff,
+		       struct vrio_reload_report *res)
+{
+	const struct vrio_topo_change *c;
+	struct ios_device *d;
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < diff->n; i++) {
+		c = &diff->v[i];
+		if (c->kind != VRIO_CHANGE_ADDED)
+			continue;
+		rc = ios_device_add(srv, c->new_dev);
+		if (rc < 0)
+			break;
+	}
+	if (rc == 0)
+		return 0;
+	snprintf(res->error, sizeof(res->error), "%s:%u:%u: device '%s' cannot be added: %s",
+		 srv->topo->path, c->new_dev->line, c->new_dev->col, c->new_dev->name,
+		 strerror(-rc));
+	while (i--) {
+		c = &diff->v[i];
+		if (c->kind == VRIO_CHANGE_ADDED && (d = ios_device_find(srv, c->new_dev->name)))
+			ios_device_remove(srv, d);
+	}
+	ios_devices_reap(srv);
+	return rc;
+}
+
+/* Step 3. */
+static void apply(struct ios_server *srv, const struct vrio_topo_diff *diff)
+{
+	const struct vrio_topo_change *c;
+	struct ios_device *d;
+	char why[256];
+
+	for (size_t i = 0; i < diff->n; i++) {
+		c = &diff->v[i];
+		if (c->kind == VRIO_CHANGE_REMOVED) {
+			d = ios_device_find(srv, c->old_dev->name);
+			if (!d)
+				continue;
+			ios_device_remove(srv, d);
+		} else if (c->kind == VRIO_CHANGE_LIVE) {
+			d = ios_device_find(srv, c->new_dev->name);
+			if (d && d->ops->reconfigure)
+				d->ops->reconfigure(d, c->new_dev, true, why, sizeof(why));
+		}
+	}
+}
+
+/* The new topology replaces the old: re-point what refers to it. */
+static void swap_topology(struct ios_server *srv, struct vrio_topology *t)
+{
+	struct ios_device *d;
+	struct vrio_topology *old = srv->topo;
+
+	pthread_mutex_lock(&srv->lock);
+	for (d = ios_device_next(srv, NULL, NULL); d; d = ios_device_next(srv, d, NULL))
+		d->topo = __atomic_load_n(&d->removing, __ATOMIC_ACQUIRE) ?
+				  NULL : vrio_topology_device(t, d->name);
+	srv->topo = t;
+	srv->self = vrio_topology_ioserver(t, srv->name);
+	pthread_mutex_unlock(&srv->lock);
+	vrio_topology_free(old);
+}
+
+void ios_server_reload(struct ios_server *srv, struct vrio_reload_report *res)
+{
+	struct vrio_topo_diff diff;
+	struct vrio_topology *t = NULL;
+	char err[1024];
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	VRIO_NOTICE("%s: reloading %s", srv->name, srv->config_path);
+	rc = vrio_topology_load(srv->config_path, &t, err, sizeof(err));
+	if (rc < 0) {
+		result_error(srv, res, rc, err);
+		return;
+	}
+	rc = vrio_topology_diff(srv->topo, t, VRIO_ROLE_IOSERVER, srv->name, &diff);
+	if (rc < 0) {
+		result_error(srv, res, rc, "out of memory");
+		vrio_topology_free(t);
+		return;
+	}
+	if (diff.refused) {
+		vrio_reload_report_refused(res, &diff);
+		result_error(srv, res, -EPERM, res->error);
+		goto out;
+	}
+	if (check_live(srv, &diff, err, sizeof(err)) < 0) {
+		result_error(srv, res, -EPERM, err);
+		goto out;
+	}
+	/* New devices are opened against the new file's entries. */
+	rc = add_devices(srv, &diff, res);
+	if (rc < 0) {
+		result_error(srv, res, rc, res->error);
+		goto out;
+	}
+	set_hosts(srv, t);
+	apply(srv, &diff);
+	if (vrio_reload_report_fill(res, &diff) < 0)
+		VRIO_ERR("%s: out of memory for the reload's report", srv->name);
+	vrio_topology_diff_free(&diff);
+	swap_topology(srv, t);
+	snprintf(srv->sha256, sizeof(srv->sha256), "%s", t->sha256);
+	__atomic_add_fetch(&srv->generation, 1, __ATOMIC_RELEASE);
+	vrio_counter_add(&srv->reloads_ok, 1);
+	srv->last_error[0] = '\0';
+	ios_devices_reap(srv);
+	VRIO_NOTICE("%s: configuration generation %llu: %u added, %u removed, %u changed, %u unchanged",
+		    srv->name, (unsigned long long)srv->generation, res->n_added, res->n_removed,
+		    res->n_changed, res->unchanged);
+	return;
+out:
+	vrio_topology_diff_free(&diff);
+	vrio_topology_free(t);
+}
