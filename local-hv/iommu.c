@@ -17,10 +17,17 @@
 void lhv_iommu_init(struct lhv_iommu *m, const struct vrio_topo_device *t)
 {
 	m->on = false;
-	m->deferred = t->iommu_deferred;
+	m->slave_fd = -1;
+	lhv_iommu_configure(m, t);
+}
+
+/* Deferred to strict: what is pending starts at the next poll
+ * (batch_started), and the VMM's next invalidation waits again. */
+void lhv_iommu_configure(struct lhv_iommu *m, const struct vrio_topo_device *t)
+{
 	m->batch = t->iommu_batch;
 	m->delay_ms = t->iommu_delay_ms;
-	m->slave_fd = -1;
+	__atomic_store_n(&m->deferred, t->iommu_deferred, __ATOMIC_RELEASE);
 }
 
 void lhv_iommu_fini(struct lhv_iommu *m)
@@ -97,7 +104,7 @@ int lhv_iommu_post(struct lhv *l, struct lhv_dev *d, uint8_t type, uint64_t iova
 		msg->token = token = ++m->next_token;
 	__atomic_store_n(&m->in_tail, tail + 1, __ATOMIC_RELEASE);
 	lhv_poller_wake(l);
-	if (!token || m->deferred)
+	if (!token || __atomic_load_n(&m->deferred, __ATOMIC_ACQUIRE))
 		return 0;
 	/* Strict: the VMM hears back once no one can touch the range. The
 	 * VMM waits on us, so look often at first (the poller usually takes

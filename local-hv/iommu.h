@@ -66,7 +66,7 @@ struct lhv_iommu_stats {
 
 struct lhv_iommu {
 	bool on;			/* VIRTIO_F_ACCESS_PLATFORM, fixed at start */
-	bool deferred;			/* the topology's policy */
+	bool deferred;			/* the topology's policy; atomic */
 	unsigned batch, delay_ms;
 	int slave_fd;			/* atomic: the backend channel, -1: none */
 	struct lhv_iotlb tlb;
@@ -89,6 +89,8 @@ struct lhv_iommu {
 
 /* Control thread. */
 void lhv_iommu_init(struct lhv_iommu *m, const struct vrio_topo_device *t);
+/* The poller: the topology's policy changed (a reload). */
+void lhv_iommu_configure(struct lhv_iommu *m, const struct vrio_topo_device *t);
 void lhv_iommu_fini(struct lhv_iommu *m);
 /* A VMM IOTLB message (vhost_iotlb_msg fields). Returns once the poller is
  * done with a strict invalidation; -ETIMEDOUT if it never is. */

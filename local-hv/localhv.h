@@ -4,6 +4,13 @@
  * every upstream connection; rte_vhost's control thread hands devices to it
  * and takes them back through dev->state (see below), never touching ring
  * state while the poller owns it.
+ *
+ * The device table changes with reloads (reload.c), on the main thread:
+ * a device is published in a slot once built, and taken out of the poller's
+ * hands by a poller command (lhv_poller_call) before its slot is cleared;
+ * the main, rte_vhost and metrics threads look at slots under l->lock. A
+ * device keeps copies of what it needs from the topology, which a reload
+ * frees.
  */
 #ifndef VRIO_LOCALHV_H
 #define VRIO_LOCALHV_H
@@ -20,6 +27,8 @@
 #include "walker.h"
 
 #define LHV_MAX_QUEUES	64
+#define LHV_MAX_DEVICES	1024	/* per host */
+#define LHV_MAX_UPSTREAMS 64
 #define LHV_CONFIG_MAX	256	/* vhost-user's limit on config space */
 #define LHV_BUDGET	64	/* chains or frames per queue per poll round */
 
@@ -130,15 +139,36 @@ struct lhv_dev_stats {
 	struct vrio_hist latency;
 };
 
+/* A device's attachment at its io-server, as the poller sees it. */
+enum lhv_att_state {
+	LHV_ATT_NONE,		/* not asked (no connection) */
+	LHV_ATT_SENT,		/* Attach sent, waiting for the reply */
+	LHV_ATT_DONE,		/* attached */
+	LHV_ATT_REFUSED,	/* refused: asked again at retry_at */
+	LHV_ATT_DETACHED,	/* being removed: Detach sent */
+};
+
 struct lhv_dev {
-	const struct vrio_topo_device *topo;
-	const char *name;
+	/* Copies of its topology entry. */
+	char name[64];
+	char socket[108];
+	enum vrio_dev_type type;
+	unsigned queue_size;
 	char label[160];		/* escaped device="NAME" for metrics */
+	struct lhv *l;
 	struct lhv_upstream *up;
+	unsigned slot;
+
+	/* Poller: the attachment. */
+	int att_state;			/* enum lhv_att_state; atomic for readers */
+	uint64_t att_retry_at;
+	unsigned att_failures;
+	bool linked;			/* in up->devs */
 
 	/* From the io-server's AttachReply; fixed after the first attach. */
 	bool attached;
-	bool described;
+	bool described;			/* atomic: main registers its socket once set */
+	bool answered;			/* atomic: the io-server answered once */
 	const struct lhv_dev_ops *ops;
 	uint32_t dev_id;
 	uint64_t dev_features;
@@ -150,7 +180,8 @@ struct lhv_dev {
 	/* Control thread only. */
 	int conn_vid;			/* the frontend connection, -1 if none */
 	bool ready[LHV_MAX_QUEUES];	/* vrings rte_vhost reports ready */
-	bool registered;
+	bool registered;		/* main thread: its socket is open */
+	bool register_failed;		/* main thread: do not try again */
 
 	int state;			/* enum lhv_dev_state, atomic */
 	int vid;
@@ -173,22 +204,20 @@ struct lhv_dev {
 
 enum lhv_up_state {
 	LHV_UP_DOWN,
-	LHV_UP_ATTACHING,
-	LHV_UP_READY,
+	LHV_UP_READY,		/* connected; each device attaches on its own */
 };
 
 struct lhv_upstream {
 	struct lhv *l;
-	const struct vrio_topo_ioserver *ios;
+	char name[64];			/* the io-server's */
+	char listen[256];
 	struct vrio_stack stack;
 	struct vrio_conn *conn;
 	int state;			/* enum lhv_up_state; atomic for readers */
-	bool ready_once;		/* atomic: every device attached once */
-	unsigned pending_attach;
 	uint64_t retry_at;
 	unsigned failures;
 	uint64_t seq;
-	struct lhv_dev **devs;
+	struct lhv_dev *devs[LHV_MAX_DEVICES];	/* poller: its devices */
 	unsigned ndevs;
 	struct {
 		uint64_t connects, disconnects, protocol_errors, resent;
@@ -198,28 +227,52 @@ struct lhv_upstream {
 	struct vrio_conn_stats cpub, clast;
 };
 
+/* A function the main thread has the poller run between two rounds. */
+struct lhv_cmd {
+	void (*fn)(struct lhv *l, void *arg);
+	void *arg;
+	bool done;
+};
+
 struct lhv {
-	struct vrio_topology *topo;
-	const struct vrio_topo_host *host;
+	struct vrio_topology *topo;	/* main thread */
+	const struct vrio_topo_host *host;	/* main thread */
+	char node[64];
+	const char *config_path;
 	/* This node, for the EAL and the transports' set-up: lhv_vhost_init(). */
 	struct vrio_transport_node self;
-	struct lhv_dev *devs;
-	unsigned ndevs;
-	struct lhv_upstream *ups;
-	unsigned nups;
+
+	pthread_mutex_t lock;		/* slots: main, rte_vhost, metrics threads */
+	struct lhv_dev *devs[LHV_MAX_DEVICES];	/* atomic slots */
+	unsigned n_slots;		/* atomic: slots ever used */
+	struct lhv_upstream *ups[LHV_MAX_UPSTREAMS];	/* atomic, never freed */
+	unsigned nups;			/* atomic */
 
 	int epfd;
 	int wakefd;
+	int mainfd;			/* the poller wakes the main thread */
 	int stop;			/* atomic: the poller exits */
 	pthread_t poller;
 	bool poller_started;
+	pthread_mutex_t cmd_lock;
+	pthread_cond_t cmd_cond;
+	struct lhv_cmd *cmd;		/* under cmd_lock */
+	int cmd_pending;		/* atomic */
 	struct lhv_chain chain;		/* the poller's scratch chain */
 	struct rte_mempool *mbufs;	/* net devices' packets; NULL without */
 	uint64_t alive_ns;		/* atomic: the poller's last round */
 	struct {
 		uint64_t busy_ns, idle_ns, wakeups;
 	} st;
+	uint64_t seen_busy_ns, seen_idle_ns;	/* main: busy fraction for status */
 	struct vrio_metrics_server *metrics;
+
+	/* The loaded configuration. */
+	uint64_t generation;
+	char sha256[65];
+	uint64_t reloads_ok, reloads_failed;	/* atomic */
+	char last_error[1024];
+	uint64_t started_ns;
 };
 
 /* vq.c: the request/response queue path (lhv_rr_ops). */
@@ -231,9 +284,12 @@ static inline uint32_t lhv_frame_id(const struct lhv_dev *d, uint16_t head)
 }
 
 /* upstream.c: connections to io-servers. */
-int lhv_up_init(struct lhv *l);
-/* After the EAL is up: the transports' process-wide set-up. */
-int lhv_up_setup(struct lhv *l);
+/* Main thread: the upstream to io-server ios, made (its transport set up)
+ * the first time; NULL on error. */
+struct lhv_upstream *lhv_up_get(struct lhv *l, const struct vrio_topo_ioserver *ios);
+/* Poller: d joins or leaves its upstream's devices (Attach / Detach). */
+void lhv_up_link(struct lhv_upstream *up, struct lhv_dev *d);
+void lhv_up_unlink(struct lhv_upstream *up, struct lhv_dev *d);
 int lhv_up_poll(struct lhv_upstream *up, uint64_t now);
 void lhv_up_flush(struct lhv_upstream *up);
 void lhv_up_close(struct lhv_upstream *up);
@@ -260,10 +316,51 @@ int lhv_vhost_register(struct lhv *l, struct lhv_dev *d);
 void lhv_vhost_unregister(struct lhv *l, struct lhv_dev *d);
 void lhv_vhost_fini(void);
 
+/* device.c: the device table, main thread. */
+int lhv_dev_add(struct lhv *l, const struct vrio_topo_device *td);
+/* Closes its socket (the VMM sees a disconnect, requests in flight are
+ * finished), detaches it at the io-server and frees it. */
+void lhv_dev_remove(struct lhv *l, struct lhv_dev *d);
+struct lhv_dev *lhv_dev_find(struct lhv *l, const char *name);
+/* A live change (reload): the vIOMMU policy. */
+void lhv_dev_reconfigure(struct lhv *l, struct lhv_dev *d, const struct vrio_topo_device *td);
+/* Opens the sockets of devices the io-server has described. Returns the
+ * devices still waiting for their first answer. */
+unsigned lhv_devs_register(struct lhv *l);
+void lhv_devs_fini(struct lhv *l);
+const char *lhv_dev_state_name(const struct lhv_dev *d);
+
+/* reload.c, main thread */
+struct vrio_reload_report;
+int lhv_apply_initial(struct lhv *l);
+void lhv_reload(struct lhv *l, struct vrio_reload_report *res);
+
+/* rpc.c */
+struct vrio_ctl;
+int lhv_rpc_open(struct lhv *l, struct vrio_ctl **out);
+
 /* poller.c */
 int lhv_poller_start(struct lhv *l);
+/* Main thread: runs fn(l, arg) on the poller between two rounds and
+ * returns once it ran (at once if the poller is not running). */
+void lhv_poller_call(struct lhv *l, void (*fn)(struct lhv *l, void *arg), void *arg);
+/* The next device slot after *i (start at 0), or NULL: for the poller. */
+static inline struct lhv_dev *lhv_dev_next(struct lhv *l, unsigned *i)
+{
+	unsigned n = __atomic_load_n(&l->n_slots, __ATOMIC_ACQUIRE);
+	struct lhv_dev *d;
+
+	while (*i < n) {
+		d = __atomic_load_n(&l->devs[(*i)++], __ATOMIC_ACQUIRE);
+		if (d)
+			return d;
+	}
+	return NULL;
+}
 void lhv_poller_stop(struct lhv *l);
 void lhv_poller_wake(struct lhv *l);
+/* The poller wakes the main thread (a device was described). */
+void lhv_main_wake(struct lhv *l);
 void lhv_epoll_mod(struct lhv *l, int fd, void *tag, bool add);
 
 /* metrics.c */

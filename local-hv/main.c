@@ -6,7 +6,9 @@
  *
  * Start-up order: connect and attach first (the io-server describes each
  * device), then open the vhost-user sockets, then tell systemd READY: a
- * frontend that finds the socket finds a device that can be served.
+ * frontend that finds the socket finds a device that can be served. The
+ * main thread then serves the control socket and reloads (SIGHUP); signal
+ * handlers only set a flag, seen in main_turn's ppoll.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -15,17 +17,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <systemd/sd-daemon.h>
 
+#include "ctl.h"
 #include "localhv.h"
+#include "reload.h"
 #include "log.h"
 
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested;
 
 static void on_signal(int sig)
 {
 	stop_requested = sig;
+}
+
+static void on_reload(int sig)
+{
+	reload_requested = 1;
 }
 
 static void usage(FILE *f, const char *prog)
@@ -33,68 +46,89 @@ static void usage(FILE *f, const char *prog)
 	fprintf(f,
 		"usage: %s --config FILE --node NAME [--log-level LEVEL]\n"
 		"Serve this host's vrio devices as vhost-user sockets.\n"
-		"  -c, --config FILE     the rack topology (YAML)\n"
+		"  -c, --config FILE     the rack topology (YAML); SIGHUP re-reads it\n"
 		"  -n, --node NAME       this host's name under hosts:\n"
 		"  -l, --log-level LEVEL error|warning|notice|info|debug (default notice)\n",
 		prog);
 }
 
-static int setup_devices(struct lhv *l, const char *node)
-{
-	size_t i, n = 0;
+/* The poller wakes at least once a second; one silent for this long is stuck. */
+#define POLLER_STUCK_NS (5ull * 1000 * 1000 * 1000)
+#define MAIN_TICK_MS	500
 
+/*
+ * Waits up to ms for a signal, the control socket or the poller (a device
+ * described), serves what came, opens the sockets of described devices.
+ * Pings the watchdog only while the poller makes rounds, so systemd
+ * restarts a daemon whose data path hung.
+ */
+static unsigned main_turn(struct lhv *l, struct vrio_ctl *ctl, const sigset_t *waitmask, int ms)
+{
+	struct pollfd pfd[1 + 1 + VRIO_CTL_MAX_CLIENTS];
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+	struct vrio_reload_report res;
+	eventfd_t v;
+	int n, rc;
+
+	pfd[0] = (struct pollfd){ .fd = l->mainfd, .events = POLLIN };
+	n = 1 + (ctl ? vrio_ctl_pollfds(ctl, pfd + 1, 1 + VRIO_CTL_MAX_CLIENTS) : 0);
+	rc = ppoll(pfd, (nfds_t)n, &ts, waitmask);
+	if (vrio_now_ns() - __atomic_load_n(&l->alive_ns, __ATOMIC_RELAXED) < POLLER_STUCK_NS)
+		sd_notify(0, "WATCHDOG=1");
+	if (rc > 0 && pfd[0].revents)
+		eventfd_read(l->mainfd, &v);
+	if (reload_requested && !stop_requested) {
+		reload_requested = 0;
+		lhv_reload(l, &res);
+		vrio_reload_report_free(&res);
+	}
+	if (rc > 0 && ctl && !stop_requested)
+		vrio_ctl_process(ctl, pfd + 1, n - 1);
+	return lhv_devs_register(l);
+}
+
+/* Blocks the handled signals (the poller and rte_vhost's threads inherit
+ * that: only main_turn's ppoll takes them) and returns the mask to wait
+ * with. */
+static int setup_signals(sigset_t *waitmask)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigset_t block;
+
+	sigemptyset(&sa.sa_mask);
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &block, waitmask) < 0)
+		return -errno;
+	sigdelset(waitmask, SIGTERM);
+	sigdelset(waitmask, SIGINT);
+	sigdelset(waitmask, SIGHUP);
+	if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
+		return -errno;
+	sa.sa_handler = on_reload;
+	if (sigaction(SIGHUP, &sa, NULL) < 0)
+		return -errno;
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+static int lhv_init(struct lhv *l, const char *config, const char *node)
+{
+	pthread_mutex_init(&l->lock, NULL);
+	pthread_mutex_init(&l->cmd_lock, NULL);
+	pthread_cond_init(&l->cmd_cond, NULL);
+	l->started_ns = vrio_now_ns();
+	l->config_path = config;
+	snprintf(l->node, sizeof(l->node), "%s", node);
 	l->host = vrio_topology_host(l->topo, node);
 	if (!l->host) {
 		VRIO_ERR("%s: no host named '%s' under hosts:", l->topo->path, node);
 		return -ENOENT;
 	}
-	l->devs = calloc(l->topo->n_devices ? l->topo->n_devices : 1, sizeof(*l->devs));
-	if (!l->devs)
-		return -ENOMEM;
-	for (i = 0; i < l->topo->n_devices; i++) {
-		const struct vrio_topo_device *t = &l->topo->devices[i];
-		struct lhv_dev *d;
-		char esc[128];
-
-		if (t->host != l->host)
-			continue;
-		d = &l->devs[n++];
-		d->topo = t;
-		d->name = t->name;
-		d->conn_vid = -1;
-		d->vid = -1;
-		if (t->type != VRIO_DEV_NET) {
-			lhv_iommu_init(&d->iommu, t);
-			if (lhv_iotlb_init(&d->iommu.tlb) < 0)
-				return -ENOMEM;
-		}
-		vrio_mw_escape(esc, sizeof(esc), t->name);
-		snprintf(d->label, sizeof(d->label), "device=\"%s\"", esc);
-	}
-	l->ndevs = (unsigned)n;
-	return 0;
-}
-
-static bool all_attached(struct lhv *l)
-{
-	unsigned u;
-
-	for (u = 0; u < l->nups; u++)
-		if (!__atomic_load_n(&l->ups[u].ready_once, __ATOMIC_ACQUIRE))
-			return false;
-	return true;
-}
-
-/* The poller wakes at least once a second; one silent for this long is stuck. */
-#define POLLER_STUCK_NS (5ull * 1000 * 1000 * 1000)
-
-/* Sleep up to ms, waking early on a signal. Pings the watchdog only while
- * the poller makes rounds, so systemd restarts a daemon whose data path hung. */
-static void nap(const struct lhv *l, int ms)
-{
-	poll(NULL, 0, ms);
-	if (vrio_now_ns() - __atomic_load_n(&l->alive_ns, __ATOMIC_RELAXED) < POLLER_STUCK_NS)
-		sd_notify(0, "WATCHDOG=1");
+	l->mainfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	return l->mainfd < 0 ? -errno : 0;
 }
 
 int main(int argc, char **argv)
@@ -108,10 +142,12 @@ int main(int argc, char **argv)
 	};
 	const char *config = NULL, *node = NULL;
 	int level = VRIO_LOG_NOTICE, c, rc;
-	struct lhv l = { .epfd = -1, .wakefd = -1 };
+	static struct lhv l = { .epfd = -1, .wakefd = -1, .mainfd = -1 };
+	struct vrio_ctl *ctl = NULL;
+	sigset_t waitmask;
 	char err[512];
-	unsigned i;
-	struct sigaction sa = { .sa_handler = on_signal };
+	unsigned i, waiting;
+	bool ready = false;
 
 	while ((c = getopt_long(argc, argv, "c:n:l:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -141,24 +177,23 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	vrio_log_init("vrio-localhv", level);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
+	rc = setup_signals(&waitmask);
+	if (rc < 0) {
+		VRIO_ERR("%s: signals: %s", node, strerror(-rc));
+		return 1;
+	}
 	rc = vrio_topology_load(config, &l.topo, err, sizeof(err));
 	if (rc < 0) {
 		VRIO_ERR("%s", err);
 		return 1;
 	}
-	rc = setup_devices(&l, node);
-	if (rc == 0)
-		rc = lhv_up_init(&l);
+	rc = lhv_init(&l, config, node);
 	if (rc == 0)
 		rc = lhv_vhost_init(&l, argv[0], level >= VRIO_LOG_DEBUG);
 	if (rc == 0)
-		rc = lhv_net_init(&l);
+		rc = lhv_apply_initial(&l);
 	if (rc == 0)
-		rc = lhv_up_setup(&l);
+		rc = lhv_rpc_open(&l, &ctl);
 	if (rc < 0)
 		goto out;
 	if (l.host->metrics) {
@@ -172,39 +207,40 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
+	/* READY once the io-server answered for every device: its socket
+	 * is open, or it was refused (and is asked for again). */
 	sd_notify(0, "STATUS=attaching devices at the io-server(s)");
-	while (!stop_requested && !all_attached(&l))
-		nap(&l, 100);
-	for (i = 0; !stop_requested && i < l.ndevs; i++) {
-		rc = lhv_vhost_register(&l, &l.devs[i]);
-		if (rc < 0)
-			goto out;
+	while (!stop_requested) {
+		waiting = main_turn(&l, ctl, &waitmask, ready ? MAIN_TICK_MS : 100);
+		if (!ready && !waiting) {
+			ready = true;
+			sd_notifyf(0, "READY=1\nSTATUS=serving, configuration generation %llu",
+				   (unsigned long long)l.generation);
+			VRIO_NOTICE("%s: serving, control socket %s", node, l.host->control);
+		}
 	}
-	if (!stop_requested) {
-		sd_notifyf(0, "READY=1\nSTATUS=serving %u device(s)", l.ndevs);
-		VRIO_NOTICE("%s: serving %u device(s)", node, l.ndevs);
-	}
-	while (!stop_requested)
-		nap(&l, 500);
 	VRIO_NOTICE("%s: %s: stopping: draining requests in flight", node,
 		    strsignal(stop_requested));
 	sd_notify(0, "STOPPING=1");
 	rc = 0;
 out:
+	vrio_ctl_close(ctl);
 	/* Unregistering closes the frontends; destroy_device drains each. */
-	for (i = 0; i < l.ndevs; i++)
-		lhv_vhost_unregister(&l, &l.devs[i]);
+	for (i = 0; i < l.n_slots; i++)
+		if (l.devs[i])
+			lhv_vhost_unregister(&l, l.devs[i]);
 	lhv_poller_stop(&l);
-	for (i = 0; i < l.nups; i++)
-		lhv_up_close(&l.ups[i]);
+	for (i = 0; i < l.nups; i++) {
+		lhv_up_close(l.ups[i]);
+		free(l.ups[i]);
+	}
 	vrio_metrics_stop(l.metrics);
 	lhv_net_fini(&l);
-	if (l.ndevs || l.nups)
+	if (l.n_slots || l.nups)
 		lhv_vhost_fini();
-	free(l.ups);
-	for (i = 0; i < l.ndevs; i++)
-		lhv_iommu_fini(&l.devs[i].iommu);
-	free(l.devs);
+	lhv_devs_fini(&l);
+	if (l.mainfd >= 0)
+		close(l.mainfd);
 	vrio_topology_free(l.topo);
 	return rc < 0 ? 1 : 0;
 }

@@ -4,6 +4,11 @@
 
 #include "localhv.h"
 
+/* The devices in the table; the caller holds l->lock. */
+#define FOR_DEVS(l, d, i) \
+	for ((i) = 0; (i) < (l)->n_slots; (i)++) \
+		if (((d) = (l)->devs[(i)]) != NULL)
+
 /* Per-device counters that need only the device label. */
 static const struct {
 	const char *name, *help;
@@ -28,7 +33,7 @@ static uint64_t stat_at(const struct lhv_dev *d, size_t off)
 }
 
 /* Request/response devices behind a vIOMMU (iommu.h). */
-static void iommu_metrics(struct vrio_mw *w, const struct lhv *l)
+static void iommu_metrics(struct vrio_mw *w, struct lhv *l)
 {
 	static const struct {
 		const char *name, *type, *help;
@@ -44,15 +49,16 @@ static void iommu_metrics(struct vrio_mw *w, const struct lhv *l)
 		  "Deferred policy: the longest an invalidated mapping stayed usable" },
 	};
 	const struct lhv_iommu *m;
+	const struct lhv_dev *d;
 	unsigned i, k;
 	double v;
 
 	for (k = 0; k < sizeof(fam) / sizeof(fam[0]); k++) {
 		vrio_mw_family(w, fam[k].name, fam[k].type, fam[k].help);
-		for (i = 0; i < l->ndevs; i++) {
-			if (l->devs[i].topo->type == VRIO_DEV_NET)
+		FOR_DEVS(l, d, i) {
+			if (d->type == VRIO_DEV_NET)
 				continue;
-			m = &l->devs[i].iommu;
+			m = &d->iommu;
 			switch (k) {
 			case 0: v = (double)vrio_counter_get(&m->tlb.hits); break;
 			case 1: v = (double)vrio_counter_get(&m->tlb.misses); break;
@@ -60,77 +66,78 @@ static void iommu_metrics(struct vrio_mw *w, const struct lhv *l)
 			case 3: v = (double)vrio_counter_get(&m->st.stale); break;
 			default: v = (double)vrio_counter_get(&m->st.stale_max_ns) / 1e9; break;
 			}
-			vrio_mw_double(w, fam[k].name, l->devs[i].label, v);
+			vrio_mw_double(w, fam[k].name, d->label, v);
 		}
 	}
 	vrio_mw_family(w, "vrio_localhv_iotlb_invalidation_seconds", "histogram",
 		       "From the VMM's invalidation to done (strict: to its acknowledgement)");
-	for (i = 0; i < l->ndevs; i++)
-		if (l->devs[i].topo->type != VRIO_DEV_NET)
-			vrio_mw_hist(w, "vrio_localhv_iotlb_invalidation_seconds",
-				     l->devs[i].label, &l->devs[i].iommu.st.rtt);
+	FOR_DEVS(l, d, i)
+		if (d->type != VRIO_DEV_NET)
+			vrio_mw_hist(w, "vrio_localhv_iotlb_invalidation_seconds", d->label,
+				     &d->iommu.st.rtt);
 }
 
-static void dev_metrics(struct vrio_mw *w, const struct lhv *l)
+static void dev_metrics(struct vrio_mw *w, struct lhv *l)
 {
+	const struct lhv_dev *d;
 	char lab[256];
 	unsigned i, r, k;
 
 	for (k = 0; k < sizeof(dev_counters) / sizeof(dev_counters[0]); k++) {
 		vrio_mw_family(w, dev_counters[k].name, "counter", dev_counters[k].help);
-		for (i = 0; i < l->ndevs; i++)
-			vrio_mw_u64(w, dev_counters[k].name, l->devs[i].label,
-				    stat_at(&l->devs[i], dev_counters[k].off));
+		FOR_DEVS(l, d, i)
+			vrio_mw_u64(w, dev_counters[k].name, d->label,
+				    stat_at(d, dev_counters[k].off));
 	}
 	vrio_mw_family(w, "vrio_localhv_bytes_total", "counter",
 		       "Bytes moved between the guest and the io-server");
-	for (i = 0; i < l->ndevs; i++) {
-		snprintf(lab, sizeof(lab), "%s,direction=\"to_ioserver\"", l->devs[i].label);
+	FOR_DEVS(l, d, i) {
+		snprintf(lab, sizeof(lab), "%s,direction=\"to_ioserver\"", d->label);
 		vrio_mw_u64(w, "vrio_localhv_bytes_total", lab,
-			    vrio_counter_get(&l->devs[i].st.bytes_out));
-		snprintf(lab, sizeof(lab), "%s,direction=\"to_guest\"", l->devs[i].label);
+			    vrio_counter_get(&d->st.bytes_out));
+		snprintf(lab, sizeof(lab), "%s,direction=\"to_guest\"", d->label);
 		vrio_mw_u64(w, "vrio_localhv_bytes_total", lab,
-			    vrio_counter_get(&l->devs[i].st.bytes_in));
+			    vrio_counter_get(&d->st.bytes_in));
 	}
 	vrio_mw_family(w, "vrio_localhv_net_drops_total", "counter",
 		       "Packets of a net device dropped here, by reason");
-	for (i = 0; i < l->ndevs; i++) {
-		if (l->devs[i].topo->type != VRIO_DEV_NET)
+	FOR_DEVS(l, d, i) {
+		if (d->type != VRIO_DEV_NET)
 			continue;
 		for (r = 0; r < LHV_NET_NR_DROPS; r++) {
-			snprintf(lab, sizeof(lab), "%s,reason=\"%s\"", l->devs[i].label,
+			snprintf(lab, sizeof(lab), "%s,reason=\"%s\"", d->label,
 				 lhv_net_drop_names[r]);
 			vrio_mw_u64(w, "vrio_localhv_net_drops_total", lab,
-				    vrio_counter_get(&l->devs[i].st.net_drops[r]));
+				    vrio_counter_get(&d->st.net_drops[r]));
 		}
 	}
 	vrio_mw_family(w, "vrio_localhv_chain_errors_total", "counter",
 		       "Descriptor chains refused, by reason");
-	for (i = 0; i < l->ndevs; i++) {
+	FOR_DEVS(l, d, i) {
 		for (r = 1; r < LHV_WALK_NR_ERRORS; r++) {
-			snprintf(lab, sizeof(lab), "%s,reason=\"%s\"", l->devs[i].label,
+			snprintf(lab, sizeof(lab), "%s,reason=\"%s\"", d->label,
 				 lhv_walk_reason((int)r));
 			vrio_mw_u64(w, "vrio_localhv_chain_errors_total", lab,
-				    vrio_counter_get(&l->devs[i].st.chain_errors[r]));
+				    vrio_counter_get(&d->st.chain_errors[r]));
 		}
 	}
 	vrio_mw_family(w, "vrio_localhv_device_broken", "gauge",
 		       "1 if the guest broke the device and it waits for a reset");
-	for (i = 0; i < l->ndevs; i++)
-		vrio_mw_u64(w, "vrio_localhv_device_broken", l->devs[i].label,
-			    __atomic_load_n(&l->devs[i].broken, __ATOMIC_RELAXED));
+	FOR_DEVS(l, d, i)
+		vrio_mw_u64(w, "vrio_localhv_device_broken", d->label,
+			    __atomic_load_n(&d->broken, __ATOMIC_RELAXED));
 	vrio_mw_family(w, "vrio_localhv_device_running", "gauge",
 		       "1 while a guest driver is attached and the rings are served");
-	for (i = 0; i < l->ndevs; i++)
-		vrio_mw_u64(w, "vrio_localhv_device_running", l->devs[i].label,
-			    __atomic_load_n(&l->devs[i].state, __ATOMIC_RELAXED) ==
+	FOR_DEVS(l, d, i)
+		vrio_mw_u64(w, "vrio_localhv_device_running", d->label,
+			    __atomic_load_n(&d->state, __ATOMIC_RELAXED) ==
 				    LHV_DEV_RUNNING);
 	iommu_metrics(w, l);
 	vrio_mw_family(w, "vrio_localhv_request_latency_seconds", "histogram",
 		       "Time from forwarding a request to its response");
-	for (i = 0; i < l->ndevs; i++)
-		vrio_mw_hist(w, "vrio_localhv_request_latency_seconds", l->devs[i].label,
-			     &l->devs[i].st.latency);
+	FOR_DEVS(l, d, i)
+		vrio_mw_hist(w, "vrio_localhv_request_latency_seconds", d->label,
+			     &d->st.latency);
 }
 
 /* The upstream connections' own counters (transport.h). */
@@ -138,29 +145,29 @@ static const char *conn_fill(const void *arg, unsigned u, struct vrio_conn_stats
 {
 	const struct lhv *l = arg;
 
-	vrio_conn_stats_sum(st, &l->ups[u].cpub);
-	return l->ups[u].ios->name;
+	vrio_conn_stats_sum(st, &l->ups[u]->cpub);
+	return l->ups[u]->name;
 }
 
 static void up_metrics(struct vrio_mw *w, const struct lhv *l)
 {
+	unsigned u, nups = __atomic_load_n(&l->nups, __ATOMIC_ACQUIRE);
 	char lab[160], name[128];
-	unsigned u;
 
 	vrio_mw_family(w, "vrio_localhv_upstream_up", "gauge",
 		       "1 while the io-server connection is attached");
-	for (u = 0; u < l->nups; u++) {
-		vrio_mw_escape(name, sizeof(name), l->ups[u].ios->name);
+	for (u = 0; u < nups; u++) {
+		vrio_mw_escape(name, sizeof(name), l->ups[u]->name);
 		snprintf(lab, sizeof(lab), "io_server=\"%s\"", name);
 		vrio_mw_u64(w, "vrio_localhv_upstream_up", lab,
-			    __atomic_load_n(&l->ups[u].state, __ATOMIC_RELAXED) == LHV_UP_READY);
+			    __atomic_load_n(&l->ups[u]->state, __ATOMIC_RELAXED) == LHV_UP_READY);
 	}
 #define UP_COUNTER(field, metric, help)                                                  \
 	vrio_mw_family(w, metric, "counter", help);                                      \
-	for (u = 0; u < l->nups; u++) {                                                  \
-		vrio_mw_escape(name, sizeof(name), l->ups[u].ios->name);                 \
+	for (u = 0; u < nups; u++) {                                                  \
+		vrio_mw_escape(name, sizeof(name), l->ups[u]->name);                 \
 		snprintf(lab, sizeof(lab), "io_server=\"%s\"", name);                    \
-		vrio_mw_u64(w, metric, lab, vrio_counter_get(&l->ups[u].st.field));      \
+		vrio_mw_u64(w, metric, lab, vrio_counter_get(&l->ups[u]->st.field));      \
 	}
 	UP_COUNTER(connects, "vrio_localhv_upstream_connects_total", "Connections made")
 	UP_COUNTER(disconnects, "vrio_localhv_upstream_disconnects_total", "Connections lost")
@@ -169,15 +176,38 @@ static void up_metrics(struct vrio_mw *w, const struct lhv *l)
 	UP_COUNTER(resent, "vrio_localhv_upstream_resent_total",
 		   "Requests sent again after a reconnect")
 #undef UP_COUNTER
-	vrio_conn_stats_emit(w, "vrio_localhv_upstream", "io_server", l->nups, conn_fill, l);
+	vrio_conn_stats_emit(w, "vrio_localhv_upstream", "io_server", nups, conn_fill, l);
+}
+
+static void config_metrics(struct vrio_mw *w, struct lhv *l)
+{
+	char lab[128];
+
+	vrio_mw_family(w, "vrio_localhv_config_generation", "gauge",
+		       "The loaded topology's generation: 1 at start, +1 per applied reload.");
+	vrio_mw_u64(w, "vrio_localhv_config_generation", NULL,
+		    __atomic_load_n(&l->generation, __ATOMIC_RELAXED));
+	vrio_mw_family(w, "vrio_localhv_config_info", "gauge",
+		       "The loaded topology file's SHA-256, as a label.");
+	snprintf(lab, sizeof(lab), "sha256=\"%s\"", l->sha256);
+	vrio_mw_u64(w, "vrio_localhv_config_info", lab, 1);
+	vrio_mw_family(w, "vrio_localhv_reloads_total", "counter",
+		       "Reloads of the topology, applied (ok) or refused whole (failed).");
+	vrio_mw_u64(w, "vrio_localhv_reloads_total", "result=\"ok\"",
+		    vrio_counter_get(&l->reloads_ok));
+	vrio_mw_u64(w, "vrio_localhv_reloads_total", "result=\"failed\"",
+		    vrio_counter_get(&l->reloads_failed));
 }
 
 void lhv_collect(void *arg, struct vrio_mw *w)
 {
-	const struct lhv *l = arg;
+	struct lhv *l = arg;
 
 	vrio_mw_process(w);
+	pthread_mutex_lock(&l->lock);
+	config_metrics(w, l);
 	dev_metrics(w, l);
+	pthread_mutex_unlock(&l->lock);
 	up_metrics(w, l);
 	vrio_mw_family(w, "vrio_localhv_poller_busy_seconds_total", "counter",
 		       "Time the poller spent on rounds that found work");

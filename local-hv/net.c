@@ -43,19 +43,15 @@ static void count_drop(struct lhv_dev *d, enum lhv_net_drop why, unsigned n)
 	vrio_counter_add(&d->st.net_drops[why], n);
 }
 
+/* Main thread, with the first net device (at start or a reload). */
 int lhv_net_init(struct lhv *l)
 {
-	unsigned i;
-
-	for (i = 0; i < l->ndevs; i++)
-		if (l->devs[i].topo->type == VRIO_DEV_NET)
-			break;
-	if (i == l->ndevs)
+	if (l->mbufs)
 		return 0;
 	l->mbufs = rte_pktmbuf_pool_create("lhv-mbufs", NET_POOL_SIZE, 0, 0,
 					   RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
 	if (!l->mbufs) {
-		VRIO_ERR("%s: cannot create the packet buffer pool: %s", l->host->name,
+		VRIO_ERR("%s: cannot create the packet buffer pool: %s", l->node,
 			 rte_strerror(rte_errno));
 		return -ENOMEM;
 	}

@@ -42,6 +42,46 @@ void lhv_poller_wake(struct lhv *l)
 	eventfd_write(l->wakefd, 1);
 }
 
+void lhv_main_wake(struct lhv *l)
+{
+	eventfd_write(l->mainfd, 1);
+}
+
+void lhv_poller_call(struct lhv *l, void (*fn)(struct lhv *l, void *arg), void *arg)
+{
+	struct lhv_cmd cmd = { .fn = fn, .arg = arg };
+
+	if (!__atomic_load_n(&l->poller_started, __ATOMIC_ACQUIRE)) {
+		fn(l, arg);
+		return;
+	}
+	pthread_mutex_lock(&l->cmd_lock);
+	while (l->cmd)		/* one at a time */
+		pthread_cond_wait(&l->cmd_cond, &l->cmd_lock);
+	l->cmd = &cmd;
+	__atomic_store_n(&l->cmd_pending, 1, __ATOMIC_RELEASE);
+	lhv_poller_wake(l);
+	while (!cmd.done)
+		pthread_cond_wait(&l->cmd_cond, &l->cmd_lock);
+	pthread_mutex_unlock(&l->cmd_lock);
+}
+
+/* Between two rounds: what the main thread asked for. */
+static void run_cmd(struct lhv *l)
+{
+	if (!__atomic_load_n(&l->cmd_pending, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&l->cmd_lock);
+	if (l->cmd) {
+		l->cmd->fn(l, l->cmd->arg);
+		l->cmd->done = true;
+		l->cmd = NULL;
+		__atomic_store_n(&l->cmd_pending, 0, __ATOMIC_RELEASE);
+		pthread_cond_broadcast(&l->cmd_cond);
+	}
+	pthread_mutex_unlock(&l->cmd_lock);
+}
+
 static void dev_started(struct lhv *l, struct lhv_dev *d)
 {
 	unsigned i;
@@ -80,12 +120,11 @@ static void dev_stopping(struct lhv *l, struct lhv_dev *d, uint64_t now)
 
 static int poll_devices(struct lhv *l, uint64_t now)
 {
-	unsigned i, qi;
+	unsigned i = 0, qi;
+	struct lhv_dev *d;
 	int work = 0, st;
 
-	for (i = 0; i < l->ndevs; i++) {
-		struct lhv_dev *d = &l->devs[i];
-
+	while ((d = lhv_dev_next(l, &i))) {
 		st = __atomic_load_n(&d->state, __ATOMIC_ACQUIRE);
 		if (st == LHV_DEV_START) {
 			dev_started(l, d);
@@ -120,12 +159,12 @@ static int poll_devices(struct lhv *l, uint64_t now)
 
 static void notify_devices(struct lhv *l)
 {
-	unsigned i, qi;
+	unsigned i = 0, qi;
+	struct lhv_dev *d;
+	int st;
 
-	for (i = 0; i < l->ndevs; i++) {
-		struct lhv_dev *d = &l->devs[i];
-		int st = __atomic_load_n(&d->state, __ATOMIC_ACQUIRE);
-
+	while ((d = lhv_dev_next(l, &i))) {
+		st = __atomic_load_n(&d->state, __ATOMIC_ACQUIRE);
 		if ((st != LHV_DEV_RUNNING && st != LHV_DEV_STOP) || d->broken)
 			continue;
 		for (qi = 0; qi < d->nvq; qi++)
@@ -138,11 +177,10 @@ static void notify_devices(struct lhv *l)
 static bool arm_kicks(struct lhv *l)
 {
 	bool work = false;
-	unsigned i, qi;
+	unsigned i = 0, qi;
+	struct lhv_dev *d;
 
-	for (i = 0; i < l->ndevs; i++) {
-		struct lhv_dev *d = &l->devs[i];
-
+	while ((d = lhv_dev_next(l, &i))) {
 		if (__atomic_load_n(&d->state, __ATOMIC_ACQUIRE) != LHV_DEV_RUNNING || d->broken)
 			continue;
 		for (qi = 0; qi < d->nvq; qi++) {
@@ -158,24 +196,23 @@ static bool arm_kicks(struct lhv *l)
 static void sleep_until_work(struct lhv *l, uint64_t now)
 {
 	struct epoll_event ev[32];
-	int timeout = MAX_SLEEP_MS, t, n, i;
-	unsigned u;
+	int timeout = MAX_SLEEP_MS, t, n, i, st;
+	unsigned u, k = 0;
+	struct lhv_dev *d;
 	eventfd_t v;
 
-	for (i = 0; i < (int)l->ndevs; i++) {
-		const struct lhv_dev *d = &l->devs[i];
-		int st = __atomic_load_n(&d->state, __ATOMIC_ACQUIRE);
-
+	while ((d = lhv_dev_next(l, &k))) {
+		st = __atomic_load_n(&d->state, __ATOMIC_ACQUIRE);
 		if (!d->iommu.on || (st != LHV_DEV_RUNNING && st != LHV_DEV_STOP))
 			continue;
 		t = lhv_iommu_timeout_ms(d, now);
 		if (t >= 0 && t < timeout)
 			timeout = t;
 	}
-	for (u = 0; u < l->nups; u++) {
-		struct vrio_conn *c = l->ups[u].conn;
+	for (u = 0; u < __atomic_load_n(&l->nups, __ATOMIC_ACQUIRE); u++) {
+		struct vrio_conn *c = l->ups[u]->conn;
 
-		t = lhv_up_timeout_ms(&l->ups[u], now);
+		t = lhv_up_timeout_ms(l->ups[u], now);
 		/* Bytes the peer has not taken yet: come back soon to push them.
 		 * A connection without a descriptor can only be polled. */
 		if (c && (vrio_conn_pending(c) || vrio_conn_fd(c) < 0) && t != 0)
@@ -202,18 +239,20 @@ static void *poller_main(void *arg)
 {
 	struct lhv *l = arg;
 	uint64_t now, last_work = vrio_now_ns(), t0;
-	unsigned u;
+	unsigned u, nups;
 	int work;
 
 	while (!__atomic_load_n(&l->stop, __ATOMIC_ACQUIRE)) {
 		t0 = now = vrio_now_ns();
 		__atomic_store_n(&l->alive_ns, now, __ATOMIC_RELAXED);
 		work = 0;
-		for (u = 0; u < l->nups; u++)
-			work += lhv_up_poll(&l->ups[u], now);
+		run_cmd(l);
+		nups = __atomic_load_n(&l->nups, __ATOMIC_ACQUIRE);
+		for (u = 0; u < nups; u++)
+			work += lhv_up_poll(l->ups[u], now);
 		work += poll_devices(l, now);
-		for (u = 0; u < l->nups; u++)
-			lhv_up_flush(&l->ups[u]);
+		for (u = 0; u < nups; u++)
+			lhv_up_flush(l->ups[u]);
 		notify_devices(l);
 		now = vrio_now_ns();
 		if (work) {
@@ -228,7 +267,7 @@ static void *poller_main(void *arg)
 			sched_yield();
 			continue;
 		}
-		if (arm_kicks(l)) {
+		if (arm_kicks(l) || __atomic_load_n(&l->cmd_pending, __ATOMIC_ACQUIRE)) {
 			last_work = now;
 			continue;
 		}

@@ -2,11 +2,16 @@
 /*
  * Connections to io-servers. One per io-server this host's devices use,
  * owned by the poller. DOWN -> connect, Hello, one Attach per device ->
- * ATTACHING -> every AttachReply in -> READY, and requests still in flight
- * from before a disconnect are sent again. Anything malformed from the peer
- * closes the connection and nothing else.
+ * READY. Each device is attached on its own: its AttachReply attaches it
+ * and sends again what it had in flight before a disconnect; a refusal
+ * (the io-server does not know it yet: the two daemons reload one after
+ * the other) leaves it waiting and asks again later, and disturbs no other
+ * device. Devices join (Attach) and leave (Detach) a live connection with
+ * reloads. Anything malformed from the peer closes the connection and
+ * nothing else.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,10 +21,12 @@
 
 #define RETRY_MIN_NS	(200ull * 1000 * 1000)
 #define RETRY_MAX_NS	(2000ull * 1000 * 1000)
+#define ATTACH_RETRY_MIN_NS	(100ull * 1000 * 1000)
+#define ATTACH_RETRY_MAX_NS	(2000ull * 1000 * 1000)
 
 static const char *up_name(const struct lhv_upstream *up)
 {
-	return up->ios->name;
+	return up->name;
 }
 
 static void up_down(struct lhv_upstream *up, int err)
@@ -42,6 +49,7 @@ static void up_down(struct lhv_upstream *up, int err)
 	}
 	for (i = 0; i < up->ndevs; i++) {
 		up->devs[i]->attached = false;
+		__atomic_store_n(&up->devs[i]->att_state, LHV_ATT_NONE, __ATOMIC_RELEASE);
 		if (up->devs[i]->iommu.on)
 			lhv_iommu_upstream_lost(up->devs[i]);
 	}
@@ -92,28 +100,48 @@ int lhv_up_send_invalidate(struct lhv_dev *d, uint64_t iova, uint64_t size, uint
 	return 0;
 }
 
+static int send_detach(struct lhv_upstream *up, uint32_t dev_id)
+{
+	Vrio__Ctrl m = VRIO__CTRL__INIT;
+	Vrio__Detach det = VRIO__DETACH__INIT;
+
+	det.dev_id = dev_id;
+	m.msg_case = VRIO__CTRL__MSG_DETACH;
+	m.detach = &det;
+	return send_ctrl(up, &m);
+}
+
+static int send_attach(struct lhv_upstream *up, struct lhv_dev *d)
+{
+	Vrio__Ctrl m = VRIO__CTRL__INIT;
+	Vrio__Attach att = VRIO__ATTACH__INIT;
+	int rc;
+
+	att.device = d->name;
+	m.msg_case = VRIO__CTRL__MSG_ATTACH;
+	m.attach = &att;
+	rc = send_ctrl(up, &m);
+	if (rc == 0)
+		__atomic_store_n(&d->att_state, LHV_ATT_SENT, __ATOMIC_RELEASE);
+	return rc;
+}
+
 static int up_start(struct lhv_upstream *up)
 {
 	Vrio__Ctrl m = VRIO__CTRL__INIT;
 	Vrio__Hello hello = VRIO__HELLO__INIT;
-	Vrio__Attach att = VRIO__ATTACH__INIT;
 	unsigned i;
 	int rc;
 
 	hello.version = VRIO_PROTO_VERSION;
-	hello.node = up->l->host->name;
+	hello.node = up->l->node;
 	m.msg_case = VRIO__CTRL__MSG_HELLO;
 	m.hello = &hello;
 	rc = send_ctrl(up, &m);
-	for (i = 0; rc == 0 && i < up->ndevs; i++) {
-		att.device = up->devs[i]->topo->name;
-		m.msg_case = VRIO__CTRL__MSG_ATTACH;
-		m.attach = &att;
-		rc = send_ctrl(up, &m);
-	}
+	for (i = 0; rc == 0 && i < up->ndevs; i++)
+		rc = send_attach(up, up->devs[i]);
 	if (rc == 0)
 		rc = up->conn->ops->flush(up->conn) < 0 ? -EPIPE : 0;
-	up->pending_attach = up->ndevs;
 	return rc;
 }
 
@@ -121,24 +149,25 @@ static int try_connect(struct lhv_upstream *up)
 {
 	int rc;
 
-	rc = vrio_stack_connect(&up->stack, up->ios->listen, &up->conn);
+	rc = vrio_stack_connect(&up->stack, up->listen, &up->conn);
 	if (rc < 0) {
 		if (up->failures++ % 10 == 0)
 			VRIO_WARN("%s: cannot connect to %s: %s; retrying", up_name(up),
-				  up->ios->listen, strerror(-rc));
+				  up->listen, strerror(-rc));
 		up_down(up, rc);
 		return rc;
 	}
 	up->conn->owner = up;
 	vrio_counter_add(&up->st.connects, 1);
-	__atomic_store_n(&up->state, LHV_UP_ATTACHING, __ATOMIC_RELEASE);
 	lhv_epoll_mod(up->l, vrio_conn_fd(up->conn), up, true);
 	rc = up_start(up);
 	if (rc < 0) {
 		up_down(up, rc);
 		return rc;
 	}
-	VRIO_NOTICE("%s: connected to %s", up_name(up), up->ios->listen);
+	__atomic_store_n(&up->state, LHV_UP_READY, __ATOMIC_RELEASE);
+	up->failures = 0;
+	VRIO_NOTICE("%s: connected to %s", up_name(up), up->listen);
 	return 0;
 }
 
@@ -147,7 +176,7 @@ static struct lhv_dev *dev_by_name(struct lhv_upstream *up, const char *name)
 	unsigned i;
 
 	for (i = 0; i < up->ndevs; i++)
-		if (strcmp(up->devs[i]->topo->name, name) == 0)
+		if (strcmp(up->devs[i]->name, name) == 0)
 			return up->devs[i];
 	return NULL;
 }
@@ -167,22 +196,46 @@ static struct lhv_dev *dev_by_id(struct lhv_upstream *up, uint32_t id)
  * offers those features and config. A later reply (after a reconnect) must
  * describe the same device, or the guest would see it change under it.
  */
+/* A refusal concerns this device alone: it waits, and asks again. */
+static void attach_refused(struct lhv_upstream *up, struct lhv_dev *d, const Vrio__AttachReply *r)
+{
+	uint64_t backoff = ATTACH_RETRY_MIN_NS << (d->att_failures < 5 ? d->att_failures : 5);
+
+	if (d->att_failures++ % 20 == 0)
+		VRIO_WARN("%s: io-server %s refused the device: %s; asking again", d->name,
+			  up_name(up), r->error && r->error[0] ? r->error : strerror(-r->status));
+	d->att_retry_at = vrio_now_ns() + (backoff < ATTACH_RETRY_MAX_NS ? backoff :
+					   ATTACH_RETRY_MAX_NS);
+	__atomic_store_n(&d->att_state, LHV_ATT_REFUSED, __ATOMIC_RELEASE);
+	if (!__atomic_exchange_n(&d->answered, true, __ATOMIC_ACQ_REL))
+		lhv_main_wake(up->l);
+}
+
+/*
+ * The first reply describes the device for good: the vhost-user socket
+ * offers those features and config. A later reply (after a reconnect) must
+ * describe the same device, or the guest would see it change under it.
+ */
 static int on_attach_reply(struct lhv_upstream *up, const Vrio__AttachReply *r)
 {
 	struct lhv_dev *d = r->device ? dev_by_name(up, r->device) : NULL;
+	int rc, st;
 
-	if (!d || d->attached) {
+	if (!d || __atomic_load_n(&d->att_state, __ATOMIC_ACQUIRE) != LHV_ATT_SENT) {
+		/* A reload removed it while its Attach was on the way: let
+		 * the io-server have it back. Anything else is garbage. */
+		if (!d && r->device)
+			return r->status == 0 ? send_detach(up, r->dev_id) : 0;
 		VRIO_ERR("%s: attach reply for unknown or attached device '%s'", up_name(up),
 			 r->device ? r->device : "");
 		return -EBADMSG;
 	}
 	if (r->status < 0) {
-		VRIO_ERR("%s: io-server %s refused the device: %s", d->name, up_name(up),
-			 r->error && r->error[0] ? r->error : strerror(-r->status));
-		return -EPERM;
+		attach_refused(up, d, r);
+		return 0;
 	}
-	if (r->type != (d->topo->type == VRIO_DEV_NET ? VRIO__DEVICE_TYPE__DEVICE_TYPE_NET
-						      : VRIO__DEVICE_TYPE__DEVICE_TYPE_BLK) ||
+	if (r->type != (d->type == VRIO_DEV_NET ? VRIO__DEVICE_TYPE__DEVICE_TYPE_NET
+						: VRIO__DEVICE_TYPE__DEVICE_TYPE_BLK) ||
 	    r->config.len > LHV_CONFIG_MAX ||
 	    r->num_queues == 0 || r->num_queues > LHV_MAX_QUEUES || r->max_request == 0 ||
 	    r->max_request > VRIO_FRAME_MAX_PAYLOAD || (r->features >> 24)) {
@@ -197,7 +250,7 @@ static int on_attach_reply(struct lhv_upstream *up, const Vrio__AttachReply *r)
 		d->num_queues = r->num_queues;
 		d->max_request = r->max_request;
 		d->ops = r->type == VRIO__DEVICE_TYPE__DEVICE_TYPE_NET ? &lhv_net_ops : &lhv_rr_ops;
-		d->described = true;
+		__atomic_store_n(&d->described, true, __ATOMIC_RELEASE);
 	} else if (d->dev_features != r->features || d->num_queues != r->num_queues ||
 		   d->config_len != r->config.len ||
 		   memcmp(d->config, r->config.data, r->config.len) != 0) {
@@ -207,29 +260,21 @@ static int on_attach_reply(struct lhv_upstream *up, const Vrio__AttachReply *r)
 	}
 	d->dev_id = r->dev_id;
 	d->attached = true;
-	if (--up->pending_attach == 0) {
-		unsigned i;
-		int n = 0, rc;
-
-		__atomic_store_n(&up->state, LHV_UP_READY, __ATOMIC_RELEASE);
-		__atomic_store_n(&up->ready_once, true, __ATOMIC_RELEASE);
-		up->failures = 0;
-		for (i = 0; i < up->ndevs; i++) {
-			int st = __atomic_load_n(&up->devs[i]->state, __ATOMIC_ACQUIRE);
-
-			if (st != LHV_DEV_RUNNING && st != LHV_DEV_STOP)
-				continue;
-			if (!up->devs[i]->ops->resend)
-				continue;
-			rc = up->devs[i]->ops->resend(up->l, up->devs[i]);
-			if (rc < 0)
-				return rc;
-			n += rc;
-		}
-		vrio_counter_add(&up->st.resent, (uint64_t)n);
-		VRIO_NOTICE("%s: %u device(s) attached%s", up_name(up), up->ndevs,
-			    n ? ", requests in flight sent again" : "");
+	d->att_failures = 0;
+	__atomic_store_n(&d->att_state, LHV_ATT_DONE, __ATOMIC_RELEASE);
+	if (!__atomic_exchange_n(&d->answered, true, __ATOMIC_ACQ_REL))
+		lhv_main_wake(up->l);
+	st = __atomic_load_n(&d->state, __ATOMIC_ACQUIRE);
+	if ((st == LHV_DEV_RUNNING || st == LHV_DEV_STOP) && d->ops->resend) {
+		rc = d->ops->resend(up->l, d);
+		if (rc < 0)
+			return rc;
+		vrio_counter_add(&up->st.resent, (uint64_t)rc);
+		if (rc)
+			VRIO_NOTICE("%s: attached at %s; %d request(s) in flight sent again",
+				    d->name, up_name(up), rc);
 	}
+	VRIO_INFO("%s: attached at %s as dev %u", d->name, up_name(up), d->dev_id);
 	return 0;
 }
 
@@ -324,7 +369,44 @@ int lhv_up_poll(struct lhv_upstream *up, uint64_t now)
 		up_down(up, rc);
 		return 1;
 	}
+	for (unsigned i = 0; i < up->ndevs; i++) {
+		struct lhv_dev *d = up->devs[i];
+
+		if (d->att_state == LHV_ATT_REFUSED && now >= d->att_retry_at &&
+		    send_attach(up, d) == 0)
+			rc++;
+	}
 	return rc;
+}
+
+void lhv_up_link(struct lhv_upstream *up, struct lhv_dev *d)
+{
+	if (d->linked || up->ndevs >= LHV_MAX_DEVICES)
+		return;
+	up->devs[up->ndevs++] = d;
+	d->linked = true;
+	__atomic_store_n(&d->att_state, LHV_ATT_NONE, __ATOMIC_RELEASE);
+	if (up->conn && send_attach(up, d) < 0)
+		up_down(up, -EPIPE);
+}
+
+void lhv_up_unlink(struct lhv_upstream *up, struct lhv_dev *d)
+{
+	unsigned i;
+
+	if (!d->linked)
+		return;
+	if (up->conn && d->attached &&
+	    (send_detach(up, d->dev_id) < 0 || up->conn->ops->flush(up->conn) < 0))
+		up_down(up, -EPIPE);
+	d->attached = false;
+	__atomic_store_n(&d->att_state, LHV_ATT_DETACHED, __ATOMIC_RELEASE);
+	for (i = 0; i < up->ndevs && up->devs[i] != d; i++)
+		;
+	if (i < up->ndevs)
+		memmove(&up->devs[i], &up->devs[i + 1], (up->ndevs - i - 1) * sizeof(up->devs[0]));
+	up->ndevs -= i < up->ndevs;
+	d->linked = false;
 }
 
 void lhv_up_flush(struct lhv_upstream *up)
@@ -343,9 +425,20 @@ void lhv_up_flush(struct lhv_upstream *up)
 
 int lhv_up_timeout_ms(const struct lhv_upstream *up, uint64_t now)
 {
-	if (up->conn)
-		return vrio_conn_timeout_ms(up->conn);
-	return up->retry_at <= now ? 0 : (int)((up->retry_at - now) / 1000000 + 1);
+	int t = -1, td;
+
+	if (!up->conn)
+		return up->retry_at <= now ? 0 : (int)((up->retry_at - now) / 1000000 + 1);
+	for (unsigned i = 0; i < up->ndevs; i++) {
+		if (up->devs[i]->att_state != LHV_ATT_REFUSED)
+			continue;
+		td = up->devs[i]->att_retry_at <= now ? 0 :
+			(int)((up->devs[i]->att_retry_at - now) / 1000000 + 1);
+		if (t < 0 || td < t)
+			t = td;
+	}
+	td = vrio_conn_timeout_ms(up->conn);
+	return td >= 0 && (t < 0 || td < t) ? td : t;
 }
 
 void lhv_up_close(struct lhv_upstream *up)
@@ -356,55 +449,40 @@ void lhv_up_close(struct lhv_upstream *up)
 		up->conn = NULL;
 	}
 	vrio_stack_teardown(&up->stack);
-	free(up->devs);
-	up->devs = NULL;
 }
 
-int lhv_up_setup(struct lhv *l)
-{
-	unsigned i;
-	int rc;
-
-	for (i = 0; i < l->nups; i++) {
-		rc = vrio_stack_setup(&l->ups[i].stack, &l->self);
-		if (rc < 0) {
-			VRIO_ERR("%s: cannot set up transport %s for io-server %s: %s",
-				 l->host->name, l->ups[i].stack.base->name, l->ups[i].ios->name,
-				 strerror(-rc));
-			return rc;
-		}
-	}
-	return 0;
-}
-
-/* One upstream per io-server that this host's devices name. */
-int lhv_up_init(struct lhv *l)
+struct lhv_upstream *lhv_up_get(struct lhv *l, const struct vrio_topo_ioserver *ios)
 {
 	struct lhv_upstream *up;
-	unsigned i, j;
+	int rc;
 
-	l->ups = calloc(l->ndevs ? l->ndevs : 1, sizeof(*l->ups));
-	if (!l->ups)
-		return -ENOMEM;
-	for (i = 0; i < l->ndevs; i++) {
-		struct lhv_dev *d = &l->devs[i];
-
-		for (j = 0; j < l->nups; j++)
-			if (l->ups[j].ios == d->topo->io_server)
-				break;
-		up = &l->ups[j];
-		if (j == l->nups) {
-			up->l = l;
-			up->ios = d->topo->io_server;
-			if (vrio_stack_init(&up->stack, up->ios) < 0)
-				return -EINVAL;
-			up->devs = calloc(l->ndevs, sizeof(*up->devs));
-			if (!up->devs)
-				return -ENOMEM;
-			l->nups++;
-		}
-		up->devs[up->ndevs++] = d;
-		d->up = up;
+	for (unsigned i = 0; i < l->nups; i++)
+		if (!strcmp(l->ups[i]->name, ios->name))
+			return l->ups[i];
+	if (l->nups >= LHV_MAX_UPSTREAMS) {
+		VRIO_ERR("%s: more than %u io-servers", l->node, LHV_MAX_UPSTREAMS);
+		return NULL;
 	}
-	return 0;
+	up = calloc(1, sizeof(*up));
+	if (!up)
+		return NULL;
+	up->l = l;
+	snprintf(up->name, sizeof(up->name), "%s", ios->name);
+	snprintf(up->listen, sizeof(up->listen), "%s", ios->listen ? ios->listen : "");
+	if (vrio_stack_init(&up->stack, ios) < 0) {
+		free(up);
+		return NULL;
+	}
+	/* Process-wide set-up (the dpdk backend's port): nests, so a second
+	 * io-server on the same transport costs nothing. */
+	rc = vrio_stack_setup(&up->stack, &l->self);
+	if (rc < 0) {
+		VRIO_ERR("%s: cannot set up transport %s for io-server %s: %s", l->node,
+			 up->stack.base->name, up->name, strerror(-rc));
+		free(up);
+		return NULL;
+	}
+	l->ups[l->nups] = up;
+	__atomic_store_n(&l->nups, l->nups + 1, __ATOMIC_RELEASE);
+	return up;
 }

@@ -103,17 +103,24 @@ static void dev_stop(struct lhv_dev *d);
 static bool changes_rings(uint32_t request);
 static enum rte_vhost_msg_result post_msg(int vid, void *arg);
 
+/* A device is freed only after its socket is unregistered, so the one
+ * found here outlives the callback that asked (lhv_dev_remove). */
 static struct lhv_dev *dev_by_vid(int vid)
 {
+	struct lhv_dev *d, *found = NULL;
 	char path[PATH_MAX];
 	unsigned i;
 
 	if (!g_lhv || rte_vhost_get_ifname(vid, path, sizeof(path)) < 0)
 		return NULL;
-	for (i = 0; i < g_lhv->ndevs; i++)
-		if (strcmp(g_lhv->devs[i].topo->socket, path) == 0)
-			return &g_lhv->devs[i];
-	return NULL;
+	pthread_mutex_lock(&g_lhv->lock);
+	for (i = 0; i < g_lhv->n_slots && !found; i++) {
+		d = g_lhv->devs[i];
+		if (d && strcmp(d->socket, path) == 0)
+			found = d;
+	}
+	pthread_mutex_unlock(&g_lhv->lock);
+	return found;
 }
 
 static enum rte_vhost_msg_result pre_msg(int vid, void *arg)
@@ -279,9 +286,9 @@ static int setup_vq(struct lhv_dev *d, int vid, unsigned i)
 	if (rte_vhost_get_vhost_vring(vid, (uint16_t)i, &vr) != 0 ||
 	    rte_vhost_get_vring_base(vid, (uint16_t)i, &last_avail, &last_used) != 0 || !vr.desc)
 		return -ENOENT;
-	if (vr.size == 0 || (vr.size & (vr.size - 1)) || vr.size > d->topo->queue_size) {
+	if (vr.size == 0 || (vr.size & (vr.size - 1)) || vr.size > d->queue_size) {
 		VRIO_ERR("%s: queue %u has size %u (power of two up to %u expected)", d->name, i,
-			 vr.size, d->topo->queue_size);
+			 vr.size, d->queue_size);
 		return -EINVAL;
 	}
 	q->desc = vr.desc;
@@ -511,7 +518,7 @@ static int set_features(const struct lhv_dev *d, const char *path, uint64_t feat
 
 int lhv_vhost_register(struct lhv *l, struct lhv_dev *d)
 {
-	const char *path = d->topo->socket;
+	const char *path = d->socket;
 	uint64_t features, pfeatures, pextra = 0;
 	struct stat sb;
 
@@ -552,9 +559,9 @@ void lhv_vhost_unregister(struct lhv *l, struct lhv_dev *d)
 	if (!d->registered)
 		return;
 	/* Closes the frontend's connection: destroy_device drains in flight. */
-	rte_vhost_driver_unregister(d->topo->socket);
+	rte_vhost_driver_unregister(d->socket);
 	d->registered = false;
-	unlink(d->topo->socket);
+	unlink(d->socket);
 }
 
 void lhv_vhost_fini(void)
