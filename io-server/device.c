@@ -329,7 +329,7 @@ static void req_back(struct ios_reactor *r, struct ios_msg *m)
 	ios_session_resp(r, container_of(m, struct ios_req, msg));
 }
 
-static void move_handoff(struct ios_device *d, struct ios_reactor *r);
+static void move_handoff_later(struct ios_device *d, struct ios_reactor *r);
 
 void ios_req_done(struct ios_req *req)
 {
@@ -338,7 +338,7 @@ void ios_req_done(struct ios_req *req)
 
 	d->inflight--;
 	if (d->move && d->inflight == 0)
-		move_handoff(d, here);
+		move_handoff_later(d, here);
 	if (front == here) {
 		ios_session_resp(here, req);
 		return;
@@ -504,6 +504,21 @@ static void move_handoff(struct ios_device *d, struct ios_reactor *r)
 	dev_leave(d, r);
 	mv->m.fn = move_land;
 	ios_reactor_post(mv->to, &mv->m);
+}
+
+static void move_handoff_run(struct ios_reactor *r, struct ios_msg *m)
+{
+	move_handoff(container_of(m, struct ios_move, m)->d, r);
+}
+
+/* From a completion, inside the backend channel's own poll: the channel
+ * must not close under it, so the hand-off runs as this reactor's next
+ * message. No request can reach the device before it: the front holds
+ * them all while the device moves. */
+static void move_handoff_later(struct ios_device *d, struct ios_reactor *r)
+{
+	d->move->m.fn = move_handoff_run;
+	ios_reactor_post(r, &d->move->m);
 }
 
 static void move_quiesce(struct ios_reactor *r, struct ios_msg *m)
