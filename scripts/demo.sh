@@ -8,11 +8,12 @@
 #
 # Installs the dependencies (scripts/deps.sh), builds vrio into build/,
 # writes a one-rack topology into the run dir (default /tmp/vrio-demo:
-# loopback ports, a 64 MiB backing file), starts vrio-ioserver and
-# vrio-localhv, boots a QEMU guest whose virtio-blk disk is served through
-# them, has it write 1 MiB and read it back, checks the backing file, shows
-# both daemons' metrics, stops everything and exits 0 on success. The run
-# dir keeps the topology, the logs and the metrics afterwards.
+# loopback ports, the daemons' control sockets, a 64 MiB backing file),
+# starts vrio-ioserver and vrio-localhv, boots a QEMU guest whose virtio-blk
+# disk is served through them, has it write 1 MiB and read it back, checks
+# the backing file, shows both daemons' metrics, stops everything and exits
+# 0 on success. The run dir keeps the topology, the logs and the metrics
+# afterwards.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -112,6 +113,7 @@ describe_rack() {
 	say "topology: $VRIO_TOPO"
 	say "  io-server io0   (pid $VRIO_IO_PID): tcp $VRIO_IO_LISTEN, metrics http://$VRIO_IO_METRICS/metrics"
 	say "  local-hv host0  (pid $VRIO_HV_PID): metrics http://$VRIO_HV_METRICS/metrics"
+	say "  control sockets: $VRIO_IO_CTL, $VRIO_HV_CTL (vrioctl --socket PATH status)"
 	say "  device vm1-disk: virtio-blk, $QUEUES queues, vhost-user socket $VRIO_SOCK"
 	say "                   backed by $VRIO_DISK (64 MiB) on io0"
 	say "logs: $VRIO_IO_LOG, $VRIO_HV_LOG"

@@ -355,12 +355,24 @@ result_field() {
 # ---------------------------------------------------------------------------
 # vrio daemons: topology, start, stop.
 
-# write_topology FILE IO_LISTEN IO_METRICS HOST_METRICS SOCKET DISK [QUEUES]
-# writes a one-host, one-io-server, one-blk-device topology (the shape of
-# deploy/topology.example.yaml) with the given loopback addresses and paths.
+# vrio_ctl_paths DIR: sets VRIO_IO_CTL and VRIO_HV_CTL to DIR/io0.ctl and
+# DIR/host0.ctl, the control sockets (control:) a script's topology gives
+# io0 and host0. Never the default /run/vrio/NODE.sock: a daemon refuses to
+# start where another one's control socket is live, and tests run side by
+# side. A unix socket path has at most 107 bytes: DIR must be short.
+vrio_ctl_paths() {
+	VRIO_IO_CTL=$1/io0.ctl
+	VRIO_HV_CTL=$1/host0.ctl
+	((${#VRIO_HV_CTL} <= 107)) || die "$VRIO_HV_CTL: too long for a unix socket"
+}
+
+# write_topology FILE IO_LISTEN IO_METRICS HOST_METRICS SOCKET DISK QUEUES
+# IO_CTL HV_CTL writes a one-host, one-io-server, one-blk-device topology
+# (the shape of deploy/topology.example.yaml) with the given loopback
+# addresses, paths and control sockets.
 write_topology() {
 	local file=$1 listen=$2 io_metrics=$3 host_metrics=$4 sock=$5 disk=$6
-	local queues=${7:-2}
+	local queues=$7 io_ctl=$8 hv_ctl=$9
 	cat >"$file" <<EOF
 version: 1
 io_servers:
@@ -368,9 +380,11 @@ io_servers:
     transport: tcp
     listen: $listen
     metrics: $io_metrics
+    control: $io_ctl
 hosts:
   - name: host0
     metrics: $host_metrics
+    control: $hv_ctl
 devices:
   - name: vm1-disk
     type: blk
@@ -411,10 +425,11 @@ vrio_binaries() {
 }
 
 # vrio_up RUN_DIR: lays out a one-device rack in RUN_DIR (topology with
-# free loopback ports, a 64 MiB backing file) and starts vrio-ioserver, then
-# vrio-localhv, each once the previous is ready. Needs vrio_binaries first.
-# Sets: VRIO_TOPO VRIO_DISK VRIO_SOCK VRIO_IO_LISTEN VRIO_IO_METRICS
-# VRIO_HV_METRICS VRIO_IO_PID VRIO_HV_PID VRIO_IO_LOG VRIO_HV_LOG.
+# free loopback ports, control sockets in RUN_DIR, a 64 MiB backing file)
+# and starts vrio-ioserver, then vrio-localhv, each once the previous is
+# ready. Needs vrio_binaries first. Sets: VRIO_TOPO VRIO_DISK VRIO_SOCK
+# VRIO_IO_LISTEN VRIO_IO_METRICS VRIO_HV_METRICS VRIO_IO_CTL VRIO_HV_CTL
+# VRIO_IO_PID VRIO_HV_PID VRIO_IO_LOG VRIO_HV_LOG.
 vrio_up() {
 	local run=$1 p_listen p_io_metrics p_hv_metrics
 	free_port p_listen
@@ -426,23 +441,29 @@ vrio_up() {
 	VRIO_TOPO=$run/topology.yaml
 	VRIO_DISK=$run/disk.img
 	VRIO_SOCK=$run/vm1-disk.sock
+	vrio_ctl_paths "$run"
 	rm -f "$VRIO_SOCK"
 	truncate -s 64M "$VRIO_DISK"
 	write_topology "$VRIO_TOPO" "$VRIO_IO_LISTEN" "$VRIO_IO_METRICS" "$VRIO_HV_METRICS" \
-		"$VRIO_SOCK" "$VRIO_DISK" 2
+		"$VRIO_SOCK" "$VRIO_DISK" 2 "$VRIO_IO_CTL" "$VRIO_HV_CTL"
 
 	vrio_start "$run" "$VRIO_TOPO" "$VRIO_SOCK"
 }
 
 # vrio_start RUN_DIR TOPOLOGY SOCKET...: starts vrio-ioserver (node io0),
 # then vrio-localhv (node host0) once the io-server listens on
-# VRIO_IO_LISTEN (a host:port, or a socket path for shm), and waits for
-# every SOCKET. Logs go to RUN_DIR. The arrays VRIO_IO_WRAP and VRIO_HV_WRAP,
-# when set, prefix each daemon's command (ip netns exec NS). Sets
-# VRIO_IO_PID VRIO_HV_PID VRIO_IO_LOG VRIO_HV_LOG.
+# VRIO_IO_LISTEN (a host:port, or a socket path for shm) and serves its
+# control socket VRIO_IO_CTL, and waits for every SOCKET and for
+# VRIO_HV_CTL. VRIO_IO_CTL and VRIO_HV_CTL (vrio_ctl_paths) must be the
+# topology's control: of io0 and host0; once vrio_start returns, `vrioctl
+# --socket "$VRIO_IO_CTL" status` answers. Logs go to RUN_DIR. The arrays
+# VRIO_IO_WRAP and VRIO_HV_WRAP, when set, prefix each daemon's command
+# (ip netns exec NS). Sets VRIO_IO_PID VRIO_HV_PID VRIO_IO_LOG VRIO_HV_LOG.
 vrio_start() {
 	local run=$1 topo=$2 sock
 	shift 2
+	: "${VRIO_IO_CTL:?vrio_start: no VRIO_IO_CTL (vrio_ctl_paths)}"
+	: "${VRIO_HV_CTL:?vrio_start: no VRIO_HV_CTL (vrio_ctl_paths)}"
 	VRIO_IO_LOG=$run/ioserver.log
 	VRIO_HV_LOG=$run/localhv.log
 	start_daemon VRIO_IO_PID vrio-ioserver "$VRIO_IO_LOG" \
@@ -451,9 +472,13 @@ vrio_start() {
 		show_log vrio-ioserver "$VRIO_IO_LOG"
 		die "vrio-ioserver is not listening on $VRIO_IO_LISTEN"
 	fi
+	if ! wait_for_socket "$VRIO_IO_CTL" 20 "$VRIO_IO_PID"; then
+		show_log vrio-ioserver "$VRIO_IO_LOG"
+		die "vrio-ioserver did not create its control socket $VRIO_IO_CTL"
+	fi
 	start_daemon VRIO_HV_PID vrio-localhv "$VRIO_HV_LOG" \
 		"${VRIO_HV_WRAP[@]}" "$VRIO_LOCALHV_BIN" --config "$topo" --node host0
-	for sock in "$@"; do
+	for sock in "$@" "$VRIO_HV_CTL"; do
 		if ! wait_for_socket "$sock" 20 "$VRIO_HV_PID"; then
 			show_log vrio-localhv "$VRIO_HV_LOG"
 			show_log vrio-ioserver "$VRIO_IO_LOG"

@@ -48,15 +48,18 @@ main() {
 	free_port p_listen
 	free_port p_iom
 	free_port p_hvm
+	vrio_ctl_paths "$TMP"
 	cat >"$TMP/topology.yaml" <<EOT
 version: 1
 io_servers:
   - name: io0
     listen: 127.0.0.1:$p_listen
     metrics: 127.0.0.1:$p_iom
+    control: $VRIO_IO_CTL
 hosts:
   - name: host0
     metrics: 127.0.0.1:$p_hvm
+    control: $VRIO_HV_CTL
 devices:
   - name: strict
     type: blk

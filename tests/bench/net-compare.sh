@@ -45,15 +45,18 @@ vrio_up_net() {
 	free_port p_iom
 	free_port p_hvm
 	mkdir -p "$TMP/vrio"
+	vrio_ctl_paths "$TMP/vrio"
 	cat >"$TMP/vrio/topology.yaml" <<EOF
 version: 1
 io_servers:
   - name: io0
     listen: 127.0.0.1:$p_listen
     metrics: 127.0.0.1:$p_iom
+    control: $VRIO_IO_CTL
 hosts:
   - name: host0
     metrics: 127.0.0.1:$p_hvm
+    control: $VRIO_HV_CTL
 devices:
   - name: nic-a
     type: net

@@ -64,19 +64,26 @@ rack() {
 	done
 }
 
+# write_topology: the rack in $RUN/topology.yaml, with the control sockets
+# IO_CTL (io0) and HV_CTL[i] (host0, host1) in RUN.
 write_topology() {
+	IO_CTL=$RUN/io0.ctl
+	HV_CTL=("$RUN/host0.ctl" "$RUN/host1.ctl")
 	cat >"$RUN/topology.yaml" <<EOF
 version: 1
 io_servers:
   - name: io0
     listen: 10.99.0.1:7400
     metrics: 127.0.0.1:9400
+    control: $IO_CTL
     cores: {min: 2, max: 2}
 hosts:
   - name: host0
     metrics: 127.0.0.1:9401
+    control: ${HV_CTL[0]}
   - name: host1
     metrics: 127.0.0.1:9401
+    control: ${HV_CTL[1]}
 devices:
   - name: vm-a-net
     type: net
@@ -111,6 +118,7 @@ start_rack() {
 	start_daemon IO_PID vrio-ioserver "$RUN/ioserver.log" \
 		ip netns exec "$IO_NS" "$VRIO_IOSERVER_BIN" --config "$RUN/topology.yaml" --node io0
 	wait_for_port 7400 20 "$IO_PID" || fail "vrio-ioserver is not listening"
+	wait_for_socket "$IO_CTL" 20 "$IO_PID" || fail "vrio-ioserver serves no control socket"
 	for i in 0 1; do
 		start_daemon "HV_PID$i" "vrio-localhv-host$i" "$RUN/localhv-host$i.log" \
 			ip netns exec "${HV_NS[i]}" "$VRIO_LOCALHV_BIN" --config "$RUN/topology.yaml" \
@@ -119,6 +127,8 @@ start_rack() {
 	wait_for_socket "$RUN/a.sock" 20 "$HV_PID0" || fail "host0 serves no socket for vm-a-net"
 	wait_for_socket "$RUN/b.sock" 20 "$HV_PID1" || fail "host1 serves no socket for vm-b-net"
 	wait_for_socket "$RUN/c.sock" 20 "$HV_PID1" || fail "host1 serves no socket for vm-c-net"
+	wait_for_socket "${HV_CTL[0]}" 20 "$HV_PID0" || fail "host0 serves no control socket"
+	wait_for_socket "${HV_CTL[1]}" 20 "$HV_PID1" || fail "host1 serves no control socket"
 }
 
 # guest NAME NS SOCKET MAC RUN PARAM...: boots a guest in the background.

@@ -7,8 +7,9 @@
 #
 #   1. `systemd-analyze verify` of both units, instantiated, with ExecStart
 #      pointing at the built binaries; any output about them is a failure;
-#   2. a Debian root (debootstrap minbase + systemd + the run-time libraries
-#      of the three binaries, found with ldd and dpkg -S), cached in
+#   2. a Debian root (debootstrap minbase + systemd + procps, whose /bin/kill
+#      the units' ExecReload runs, + the run-time libraries of the four
+#      binaries, found with ldd and dpkg -S), cached in
 #      $VRIO_CACHE/systemd-root and used through an overlay (or a copy), so
 #      that runs never change it;
 #   3. the binaries, the units and a one-device topology installed into it;
@@ -17,16 +18,28 @@
 #      says running or degraded;
 #   4. `systemctl start vrio-ioserver@io0`, then `vrio-localhv@host0`: both
 #      are active as soon as start returns (Type=notify), the vhost-user
-#      socket exists already, StatusText is the daemon's; vrio-bench (randrw,
-#      verify) passes against the socket; the io-server's metrics, fetched on
-#      the container's loopback, count the requests;
+#      socket and both control sockets (explicit control: paths in the
+#      container's /run/vrio, the units' RuntimeDirectory) exist already,
+#      StatusText is the daemon's; vrio-bench (randrw, verify) passes
+#      against the socket; the io-server's metrics, fetched on the
+#      container's loopback, count the requests;
 #   5. WatchdogUSec is 10s and both daemons are still the same processes,
 #      never restarted, past 12 s (so they ping the watchdog);
 #   6. stop under load: with a vrio-bench running, `systemctl stop` of
 #      vrio-localhv@host0, then vrio-ioserver@io0: both end with
 #      Result=success, ExecMainCode=exited, ExecMainStatus=0 (drained on
 #      SIGTERM, exit 0); the bench ends (it may fail: its backend left);
-#   7. the container powers off.
+#   7. reload: both units started again (generation 1); a second blk device
+#      (RAM) added to the topology inside the container, then `systemctl
+#      reload` of the io-server, then of local-hv: the io-server's
+#      generation (`vrioctl --node io0 status --json`, the installed
+#      vrioctl) goes from 1 to 2, then local-hv's, whose new vhost-user
+#      socket appears and takes verified I/O; both units are active with
+#      the same MainPID and no restart; then a file that is not YAML and
+#      `systemctl reload` of both: each daemon counts reloads.failed == 1
+#      (on its control socket), keeps its generation, and both stay active,
+#      the same processes;
+#   8. the container powers off.
 #
 # Installs debootstrap and systemd-container with apt-get when they are
 # missing. Exits 77 (SKIP) when not root, the binaries are not built, or
@@ -43,12 +56,21 @@ SUITE=bookworm
 IO_UNIT=vrio-ioserver@io0.service
 HV_UNIT=vrio-localhv@host0.service
 SOCK=/run/vrio/vm1-disk.sock
+SOCK2=/run/vrio/vm2-disk.sock
 DISK=/var/lib/vrio/vm1-disk.img
+TOPO=/etc/vrio/topology.yaml
+# Paths in the container, whose /run is its own: the units' default
+# directory, given explicitly.
+IO_CTL=/run/vrio/io0.sock
+HV_CTL=/run/vrio/host0.sock
 IO_LISTEN=127.0.0.1:7400
 IO_METRICS=127.0.0.1:9400
 HV_METRICS=127.0.0.1:9401
 REQUESTS_METRIC='vrio_ioserver_requests_total{device="vm1-disk"'
 ROOT_CACHE=$VRIO_CACHE/systemd-root
+# Besides minbase and the binaries' libraries: procps for /bin/kill (the
+# units' ExecReload).
+BASE_PACKAGES=systemd,systemd-sysv,dbus,procps
 
 NSPAWN_PID=
 LEADER=
@@ -169,7 +191,7 @@ remove_tree() {
 # missing or different, under a lock.
 build_root() {
 	local libs=$1 want mirror new lock
-	want="$SUITE systemd,systemd-sysv,dbus,$libs"
+	want="$SUITE $BASE_PACKAGES,$libs"
 	mkdir -p "$VRIO_CACHE"
 	lock=$VRIO_CACHE/systemd-root.lock
 	exec {lockfd}>"$lock"
@@ -187,7 +209,7 @@ build_root() {
 	fi
 	new=$ROOT_CACHE.new
 	remove_tree "$new"
-	if ! timeout 900 debootstrap --variant=minbase --include="systemd,systemd-sysv,dbus,$libs" \
+	if ! timeout 900 debootstrap --variant=minbase --include="$BASE_PACKAGES,$libs" \
 		"$SUITE" "$new" "$mirror" >"$TMP/debootstrap.log" 2>&1; then
 		tail -n 20 "$TMP/debootstrap.log" >&2
 		remove_tree "$new"
@@ -224,12 +246,12 @@ fresh_root() {
 install_vrio() {
 	local root=$1 build=$2
 	install -m 0755 "$build/io-server/vrio-ioserver" "$build/local-hv/vrio-localhv" \
-		"$build/tools/vrio-bench" "$root/usr/local/bin/"
+		"$build/tools/vrio-bench" "$build/tools/vrioctl" "$root/usr/local/bin/"
 	install -m 0644 "$VRIO_ROOT/deploy/vrio-ioserver@.service" \
 		"$VRIO_ROOT/deploy/vrio-localhv@.service" "$root/etc/systemd/system/"
 	mkdir -p "$root/etc/vrio"
-	write_topology "$root/etc/vrio/topology.yaml" "$IO_LISTEN" "$IO_METRICS" "$HV_METRICS" \
-		"$SOCK" "$DISK" 1
+	write_topology "$root$TOPO" "$IO_LISTEN" "$IO_METRICS" "$HV_METRICS" \
+		"$SOCK" "$DISK" 1 "$IO_CTL" "$HV_CTL"
 }
 
 # verify_units BUILD_DIR DIR: systemd-analyze verify of instantiated copies
@@ -378,6 +400,135 @@ metrics() {
 		"$VRIO_ROOT/scripts/lib.sh" "$1"
 }
 
+# ct_status DAEMON...: `vrioctl DAEMON status --json` inside the container
+# (--node NAME --config FILE, or --socket PATH).
+ct_status() {
+	in_ct vrioctl "$@" status --json
+}
+
+# json_get JSON KEY: prints the value at KEY, dotted (config.generation).
+json_get() {
+	python3 -c 'import json, sys
+v = json.loads(sys.argv[1])
+for k in sys.argv[2].split("."):
+    v = v[k]
+print(json.dumps(v) if isinstance(v, (dict, list)) else v)' "$1" "$2"
+}
+
+# wait_status KEY WANT DAEMON...: polls the daemon's status until KEY is
+# WANT; fails after 20 s with the last answer.
+wait_status() {
+	local key=$1 want=$2 out="" n=0
+	shift 2
+	while ((n++ < 200)); do
+		if out=$(ct_status "$@" 2>&1) &&
+			[[ $(json_get "$out" "$key" 2>/dev/null) == "$want" ]]; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	printf '%s\n' "$out" >&2
+	fail "vrioctl $* status: $key is not $want after 20 s"
+}
+
+# ct_wait_socket UNIT PATH: waits up to 20 s for UNIT to create the unix
+# socket PATH in the container; fails early once UNIT is not active.
+ct_wait_socket() {
+	local unit=$1 path=/proc/$LEADER/root$2 n=0
+	until [[ -S $path ]]; do
+		[[ $(in_ct systemctl is-active "$unit") == active ]] ||
+			fail "$unit is not active: it will not create $2"
+		((n++ < 200)) || fail "$unit did not create $2 within 20 s"
+		sleep 0.1
+	done
+}
+
+# check_same UNIT PID: the unit is active, still process PID, never
+# restarted (a daemon that died on SIGHUP and came back would not be).
+check_same() {
+	local unit=$1 pid=$2 state out
+	state=$(in_ct systemctl is-active "$unit") || true
+	[[ $state == active ]] || fail "$unit is '$state' after the reload"
+	out=$(ct_show "$unit" MainPID NRestarts | sort | paste -sd' ')
+	[[ $out == "MainPID=$pid NRestarts=0" ]] ||
+		fail "$unit: $out after the reload, expected MainPID=$pid NRestarts=0"
+}
+
+# add_device: appends a second blk device, on RAM, to the topology in the
+# container (devices: is its last section) and checks it with vrioctl.
+add_device() {
+	# shellcheck disable=SC2016 # the inner script expands its own arguments
+	in_ct sh -c 'cat >>"$1"' _ "$TOPO" <<EOF || fail "cannot edit $TOPO in the container"
+  - name: vm2-disk
+    type: blk
+    host: host0
+    io_server: io0
+    socket: $SOCK2
+    backend: {ram: 16M}
+EOF
+	in_ct vrioctl check "$TOPO" | grep -q ' 2 devices$' ||
+		fail "the edited $TOPO does not hold 2 devices: $(in_ct vrioctl check "$TOPO" 2>&1)"
+}
+
+# check_refused WHAT GENERATION DAEMON...: after a reload of a broken file,
+# the daemon counts one failed reload and is still at GENERATION.
+check_refused() {
+	local what=$1 gen=$2 out
+	shift 2
+	wait_status config.reloads.failed 1 "$@"
+	out=$(ct_status "$@") || fail "vrioctl $* status failed"
+	[[ $(json_get "$out" config.generation) == "$gen" ]] ||
+		fail "$what: generation $(json_get "$out" config.generation) after a refused reload, was $gen"
+	log "$what: reload refused, still generation $gen: $(json_get "$out" config.last_error)"
+}
+
+# reload_checks: step 7, with both units freshly started.
+reload_checks() {
+	local io_pid hv_pid out io_gen hv_gen
+	local -a io=(--node io0 --config "$TOPO")
+	io_pid=$(ct_prop "$IO_UNIT" MainPID)
+	hv_pid=$(ct_prop "$HV_UNIT" MainPID)
+	out=$(ct_status "${io[@]}") || fail "vrioctl ${io[*]} status failed in the container"
+	io_gen=$(json_get "$out" config.generation)
+	[[ $io_gen == 1 && $(json_get "$out" config.reloads.failed) == 0 ]] ||
+		fail "the io-server starts at generation $io_gen, with failed reloads: $out"
+
+	add_device
+	in_ct systemctl reload "$IO_UNIT" || fail "systemctl reload $IO_UNIT failed"
+	wait_status config.generation 2 "${io[@]}"
+	log "$IO_UNIT: generation 1 -> 2 after systemctl reload"
+	in_ct systemctl reload "$HV_UNIT" || fail "systemctl reload $HV_UNIT failed"
+	ct_wait_socket "$HV_UNIT" "$SOCK2"
+	wait_status config.generation 2 --node host0 --config "$TOPO"
+	log "$HV_UNIT: generation 1 -> 2, $SOCK2 appeared after systemctl reload"
+	in_ct timeout 30 vrio-bench --socket "$SOCK2" --rw randrw --bs 4096 --iodepth 8 \
+		--count 2000 --verify >"$TMP/bench3.log" 2>&1 || {
+		cat "$TMP/bench3.log" >&2
+		fail "vrio-bench against the reloaded device $SOCK2 failed"
+	}
+	check_same "$IO_UNIT" "$io_pid"
+	check_same "$HV_UNIT" "$hv_pid"
+	[[ $(ct_prop "$IO_UNIT" StatusText) == "serving on $IO_LISTEN, configuration generation 2" ]] ||
+		fail "$IO_UNIT StatusText after the reload: '$(ct_prop "$IO_UNIT" StatusText)'"
+
+	# A broken file: refused by both, nothing changes. By --socket: vrioctl
+	# --node cannot read the file either.
+	out=$(ct_status --socket "$IO_CTL") || fail "no io-server status on $IO_CTL"
+	io_gen=$(json_get "$out" config.generation)
+	out=$(ct_status --socket "$HV_CTL") || fail "no local-hv status on $HV_CTL"
+	hv_gen=$(json_get "$out" config.generation)
+	# shellcheck disable=SC2016 # the inner script expands its own arguments
+	in_ct sh -c 'printf "version: 1\nio_servers: [\n" >"$1"' _ "$TOPO" ||
+		fail "cannot write a broken $TOPO"
+	in_ct systemctl reload "$IO_UNIT" || fail "systemctl reload $IO_UNIT (broken file) failed"
+	in_ct systemctl reload "$HV_UNIT" || fail "systemctl reload $HV_UNIT (broken file) failed"
+	check_refused "$IO_UNIT" "$io_gen" --socket "$IO_CTL"
+	check_refused "$HV_UNIT" "$hv_gen" --socket "$HV_CTL"
+	check_same "$IO_UNIT" "$io_pid"
+	check_same "$HV_UNIT" "$hv_pid"
+	in_ct test -S "$SOCK2" || fail "$SOCK2 went away after a refused reload"
+}
+
 main() {
 	[[ $# -eq 1 ]] || die "usage: $0 BUILD_DIR"
 	local build_dir pkgs t0 t_hv bench_pid rc io_pid hv_pid requests now out u
@@ -386,10 +537,13 @@ main() {
 	build_dir=$(mkdir -p "$1" && cd "$1" && pwd)
 	vrio_binaries "$build_dir" || skip "daemons not built ($VRIO_IOSERVER_BIN, $VRIO_LOCALHV_BIN)"
 	[[ -x $build_dir/tools/vrio-bench ]] || skip "vrio-bench not built"
-	bins=("$VRIO_IOSERVER_BIN" "$VRIO_LOCALHV_BIN" "$build_dir/tools/vrio-bench")
+	[[ -x $build_dir/tools/vrioctl ]] || skip "vrioctl not built"
+	bins=("$VRIO_IOSERVER_BIN" "$VRIO_LOCALHV_BIN" "$build_dir/tools/vrio-bench"
+		"$build_dir/tools/vrioctl")
 	[[ $(id -u) == 0 ]] || skip "needs root (debootstrap, systemd-nspawn)"
 	have_cmd systemd-analyze || skip "systemd-analyze not found (systemd)"
 	have_cmd dpkg || skip "not a Debian system (no dpkg)"
+	have_cmd python3 || skip "python3 not found (reads vrioctl's JSON)"
 
 	exec {STDOUT_FD}>&1 {STDERR_FD}>&2
 	lib_traps
@@ -416,12 +570,14 @@ main() {
 	# stopped, with their Result and ExecMain* for step 6.
 	in_ct systemctl enable "$IO_UNIT" "$HV_UNIT" || fail "systemctl enable failed"
 	in_ct systemctl start "$IO_UNIT" || fail "systemctl start $IO_UNIT failed"
-	check_started "$IO_UNIT" "serving 1 devices on $IO_LISTEN"
+	check_started "$IO_UNIT" "serving on $IO_LISTEN, configuration generation 1"
 	in_ct test -f "$DISK" || fail "$DISK was not created (StateDirectory=vrio)"
+	in_ct test -S "$IO_CTL" || fail "no control socket $IO_CTL once $IO_UNIT is started"
 	in_ct systemctl start "$HV_UNIT" || fail "systemctl start $HV_UNIT failed"
 	t_hv=$SECONDS
 	in_ct test -S "$SOCK" || fail "$SOCK does not exist once $HV_UNIT is started (READY before serving?)"
-	check_started "$HV_UNIT" "serving 1 device(s)"
+	check_started "$HV_UNIT" "serving, configuration generation 1"
+	in_ct test -S "$HV_CTL" || fail "no control socket $HV_CTL once $HV_UNIT is started"
 	io_pid=$(ct_prop "$IO_UNIT" MainPID)
 	hv_pid=$(ct_prop "$HV_UNIT" MainPID)
 	in_ct timeout 30 vrio-bench --socket "$SOCK" --rw randrw --bs 4096 --iodepth 8 \
@@ -472,7 +628,12 @@ main() {
 	log "vrio-bench under the stop ended with status $rc (a failure is expected: its backend left)"
 	sed 's/^/  bench: /' "$TMP/bench2.log" | tail -n 5
 
-	step "7. power off"
+	step "7. reload: a device added, then a broken file"
+	in_ct systemctl start "$IO_UNIT" || fail "systemctl start $IO_UNIT (again) failed"
+	in_ct systemctl start "$HV_UNIT" || fail "systemctl start $HV_UNIT (again) failed"
+	reload_checks
+
+	step "8. power off"
 	timeout 10 nsenter -t "$LEADER" -a -- systemctl --no-block poweroff >/dev/null 2>&1 ||
 		log "poweroff request failed"
 	rc=0

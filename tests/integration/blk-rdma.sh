@@ -41,9 +41,12 @@ BENCH_QD1_COUNT=2000
 BENCH_QD32_COUNT=10000
 
 # write_rack_topology FILE TRANSPORT LISTEN RUN_DIR SOCK_DIR: io0 serves
-# disk-a (a file in RUN_DIR) and disk-b (RAM) to host0.
+# disk-a (a file in RUN_DIR) and disk-b (RAM) to host0. The vhost-user and
+# control sockets (vrio_ctl_paths SOCK_DIR) are in SOCK_DIR, a guest path:
+# the shared RUN_DIR is a 9p mount.
 write_rack_topology() {
 	local file=$1 transport=$2 listen=$3 run=$4 socks=$5
+	vrio_ctl_paths "$socks"
 	cat >"$file" <<EOF
 version: 1
 io_servers:
@@ -51,10 +54,12 @@ io_servers:
     transport: $transport
     listen: $listen
     metrics: 127.0.0.1:9600
+    control: $VRIO_IO_CTL
     cores: {min: 1, max: 1}
 hosts:
   - name: host0
     metrics: 127.0.0.1:9601
+    control: $VRIO_HV_CTL
 devices:
   - name: disk-a
     type: blk
@@ -143,6 +148,8 @@ restart_ioserver() {
 		"$VRIO_IOSERVER_BIN" --config "$RUN/rdma.yaml" --node io0
 	wait_for_listen "$VRIO_IO_LISTEN" 20 "$VRIO_IO_PID" ||
 		guest_fail rdma-reconnect "vrio-ioserver did not listen again"
+	wait_for_socket "$VRIO_IO_CTL" 20 "$VRIO_IO_PID" ||
+		guest_fail rdma-reconnect "vrio-ioserver did not open its control socket again"
 	"$BENCH" --socket "$SOCKS/disk-a.sock" --rw randread --bs 4096 --iodepth 32 --queues 2 \
 		--count 2000 --seed "$((SEED + 2))" --verify --state "$RUN/a.state" --quiet ||
 		guest_fail rdma-reconnect "reads after the restart did not verify"
@@ -197,8 +204,10 @@ guest_main() {
 	vrio_binaries "$2" || guest_fail binaries "not built in $2"
 	BENCH=$2/tools/vrio-bench
 	SEED=$(cat "$RUN/seed")
+	# Sockets live on the guest's own tmpfs, not in the shared (9p) RUN.
 	SOCKS=/run/vrio
 	mkdir -p "$SOCKS"
+	vrio_ctl_paths "$SOCKS"
 	rdma_setup
 	unit_test "$2"
 	phase rdma "$RDMA_IP:$RDMA_PORT"

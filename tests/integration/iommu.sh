@@ -35,15 +35,18 @@ main() {
 	free_port p_listen
 	free_port p_iom
 	free_port p_hvm
+	vrio_ctl_paths "$RUN"
 	cat >"$RUN/topology.yaml" <<EOF
 version: 1
 io_servers:
   - name: io0
     listen: 127.0.0.1:$p_listen
     metrics: 127.0.0.1:$p_iom
+    control: $VRIO_IO_CTL
 hosts:
   - name: host0
     metrics: 127.0.0.1:$p_hvm
+    control: $VRIO_HV_CTL
 devices:
   - name: disk-a
     type: blk
@@ -70,12 +73,14 @@ EOF
 	start_daemon IO_PID vrio-ioserver "$RUN/ioserver.log" \
 		"$VRIO_IOSERVER_BIN" --config "$RUN/topology.yaml" --node io0
 	wait_for_port "$p_listen" 20 "$IO_PID" || fail "vrio-ioserver is not listening"
+	wait_for_socket "$VRIO_IO_CTL" 20 "$IO_PID" || fail "vrio-ioserver serves no control socket"
 	start_daemon HV_PID vrio-localhv "$RUN/localhv.log" \
 		"$VRIO_LOCALHV_BIN" --config "$RUN/topology.yaml" --node host0
 	unset VRIO_FAULTS
 	for m in a b c; do
 		wait_for_socket "$RUN/$m.sock" 20 "$HV_PID" || fail "no socket for disk-$m"
 	done
+	wait_for_socket "$VRIO_HV_CTL" 20 "$HV_PID" || fail "vrio-localhv serves no control socket"
 
 	"$BENCH" --socket "$RUN/a.sock" --iommu --rw randwrite --iodepth 32 --count 2000 \
 		--seed "$seed" --verify --state "$RUN/a.state" --quiet ||

@@ -30,19 +30,27 @@ fail() {
 	die "$*"
 }
 
+# write_topology: the rack in $RUN/topology.yaml, with the control sockets
+# IO_CTL, HV_CTL0 and HV_CTL1 (io0, host0, host1) in RUN.
 write_topology() {
+	IO_CTL=$RUN/io0.ctl
+	HV_CTL0=$RUN/host0.ctl
+	HV_CTL1=$RUN/host1.ctl
 	cat >"$RUN/topology.yaml" <<EOF
 version: 1
 io_servers:
   - name: io0
     listen: 127.0.0.1:$P_LISTEN
     metrics: 127.0.0.1:$P_IOM
+    control: $IO_CTL
     cores: {min: 2, max: 2}
 hosts:
   - name: host0
     metrics: 127.0.0.1:$P_HV0
+    control: $HV_CTL0
   - name: host1
     metrics: 127.0.0.1:$P_HV1
+    control: $HV_CTL1
 devices:
   - name: nic-a
     type: net
@@ -95,6 +103,7 @@ main() {
 	start_daemon IO_PID vrio-ioserver "$RUN/ioserver.log" \
 		"$VRIO_IOSERVER_BIN" --config "$RUN/topology.yaml" --node io0
 	wait_for_port "$P_LISTEN" 20 "$IO_PID" || fail "vrio-ioserver is not listening"
+	wait_for_socket "$IO_CTL" 20 "$IO_PID" || fail "vrio-ioserver serves no control socket"
 	for i in 0 1; do
 		start_daemon "HV_PID$i" "vrio-localhv-host$i" "$RUN/localhv-host$i.log" \
 			"$VRIO_LOCALHV_BIN" --config "$RUN/topology.yaml" --node "host$i"
@@ -102,6 +111,8 @@ main() {
 	wait_for_socket "$RUN/a.sock" 20 "$HV_PID0" || fail "no socket for nic-a"
 	wait_for_socket "$RUN/b.sock" 20 "$HV_PID1" || fail "no socket for nic-b"
 	wait_for_socket "$RUN/d.sock" 20 "$HV_PID1" || fail "no socket for nic-d"
+	wait_for_socket "$HV_CTL0" 20 "$HV_PID0" || fail "host0 serves no control socket"
+	wait_for_socket "$HV_CTL1" 20 "$HV_PID1" || fail "host1 serves no control socket"
 
 	out=$(bench stream a b --count 200000 --frame-size 1000) || fail "stream failed: $out"
 	sent=$(json_field "$out" sent)
@@ -163,6 +174,7 @@ main() {
 	start_daemon IO_PID vrio-ioserver "$RUN/ioserver2.log" \
 		"$VRIO_IOSERVER_BIN" --config "$RUN/topology.yaml" --node io0
 	wait_for_port "$P_LISTEN" 20 "$IO_PID" || fail "vrio-ioserver did not come back"
+	wait_for_socket "$IO_CTL" 20 "$IO_PID" || fail "the io-server's control socket did not come back"
 	for i in 0 1; do
 		local port=$P_HV0
 		((i == 0)) || port=$P_HV1

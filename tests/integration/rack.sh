@@ -5,11 +5,12 @@
 # host0, blk devices disk-a (a file) and disk-b (RAM). Source after
 # scripts/lib.sh. rack_up RUN_DIR BUILD_DIR starts it (vrio_start) and sets,
 # besides what vrio_start sets: VRIO_TOPO VRIO_IO_LISTEN VRIO_IO_METRICS
-# VRIO_HV_METRICS RACK_DISK_A RACK_SOCK_A RACK_SOCK_B BENCH. vrio_down stops
-# it. RACK_TRANSPORT (tcp, the default, shm or dpdk) picks the transport;
-# with shm the io-server listens on a socket path in RUN_DIR, with dpdk on
-# the MAC RACK_DPDK_MAC (02:00:00:00:00:01) of the port that
-# RACK_DPDK_IO_EAL adds to its EAL (RACK_DPDK_HV_EAL: local-hv's).
+# VRIO_HV_METRICS VRIO_IO_CTL VRIO_HV_CTL (the control sockets, in RUN_DIR)
+# RACK_DISK_A RACK_SOCK_A RACK_SOCK_B BENCH. vrio_down stops it.
+# RACK_TRANSPORT (tcp, the default, shm or dpdk) picks the transport; with
+# shm the io-server listens on a socket path in RUN_DIR, with dpdk on the
+# MAC RACK_DPDK_MAC (02:00:00:00:00:01) of the port that RACK_DPDK_IO_EAL
+# adds to its EAL (RACK_DPDK_HV_EAL: local-hv's).
 # RACK_IO_NS and RACK_HV_NS, when set, name the network namespaces each
 # daemon runs in.
 
@@ -37,6 +38,7 @@ rack_up() {
 	RACK_DISK_A=$run/disk-a.img
 	RACK_SOCK_A=$run/disk-a.sock
 	RACK_SOCK_B=$run/disk-b.sock
+	vrio_ctl_paths "$run"
 	cat >"$VRIO_TOPO" <<EOT
 version: 1
 io_servers:
@@ -44,11 +46,13 @@ io_servers:
     transport: $transport
     listen: $VRIO_IO_LISTEN
     metrics: $VRIO_IO_METRICS
+    control: $VRIO_IO_CTL
     cores: {min: 1, max: 1}
 $io_dpdk
 hosts:
   - name: host0
     metrics: $VRIO_HV_METRICS
+    control: $VRIO_HV_CTL
 $hv_dpdk
 devices:
   - name: disk-a
