@@ -159,9 +159,17 @@ void ios_session_attached(struct ios_attach *a, int rc)
 	free(a);
 }
 
+/* An attachment the peer may name: its AttachReply went out. */
+static struct ios_attach *att_answered(struct ios_session *s, uint32_t dev_id)
+{
+	struct ios_attach *a = ios_session_att(s, dev_id);
+
+	return a && a->state != IOS_ATT_PLACING ? a : NULL;
+}
+
 static int ctrl_detach(struct ios_session *s, const Vrio__Ctrl *m)
 {
-	struct ios_attach *a = ios_session_att(s, m->detach->dev_id);
+	struct ios_attach *a = att_answered(s, m->detach->dev_id);
 
 	if (!a)
 		return ios_session_garbage(s, "detach of device %u, which is not attached here",
@@ -174,7 +182,7 @@ static int ctrl_detach(struct ios_session *s, const Vrio__Ctrl *m)
 
 static int ctrl_device_error(struct ios_session *s, const Vrio__Ctrl *m)
 {
-	struct ios_attach *a = ios_session_att(s, m->device_error->dev_id);
+	struct ios_attach *a = att_answered(s, m->device_error->dev_id);
 	char reason[128];
 
 	if (!a)
@@ -211,7 +219,7 @@ static int ctrl_heartbeat(struct ios_session *s, const Vrio__Ctrl *m)
 static int ctrl_iotlb_invalidate(struct ios_session *s, const Vrio__Ctrl *m)
 {
 	const Vrio__IotlbInvalidate *inv = m->iotlb_invalidate;
-	struct ios_attach *a = ios_session_att(s, inv->dev_id);
+	struct ios_attach *a = att_answered(s, inv->dev_id);
 	Vrio__Ctrl reply = VRIO__CTRL__INIT;
 	Vrio__IotlbAck ack = VRIO__IOTLB_ACK__INIT;
 	int rc;

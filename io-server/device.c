@@ -298,9 +298,19 @@ static void unplace_run(struct ios_reactor *r, struct ios_msg *m)
 
 void ios_device_release(struct ios_attach *a)
 {
+	struct ios_device *d = a->dev;
 	struct place_msg *pm;
 
 	a->state = IOS_ATT_RELEASING;
+	if (!a->home) {
+		/* Placed nowhere (a move that found no reactor to land on). */
+		__atomic_store_n(&d->front, NULL, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&d->owner, NULL, __ATOMIC_SEQ_CST);
+		if (__atomic_load_n(&d->removing, __ATOMIC_SEQ_CST))
+			ios_server_wake_main(a->s->srv);
+		ios_session_released(a);
+		return;
+	}
 	pm = calloc(1, sizeof(*pm));
 	while (!pm) {
 		/* Rare, and the device must not stay placed forever. */
@@ -455,26 +465,30 @@ static void move_done(struct ios_reactor *r, struct ios_msg *m)
 {
 	struct ios_move *mv = container_of(m, struct ios_move, m);
 	struct ios_attach *a = mv->a;
+	struct ios_session *s = a->s;
 
 	a->home = mv->d->home;
 	a->state = IOS_ATT_READY;
-	if (!a->home) {
-		/* Neither reactor could take it: its requests have nowhere to
-		 * run. The connection goes; local-hv reconnects and the
-		 * device is placed afresh. */
-		VRIO_ERR("%s: lost its placement in a move", mv->d->name);
-		ios_session_close(a->s, "a device lost its placement");
-	} else {
+	if (a->home) {
 		ios_device_unhold(a);
 		if (mv->rc == 0)
 			VRIO_INFO("%s: moved from %s to %s", mv->d->name, mv->from->name,
 				  a->home->name);
+	} else {
+		VRIO_ERR("%s: lost its placement in a move", mv->d->name);
 	}
-	if (a->detached && a->outstanding == 0 && a->home)
-		ios_device_release(a);
-	else if (!a->home && a->detached && a->outstanding == 0)
-		ios_session_released(a);
 	move_finish(mv, mv->rc);
+	if (a->home && !a->detached)
+		return;
+	if (!a->detached) {
+		/* Neither reactor could take it: its requests have nowhere to
+		 * run. The connection goes; local-hv reconnects and the device
+		 * is placed afresh. Closing detaches and releases it. */
+		ios_session_close(s, "a device lost its placement");
+		return;
+	}
+	if (a->outstanding == 0)
+		ios_device_release(a);
 }
 
 static void move_land(struct ios_reactor *r, struct ios_msg *m)

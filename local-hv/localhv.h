@@ -169,6 +169,7 @@ struct lhv_dev {
 	bool attached;
 	bool described;			/* atomic: main registers its socket once set */
 	bool answered;			/* atomic: the io-server answered once */
+	bool registered_once;		/* poller: main was told it is described */
 	const struct lhv_dev_ops *ops;
 	uint32_t dev_id;
 	uint64_t dev_features;

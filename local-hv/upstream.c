@@ -262,8 +262,12 @@ static int on_attach_reply(struct lhv_upstream *up, const Vrio__AttachReply *r)
 	d->attached = true;
 	d->att_failures = 0;
 	__atomic_store_n(&d->att_state, LHV_ATT_DONE, __ATOMIC_RELEASE);
-	if (!__atomic_exchange_n(&d->answered, true, __ATOMIC_ACQ_REL))
+	__atomic_store_n(&d->answered, true, __ATOMIC_RELEASE);
+	if (!d->registered_once) {
+		/* The main thread opens its socket now. */
+		d->registered_once = true;
 		lhv_main_wake(up->l);
+	}
 	st = __atomic_load_n(&d->state, __ATOMIC_ACQUIRE);
 	if ((st == LHV_DEV_RUNNING || st == LHV_DEV_STOP) && d->ops->resend) {
 		rc = d->ops->resend(up->l, d);
