@@ -21,6 +21,7 @@
 #ifndef VRIO_IOSERVER_INTERNAL_H
 #define VRIO_IOSERVER_INTERNAL_H
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -157,7 +158,7 @@ struct ios_server {
 	struct vrio_topology *topo;	/* main thread only */
 	const struct vrio_topo_ioserver *self;	/* main thread only */
 	char name[64];
-	char config_path[4096];
+	char config_path[PATH_MAX];
 	struct vrio_stack stack;	/* the accept thread's */
 	struct vrio_listener *listener;
 	pthread_mutex_t lock;		/* main and metrics threads: table changes */

@@ -5,6 +5,7 @@
  * thread.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,8 +85,10 @@ int ios_server_init(struct ios_server *srv, struct vrio_topology *topo, const ch
 		return -ENOENT;
 	}
 	snprintf(srv->name, sizeof(srv->name), "%s", node);
-	snprintf(srv->config_path, sizeof(srv->config_path), "%s",
-		 config_path ? config_path : topo->path);
+	/* Reloads read the same file whatever the working directory. */
+	if (!config_path || !realpath(config_path, srv->config_path))
+		snprintf(srv->config_path, sizeof(srv->config_path), "%s",
+			 config_path ? config_path : topo->path);
 	rc = vrio_stack_init(&srv->stack, srv->self);
 	if (rc < 0)
 		return rc;

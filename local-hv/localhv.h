@@ -15,6 +15,7 @@
 #ifndef VRIO_LOCALHV_H
 #define VRIO_LOCALHV_H
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -239,7 +240,7 @@ struct lhv {
 	struct vrio_topology *topo;	/* main thread */
 	const struct vrio_topo_host *host;	/* main thread */
 	char node[64];
-	const char *config_path;
+	char config_path[PATH_MAX];
 	/* This node, for the EAL and the transports' set-up: lhv_vhost_init(). */
 	struct vrio_transport_node self;
 

@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -80,6 +81,9 @@ static unsigned main_turn(struct lhv *l, struct vrio_ctl *ctl, const sigset_t *w
 	if (reload_requested && !stop_requested) {
 		reload_requested = 0;
 		lhv_reload(l, &res);
+		if (res.rc == 0)
+			sd_notifyf(0, "STATUS=serving, configuration generation %llu",
+				   (unsigned long long)l->generation);
 		vrio_reload_report_free(&res);
 	}
 	if (rc > 0 && ctl && !stop_requested)
@@ -120,7 +124,9 @@ static int lhv_init(struct lhv *l, const char *config, const char *node)
 	pthread_mutex_init(&l->cmd_lock, NULL);
 	pthread_cond_init(&l->cmd_cond, NULL);
 	l->started_ns = vrio_now_ns();
-	l->config_path = config;
+	/* Reloads read the same file whatever the working directory. */
+	if (!realpath(config, l->config_path))
+		snprintf(l->config_path, sizeof(l->config_path), "%s", config);
 	snprintf(l->node, sizeof(l->node), "%s", node);
 	l->host = vrio_topology_host(l->topo, node);
 	if (!l->host) {

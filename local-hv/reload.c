@@ -67,7 +67,7 @@ static int add_devices(struct lhv *l, const struct vrio_topo_diff *diff,
 	if (rc == 0)
 		return 0;
 	snprintf(res->error, sizeof(res->error), "%s:%u:%u: device '%s' cannot be added: %s",
-		 l->config_path, c->new_dev->line, c->new_dev->col, c->new_dev->name,
+		 l->topo->path, c->new_dev->line, c->new_dev->col, c->new_dev->name,
 		 strerror(-rc));
 	while (i--) {
 		c = &diff->v[i];
@@ -107,7 +107,7 @@ void lhv_reload(struct lhv *l, struct vrio_reload_report *res)
 	}
 	rc = vrio_topology_diff(l->topo, t, VRIO_ROLE_HOST, l->node, &diff);
 	if (rc < 0) {
-		snprintf(res->error, sizeof(res->error), "%s: out of memory", l->config_path);
+		snprintf(res->error, sizeof(res->error), "%s: out of memory", l->topo->path);
 		reload_failed(l, res, rc);
 		vrio_topology_free(t);
 		return;
