@@ -16,7 +16,7 @@ _Static_assert(VIRTIO_BLK_ID_BYTES == IOS_BLK_ID_LEN, "id length");
 
 #define BLK_SEG_FLAG_UNMAP 1u
 
-static const char *const blk_op_names[IOS_BLK_OP_COUNT] = {
+const char *const ios_blk_op_names[IOS_BLK_OP_COUNT] = {
 	[IOS_BLK_OP_READ] = "read",
 	[IOS_BLK_OP_WRITE] = "write",
 	[IOS_BLK_OP_FLUSH] = "flush",
@@ -28,7 +28,7 @@ static const char *const blk_op_names[IOS_BLK_OP_COUNT] = {
 
 const char *ios_blk_op_name(enum ios_blk_op op)
 {
-	return (unsigned)op < IOS_BLK_OP_COUNT ? blk_op_names[op] : "unknown";
+	return (unsigned)op < IOS_BLK_OP_COUNT ? ios_blk_op_names[op] : "unknown";
 }
 
 static void put_le16(uint8_t *cfg, size_t off, uint16_t v)

@@ -123,5 +123,7 @@ int ios_blk_submit(struct ios_blk_req *r, struct ios_bdev_chan *ch, uint8_t *buf
 uint32_t ios_blk_resp(const struct ios_blk_dev *d, const struct ios_blk_req *r, uint8_t *buf);
 
 const char *ios_blk_op_name(enum ios_blk_op op);
+/* The same, as a table: the `op` label of the request counters. */
+extern const char *const ios_blk_op_names[IOS_BLK_OP_COUNT];
 
 #endif

@@ -16,16 +16,6 @@
 #include "log.h"
 #include "vrio.pb-c.h"
 
-static const char *const blk_op_names[IOS_BLK_OP_COUNT] = {
-	[IOS_BLK_OP_READ] = "read",
-	[IOS_BLK_OP_WRITE] = "write",
-	[IOS_BLK_OP_FLUSH] = "flush",
-	[IOS_BLK_OP_GET_ID] = "get_id",
-	[IOS_BLK_OP_DISCARD] = "discard",
-	[IOS_BLK_OP_WRITE_ZEROES] = "write_zeroes",
-	[IOS_BLK_OP_UNSUPPORTED] = "unsupported",
-};
-
 _Static_assert(IOS_BLK_OP_COUNT <= IOS_DEV_MAX_OPS, "blk ops fit the request counters");
 
 static int blk_open(struct ios_server *srv, struct ios_device *d)
@@ -266,7 +256,7 @@ const struct ios_dev_ops ios_blk_dev_ops = {
 	.name = "blk",
 	.type = VRIO_DEV_BLK,
 	.frame_type = VRIO_FRAME_REQ,
-	.op_names = blk_op_names,
+	.op_names = ios_blk_op_names,
 	.n_ops = IOS_BLK_OP_COUNT,
 	.open = blk_open,
 	.close = blk_close,

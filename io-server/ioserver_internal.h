@@ -34,6 +34,7 @@
 #include "metrics.h"
 #include "net.h"
 #include "reactor.h"
+#include "reload.h"
 #include "switch.h"
 #include "topology.h"
 #include "transport.h"
@@ -172,11 +173,7 @@ struct ios_server {
 	struct ios_switch *sw;		/* switch.h */
 	struct vrio_metrics_server *metrics;
 	int wakefd;			/* reactors wake the main thread */
-	/* The loaded configuration, for metrics and status. */
-	uint64_t generation;		/* atomic */
-	char sha256[65];
-	uint64_t reloads_ok, reloads_failed;	/* atomic */
-	char last_error[1024];
+	struct vrio_config_state cfg;	/* the loaded configuration */
 	uint64_t started_ns;
 };
 
@@ -271,7 +268,6 @@ void ios_server_wake_main(struct ios_server *srv);
 double ios_reactor_busy(struct ios_server *srv, unsigned idx);
 
 /* reload.c, control thread */
-struct vrio_reload_report;
 /* Applies the topology's devices to a server with none (start-up). */
 int ios_server_apply_initial(struct ios_server *srv);
 /* Re-reads the config file and applies the difference, or nothing. */

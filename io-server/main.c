@@ -22,6 +22,7 @@
 #include "ctl.h"
 #include "ioserver_internal.h"
 #include "reload.h"
+#include "signals.h"
 #include "log.h"
 
 #define MAIN_TICK_MS		1000
@@ -33,8 +34,6 @@ struct ios_opts {
 	enum vrio_log_level log_level;
 };
 
-static volatile sig_atomic_t stop_requested;
-static volatile sig_atomic_t reload_requested;
 
 static void ios_opts_init(struct ios_opts *o)
 {
@@ -99,46 +98,6 @@ static int parse_opts(int argc, char **argv, struct ios_opts *o)
 	return 0;
 }
 
-static void on_stop(int sig)
-{
-	stop_requested = 1;
-}
-
-static void on_reload(int sig)
-{
-	reload_requested = 1;
-}
-
-/* Blocks the handled signals (reactor threads inherit that) and returns,
- * in *waitmask, the mask to wait with. */
-static int setup_signals(sigset_t *waitmask)
-{
-	struct sigaction sa;
-	sigset_t block;
-
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = SIG_IGN;
-	if (sigaction(SIGPIPE, &sa, NULL) < 0)
-		return -errno;
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGHUP);
-	if (sigprocmask(SIG_BLOCK, &block, waitmask) < 0)
-		return -errno;
-	sigdelset(waitmask, SIGTERM);
-	sigdelset(waitmask, SIGINT);
-	sigdelset(waitmask, SIGHUP);
-	sa.sa_handler = on_stop;
-	if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
-		return -errno;
-	sa.sa_handler = on_reload;
-	if (sigaction(SIGHUP, &sa, NULL) < 0)
-		return -errno;
-	return 0;
-}
-
 static void drain_fd(int fd)
 {
 	uint64_t v;
@@ -154,7 +113,7 @@ static void reload(struct ios_server *srv)
 	ios_server_reload(srv, &res);
 	if (res.rc == 0)
 		sd_notifyf(0, "STATUS=serving on %s, configuration generation %llu",
-			   srv->self->listen, (unsigned long long)srv->generation);
+			   srv->self->listen, (unsigned long long)srv->cfg.generation);
 	vrio_reload_report_free(&res);
 }
 
@@ -171,7 +130,7 @@ static void serve(struct ios_server *srv, struct vrio_ctl *ctl, const sigset_t *
 		wd_interval_ns = wd_usec * 1000 / 2;
 		wd_next = vrio_now_ns();
 	}
-	while (!stop_requested) {
+	while (!vrio_stop_signal) {
 		now = vrio_now_ns();
 		if (wd_interval_ns && now >= wd_next) {
 			/* Ping only while every reactor keeps turning: a sleeping
@@ -208,10 +167,10 @@ static void serve(struct ios_server *srv, struct vrio_ctl *ctl, const sigset_t *
 			backoff_until = vrio_now_ns() + MAIN_ACCEPT_BACKOFF_NS;
 			continue;
 		}
-		if (stop_requested)
+		if (vrio_stop_signal)
 			break;
-		if (reload_requested) {
-			reload_requested = 0;
+		if (vrio_reload_signal) {
+			vrio_reload_signal = 0;
 			reload(srv);
 		}
 		if (rc > 0 && pfd[0].revents)
@@ -250,7 +209,7 @@ int main(int argc, char **argv)
 		VRIO_ERR("%s", err);
 		return 1;
 	}
-	rc = setup_signals(&waitmask);
+	rc = vrio_signals_setup(&waitmask);
 	if (rc < 0) {
 		VRIO_ERR("%s: signals: %s", opts.node, strerror(-rc));
 		goto err_topo;

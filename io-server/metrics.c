@@ -49,26 +49,6 @@ static void metrics_devices(struct ios_server *srv, struct vrio_mw *w)
 	ios_dev_models_metrics(srv, w);
 }
 
-static void metrics_config(struct ios_server *srv, struct vrio_mw *w)
-{
-	char labels[128];
-
-	vrio_mw_family(w, "vrio_ioserver_config_generation", "gauge",
-		       "The loaded topology's generation: 1 at start, +1 per applied reload.");
-	vrio_mw_u64(w, "vrio_ioserver_config_generation", NULL,
-		    __atomic_load_n(&srv->generation, __ATOMIC_RELAXED));
-	vrio_mw_family(w, "vrio_ioserver_config_info", "gauge",
-		       "The loaded topology file's SHA-256, as a label.");
-	snprintf(labels, sizeof(labels), "sha256=\"%s\"", srv->sha256);
-	vrio_mw_u64(w, "vrio_ioserver_config_info", labels, 1);
-	vrio_mw_family(w, "vrio_ioserver_reloads_total", "counter",
-		       "Reloads of the topology, applied (ok) or refused whole (failed).");
-	vrio_mw_u64(w, "vrio_ioserver_reloads_total", "result=\"ok\"",
-		    vrio_counter_get(&srv->reloads_ok));
-	vrio_mw_u64(w, "vrio_ioserver_reloads_total", "result=\"failed\"",
-		    vrio_counter_get(&srv->reloads_failed));
-}
-
 static void metrics_reactors(const struct ios_server *srv, struct vrio_mw *w)
 {
 	const struct ios_reactor *r;
@@ -218,7 +198,7 @@ void ios_metrics_collect(void *arg, struct vrio_mw *w)
 	struct ios_server *srv = arg;
 
 	pthread_mutex_lock(&srv->lock);
-	metrics_config(srv, w);
+	vrio_config_metrics(w, "vrio_ioserver", &srv->cfg);
 	metrics_devices(srv, w);
 	metrics_reactors(srv, w);
 	metrics_switch(srv, w);

@@ -50,21 +50,9 @@ int ios_server_apply_initial(struct ios_server *srv)
 		if (rc < 0)
 			return rc;
 	}
-	srv->generation = 1;
-	snprintf(srv->sha256, sizeof(srv->sha256), "%s", t->sha256);
+	srv->cfg.generation = 1;
+	snprintf(srv->cfg.sha256, sizeof(srv->cfg.sha256), "%s", t->sha256);
 	return 0;
-}
-
-static void result_error(struct ios_server *srv, struct vrio_reload_report *res, int rc,
-			 const char *msg)
-{
-	res->rc = rc;
-	if (msg != res->error)
-		snprintf(res->error, sizeof(res->error), "%s", msg);
-	VRIO_ERR("%s: reload refused, the running configuration stays: %s", srv->name,
-		 res->error);
-	snprintf(srv->last_error, sizeof(srv->last_error), "%s", res->error);
-	vrio_counter_add(&srv->reloads_failed, 1);
 }
 
 /* Step 1's last part: the models' say on live changes. */
@@ -86,34 +74,17 @@ static int check_live(struct ios_server *srv, const struct vrio_topo_diff *diff,
 }
 
 /* Step 2. */
-static int add_devices(struct ios_server *srv, const struct vrio_topo_diff *diff,
-		       struct vrio_reload_report *res)
+static int add_one(void *arg, const struct vrio_topo_device *td)
 {
-	const struct vrio_topo_change *c;
-	struct ios_device *d;
-	size_t i;
-	int rc = 0;
+	return ios_device_add(arg, td);
+}
 
-	for (i = 0; i < diff->n; i++) {
-		c = &diff->v[i];
-		if (c->kind != VRIO_CHANGE_ADDED)
-			continue;
-		rc = ios_device_add(srv, c->new_dev);
-		if (rc < 0)
-			break;
-	}
-	if (rc == 0)
-		return 0;
-	snprintf(res->error, sizeof(res->error), "%s:%u:%u: device '%s' cannot be added: %s",
-		 srv->topo->path, c->new_dev->line, c->new_dev->col, c->new_dev->name,
-		 strerror(-rc));
-	while (i--) {
-		c = &diff->v[i];
-		if (c->kind == VRIO_CHANGE_ADDED && (d = ios_device_find(srv, c->new_dev->name)))
-			ios_device_remove(srv, d);
-	}
-	ios_devices_reap(srv);
-	return rc;
+static void undo_one(void *arg, const char *name)
+{
+	struct ios_device *d = ios_device_find(arg, name);
+
+	if (d)
+		ios_device_remove(arg, d);
 }
 
 /* Step 3. */
@@ -158,35 +129,36 @@ void ios_server_reload(struct ios_server *srv, struct vrio_reload_report *res)
 {
 	struct vrio_topo_diff diff;
 	struct vrio_topology *t = NULL;
-	char err[1024];
 	int rc;
 
 	memset(res, 0, sizeof(*res));
 	VRIO_NOTICE("%s: reloading %s", srv->name, srv->config_path);
-	rc = vrio_topology_load(srv->config_path, &t, err, sizeof(err));
+	rc = vrio_topology_load(srv->config_path, &t, res->error, sizeof(res->error));
 	if (rc < 0) {
-		result_error(srv, res, rc, err);
+		vrio_config_failed(&srv->cfg, srv->name, res, rc);
 		return;
 	}
 	rc = vrio_topology_diff(srv->topo, t, VRIO_ROLE_IOSERVER, srv->name, &diff);
 	if (rc < 0) {
-		result_error(srv, res, rc, "out of memory");
+		snprintf(res->error, sizeof(res->error), "%s: out of memory", t->path);
+		vrio_config_failed(&srv->cfg, srv->name, res, rc);
 		vrio_topology_free(t);
 		return;
 	}
 	if (diff.refused) {
 		vrio_reload_report_refused(res, &diff);
-		result_error(srv, res, -EPERM, res->error);
+		vrio_config_failed(&srv->cfg, srv->name, res, -EPERM);
 		goto out;
 	}
-	if (check_live(srv, &diff, err, sizeof(err)) < 0) {
-		result_error(srv, res, -EPERM, err);
+	if (check_live(srv, &diff, res->error, sizeof(res->error)) < 0) {
+		vrio_config_failed(&srv->cfg, srv->name, res, -EPERM);
 		goto out;
 	}
 	/* New devices are opened against the new file's entries. */
-	rc = add_devices(srv, &diff, res);
+	rc = vrio_reload_add_all(&diff, t->path, add_one, undo_one, srv, res);
 	if (rc < 0) {
-		result_error(srv, res, rc, res->error);
+		ios_devices_reap(srv);
+		vrio_config_failed(&srv->cfg, srv->name, res, rc);
 		goto out;
 	}
 	set_hosts(srv, t);
@@ -194,14 +166,13 @@ void ios_server_reload(struct ios_server *srv, struct vrio_reload_report *res)
 	if (vrio_reload_report_fill(res, &diff) < 0)
 		VRIO_ERR("%s: out of memory for the reload's report", srv->name);
 	vrio_topology_diff_free(&diff);
+	pthread_mutex_lock(&srv->lock);
+	vrio_config_applied(&srv->cfg, t->sha256);
+	pthread_mutex_unlock(&srv->lock);
 	swap_topology(srv, t);
-	snprintf(srv->sha256, sizeof(srv->sha256), "%s", t->sha256);
-	__atomic_add_fetch(&srv->generation, 1, __ATOMIC_RELEASE);
-	vrio_counter_add(&srv->reloads_ok, 1);
-	srv->last_error[0] = '\0';
 	ios_devices_reap(srv);
 	VRIO_NOTICE("%s: configuration generation %llu: %u added, %u removed, %u changed, %u unchanged",
-		    srv->name, (unsigned long long)srv->generation, res->n_added, res->n_removed,
+		    srv->name, (unsigned long long)srv->cfg.generation, res->n_added, res->n_removed,
 		    res->n_changed, res->unchanged);
 	return;
 out:

@@ -32,15 +32,10 @@ static void rpc_status(void *arg, struct vrio_ctl_req *req, const json_t *params
 			      (int)__atomic_load_n(&rx->n_sessions, __ATOMIC_RELAXED), "parked", 0);
 		json_array_append_new(reactors, r);
 	}
-	vrio_ctl_reply(req, json_pack("{s:s, s:s, s:s, s:i, s:f, s:{s:s, s:I, s:s, s:{s:I, s:I}, s:s?}, s:o}",
+	vrio_ctl_reply(req, json_pack("{s:s, s:s, s:s, s:i, s:f, s:o, s:o}",
 		"daemon", "vrio-ioserver", "node", srv->name, "version", VRIO_VERSION,
 		"pid", (int)getpid(), "uptime_s", (double)(vrio_now_ns() - srv->started_ns) / 1e9,
-		"config", "path", srv->config_path,
-		"generation", (json_int_t)srv->generation, "sha256", srv->sha256,
-		"reloads", "ok", (json_int_t)vrio_counter_get(&srv->reloads_ok),
-		"failed", (json_int_t)vrio_counter_get(&srv->reloads_failed),
-		"last_error", srv->last_error[0] ? srv->last_error : NULL,
-		"reactors", reactors));
+		"config", vrio_config_json(&srv->cfg, srv->config_path), "reactors", reactors));
 }
 
 static const char *device_state(const struct ios_device *d)
@@ -92,17 +87,9 @@ static void rpc_reload(void *arg, struct vrio_ctl_req *req, const json_t *params
 {
 	struct ios_server *srv = arg;
 	struct vrio_reload_report res = { 0 };
-	json_t *pos;
 
 	ios_server_reload(srv, &res);
-	if (res.rc < 0) {
-		pos = vrio_reload_error_position(res.error);
-		if (pos)
-			vrio_ctl_error_data(req, pos);
-		vrio_ctl_error(req, VRIO_CTL_EFAILED, "%s", res.error);
-	} else {
-		vrio_ctl_reply(req, vrio_reload_report_json(&res, srv->generation, srv->sha256));
-	}
+	vrio_reload_reply(req, &res, &srv->cfg);
 	vrio_reload_report_free(&res);
 }
 

@@ -23,6 +23,7 @@
 
 #include "iommu.h"
 #include "metrics.h"
+#include "reload.h"
 #include "topology.h"
 #include "transport.h"
 #include "walker.h"
@@ -269,11 +270,7 @@ struct lhv {
 	uint64_t seen_busy_ns, seen_idle_ns;	/* main: busy fraction for status */
 	struct vrio_metrics_server *metrics;
 
-	/* The loaded configuration. */
-	uint64_t generation;
-	char sha256[65];
-	uint64_t reloads_ok, reloads_failed;	/* atomic */
-	char last_error[1024];
+	struct vrio_config_state cfg;	/* the loaded configuration */
 	uint64_t started_ns;
 };
 
@@ -333,7 +330,6 @@ void lhv_devs_fini(struct lhv *l);
 const char *lhv_dev_state_name(const struct lhv_dev *d);
 
 /* reload.c, main thread */
-struct vrio_reload_report;
 int lhv_apply_initial(struct lhv *l);
 void lhv_reload(struct lhv *l, struct vrio_reload_report *res);
 

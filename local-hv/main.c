@@ -27,20 +27,8 @@
 #include "ctl.h"
 #include "localhv.h"
 #include "reload.h"
+#include "signals.h"
 #include "log.h"
-
-static volatile sig_atomic_t stop_requested;
-static volatile sig_atomic_t reload_requested;
-
-static void on_signal(int sig)
-{
-	stop_requested = sig;
-}
-
-static void on_reload(int sig)
-{
-	reload_requested = 1;
-}
 
 static void usage(FILE *f, const char *prog)
 {
@@ -78,44 +66,17 @@ static unsigned main_turn(struct lhv *l, struct vrio_ctl *ctl, const sigset_t *w
 		sd_notify(0, "WATCHDOG=1");
 	if (rc > 0 && pfd[0].revents)
 		eventfd_read(l->mainfd, &v);
-	if (reload_requested && !stop_requested) {
-		reload_requested = 0;
+	if (vrio_reload_signal && !vrio_stop_signal) {
+		vrio_reload_signal = 0;
 		lhv_reload(l, &res);
 		if (res.rc == 0)
 			sd_notifyf(0, "STATUS=serving, configuration generation %llu",
-				   (unsigned long long)l->generation);
+				   (unsigned long long)l->cfg.generation);
 		vrio_reload_report_free(&res);
 	}
-	if (rc > 0 && ctl && !stop_requested)
+	if (rc > 0 && ctl && !vrio_stop_signal)
 		vrio_ctl_process(ctl, pfd + 1, n - 1);
 	return lhv_devs_register(l);
-}
-
-/* Blocks the handled signals (the poller and rte_vhost's threads inherit
- * that: only main_turn's ppoll takes them) and returns the mask to wait
- * with. */
-static int setup_signals(sigset_t *waitmask)
-{
-	struct sigaction sa = { .sa_handler = on_signal };
-	sigset_t block;
-
-	sigemptyset(&sa.sa_mask);
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGHUP);
-	if (sigprocmask(SIG_BLOCK, &block, waitmask) < 0)
-		return -errno;
-	sigdelset(waitmask, SIGTERM);
-	sigdelset(waitmask, SIGINT);
-	sigdelset(waitmask, SIGHUP);
-	if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
-		return -errno;
-	sa.sa_handler = on_reload;
-	if (sigaction(SIGHUP, &sa, NULL) < 0)
-		return -errno;
-	signal(SIGPIPE, SIG_IGN);
-	return 0;
 }
 
 static int lhv_init(struct lhv *l, const char *config, const char *node)
@@ -183,7 +144,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	vrio_log_init("vrio-localhv", level);
-	rc = setup_signals(&waitmask);
+	rc = vrio_signals_setup(&waitmask);
 	if (rc < 0) {
 		VRIO_ERR("%s: signals: %s", node, strerror(-rc));
 		return 1;
@@ -216,17 +177,17 @@ int main(int argc, char **argv)
 	/* READY once the io-server answered for every device: its socket
 	 * is open, or it was refused (and is asked for again). */
 	sd_notify(0, "STATUS=attaching devices at the io-server(s)");
-	while (!stop_requested) {
+	while (!vrio_stop_signal) {
 		waiting = main_turn(&l, ctl, &waitmask, ready ? MAIN_TICK_MS : 100);
 		if (!ready && !waiting) {
 			ready = true;
 			sd_notifyf(0, "READY=1\nSTATUS=serving, configuration generation %llu",
-				   (unsigned long long)l.generation);
+				   (unsigned long long)l.cfg.generation);
 			VRIO_NOTICE("%s: serving, control socket %s", node, l.host->control);
 		}
 	}
 	VRIO_NOTICE("%s: %s: stopping: draining requests in flight", node,
-		    strsignal(stop_requested));
+		    strsignal(vrio_stop_signal));
 	sd_notify(0, "STOPPING=1");
 	rc = 0;
 out:

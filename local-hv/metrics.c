@@ -179,33 +179,13 @@ static void up_metrics(struct vrio_mw *w, const struct lhv *l)
 	vrio_conn_stats_emit(w, "vrio_localhv_upstream", "io_server", nups, conn_fill, l);
 }
 
-static void config_metrics(struct vrio_mw *w, struct lhv *l)
-{
-	char lab[128];
-
-	vrio_mw_family(w, "vrio_localhv_config_generation", "gauge",
-		       "The loaded topology's generation: 1 at start, +1 per applied reload.");
-	vrio_mw_u64(w, "vrio_localhv_config_generation", NULL,
-		    __atomic_load_n(&l->generation, __ATOMIC_RELAXED));
-	vrio_mw_family(w, "vrio_localhv_config_info", "gauge",
-		       "The loaded topology file's SHA-256, as a label.");
-	snprintf(lab, sizeof(lab), "sha256=\"%s\"", l->sha256);
-	vrio_mw_u64(w, "vrio_localhv_config_info", lab, 1);
-	vrio_mw_family(w, "vrio_localhv_reloads_total", "counter",
-		       "Reloads of the topology, applied (ok) or refused whole (failed).");
-	vrio_mw_u64(w, "vrio_localhv_reloads_total", "result=\"ok\"",
-		    vrio_counter_get(&l->reloads_ok));
-	vrio_mw_u64(w, "vrio_localhv_reloads_total", "result=\"failed\"",
-		    vrio_counter_get(&l->reloads_failed));
-}
-
 void lhv_collect(void *arg, struct vrio_mw *w)
 {
 	struct lhv *l = arg;
 
 	vrio_mw_process(w);
 	pthread_mutex_lock(&l->lock);
-	config_metrics(w, l);
+	vrio_config_metrics(w, "vrio_localhv", &l->cfg);
 	dev_metrics(w, l);
 	pthread_mutex_unlock(&l->lock);
 	up_metrics(w, l);

@@ -33,48 +33,22 @@ int lhv_apply_initial(struct lhv *l)
 		if (rc < 0)
 			return rc;
 	}
-	l->generation = 1;
-	snprintf(l->sha256, sizeof(l->sha256), "%s", t->sha256);
+	l->cfg.generation = 1;
+	snprintf(l->cfg.sha256, sizeof(l->cfg.sha256), "%s", t->sha256);
 	return 0;
 }
 
-static void reload_failed(struct lhv *l, struct vrio_reload_report *res, int rc)
+static int add_one(void *arg, const struct vrio_topo_device *td)
 {
-	res->rc = rc;
-	VRIO_ERR("%s: reload refused, the running configuration stays: %s", l->node,
-		 res->error);
-	snprintf(l->last_error, sizeof(l->last_error), "%s", res->error);
-	vrio_counter_add(&l->reloads_failed, 1);
+	return lhv_dev_add(arg, td);
 }
 
-/* Adds first: they are the part that can fail, and undo leaves no trace. */
-static int add_devices(struct lhv *l, const struct vrio_topo_diff *diff,
-		       struct vrio_reload_report *res)
+static void undo_one(void *arg, const char *name)
 {
-	const struct vrio_topo_change *c;
-	struct lhv_dev *d;
-	size_t i;
-	int rc = 0;
+	struct lhv_dev *d = lhv_dev_find(arg, name);
 
-	for (i = 0; i < diff->n; i++) {
-		c = &diff->v[i];
-		if (c->kind != VRIO_CHANGE_ADDED)
-			continue;
-		rc = lhv_dev_add(l, c->new_dev);
-		if (rc < 0)
-			break;
-	}
-	if (rc == 0)
-		return 0;
-	snprintf(res->error, sizeof(res->error), "%s:%u:%u: device '%s' cannot be added: %s",
-		 l->topo->path, c->new_dev->line, c->new_dev->col, c->new_dev->name,
-		 strerror(-rc));
-	while (i--) {
-		c = &diff->v[i];
-		if (c->kind == VRIO_CHANGE_ADDED && (d = lhv_dev_find(l, c->new_dev->name)))
-			lhv_dev_remove(l, d);
-	}
-	return rc;
+	if (d)
+		lhv_dev_remove(arg, d);
 }
 
 static void apply(struct lhv *l, const struct vrio_topo_diff *diff)
@@ -102,27 +76,27 @@ void lhv_reload(struct lhv *l, struct vrio_reload_report *res)
 	VRIO_NOTICE("%s: reloading %s", l->node, l->config_path);
 	rc = vrio_topology_load(l->config_path, &t, res->error, sizeof(res->error));
 	if (rc < 0) {
-		reload_failed(l, res, rc);
+		vrio_config_failed(&l->cfg, l->node, res, rc);
 		return;
 	}
 	rc = vrio_topology_diff(l->topo, t, VRIO_ROLE_HOST, l->node, &diff);
 	if (rc < 0) {
-		snprintf(res->error, sizeof(res->error), "%s: out of memory", l->topo->path);
-		reload_failed(l, res, rc);
+		snprintf(res->error, sizeof(res->error), "%s: out of memory", t->path);
+		vrio_config_failed(&l->cfg, l->node, res, rc);
 		vrio_topology_free(t);
 		return;
 	}
 	if (diff.refused) {
 		vrio_reload_report_refused(res, &diff);
-		reload_failed(l, res, -EPERM);
+		vrio_config_failed(&l->cfg, l->node, res, -EPERM);
 		goto out;
 	}
 	/* The transports of new io-servers are set up against the new file. */
 	l->self.dpdk = &vrio_topology_host(t, l->node)->dpdk;
-	rc = add_devices(l, &diff, res);
+	rc = vrio_reload_add_all(&diff, t->path, add_one, undo_one, l, res);
 	l->self.dpdk = &l->host->dpdk;
 	if (rc < 0) {
-		reload_failed(l, res, rc);
+		vrio_config_failed(&l->cfg, l->node, res, rc);
 		goto out;
 	}
 	apply(l, &diff);
@@ -136,14 +110,11 @@ void lhv_reload(struct lhv *l, struct vrio_reload_report *res)
 	l->host = vrio_topology_host(t, l->node);
 	l->self.name = l->host->name;
 	l->self.dpdk = &l->host->dpdk;
-	snprintf(l->sha256, sizeof(l->sha256), "%s", t->sha256);
-	__atomic_add_fetch(&l->generation, 1, __ATOMIC_RELEASE);
+	vrio_config_applied(&l->cfg, t->sha256);
 	pthread_mutex_unlock(&l->lock);
 	vrio_topology_free(old);
-	vrio_counter_add(&l->reloads_ok, 1);
-	l->last_error[0] = '\0';
 	VRIO_NOTICE("%s: configuration generation %llu: %u added, %u removed, %u changed, %u unchanged",
-		    l->node, (unsigned long long)l->generation, res->n_added, res->n_removed,
+		    l->node, (unsigned long long)l->cfg.generation, res->n_added, res->n_removed,
 		    res->n_changed, res->unchanged);
 	return;
 out:

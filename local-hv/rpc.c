@@ -25,14 +25,10 @@ static void rpc_status(void *arg, struct vrio_ctl_req *req, const json_t *params
 	l->seen_idle_ns = idle;
 	for (unsigned i = 0; i < l->n_slots; i++)
 		n += l->devs[i] != NULL;
-	vrio_ctl_reply(req, json_pack("{s:s, s:s, s:s, s:i, s:f, s:{s:s, s:I, s:s, s:{s:I, s:I}, s:s?}, s:[{s:i, s:f, s:i, s:b}]}",
+	vrio_ctl_reply(req, json_pack("{s:s, s:s, s:s, s:i, s:f, s:o, s:[{s:i, s:f, s:i, s:b}]}",
 		"daemon", "vrio-localhv", "node", l->node, "version", VRIO_VERSION,
 		"pid", (int)getpid(), "uptime_s", (double)(vrio_now_ns() - l->started_ns) / 1e9,
-		"config", "path", l->config_path, "generation", (json_int_t)l->generation,
-		"sha256", l->sha256,
-		"reloads", "ok", (json_int_t)vrio_counter_get(&l->reloads_ok),
-		"failed", (json_int_t)vrio_counter_get(&l->reloads_failed),
-		"last_error", l->last_error[0] ? l->last_error : NULL,
+		"config", vrio_config_json(&l->cfg, l->config_path),
 		"reactors", "id", 0, "busy", db + di ? (double)db / (double)(db + di) : 0.0,
 		"devices", (int)n, "parked", 0));
 }
@@ -71,17 +67,9 @@ static void rpc_reload(void *arg, struct vrio_ctl_req *req, const json_t *params
 {
 	struct lhv *l = arg;
 	struct vrio_reload_report res = { 0 };
-	json_t *pos;
 
 	lhv_reload(l, &res);
-	if (res.rc < 0) {
-		pos = vrio_reload_error_position(res.error);
-		if (pos)
-			vrio_ctl_error_data(req, pos);
-		vrio_ctl_error(req, VRIO_CTL_EFAILED, "%s", res.error);
-	} else {
-		vrio_ctl_reply(req, vrio_reload_report_json(&res, l->generation, l->sha256));
-	}
+	vrio_reload_reply(req, &res, &l->cfg);
 	vrio_reload_report_free(&res);
 }
 
