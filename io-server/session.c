@@ -220,13 +220,20 @@ void ios_session_free(struct ios_session *s)
 		free(s);
 		return;
 	}
+	/* Attachments left here only at a forced exit (the reactors are
+	 * stopped: no message would run): they go without a release, and
+	 * requests still at the backend keep their buffers, which the kernel
+	 * may still write into. */
+	TAILQ_FOREACH(a, &s->atts, link)
+		a->detached = true;
 	ios_session_close(s, "shutting down");
-	/* Left only at a forced exit: requests still at the backend keep their
-	 * buffers, which the kernel may still write into. */
 	while ((a = TAILQ_FIRST(&s->atts))) {
 		if (a->outstanding)
 			VRIO_ERR("%s: %s: abandoning %u requests", s->name, a->dev->name,
 				 a->outstanding);
+		drop_list(s, &a->held, NULL);
+		__atomic_store_n(&a->dev->front, NULL, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&a->dev->owner, NULL, __ATOMIC_SEQ_CST);
 		TAILQ_REMOVE(&s->atts, a, link);
 		free(a);
 	}
