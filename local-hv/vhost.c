@@ -123,13 +123,22 @@ static struct lhv_dev *dev_by_vid(int vid)
 	return found;
 }
 
+/* The device, if vid is its current frontend connection. A connection a
+ * newer one replaced (new_connection) is not heard any more. */
+static struct lhv_dev *dev_of(int vid)
+{
+	struct lhv_dev *d = dev_by_vid(vid);
+
+	return d && d->conn_vid == vid ? d : NULL;
+}
+
 static enum rte_vhost_msg_result pre_msg(int vid, void *arg)
 {
 	struct vu_msg *m = arg;
 	struct lhv_dev *d;
 	uint32_t off, len;
 
-	d = dev_by_vid(vid);
+	d = dev_of(vid);
 	if (!d)
 		return RTE_VHOST_MSG_RESULT_ERR;
 	if (m->request == VHOST_USER_IOTLB_MSG) {
@@ -186,6 +195,15 @@ static const struct rte_vhost_user_extern_ops extern_ops = {
 	.post_msg_handle = post_msg,
 };
 
+static void forget_frontend(struct lhv_dev *d);
+
+/*
+ * A new frontend while the device still has one: rte_vhost's event loop
+ * takes a new connection before the hang-up of the one it replaces when
+ * both arrive at once (a VMM that reconnects, a client run right after
+ * another). The newest connection is the one that wants the device: the
+ * old one is let go (its rings drained) and never heard again (dev_of).
+ */
 static int new_connection(int vid)
 {
 	struct lhv_dev *d = dev_by_vid(vid);
@@ -193,8 +211,9 @@ static int new_connection(int vid)
 	if (!d)
 		return -1;
 	if (d->conn_vid >= 0) {
-		VRIO_ERR("%s: a frontend is already connected; refusing another", d->name);
-		return -1;
+		VRIO_WARN("%s: a new frontend connected before the last one's hang-up was seen; serving the new one",
+			  d->name);
+		forget_frontend(d);
 	}
 	if (d->ops->own_rings && rte_vhost_extern_callback_register(vid, &extern_ops, NULL) != 0) {
 		VRIO_ERR("%s: cannot register vhost-user message hooks", d->name);
@@ -410,31 +429,36 @@ static enum rte_vhost_msg_result post_msg(int vid, void *arg)
 	struct vu_msg *m = arg;
 	struct lhv_dev *d;
 
-	if (changes_rings(m->request) && (d = dev_by_vid(vid)))
+	if (changes_rings(m->request) && (d = dev_of(vid)))
 		dev_start(d, vid);
 	return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
 }
 
+static void forget_frontend(struct lhv_dev *d)
+{
+	dev_stop(d);
+	d->conn_vid = -1;
+	/* The next frontend has its own address space and vIOMMU: its
+	 * mappings start empty, and it gives its own channel. */
+	if (d->ops->own_rings) {
+		lhv_iotlb_invalidate(&d->iommu.tlb, 0, UINT64_MAX);
+		lhv_iommu_set_channel(&d->iommu, -1);
+	}
+}
+
 static void destroy_connection(int vid)
 {
-	struct lhv_dev *d = dev_by_vid(vid);
+	struct lhv_dev *d = dev_of(vid);
 
-	if (d && d->conn_vid == vid) {
-		dev_stop(d);
-		d->conn_vid = -1;
-		/* The next frontend has its own address space and vIOMMU: its
-		 * mappings start empty, and it gives its own channel. */
-		if (d->ops->own_rings) {
-			lhv_iotlb_invalidate(&d->iommu.tlb, 0, UINT64_MAX);
-			lhv_iommu_set_channel(&d->iommu, -1);
-		}
+	if (d) {
+		forget_frontend(d);
 		VRIO_INFO("%s: frontend disconnected", d->name);
 	}
 }
 
 static int new_device(int vid)
 {
-	struct lhv_dev *d = dev_by_vid(vid);
+	struct lhv_dev *d = dev_of(vid);
 	unsigned i, n = rte_vhost_get_vring_num(vid);
 
 	if (!d)
@@ -451,7 +475,7 @@ static int new_device(int vid)
 
 static void destroy_device(int vid)
 {
-	struct lhv_dev *d = dev_by_vid(vid);
+	struct lhv_dev *d = dev_of(vid);
 
 	if (d)
 		dev_stop(d);
@@ -459,7 +483,7 @@ static void destroy_device(int vid)
 
 static int vring_state_changed(int vid, uint16_t queue, int enable)
 {
-	struct lhv_dev *d = dev_by_vid(vid);
+	struct lhv_dev *d = dev_of(vid);
 
 	if (!d || !d->ops->own_rings || queue >= LHV_MAX_QUEUES ||
 	    d->ready[queue] == (enable != 0))

@@ -11,6 +11,9 @@
 #                            blk-pattern  blk-info, then guest-io write-verify
 #                            blk-verify   guest-io read-verify (data from a
 #                                         previous blk-pattern run)
+#                            blk-loop     blk-info, then guest-io loop-verify:
+#                                         write-verify passes for vrio.secs
+#                                         seconds, one "VRIO-PASS:" line each
 #                            host-script  vrio.script (a host path) under the
 #                                         host's /bin/sh, chrooted into the
 #                                         host's root (9p tag hostroot, read
@@ -24,7 +27,7 @@
 #                                         vrio.bytes of random data to it
 #                            net-isolated eth0 at vrio.ip; vrio.peer must NOT
 #                                         answer a ping
-#   vrio.dev=/dev/vda  vrio.off=BYTES  vrio.len=BYTES  vrio.seed=N
+#   vrio.dev=/dev/vda  vrio.off=BYTES  vrio.len=BYTES  vrio.seed=N  vrio.secs=N
 #   vrio.ip=ADDR/LEN  vrio.peer=ADDR  vrio.bytes=N  vrio.linger=SECONDS
 #
 # Every outcome is one console line "VRIO-RESULT: NAME key=value ... STATUS",
@@ -94,10 +97,14 @@ run_blk_info() {
 	result "blk-info dev=$dev size=$((sectors * 512)) hw_queues=$queues ok"
 }
 
+# run_guest_io MODE [ARG...]: guest-io MODE on vrio.dev over vrio.off,
+# vrio.len and vrio.seed, with the mode's further arguments.
 run_guest_io() {
+	mode=$1
+	shift
 	dev=$(param dev /dev/vda)
 	wait_block "$dev" || return 1
-	guest-io "$1" "$dev" "$(param off 4194304)" "$(param len 1048576)" "$(param seed 1)"
+	guest-io "$mode" "$dev" "$(param off 4194304)" "$(param len 1048576)" "$(param seed 1)" "$@"
 }
 
 # net_up: eth0 with vrio.ip, once the NIC shows up (10 s at most).
@@ -242,6 +249,7 @@ run_one() {
 	blk-info) run_blk_info ;;
 	blk-pattern) run_blk_info && run_guest_io write-verify ;;
 	blk-verify) run_guest_io read-verify ;;
+	blk-loop) run_blk_info && run_guest_io loop-verify "$(param secs 30)" ;;
 	net-serve) run_net_serve ;;
 	net-send) run_net_send ;;
 	net-isolated) run_net_isolated ;;

@@ -4,6 +4,8 @@
  *
  *   guest-io write-verify DEV OFFSET LEN SEED    in the guest, O_DIRECT
  *   guest-io read-verify  DEV OFFSET LEN SEED    in the guest, O_DIRECT
+ *   guest-io loop-verify  DEV OFFSET LEN SEED SECONDS
+ *                                                in the guest, O_DIRECT
  *   guest-io check-file   FILE OFFSET LEN SEED   on the host, buffered
  *
  * The pattern is a pure function of the seed and the byte offset: the
@@ -11,6 +13,14 @@
  * can therefore be written, read back or checked on its own, in the guest
  * through the device or on the host in the backing file, and the checksums
  * printed by each side are comparable.
+ *
+ * loop-verify repeats write-verify over the same range for SECONDS (at least
+ * once), pass P with the pattern of SEED + P: each pass overwrites the
+ * previous one's data, so a write lost in any pass reads back as a mismatch.
+ * It prints "VRIO-PASS: ..." after each pass, for a host that follows its
+ * progress on the console, and stops at the first pass that fails. Its
+ * result line gives the passes made and last_seed, the seed of the data the
+ * range holds at the end (for check-file).
  *
  * Each mode prints one "VRIO-RESULT: ..." line ending in "ok", "MISMATCH" or
  * an "ERROR ..." clause, and exits 0, 1 or 2 accordingly. It is built static
@@ -28,6 +38,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DIRECT_ALIGN 4096u
@@ -41,6 +52,7 @@ struct job {
 	uint64_t off;
 	uint64_t len;
 	uint64_t seed;
+	uint64_t secs; /* loop-verify only */
 };
 
 /* splitmix64's finalizer over seed and word index: stateless, so any word
@@ -224,11 +236,12 @@ static int write_pattern(int fd, uint8_t *buf, const struct job *j, uint64_t *su
 	return fsync(fd) < 0 ? -errno : 0;
 }
 
-/* write-verify and read-verify: O_DIRECT on a block device in the guest. */
-static int run_device(const struct job *j, bool write)
+/* Opens the device of a write-verify, read-verify or loop-verify job with
+ * O_DIRECT and allocates its aligned chunk buffer; on failure prints the
+ * result line and returns the exit status, with nothing left open. */
+static int open_device(const struct job *j, bool write, int *fd_out, uint8_t **buf_out)
 {
-	uint64_t sum_written = 0, sum_read, bad;
-	uint8_t *buf = NULL;
+	uint8_t *buf;
 	int fd, rc, status;
 
 	if (j->off % DIRECT_ALIGN || j->len % DIRECT_ALIGN || j->len == 0) {
@@ -242,24 +255,54 @@ static int run_device(const struct job *j, bool write)
 	rc = check_range(fd, j);
 	if (rc < 0) {
 		status = report_error(j, "dev", "range beyond device end", rc);
-		goto out;
+		close(fd);
+		return status;
 	}
 	rc = posix_memalign((void **)&buf, DIRECT_ALIGN, CHUNK);
 	if (rc != 0) {
-		buf = NULL;
 		status = report_error(j, "dev", "posix_memalign", -rc);
-		goto out;
+		close(fd);
+		return status;
 	}
+	*fd_out = fd;
+	*buf_out = buf;
+	return EXIT_OK;
+}
+
+/* One pass of write-verify (write) or read-verify: on an I/O error returns
+ * it with *what naming the step. */
+static int device_pass(int fd, uint8_t *buf, const struct job *j, bool write,
+		       uint64_t *sum_written, uint64_t *sum_read, uint64_t *bad, const char **what)
+{
+	int rc;
+
 	if (write) {
-		rc = write_pattern(fd, buf, j, &sum_written);
+		rc = write_pattern(fd, buf, j, sum_written);
 		if (rc < 0) {
-			status = report_error(j, "dev", "write", rc);
-			goto out;
+			*what = "write";
+			return rc;
 		}
 	}
-	rc = read_and_check(fd, buf, j, &sum_read, &bad);
+	rc = read_and_check(fd, buf, j, sum_read, bad);
+	if (rc < 0)
+		*what = "read";
+	return rc;
+}
+
+/* write-verify and read-verify: O_DIRECT on a block device in the guest. */
+static int run_device(const struct job *j, bool write)
+{
+	uint64_t sum_written = 0, sum_read, bad;
+	const char *what = NULL;
+	uint8_t *buf;
+	int fd, rc, status;
+
+	status = open_device(j, write, &fd, &buf);
+	if (status != EXIT_OK)
+		return status;
+	rc = device_pass(fd, buf, j, write, &sum_written, &sum_read, &bad, &what);
 	if (rc < 0) {
-		status = report_error(j, "dev", "read", rc);
+		status = report_error(j, "dev", what, rc);
 		goto out;
 	}
 	print_head(j, "dev");
@@ -274,6 +317,64 @@ static int run_device(const struct job *j, bool write)
 		status = EXIT_OK;
 	}
 out:
+	fflush(stdout);
+	free(buf);
+	close(fd);
+	return status;
+}
+
+static uint64_t monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* loop-verify: write-verify passes until j->secs have gone by. */
+static int run_loop(const struct job *j)
+{
+	uint64_t sum_written = 0, sum_read = 0, bad = UINT64_MAX, passes = 0, start, elapsed;
+	struct job pass = *j;
+	const char *what = NULL;
+	uint8_t *buf;
+	int fd, rc = 0, status;
+
+	status = open_device(j, true, &fd, &buf);
+	if (status != EXIT_OK)
+		return status;
+	start = monotonic_ms();
+	do {
+		pass.seed = j->seed + passes;
+		rc = device_pass(fd, buf, &pass, true, &sum_written, &sum_read, &bad, &what);
+		if (rc < 0 || bad != UINT64_MAX)
+			break;
+		passes++;
+		elapsed = monotonic_ms() - start;
+		printf("VRIO-PASS: loop-verify pass=%" PRIu64 " seed=%" PRIu64 " ms=%" PRIu64
+		       " ok\n", passes, pass.seed, elapsed);
+		fflush(stdout);
+	} while (elapsed < j->secs * 1000u);
+	elapsed = monotonic_ms() - start;
+
+	/* last_seed: the data the range holds; on a failed pass, the one that
+	 * pass was writing. */
+	print_head(j, "dev");
+	printf(" passes=%" PRIu64 " ms=%" PRIu64 " last_seed=%" PRIu64, passes, elapsed, pass.seed);
+	if (rc < 0) {
+		printf(" ERROR %s in pass %" PRIu64 ": %s\n", what, passes + 1, strerror(-rc));
+		status = EXIT_ERROR;
+	} else {
+		printf(" sum_written=%016" PRIx64 " sum_read=%016" PRIx64, sum_written, sum_read);
+		if (bad != UINT64_MAX) {
+			printf(" first_bad=%" PRIu64 " pass=%" PRIu64 " MISMATCH\n", bad,
+			       passes + 1);
+			status = EXIT_MISMATCH;
+		} else {
+			printf(" ok\n");
+			status = EXIT_OK;
+		}
+	}
 	fflush(stdout);
 	free(buf);
 	close(fd);
@@ -354,6 +455,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: guest-io write-verify DEV OFFSET LEN SEED\n"
 		"       guest-io read-verify DEV OFFSET LEN SEED\n"
+		"       guest-io loop-verify DEV OFFSET LEN SEED SECONDS\n"
 		"       guest-io check-file FILE OFFSET LEN SEED\n"
 		"OFFSET and LEN take K, M, G suffixes; on devices they are multiples of %u.\n",
 		DIRECT_ALIGN);
@@ -367,15 +469,20 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return EXIT_OK;
 	}
-	if (argc != 6) {
+	if (argc != (argc > 1 && !strcmp(argv[1], "loop-verify") ? 7 : 6)) {
 		usage(stderr);
 		return EXIT_ERROR;
 	}
 	j.mode = argv[1];
 	j.path = argv[2];
+	j.secs = 0;
 	if (parse_u64(argv[3], &j.off) || parse_u64(argv[4], &j.len) ||
 	    parse_u64(argv[5], &j.seed)) {
 		fprintf(stderr, "guest-io: bad number in '%s %s %s'\n", argv[3], argv[4], argv[5]);
+		return EXIT_ERROR;
+	}
+	if (argc == 7 && (parse_u64(argv[6], &j.secs) || j.secs > UINT32_MAX)) {
+		fprintf(stderr, "guest-io: bad SECONDS '%s'\n", argv[6]);
 		return EXIT_ERROR;
 	}
 	if (j.len > UINT64_MAX - j.off) {
@@ -386,6 +493,8 @@ int main(int argc, char **argv)
 		return run_device(&j, true);
 	if (!strcmp(j.mode, "read-verify"))
 		return run_device(&j, false);
+	if (!strcmp(j.mode, "loop-verify"))
+		return run_loop(&j);
 	if (!strcmp(j.mode, "check-file"))
 		return run_check_file(&j);
 	fprintf(stderr, "guest-io: unknown mode '%s'\n", j.mode);

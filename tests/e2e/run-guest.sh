@@ -16,7 +16,8 @@
 #              without it the guest has no disk
 # --kernel-dir holds vmlinuz and initrd.cpio.gz
 # --run        what the guest's /init runs (blk-pattern, blk-verify,
-#              blk-info; comma-separated for several); default blk-pattern
+#              blk-loop, blk-info; comma-separated for several); default
+#              blk-pattern
 # --queues     num-queues of the vhost-user-blk-pci device (default 1)
 # --smp        guest CPUs (default: as many as queues, at most 4; the guest
 #              driver uses at most one hardware queue per CPU)
@@ -37,7 +38,8 @@
 #              iommu_platform=on and ats=on on the vhost-user devices, and the
 #              guest booted with intel_iommu=on iommu.strict=1
 # --param      vrio.KEY=VALUE on the guest's command line (guest-init.sh:
-#              ip, peer, bytes, linger for the net-* runs); repeatable
+#              ip, peer, bytes, linger for the net-* runs, secs for
+#              blk-loop); repeatable
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
