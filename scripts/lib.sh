@@ -226,6 +226,33 @@ cpu_ticks() {
 # median: the median of the numbers on stdin, one a line.
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
+# json FILE EXPR: prints a Python expression over the JSON document in FILE
+# (bound to j), e.g. json status.json "j['config']['generation']".
+json() {
+	python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+# now_ms: milliseconds, for durations of a few seconds.
+now_ms() { date +%s%3N; }
+
+# wait_until SECONDS CMD...: polls CMD every 10 ms until it succeeds; fails
+# after SECONDS.
+wait_until() {
+	local limit=$(($1 * 100)) n=0
+	shift
+	until "$@"; do
+		((++n < limit)) || return 1
+		sleep 0.01
+	done
+}
+
+gone() { [[ ! -e $1 ]]; }
+
+# median_max FILE: "median M, max X" of a column of numbers.
+median_max() {
+	printf 'median %s, max %s' "$(median <"$1")" "$(sort -n "$1" | tail -1)"
+}
+
 # free_port VAR: picks an unused loopback TCP port, distinct from the ones
 # this script already picked, and stores it in VAR.
 free_port() {

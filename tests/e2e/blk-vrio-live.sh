@@ -62,25 +62,6 @@ fail() {
 	die "$*"
 }
 
-# json FILE EXPR: evaluates a Python expression over the JSON in FILE (j).
-json() {
-	python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
-}
-
-now_ms() { date +%s%3N; }
-
-# wait_until SECONDS CMD...: polls CMD every 10 ms until it succeeds.
-wait_until() {
-	local limit=$(($1 * 100)) n=0
-	shift
-	until "$@"; do
-		((++n < limit)) || return 1
-		sleep 0.01
-	done
-}
-
-gone() { [[ ! -e $1 ]]; }
-
 # write_topo EXTRA_DISK EXTRA_NET: the rack, with or without the extras.
 # Written beside and renamed, so that a daemon never reads half a file.
 write_topo() {
@@ -279,10 +260,6 @@ check_metrics() {
 	REQUESTS=$n
 }
 
-stats() { # FILE: median and max of a column of numbers
-	printf 'median %s, max %s' "$(median <"$1")" "$(sort -n "$1" | tail -1)"
-}
-
 # start_guest SECONDS: boots the guest in the background (GUEST_PID is
 # run-guest.sh, QEMU_PID its QEMU).
 start_guest() {
@@ -402,8 +379,8 @@ main() {
 		"moves of vm1-disk: $MOVES"
 	log "guest: $passes verified passes of $((LEN >> 10)) KiB, $((passes1 - passes0)) during the churn;" \
 		"the io-server served $REQUESTS requests for vm1-disk"
-	log "SIGHUP to the new sockets, ms: $(stats "$RUN/add.ms")"
-	log "move of vm1-disk, us: $(stats "$RUN/moves.us")"
+	log "SIGHUP to the new sockets, ms: $(median_max "$RUN/add.ms")"
+	log "move of vm1-disk, us: $(median_max "$RUN/moves.us")"
 	echo "PASS: e2e/blk-vrio-live"
 }
 

@@ -20,16 +20,10 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 
-# json FILE EXPR: evaluates a Python expression over the JSON in FILE (j).
-json() {
-	python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
-}
-
-# now_ms: a monotonic-enough clock for durations of a few seconds.
-now_ms() { date +%s%3N; }
-
-write_topo() { # FILE WITH_B
-	cat >"$1" <<EOF
+# write_topo FILE WITH_B: the rack, with or without B; written beside and
+# renamed, so that a daemon never reads half a file.
+write_topo() {
+	cat >"$1.new" <<EOF
 version: 1
 io_servers:
   - name: io0
@@ -51,7 +45,7 @@ devices:
     backend: {file: $DISK_A, size: 64M}
 EOF
 	if (($2)); then
-		cat >>"$1" <<EOF
+		cat >>"$1.new" <<EOF
   - name: disk-b
     type: blk
     host: host0
@@ -60,6 +54,7 @@ EOF
     backend: {ram: 16M}
 EOF
 	fi
+	mv -f "$1.new" "$1"
 }
 
 fail() {
@@ -79,17 +74,6 @@ has_device() {
 	[[ $(json "$RUN/devices.json" "any(d['name'] == '$2' for d in j['devices'])") == True ]]
 }
 
-# wait_until SECONDS CMD...: polls CMD every 10 ms.
-wait_until() {
-	local limit=$(($1 * 100)) n=0
-	shift
-	until "$@"; do
-		((++n < limit)) || return 1
-		sleep 0.01
-	done
-}
-
-gone() { [[ ! -e $1 ]]; }
 not_device() { ! has_device "$1" "$2"; }
 
 reload_both() {
@@ -112,10 +96,6 @@ move_a() {
 		fail "disk-a did not move from $A_REACTOR to $to: $(cat "$RUN/move.json")"
 	json "$RUN/move.json" "j['duration_us']" >>"$RUN/moves.us"
 	A_REACTOR=$to
-}
-
-stats() { # FILE: median and max of a column of numbers
-	printf 'median %s, max %s' "$(median <"$1")" "$(sort -n "$1" | tail -1)"
 }
 
 main() {
@@ -235,8 +215,8 @@ main() {
 
 	log "A before the churn: $(json "$RUN/quiet.json" "'%.0f IOPS, p50 %.1f us, p99 %.1f us' % (j['iops'], j['lat_us']['p50'], j['lat_us']['p99'])")"
 	log "A during the churn: $(json "$RUN/churn.json" "'%.0f IOPS, p50 %.1f us, p99 %.1f us' % (j['iops'], j['lat_us']['p50'], j['lat_us']['p99'])")"
-	log "SIGHUP to B's socket, ms: $(stats "$RUN/socket.ms")"
-	log "move of A, us: $(stats "$RUN/moves.us") ($(wc -l <"$RUN/moves.us") moves)"
+	log "SIGHUP to B's socket, ms: $(median_max "$RUN/socket.ms")"
+	log "move of A, us: $(median_max "$RUN/moves.us") ($(wc -l <"$RUN/moves.us") moves)"
 	echo "PASS: integration/live-rack"
 }
 
