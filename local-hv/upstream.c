@@ -21,7 +21,7 @@
 
 #define RETRY_MIN_NS	(200ull * 1000 * 1000)
 #define RETRY_MAX_NS	(2000ull * 1000 * 1000)
-#define ATTACH_RETRY_MIN_NS	(100ull * 1000 * 1000)
+#define ATTACH_RETRY_MIN_NS	(20ull * 1000 * 1000)
 #define ATTACH_RETRY_MAX_NS	(2000ull * 1000 * 1000)
 
 static const char *up_name(const struct lhv_upstream *up)
