@@ -393,6 +393,20 @@ vrio_ctl_paths() {
 	((${#VRIO_HV_CTL} <= 107)) || die "$VRIO_HV_CTL: too long for a unix socket"
 }
 
+# vrio_addrs DIR: a one-io-server, one-host rack's addresses on loopback:
+# VRIO_IO_LISTEN, VRIO_IO_METRICS and VRIO_HV_METRICS on free ports, and
+# the control sockets VRIO_IO_CTL and VRIO_HV_CTL in DIR (vrio_ctl_paths).
+vrio_addrs() {
+	local p_listen p_io_metrics p_hv_metrics
+	free_port p_listen
+	free_port p_io_metrics
+	free_port p_hv_metrics
+	VRIO_IO_LISTEN=127.0.0.1:$p_listen
+	VRIO_IO_METRICS=127.0.0.1:$p_io_metrics
+	VRIO_HV_METRICS=127.0.0.1:$p_hv_metrics
+	vrio_ctl_paths "$1"
+}
+
 # write_topology FILE IO_LISTEN IO_METRICS HOST_METRICS SOCKET DISK QUEUES
 # IO_CTL HV_CTL writes a one-host, one-io-server, one-blk-device topology
 # (the shape of deploy/topology.example.yaml) with the given loopback
@@ -458,17 +472,11 @@ vrio_binaries() {
 # VRIO_IO_LISTEN VRIO_IO_METRICS VRIO_HV_METRICS VRIO_IO_CTL VRIO_HV_CTL
 # VRIO_IO_PID VRIO_HV_PID VRIO_IO_LOG VRIO_HV_LOG.
 vrio_up() {
-	local run=$1 p_listen p_io_metrics p_hv_metrics
-	free_port p_listen
-	free_port p_io_metrics
-	free_port p_hv_metrics
-	VRIO_IO_LISTEN=127.0.0.1:$p_listen
-	VRIO_IO_METRICS=127.0.0.1:$p_io_metrics
-	VRIO_HV_METRICS=127.0.0.1:$p_hv_metrics
+	local run=$1
+	vrio_addrs "$run"
 	VRIO_TOPO=$run/topology.yaml
 	VRIO_DISK=$run/disk.img
 	VRIO_SOCK=$run/vm1-disk.sock
-	vrio_ctl_paths "$run"
 	rm -f "$VRIO_SOCK"
 	truncate -s 64M "$VRIO_DISK"
 	write_topology "$VRIO_TOPO" "$VRIO_IO_LISTEN" "$VRIO_IO_METRICS" "$VRIO_HV_METRICS" \

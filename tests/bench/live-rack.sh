@@ -108,16 +108,14 @@ summary() { # LABEL FILE
 }
 
 main() {
-	local build p_listen front qd where mode i
+	local build front qd where mode i
 	build=$(cd "$1" && pwd)
 	vrio_binaries "$build" || die "daemons not built in $build"
 	BENCH=$build/tools/vrio-bench
 	VRIOCTL=$build/tools/vrioctl
 	need_cmd python3
 	make_tmpdir RUN
-	free_port p_listen
-	VRIO_IO_LISTEN=127.0.0.1:$p_listen
-	vrio_ctl_paths "$RUN"
+	vrio_addrs "$RUN"
 	TOPO=$RUN/topology.yaml
 	write_topo 0
 	vrio_start "$RUN" "$TOPO" "$RUN/a.sock"

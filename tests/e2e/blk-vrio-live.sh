@@ -277,7 +277,7 @@ start_guest() {
 main() {
 	[[ $# -ge 1 && $# -le 3 ]] || die "usage: $0 BUILD_DIR [MIN_ROUNDS] [SECONDS]"
 	local build min_rounds=${2:-10} secs=${3:-60} rounds=0 overlapped=0 rc=0
-	local p_listen p_iom p_hvm gen_io gen_hv passes0 passes1 progress_at line file_line passes
+	local gen_io gen_hv passes0 passes1 progress_at line file_line passes
 	local last_seed
 	build=$(mkdir -p "$1" && cd "$1" && pwd)
 	vrio_binaries "$build" || skip "daemons not built ($VRIO_IOSERVER_BIN, $VRIO_LOCALHV_BIN)"
@@ -293,13 +293,7 @@ main() {
 	SEED=${VRIO_SEED:-$((RANDOM * 32768 + RANDOM))}
 	log "seed $SEED, run dir $RUN, at least $min_rounds rounds, guest loops ${secs}s"
 
-	free_port p_listen
-	free_port p_iom
-	free_port p_hvm
-	VRIO_IO_LISTEN=127.0.0.1:$p_listen
-	VRIO_IO_METRICS=127.0.0.1:$p_iom
-	VRIO_HV_METRICS=127.0.0.1:$p_hvm
-	vrio_ctl_paths "$RUN"
+	vrio_addrs "$RUN"
 	TOPO=$RUN/topology.yaml
 	VRIO_DISK=$RUN/disk.img
 	VRIO_SOCK=$RUN/vm1-disk.sock

@@ -110,14 +110,7 @@ main() {
 	seed=${VRIO_SEED:-$((RANDOM * 32768 + RANDOM))}
 	log "seed $seed, run dir $RUN, $rounds rounds over ${secs}s"
 
-	local p_listen p_iom p_hvm
-	free_port p_listen
-	free_port p_iom
-	free_port p_hvm
-	VRIO_IO_LISTEN=127.0.0.1:$p_listen
-	VRIO_IO_METRICS=127.0.0.1:$p_iom
-	VRIO_HV_METRICS=127.0.0.1:$p_hvm
-	vrio_ctl_paths "$RUN"
+	vrio_addrs "$RUN"
 	SOCK_A=$RUN/a.sock
 	SOCK_B=$RUN/b.sock
 	DISK_A=$RUN/a.img
