@@ -8,6 +8,7 @@
  */
 #include "topology.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1076,34 +1077,662 @@ static int topo_p_backend(struct topo_ctx *c, const struct topo_key *k, const ya
 	ret = topo_want_mapping(c, k, v);
 	if (ret)
 		return ret;
-	ret = topo_walk(c, v, "backend", backend_keys, N_BE_KEYS, be, seen);
+	ret = topo_walk(c, v, k->name, backend_keys, N_BE_KEYS, be, seen);
 	if (ret)
 		return ret;
 	file = seen[BE_FILE].key;
 	ram = seen[BE_RAM].key;
 	if (file && ram)
 		return topo_err(c, file->start_mark.index > ram->start_mark.index ? file : ram,
-				"backend: 'file' and 'ram' exclude each other");
+				"%s: 'file' and 'ram' exclude each other", k->name);
 	if (!file && !ram)
-		return topo_err(c, v, "backend: missing required key 'file' or 'ram'");
+		return topo_err(c, v, "%s: missing required key 'file' or 'ram'", k->name);
 	if (file) {
 		be->kind = VRIO_BACKEND_FILE;
 		return 0;
 	}
 	if (seen[BE_SIZE].key)
 		return topo_err(c, seen[BE_SIZE].key,
-				"backend: 'size' goes with 'file'; 'ram' takes the size");
+				"%s: 'size' goes with 'file'; 'ram' takes the size", k->name);
 	if (seen[BE_DIRECT].key)
-		return topo_err(c, seen[BE_DIRECT].key, "backend: 'direct' goes with 'file' only");
+		return topo_err(c, seen[BE_DIRECT].key, "%s: 'direct' goes with 'file' only",
+				k->name);
 	be->kind = VRIO_BACKEND_RAM;
 	return 0;
+}
+
+/* devices[].interpose: the stages */
+
+/* A rate or an amount of bytes: a number with an optional K, M, G or T
+ * (binary) suffix, and an optional "/s". Positive. */
+static int topo_p_rate(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+		       void *obj)
+{
+	static const struct {
+		const char *suffix;
+		unsigned shift;
+	} units[] = {
+		{ "", 0 }, { "K", 10 }, { "M", 20 }, { "G", 30 }, { "T", 40 },
+		{ "KiB", 10 }, { "MiB", 20 }, { "GiB", 30 }, { "TiB", 40 },
+	};
+	const char *s, *end;
+	char unit[8];
+	size_t n_unit;
+	uint64_t n;
+	int ret;
+
+	ret = topo_scalar(c, k, v, "a number of bytes", &s);
+	if (ret)
+		return ret;
+	ret = topo_u64(s, &n, &end);
+	if (ret)
+		return topo_expected(c, k, v, "a number of bytes (suffix K, M, G or T, optional /s)");
+	n_unit = strlen(end);
+	if (n_unit >= 2 && strcmp(end + n_unit - 2, "/s") == 0)
+		n_unit -= 2;
+	if (n_unit >= sizeof(unit))
+		return topo_expected(c, k, v, "a number of bytes (suffix K, M, G or T, optional /s)");
+	memcpy(unit, end, n_unit);
+	unit[n_unit] = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+		if (strcmp(unit, units[i].suffix) != 0)
+			continue;
+		if (n == 0 || n > (UINT64_MAX >> units[i].shift))
+			return topo_err(c, v, "'%s' must be positive, got %s", k->name, s);
+		*FIELD(obj, k, uint64_t) = n << units[i].shift;
+		return 0;
+	}
+	return topo_expected(c, k, v, "a number of bytes (suffix K, M, G or T, optional /s)");
+}
+
+enum { THR_IOPS, THR_BPS, THR_RIOPS, THR_RBPS, THR_WIOPS, THR_WBPS, THR_BURST, N_THR_KEYS };
+
+#define F(field) offsetof(struct vrio_topo_throttle, field)
+static const struct topo_key throttle_keys[N_THR_KEYS] = {
+	[THR_IOPS] = { "iops", topo_p_u64, F(iops), 1, UINT32_MAX, 0 },
+	[THR_BPS] = { "bps", topo_p_rate, F(bps), 0, 0, 0 },
+	[THR_RIOPS] = { "read_iops", topo_p_u64, F(read_iops), 1, UINT32_MAX, 0 },
+	[THR_RBPS] = { "read_bps", topo_p_rate, F(read_bps), 0, 0, 0 },
+	[THR_WIOPS] = { "write_iops", topo_p_u64, F(write_iops), 1, UINT32_MAX, 0 },
+	[THR_WBPS] = { "write_bps", topo_p_rate, F(write_bps), 0, 0, 0 },
+	[THR_BURST] = { "burst_ms", topo_p_uint, F(burst_ms), 1, 60000, 0 },
+};
+#undef F
+
+static int topo_s_throttle(struct topo_ctx *c, const yaml_node_t *v, struct vrio_topo_stage *st)
+{
+	struct topo_seen seen[N_THR_KEYS] = { 0 };
+	struct vrio_topo_throttle *t = &st->u.throttle;
+	int ret;
+
+	t->burst_ms = 100;
+	ret = topo_walk(c, v, "throttle", throttle_keys, N_THR_KEYS, t, seen);
+	if (ret)
+		return ret;
+	if (!t->iops && !t->bps && !t->read_iops && !t->read_bps && !t->write_iops &&
+	    !t->write_bps)
+		return topo_err(c, v, "throttle: no limit: give iops, bps or a read_/write_ one");
+	return 0;
+}
+
+enum { CRY_CIPHER, CRY_KEY_FILE, CRY_SECTOR, CRY_IV_LARGE, N_CRY_KEYS };
+
+static int topo_p_cipher(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			 void *obj)
+{
+	const char *s;
+	int ret;
+
+	ret = topo_scalar(c, k, v, "aes-xts-plain64", &s);
+	if (ret)
+		return ret;
+	return strcmp(s, "aes-xts-plain64") ? topo_expected(c, k, v, "aes-xts-plain64") : 0;
+}
+
+static int topo_p_sector(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			 void *obj)
+{
+	const char *s;
+	int ret;
+
+	ret = topo_scalar(c, k, v, "512 or 4096", &s);
+	if (ret)
+		return ret;
+	if (strcmp(s, "512") && strcmp(s, "4096"))
+		return topo_expected(c, k, v, "512 or 4096");
+	*FIELD(obj, k, unsigned) = (unsigned)atoi(s);
+	return 0;
+}
+
+#define F(field) offsetof(struct vrio_topo_crypt, field)
+static const struct topo_key crypt_keys[N_CRY_KEYS] = {
+	[CRY_CIPHER] = { "cipher", topo_p_cipher, 0, 0, 0, 0 },
+	[CRY_KEY_FILE] = { "key_file", topo_p_path, F(key_file), 0, 0, KEY_REQUIRED },
+	[CRY_SECTOR] = { "sector_size", topo_p_sector, F(sector_size), 0, 0, 0 },
+	[CRY_IV_LARGE] = { "iv_large_sectors", topo_p_bool, F(iv_large_sectors), 0, 0, 0 },
+};
+#undef F
+
+static int topo_s_crypt(struct topo_ctx *c, const yaml_node_t *v, struct vrio_topo_stage *st)
+{
+	struct topo_seen seen[N_CRY_KEYS] = { 0 };
+	struct vrio_topo_crypt *cr = &st->u.crypt;
+	int ret;
+
+	cr->sector_size = 512;
+	ret = topo_walk(c, v, "crypt", crypt_keys, N_CRY_KEYS, cr, seen);
+	if (ret)
+		return ret;
+	if (cr->iv_large_sectors && cr->sector_size == 512)
+		return topo_err(c, seen[CRY_IV_LARGE].key,
+				"crypt: 'iv_large_sectors' goes with sector_size 4096");
+	return 0;
+}
+
+static int topo_s_mirror(struct topo_ctx *c, const yaml_node_t *v, struct vrio_topo_stage *st)
+{
+	static const struct topo_key k = { "mirror", topo_p_backend,
+					   offsetof(struct vrio_topo_mirror, backend), 0, 0, 0 };
+
+	return topo_p_backend(c, &k, v, &st->u.mirror);
+}
+
+enum { POL_RATE, POL_BURST, N_POL_KEYS };
+
+#define F(field) offsetof(struct vrio_topo_police_dir, field)
+static const struct topo_key police_dir_keys[N_POL_KEYS] = {
+	[POL_RATE] = { "rate", topo_p_rate, F(rate), 0, 0, KEY_REQUIRED },
+	[POL_BURST] = { "burst", topo_p_rate, F(burst), 0, 0, 0 },
+};
+#undef F
+
+static int topo_p_police_dir(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			     void *obj)
+{
+	struct vrio_topo_police_dir *d = FIELD(obj, k, struct vrio_topo_police_dir);
+	struct topo_seen seen[N_POL_KEYS] = { 0 };
+	int ret;
+
+	ret = topo_want_mapping(c, k, v);
+	if (ret)
+		return ret;
+	ret = topo_walk(c, v, k->name, police_dir_keys, N_POL_KEYS, d, seen);
+	if (ret)
+		return ret;
+	if (!d->burst)
+		d->burst = d->rate / 10 > 2048 ? d->rate / 10 : 2048;
+	return 0;
+}
+
+enum { POLD_IN, POLD_OUT, N_POLD_KEYS };
+
+#define F(field) offsetof(struct vrio_topo_police, field)
+static const struct topo_key police_keys[N_POLD_KEYS] = {
+	[POLD_IN] = { "in", topo_p_police_dir, F(in), 0, 0, 0 },
+	[POLD_OUT] = { "out", topo_p_police_dir, F(out), 0, 0, 0 },
+};
+#undef F
+
+static int topo_s_police(struct topo_ctx *c, const yaml_node_t *v, struct vrio_topo_stage *st)
+{
+	struct topo_seen seen[N_POLD_KEYS] = { 0 };
+	int ret;
+
+	ret = topo_walk(c, v, "police", police_keys, N_POLD_KEYS, &st->u.police, seen);
+	if (ret)
+		return ret;
+	if (!seen[POLD_IN].key && !seen[POLD_OUT].key)
+		return topo_err(c, v, "police: give 'in', 'out' or both");
+	return 0;
+}
+
+enum { CAP_FILE, CAP_SNAPLEN, CAP_MAX, N_CAP_KEYS };
+
+#define F(field) offsetof(struct vrio_topo_capture, field)
+static const struct topo_key capture_keys[N_CAP_KEYS] = {
+	[CAP_FILE] = { "file", topo_p_path, F(file), 0, 0, KEY_REQUIRED },
+	[CAP_SNAPLEN] = { "snaplen", topo_p_uint, F(snaplen), 64, 65535, 0 },
+	[CAP_MAX] = { "max_size", topo_p_rate, F(max_size), 0, 0, 0 },
+};
+#undef F
+
+static int topo_s_capture(struct topo_ctx *c, const yaml_node_t *v, struct vrio_topo_stage *st)
+{
+	struct topo_seen seen[N_CAP_KEYS] = { 0 };
+	int ret;
+
+	st->u.capture.snaplen = 65535;
+	ret = topo_walk(c, v, "capture", capture_keys, N_CAP_KEYS, &st->u.capture, seen);
+	if (ret)
+		return ret;
+	if (st->u.capture.max_size && st->u.capture.max_size < 65536)
+		return topo_err(c, seen[CAP_MAX].val, "capture: 'max_size' must be at least 64K");
+	return 0;
+}
+
+/* acl: */
+
+static int topo_p_action(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			 void *obj)
+{
+	const char *s;
+	int ret;
+
+	ret = topo_scalar(c, k, v, "allow or deny", &s);
+	if (ret)
+		return ret;
+	if (strcmp(s, "allow") && strcmp(s, "deny"))
+		return topo_expected(c, k, v, "allow or deny");
+	*FIELD(obj, k, bool) = !strcmp(s, "allow");
+	return 0;
+}
+
+static int topo_p_acl_dir(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			  void *obj)
+{
+	static const char *const words[] = { [VRIO_ACL_IN] = "in", [VRIO_ACL_OUT] = "out",
+					     [VRIO_ACL_BOTH] = "both" };
+	const char *s;
+	int ret;
+
+	ret = topo_scalar(c, k, v, "in, out or both", &s);
+	if (ret)
+		return ret;
+	for (unsigned i = VRIO_ACL_IN; i <= VRIO_ACL_BOTH; i++) {
+		if (!strcmp(s, words[i])) {
+			*FIELD(obj, k, unsigned) = i;
+			return 0;
+		}
+	}
+	return topo_expected(c, k, v, "in, out or both");
+}
+
+/* A number (decimal or 0x hex) up to max, or one of names. */
+static int topo_number_or_name(const char *s, unsigned max, const char *const *names,
+			       const unsigned *values, size_t n, unsigned *out)
+{
+	char *end;
+	unsigned long u;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!strcmp(s, names[i])) {
+			*out = values[i];
+			return 0;
+		}
+	}
+	errno = 0;
+	u = strtoul(s, &end, 0);
+	if (errno || *end || !*s || s[0] == '-' || u > max)
+		return -EINVAL;
+	*out = (unsigned)u;
+	return 0;
+}
+
+static int topo_p_ethertype(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			    void *obj)
+{
+	static const char *const names[] = { "ipv4", "arp", "ipv6" };
+	static const unsigned values[] = { 0x0800, 0x0806, 0x86dd };
+	const char *s;
+	unsigned u;
+	int ret;
+
+	ret = topo_scalar(c, k, v, "an ethertype", &s);
+	if (ret)
+		return ret;
+	if (topo_number_or_name(s, 0xffff, names, values, ARRAY_SIZE(names), &u) < 0 || u < 0x600)
+		return topo_expected(c, k, v, "ipv4, arp, ipv6 or an ethertype from 0x0600 to 0xffff");
+	*FIELD(obj, k, int) = (int)u;
+	return 0;
+}
+
+static int topo_p_proto(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			void *obj)
+{
+	static const char *const names[] = { "icmp", "tcp", "udp", "icmpv6" };
+	static const unsigned values[] = { 1, 6, 17, 58 };
+	const char *s;
+	unsigned u;
+	int ret;
+
+	ret = topo_scalar(c, k, v, "a protocol", &s);
+	if (ret)
+		return ret;
+	if (topo_number_or_name(s, 255, names, values, ARRAY_SIZE(names), &u) < 0)
+		return topo_expected(c, k, v, "tcp, udp, icmp, icmpv6 or a protocol number");
+	*FIELD(obj, k, int) = (int)u;
+	return 0;
+}
+
+/* "80" or "1024-65535". */
+static int topo_p_ports(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			void *obj)
+{
+	unsigned *range = FIELD(obj, k, unsigned);
+	const char *s, *end;
+	uint64_t lo, hi;
+	int ret;
+
+	ret = topo_scalar(c, k, v, "a port or a range", &s);
+	if (ret)
+		return ret;
+	if (topo_u64(s, &lo, &end) < 0)
+		goto bad;
+	hi = lo;
+	if (*end == '-' && topo_u64(end + 1, &hi, &end) < 0)
+		goto bad;
+	if (*end || lo > 65535 || hi > 65535 || lo > hi)
+		goto bad;
+	range[0] = (unsigned)lo;
+	range[1] = (unsigned)hi;
+	return 0;
+bad:
+	return topo_expected(c, k, v, "a port (0-65535) or a range such as 1024-65535");
+}
+
+/* An address with an optional /prefix; which of src and dst is k->name. */
+static int topo_p_cidr(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+		       void *obj)
+{
+	struct vrio_topo_acl_rule *r = obj;
+	bool src = !strcmp(k->name, "src");
+	uint8_t *addr = src ? r->src : r->dst;
+	char buf[64], *slash, *end;
+	unsigned long plen;
+	const char *s;
+	bool v6;
+	int ret;
+
+	ret = topo_scalar(c, k, v, "an address or a prefix", &s);
+	if (ret)
+		return ret;
+	if (strlen(s) >= sizeof(buf))
+		goto bad;
+	strcpy(buf, s);
+	slash = strchr(buf, '/');
+	if (slash)
+		*slash = '\0';
+	memset(addr, 0, 16);
+	if (inet_pton(AF_INET, buf, addr) == 1)
+		v6 = false;
+	else if (inet_pton(AF_INET6, buf, addr) == 1)
+		v6 = true;
+	else
+		goto bad;
+	plen = v6 ? 128 : 32;
+	if (slash) {
+		errno = 0;
+		plen = strtoul(slash + 1, &end, 10);
+		if (errno || *end || !slash[1] || plen > (v6 ? 128u : 32u))
+			goto bad;
+	}
+	if ((r->has_src || r->has_dst) && r->v6 != v6)
+		return topo_err(c, v, "acl: src and dst of one rule must both be IPv4 or IPv6");
+	r->v6 = v6;
+	if (src) {
+		r->has_src = true;
+		r->src_len = (unsigned)plen;
+	} else {
+		r->has_dst = true;
+		r->dst_len = (unsigned)plen;
+	}
+	return 0;
+bad:
+	return topo_expected(c, k, v, "an IPv4 or IPv6 address, with an optional /prefix");
+}
+
+enum { RULE_ACTION, RULE_DIR, RULE_ETHERTYPE, RULE_SRC, RULE_DST, RULE_PROTO, RULE_SPORT,
+       RULE_DPORT, N_RULE_KEYS };
+
+#define F(field) offsetof(struct vrio_topo_acl_rule, field)
+static const struct topo_key rule_keys[N_RULE_KEYS] = {
+	[RULE_ACTION] = { "action", topo_p_action, F(allow), 0, 0, KEY_REQUIRED },
+	[RULE_DIR] = { "dir", topo_p_acl_dir, F(dir), 0, 0, 0 },
+	[RULE_ETHERTYPE] = { "ethertype", topo_p_ethertype, F(ethertype), 0, 0, 0 },
+	[RULE_SRC] = { "src", topo_p_cidr, 0, 0, 0, 0 },
+	[RULE_DST] = { "dst", topo_p_cidr, 0, 0, 0, 0 },
+	[RULE_PROTO] = { "proto", topo_p_proto, F(proto), 0, 0, 0 },
+	[RULE_SPORT] = { "sport", topo_p_ports, F(sport_lo), 0, 0, 0 },
+	[RULE_DPORT] = { "dport", topo_p_ports, F(dport_lo), 0, 0, 0 },
+};
+#undef F
+
+static int topo_acl_rule(struct topo_ctx *c, const yaml_node_t *map, struct vrio_topo_acl *acl)
+{
+	struct topo_seen seen[N_RULE_KEYS] = { 0 };
+	struct vrio_topo_acl_rule *r, *arr;
+	int ret;
+
+	if (map->type != YAML_MAPPING_NODE)
+		return topo_err(c, map, "acl: a rule is a mapping with action, dir, ...");
+	arr = topo_append(acl->rules, acl->n_rules, sizeof(*arr));
+	if (!arr)
+		return topo_oom(c);
+	acl->rules = arr;
+	r = &acl->rules[acl->n_rules++];
+	topo_mark(map, &r->line, &r->col);
+	r->dir = VRIO_ACL_BOTH;
+	r->ethertype = -1;
+	r->proto = -1;
+	r->sport_hi = r->dport_hi = 65535;
+	ret = topo_walk(c, map, "acl rule", rule_keys, N_RULE_KEYS, r, seen);
+	if (ret)
+		return ret;
+	if ((seen[RULE_SPORT].key || seen[RULE_DPORT].key) && r->proto != 6 && r->proto != 17)
+		return topo_err(c, seen[RULE_SPORT].key ? seen[RULE_SPORT].key : seen[RULE_DPORT].key,
+				"acl: ports go with proto tcp or udp");
+	if ((r->has_src || r->has_dst || r->proto >= 0) && r->ethertype >= 0 &&
+	    r->ethertype != (r->v6 ? 0x86dd : 0x0800) &&
+	    !(r->ethertype == 0x86dd && !r->has_src && !r->has_dst))
+		return topo_err(c, seen[RULE_ETHERTYPE].val,
+				"acl: addresses and protocols match IPv4 or IPv6 frames only");
+	return 0;
+}
+
+static int topo_p_acl_rules(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			    void *obj)
+{
+	int ret;
+
+	if (v->type != YAML_SEQUENCE_NODE)
+		return topo_expected(c, k, v, "a list of rules");
+	for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+	     it++) {
+		ret = topo_acl_rule(c, yaml_document_get_node(c->doc, *it), obj);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+enum { ACL_DEFAULT, ACL_RULES, N_ACL_KEYS };
+
+#define F(field) offsetof(struct vrio_topo_acl, field)
+static const struct topo_key acl_keys[N_ACL_KEYS] = {
+	[ACL_DEFAULT] = { "default", topo_p_action, F(default_allow), 0, 0, 0 },
+	[ACL_RULES] = { "rules", topo_p_acl_rules, 0, 0, 0, 0 },
+};
+#undef F
+
+static int topo_s_acl(struct topo_ctx *c, const yaml_node_t *v, struct vrio_topo_stage *st)
+{
+	struct topo_seen seen[N_ACL_KEYS] = { 0 };
+
+	st->u.acl.default_allow = true;
+	return topo_walk(c, v, "acl", acl_keys, N_ACL_KEYS, &st->u.acl, seen);
+}
+
+static const struct {
+	const char *name;
+	enum vrio_dev_type type;
+	int (*parse)(struct topo_ctx *c, const yaml_node_t *v, struct vrio_topo_stage *st);
+} topo_stages[] = {
+	[VRIO_STAGE_THROTTLE] = { "throttle", VRIO_DEV_BLK, topo_s_throttle },
+	[VRIO_STAGE_CRYPT] = { "crypt", VRIO_DEV_BLK, topo_s_crypt },
+	[VRIO_STAGE_MIRROR] = { "mirror", VRIO_DEV_BLK, topo_s_mirror },
+	[VRIO_STAGE_ACL] = { "acl", VRIO_DEV_NET, topo_s_acl },
+	[VRIO_STAGE_POLICE] = { "police", VRIO_DEV_NET, topo_s_police },
+	[VRIO_STAGE_CAPTURE] = { "capture", VRIO_DEV_NET, topo_s_capture },
+};
+
+const char *vrio_stage_kind_name(enum vrio_stage_kind k)
+{
+	return k >= VRIO_STAGE_THROTTLE && k <= VRIO_STAGE_KIND_MAX ? topo_stages[k].name : "unknown";
+}
+
+static int topo_stage(struct topo_ctx *c, const yaml_node_t *item, struct vrio_topo_device *d)
+{
+	const yaml_node_t *name, *val;
+	struct vrio_topo_stage *st, *arr;
+	const yaml_node_pair_t *pair;
+	char known[128];
+	size_t len = 0;
+
+	if (item->type != YAML_MAPPING_NODE ||
+	    item->data.mapping.pairs.top - item->data.mapping.pairs.start != 1)
+		return topo_err(c, item, "interpose: each stage is one 'name: {settings}'");
+	pair = item->data.mapping.pairs.start;
+	name = yaml_document_get_node(c->doc, pair->key);
+	val = yaml_document_get_node(c->doc, pair->value);
+	arr = topo_append(d->stages, d->n_stages, sizeof(*arr));
+	if (!arr)
+		return topo_oom(c);
+	d->stages = arr;
+	st = &d->stages[d->n_stages++];
+	topo_mark(item, &st->line, &st->col);
+	for (unsigned k = VRIO_STAGE_THROTTLE; k <= VRIO_STAGE_KIND_MAX; k++) {
+		if (name->type != YAML_SCALAR_NODE || strcmp(topo_str(name), topo_stages[k].name))
+			continue;
+		st->kind = (enum vrio_stage_kind)k;
+		if (val->type != YAML_MAPPING_NODE)
+			return topo_err(c, val, "%s: expected a mapping of settings", topo_stages[k].name);
+		return topo_stages[k].parse(c, val, st);
+	}
+	for (unsigned k = VRIO_STAGE_THROTTLE; k <= VRIO_STAGE_KIND_MAX; k++)
+		len += (size_t)snprintf(known + len, sizeof(known) - len, "%s%s", len ? ", " : "",
+					topo_stages[k].name);
+	return topo_err(c, name, "interpose: unknown stage '%s' (known: %s)",
+			name->type == YAML_SCALAR_NODE ? topo_str(name) : "?", known);
+}
+
+static int topo_p_interpose(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			    void *obj)
+{
+	struct vrio_topo_device *d = obj;
+	int ret;
+
+	if (v->type != YAML_SEQUENCE_NODE)
+		return topo_expected(c, k, v, "a list of stages");
+	for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+	     it++) {
+		const yaml_node_t *item = yaml_document_get_node(c->doc, *it);
+
+		ret = topo_stage(c, item, d);
+		if (ret)
+			return ret;
+		for (unsigned i = 0; i + 1 < d->n_stages; i++)
+			if (d->stages[i].kind == d->stages[d->n_stages - 1].kind)
+				return topo_err(c, item, "interpose: '%s' is already in the chain at %u:%u",
+						vrio_stage_kind_name(d->stages[i].kind),
+						d->stages[i].line, d->stages[i].col);
+	}
+	return 0;
+}
+
+/* After the device's type is known. */
+static int topo_stages_check(struct topo_ctx *c, const struct vrio_topo_device *d)
+{
+	for (unsigned i = 0; i < d->n_stages; i++) {
+		const struct vrio_topo_stage *st = &d->stages[i];
+
+		if (topo_stages[st->kind].type != d->type)
+			return topo_err_at(c, st->line, st->col,
+					   "device '%s': stage '%s' is only valid for %s devices",
+					   d->name, vrio_stage_kind_name(st->kind),
+					   vrio_dev_type_name(topo_stages[st->kind].type));
+	}
+	return 0;
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+static bool rule_eq(const struct vrio_topo_acl_rule *a, const struct vrio_topo_acl_rule *b)
+{
+	return a->allow == b->allow && a->dir == b->dir && a->ethertype == b->ethertype &&
+	       a->has_src == b->has_src && a->has_dst == b->has_dst && a->v6 == b->v6 &&
+	       !memcmp(a->src, b->src, 16) && !memcmp(a->dst, b->dst, 16) &&
+	       a->src_len == b->src_len && a->dst_len == b->dst_len && a->proto == b->proto &&
+	       a->sport_lo == b->sport_lo && a->sport_hi == b->sport_hi &&
+	       a->dport_lo == b->dport_lo && a->dport_hi == b->dport_hi;
+}
+
+bool vrio_topo_stage_equal(const struct vrio_topo_stage *a, const struct vrio_topo_stage *b)
+{
+	if (a->kind != b->kind)
+		return false;
+	switch (a->kind) {
+	case VRIO_STAGE_THROTTLE:
+		return !memcmp(&a->u.throttle, &b->u.throttle, sizeof(a->u.throttle));
+	case VRIO_STAGE_CRYPT:
+		return str_eq(a->u.crypt.key_file, b->u.crypt.key_file) &&
+		       a->u.crypt.sector_size == b->u.crypt.sector_size &&
+		       a->u.crypt.iv_large_sectors == b->u.crypt.iv_large_sectors;
+	case VRIO_STAGE_MIRROR:
+		return a->u.mirror.backend.kind == b->u.mirror.backend.kind &&
+		       str_eq(a->u.mirror.backend.path, b->u.mirror.backend.path) &&
+		       a->u.mirror.backend.size == b->u.mirror.backend.size &&
+		       a->u.mirror.backend.direct == b->u.mirror.backend.direct;
+	case VRIO_STAGE_ACL:
+		if (a->u.acl.default_allow != b->u.acl.default_allow ||
+		    a->u.acl.n_rules != b->u.acl.n_rules)
+			return false;
+		for (unsigned i = 0; i < a->u.acl.n_rules; i++)
+			if (!rule_eq(&a->u.acl.rules[i], &b->u.acl.rules[i]))
+				return false;
+		return true;
+	case VRIO_STAGE_POLICE:
+		return !memcmp(&a->u.police, &b->u.police, sizeof(a->u.police));
+	case VRIO_STAGE_CAPTURE:
+		return str_eq(a->u.capture.file, b->u.capture.file) &&
+		       a->u.capture.snaplen == b->u.capture.snaplen &&
+		       a->u.capture.max_size == b->u.capture.max_size;
+	}
+	return false;
+}
+
+static void topo_stages_free(struct vrio_topo_device *d)
+{
+	for (unsigned i = 0; i < d->n_stages; i++) {
+		struct vrio_topo_stage *st = &d->stages[i];
+
+		switch (st->kind) {
+		case VRIO_STAGE_CRYPT:
+			free(st->u.crypt.key_file);
+			break;
+		case VRIO_STAGE_MIRROR:
+			free(st->u.mirror.backend.path);
+			break;
+		case VRIO_STAGE_ACL:
+			free(st->u.acl.rules);
+			break;
+		case VRIO_STAGE_CAPTURE:
+			free(st->u.capture.file);
+			break;
+		default:
+			break;
+		}
+	}
+	free(d->stages);
 }
 
 /* devices[] */
 
 enum {
 	DEV_NAME, DEV_TYPE, DEV_HOST, DEV_IO_SERVER, DEV_SOCKET, DEV_QUEUES, DEV_QUEUE_SIZE,
-	DEV_READ_ONLY, DEV_BACKEND, DEV_MAC, DEV_NETWORK, DEV_IOMMU, N_DEV_KEYS
+	DEV_READ_ONLY, DEV_BACKEND, DEV_MAC, DEV_NETWORK, DEV_IOMMU, DEV_INTERPOSE, N_DEV_KEYS
 };
 
 #define F(field) offsetof(struct vrio_topo_device, field)
@@ -1120,6 +1749,7 @@ static const struct topo_key device_keys[N_DEV_KEYS] = {
 	[DEV_MAC] = { "mac", topo_p_mac, F(mac), 0, 0, KEY_NET | KEY_REQUIRED },
 	[DEV_NETWORK] = { "network", topo_p_ref, 0, 0, 0, KEY_NET | KEY_REQUIRED },
 	[DEV_IOMMU] = { "iommu", topo_p_iommu, 0, 0, 0, KEY_BLK },
+	[DEV_INTERPOSE] = { "interpose", topo_p_interpose, 0, 0, 0, 0 },
 };
 #undef F
 
@@ -1152,6 +1782,9 @@ static int topo_device(struct topo_ctx *c, const yaml_node_t *map)
 	if (ret)
 		return ret;
 
+	ret = topo_stages_check(c, d);
+	if (ret)
+		return ret;
 	if (d->type == VRIO_DEV_NET && d->queues != 1)
 		return topo_err(c, seen[DEV_QUEUES].val,
 				"device '%s': a net device has one queue pair (queues: 1), got %u",
@@ -1598,6 +2231,7 @@ void vrio_topology_free(struct vrio_topology *t)
 		free(t->devices[i].socket);
 		free(t->devices[i].backend.path);
 		free(t->devices[i].mac);
+		topo_stages_free(&t->devices[i]);
 	}
 	for (size_t i = 0; i < t->n_networks; i++) {
 		free(t->networks[i].name);

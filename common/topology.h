@@ -85,6 +85,91 @@ struct vrio_topo_network {
 	unsigned line, col;
 };
 
+/*
+ * Interposition (interpose:): a device's chain of stages, applied in order
+ * on requests and in reverse on completions by the io-server. Disk stages
+ * go with blk devices, network stages with net devices.
+ */
+enum vrio_stage_kind {
+	VRIO_STAGE_THROTTLE = 1,	/* blk: a token bucket on IOPS and bytes */
+	VRIO_STAGE_CRYPT,		/* blk: AES-XTS at rest, as dm-crypt plain */
+	VRIO_STAGE_MIRROR,		/* blk: writes to a second backend too */
+	VRIO_STAGE_ACL,			/* net: stateless filter */
+	VRIO_STAGE_POLICE,		/* net: a rate limit per direction */
+	VRIO_STAGE_CAPTURE,		/* net: pcap of both directions */
+	VRIO_STAGE_KIND_MAX = VRIO_STAGE_CAPTURE,
+};
+
+struct vrio_topo_throttle {
+	/* Per second; 0: no limit. iops/bps count every request; the read_
+	 * and write_ ones only reads or writes (and discards). */
+	uint64_t iops, bps, read_iops, read_bps, write_iops, write_bps;
+	unsigned burst_ms;	/* what may pass at once after idling, default 100 */
+};
+
+struct vrio_topo_crypt {
+	char *key_file;		/* the raw 64-byte AES-XTS-256 key */
+	unsigned sector_size;	/* 512 (default) or 4096 */
+	bool iv_large_sectors;	/* 4096: the IV counts 4096-byte sectors */
+};
+
+struct vrio_topo_mirror {
+	struct vrio_topo_backend backend;	/* file or ram, as backend: */
+};
+
+struct vrio_topo_police_dir {
+	uint64_t rate;		/* bytes per second; 0: no limit */
+	uint64_t burst;		/* bytes, default rate / 10 */
+};
+
+struct vrio_topo_police {
+	struct vrio_topo_police_dir in, out;	/* from / to the guest */
+};
+
+struct vrio_topo_capture {
+	char *file;
+	unsigned snaplen;	/* default 65535 */
+	uint64_t max_size;	/* rotate at, default 0: never */
+};
+
+enum vrio_acl_dir { VRIO_ACL_IN = 1, VRIO_ACL_OUT = 2, VRIO_ACL_BOTH = 3 };
+
+struct vrio_topo_acl_rule {
+	bool allow;
+	unsigned dir;		/* enum vrio_acl_dir */
+	int ethertype;		/* -1: any */
+	bool has_src, has_dst;
+	uint8_t src[16], dst[16];	/* IPv4 in the first 4 bytes, or IPv6 */
+	unsigned src_len, dst_len;	/* prefix lengths */
+	bool v6;		/* src/dst are IPv6 */
+	int proto;		/* -1: any; IPPROTO_* */
+	unsigned sport_lo, sport_hi, dport_lo, dport_hi;	/* 0..65535 when unset */
+	unsigned line, col;
+};
+
+struct vrio_topo_acl {
+	bool default_allow;
+	struct vrio_topo_acl_rule *rules;
+	unsigned n_rules;
+};
+
+struct vrio_topo_stage {
+	enum vrio_stage_kind kind;
+	unsigned line, col;
+	union {
+		struct vrio_topo_throttle throttle;
+		struct vrio_topo_crypt crypt;
+		struct vrio_topo_mirror mirror;
+		struct vrio_topo_acl acl;
+		struct vrio_topo_police police;
+		struct vrio_topo_capture capture;
+	} u;
+};
+
+const char *vrio_stage_kind_name(enum vrio_stage_kind k);
+/* Same kind and the same settings. */
+bool vrio_topo_stage_equal(const struct vrio_topo_stage *a, const struct vrio_topo_stage *b);
+
 struct vrio_topo_device {
 	char *name;
 	enum vrio_dev_type type;
@@ -101,6 +186,8 @@ struct vrio_topo_device {
 	bool iommu_deferred;	/* default false: strict */
 	unsigned iommu_batch;	/* deferred: at most this many pending, default 32 */
 	unsigned iommu_delay_ms;	/* deferred: or this old, default 10 */
+	struct vrio_topo_stage *stages;	/* interpose:, in order */
+	unsigned n_stages;
 	unsigned line, col;
 };
 

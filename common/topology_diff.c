@@ -286,6 +286,31 @@ static bool same_iommu(const void *a, const void *b, size_t off)
 	       x->iommu_delay_ms == y->iommu_delay_ms;
 }
 
+static bool same_interpose(const void *a, const void *b, size_t off)
+{
+	const struct vrio_topo_device *x = a, *y = b;
+
+	if (x->n_stages != y->n_stages)
+		return false;
+	for (unsigned i = 0; i < x->n_stages; i++)
+		if (!vrio_topo_stage_equal(&x->stages[i], &y->stages[i]))
+			return false;
+	return true;
+}
+
+static void show_interpose(char *buf, size_t len, const void *obj, size_t off)
+{
+	const struct vrio_topo_device *d = obj;
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < d->n_stages && n < len; i++)
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? ", " : "",
+				      vrio_stage_kind_name(d->stages[i].kind));
+	if (!d->n_stages)
+		snprintf(buf, len, "none");
+}
+
 static void show_iommu(char *buf, size_t len, const void *obj, size_t off)
 {
 	const struct vrio_topo_device *d = obj;
@@ -308,6 +333,7 @@ static const struct diff_key device_keys[] = {
 	{ "network", 0, same_network, show_network, 0 },
 	{ "read_only", DEV(read_only), same_bool, show_bool, VRIO_LIVE_READ_ONLY },
 	{ "iommu", 0, same_iommu, show_iommu, VRIO_LIVE_IOMMU },
+	{ "interpose", 0, same_interpose, show_interpose, VRIO_LIVE_INTERPOSE },
 };
 #undef DEV
 
@@ -317,6 +343,7 @@ static const struct {
 } live_key_names[] = {
 	{ VRIO_LIVE_READ_ONLY, "read_only" },
 	{ VRIO_LIVE_IOMMU, "iommu" },
+	{ VRIO_LIVE_INTERPOSE, "interpose" },
 };
 
 /* The computation. */

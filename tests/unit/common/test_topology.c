@@ -211,7 +211,60 @@ static const struct bad_case bad_cases[] = {
 	  "topo.yaml:7:11: host 'host0' is already defined at 6:5" },
 	{ "unknown device key", HDR BLK RAM "    colour: red\n",
 	  "topo.yaml:14:5: unknown key 'colour' in device (expected one of: name, type, host, "
-	  "io_server, socket, queues, queue_size, read_only, backend, mac, network, iommu)" },
+	  "io_server, socket, queues, queue_size, read_only, backend, mac, network, iommu, "
+	  "interpose)" },
+	{ "interpose not a list", HDR BLK RAM "    interpose: {throttle: {iops: 1}}\n",
+	  "topo.yaml:14:16: expected a list of stages for 'interpose', got a mapping" },
+	{ "interpose unknown stage", HDR BLK RAM "    interpose:\n      - throttel: {iops: 1}\n",
+	  "topo.yaml:15:9: interpose: unknown stage 'throttel' (known: throttle, crypt, mirror, "
+	  "acl, police, capture)" },
+	{ "interpose two keys", HDR BLK RAM "    interpose:\n      - {throttle: {iops: 1}, crypt: {}}\n",
+	  "topo.yaml:15:9: interpose: each stage is one 'name: {settings}'" },
+	{ "throttle without a limit", HDR BLK RAM "    interpose:\n      - throttle: {burst_ms: 5}\n",
+	  "topo.yaml:15:19: throttle: no limit: give iops, bps or a read_/write_ one" },
+	{ "throttle bad key", HDR BLK RAM "    interpose:\n      - throttle: {speed: 5}\n",
+	  "topo.yaml:15:20: unknown key 'speed' in throttle (expected one of: iops, bps, read_iops, "
+	  "read_bps, write_iops, write_bps, burst_ms)" },
+	{ "throttle zero iops", HDR BLK RAM "    interpose:\n      - throttle: {iops: 0}\n",
+	  "topo.yaml:15:26: 'iops' must be between 1 and 4294967295, got 0" },
+	{ "throttle bad rate", HDR BLK RAM "    interpose:\n      - throttle: {bps: 10Q}\n",
+	  "topo.yaml:15:25: expected a number of bytes (suffix K, M, G or T, optional /s) for "
+	  "'bps', got '10Q'" },
+	{ "crypt without a key file", HDR BLK RAM "    interpose:\n      - crypt: {sector_size: 512}\n",
+	  "topo.yaml:15:16: crypt: missing required key 'key_file'" },
+	{ "crypt other cipher", HDR BLK RAM
+	  "    interpose:\n      - crypt: {cipher: aes-cbc, key_file: /k}\n",
+	  "topo.yaml:15:25: expected aes-xts-plain64 for 'cipher', got 'aes-cbc'" },
+	{ "crypt sector size", HDR BLK RAM
+	  "    interpose:\n      - crypt: {key_file: /k, sector_size: 1024}\n",
+	  "topo.yaml:15:44: expected 512 or 4096 for 'sector_size', got '1024'" },
+	{ "crypt large IVs of small sectors", HDR BLK RAM
+	  "    interpose:\n      - crypt: {key_file: /k, iv_large_sectors: true}\n",
+	  "topo.yaml:15:31: crypt: 'iv_large_sectors' goes with sector_size 4096" },
+	{ "mirror without a backend", HDR BLK RAM "    interpose:\n      - mirror: {direct: true}\n",
+	  "topo.yaml:15:17: mirror: missing required key 'file' or 'ram'" },
+	{ "stage twice", HDR BLK RAM
+	  "    interpose:\n      - throttle: {iops: 1}\n      - throttle: {iops: 2}\n",
+	  "topo.yaml:16:9: interpose: 'throttle' is already in the chain at 15:9" },
+	{ "disk stage on a net device", HDR NET MAC LAN
+	  "    interpose:\n      - crypt: {key_file: /k}\n" NETS,
+	  "topo.yaml:16:9: device 'd0': stage 'crypt' is only valid for blk devices" },
+	{ "net stage on a disk", HDR BLK RAM "    interpose:\n      - police: {in: {rate: 1M}}\n",
+	  "topo.yaml:15:9: device 'd0': stage 'police' is only valid for net devices" },
+	{ "police without a direction", HDR NET MAC LAN "    interpose:\n      - police: {}\n" NETS,
+	  "topo.yaml:16:17: police: give 'in', 'out' or both" },
+	{ "acl bad action", HDR NET MAC LAN
+	  "    interpose:\n      - acl: {rules: [{action: drop}]}\n" NETS,
+	  "topo.yaml:16:32: expected allow or deny for 'action', got 'drop'" },
+	{ "acl bad prefix", HDR NET MAC LAN
+	  "    interpose:\n      - acl: {rules: [{action: deny, src: 10.0.0.0/33}]}\n" NETS,
+	  "topo.yaml:16:43: expected an IPv4 or IPv6 address, with an optional /prefix for 'src', "
+	  "got '10.0.0.0/33'" },
+	{ "acl ports without tcp or udp", HDR NET MAC LAN
+	  "    interpose:\n      - acl: {rules: [{action: deny, proto: icmp, dport: 22}]}\n" NETS,
+	  "topo.yaml:16:51: acl: ports go with proto tcp or udp" },
+	{ "capture without a file", HDR NET MAC LAN "    interpose:\n      - capture: {snaplen: 96}\n" NETS,
+	  "topo.yaml:16:18: capture: missing required key 'file'" },
 	{ "iommu policy unknown", HDR BLK RAM "    iommu: {policy: lazy}\n",
 	  "topo.yaml:14:21: expected strict or deferred for 'policy', got 'lazy'" },
 	{ "iommu batch zero", HDR BLK RAM "    iommu: {policy: deferred, batch: 0}\n",
