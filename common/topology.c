@@ -2276,3 +2276,34 @@ const char *vrio_dev_type_name(enum vrio_dev_type t)
 			return topo_dev_types[i].name;
 	return "unknown";
 }
+
+/*
+ * The key tables by where they sit in the file, for vrio_topology_keys().
+ * A table added for a new mapping (a key whose value has keys of its own)
+ * belongs here too, or the manual's check cannot see its keys.
+ */
+static const struct {
+	const char *section;
+	const struct topo_key *keys;
+	size_t n;
+} topo_key_tables[] = {
+	{ "", root_keys, N_ROOT_KEYS },
+	{ "io_servers", ioserver_keys, N_IOS_KEYS },
+	{ "io_servers.cores", cores_keys, N_CORES_KEYS },
+	{ "io_servers.faults", fault_keys, N_FLT_KEYS },
+	{ "io_servers.dpdk", dpdk_keys, N_DPDK_KEYS },
+	{ "hosts", host_keys, N_HOST_KEYS },
+	{ "hosts.dpdk", dpdk_keys, N_DPDK_KEYS },
+	{ "networks", network_keys, N_NET_KEYS },
+	{ "networks.uplink", uplink_keys, N_UPLINK_KEYS },
+	{ "devices", device_keys, N_DEV_KEYS },
+	{ "devices.backend", backend_keys, N_BE_KEYS },
+	{ "devices.iommu", iommu_keys, N_IOMMU_KEYS },
+};
+
+void vrio_topology_keys(void (*fn)(const char *section, const char *key, void *arg), void *arg)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(topo_key_tables); i++)
+		for (size_t j = 0; j < topo_key_tables[i].n; j++)
+			fn(topo_key_tables[i].section, topo_key_tables[i].keys[j].name, arg);
+}
