@@ -2299,6 +2299,17 @@ static const struct {
 	{ "devices", device_keys, N_DEV_KEYS },
 	{ "devices.backend", backend_keys, N_BE_KEYS },
 	{ "devices.iommu", iommu_keys, N_IOMMU_KEYS },
+	/* The stages' names, the keys of interpose's entries, come from
+	 * topo_stages[]; their settings from these. */
+	{ "devices.interpose.throttle", throttle_keys, N_THR_KEYS },
+	{ "devices.interpose.crypt", crypt_keys, N_CRY_KEYS },
+	{ "devices.interpose.mirror", backend_keys, N_BE_KEYS },
+	{ "devices.interpose.acl", acl_keys, N_ACL_KEYS },
+	{ "devices.interpose.acl.rules", rule_keys, N_RULE_KEYS },
+	{ "devices.interpose.police", police_keys, N_POLD_KEYS },
+	{ "devices.interpose.police.in", police_dir_keys, N_POL_KEYS },
+	{ "devices.interpose.police.out", police_dir_keys, N_POL_KEYS },
+	{ "devices.interpose.capture", capture_keys, N_CAP_KEYS },
 };
 
 void vrio_topology_keys(void (*fn)(const char *section, const char *key, void *arg), void *arg)
@@ -2306,4 +2317,6 @@ void vrio_topology_keys(void (*fn)(const char *section, const char *key, void *a
 	for (size_t i = 0; i < ARRAY_SIZE(topo_key_tables); i++)
 		for (size_t j = 0; j < topo_key_tables[i].n; j++)
 			fn(topo_key_tables[i].section, topo_key_tables[i].keys[j].name, arg);
+	for (unsigned k = VRIO_STAGE_THROTTLE; k <= VRIO_STAGE_KIND_MAX; k++)
+		fn("devices.interpose", topo_stages[k].name, arg);
 }

@@ -226,7 +226,9 @@ const char *vrio_dev_type_name(enum vrio_dev_type t);
  * Every key the loader accepts: fn(section, key, arg) for each, section by
  * section, in the loader's table order. section is "" for the top level,
  * else the path of list and mapping names down to the key's mapping
- * ("io_servers", "io_servers.cores", "devices.backend"). The manual page
+ * ("io_servers", "io_servers.cores", "devices.backend"); the stages' names
+ * are keys of "devices.interpose", their settings are in
+ * "devices.interpose.STAGE" ("devices.interpose.acl.rules"). The manual page
  * vrio-topology(5) is checked against it (tests/unit/common).
  */
 void vrio_topology_keys(void (*fn)(const char *section, const char *key, void *arg), void *arg);
