@@ -48,7 +48,9 @@ static void usage(FILE *f)
 		   "  -c, --config FILE      the rack topology (YAML)\n"
 		   "  -n, --node NAME        this io_server's name in the topology\n"
 		   "  -l, --log-level LEVEL  error, warning, notice, info or debug (default info)\n"
-		   "  -h, --help\n");
+		   "  -V, --version          print the version and exit\n"
+		   "  -h, --help             print this and exit\n"
+		   "See vrio-ioserver(8) and vrio-topology(5).\n");
 }
 
 static int parse_opts(int argc, char **argv, struct ios_opts *o)
@@ -58,11 +60,12 @@ static int parse_opts(int argc, char **argv, struct ios_opts *o)
 		{ "node", required_argument, NULL, 'n' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c, lvl;
 
-	while ((c = getopt_long(argc, argv, "c:n:l:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:n:l:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			o->config = optarg;
@@ -80,6 +83,9 @@ static int parse_opts(int argc, char **argv, struct ios_opts *o)
 			break;
 		case 'h':
 			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("vrio-ioserver %s\n", VRIO_VERSION);
 			exit(0);
 		default:
 			usage(stderr);

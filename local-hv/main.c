@@ -37,7 +37,10 @@ static void usage(FILE *f, const char *prog)
 		"Serve this host's vrio devices as vhost-user sockets.\n"
 		"  -c, --config FILE     the rack topology (YAML); SIGHUP re-reads it\n"
 		"  -n, --node NAME       this host's name under hosts:\n"
-		"  -l, --log-level LEVEL error|warning|notice|info|debug (default notice)\n",
+		"  -l, --log-level LEVEL error|warning|notice|info|debug (default notice)\n"
+		"  -V, --version         print the version and exit\n"
+		"  -h, --help            print this and exit\n"
+		"See vrio-localhv(8) and vrio-topology(5).\n",
 		prog);
 }
 
@@ -105,6 +108,7 @@ int main(int argc, char **argv)
 		{ "node", required_argument, NULL, 'n' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *config = NULL, *node = NULL;
@@ -116,7 +120,7 @@ int main(int argc, char **argv)
 	unsigned i, waiting;
 	bool ready = false;
 
-	while ((c = getopt_long(argc, argv, "c:n:l:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:n:l:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			config = optarg;
@@ -133,6 +137,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout, argv[0]);
+			return 0;
+		case 'V':
+			printf("vrio-localhv %s\n", VRIO_VERSION);
 			return 0;
 		default:
 			usage(stderr, argv[0]);

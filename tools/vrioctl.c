@@ -52,8 +52,10 @@ static void usage(FILE *f)
 		"  --json     print the result, or the error, as JSON\n"
 		"  --timeout  seconds to wait for the connection and the answer (default 10)\n"
 		"\n"
+		"  --version  print vrioctl's version and exit; --help  this\n"
+		"\n"
 		"Exit status: 0 ok, 1 the daemon answered an error or cannot be reached,\n"
-		"2 usage.\n");
+		"2 usage. See vrioctl(8).\n");
 }
 
 static int is_help(const char *arg)
@@ -1064,6 +1066,10 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (is_help(argv[i])) {
 			usage(stdout);
+			return 0;
+		}
+		if (strcmp(argv[i], "--version") == 0) {
+			printf("vrioctl %s\n", VRIO_VERSION);
 			return 0;
 		}
 	}

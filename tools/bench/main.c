@@ -60,6 +60,7 @@ enum opt_id {
 	OPT_IOMMU_DEFERRED,
 	OPT_IOMMU_UNMAP,
 	OPT_HELP,
+	OPT_VERSION,
 };
 
 static const struct option long_opts[] = {
@@ -94,6 +95,7 @@ static const struct option long_opts[] = {
 	{ "iommu-deferred", no_argument, NULL, OPT_IOMMU_DEFERRED },
 	{ "iommu-unmap", no_argument, NULL, OPT_IOMMU_UNMAP },
 	{ "help", no_argument, NULL, OPT_HELP },
+	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -153,9 +155,11 @@ static void usage(FILE *out)
 		"  with --net: --iodepth (rr: in flight), --runtime, --count (frames or\n"
 		"  transactions), --queue-size, --timeout (rr: a lost transaction), --poll\n"
 		"  --quiet            no informational messages\n"
+		"  --version          print the version and exit; --help: this\n"
 		"\n"
 		"sizes take a K, M, G or T suffix (powers of 1024). --inject KIND is one of:\n");
 	inject_list_kinds(out);
+	fprintf(out, "See vrio-bench(1).\n");
 }
 
 static int parse_u64(const char *s, uint64_t *v, bool suffix)
@@ -223,7 +227,8 @@ static int parse_uint(const char *name, const char *s, uint64_t min, uint64_t ma
 	return 0;
 }
 
-/* 0 to run, 1 when only help was asked for, -EINVAL on a usage error. */
+/* 0 to run, 1 when only help or the version was asked for, -EINVAL on a usage
+ * error. */
 static int parse_args(int argc, char **argv, struct main_opts *m)
 {
 	struct run_opts *o = &m->run;
@@ -384,6 +389,9 @@ static int parse_args(int argc, char **argv, struct main_opts *m)
 			break;
 		case OPT_HELP:
 			usage(stdout);
+			return 1;
+		case OPT_VERSION:
+			printf("vrio-bench %s\n", VRIO_VERSION);
 			return 1;
 		default:
 			return -EINVAL;
