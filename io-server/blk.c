@@ -324,7 +324,7 @@ int ios_blk_submit(struct ios_blk_req *r, struct ios_bdev_chan *ch, uint8_t *buf
 	switch (r->op) {
 	case IOS_BLK_OP_READ:
 	case IOS_BLK_OP_WRITE:
-		if (r->op == IOS_BLK_OP_WRITE)
+		if (r->op == IOS_BLK_OP_WRITE && r->wdata)
 			memcpy(buf, r->wdata, r->len);
 		r->iov.iov_base = buf;
 		r->iov.iov_len = r->len;
@@ -354,6 +354,13 @@ int ios_blk_submit(struct ios_blk_req *r, struct ios_bdev_chan *ch, uint8_t *buf
 		r->error = rc;
 	}
 	return rc;
+}
+
+void ios_blk_take_data(struct ios_blk_req *r, uint8_t *buf)
+{
+	if (r->wdata)
+		memcpy(buf, r->wdata, r->len);
+	r->wdata = NULL;
 }
 
 uint32_t ios_blk_resp(const struct ios_blk_dev *d, const struct ios_blk_req *r, uint8_t *buf)

@@ -112,11 +112,16 @@ static inline uint32_t ios_blk_buf_len(const struct ios_blk_req *r)
 
 /*
  * Starts the backend operation; buf holds ios_blk_buf_len() bytes and stays
- * put until done. OUT data is copied into buf here, so the REQ payload may
- * go away on return. Returns 0 (r->done will be called) or -errno with
+ * put until done. OUT data is copied into buf here unless taken before, so
+ * the REQ payload may go away on return. Returns 0 (r->done will be called) or -errno with
  * r->status set to IOERR (it will not).
  */
 int ios_blk_submit(struct ios_blk_req *r, struct ios_bdev_chan *ch, uint8_t *buf);
+
+/* Copies a write's data into buf now (the REQ payload may go away before
+ * the request reaches the backend: stages may hold it); ios_blk_submit
+ * then takes it from there. */
+void ios_blk_take_data(struct ios_blk_req *r, uint8_t *buf);
 
 /* Writes the RESP payload into buf (r->wcap bytes, READ data already in
  * place) and returns its length. */

@@ -163,9 +163,20 @@ static void blk_finish(struct ios_req *req)
 	ios_req_done(req);
 }
 
+/* The backend is done: back through the stages. */
 static void blk_done(struct ios_blk_req *b)
 {
-	blk_finish(container_of(b, struct ios_req, u.blk));
+	ios_chain_finish(container_of(b, struct ios_req, u.blk), blk_finish);
+}
+
+/* Past the stages: to the backend. */
+static void blk_submit(struct ios_req *req)
+{
+	struct ios_device *d = req->dev;
+
+	if (ios_blk_submit(&req->u.blk, d->u.blk.chan, req->buf) == 0)
+		return;
+	ios_chain_finish(req, blk_finish);
 }
 
 static void blk_request(struct ios_device *d, struct ios_req *req, const void *payload)
@@ -191,9 +202,13 @@ static void blk_request(struct ios_device *d, struct ios_req *req, const void *p
 		b->status = VIRTIO_BLK_S_IOERR;
 		vrio_counter_add(&d->stats.err_refused, 1);
 	}
-	if (b->backend && ios_blk_submit(b, d->u.blk.chan, req->buf) == 0)
+	if (!b->backend) {
+		blk_finish(req);
 		return;
-	blk_finish(req);
+	}
+	/* Stages may hold it past the lent payload's life. */
+	ios_blk_take_data(b, req->buf);
+	ios_chain_start(d, req, blk_submit);
 }
 
 /* ---- metrics ---- */

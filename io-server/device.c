@@ -87,7 +87,8 @@ static int slot_take(struct ios_server *srv)
 int ios_device_add(struct ios_server *srv, const struct vrio_topo_device *td)
 {
 	const struct ios_dev_ops *ops = ios_dev_ops_find(td->type);
-	char escaped[160];
+	struct ios_chain *chain;
+	char escaped[160], why[256];
 	struct ios_device *d;
 	int slot, rc;
 
@@ -111,6 +112,7 @@ int ios_device_add(struct ios_server *srv, const struct vrio_topo_device *td)
 		return -ENOMEM;
 	d->id = (uint32_t)slot;
 	d->ops = ops;
+	d->srv = srv;
 	d->topo = td;
 	snprintf(d->name, sizeof(d->name), "%s", td->name);
 	snprintf(d->host, sizeof(d->host), "%s", td->host->name);
@@ -123,6 +125,14 @@ int ios_device_add(struct ios_server *srv, const struct vrio_topo_device *td)
 		free(d);
 		return rc;
 	}
+	rc = ios_chain_build(d, td, &chain, why, sizeof(why));
+	if (rc < 0) {
+		VRIO_ERR("%s", why);
+		ops->close(srv, d);
+		free(d);
+		return rc;
+	}
+	ios_chain_commit(d, chain);
 	pthread_mutex_lock(&srv->lock);
 	__atomic_store_n(&srv->devs[slot], d, __ATOMIC_RELEASE);
 	if ((uint32_t)slot == srv->n_slots)
@@ -168,6 +178,7 @@ unsigned ios_devices_reap(struct ios_server *srv)
 			continue;
 		}
 		VRIO_INFO("%s: released", d->name);
+		ios_chain_put(d->chain);
 		free(d);
 	}
 	return waiting;
@@ -183,6 +194,7 @@ void ios_devices_close(struct ios_server *srv)
 			continue;
 		srv->devs[i] = NULL;
 		d->ops->close(srv, d);
+		ios_chain_put(d->chain);
 		free(d);
 	}
 	srv->n_slots = 0;
@@ -224,6 +236,7 @@ static int dev_land(struct ios_device *d, struct ios_reactor *r)
 
 static void dev_leave(struct ios_device *d, struct ios_reactor *r)
 {
+	ios_chain_unplace(d, r);
 	d->ops->unplace(d, r);
 	__atomic_sub_fetch(&r->n_devices, 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&d->home, NULL, __ATOMIC_SEQ_CST);

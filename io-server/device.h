@@ -60,6 +60,8 @@ struct ios_dev_stats {
 struct ios_device {
 	uint32_t id;
 	const struct ios_dev_ops *ops;
+	struct ios_server *srv;
+	struct ios_chain *chain;	/* atomic: its stages (stage.h), NULL: none */
 	/* Copies: reactors never read the topology, which a reload frees. */
 	char name[64];
 	char host[64];

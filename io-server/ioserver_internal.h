@@ -35,6 +35,7 @@
 #include "net.h"
 #include "reactor.h"
 #include "reload.h"
+#include "stage.h"
 #include "switch.h"
 #include "topology.h"
 #include "transport.h"
@@ -68,6 +69,13 @@ struct ios_req {
 	union {
 		struct ios_blk_req blk;
 	} u;				/* the model's per-request state */
+	/* Home reactor: its way through the device's stages (stage.h). */
+	struct ios_chain *chain;
+	int chain_pos;
+	bool chain_back;		/* on the completion path */
+	void (*chain_submit)(struct ios_req *req);
+	void (*chain_done)(struct ios_req *req);
+	uint8_t scratch[IOS_STAGE_SCRATCH] __attribute__((aligned(16)));
 };
 
 TAILQ_HEAD(ios_req_list, ios_req);

@@ -47,6 +47,7 @@ static void metrics_devices(struct ios_server *srv, struct vrio_mw *w)
 		vrio_mw_u64(w, "vrio_ioserver_device_moves_total", d->label,
 			    vrio_counter_get(&d->stats.moves));
 	ios_dev_models_metrics(srv, w);
+	ios_stages_metrics(srv, w);
 }
 
 static void metrics_reactors(const struct ios_server *srv, struct vrio_mw *w)

@@ -24,6 +24,9 @@
 #include "reload.h"
 #include "topology_diff.h"
 
+/* In a reload's list of new chains: the device's chain becomes empty. */
+#define IOS_CHAIN_NONE ((struct ios_chain *)1)
+
 static void set_hosts(struct ios_server *srv, const struct vrio_topology *t)
 {
 	unsigned i, n = __atomic_load_n(&srv->n_hosts, __ATOMIC_ACQUIRE);
@@ -87,8 +90,40 @@ static void undo_one(void *arg, const char *name)
 		ios_device_remove(arg, d);
 }
 
+/* Step 2, for devices whose chain changes: the new chains, built but not
+ * in use (chains[i] for the diff's i-th entry). */
+static int build_chains(struct ios_server *srv, const struct vrio_topo_diff *diff,
+			struct ios_chain **chains, struct vrio_reload_report *res)
+{
+	const struct vrio_topo_change *c;
+	struct ios_device *d;
+	int rc;
+
+	for (size_t i = 0; i < diff->n; i++) {
+		c = &diff->v[i];
+		if (c->kind != VRIO_CHANGE_LIVE || !(c->keys & VRIO_LIVE_INTERPOSE) ||
+		    !(d = ios_device_find(srv, c->new_dev->name)))
+			continue;
+		rc = ios_chain_build(d, c->new_dev, &chains[i], res->error, sizeof(res->error));
+		if (rc < 0)
+			return rc;
+		/* No stage: an empty chain, not "unchanged". */
+		if (!chains[i])
+			chains[i] = IOS_CHAIN_NONE;
+	}
+	return 0;
+}
+
+static void put_chains(const struct vrio_topo_diff *diff, struct ios_chain **chains)
+{
+	for (size_t i = 0; i < diff->n; i++)
+		if (chains[i] != IOS_CHAIN_NONE)
+			ios_chain_put(chains[i]);
+}
+
 /* Step 3. */
-static void apply(struct ios_server *srv, const struct vrio_topo_diff *diff)
+static void apply(struct ios_server *srv, const struct vrio_topo_diff *diff,
+		  struct ios_chain **chains)
 {
 	const struct vrio_topo_change *c;
 	struct ios_device *d;
@@ -105,6 +140,12 @@ static void apply(struct ios_server *srv, const struct vrio_topo_diff *diff)
 			d = ios_device_find(srv, c->new_dev->name);
 			if (d && d->ops->reconfigure)
 				d->ops->reconfigure(d, c->new_dev, true, why, sizeof(why));
+			if (d && chains[i]) {
+				ios_chain_commit(d, chains[i] == IOS_CHAIN_NONE ? NULL : chains[i]);
+				chains[i] = NULL;
+				VRIO_NOTICE("%s: interposition chain now has %u stage(s)", d->name,
+					    c->new_dev->n_stages);
+			}
 		}
 	}
 }
@@ -127,6 +168,7 @@ static void swap_topology(struct ios_server *srv, struct vrio_topology *t)
 
 void ios_server_reload(struct ios_server *srv, struct vrio_reload_report *res)
 {
+	struct ios_chain **chains = NULL;
 	struct vrio_topo_diff diff;
 	struct vrio_topology *t = NULL;
 	int rc;
@@ -155,14 +197,21 @@ void ios_server_reload(struct ios_server *srv, struct vrio_reload_report *res)
 		goto out;
 	}
 	/* New devices are opened against the new file's entries. */
-	rc = vrio_reload_add_all(&diff, t->path, add_one, undo_one, srv, res);
+	chains = calloc(diff.n ? diff.n : 1, sizeof(*chains));
+	rc = chains ? build_chains(srv, &diff, chains, res) : -ENOMEM;
+	if (rc == 0)
+		rc = vrio_reload_add_all(&diff, t->path, add_one, undo_one, srv, res);
 	if (rc < 0) {
+		if (chains)
+			put_chains(&diff, chains);
 		ios_devices_reap(srv);
 		vrio_config_failed(&srv->cfg, srv->name, res, rc);
 		goto out;
 	}
 	set_hosts(srv, t);
-	apply(srv, &diff);
+	apply(srv, &diff, chains);
+	free(chains);
+	chains = NULL;
 	if (vrio_reload_report_fill(res, &diff) < 0)
 		VRIO_ERR("%s: out of memory for the reload's report", srv->name);
 	vrio_topology_diff_free(&diff);
@@ -176,6 +225,7 @@ void ios_server_reload(struct ios_server *srv, struct vrio_reload_report *res)
 		    res->n_changed, res->unchanged);
 	return;
 out:
+	free(chains);
 	vrio_topology_diff_free(&diff);
 	vrio_topology_free(t);
 }

@@ -50,6 +50,18 @@ static const char *device_state(const struct ios_device *d)
 	return "detached";
 }
 
+/* The stages' names, in order (the main thread is the one that swaps
+ * chains, so the one read here stays). */
+static json_t *chain_json(struct ios_device *d)
+{
+	struct ios_chain *c = __atomic_load_n(&d->chain, __ATOMIC_ACQUIRE);
+	json_t *a = json_array();
+
+	for (unsigned i = 0; a && c && i < c->n; i++)
+		json_array_append_new(a, json_string(vrio_stage_kind_name(c->stages[i]->ops->kind)));
+	return a;
+}
+
 static json_t *device_json(struct ios_server *srv, struct ios_device *d)
 {
 	const struct ios_dev_stats *st = &d->stats;
@@ -61,9 +73,9 @@ static json_t *device_json(struct ios_server *srv, struct ios_device *d)
 	errors = vrio_counter_get(&st->err_ioerr) + vrio_counter_get(&st->err_unsupp) +
 		 vrio_counter_get(&st->err_protocol) + vrio_counter_get(&st->err_guest) +
 		 vrio_counter_get(&st->err_refused);
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:i, s:I, s:I, s:I, s:I}",
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:i, s:I, s:I, s:I, s:I}",
 		"name", d->name, "type", d->ops->name, "state", device_state(d), "host", d->host,
-		"io_server", srv->name,
+		"io_server", srv->name, "interpose", chain_json(d),
 		"reactor", home ? json_integer(home->idx) : json_null(),
 		"in_flight", (int)__atomic_load_n(&d->inflight, __ATOMIC_RELAXED),
 		"requests", (json_int_t)requests,

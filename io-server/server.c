@@ -330,6 +330,7 @@ void ios_server_fini(struct ios_server *srv)
 		struct ios_device *d = srv->devs[i];
 
 		if (d && d->home) {
+			ios_chain_unplace(d, d->home);
 			d->ops->unplace(d, d->home);
 			d->home = NULL;
 		}
