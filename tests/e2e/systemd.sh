@@ -247,8 +247,8 @@ install_vrio() {
 	local root=$1 build=$2
 	install -m 0755 "$build/io-server/vrio-ioserver" "$build/local-hv/vrio-localhv" \
 		"$build/tools/vrio-bench" "$build/tools/vrioctl" "$root/usr/local/bin/"
-	install -m 0644 "$VRIO_ROOT/deploy/vrio-ioserver@.service" \
-		"$VRIO_ROOT/deploy/vrio-localhv@.service" "$root/etc/systemd/system/"
+	install -m 0644 "$build/deploy/vrio-ioserver@.service" \
+		"$build/deploy/vrio-localhv@.service" "$root/etc/systemd/system/"
 	mkdir -p "$root/etc/vrio"
 	write_topology "$root$TOPO" "$IO_LISTEN" "$IO_METRICS" "$HV_METRICS" \
 		"$SOCK" "$DISK" 1 "$IO_CTL" "$HV_CTL"
@@ -260,14 +260,14 @@ verify_units() {
 	local build=$1 dir=$2 out
 	mkdir -p "$dir"
 	sed "s#/usr/local/bin/vrio-ioserver#$build/io-server/vrio-ioserver#" \
-		"$VRIO_ROOT/deploy/vrio-ioserver@.service" >"$dir/vrio-ioserver@.service"
+		"$build/deploy/vrio-ioserver@.service" >"$dir/vrio-ioserver@.service"
 	sed "s#/usr/local/bin/vrio-localhv#$build/local-hv/vrio-localhv#" \
-		"$VRIO_ROOT/deploy/vrio-localhv@.service" >"$dir/vrio-localhv@.service"
+		"$build/deploy/vrio-localhv@.service" >"$dir/vrio-localhv@.service"
 	if ! grep -q "^ExecStart=$build/io-server/vrio-ioserver " "$dir/vrio-ioserver@.service" ||
 		! grep -q "^ExecStart=$build/local-hv/vrio-localhv " "$dir/vrio-localhv@.service"; then
 		die "unexpected ExecStart= in deploy/*.service"
 	fi
-	out=$(cd "$dir" && timeout 60 systemd-analyze verify \
+	out=$(cd "$dir" && timeout 60 systemd-analyze verify --man=no \
 		"$dir/$IO_UNIT" "$dir/$HV_UNIT" 2>&1) || {
 		printf '%s\n' "$out" >&2
 		die "systemd-analyze verify failed"
