@@ -208,7 +208,7 @@ static void blk_request(struct ios_device *d, struct ios_req *req, const void *p
 	}
 	/* Stages may hold it past the lent payload's life. */
 	ios_blk_take_data(b, req->buf);
-	ios_chain_start(d, req, blk_submit);
+	ios_chain_start(d, req, blk_submit, blk_finish);
 }
 
 /* ---- metrics ---- */

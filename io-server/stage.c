@@ -210,11 +210,12 @@ static void chain_forward(struct ios_req *req)
 }
 
 void ios_chain_start(struct ios_device *d, struct ios_req *req,
-		     void (*submit)(struct ios_req *req))
+		     void (*submit)(struct ios_req *req), void (*done)(struct ios_req *req))
 {
 	struct ios_chain *c = __atomic_load_n(&d->chain, __ATOMIC_ACQUIRE);
 
 	req->chain_submit = submit;
+	req->chain_done = done;
 	if (!c) {
 		req->chain = NULL;
 		submit(req);

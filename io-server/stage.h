@@ -137,9 +137,10 @@ void ios_chain_put(struct ios_chain *c);
 
 /* Home reactor, the device's model. */
 /* Runs req through the device's chain (taking a reference), then calls
- * submit(req); a chain that ends the request early calls done(req). */
+ * submit(req); a stage that ends the request early (ios_chain_end) has it
+ * go back through the stages before it, then to done(req). */
 void ios_chain_start(struct ios_device *d, struct ios_req *req,
-		     void (*submit)(struct ios_req *req));
+		     void (*submit)(struct ios_req *req), void (*done)(struct ios_req *req));
 /* The backend is done: back through the chain, then req->chain_done. */
 void ios_chain_finish(struct ios_req *req, void (*done)(struct ios_req *req));
 /* A stage that held req lets it go on. */
