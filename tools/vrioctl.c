@@ -745,6 +745,24 @@ static void fmt_uptime(char *buf, size_t len, const json_t *v)
 		snprintf(buf, len, "%lud %02luh", t / 86400, t / 3600 % 24);
 }
 
+/* ["throttle", "crypt"] -> "throttle,crypt", in the chain's order; "-" for
+ * none (and on a local-hv, which keeps no chains). */
+static void fmt_chain(char *buf, size_t len, const json_t *v)
+{
+	const json_t *st;
+	size_t i, off = 0;
+
+	snprintf(buf, len, "-");
+	json_array_foreach(v, i, st) {
+		int n = snprintf(buf + off, len - off, "%s%s", i ? "," : "",
+				 json_is_string(st) ? json_string_value(st) : "?");
+
+		if (n < 0 || (size_t)n >= len - off)
+			break;
+		off += (size_t)n;
+	}
+}
+
 static void render_status(FILE *f, const json_t *r)
 {
 	const json_t *cfg = json_object_get(r, "config");
@@ -794,6 +812,7 @@ static const struct dev_col {
 	{ "BYTES", "bytes", 1, fmt_bytes },
 	{ "ERRORS", "errors", 1, j_fmt },
 	{ "MOVES", "moves", 1, j_fmt },
+	{ "INTERPOSE", "interpose", 0, fmt_chain },
 };
 
 #define N_DEV_COLS (sizeof(dev_cols) / sizeof(dev_cols[0]))

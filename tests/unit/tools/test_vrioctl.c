@@ -140,19 +140,20 @@ static void test_render_devices(void **state)
 		      "{\"devices\":[{\"name\":\"vm1-disk\",\"type\":\"blk\",\"state\":"
 		      "\"attached\",\"host\":\"host0\",\"io_server\":\"io0\",\"reactor\":1,"
 		      "\"in_flight\":3,\"requests\":12345,\"bytes\":50593792,\"errors\":0,"
-		      "\"moves\":2},{\"name\":\"vm2\",\"type\":\"net\",\"state\":\"connecting\","
-		      "\"host\":\"host1\",\"io_server\":\"io0\",\"reactor\":null,\"in_flight\":0,"
-		      "\"requests\":0,\"bytes\":1000,\"errors\":0,\"moves\":0}]}",
+		      "\"moves\":2,\"interpose\":[\"throttle\",\"crypt\"]},{\"name\":\"vm2\","
+		      "\"type\":\"net\",\"state\":\"connecting\",\"host\":\"host1\","
+		      "\"io_server\":\"io0\",\"reactor\":null,\"in_flight\":0,\"requests\":0,"
+		      "\"bytes\":1000,\"errors\":0,\"moves\":0,\"interpose\":[]}]}",
 		      "NAME      TYPE  STATE       HOST   IO-SERVER  REACTOR  IN-FLIGHT  REQUESTS"
-		      "  BYTES  ERRORS  MOVES\n"
+		      "  BYTES  ERRORS  MOVES  INTERPOSE\n"
 		      "vm1-disk  blk   attached    host0  io0              1          3     12345"
-		      "  48.2M       0      2\n"
+		      "  48.2M       0      2  throttle,crypt\n"
 		      "vm2       net   connecting  host1  io0              -          0         0"
-		      "   1000       0      0\n");
+		      "   1000       0      0  -\n");
 	/* Nothing to show, or not the expected shape: the header alone. */
 	expect_render(render_devices, "{}",
 		      "NAME  TYPE  STATE  HOST  IO-SERVER  REACTOR  IN-FLIGHT  REQUESTS  BYTES"
-		      "  ERRORS  MOVES\n");
+		      "  ERRORS  MOVES  INTERPOSE\n");
 }
 
 static void test_render_reload(void **state)
