@@ -92,7 +92,7 @@ int ios_chain_build(struct ios_device *d, const struct vrio_topo_device *td,
 			c->retune[i] = ts;
 		} else {
 			why[0] = '\0';
-			rc = ops->create(d, ts, &st);
+			rc = ops->create(d, ts, &st, why, n);
 			if (rc < 0) {
 				if (!why[0])
 					snprintf(why, n, "device '%s': stage '%s': %s", d->name,
@@ -334,8 +334,11 @@ void ios_stages_metrics(struct ios_server *srv, struct vrio_mw *w)
 				for (unsigned i = 0; c && i < c->n; i++) {
 					if (c->stages[i]->ops != ops)
 						continue;
-					vrio_mw_double(w, ops->gauges[g].name, d->label,
-						       ops->gauge(c->stages[i], g));
+					if (ops->samples)
+						ops->samples(c->stages[i], g, w, d->label);
+					else
+						vrio_mw_double(w, ops->gauges[g].name, d->label,
+							       ops->gauge(c->stages[i], g));
 				}
 			}
 		}

@@ -66,9 +66,11 @@ struct ios_stage_ops {
 	enum vrio_stage_kind kind;
 	size_t scratch;			/* per-request bytes it needs */
 
-	/* Control thread. `ts` is only valid during the call. */
+	/* Control thread. `ts` is only valid during the call. On an error,
+	 * `why` may say what failed (a path and the reason) for the reload's
+	 * report; left empty, the report names the errno. */
 	int (*create)(struct ios_device *d, const struct vrio_topo_stage *ts,
-		      struct ios_stage **out);
+		      struct ios_stage **out, char *why, size_t n);
 	/* New settings for a stage that stays. With apply false, only say
 	 * whether it can take them in place (0) or must be replaced by a new
 	 * one (-EPERM), without side effects; with apply true, take them
@@ -93,6 +95,10 @@ struct ios_stage_ops {
 	const struct ios_stage_gauge *gauges;
 	unsigned n_gauges;
 	double (*gauge)(struct ios_stage *st, unsigned i);
+	/* Optional, instead of gauge: family i's samples for one stage when it
+	 * has more than one (a counter per acl rule); `labels` are the
+	 * device's, to which the stage adds its own. */
+	void (*samples)(struct ios_stage *st, unsigned i, struct vrio_mw *w, const char *labels);
 };
 
 struct ios_stage_gauge {

@@ -244,7 +244,7 @@ static void thr_unplace(struct ios_stage *st, struct ios_reactor *r)
 }
 
 static int thr_create(struct ios_device *d, const struct vrio_topo_stage *ts,
-		      struct ios_stage **out)
+		      struct ios_stage **out, char *why, size_t n)
 {
 	struct throttle *t = calloc(1, sizeof(*t));
 
