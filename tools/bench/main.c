@@ -36,6 +36,7 @@ enum opt_id {
 	OPT_QUEUES,
 	OPT_QUEUE_SIZE,
 	OPT_RUNTIME,
+	OPT_WINDOW,
 	OPT_COUNT,
 	OPT_SIZE,
 	OPT_OFFSET,
@@ -71,6 +72,7 @@ static const struct option long_opts[] = {
 	{ "queues", required_argument, NULL, OPT_QUEUES },
 	{ "queue-size", required_argument, NULL, OPT_QUEUE_SIZE },
 	{ "runtime", required_argument, NULL, OPT_RUNTIME },
+	{ "window-ms", required_argument, NULL, OPT_WINDOW },
 	{ "count", required_argument, NULL, OPT_COUNT },
 	{ "size", required_argument, NULL, OPT_SIZE },
 	{ "offset", required_argument, NULL, OPT_OFFSET },
@@ -129,6 +131,7 @@ static void usage(FILE *out)
 		"  --queues N         virtqueues to spread them over (default 1)\n"
 		"  --queue-size N     ring size, a power of two (default 256)\n"
 		"  --runtime SECONDS  stop submitting after this long\n"
+		"  --window-ms MS     with --json: requests and bytes done in each MS window\n"
 		"  --count N          stop after N requests (default: one pass over the region)\n"
 		"  --size BYTES       size of the region used (default: to the end of the disk)\n"
 		"  --offset BYTES     start of the region on the disk; with --check-file,\n"
@@ -285,6 +288,11 @@ static int parse_args(int argc, char **argv, struct main_opts *m)
 					  optarg);
 				return -EINVAL;
 			}
+			break;
+		case OPT_WINDOW:
+			if (parse_uint("--window-ms", optarg, 1, 3600000, false, &v) < 0)
+				return -EINVAL;
+			o->window_ms = (unsigned int)v;
 			break;
 		case OPT_COUNT:
 			if (parse_uint("--count", optarg, 1, UINT64_MAX, true, &o->count) < 0)
@@ -527,8 +535,7 @@ static void report_json(const struct run_opts *o, const struct run_result *r)
 	       "\"device_error\":%s,\"interrupted\":%s,\"flushes\":%" PRIu64 ","
 	       "\"elapsed_s\":%.6f,\"iops\":%.1f,\"mib_s\":%.3f,"
 	       "\"lat_us\":{\"mean\":%.3f,\"p50\":%.3f,\"p99\":%.3f,\"p99_9\":%.3f,\"max\":%.3f},"
-	       "\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,\"kicks\":%" PRIu64 ",\"calls\":%" PRIu64
-	       "}\n",
+	       "\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,\"kicks\":%" PRIu64 ",\"calls\":%" PRIu64,
 	       rw_mode_name(o->rw), o->bs, r->iodepth, r->queues, o->poll ? "true" : "false",
 	       r->ops, r->reads, r->writes, r->bytes, r->errors, r->verify_failures, r->verified,
 	       r->timed_out ? "true" : "false", r->disconnected ? "true" : "false",
@@ -537,6 +544,16 @@ static void report_json(const struct run_opts *o, const struct run_result *r)
 	       hist_mean(&r->hist) / 1000.0, us(hist_percentile(&r->hist, 0.50)),
 	       us(hist_percentile(&r->hist, 0.99)), us(hist_percentile(&r->hist, 0.999)),
 	       us(r->hist.max_ns), r->cpu_user_s, r->cpu_sys_s, r->kicks, r->calls);
+	if (o->window_ms) {
+		printf(",\"windows\":{\"ms\":%u,\"ops\":[", o->window_ms);
+		for (unsigned int i = 0; i < r->n_windows; i++)
+			printf("%s%" PRIu64, i ? "," : "", r->win_ops[i]);
+		printf("],\"bytes\":[");
+		for (unsigned int i = 0; i < r->n_windows; i++)
+			printf("%s%" PRIu64, i ? "," : "", r->win_bytes[i]);
+		printf("]}");
+	}
+	printf("}\n");
 }
 
 static void net_report(const struct main_opts *m, const struct netrun_result *r)
@@ -659,6 +676,7 @@ int main(int argc, char **argv)
 	}
 	ret = run_bench(&m.run, res);
 	if (ret < 0) {
+		run_result_fini(res);
 		free(res);
 		return 1;
 	}
@@ -671,6 +689,7 @@ int main(int argc, char **argv)
 	}
 	ret = res->errors || res->verify_failures || res->timed_out || res->disconnected ||
 	      res->device_error;
+	run_result_fini(res);
 	free(res);
 	return ret;
 }

@@ -44,6 +44,9 @@ struct run_ctx {
 	uint64_t submitted;
 	uint64_t count;		/* 0: until the deadline */
 	uint64_t deadline_ns;
+	uint64_t t0_ns;			/* the run's start, for windows */
+	uint64_t window_ns;
+	unsigned int max_windows;
 	uint64_t last_health_ns;
 	uint64_t timeout_ns;
 	uint64_t printed;
@@ -137,6 +140,22 @@ static void run_submit(struct run_ctx *r)
 	}
 }
 
+/* A request done well, counted in its window. */
+static void run_window(struct run_ctx *r, uint64_t now)
+{
+	uint64_t w;
+
+	if (!r->window_ns || now < r->t0_ns)
+		return;
+	w = (now - r->t0_ns) / r->window_ns;
+	if (w >= r->max_windows)
+		return;
+	r->res->win_ops[w]++;
+	r->res->win_bytes[w] += r->wl.bs;
+	if (w + 1 > r->res->n_windows)
+		r->res->n_windows = (unsigned int)w + 1;
+}
+
 static void run_complete(struct run_ctx *r, struct slot *s, uint64_t now)
 {
 	uint8_t status = *s->req.status;
@@ -160,11 +179,13 @@ static void run_complete(struct run_ctx *r, struct slot *s, uint64_t now)
 	} else if (s->write) {
 		r->res->writes++;
 		r->res->bytes += r->wl.bs;
+		run_window(r, now);
 		if (r->wl.tags)
 			r->wl.tags[s->block] = s->tag;
 	} else {
 		r->res->reads++;
 		r->res->bytes += r->wl.bs;
+		run_window(r, now);
 		if (r->o->verify && s->tag) {
 			if (workload_verify(&r->wl, s->block, s->tag, s->req.data, r->scratch, why,
 					    sizeof(why))) {
@@ -535,6 +556,14 @@ static void run_teardown(struct run_ctx *r)
 	free(r->scratch);
 }
 
+void run_result_fini(struct run_result *res)
+{
+	free(res->win_ops);
+	free(res->win_bytes);
+	res->win_ops = res->win_bytes = NULL;
+	res->n_windows = 0;
+}
+
 int run_bench(const struct run_opts *o, struct run_result *res)
 {
 	struct run_ctx r = { .o = o, .res = res };
@@ -552,8 +581,20 @@ int run_bench(const struct run_opts *o, struct run_result *res)
 	}
 	r.ran = true;
 
+	if (o->window_ms) {
+		r.window_ns = (uint64_t)o->window_ms * 1000000ull;
+		r.max_windows = o->runtime > 0 ?
+			(unsigned int)(o->runtime * 1000.0 / o->window_ms) + 2 : 100000;
+		res->win_ops = calloc(r.max_windows, sizeof(*res->win_ops));
+		res->win_bytes = calloc(r.max_windows, sizeof(*res->win_bytes));
+		if (!res->win_ops || !res->win_bytes) {
+			run_teardown(&r);
+			return -ENOMEM;
+		}
+	}
 	getrusage(RUSAGE_SELF, &ru0);
 	t0 = bench_now_ns();
+	r.t0_ns = t0;
 	if (o->runtime > 0)
 		r.deadline_ns = t0 + (uint64_t)(o->runtime * 1e9);
 	run_loop(&r);

@@ -30,6 +30,7 @@ struct run_opts {
 	bool no_event_idx;
 	bool iommu;		/* play the VMM's vIOMMU (IOVAs, misses answered) */
 	bool iommu_unmap;	/* and unmap each request's buffer when it is done */
+	unsigned int window_ms;	/* count completions per window of this, 0: no */
 	volatile sig_atomic_t *stop;
 };
 
@@ -54,10 +55,16 @@ struct run_result {
 	bool device_error;
 	bool interrupted;
 	struct lat_hist hist;
+	/* With window_ms: successful completions and their bytes in each
+	 * window from the start, n_windows of them (the last partial). */
+	uint64_t *win_ops, *win_bytes;
+	unsigned int n_windows;
 };
 
 void run_opts_init(struct run_opts *o);
 /* 0 when the run took place (its failures are in res), -errno if it could not start. */
 int run_bench(const struct run_opts *o, struct run_result *res);
+/* Frees what run_bench allocated in res (not res itself). */
+void run_result_fini(struct run_result *res);
 
 #endif
