@@ -67,6 +67,10 @@ struct ios_bdev {
 	uint32_t block_size;		/* logical block size */
 	uint32_t phys_block_size;	/* a power-of-two multiple of block_size */
 	bool read_only;
+	/* Atomic, a test hook (the control socket's bdev_fault): while set,
+	 * every io submitted fails with EIO from a later poll() and touches
+	 * nothing, as a device that stopped answering would. */
+	bool fault;
 };
 
 struct ios_bdev_chan {
@@ -116,6 +120,16 @@ int ios_bdev_open(const struct vrio_topo_device *td, struct ios_bdev **out);
 static inline void ios_bdev_close(struct ios_bdev *bdev)
 {
 	bdev->ops->close(bdev);
+}
+
+static inline void ios_bdev_set_fault(struct ios_bdev *bdev, bool fail)
+{
+	__atomic_store_n(&bdev->fault, fail, __ATOMIC_RELEASE);
+}
+
+static inline bool ios_bdev_faulty(const struct ios_bdev *bdev)
+{
+	return __atomic_load_n(&bdev->fault, __ATOMIC_RELAXED);
 }
 
 static inline bool ios_bdev_has_discard(const struct ios_bdev *bdev)

@@ -9,6 +9,11 @@
  * still reports success). Write-zeroes uses ZERO_RANGE, or PUNCH_HOLE when
  * the guest allows unmapping, and falls back to the other mode once if the
  * file system refuses the first; both leave zeroes behind.
+ *
+ * While the bdev's fault switch is on (a test hook, bdev.h), ios are not
+ * prepared at all: they wait on the channel's failed list and complete
+ * with EIO at the next poll, whose eventfd is kicked so a sleeping reactor
+ * comes to it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +45,7 @@ struct bdev_file_chan {
 	unsigned inflight;		/* prepared SQEs whose CQE is not reaped */
 	unsigned max_inflight;		/* what the CQ holds */
 	struct ios_bdev_io *wait_head, *wait_tail;	/* waiting for room */
+	struct ios_bdev_io *fail_head, *fail_tail;	/* the fault switch: EIO next poll */
 };
 
 static struct bdev_file *to_file(struct ios_bdev *b)
@@ -265,11 +271,29 @@ static void file_prep(struct bdev_file_chan *c, struct io_uring_sqe *sqe, struct
 	c->inflight++;
 }
 
+static void file_fail_later(struct bdev_file_chan *c, struct ios_bdev_io *io)
+{
+	uint64_t one = 1;
+
+	io->next = NULL;
+	if (c->fail_tail)
+		c->fail_tail->next = io;
+	else
+		c->fail_head = io;
+	c->fail_tail = io;
+	if (write(c->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		VRIO_ERR_RL("%s: eventfd write: %s", c->base.bdev->name, strerror(errno));
+}
+
 /* Prepares an SQE now, or parks the io until the rings have room. */
 static void file_queue(struct bdev_file_chan *c, struct ios_bdev_io *io)
 {
 	struct io_uring_sqe *sqe = NULL;
 
+	if (ios_bdev_faulty(c->base.bdev)) {
+		file_fail_later(c, io);
+		return;
+	}
 	if (!c->wait_head && c->inflight < c->max_inflight)
 		sqe = io_uring_get_sqe(&c->ring);
 	if (sqe) {
@@ -418,6 +442,16 @@ static int file_poll(struct ios_bdev_chan *ch, unsigned budget)
 	unsigned reaped = 0;
 	int work = 0, rc, res;
 
+	while (c->fail_head && reaped < budget) {
+		io = c->fail_head;
+		c->fail_head = io->next;
+		if (!c->fail_head)
+			c->fail_tail = NULL;
+		io->next = NULL;
+		io->result = -EIO;
+		reaped++;
+		io->cb(io);
+	}
 	while (c->wait_head && c->inflight < c->max_inflight) {
 		sqe = io_uring_get_sqe(&c->ring);
 		if (!sqe)

@@ -2,7 +2,8 @@
 /*
  * RAM backend: the device is a zeroed allocation. Operations run at submit
  * time but complete through the channel's queue, so callers see the same
- * asynchronous contract as with any other backend.
+ * asynchronous contract as with any other backend. With the fault switch
+ * on (bdev.h) they touch nothing and complete with EIO.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -117,6 +118,10 @@ static int ram_rw(struct ios_bdev_chan *ch, struct ios_bdev_io *io, int write)
 	uint64_t off = io->offset;
 	unsigned i;
 
+	if (ios_bdev_faulty(&r->base)) {
+		ram_queue(ch, io, -EIO);
+		return 0;
+	}
 	if (!ram_range_ok(&r->base, io)) {
 		ram_queue(ch, io, -EINVAL);
 		return 0;
@@ -150,7 +155,7 @@ static int ram_write(struct ios_bdev_chan *ch, struct ios_bdev_io *io)
 
 static int ram_flush(struct ios_bdev_chan *ch, struct ios_bdev_io *io)
 {
-	ram_queue(ch, io, 0);
+	ram_queue(ch, io, ios_bdev_faulty(ch->bdev) ? -EIO : 0);
 	return 0;
 }
 
@@ -161,6 +166,10 @@ static int ram_zero(struct ios_bdev_chan *ch, struct ios_bdev_io *io)
 
 	if (r->base.read_only)
 		return -EROFS;
+	if (ios_bdev_faulty(&r->base)) {
+		ram_queue(ch, io, -EIO);
+		return 0;
+	}
 	if (!ram_range_ok(&r->base, io)) {
 		ram_queue(ch, io, -EINVAL);
 		return 0;

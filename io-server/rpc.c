@@ -62,18 +62,35 @@ static json_t *chain_json(struct ios_device *d)
 	return a;
 }
 
+/* Stages with a live state of their own add it under their name
+ * ("mirror": {"state": ...}). */
+static void stages_status(struct ios_device *d, json_t *o)
+{
+	struct ios_chain *c = __atomic_load_n(&d->chain, __ATOMIC_ACQUIRE);
+	json_t *s;
+
+	for (unsigned i = 0; o && c && i < c->n; i++) {
+		if (!c->stages[i]->ops->status)
+			continue;
+		s = c->stages[i]->ops->status(c->stages[i]);
+		if (s)
+			json_object_set_new(o, vrio_stage_kind_name(c->stages[i]->ops->kind), s);
+	}
+}
+
 static json_t *device_json(struct ios_server *srv, struct ios_device *d)
 {
 	const struct ios_dev_stats *st = &d->stats;
 	struct ios_reactor *home = __atomic_load_n(&d->home, __ATOMIC_ACQUIRE);
 	uint64_t requests = 0, errors;
+	json_t *o;
 
 	for (unsigned op = 0; op < d->ops->n_ops; op++)
 		requests += vrio_counter_get(&st->requests[op]);
 	errors = vrio_counter_get(&st->err_ioerr) + vrio_counter_get(&st->err_unsupp) +
 		 vrio_counter_get(&st->err_protocol) + vrio_counter_get(&st->err_guest) +
 		 vrio_counter_get(&st->err_refused);
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:i, s:I, s:I, s:I, s:I}",
+	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:i, s:I, s:I, s:I, s:I}",
 		"name", d->name, "type", d->ops->name, "state", device_state(d), "host", d->host,
 		"io_server", srv->name, "interpose", chain_json(d),
 		"reactor", home ? json_integer(home->idx) : json_null(),
@@ -82,6 +99,8 @@ static json_t *device_json(struct ios_server *srv, struct ios_device *d)
 		"bytes", (json_int_t)(vrio_counter_get(&st->bytes_read) +
 				      vrio_counter_get(&st->bytes_written)),
 		"errors", (json_int_t)errors, "moves", (json_int_t)vrio_counter_get(&st->moves));
+	stages_status(d, o);
+	return o;
 }
 
 static void rpc_devices(void *arg, struct vrio_ctl_req *req, const json_t *params)
@@ -166,11 +185,53 @@ static void rpc_move(void *arg, struct vrio_ctl_req *req, const json_t *params)
 	ios_move_result_put(res);
 }
 
+/* A test hook: the backend of a device's stage (a mirror) fails every io
+ * while `fail` is true. */
+static void rpc_bdev_fault(void *arg, struct vrio_ctl_req *req, const json_t *params)
+{
+	struct ios_server *srv = arg;
+	const char *name = NULL, *target = "mirror";
+	struct ios_stage *st = NULL;
+	struct ios_device *d;
+	struct ios_chain *c;
+	int fail = 0, rc;
+
+	if (!params || json_unpack((json_t *)params, "{s:s, s?s, s:b}", "device", &name, "target",
+				   &target, "fail", &fail) < 0) {
+		vrio_ctl_error(req, VRIO_CTL_INVALID_PARAMS,
+			       "bdev_fault takes {\"device\": NAME, \"target\": \"mirror\", \"fail\": BOOL}");
+		return;
+	}
+	d = ios_device_find(srv, name);
+	if (!d) {
+		vrio_ctl_error(req, VRIO_CTL_EFAILED, "no device %s on %s", name, srv->name);
+		return;
+	}
+	c = __atomic_load_n(&d->chain, __ATOMIC_ACQUIRE);
+	for (unsigned i = 0; c && i < c->n && !st; i++)
+		if (!strcmp(vrio_stage_kind_name(c->stages[i]->ops->kind), target) &&
+		    c->stages[i]->ops->fault)
+			st = c->stages[i];
+	if (!st) {
+		vrio_ctl_error(req, VRIO_CTL_EFAILED, "%s: no stage '%s' with a backend of its own",
+			       name, target);
+		return;
+	}
+	rc = st->ops->fault(st, fail);
+	if (rc < 0)
+		vrio_ctl_error(req, VRIO_CTL_EFAILED, "%s: %s: %s", name, target, strerror(-rc));
+	else
+		vrio_ctl_reply(req, json_pack("{s:s, s:s, s:b}", "device", name, "target", target,
+					      "fail", fail));
+}
+
 static const struct vrio_ctl_method ios_methods[] = {
 	{ "status", rpc_status, "the daemon, its configuration and its reactors" },
 	{ "devices", rpc_devices, "each device: state, placement, counters" },
 	{ "reload", rpc_reload, "re-read the topology file and apply the difference" },
 	{ "move", rpc_move, "move {device, reactor}: serve a device on another reactor" },
+	{ "bdev_fault", rpc_bdev_fault,
+	  "test hook: {device, target: \"mirror\", fail}: that backend fails every io, or not" },
 };
 
 int ios_rpc_open(struct ios_server *srv, struct vrio_ctl **out)

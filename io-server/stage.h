@@ -37,8 +37,9 @@
 struct ios_device;
 struct ios_req;
 struct ios_stage;
+struct json_t;
 
-#define IOS_STAGE_SCRATCH	128u	/* per-request bytes, shared by a chain's stages */
+#define IOS_STAGE_SCRATCH	256u	/* per-request bytes, shared by a chain's stages */
 #define IOS_MAX_STAGES		8u
 
 enum ios_stage_verdict {
@@ -99,6 +100,14 @@ struct ios_stage_ops {
 	 * has more than one (a counter per acl rule); `labels` are the
 	 * device's, to which the stage adds its own. */
 	void (*samples)(struct ios_stage *st, unsigned i, struct vrio_mw *w, const char *labels);
+
+	/* Control thread, optional: the stage's live state for `vrioctl
+	 * devices`, a JSON object under the stage's name (NULL: nothing). */
+	struct json_t *(*status)(struct ios_stage *st);
+	/* Control thread, optional, a test hook (the control socket's
+	 * bdev_fault): make the stage's own backend fail every io, or work
+	 * again. */
+	int (*fault)(struct ios_stage *st, bool fail);
 };
 
 struct ios_stage_gauge {
@@ -165,6 +174,7 @@ struct ios_server;
 void ios_stages_metrics(struct ios_server *srv, struct vrio_mw *w);
 
 extern const struct ios_stage_ops ios_stage_throttle_ops;
+extern const struct ios_stage_ops ios_stage_mirror_ops;
 extern const struct ios_stage_ops ios_stage_crypt_ops;
 
 #endif
