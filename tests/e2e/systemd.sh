@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
 #
-# systemd.sh BUILD_DIR: the units in deploy/ under a real systemd, as PID 1
-# of a systemd-nspawn container with its own network namespace (only its
+# systemd.sh BUILD_DIR: the Debian packages (scripts/package.sh, into
+# BUILD_DIR/pkg) installed under a real systemd, as PID 1 of a
+# systemd-nspawn container with its own network namespace (only its
 # loopback; nothing leaves it):
 #
-#   1. `systemd-analyze verify` of both units, instantiated, with ExecStart
-#      pointing at the built binaries; any output about them is a failure;
-#   2. a Debian root (debootstrap minbase + systemd + procps, whose /bin/kill
-#      the units' ExecReload runs, + the run-time libraries of the four
-#      binaries, found with ldd and dpkg -S), cached in
-#      $VRIO_CACHE/systemd-root and used through an overlay (or a copy), so
-#      that runs never change it;
-#   3. the binaries, the units and a one-device topology installed into it;
-#      the container (with the host's /sys/module, read-only: nspawn hides
-#      it and DPDK's EAL needs it) boots until `systemctl is-system-running`
+#   1. `systemd-analyze verify` of both packaged units, instantiated, with
+#      ExecStart pointing at the packaged binaries and the packaged man
+#      pages for their Documentation=; any output about them is a failure;
+#   2. a Debian root (debootstrap minbase + systemd + dbus, + every package
+#      the .debs' Depends name), cached in $VRIO_CACHE/systemd-root and used
+#      through an overlay (or a copy), so that runs never change it; the
+#      container (with the host's /sys/module, read-only: nspawn hides it
+#      and DPDK's EAL needs it) boots until `systemctl is-system-running`
 #      says running or degraded;
+#   3. `dpkg -i` of the four packages inside it, which finds every
+#      dependency installed; a one-device topology written over the
+#      packaged /etc/vrio/topology.yaml;
 #   4. `systemctl start vrio-ioserver@io0`, then `vrio-localhv@host0`: both
 #      are active as soon as start returns (Type=notify), the vhost-user
 #      socket and both control sockets (explicit control: paths in the
@@ -39,11 +41,16 @@
 #      `systemctl reload` of both: each daemon counts reloads.failed == 1
 #      (on its control socket), keeps its generation, and both stay active,
 #      the same processes;
-#   8. the container powers off.
+#   8. the packages removed under the running units: `dpkg -r` stops both
+#      instances (prerm), and leaves nothing they shipped but the edited
+#      conffile (the units are gone from systemd); `dpkg -P` also removes
+#      /etc/vrio and the enablement links `systemctl enable` made;
+#   9. the container powers off.
 #
 # Installs debootstrap and systemd-container with apt-get when they are
-# missing. Exits 77 (SKIP) when not root, the binaries are not built, or
-# systemd-nspawn, debootstrap or the Debian archive are unavailable.
+# missing. Exits 77 (SKIP) when not root, the packaging tools (dpkg-dev,
+# scdoc) are missing, or systemd-nspawn, debootstrap or the Debian archive
+# are unavailable.
 # VRIO_CACHE (default ~/.cache/vrio) holds the root; VRIO_DEBIAN_MIRROR
 # overrides the archive found in apt's sources; VRIO_KEEP_TMP=1 keeps the
 # run directory (logs; the container root is an overlay, unmounted).
@@ -68,9 +75,10 @@ IO_METRICS=127.0.0.1:9400
 HV_METRICS=127.0.0.1:9401
 REQUESTS_METRIC='vrio_ioserver_requests_total{device="vm1-disk"'
 ROOT_CACHE=$VRIO_CACHE/systemd-root
-# Besides minbase and the binaries' libraries: procps for /bin/kill (the
-# units' ExecReload).
-BASE_PACKAGES=systemd,systemd-sysv,dbus,procps
+# Besides minbase and the packages' dependencies (procps among them: its
+# /bin/kill is the units' ExecReload).
+BASE_PACKAGES=systemd,systemd-sysv,dbus
+DEBS=()
 
 NSPAWN_PID=
 LEADER=
@@ -161,17 +169,26 @@ find_mirror() {
 	printf '%s\n' http://deb.debian.org/debian
 }
 
-# runtime_packages BIN...: the Debian packages that ship the shared
-# libraries the binaries load, one line, sorted.
+# build_debs BUILD_DIR: scripts/package.sh into BUILD_DIR/pkg; sets DEBS.
+build_debs() {
+	"$VRIO_ROOT/scripts/package.sh" --skip-deps --build-dir "$1/pkg" >"$TMP/debs" \
+		2>"$TMP/package.log" || {
+		tail -n 30 "$TMP/package.log" >&2
+		die "scripts/package.sh failed"
+	}
+	mapfile -t DEBS <"$TMP/debs"
+	((${#DEBS[@]} > 0)) || die "scripts/package.sh built no package"
+	log "packages: ${DEBS[*]##*/}"
+}
+
+# runtime_packages: what the .debs depend on, but each other: one line,
+# sorted (the first of alternatives, without versions).
 runtime_packages() {
-	local lib pkg
-	{
-		for lib in $(ldd "$@" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }' | sort -u); do
-			pkg=$(dpkg -S "$lib" 2>/dev/null || dpkg -S "$(realpath "$lib")" 2>/dev/null) ||
-				die "no Debian package ships $lib"
-			printf '%s\n' "${pkg%%:*}"
-		done
-	} | sort -u | paste -sd, -
+	local deb
+	for deb in "${DEBS[@]}"; do
+		dpkg-deb -f "$deb" Depends | tr ',' '\n'
+	done | sed 's/|.*//; s/(.*)//; s/[[:space:]]//g' | grep -v '^vrio-' | sed '/^$/d' |
+		sort -u | paste -sd, -
 }
 
 # remove_tree DIR: removes DIR, first unmounting what an interrupted
@@ -242,32 +259,43 @@ fresh_root() {
 	fi
 }
 
-# install_vrio ROOT BUILD_DIR: binaries, units and topology into ROOT.
+# install_vrio: dpkg -i of the packages inside the running container (no
+# download: the cached root holds their dependencies), then the test's
+# topology over the packaged one.
 install_vrio() {
-	local root=$1 build=$2
-	install -m 0755 "$build/io-server/vrio-ioserver" "$build/local-hv/vrio-localhv" \
-		"$build/tools/vrio-bench" "$build/tools/vrioctl" "$root/usr/local/bin/"
-	install -m 0644 "$build/deploy/vrio-ioserver@.service" \
-		"$build/deploy/vrio-localhv@.service" "$root/etc/systemd/system/"
-	mkdir -p "$root/etc/vrio"
-	write_topology "$root$TOPO" "$IO_LISTEN" "$IO_METRICS" "$HV_METRICS" \
+	local deb
+	in_ct mkdir -p /tmp/debs || fail "cannot make /tmp/debs in the container"
+	for deb in "${DEBS[@]}"; do
+		cp "$deb" "/proc/$LEADER/root/tmp/debs/" || fail "cannot copy $deb into the container"
+	done
+	in_ct sh -c 'dpkg -i /tmp/debs/*.deb' >"$TMP/dpkg-i.log" 2>&1 || {
+		cat "$TMP/dpkg-i.log" >&2
+		fail "dpkg -i of the packages failed in the container"
+	}
+	log "installed: $(in_ct dpkg-query -W -f='${Package} ${Version}, ' 'vrio-*')"
+	[[ $(in_ct systemctl show -p FragmentPath --value "$IO_UNIT") == /lib/systemd/system/vrio-ioserver@.service ]] ||
+		fail "systemd does not see the packaged unit vrio-ioserver@.service"
+	write_topology "/proc/$LEADER/root$TOPO" "$IO_LISTEN" "$IO_METRICS" "$HV_METRICS" \
 		"$SOCK" "$DISK" 1 "$IO_CTL" "$HV_CTL"
 }
 
-# verify_units BUILD_DIR DIR: systemd-analyze verify of instantiated copies
-# of the units whose ExecStart runs the built binaries.
+# verify_units DIR: systemd-analyze verify of instantiated copies of the
+# packaged units, run on the packaged binaries (extracted into DIR), with
+# the packaged man pages on MANPATH for their Documentation=.
 verify_units() {
-	local build=$1 dir=$2 out
-	mkdir -p "$dir"
-	sed "s#/usr/local/bin/vrio-ioserver#$build/io-server/vrio-ioserver#" \
-		"$build/deploy/vrio-ioserver@.service" >"$dir/vrio-ioserver@.service"
-	sed "s#/usr/local/bin/vrio-localhv#$build/local-hv/vrio-localhv#" \
-		"$build/deploy/vrio-localhv@.service" >"$dir/vrio-localhv@.service"
-	if ! grep -q "^ExecStart=$build/io-server/vrio-ioserver " "$dir/vrio-ioserver@.service" ||
-		! grep -q "^ExecStart=$build/local-hv/vrio-localhv " "$dir/vrio-localhv@.service"; then
-		die "unexpected ExecStart= in deploy/*.service"
-	fi
-	out=$(cd "$dir" && timeout 60 systemd-analyze verify --man=no \
+	local dir=$1 deb d out
+	mkdir -p "$dir/units" "$dir/x"
+	for deb in "${DEBS[@]}"; do
+		dpkg-deb -x "$deb" "$dir/x"
+	done
+	for d in ioserver localhv; do
+		sed "s#^ExecStart=/usr/bin/vrio-$d #ExecStart=$dir/x/usr/bin/vrio-$d #" \
+			"$dir/x/lib/systemd/system/vrio-$d@.service" >"$dir/units/vrio-$d@.service"
+		grep -q "^ExecStart=$dir/x/usr/bin/vrio-$d " "$dir/units/vrio-$d@.service" ||
+			die "the packaged vrio-$d@.service does not run /usr/bin/vrio-$d"
+	done
+	dir=$dir/units
+	out=$(cd "$dir" && MANPATH=$dir/../x/usr/share/man timeout 60 systemd-analyze verify \
 		"$dir/$IO_UNIT" "$dir/$HV_UNIT" 2>&1) || {
 		printf '%s\n' "$out" >&2
 		die "systemd-analyze verify failed"
@@ -529,20 +557,60 @@ reload_checks() {
 	in_ct test -S "$SOCK2" || fail "$SOCK2 went away after a refused reload"
 }
 
+# remove_checks: step 8. With both units running and enabled, dpkg -r
+# stops them and leaves nothing the packages shipped but the conffile;
+# dpkg -P leaves nothing, enablement links included.
+remove_checks() {
+	local u f files left
+	for u in "$IO_UNIT" "$HV_UNIT"; do
+		[[ $(in_ct systemctl is-active "$u") == active ]] || fail "$u is not active before dpkg -r"
+	done
+	files=$(in_ct dpkg -L vrio-common vrio-ioserver vrio-localhv vrio-tools) ||
+		fail "dpkg -L of the packages failed"
+	in_ct dpkg -r vrio-ioserver vrio-localhv vrio-tools vrio-common >"$TMP/dpkg-r.log" 2>&1 || {
+		cat "$TMP/dpkg-r.log" >&2
+		fail "dpkg -r failed in the container"
+	}
+	for u in "$IO_UNIT" "$HV_UNIT"; do
+		[[ $(in_ct systemctl is-active "$u") != active ]] || fail "$u still runs after dpkg -r"
+	done
+	in_ct systemctl cat vrio-ioserver@.service >/dev/null 2>&1 &&
+		fail "systemd still has vrio-ioserver@.service after dpkg -r"
+	# What the packages shipped and is still there: directories others
+	# share, and the conffile.
+	left=$(while IFS= read -r f; do
+		if [[ -e /proc/$LEADER/root$f && ! -d /proc/$LEADER/root$f ]]; then
+			printf '%s\n' "$f"
+		fi
+	done <<<"$files")
+	[[ $left == /etc/vrio/topology.yaml ]] ||
+		fail "dpkg -r left behind more than the conffile: $(paste -sd' ' <<<"$left")"
+	# `systemctl enable` links are the admin's: kept until the purge.
+	[[ -n $(in_ct find /etc/systemd/system -name "$IO_UNIT") ]] ||
+		fail "dpkg -r removed the enablement link of $IO_UNIT"
+	log "dpkg -r stopped both units and left only /etc/vrio/topology.yaml (and the enablement links)"
+	in_ct dpkg -P vrio-ioserver vrio-localhv vrio-common >"$TMP/dpkg-p.log" 2>&1 || {
+		cat "$TMP/dpkg-p.log" >&2
+		fail "dpkg -P failed in the container"
+	}
+	in_ct test -e /etc/vrio && fail "/etc/vrio is still there after dpkg -P"
+	left=$(in_ct find /etc/systemd/system -name 'vrio-*') || true
+	[[ -z $left ]] || fail "dpkg -P left enablement links: $left"
+	[[ -z $(in_ct dpkg-query -W 'vrio-*' 2>/dev/null) ]] || fail "dpkg still knows vrio packages after dpkg -P"
+	log "dpkg -P: /etc/vrio and the enablement links are gone"
+}
+
 main() {
 	[[ $# -eq 1 ]] || die "usage: $0 BUILD_DIR"
-	local build_dir pkgs t0 t_hv bench_pid rc io_pid hv_pid requests now out u
-	local -a bins
+	local build_dir pkgs t0 t_hv bench_pid rc io_pid hv_pid requests now out u c
 	t0=$SECONDS
 	build_dir=$(mkdir -p "$1" && cd "$1" && pwd)
-	vrio_binaries "$build_dir" || skip "daemons not built ($VRIO_IOSERVER_BIN, $VRIO_LOCALHV_BIN)"
-	[[ -x $build_dir/tools/vrio-bench ]] || skip "vrio-bench not built"
-	[[ -x $build_dir/tools/vrioctl ]] || skip "vrioctl not built"
-	bins=("$VRIO_IOSERVER_BIN" "$VRIO_LOCALHV_BIN" "$build_dir/tools/vrio-bench"
-		"$build_dir/tools/vrioctl")
 	[[ $(id -u) == 0 ]] || skip "needs root (debootstrap, systemd-nspawn)"
 	have_cmd systemd-analyze || skip "systemd-analyze not found (systemd)"
 	have_cmd dpkg || skip "not a Debian system (no dpkg)"
+	for c in dpkg-deb dpkg-shlibdeps dpkg-buildflags scdoc; do
+		have_cmd "$c" || skip "$c not found: cannot build the packages (scripts/deps.sh installs it)"
+	done
 	have_cmd python3 || skip "python3 not found (reads vrioctl's JSON)"
 
 	exec {STDOUT_FD}>&1 {STDERR_FD}>&2
@@ -551,19 +619,20 @@ main() {
 	make_tmpdir TMP
 	ensure_tools
 
-	step "1. systemd-analyze verify $IO_UNIT $HV_UNIT"
-	verify_units "$build_dir" "$TMP/verify"
+	step "1. packages; systemd-analyze verify $IO_UNIT $HV_UNIT"
+	build_debs "$build_dir"
+	verify_units "$TMP/verify"
 	log "verify: no complaints"
 
-	step "2. container root ($ROOT_CACHE)"
-	pkgs=$(runtime_packages "${bins[@]}")
-	log "run-time packages: $pkgs"
+	step "2. container root ($ROOT_CACHE); boot"
+	pkgs=$(runtime_packages)
+	log "the packages' dependencies: $pkgs"
 	build_root "$pkgs"
 	fresh_root "$TMP"
-
-	step "3. install vrio into the container and boot it"
-	install_vrio "$TMP/root" "$build_dir"
 	boot "$TMP/root" "$TMP/nspawn.log"
+
+	step "3. dpkg -i the packages in the container"
+	install_vrio
 
 	step "4. systemctl start $IO_UNIT, $HV_UNIT; vrio-bench; metrics"
 	# Enabled (the deployment README's way), the units stay loaded once
@@ -633,7 +702,10 @@ main() {
 	in_ct systemctl start "$HV_UNIT" || fail "systemctl start $HV_UNIT (again) failed"
 	reload_checks
 
-	step "8. power off"
+	step "8. dpkg -r, dpkg -P under the running units"
+	remove_checks
+
+	step "9. power off"
 	timeout 10 nsenter -t "$LEADER" -a -- systemctl --no-block poweroff >/dev/null 2>&1 ||
 		log "poweroff request failed"
 	rc=0
