@@ -11,6 +11,7 @@
 
 #include "ioserver_internal.h"
 #include "log.h"
+#include "stage_net.h"
 #include "vrio.pb-c.h"
 
 static const char *const net_op_names[] = { "packet" };
@@ -89,15 +90,79 @@ static void net_unplace(struct ios_device *d, struct ios_reactor *r)
 	__atomic_store_n(&d->u.net.port->reactor, -1, __ATOMIC_RELEASE);
 }
 
-/* A packet from the guest: into the switch; nothing goes back. */
-static void net_request(struct ios_device *d, struct ios_req *req, const void *payload)
+/* ---- frames through the stages (stage_net.h) ---- */
+
+enum ios_stage_verdict ios_net_stage_drop(struct ios_stage *st, struct ios_req *req,
+					  enum ios_stage_drop why)
 {
-	if (!__atomic_load_n(&d->removing, __ATOMIC_RELAXED) && req->in_len > VRIO_PKT_HDR_LEN)
-		ios_switch_input(d->home, d->u.net.port, (const uint8_t *)payload + VRIO_PKT_HDR_LEN,
-				 req->in_len - VRIO_PKT_HDR_LEN);
+	vrio_counter_add(&st->st.drops[why], 1);
+	req->u.net.dropped = true;
+	ios_chain_end(req);
+	/* Ended: the chain does not touch it again. */
+	return IOS_STAGE_HOLD;
+}
+
+/* A packet from the guest is done with: nothing goes back. */
+static void net_in_done(struct ios_req *req)
+{
 	req->frame.type = 0;
 	req->frame.len = 0;
 	ios_req_done(req);
+}
+
+/* Past the stages: into the switch. */
+static void net_in_submit(struct ios_req *req)
+{
+	struct ios_device *d = req->dev;
+
+	ios_switch_input(d->home, d->u.net.port, req->u.net.eth, req->u.net.len);
+	ios_chain_finish(req, net_in_done);
+}
+
+/* A packet from the guest: into the switch, through the device's stages
+ * if it has any. The payload is only lent for the call, so with stages
+ * the frame is copied into the request first. */
+static void net_request(struct ios_device *d, struct ios_req *req, const void *payload)
+{
+	const uint8_t *eth = (const uint8_t *)payload + VRIO_PKT_HDR_LEN;
+	uint32_t len;
+
+	if (__atomic_load_n(&d->removing, __ATOMIC_RELAXED) || req->in_len <= VRIO_PKT_HDR_LEN) {
+		net_in_done(req);
+		return;
+	}
+	len = req->in_len - VRIO_PKT_HDR_LEN;
+	if (!__atomic_load_n(&d->chain, __ATOMIC_RELAXED)) {
+		ios_switch_input(d->home, d->u.net.port, eth, len);
+		net_in_done(req);
+		return;
+	}
+	if (ios_req_reserve(req, len) < 0) {
+		ios_port_drop(d->u.net.port, IOS_DROP_BACKLOG);
+		net_in_done(req);
+		return;
+	}
+	memcpy(req->buf, eth, len);
+	req->u.net = (struct ios_net_req){ .eth = req->buf, .len = len, .out = false };
+	ios_chain_start(d, req, net_in_submit, net_in_done);
+}
+
+/* A frame toward the guest is done with the stages: to the front reactor,
+ * or back to this reactor's pool if a stage dropped it. */
+static void net_out_done(struct ios_req *req)
+{
+	struct ios_device *d = req->dev;
+
+	if (req->u.net.dropped) {
+		ios_req_put(d->home, req);
+		return;
+	}
+	ios_dev_to_front(d, req);
+}
+
+static void net_out_submit(struct ios_req *req)
+{
+	ios_chain_finish(req, net_out_done);
 }
 
 void ios_port_deliver(struct ios_reactor *r, struct ios_port *p, const uint8_t *frame,
@@ -124,7 +189,14 @@ void ios_port_deliver(struct ios_reactor *r, struct ios_port *p, const uint8_t *
 	req->frame.type = VRIO_FRAME_PKT;
 	req->frame.dev = d->id;
 	req->frame.len = VRIO_PKT_HDR_LEN + len;
-	ios_dev_to_front(d, req);
+	if (!__atomic_load_n(&d->chain, __ATOMIC_RELAXED)) {
+		ios_dev_to_front(d, req);
+		return;
+	}
+	req->dev = d;
+	req->u.net = (struct ios_net_req){ .eth = req->buf + VRIO_PKT_HDR_LEN, .len = len,
+					   .out = true };
+	ios_chain_start(d, req, net_out_submit, net_out_done);
 }
 
 static void net_drop(struct ios_device *d, enum ios_dev_drop why)

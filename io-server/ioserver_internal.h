@@ -68,6 +68,7 @@ struct ios_req {
 	uint64_t t_start;
 	union {
 		struct ios_blk_req blk;
+		struct ios_net_req net;
 	} u;				/* the model's per-request state */
 	/* Home reactor: its way through the device's stages (stage.h). */
 	struct ios_chain *chain;

@@ -8,6 +8,7 @@
 #ifndef VRIO_IOSERVER_NET_H
 #define VRIO_IOSERVER_NET_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define IOS_NET_CONFIG_LEN	12u	/* mac, status, max_virtqueue_pairs, mtu */
@@ -19,6 +20,16 @@ struct ios_net_dev {
 	uint8_t config[IOS_NET_CONFIG_LEN];
 	uint32_t num_queues;		/* vrings: one receive, one transmit */
 	uint32_t max_request;		/* a PKT frame's payload */
+};
+
+/* A frame going through a net device's stages (stage.h), in a request's
+ * u.net. Net stages never hold a frame past their request op: a frame is
+ * passed or dropped in the reactor turn it came in. */
+struct ios_net_req {
+	const uint8_t *eth;		/* the Ethernet frame, in the request's buffer */
+	uint32_t len;
+	bool out;			/* toward the guest; false: from it */
+	bool dropped;			/* a stage ended it: it goes no further */
 };
 
 /* mac is "52:54:00:00:00:01" (the topology checked it). */
