@@ -21,6 +21,7 @@ const char *const ios_stage_drop_names[IOS_STAGE_NR_DROPS] = {
 static const struct ios_stage_ops *const stage_models[] = {
 	&ios_stage_throttle_ops,
 	&ios_stage_acl_ops,
+	&ios_stage_police_ops,
 	&ios_stage_mirror_ops,
 	&ios_stage_crypt_ops,
 };
