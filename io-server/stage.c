@@ -22,6 +22,7 @@ static const struct ios_stage_ops *const stage_models[] = {
 	&ios_stage_throttle_ops,
 	&ios_stage_acl_ops,
 	&ios_stage_police_ops,
+	&ios_stage_capture_ops,
 	&ios_stage_mirror_ops,
 	&ios_stage_crypt_ops,
 };

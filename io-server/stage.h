@@ -176,6 +176,7 @@ void ios_stages_metrics(struct ios_server *srv, struct vrio_mw *w);
 extern const struct ios_stage_ops ios_stage_throttle_ops;
 extern const struct ios_stage_ops ios_stage_acl_ops;
 extern const struct ios_stage_ops ios_stage_police_ops;
+extern const struct ios_stage_ops ios_stage_capture_ops;
 extern const struct ios_stage_ops ios_stage_mirror_ops;
 extern const struct ios_stage_ops ios_stage_crypt_ops;
 

@@ -12,6 +12,7 @@ PKGS=(
 	prometheus python3 iproute2 systemd systemd-container debootstrap
 	rdma-core libibverbs-dev librdmacm-dev ibverbs-providers
 	dpdk-dev
+	python3-cryptography cryptsetup-bin
 	scdoc python3-yaml dpkg-dev lintian
 )
 
