@@ -298,6 +298,9 @@ static void place(struct mirror *m, struct ios_reactor *r)
 	open_chans(m);
 	if (get_state(m) == MIRROR_DEGRADED)
 		m->next_probe = ios_reactor_now(r) + MIRROR_PROBE_NS;
+	/* A first copy is timed from when it can start. */
+	if (get_state(m) == MIRROR_RESYNCING && !vrio_counter_get(&m->resync_bytes))
+		m->resync_start_ns = vrio_now_ns();
 }
 
 /* ---- writes and flushes ---- */
@@ -1031,7 +1034,6 @@ static int mir_create(struct ios_device *d, const struct vrio_topo_stage *ts,
 		/* What the mirror holds is unknown: all of it is dirty. */
 		ios_regionmap_mark_all(&m->dirty);
 		m->state = MIRROR_RESYNCING;
-		m->resync_start_ns = vrio_now_ns();
 		VRIO_NOTICE("%s: mirror %s: a full copy of %llu bytes starts with the first request",
 			    d->name, target(m), (unsigned long long)m->size);
 	}
