@@ -745,18 +745,30 @@ static void fmt_uptime(char *buf, size_t len, const json_t *v)
 		snprintf(buf, len, "%lud %02luh", t / 86400, t / 3600 % 24);
 }
 
-/* ["throttle", "crypt"] -> "throttle,crypt", in the chain's order; "-" for
- * none (and on a local-hv, which keeps no chains). */
-static void fmt_chain(char *buf, size_t len, const json_t *v)
+/* A device's ["throttle", "crypt"] -> "throttle,crypt", in the chain's
+ * order; "-" for none (and on a local-hv, which keeps no chains). A stage
+ * whose own state (an object under its name) is not "ok" shows it:
+ * "mirror(degraded)", "mirror(resyncing 40%)". */
+static void fmt_chain(char *buf, size_t len, const json_t *dev)
 {
-	const json_t *st;
+	const json_t *st, *own;
+	const char *name, *state;
 	size_t i, off = 0;
+	char extra[48];
+	int n;
 
 	snprintf(buf, len, "-");
-	json_array_foreach(v, i, st) {
-		int n = snprintf(buf + off, len - off, "%s%s", i ? "," : "",
-				 json_is_string(st) ? json_string_value(st) : "?");
-
+	json_array_foreach(json_object_get(dev, "interpose"), i, st) {
+		name = json_is_string(st) ? json_string_value(st) : "?";
+		own = json_object_get(dev, name);
+		state = json_string_value(json_object_get(own, "state"));
+		extra[0] = '\0';
+		if (state && !strcmp(state, "resyncing"))
+			snprintf(extra, sizeof(extra), "(%s %.0f%%)", state,
+				 100.0 * json_number_value(json_object_get(own, "resync_progress")));
+		else if (state && strcmp(state, "ok"))
+			snprintf(extra, sizeof(extra), "(%s)", state);
+		n = snprintf(buf + off, len - off, "%s%s%s", i ? "," : "", name, extra);
 		if (n < 0 || (size_t)n >= len - off)
 			break;
 		off += (size_t)n;
@@ -812,7 +824,7 @@ static const struct dev_col {
 	{ "BYTES", "bytes", 1, fmt_bytes },
 	{ "ERRORS", "errors", 1, j_fmt },
 	{ "MOVES", "moves", 1, j_fmt },
-	{ "INTERPOSE", "interpose", 0, fmt_chain },
+	{ "INTERPOSE", NULL, 0, fmt_chain },	/* NULL: the whole device */
 };
 
 #define N_DEV_COLS (sizeof(dev_cols) / sizeof(dev_cols[0]))
@@ -851,7 +863,7 @@ static void render_devices(FILE *f, const json_t *r)
 	json_array_foreach(devs, i, d)
 		for (c = 0; c < N_DEV_COLS; c++)
 			dev_cols[c].fmt(rows[i + 1].cell[c], sizeof(rows[i + 1].cell[c]),
-					json_object_get(d, dev_cols[c].key));
+					dev_cols[c].key ? json_object_get(d, dev_cols[c].key) : d);
 	for (c = 0; c < N_DEV_COLS; c++) {
 		width[c] = 0;
 		for (i = 0; i <= n; i++)

@@ -156,6 +156,32 @@ static void test_render_devices(void **state)
 		      "  ERRORS  MOVES  INTERPOSE\n");
 }
 
+/* A stage with a state of its own shows it when it is not ok. */
+static void test_render_devices_stage_state(void **state)
+{
+	expect_render(render_devices,
+		      "{\"devices\":[{\"name\":\"a\",\"type\":\"blk\",\"state\":\"attached\","
+		      "\"host\":\"h\",\"io_server\":\"io0\",\"reactor\":0,\"in_flight\":0,"
+		      "\"requests\":0,\"bytes\":0,\"errors\":0,\"moves\":0,"
+		      "\"interpose\":[\"throttle\",\"mirror\"],\"mirror\":{\"state\":\"degraded\"}},"
+		      "{\"name\":\"b\",\"type\":\"blk\",\"state\":\"attached\","
+		      "\"host\":\"h\",\"io_server\":\"io0\",\"reactor\":0,\"in_flight\":0,"
+		      "\"requests\":0,\"bytes\":0,\"errors\":0,\"moves\":0,\"interpose\":[\"mirror\"],"
+		      "\"mirror\":{\"state\":\"resyncing\",\"resync_progress\":0.25}},"
+		      "{\"name\":\"c\",\"type\":\"blk\",\"state\":\"attached\","
+		      "\"host\":\"h\",\"io_server\":\"io0\",\"reactor\":0,\"in_flight\":0,"
+		      "\"requests\":0,\"bytes\":0,\"errors\":0,\"moves\":0,\"interpose\":[\"mirror\"],"
+		      "\"mirror\":{\"state\":\"ok\",\"resync_progress\":1.0}}]}",
+		      "NAME  TYPE  STATE     HOST  IO-SERVER  REACTOR  IN-FLIGHT  REQUESTS  BYTES"
+		      "  ERRORS  MOVES  INTERPOSE\n"
+		      "a     blk   attached  h     io0              0          0         0      0"
+		      "       0      0  throttle,mirror(degraded)\n"
+		      "b     blk   attached  h     io0              0          0         0      0"
+		      "       0      0  mirror(resyncing 25%)\n"
+		      "c     blk   attached  h     io0              0          0         0      0"
+		      "       0      0  mirror\n");
+}
+
 static void test_render_reload(void **state)
 {
 	expect_render(render_reload,
@@ -290,6 +316,7 @@ int main(void)
 		cmocka_unit_test(test_usage_errors),
 		cmocka_unit_test(test_render_status),
 		cmocka_unit_test(test_render_devices),
+		cmocka_unit_test(test_render_devices_stage_state),
 		cmocka_unit_test(test_render_reload),
 		cmocka_unit_test(test_render_move),
 		cmocka_unit_test(test_render_odd_shapes),
