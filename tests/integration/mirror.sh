@@ -133,7 +133,7 @@ main() {
 	wait_until 10 mirror_is degraded || fail "the mirror is not degraded: $(mirror state)"
 	[[ $(metric vrio_ioserver_mirror_degraded) == 1 ]] || fail "no degraded gauge"
 	"$VRIOCTL" --socket "$VRIO_IO_CTL" devices >"$RUN/devices.txt"
-	grep -Eq '^disk .*mirror' "$RUN/devices.txt" ||
+	grep -Eq '^disk .*mirror\(degraded\)$' "$RUN/devices.txt" ||
 		fail "vrioctl devices does not show the chain: $(cat "$RUN/devices.txt")"
 	grep -q "mirror $MIRROR failed" "$VRIO_IO_LOG" || fail "no log line for the failure"
 	sleep 4
