@@ -25,10 +25,11 @@
 #                  /usr/share/vrio/
 #
 # Each binary package's Depends come from its ELF files' shared libraries
-# (dpkg-shlibdeps); the daemons add vrio-common and procps (/bin/kill, the
-# units' ExecReload), and recommend the DPDK drivers that the dpdk
-# transport loads at run time (bus_vdev, af_packet, af_xdp, memif), which
-# no ELF file names. Every file `cmake --install` stages must land in
+# (dpkg-shlibdeps); the daemons add vrio-common, procps (/bin/kill, the
+# units' ExecReload) and DPDK's ring mempool driver (every mbuf pool: the
+# dpdk transport's, local-hv's net devices'), and recommend the drivers
+# the dpdk transport's ports need (bus_vdev, af_packet, af_xdp, memif):
+# the EAL loads them at run time, so no ELF file names them. Every file `cmake --install` stages must land in
 # exactly one package, or this fails. The version is the git tree's
 # (0.4.0+gitN.gHASH before the first tag, .dirty for an edited tree), or
 # the project's outside git.
@@ -39,6 +40,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 MAINTAINER=${VRIO_MAINTAINER:-"vrio maintainers <maintainers@vrio.example.org>"}
 PACKAGES=(vrio-common vrio-ioserver vrio-localhv vrio-tools)
+DPDK_MEMPOOL="librte-mempool-ring23"
 DPDK_DRIVERS="librte-bus-vdev23, librte-net-af-packet23, librte-net-af-xdp23, librte-net-memif23"
 
 skip_deps=0
@@ -346,11 +348,11 @@ main() {
 		"vrio rack topology, examples, dashboard and alert rules" \
 		"vrio moves the paravirtual I/O of a rack's virtual machines to consolidated I/O servers. This package holds what its daemons and tools share: the rack topology /etc/vrio/topology.yaml (an example to edit) and its manual page vrio-topology(5), example topologies, the README, a Grafana dashboard and Prometheus alert rules for a rack."
 	control vrio-ioserver "$arch" net \
-		"$(shlibs vrio-ioserver), vrio-common (= $VERSION), procps" "$DPDK_DRIVERS" \
+		"$(shlibs vrio-ioserver), $DPDK_MEMPOOL, vrio-common (= $VERSION), procps" "$DPDK_DRIVERS" \
 		"vrio I/O server: device models and backends for remote VMs" \
 		"vrio moves the paravirtual I/O of a rack's virtual machines to consolidated I/O servers. vrio-ioserver runs on the I/O nodes: the virtio-blk and virtio-net device models, file, block device and RAM backends through io_uring, and one L2 switch per network, on polling cores, for the hosts that connect to it over TCP, shared memory, DPDK or RDMA. It runs as the systemd unit vrio-ioserver@NAME."
 	control vrio-localhv "$arch" net \
-		"$(shlibs vrio-localhv), vrio-common (= $VERSION), procps" "$DPDK_DRIVERS" \
+		"$(shlibs vrio-localhv), $DPDK_MEMPOOL, vrio-common (= $VERSION), procps" "$DPDK_DRIVERS" \
 		"vrio compute-node daemon: vhost-user devices served remotely" \
 		"vrio moves the paravirtual I/O of a rack's virtual machines to consolidated I/O servers. vrio-localhv runs on each compute node: a vhost-user backend (DPDK rte_vhost) that QEMU's vhost-user-blk and vhost-user net devices attach to, validating every descriptor chain and forwarding the requests to the device's I/O server. It runs as the systemd unit vrio-localhv@NAME."
 	control vrio-tools "$arch" admin "$(shlibs vrio-tools)" "vrio-common" \

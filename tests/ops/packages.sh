@@ -15,7 +15,7 @@
 #      topologies in /usr/share/doc/vrio/examples/; the dashboard and the
 #      alert rules; the Depends of each binary package computed from its
 #      shared libraries (libc6 at least), the daemons' on vrio-common of
-#      the same version and procps;
+#      the same version, procps and DPDK's mempool driver;
 #   4. dpkg -i of all four into an empty scratch root (dpkg --root, the
 #      maintainer scripts run chrootless with DPKG_ROOT, dependencies not
 #      installed there: --force-depends), an edited conffile and an
@@ -111,6 +111,9 @@ check_contents() {
 		dep=$(dpkg-deb -f "${DEB[vrio-$d]}" Depends)
 		grep -q "vrio-common (= $version)" <<<"$dep" || die "vrio-$d does not depend on vrio-common (= $version): $dep"
 		grep -qw procps <<<"$dep" || die "vrio-$d does not depend on procps (/bin/kill): $dep"
+		# A plugin the EAL loads for every mbuf pool: no ELF file names it.
+		grep -qw librte-mempool-ring23 <<<"$dep" ||
+			die "vrio-$d does not depend on librte-mempool-ring23 (DPDK's mempool driver): $dep"
 	done
 	for p in vrio-ioserver vrio-localhv vrio-tools; do
 		dep=$(dpkg-deb -f "${DEB[$p]}" Depends)
