@@ -25,7 +25,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 SECS=${2:-3}
 ROUNDS=${3:-3}
 DISKS=(plain c512 c4096)
-RUNS=("randwrite 4096" "randread 4096" "randwrite 65536" "randread 65536")
+LOADS=("randwrite 4096" "randread 4096" "randwrite 65536" "randread 65536")
 
 chain() {
 	case $1 in
@@ -108,7 +108,7 @@ main() {
 	log "${SECS}s runs at QD 32, $ROUNDS rounds, one reactor, RAM disks: ${DISKS[*]}"
 
 	for ((i = 0; i < ROUNDS; i++)); do
-		for r in "${RUNS[@]}"; do
+		for r in "${LOADS[@]}"; do
 			for n in "${DISKS[@]}"; do
 				# shellcheck disable=SC2086 # "RW BS"
 				run "$n" $r
@@ -117,7 +117,7 @@ main() {
 	done
 
 	printf '%-6s %-16s %9s %9s %10s %7s\n' disk run IOPS MiB/s "CPU us/IO" "ratio"
-	for r in "${RUNS[@]}"; do
+	for r in "${LOADS[@]}"; do
 		for n in "${DISKS[@]}"; do
 			f=$RUN/$n.${r/ /.}
 			printf '%-6s %-16s %9s %9s %10s %7s\n' "$n" "$r" "$(col 1 "$f")" "$(col 2 "$f")" \
