@@ -4,9 +4,9 @@
 # monitoring.sh BUILD_DIR: the names the dashboard and the alert rules use
 # are the names a running rack exports. A rack on loopback with what makes
 # every family carry samples: a blk device behind the deferred IOTLB
-# policy, a net device on a network (the switch's port and counters), one
-# io-server and one local-hv; vrio-bench writes and reads the disk so the
-# histograms fill. Both expositions pass `promtool check metrics`; then
+# policy with a throttle and a mirror stage, a net device on a network (the
+# switch's port and counters), one io-server and one local-hv; vrio-bench
+# writes and reads the disk so the histograms fill. Both expositions pass `promtool check metrics`; then
 # every metric that a dashboard query or an alert selects is in one of
 # them, with the labels the query matches or groups by
 # (tests/ops/monitoring.py names). A renamed metric or label fails here.
@@ -39,6 +39,9 @@ devices:
     socket: $run/vm1-disk.sock
     backend: {ram: 64M}
     iommu: {policy: deferred}
+    interpose:
+      - throttle: {iops: 1000000}
+      - mirror: {ram: 64M}
   - name: vm1-net
     type: net
     host: host0
