@@ -172,23 +172,35 @@ void *ios_stage_scratch(struct ios_stage *st, struct ios_req *req)
 	return req->scratch + req->chain->off[req->chain_pos];
 }
 
+/* One call into a stage, timed now and then (IOS_STAGE_SAMPLE). */
+static inline enum ios_stage_verdict
+stage_call(struct ios_stage *st,
+	   enum ios_stage_verdict (*fn)(struct ios_stage *st, struct ios_req *req),
+	   struct ios_req *req)
+{
+	enum ios_stage_verdict v;
+	uint64_t t0;
+
+	if (++st->calls % IOS_STAGE_SAMPLE)
+		return fn(st, req);
+	t0 = vrio_now_ns();
+	v = fn(st, req);
+	vrio_counter_add(&st->st.ns, (vrio_now_ns() - t0) * IOS_STAGE_SAMPLE);
+	return v;
+}
+
 static void chain_back(struct ios_req *req)
 {
 	struct ios_chain *c = req->chain;
 	struct ios_stage *st;
-	uint64_t t0;
 
 	req->chain_back = true;
 	for (; req->chain_pos >= 0; req->chain_pos--) {
 		st = c->stages[req->chain_pos];
 		if (!st->ops->completion)
 			continue;
-		t0 = vrio_now_ns();
-		if (st->ops->completion(st, req) == IOS_STAGE_HOLD) {
-			vrio_counter_add(&st->st.ns, vrio_now_ns() - t0);
+		if (stage_call(st, st->ops->completion, req) == IOS_STAGE_HOLD)
 			return;
-		}
-		vrio_counter_add(&st->st.ns, vrio_now_ns() - t0);
 	}
 	req->chain = NULL;
 	ios_chain_put(c);
@@ -199,15 +211,10 @@ static void chain_forward(struct ios_req *req)
 {
 	struct ios_chain *c = req->chain;
 	struct ios_stage *st;
-	enum ios_stage_verdict v;
-	uint64_t t0;
 
 	for (; req->chain_pos < (int)c->n; req->chain_pos++) {
 		st = c->stages[req->chain_pos];
-		t0 = vrio_now_ns();
-		v = st->ops->request(st, req);
-		vrio_counter_add(&st->st.ns, vrio_now_ns() - t0);
-		if (v == IOS_STAGE_HOLD)
+		if (stage_call(st, st->ops->request, req) == IOS_STAGE_HOLD)
 			return;
 	}
 	req->chain_pos = (int)c->n - 1;
@@ -290,7 +297,7 @@ void ios_stages_metrics(struct ios_server *srv, struct vrio_mw *w)
 		  offsetof(struct ios_stage_stats, bytes), false },
 		{ "vrio_ioserver_stage_delayed_total", "Requests a stage held before letting them on",
 		  offsetof(struct ios_stage_stats, delayed), false },
-		{ "vrio_ioserver_stage_seconds_total", "Time spent in each stage's own code",
+		{ "vrio_ioserver_stage_seconds_total", "Time spent in each stage's own code (one call in 16 timed)",
 		  offsetof(struct ios_stage_stats, ns), true },
 	};
 	struct ios_device *d;

@@ -60,8 +60,14 @@ struct ios_stage_stats {
 	uint64_t requests, bytes;	/* that entered the stage */
 	uint64_t delayed;		/* held (throttle) */
 	uint64_t drops[IOS_STAGE_NR_DROPS];
-	uint64_t ns;			/* time spent in the stage's own code */
+	uint64_t ns;			/* time spent in the stage's own code,
+					 * sampled (IOS_STAGE_SAMPLE) */
 };
+
+/* One call in IOS_STAGE_SAMPLE to a stage's request or completion is
+ * timed, and counted that many times over: two clock reads a call would
+ * cost a cheap stage more than its own code. */
+#define IOS_STAGE_SAMPLE 16
 
 struct ios_stage_ops {
 	enum vrio_stage_kind kind;
@@ -119,6 +125,7 @@ struct ios_stage {
 	struct ios_device *d;
 	int refs;			/* atomic: chains that name it */
 	bool removed;			/* control thread: left the chain */
+	unsigned calls;			/* home reactor: for sampling */
 	struct ios_stage_stats st;
 };
 
