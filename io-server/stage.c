@@ -297,7 +297,8 @@ void ios_stages_metrics(struct ios_server *srv, struct vrio_mw *w)
 		  offsetof(struct ios_stage_stats, bytes), false },
 		{ "vrio_ioserver_stage_delayed_total", "Requests a stage held before letting them on",
 		  offsetof(struct ios_stage_stats, delayed), false },
-		{ "vrio_ioserver_stage_seconds_total", "Time spent in each stage's own code (one call in 16 timed)",
+		{ "vrio_ioserver_stage_seconds_total",
+		  "Time spent in each stage's own code (one call in 16 timed)",
 		  offsetof(struct ios_stage_stats, ns), true },
 	};
 	struct ios_device *d;
