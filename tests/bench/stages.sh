@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+#
+# stages.sh BUILD_DIR [SECONDS] [ROUNDS]: what each disk interposition
+# stage costs. One io-server with one reactor (so a stage's cost is the
+# reactor's), over TCP on loopback, serves RAM disks that differ only in
+# their chain:
+#
+#   none      no stage
+#   throttle  throttle: {iops: 50000000, bps: 1T}: the buckets are charged
+#             and checked on every request but never hold one back, so
+#             what shows is the stage's own cost
+#   crypt     crypt: aes-xts-plain64 with a 64-byte key file (mode 0400)
+#   mirror    mirror: {ram: ...}: each write also to a second RAM disk
+#
+# Each round runs every disk in turn: 4 KiB random writes at QD 32 (IOPS
+# and the io-server's CPU microseconds per I/O), then 128 KiB sequential
+# writes at QD 32 (MiB/s). Prints medians of ROUNDS, and the median of
+# each round's ratio to `none` in that round; for crypt also its own throughput: bytes through the stage over
+# the time spent in its code (vrio_ioserver_stage_seconds_total), i.e. what
+# one core does. VRIO_STAGES="throttle ..." runs only those.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
+
+SECS=${2:-3}
+ROUNDS=${3:-5}
+STAGES=${VRIO_STAGES:-throttle crypt mirror}
+
+# chain NAME: the interpose list of disk NAME.
+chain() {
+	case $1 in
+	none) ;;
+	throttle) echo "      - throttle: {iops: 50000000, bps: 1T}" ;;
+	crypt) echo "      - crypt: {cipher: aes-xts-plain64, key_file: $RUN/xts.key}" ;;
+	mirror) echo "      - mirror: {ram: 256M}" ;;
+	esac
+}
+
+# write_topo FILE NAME...: one reactor, a RAM disk per NAME.
+write_topo() {
+	local file=$1 n
+	shift
+	cat >"$file" <<EOF
+version: 1
+io_servers:
+  - name: io0
+    listen: $VRIO_IO_LISTEN
+    metrics: $VRIO_IO_METRICS
+    control: $VRIO_IO_CTL
+    cores: {min: 1, max: 1}
+hosts:
+  - name: host0
+    control: $VRIO_HV_CTL
+devices:
+EOF
+	for n in "$@"; do
+		cat >>"$file" <<EOF
+  - name: $n
+    type: blk
+    host: host0
+    io_server: io0
+    socket: $RUN/$n.sock
+    backend: {ram: 256M}
+EOF
+		if [[ $n != none ]]; then
+			printf '    interpose:\n%s\n' "$(chain "$n")" >>"$file"
+		fi
+	done
+}
+
+# run NAME RW BS: one run on disk NAME; appends "iops mib_s cpu_us_per_io"
+# to $RUN/NAME.RW.
+run() {
+	local t0 t1 out
+	t0=$(cpu_ticks "$VRIO_IO_PID")
+	out=$("$BENCH" --socket "$RUN/$1.sock" --rw "$2" --bs "$3" --iodepth 32 \
+		--runtime "$SECS" --json --quiet) || die "$1 $2: vrio-bench failed"
+	t1=$(cpu_ticks "$VRIO_IO_PID")
+	python3 - "$out" "$t0" "$t1" "$(getconf CLK_TCK)" >>"$RUN/$1.$2" <<'PY'
+import json, sys
+r = json.loads(sys.argv[1])
+if r["errors"]:
+    sys.exit("errors")
+cpu = (int(sys.argv[3]) - int(sys.argv[2])) / int(sys.argv[4])
+print(f'{r["iops"]:.0f} {r["mib_s"]:.1f} {cpu * 1e6 / max(r["ops"], 1):.2f}')
+PY
+}
+
+col() { cut -d' ' -f"$1" "$2" | median; }
+
+# ratio FIELD FILE BASE: the median over rounds of FILE's FIELD over BASE's
+# in the same round (runs side by side share the machine's noise).
+ratio() {
+	paste -d' ' <(cut -d' ' -f"$1" "$2") <(cut -d' ' -f"$1" "$3") |
+		awk '{ printf "%.3f\n", $1 / $2 }' | median
+}
+
+main() {
+	local build n i have=() socks=()
+	build=$(cd "$1" && pwd)
+	vrio_binaries "$build" || die "daemons not built in $build"
+	BENCH=$build/tools/vrio-bench
+	VRIOCTL=$build/tools/vrioctl
+	need_cmd python3
+	make_tmpdir RUN
+	vrio_addrs "$RUN"
+	head -c 64 /dev/urandom >"$RUN/xts.key"
+	chmod 0400 "$RUN/xts.key"
+	have=(none $STAGES)
+	write_topo "$RUN/topology.yaml" "${have[@]}"
+	for n in "${have[@]}"; do socks+=("$RUN/$n.sock"); done
+	vrio_start "$RUN" "$RUN/topology.yaml" "${socks[@]}"
+	log "${SECS}s runs, $ROUNDS rounds, one reactor, RAM disks: ${have[*]}"
+
+	for ((i = 0; i < ROUNDS; i++)); do
+		for n in "${have[@]}"; do
+			run "$n" randwrite 4096
+			run "$n" write 131072
+		done
+	done
+
+	printf '%-9s %10s %7s %10s   %10s %7s\n' stage "4K IOPS" ratio "CPU us/IO" "128K MiB/s" ratio
+	for n in "${have[@]}"; do
+		printf '%-9s %10s %7s %10s   %10s %7s\n' "$n" "$(col 1 "$RUN/$n.randwrite")" \
+			"$(ratio 1 "$RUN/$n.randwrite" "$RUN/none.randwrite")" \
+			"$(col 3 "$RUN/$n.randwrite")" "$(col 2 "$RUN/$n.write")" \
+			"$(ratio 2 "$RUN/$n.write" "$RUN/none.write")"
+	done
+	if [[ " ${have[*]} " == *" crypt "* ]]; then
+		vrio_metrics vrio-ioserver "$VRIO_IO_METRICS" "$RUN/io.metrics" || die "metrics"
+		python3 - "$RUN/io.metrics" <<'PY'
+import re, sys
+v = {}
+for line in open(sys.argv[1]):
+    m = re.match(r'vrio_ioserver_stage_(bytes|seconds)_total\{device="crypt",stage="crypt"\} (\S+)', line)
+    if m:
+        v[m.group(1)] = float(m.group(2))
+if v.get("seconds"):
+    print("crypt: %.2f GiB/s in the stage's own code (%.1f GiB in %.2f s of one core)" %
+          (v["bytes"] / v["seconds"] / 2**30, v["bytes"] / 2**30, v["seconds"]))
+PY
+	fi
+	vrio_down
+}
+
+lib_traps
+main "$@"
