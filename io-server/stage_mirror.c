@@ -14,14 +14,18 @@
  *              nothing. Every second, and at once on a reload that keeps
  *              the stage, a probe reads the mirror's first block and
  *              writes it back unchanged; when both work, RESYNCING.
- *   RESYNCING  writes go to both again, and in the background a few
- *              dirty regions at a time are copied backend -> mirror
- *              through channels of the stage's own; when none is left
- *              (and a flush of the mirror worked), OK. A new stage starts
- *              here with every region dirty (it cannot know what the
- *              mirror holds), except when both sides are known to be
- *              zeroes (a ram device never placed yet, and a ram mirror or
- *              a mirror file this stage created).
+ *   RESYNCING  writes go to both again, and in the background the dirty
+ *              regions are copied backend -> mirror through channels of
+ *              the stage's own, four at a time while the guest is quiet,
+ *              one while its requests come (a copy shares the reactor
+ *              with them); when none is left (and a flush of the mirror
+ *              worked), OK. A write the backend failed, or that a later
+ *              stage refused, after the mirror may have taken it, is
+ *              copied back the same way. A new stage starts here with
+ *              every region dirty (it cannot know what the mirror holds),
+ *              except when both sides are known to be zeroes (a ram
+ *              device never placed yet, and a ram mirror or a mirror file
+ *              this stage created).
  *
  * Ordering against the guest: a region being copied is locked. The copy
  * first waits for the writes already in flight over it (they may have
@@ -42,6 +46,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <linux/virtio_blk.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +62,8 @@
 
 #define MIRROR_REGION_SHIFT	16u			/* 64 KiB regions */
 #define MIRROR_REGION		(1u << MIRROR_REGION_SHIFT)
-#define MIRROR_COPIES		4u			/* regions copied at once */
+#define MIRROR_COPIES		4u			/* regions copied at once, idle */
+#define MIRROR_COPIES_BUSY	1u			/* while the guest sends requests */
 #define MIRROR_PROBE_NS		1000000000ull		/* degraded: try it this often */
 #define MIRROR_PROBE_LEN	4096u
 #define MIRROR_BACKOFF_NS	1000000000ull		/* after the backend failed a copy's read */
@@ -129,6 +135,7 @@ struct mirror {
 	uint64_t copying_bytes;		/* of the active copies */
 	uint64_t next_probe;		/* degraded: when, on the reactor's clock */
 	uint64_t resync_start_ns, resume_at;
+	uint64_t seen_requests;		/* st.requests at the last resync turn */
 	bool probing, flushing, leaving;
 	struct ios_bdev_io pio;		/* the probe, or the flush that ends a resync */
 	struct iovec piov;
@@ -231,6 +238,14 @@ static void fail(struct mirror *m, int err, const char *what)
 	m->next_probe = ios_reactor_now(m->r) + MIRROR_PROBE_NS;
 	VRIO_ERR_RL("%s: mirror %s failed a %s (%s): degraded; the device goes on from its backend",
 		    m->name, target(m), what, strerror(-err));
+}
+
+static void begin_resync(struct mirror *m)
+{
+	m->resync_start_ns = vrio_now_ns();
+	m->resume_at = 0;
+	__atomic_store_n(&m->resync_bytes, 0, __ATOMIC_RELAXED);
+	set_state(m, MIRROR_RESYNCING);
 }
 
 /* ---- channels, home reactor ---- */
@@ -366,11 +381,19 @@ static void rq_go(struct mirror *m, struct mirror_rq *rq)
 	m->m_inflight++;
 }
 
-/* Both sides are done with it. */
+/* Both sides are done with it. A write the backend did not take (it
+ * failed, or a stage after this one refused it) may be on the mirror
+ * alone: its regions are copied back from the backend. */
 static void rq_end(struct mirror *m, struct mirror_rq *rq)
 {
 	uint8_t blocks = rq->blocks;
 
+	if (rq->write && rq->req->u.blk.status != VIRTIO_BLK_S_OK &&
+	    get_state(m) != MIRROR_DEGRADED) {
+		mark_req(m, rq->req);
+		if (get_state(m) == MIRROR_OK)
+			begin_resync(m);
+	}
 	rq->used = false;
 	if (!rq->write)
 		return;
@@ -644,20 +667,43 @@ static void resync_done(struct ios_bdev_io *io)
 		    (unsigned long long)vrio_counter_get(&m->resync_bytes), (double)ns / 1e9);
 }
 
+/* How many copies may run: the guest's requests share the reactor with
+ * them (a RAM or page-cache copy is a memcpy on it), so while requests
+ * came through the stage since the last turn one region at a time, else a
+ * few. */
+static unsigned copy_budget(struct mirror *m)
+{
+	uint64_t seen = m->base.st.requests;
+	bool busy = seen != m->seen_requests;
+
+	m->seen_requests = seen;
+	return busy ? MIRROR_COPIES_BUSY : MIRROR_COPIES;
+}
+
 static int resync(struct mirror *m, uint64_t now)
 {
 	uint64_t region;
+	unsigned budget;
 	int work = 0;
 
-	if (get_state(m) != MIRROR_RESYNCING || m->leaving || !m->mch || !m->pch ||
+	if (get_state(m) != MIRROR_RESYNCING || m->leaving || !m->mch ||
 	    __atomic_load_n(&m->draining, __ATOMIC_RELAXED) || now < m->resume_at)
 		return 0;
-	while (m->n_copies < MIRROR_COPIES &&
+	if (!m->pch) {
+		open_chans(m);
+		if (!m->pch) {
+			m->resume_at = now + MIRROR_BACKOFF_NS;
+			return 0;
+		}
+	}
+	budget = copy_budget(m);
+	while (m->n_copies < budget &&
 	       (region = ios_regionmap_next(&m->dirty, m->cursor)) != IOS_REGION_NONE) {
 		m->cursor = region + 1;
 		copy_start(m, region);
 		work++;
-		if (get_state(m) != MIRROR_RESYNCING)
+		/* It fell again, or the backend failed a read: not now. */
+		if (get_state(m) != MIRROR_RESYNCING || now < m->resume_at)
 			return work;
 	}
 	if (m->n_copies || m->dirty.count || m->flushing)
@@ -685,10 +731,7 @@ static void probe_write_done(struct ios_bdev_io *io)
 	m->probing = false;
 	if (io->result < 0 || get_state(m) != MIRROR_DEGRADED)
 		return;
-	m->resync_start_ns = vrio_now_ns();
-	m->resume_at = 0;
-	__atomic_store_n(&m->resync_bytes, 0, __ATOMIC_RELAXED);
-	set_state(m, MIRROR_RESYNCING);
+	begin_resync(m);
 	VRIO_NOTICE("%s: mirror %s answers again: resynchronising %llu dirty bytes (%.2f%% of %llu)",
 		    m->name, target(m), (unsigned long long)ios_regionmap_bytes(&m->dirty),
 		    100.0 * (double)ios_regionmap_bytes(&m->dirty) / (double)m->size,
@@ -725,15 +768,17 @@ static int probe(struct mirror *m, uint64_t now)
 {
 	bool kick;
 
-	/* Nothing else in flight on the mirror: a write that went before the
-	 * fall and is still there could land under the probe's write-back. */
 	if (get_state(m) != MIRROR_DEGRADED || m->leaving || m->probing || m->flushing ||
-	    m->m_inflight || __atomic_load_n(&m->draining, __ATOMIC_RELAXED))
+	    __atomic_load_n(&m->draining, __ATOMIC_RELAXED))
 		return 0;
 	kick = __atomic_exchange_n(&m->kick, false, __ATOMIC_ACQ_REL);
 	if (!kick && now < m->next_probe)
 		return 0;
 	m->next_probe = now + MIRROR_PROBE_NS;
+	/* Nothing else in flight on the mirror: a write that went before the
+	 * fall and is still there could land under the probe's write-back. */
+	if (m->m_inflight)
+		return 0;
 	open_chans(m);
 	if (!m->mch)
 		return 1;

@@ -86,7 +86,7 @@ iops() {
 }
 
 main() {
-	local build f i bytes t0 wall load_pid alone during secs
+	local build f i bytes t0 wall load_pid alone during secs windows
 	build=$(cd "$1" && pwd)
 	vrio_binaries "$build" || die "daemons not built in $build"
 	BENCH=$build/tools/vrio-bench
@@ -135,8 +135,8 @@ PY
 	bytes=$(python3 -c "print(int($f * $SIZE) // 65536 * 65536)")
 	secs=3
 	dirty "$bytes"
-	"$BENCH" --socket "$SOCK" --rw randread --bs 4096 --iodepth 32 --runtime "$secs" --json \
-		--quiet >"$RUN/during.json" &
+	"$BENCH" --socket "$SOCK" --rw randread --bs 4096 --iodepth 32 --runtime "$secs" \
+		--window-ms 100 --json --quiet >"$RUN/during.json" &
 	load_pid=$!
 	track_pid "$load_pid" vrio-bench
 	sleep 0.5
@@ -145,10 +145,12 @@ PY
 	wait "$load_pid" || die "the reads failed during the resync"
 	untrack_pid "$load_pid"
 	during=$(json "$RUN/during.json" "'%.0f' % j['iops']")
+	windows=$(json "$RUN/during.json" \
+		"'lowest 100 ms window %d IOPS, median %d' % (min(j['windows']['ops'][1:-1]) * 10, sorted(j['windows']['ops'][1:-1])[len(j['windows']['ops'][1:-1]) // 2] * 10)")
 	alone=$(iops "$secs")
 	log "4K randread QD32: $during IOPS over ${secs}s holding a resync of" \
 		"$(mirror last_resync_bytes) bytes ($(mirror last_resync_s) s of the ${secs}), $alone IOPS" \
-		"over ${secs}s with none"
+		"over ${secs}s with none; with the resync: $windows"
 	vrio_down
 }
 

@@ -647,6 +647,35 @@ static void test_fail_during_resync(void **state)
 	assert_same(f);
 }
 
+/* The backend fails a write the mirror took: the mirror gets the
+ * backend's bytes back, once the backend reads again. */
+static void test_backend_fails(void **state)
+{
+	struct fixture *f = *state;
+	struct treq *t;
+
+	up_and_synced(f);
+	do_req(f, IOS_BLK_OP_WRITE, 12 * REGION, BLK, 0x21);
+	ios_bdev_set_fault(f->d->u.blk.bdev, true);
+	t = req_new(f, IOS_BLK_OP_WRITE, 12 * REGION, BLK, 0x22);
+	start(f, t);
+	RUN_UNTIL(f, t->done);
+	assert_int_equal(t->req.u.blk.status, VIRTIO_BLK_S_IOERR);
+	req_free(t);
+	/* The mirror is fine; the copy back waits for the backend. */
+	assert_string_equal(state_of(f), "resyncing");
+	for (int i = 0; i < 100; i++)
+		step(f);
+	assert_string_equal(state_of(f), "resyncing");
+	assert_int_equal(status_int(f, "dirty_bytes"), REGION);
+	ios_bdev_set_fault(f->d->u.blk.bdev, false);
+	fake_ns += 1100000000ull;
+	RUN_UNTIL(f, is_state(f, "ok"));
+	assert_int_equal(mirror_byte(f, 12 * REGION), 0x21);
+	assert_same(f);
+	assert_int_equal(gauge(f, "vrio_ioserver_mirror_errors_total"), 0);
+}
+
 /* The device leaves the reactor: the stage closes its channels; the
  * next request opens them again. */
 static void test_unplace(void **state)
@@ -735,6 +764,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_write_during_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_waits_for_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_during_resync, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backend_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unplace, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sizes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ram_blank, setup, teardown),
