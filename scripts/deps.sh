@@ -13,6 +13,7 @@ PKGS=(
 	rdma-core libibverbs-dev librdmacm-dev ibverbs-providers
 	dpdk-dev
 	python3-cryptography cryptsetup-bin
+	tcpdump
 	scdoc python3-yaml dpkg-dev lintian
 )
 
