@@ -107,6 +107,7 @@ int ios_chain_build(struct ios_device *d, const struct vrio_topo_device *td,
 			st->ops = ops;
 			st->d = d;
 			st->refs = 1;
+			st->sample = (uint32_t)(uintptr_t)st | 1;	/* never 0 */
 		}
 		c->off[i] = off;
 		off += (unsigned)((ops->scratch + 7) & ~(size_t)7);
@@ -179,9 +180,14 @@ stage_call(struct ios_stage *st,
 	   struct ios_req *req)
 {
 	enum ios_stage_verdict v;
+	uint32_t x = st->sample;
 	uint64_t t0;
 
-	if (++st->calls % IOS_STAGE_SAMPLE)
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	st->sample = x;
+	if (x % IOS_STAGE_SAMPLE)
 		return fn(st, req);
 	t0 = vrio_now_ns();
 	v = fn(st, req);

@@ -64,9 +64,11 @@ struct ios_stage_stats {
 					 * sampled (IOS_STAGE_SAMPLE) */
 };
 
-/* One call in IOS_STAGE_SAMPLE to a stage's request or completion is
- * timed, and counted that many times over: two clock reads a call would
- * cost a cheap stage more than its own code. */
+/* One call in IOS_STAGE_SAMPLE to a stage's request or completion, picked
+ * at random, is timed and counted that many times over: two clock reads a
+ * call would cost a cheap stage more than its own code. At random, since
+ * a stage may work on one side only for some requests (crypt: writes
+ * going, reads coming back) and a guest's pattern may have a period. */
 #define IOS_STAGE_SAMPLE 16
 
 struct ios_stage_ops {
@@ -125,7 +127,7 @@ struct ios_stage {
 	struct ios_device *d;
 	int refs;			/* atomic: chains that name it */
 	bool removed;			/* control thread: left the chain */
-	unsigned calls;			/* home reactor: for sampling */
+	uint32_t sample;		/* home reactor: xorshift state */
 	struct ios_stage_stats st;
 };
 
