@@ -27,8 +27,13 @@
 #                                         vrio.bytes of random data to it
 #                            net-isolated eth0 at vrio.ip; vrio.peer must NOT
 #                                         answer a ping
+#                            net-acl      eth0 at vrio.ip; vrio.peer must
+#                                         answer a ping; vrio.deny, if given,
+#                                         must answer ARP but NOT a ping;
+#                                         linger vrio.linger seconds
 #   vrio.dev=/dev/vda  vrio.off=BYTES  vrio.len=BYTES  vrio.seed=N  vrio.secs=N
 #   vrio.ip=ADDR/LEN  vrio.peer=ADDR  vrio.bytes=N  vrio.linger=SECONDS
+#   vrio.deny=ADDR
 #
 # Every outcome is one console line "VRIO-RESULT: NAME key=value ... STATUS",
 # STATUS being "ok", "MISMATCH" or "ERROR ...": tests/e2e/run-guest.sh reads
@@ -195,6 +200,37 @@ run_net_isolated() {
 	result "net-isolated peer=$peer ok"
 }
 
+# run_net_acl: a filter between here and vrio.deny lets ARP through but
+# not ICMP; vrio.peer is reachable both ways.
+run_net_acl() {
+	peer=$(param peer "")
+	deny=$(param deny "")
+	net_up || return 1
+	if ! ping_until "$peer" 120; then
+		result "net-ping peer=$peer ERROR no answer within 120 s"
+		return 1
+	fi
+	result "net-ping peer=$peer ok"
+	if [ -n "$deny" ]; then
+		# Up and on the network: it answers ARP.
+		n=0
+		until arping -c 1 -w 2 -I eth0 "$deny" >/dev/null 2>&1; do
+			n=$((n + 1))
+			if [ "$n" -ge 60 ]; then
+				result "net-arp peer=$deny ERROR no ARP answer within 120 s"
+				return 1
+			fi
+		done
+		result "net-arp peer=$deny ok"
+		if ping -c 3 -W 1 "$deny" >/dev/null 2>&1; then
+			result "net-denied peer=$deny ERROR it answered a ping"
+			return 1
+		fi
+		result "net-denied peer=$deny ok"
+	fi
+	sleep "$(param linger 0)"
+}
+
 # run_host_script: the host's root at /host with fresh /proc, /sys, /dev
 # and an empty /tmp and /run, the shared directory where the host has it.
 run_host_script() {
@@ -253,6 +289,7 @@ run_one() {
 	net-serve) run_net_serve ;;
 	net-send) run_net_send ;;
 	net-isolated) run_net_isolated ;;
+	net-acl) run_net_acl ;;
 	*)
 		result "$1 ERROR unknown vrio.run"
 		return 1

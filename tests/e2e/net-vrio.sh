@@ -27,43 +27,10 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 # rack_netns_cleanup: namespaces in RACK_NETNS go after the daemons in them.
 source "$(dirname "${BASH_SOURCE[0]}")/../integration/rack.sh"
+# rack, start_rack, guest, wait_line, result_of, fail.
+source "$(dirname "${BASH_SOURCE[0]}")/net-rack.sh"
 
 BYTES=$((10 << 20))
-PIDS=()
-
-fail() {
-	local f
-	for f in "$RUN"/*.log; do
-		[[ -e $f ]] && show_log "$(basename "$f")" "$f"
-	done
-	die "$*"
-}
-
-# rack: the io node's bridge at 10.99.0.1, each compute node on a veth to it.
-rack() {
-	local p=vrio-$$ i
-	[[ $(id -u) == 0 ]] || skip "needs root for network namespaces"
-	have_cmd ip || skip "needs iproute2"
-	[[ -c /dev/net/tun ]] || skip "no /dev/net/tun for the uplink TAP"
-	IO_NS=$p-io
-	HV_NS=("$p-h0" "$p-h1")
-	ip netns add "$IO_NS" 2>/dev/null || skip "cannot create a network namespace"
-	RACK_NETNS+=("$IO_NS")
-	ip -n "$IO_NS" link set lo up
-	ip -n "$IO_NS" link add br0 type bridge || skip "no bridge support in this kernel"
-	ip -n "$IO_NS" addr add 10.99.0.1/24 dev br0
-	ip -n "$IO_NS" link set br0 up
-	for i in 0 1; do
-		ip netns add "${HV_NS[i]}"
-		RACK_NETNS+=("${HV_NS[i]}")
-		ip -n "${HV_NS[i]}" link set lo up
-		ip link add "vh$i-$$" netns "${HV_NS[i]}" type veth peer name "vi$i-$$" netns "$IO_NS"
-		ip -n "$IO_NS" link set "vi$i-$$" master br0 up
-		ip -n "${HV_NS[i]}" addr add "10.99.0.$((i + 2))/24" dev "vh$i-$$"
-		ip -n "${HV_NS[i]}" link set "vh$i-$$" up
-	done
-}
-
 # write_topology: the rack in $RUN/topology.yaml, with the control sockets
 # IO_CTL (io0) and HV_CTL[i] (host0, host1) in RUN.
 write_topology() {
@@ -111,54 +78,6 @@ networks:
     uplink: {tap: vrup0}
   - name: isolated
 EOF
-}
-
-start_rack() {
-	local i
-	start_daemon IO_PID vrio-ioserver "$RUN/ioserver.log" \
-		ip netns exec "$IO_NS" "$VRIO_IOSERVER_BIN" --config "$RUN/topology.yaml" --node io0
-	wait_for_port 7400 20 "$IO_PID" || fail "vrio-ioserver is not listening"
-	wait_for_socket "$IO_CTL" 20 "$IO_PID" || fail "vrio-ioserver serves no control socket"
-	for i in 0 1; do
-		start_daemon "HV_PID$i" "vrio-localhv-host$i" "$RUN/localhv-host$i.log" \
-			ip netns exec "${HV_NS[i]}" "$VRIO_LOCALHV_BIN" --config "$RUN/topology.yaml" \
-			--node "host$i"
-	done
-	wait_for_socket "$RUN/a.sock" 20 "$HV_PID0" || fail "host0 serves no socket for vm-a-net"
-	wait_for_socket "$RUN/b.sock" 20 "$HV_PID1" || fail "host1 serves no socket for vm-b-net"
-	wait_for_socket "$RUN/c.sock" 20 "$HV_PID1" || fail "host1 serves no socket for vm-c-net"
-	wait_for_socket "${HV_CTL[0]}" 20 "$HV_PID0" || fail "host0 serves no control socket"
-	wait_for_socket "${HV_CTL[1]}" 20 "$HV_PID1" || fail "host1 serves no control socket"
-}
-
-# guest NAME NS SOCKET MAC RUN PARAM...: boots a guest in the background.
-guest() {
-	local name=$1 ns=$2 sock=$3 mac=$4 what=$5 pid p
-	local -a params=()
-	shift 5
-	for p in "$@"; do
-		params+=(--param "$p")
-	done
-	ip netns exec "$ns" bash "$VRIO_ROOT/tests/e2e/run-guest.sh" --kernel-dir "$GUEST" \
-		--net-socket "$sock" --mac "$mac" --run "$what" --timeout 300 \
-		--log "$RUN/console-$name.log" "${params[@]}" >"$RUN/results-$name" 2>"$RUN/guest-$name.log" &
-	pid=$!
-	track_pid "$pid" "guest $name"
-	PIDS+=("$pid")
-}
-
-# wait_line FILE PATTERN SECONDS
-wait_line() {
-	local n=0
-	until grep -aq "$2" "$1" 2>/dev/null; do
-		((n < $3 * 10)) || return 1
-		sleep 0.1
-		n=$((n + 1))
-	done
-}
-
-result_of() { # NAME RUN: the guest's VRIO-RESULT line for RUN
-	grep -a "^VRIO-RESULT: $2 " "$RUN/results-$1" | tr -d '\r' | tail -n 1
 }
 
 main() {
