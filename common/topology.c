@@ -1642,6 +1642,8 @@ static int topo_p_interpose(struct topo_ctx *c, const struct topo_key *k, const 
 /* After the device's type is known. */
 static int topo_stages_check(struct topo_ctx *c, const struct vrio_topo_device *d)
 {
+	const struct vrio_topo_stage *mirror = NULL;
+
 	for (unsigned i = 0; i < d->n_stages; i++) {
 		const struct vrio_topo_stage *st = &d->stages[i];
 
@@ -1650,6 +1652,14 @@ static int topo_stages_check(struct topo_ctx *c, const struct vrio_topo_device *
 					   "device '%s': stage '%s' is only valid for %s devices",
 					   d->name, vrio_stage_kind_name(st->kind),
 					   vrio_dev_type_name(topo_stages[st->kind].type));
+		if (st->kind == VRIO_STAGE_MIRROR)
+			mirror = st;
+		/* Stages run in order: a mirror before crypt gets plaintext. */
+		if (st->kind == VRIO_STAGE_CRYPT && mirror)
+			return topo_err_at(c, st->line, st->col,
+					   "device '%s': crypt after the mirror at %u:%u would leave "
+					   "the mirror's copy in plaintext; list crypt first",
+					   d->name, mirror->line, mirror->col);
 	}
 	return 0;
 }

@@ -246,6 +246,10 @@ static const struct bad_case bad_cases[] = {
 	{ "stage twice", HDR BLK RAM
 	  "    interpose:\n      - throttle: {iops: 1}\n      - throttle: {iops: 2}\n",
 	  "topo.yaml:16:9: interpose: 'throttle' is already in the chain at 15:9" },
+	{ "mirror before crypt", HDR BLK RAM
+	  "    interpose:\n      - mirror: {ram: 1M}\n      - crypt: {key_file: /k}\n",
+	  "topo.yaml:16:9: device 'd0': crypt after the mirror at 15:9 would leave the mirror's "
+	  "copy in plaintext; list crypt first" },
 	{ "disk stage on a net device", HDR NET MAC LAN
 	  "    interpose:\n      - crypt: {key_file: /k}\n" NETS,
 	  "topo.yaml:16:9: device 'd0': stage 'crypt' is only valid for blk devices" },
