@@ -97,72 +97,33 @@ enum ios_stage_verdict ios_net_stage_drop(struct ios_stage *st, struct ios_req *
 {
 	vrio_counter_add(&st->st.drops[why], 1);
 	req->u.net.dropped = true;
-	ios_chain_end(req);
-	/* Ended: the chain does not touch it again. */
-	return IOS_STAGE_HOLD;
+	return IOS_STAGE_END;
 }
 
-/* A packet from the guest is done with: nothing goes back. */
-static void net_in_done(struct ios_req *req)
+/* A frame's way through the device's stages, in this call: net stages
+ * never hold one (ios_chain_run), so they read it where it is, lent. */
+static bool net_stages_pass(struct ios_device *d, struct ios_req *req, const uint8_t *eth,
+			    uint32_t len, bool out)
 {
-	req->frame.type = 0;
-	req->frame.len = 0;
-	ios_req_done(req);
+	if (!__atomic_load_n(&d->chain, __ATOMIC_RELAXED))
+		return true;
+	req->u.net = (struct ios_net_req){ .eth = eth, .len = len, .out = out };
+	return ios_chain_run(d, req);
 }
 
-/* Past the stages: into the switch. */
-static void net_in_submit(struct ios_req *req)
-{
-	struct ios_device *d = req->dev;
-
-	ios_switch_input(d->home, d->u.net.port, req->u.net.eth, req->u.net.len);
-	ios_chain_finish(req, net_in_done);
-}
-
-/* A packet from the guest: into the switch, through the device's stages
- * if it has any. The payload is only lent for the call, so with stages
- * the frame is copied into the request first. */
+/* A packet from the guest: into the switch, unless a stage drops it;
+ * nothing goes back. */
 static void net_request(struct ios_device *d, struct ios_req *req, const void *payload)
 {
 	const uint8_t *eth = (const uint8_t *)payload + VRIO_PKT_HDR_LEN;
-	uint32_t len;
+	uint32_t len = req->in_len - VRIO_PKT_HDR_LEN;
 
-	if (__atomic_load_n(&d->removing, __ATOMIC_RELAXED) || req->in_len <= VRIO_PKT_HDR_LEN) {
-		net_in_done(req);
-		return;
-	}
-	len = req->in_len - VRIO_PKT_HDR_LEN;
-	if (!__atomic_load_n(&d->chain, __ATOMIC_RELAXED)) {
+	if (!__atomic_load_n(&d->removing, __ATOMIC_RELAXED) && req->in_len > VRIO_PKT_HDR_LEN &&
+	    net_stages_pass(d, req, eth, len, false))
 		ios_switch_input(d->home, d->u.net.port, eth, len);
-		net_in_done(req);
-		return;
-	}
-	if (ios_req_reserve(req, len) < 0) {
-		ios_port_drop(d->u.net.port, IOS_DROP_BACKLOG);
-		net_in_done(req);
-		return;
-	}
-	memcpy(req->buf, eth, len);
-	req->u.net = (struct ios_net_req){ .eth = req->buf, .len = len, .out = false };
-	ios_chain_start(d, req, net_in_submit, net_in_done);
-}
-
-/* A frame toward the guest is done with the stages: to the front reactor,
- * or back to this reactor's pool if a stage dropped it. */
-static void net_out_done(struct ios_req *req)
-{
-	struct ios_device *d = req->dev;
-
-	if (req->u.net.dropped) {
-		ios_req_put(d->home, req);
-		return;
-	}
-	ios_dev_to_front(d, req);
-}
-
-static void net_out_submit(struct ios_req *req)
-{
-	ios_chain_finish(req, net_out_done);
+	req->frame.type = 0;
+	req->frame.len = 0;
+	ios_req_done(req);
 }
 
 void ios_port_deliver(struct ios_reactor *r, struct ios_port *p, const uint8_t *frame,
@@ -176,27 +137,27 @@ void ios_port_deliver(struct ios_reactor *r, struct ios_port *p, const uint8_t *
 		return;
 	}
 	req = ios_req_get(r);
-	if (!req || ios_req_reserve(req, VRIO_PKT_HDR_LEN + len) < 0) {
-		if (req)
-			ios_req_put(r, req);
+	if (!req) {
+		ios_port_drop(p, IOS_DROP_BACKLOG);
+		return;
+	}
+	req->t_start = r->now;
+	if (!net_stages_pass(d, req, frame, len, true)) {
+		ios_req_put(r, req);
+		return;
+	}
+	if (ios_req_reserve(req, VRIO_PKT_HDR_LEN + len) < 0) {
+		ios_req_put(r, req);
 		ios_port_drop(p, IOS_DROP_BACKLOG);
 		return;
 	}
 	memset(req->buf, 0, VRIO_PKT_HDR_LEN);
 	memcpy(req->buf + VRIO_PKT_HDR_LEN, frame, len);
-	req->t_start = r->now;
 	memset(&req->frame, 0, sizeof(req->frame));
 	req->frame.type = VRIO_FRAME_PKT;
 	req->frame.dev = d->id;
 	req->frame.len = VRIO_PKT_HDR_LEN + len;
-	if (!__atomic_load_n(&d->chain, __ATOMIC_RELAXED)) {
-		ios_dev_to_front(d, req);
-		return;
-	}
-	req->dev = d;
-	req->u.net = (struct ios_net_req){ .eth = req->buf + VRIO_PKT_HDR_LEN, .len = len,
-					   .out = true };
-	ios_chain_start(d, req, net_out_submit, net_out_done);
+	ios_dev_to_front(d, req);
 }
 
 static void net_drop(struct ios_device *d, enum ios_dev_drop why)

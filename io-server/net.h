@@ -22,11 +22,11 @@ struct ios_net_dev {
 	uint32_t max_request;		/* a PKT frame's payload */
 };
 
-/* A frame going through a net device's stages (stage.h), in a request's
- * u.net. Net stages never hold a frame past their request op: a frame is
- * passed or dropped in the reactor turn it came in. */
+/* A frame going through a net device's stages (stage_net.h), in a
+ * request's u.net. Net stages never hold a frame past their request op: a
+ * frame is passed or dropped in the call. */
 struct ios_net_req {
-	const uint8_t *eth;		/* the Ethernet frame, in the request's buffer */
+	const uint8_t *eth;		/* the Ethernet frame, lent for the call */
 	uint32_t len;
 	bool out;			/* toward the guest; false: from it */
 	bool dropped;			/* a stage ended it: it goes no further */

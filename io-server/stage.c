@@ -220,8 +220,15 @@ static void chain_forward(struct ios_req *req)
 
 	for (; req->chain_pos < (int)c->n; req->chain_pos++) {
 		st = c->stages[req->chain_pos];
-		if (stage_call(st, st->ops->request, req) == IOS_STAGE_HOLD)
+		switch (stage_call(st, st->ops->request, req)) {
+		case IOS_STAGE_PASS:
+			break;
+		case IOS_STAGE_HOLD:
 			return;
+		case IOS_STAGE_END:
+			ios_chain_end(req);
+			return;
+		}
 	}
 	req->chain_pos = (int)c->n - 1;
 	req->chain_submit(req);
@@ -244,6 +251,23 @@ void ios_chain_start(struct ios_device *d, struct ios_req *req,
 	req->chain_pos = 0;
 	req->chain_back = false;
 	chain_forward(req);
+}
+
+bool ios_chain_run(struct ios_device *d, struct ios_req *req)
+{
+	struct ios_chain *c = __atomic_load_n(&d->chain, __ATOMIC_ACQUIRE);
+	bool passed = true;
+
+	if (!c)
+		return true;
+	req->chain = c;
+	for (unsigned i = 0; passed && i < c->n; i++) {
+		req->chain_pos = (int)i;
+		passed = stage_call(c->stages[i], c->stages[i]->ops->request, req) ==
+			 IOS_STAGE_PASS;
+	}
+	req->chain = NULL;
+	return passed;
 }
 
 void ios_chain_finish(struct ios_req *req, void (*done)(struct ios_req *req))

@@ -45,6 +45,9 @@ struct json_t;
 enum ios_stage_verdict {
 	IOS_STAGE_PASS,		/* on to the next stage */
 	IOS_STAGE_HOLD,		/* the stage resumes it later (ios_chain_resume) */
+	IOS_STAGE_END,		/* request op only: the stage ended it (its status
+				 * set, or a frame dropped): back through the
+				 * stages before it (ios_chain_end) */
 };
 
 enum ios_stage_drop {
@@ -165,6 +168,12 @@ void ios_chain_put(struct ios_chain *c);
  * go back through the stages before it, then to done(req). */
 void ios_chain_start(struct ios_device *d, struct ios_req *req,
 		     void (*submit)(struct ios_req *req), void (*done)(struct ios_req *req));
+/* For a model whose stages never hold a request (net frames): runs req
+ * through the device's stages now, in order, without a reference on the
+ * chain (ios_chain_commit waits for the reactor's turn to end before it
+ * lets the old chain go) and without completions. False if a stage ended
+ * it. */
+bool ios_chain_run(struct ios_device *d, struct ios_req *req);
 /* The backend is done: back through the chain, then req->chain_done. */
 void ios_chain_finish(struct ios_req *req, void (*done)(struct ios_req *req));
 /* A stage that held req lets it go on. */

@@ -4,7 +4,7 @@
  * frames' arrival, req->t_start): offered at several times its rate, each
  * direction lets through its burst and then its rate, held within a frame
  * over every 1 s and 100 ms window; what it drops is counted (reason
- * "rate") and ends at the model's done; the directions do not share a
+ * "rate") and goes no further; the directions do not share a
  * bucket; a reload's new rate takes over at the next frame, keeping the
  * counters; a burst below the largest frame is raised to it.
  */
@@ -47,19 +47,7 @@ struct rig {
 	struct ios_stage *st;
 	struct ios_req req;
 	uint8_t frame[9018];
-	bool passed, done;
 };
-
-static void on_done(struct ios_req *req)
-{
-	container_of(req, struct rig, req)->done = true;
-}
-
-static void on_submit(struct ios_req *req)
-{
-	container_of(req, struct rig, req)->passed = true;
-	ios_chain_finish(req, on_done);
-}
 
 static struct rig *rig_new(const char *interpose)
 {
@@ -85,19 +73,20 @@ static void rig_free(struct rig *g)
 	free(g);
 }
 
-/* One frame of len bytes at time `now`, in or out; true if it passed. */
+/* One frame of len bytes at time `now`, in or out, as dev_net sends it
+ * (ios_chain_run); true if it passed. */
 static bool frame(struct rig *g, uint32_t len, bool out, uint64_t now)
 {
+	bool passed;
+
 	memset(&g->req, 0, sizeof(g->req));
 	g->req.dev = &g->d;
 	g->req.t_start = now;
 	g->req.u.net = (struct ios_net_req){ .eth = g->frame, .len = len, .out = out };
-	g->passed = g->done = false;
-	ios_chain_start(&g->d, &g->req, on_submit, on_done);
-	assert_true(g->done);
-	assert_true(g->passed != g->req.u.net.dropped);
+	passed = ios_chain_run(&g->d, &g->req);
+	assert_true(passed != g->req.u.net.dropped);
 	assert_null(g->req.chain);
-	return g->passed;
+	return passed;
 }
 
 /* Offers len-byte frames every gap_ns from t0 for secs; returns the worst
