@@ -89,19 +89,47 @@ static void compile_rule(const struct vrio_topo_acl_rule *t, struct ios_acl_rule
 		       t->dport_hi != 65535;
 }
 
+static bool class_fits(const struct ios_acl_rule *r, unsigned cls)
+{
+	switch (r->l3) {
+	case IOS_ACL_L3_IP:
+		return cls != IOS_ACL_NOT_IP;
+	case IOS_ACL_L3_V4:
+		return cls == IOS_ACL_IPV4;
+	case IOS_ACL_L3_V6:
+		return cls == IOS_ACL_IPV6;
+	default:
+		return true;
+	}
+}
+
 struct ios_acl *ios_acl_compile(const struct vrio_topo_acl *t)
 {
 	struct ios_acl *acl;
+	uint16_t *idx;
 
 	if (t->n_rules > IOS_ACL_MAX_RULES)
 		return NULL;
-	acl = calloc(1, sizeof(*acl) + t->n_rules * sizeof(acl->rules[0]));
+	acl = calloc(1, sizeof(*acl) + t->n_rules * sizeof(acl->rules[0]) +
+			       IOS_ACL_NR_CLASSES * 2 * t->n_rules * sizeof(uint16_t));
 	if (!acl)
 		return NULL;
 	acl->default_allow = t->default_allow;
 	acl->n = t->n_rules;
 	for (unsigned i = 0; i < t->n_rules; i++)
 		compile_rule(&t->rules[i], &acl->rules[i]);
+	idx = (uint16_t *)&acl->rules[t->n_rules];
+	for (unsigned cls = 0; cls < IOS_ACL_NR_CLASSES; cls++) {
+		for (unsigned dir = 0; dir < 2; dir++) {
+			acl->cand[cls][dir] = idx;
+			for (unsigned i = 0; i < t->n_rules; i++) {
+				if ((acl->rules[i].dir & (1u << dir)) &&
+				    class_fits(&acl->rules[i], cls))
+					acl->cand[cls][dir][acl->n_cand[cls][dir]++] = (uint16_t)i;
+			}
+			idx += acl->n_cand[cls][dir];
+		}
+	}
 	return acl;
 }
 
@@ -208,7 +236,11 @@ void ios_acl_parse(const uint8_t *f, uint32_t len, struct ios_acl_pkt *pkt)
 	uint32_t off = ETH_HLEN;
 	uint16_t type;
 
-	memset(pkt, 0, sizeof(*pkt));
+	/* What the rules read first; the rest only once these say it is set. */
+	pkt->ethertype = 0;
+	pkt->l3 = 0;
+	pkt->has_proto = false;
+	pkt->has_ports = false;
 	if (len < ETH_HLEN)
 		return;
 	type = be16(f + 12);
@@ -232,28 +264,13 @@ static bool addr_in(const uint64_t a[2], const uint64_t net[2], const uint64_t m
 	return (a[0] & mask[0]) == net[0] && (a[1] & mask[1]) == net[1];
 }
 
-static bool rule_matches(const struct ios_acl_rule *r, const struct ios_acl_pkt *p, unsigned dir)
+/* The rule's direction and the frame's kind fit already (acl->cand). */
+static bool rule_matches(const struct ios_acl_rule *r, const struct ios_acl_pkt *p)
 {
-	if (!(r->dir & dir))
-		return false;
 	if (r->ethertype >= 0 && p->ethertype != r->ethertype)
 		return false;
-	switch (r->l3) {
-	case IOS_ACL_L3_ANY:
+	if (r->l3 == IOS_ACL_L3_ANY)
 		return true;
-	case IOS_ACL_L3_IP:
-		if (!p->l3)
-			return false;
-		break;
-	case IOS_ACL_L3_V4:
-		if (p->l3 != 4)
-			return false;
-		break;
-	case IOS_ACL_L3_V6:
-		if (p->l3 != 6)
-			return false;
-		break;
-	}
 	if (r->proto >= 0 && (!p->has_proto || p->proto != r->proto))
 		return false;
 	if (r->has_src && !addr_in(p->src, r->src, r->src_mask))
@@ -268,8 +285,12 @@ static bool rule_matches(const struct ios_acl_rule *r, const struct ios_acl_pkt 
 
 int ios_acl_match(const struct ios_acl *acl, const struct ios_acl_pkt *pkt, unsigned dir)
 {
-	for (unsigned i = 0; i < acl->n; i++)
-		if (rule_matches(&acl->rules[i], pkt, dir))
-			return (int)i;
+	unsigned cls = pkt->l3 == 4 ? IOS_ACL_IPV4 : pkt->l3 == 6 ? IOS_ACL_IPV6 : IOS_ACL_NOT_IP;
+	unsigned d = dir == IOS_ACL_DIR_OUT;
+	const uint16_t *c = acl->cand[cls][d];
+
+	for (unsigned i = 0; i < acl->n_cand[cls][d]; i++)
+		if (rule_matches(&acl->rules[c[i]], pkt))
+			return c[i];
 	return -1;
 }

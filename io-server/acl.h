@@ -54,13 +54,20 @@ struct ios_acl_rule {
 	uint64_t src[2], src_mask[2], dst[2], dst_mask[2];
 };
 
+enum { IOS_ACL_NOT_IP, IOS_ACL_IPV4, IOS_ACL_IPV6, IOS_ACL_NR_CLASSES };
+
 struct ios_acl {
 	bool default_allow;
 	unsigned n;
+	/* For each kind of frame and direction, the rules that may match it,
+	 * in order: a frame is checked only against those. */
+	uint16_t *cand[IOS_ACL_NR_CLASSES][2];
+	unsigned n_cand[IOS_ACL_NR_CLASSES][2];
 	struct ios_acl_rule rules[];
 };
 
-/* The fields of one frame the rules look at. */
+/* The fields of one frame the rules look at; addresses only with l3, the
+ * protocol only with has_proto, ports only with has_ports. */
 struct ios_acl_pkt {
 	uint16_t ethertype;	/* 0: none (runt or cut in a tag) */
 	uint8_t l3;		/* 4, 6, or 0: not IP or malformed */
