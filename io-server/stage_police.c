@@ -100,10 +100,11 @@ static enum ios_stage_verdict police_request(struct ios_stage *st, struct ios_re
 
 static uint32_t largest_frame(const struct ios_device *d)
 {
-	const struct vrio_topo_device *td = d->topo;
+	unsigned mtu = d->u.net.model.mtu;
 
-	/* Ethernet header and a VLAN tag around the MTU. */
-	return td && td->network ? td->network->mtu + 18u : VRIO_PKT_MAX_FRAME;
+	/* Ethernet header and a VLAN tag around the MTU (set when the device
+	 * opened; a device in a unit test may have none). */
+	return mtu ? mtu + 18u : VRIO_PKT_MAX_FRAME;
 }
 
 static int police_create(struct ios_device *d, const struct vrio_topo_stage *ts,

@@ -59,6 +59,7 @@ static struct rig *rig_new(const char *interpose)
 	snprintf(g->d.name, sizeof(g->d.name), "nic");
 	g->t = load(interpose);
 	g->d.topo = &g->t->devices[0];
+	g->d.u.net.model.mtu = 1500;
 	if (ios_chain_build(&g->d, g->d.topo, &c, why, sizeof(why)) != 0)
 		fail_msg("chain: %s", why);
 	g->d.chain = c;
