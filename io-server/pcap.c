@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -67,7 +68,19 @@ struct ios_pcap {
 	uint64_t reopen_at;		/* monotonic ns; 0: none due */
 
 	struct ios_pcap_stats st;	/* relaxed counters */
+
+	/* The first file's identity, in the registry of files being
+	 * captured to (open and close). */
+	dev_t dev;
+	ino_t ino;
+	bool registered;
+	struct ios_pcap *next_open;
 };
+
+/* Captures writing now, so that a second one never truncates and
+ * interleaves a file another writes (two devices naming one path). */
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ios_pcap *open_list;
 
 static void ring_in(struct ios_pcap *p, uint64_t pos, const void *src, size_t n)
 {
@@ -166,6 +179,45 @@ static int write_all(int fd, struct iovec *iov, int iovcnt)
 	return 0;
 }
 
+/* Registers the file open as fd as p's; -EBUSY if another capture has it. */
+static int claim(struct ios_pcap *p, int fd)
+{
+	struct stat sb;
+	int rc = 0;
+
+	if (fstat(fd, &sb) < 0)
+		return -errno;
+	pthread_mutex_lock(&open_lock);
+	for (struct ios_pcap *o = open_list; o; o = o->next_open)
+		if (o->dev == sb.st_dev && o->ino == sb.st_ino)
+			rc = -EBUSY;
+	if (rc == 0) {
+		p->dev = sb.st_dev;
+		p->ino = sb.st_ino;
+		p->registered = true;
+		p->next_open = open_list;
+		open_list = p;
+	}
+	pthread_mutex_unlock(&open_lock);
+	return rc;
+}
+
+static void unclaim(struct ios_pcap *p)
+{
+	struct ios_pcap **pp;
+
+	if (!p->registered)
+		return;
+	pthread_mutex_lock(&open_lock);
+	for (pp = &open_list; *pp; pp = &(*pp)->next_open) {
+		if (*pp == p) {
+			*pp = p->next_open;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&open_lock);
+}
+
 /* Opens file number `no` and writes its header. -errno, and why. */
 static int file_open(struct ios_pcap *p, unsigned no, unsigned snaplen, char *why, size_t n)
 {
@@ -181,11 +233,26 @@ static int file_open(struct ios_pcap *p, unsigned no, unsigned snaplen, char *wh
 	int fd, rc;
 
 	file_name(p, no, name, sizeof(name));
-	fd = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	/* The first file is truncated once it is known to be no other
+	 * capture's. */
+	fd = open(name, O_WRONLY | O_CREAT | O_CLOEXEC | (no ? O_TRUNC : 0), 0640);
 	if (fd < 0) {
 		rc = -errno;
 		snprintf(why, n, "cannot open %s: %s", name, strerror(-rc));
 		return rc;
+	}
+	if (no == 0 && !p->registered) {
+		rc = claim(p, fd);
+		if (rc == 0 && ftruncate(fd, 0) < 0)
+			rc = -errno;
+		if (rc == -EBUSY)
+			snprintf(why, n, "cannot capture to %s: another capture writes it", name);
+		else if (rc < 0)
+			snprintf(why, n, "cannot open %s: %s", name, strerror(-rc));
+		if (rc < 0) {
+			close(fd);
+			return rc;
+		}
 	}
 	rc = write_all(fd, &iov, 1);
 	if (rc < 0) {
@@ -351,6 +418,7 @@ static void *writer_main(void *arg)
 
 static void pcap_free(struct ios_pcap *p)
 {
+	unclaim(p);
 	if (p->fd >= 0)
 		close(p->fd);
 	if (p->efd >= 0)

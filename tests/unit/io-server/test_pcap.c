@@ -5,8 +5,9 @@
  * and bytes, frames cut at snaplen with their original length kept,
  * timestamps; rotation at max_size into PATH.1, PATH.2, ... each a whole
  * file of its own; a larger snaplen starting a new file; a ring that
- * fills refusing frames while every frame it took reaches the file; and
- * a path that cannot be opened failing with the path. Then the capture
+ * fills refusing frames while every frame it took reaches the file; a
+ * second capture to a file another writes refused; and a path that
+ * cannot be opened failing with the path. Then the capture
  * stage in a chain: the frame goes on, and is in the file once the stage
  * is gone.
  */
@@ -242,6 +243,31 @@ static void test_ring_full(void **state)
 	fclose(fp);
 }
 
+/* Two captures never write one file: the second is refused and the
+ * first's file left whole; once the first is closed the path is free. */
+static void test_one_writer(void **state)
+{
+	struct ios_pcap_opts o = { .snaplen = 100 };
+	struct ios_pcap *p, *q = NULL;
+	char path[128], alias[160], why[512] = "";
+	uint64_t size;
+
+	snprintf(path, sizeof(path), "%s/one-writer.pcap", dir);
+	snprintf(alias, sizeof(alias), "%s/../%s/one-writer.pcap", dir, strrchr(dir, '/') + 1);
+	o.path = path;
+	assert_int_equal(ios_pcap_open(&o, &p, why, sizeof(why)), 0);
+	add_frames(p, 0, 10, len_200);
+	o.path = alias;
+	assert_int_equal(ios_pcap_open(&o, &q, why, sizeof(why)), -EBUSY);
+	assert_non_null(strstr(why, "another capture writes it"));
+	assert_null(q);
+	ios_pcap_close(p);
+	assert_int_equal(check_file(path, 100, 0, len_200, &size), 10);
+	assert_int_equal(ios_pcap_open(&o, &q, why, sizeof(why)), 0);
+	ios_pcap_close(q);
+	assert_int_equal(check_file(path, 100, 0, len_200, &size), 0);
+}
+
 static void test_open_fails(void **state)
 {
 	struct ios_pcap_opts o = { .path = "/nonexistent-dir/x.pcap", .snaplen = 100 };
@@ -327,6 +353,7 @@ int main(void)
 		cmocka_unit_test(test_rotation),
 		cmocka_unit_test(test_snaplen_grows),
 		cmocka_unit_test(test_ring_full),
+		cmocka_unit_test(test_one_writer),
 		cmocka_unit_test(test_open_fails),
 		cmocka_unit_test(test_stage),
 	};
