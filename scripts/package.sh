@@ -78,29 +78,34 @@ project_version() {
 	sed -n 's/^project(vrio VERSION \([0-9][0-9.]*\) .*/\1/p' "$VRIO_ROOT/CMakeLists.txt"
 }
 
-# deb_version: the packages' version, from git describe as the binaries'
-# --version is (cmake/version.cmake), in a form dpkg orders: a tag vX.Y.Z
-# gives X.Y.Z, N commits past it X.Y.Z+gitN.gHASH; with no tag yet the
-# project's version and the commit count stand in.
+# deb_version: the packages' version, from git as the binaries' --version
+# is (cmake/version.cmake), in a form dpkg orders: at a tag vX.Y.Z, X.Y.Z;
+# N commits past it, X.Y.Z+gitN.gHASH; with no tag yet the project's
+# version and the commit count stand in; .dirty (+dirty at a tag) for a
+# tree with uncommitted changes.
 deb_version() {
-	local base d count
+	local base d
 	base=$(project_version)
 	if ! git -C "$VRIO_ROOT" rev-parse --git-dir >/dev/null 2>&1; then
 		printf '%s\n' "$base"
 		return 0
 	fi
-	d=$(git -C "$VRIO_ROOT" describe --tags --always --dirty)
-	if [[ $d =~ ^v?([0-9][0-9A-Za-z.~]*)-([0-9]+)-g([0-9a-f]+)(-dirty)?$ ]]; then
-		printf '%s+git%s.g%s%s\n' "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" "${BASH_REMATCH[3]}" \
-			"${BASH_REMATCH[4]:+.dirty}"
-	elif [[ $d =~ ^v?([0-9][0-9A-Za-z.~]*)(-dirty)?$ ]]; then
-		printf '%s%s\n' "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]:++dirty}"
-	elif [[ $d =~ ^([0-9a-f]+)(-dirty)?$ ]]; then
-		count=$(git -C "$VRIO_ROOT" rev-list --count HEAD)
-		printf '%s+git%s.g%s%s\n' "$base" "$count" "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]:+.dirty}"
-	else
-		die "cannot make a Debian version of git describe's '$d'"
+	if git -C "$VRIO_ROOT" describe --tags --abbrev=0 >/dev/null 2>&1; then
+		d=$(git -C "$VRIO_ROOT" describe --tags --long --dirty)
+		[[ $d =~ ^v?([0-9][0-9A-Za-z.~+]*)-([0-9]+)-g([0-9a-f]+)(-dirty)?$ ]] ||
+			die "the tag in '$d' is not a version (vX.Y.Z)"
+		if [[ ${BASH_REMATCH[2]} == 0 ]]; then
+			printf '%s%s\n' "${BASH_REMATCH[1]}" "${BASH_REMATCH[4]:++dirty}"
+		else
+			printf '%s+git%s.g%s%s\n' "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" \
+				"${BASH_REMATCH[3]}" "${BASH_REMATCH[4]:+.dirty}"
+		fi
+		return 0
 	fi
+	d=$(git -C "$VRIO_ROOT" describe --always --dirty)
+	[[ $d =~ ^([0-9a-f]+)(-dirty)?$ ]] || die "unexpected git describe output '$d'"
+	printf '%s+git%s.g%s%s\n' "$base" "$(git -C "$VRIO_ROOT" rev-list --count HEAD)" \
+		"${BASH_REMATCH[1]}" "${BASH_REMATCH[2]:+.dirty}"
 }
 
 # build: configure and build the installed targets with Debian's flags.
