@@ -11,9 +11,11 @@
  *   DEGRADED   the mirror failed an io: one log line, and from then on
  *              writes go to the backend only and mark the regions they
  *              touch in the dirty map (64 KiB regions). The guest sees
- *              nothing. Every second, and at once on a reload that keeps
- *              the stage, a probe reads the mirror's first block and
- *              writes it back unchanged; when both work, RESYNCING.
+ *              nothing. What the mirror took since its last good flush
+ *              may be gone with it (a page cache): those regions are
+ *              dirty too. Every second, and at once on a reload that
+ *              keeps the stage, a probe reads the mirror's first block
+ *              and writes it back unchanged; when both work, RESYNCING.
  *   RESYNCING  writes go to both again, and in the background the dirty
  *              regions are copied backend -> mirror through channels of
  *              the stage's own, four at a time while the guest is quiet,
@@ -34,6 +36,14 @@
  * until the copy is done and then go to both. So a copy never reads a
  * region a write is changing, and no stale copy lands after a guest's
  * write: the mirror ends with the guest's data.
+ *
+ * Unflushed: a second pair of maps holds the regions the mirror took
+ * (writes, copies) since its last good flush. A flush covers what was
+ * done before it went out, so when one goes out the regions so far move
+ * to the map it will clear if it works, and those done while it is in
+ * flight stay in the other. Only one flush at a time does this; others
+ * that overlap it clear nothing (their regions wait for a later one). A
+ * flush that fails, or any fall, makes them dirty.
  *
  * The mirror writes what reaches it: put it after stages that change the
  * data (crypt), so that both copies hold the same bytes.
@@ -128,6 +138,11 @@ struct mirror {
 	unsigned m_inflight;		/* ios on mch (writes, copies, probe, flush) */
 	unsigned p_inflight;		/* reads on pch */
 	struct ios_regionmap dirty;
+	/* Taken by the mirror, not known flushed: [fresh] since the last
+	 * flush went out, the other the one `epoch` clears if it works. */
+	struct ios_regionmap unflushed[2];
+	unsigned fresh;
+	struct ios_bdev_io *epoch;	/* that flush, in flight; NULL: none */
 	uint64_t cursor;		/* where the next copy looks */
 	TAILQ_HEAD(, mirror_rq) writes;	/* write-like requests in flight */
 	struct mirror_copy copies[MIRROR_COPIES];
@@ -209,6 +224,54 @@ static void mark_req(struct mirror *m, const struct ios_req *req)
 	publish(m);
 }
 
+/* ---- what the mirror took, until a flush makes it last ---- */
+
+/* The mirror took [off, off + len). Degraded meanwhile, it may have lost
+ * it already: dirty. */
+static bool took_range(void *arg, uint64_t off, uint64_t len)
+{
+	struct mirror *m = arg;
+
+	if (get_state(m) == MIRROR_DEGRADED) {
+		ios_regionmap_mark(&m->dirty, off, len);
+		publish(m);
+	} else {
+		ios_regionmap_mark(&m->unflushed[m->fresh], off, len);
+	}
+	return false;
+}
+
+/* What neither the flush in flight nor any before it covers: dirty. */
+static void unflushed_to_dirty(struct mirror *m, struct ios_regionmap *u)
+{
+	ios_regionmap_merge(&m->dirty, u);
+	ios_regionmap_reset(u);
+	publish(m);
+}
+
+/* A flush goes out: it covers what the mirror took so far, unless
+ * another that does is still in flight. */
+static void flush_out(struct mirror *m, struct ios_bdev_io *io)
+{
+	if (m->epoch)
+		return;
+	m->epoch = io;
+	m->fresh ^= 1;		/* the other one is empty while no epoch runs */
+}
+
+static void flush_back(struct mirror *m, struct ios_bdev_io *io, int rc)
+{
+	struct ios_regionmap *covered = &m->unflushed[m->fresh ^ 1];
+
+	if (io != m->epoch)
+		return;
+	m->epoch = NULL;
+	if (rc == 0)
+		ios_regionmap_reset(covered);
+	else
+		unflushed_to_dirty(m, covered);
+}
+
 struct span {
 	uint64_t off, len;
 };
@@ -235,6 +298,8 @@ static void fail(struct mirror *m, int err, const char *what)
 	if (get_state(m) == MIRROR_DEGRADED)
 		return;
 	set_state(m, MIRROR_DEGRADED);
+	unflushed_to_dirty(m, &m->unflushed[0]);
+	unflushed_to_dirty(m, &m->unflushed[1]);
 	m->next_probe = ios_reactor_now(m->r) + MIRROR_PROBE_NS;
 	VRIO_ERR_RL("%s: mirror %s failed a %s (%s): degraded; the device goes on from its backend",
 		    m->name, target(m), what, strerror(-err));
@@ -365,7 +430,10 @@ static void rq_go(struct mirror *m, struct mirror_rq *rq)
 		break;
 	case IOS_BLK_OP_FLUSH:
 		rq->io.op = IOS_BDEV_FLUSH;
+		flush_out(m, &rq->io);
 		rc = ios_bdev_submit(m->mch, &rq->io);
+		if (rc < 0)
+			flush_back(m, &rq->io, rc);
 		break;
 	default:
 		rc = rq_submit_seg(m, rq);
@@ -422,10 +490,14 @@ static void rq_mirror_done(struct ios_bdev_io *io)
 		}
 	}
 	rq->busy = false;
+	if (b->op == IOS_BLK_OP_FLUSH)
+		flush_back(m, io, rc);
 	if (rc < 0) {
 		fail(m, rc, ios_blk_op_name(b->op));
 		if (rq->write)
 			mark_req(m, rq->req);
+	} else if (rq->write) {
+		for_ranges(rq->req, took_range, m);
 	}
 	if (rq->parked) {
 		rq->parked = false;
@@ -614,6 +686,8 @@ static void copy_write_done(struct ios_bdev_io *io)
 	m->m_inflight--;
 	if (io->result < 0)
 		fail(m, io->result, "resync write");
+	else
+		took_range(m, c->off, c->len);
 	copy_end(c, io->result == 0);
 }
 
@@ -652,6 +726,7 @@ static void resync_done(struct ios_bdev_io *io)
 
 	m->m_inflight--;
 	m->flushing = false;
+	flush_back(m, io, io->result);
 	if (io->result < 0) {
 		fail(m, io->result, "flush");
 		return;
@@ -712,7 +787,9 @@ static int resync(struct mirror *m, uint64_t now)
 	memset(&m->pio, 0, sizeof(m->pio));
 	m->pio.op = IOS_BDEV_FLUSH;
 	m->pio.cb = resync_done;
+	flush_out(m, &m->pio);
 	if (ios_bdev_submit(m->mch, &m->pio) < 0) {
+		flush_back(m, &m->pio, -EIO);
 		fail(m, -EIO, "flush");
 		return work + 1;
 	}
@@ -883,6 +960,13 @@ static void mir_unplace(struct ios_stage *st, struct ios_reactor *r)
 			 m->name, m->m_inflight + m->p_inflight,
 			 (unsigned long long)(MIRROR_DRAIN_NS / 1000000000ull));
 		m->mch = m->pch = NULL;
+		/* Its flush will not come back: what it covered waits for
+		 * the next. */
+		if (m->epoch) {
+			ios_regionmap_merge(&m->unflushed[m->fresh], &m->unflushed[m->fresh ^ 1]);
+			ios_regionmap_reset(&m->unflushed[m->fresh ^ 1]);
+			m->epoch = NULL;
+		}
 	}
 	chan_close(m, &m->mch, &m->mev);
 	chan_close(m, &m->pch, &m->pev);
@@ -900,6 +984,8 @@ static void mir_free(struct ios_reactor *r, void *arg)
 		mir_unplace(&m->base, r);
 	ios_bdev_close(m->bdev);
 	ios_regionmap_fini(&m->dirty);
+	ios_regionmap_fini(&m->unflushed[0]);
+	ios_regionmap_fini(&m->unflushed[1]);
 	for (unsigned i = 0; i < MIRROR_COPIES; i++)
 		free(m->copies[i].buf);
 	free(m->pbuf);
@@ -1053,8 +1139,10 @@ static int mir_create(struct ios_device *d, const struct vrio_topo_stage *ts,
 	if (rc < 0)
 		goto err_free;
 	rc = ios_regionmap_init(&m->dirty, m->size, MIRROR_REGION_SHIFT);
+	for (unsigned i = 0; rc == 0 && i < 2; i++)
+		rc = ios_regionmap_init(&m->unflushed[i], m->size, MIRROR_REGION_SHIFT);
 	if (rc < 0)
-		goto err_close;
+		goto err_map;
 	m->probe_len = m->bdev->block_size > MIRROR_PROBE_LEN ? m->bdev->block_size :
 								 MIRROR_PROBE_LEN;
 	if (m->probe_len > m->size)
@@ -1091,7 +1179,8 @@ err_map:
 		free(m->copies[i].buf);
 	free(m->pbuf);
 	ios_regionmap_fini(&m->dirty);
-err_close:
+	ios_regionmap_fini(&m->unflushed[0]);
+	ios_regionmap_fini(&m->unflushed[1]);
 	ios_bdev_close(m->bdev);
 err_free:
 	free(m->cfg.path);

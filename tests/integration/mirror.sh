@@ -4,18 +4,25 @@
 # mirror.sh BUILD_DIR [SECONDS]: the mirror stage under verified writes.
 # One file device (256 MiB) with `mirror: {file: ...}`:
 #   1. the first request starts the mirror's first full copy; it ends ok;
-#   2. vrio-bench writes at random, verified, at QD 16 for SECONDS
+#   2. what the mirror took but no flush covered is copied again when it
+#      falls: a writer over [128M, 144M) is stopped (SIGSTOP) before its
+#      closing flush, the fault is set, and the writer's flush fails on the
+#      mirror (not for the guest). The mirror then loses that range as a
+#      page cache would (it is put back as it was at the last flush), and
+#      once the fault is lifted and it resyncs, the range matches the
+#      backing file again (cmp);
+#   3. vrio-bench writes at random, verified, at QD 16 for SECONDS
 #      (default 30) over the device's first 64 MiB;
-#   3. a third of the way in, the control socket's bdev_fault test hook
+#   4. a third of the way in, the control socket's bdev_fault test hook
 #      makes every io of the mirror fail: the device keeps serving (no
 #      guest error), the mirror is "degraded" in `vrioctl devices` and in
 #      vrio_ioserver_mirror_degraded;
-#   4. a few seconds later the hook is lifted: the probe finds the mirror
+#   5. a few seconds later the hook is lifted: the probe finds the mirror
 #      back within a second, it resynchronises from its dirty map (the
 #      remaining-bytes metric falls to 0; it copies at most the written
 #      quarter of the device, not all of it) and is ok again while the
 #      writes go on;
-#   5. the writes end with no error and no verify failure; everything is
+#   6. the writes end with no error and no verify failure; everything is
 #      read back and verified; both daemons stop with exit 0; the backing
 #      file and the mirror are identical (cmp) and each passes
 #      vrio-bench --check-file against the writes' map.
@@ -64,11 +71,22 @@ mirror() {
 
 mirror_is() { [[ $(mirror state) == "$1" ]]; }
 
-# metric NAME: disk's sample of a family.
+# device FIELD: the io-server's word on disk (vrioctl devices).
+device() {
+	local out=$RUN/devices.$BASHPID.json
+	"$VRIOCTL" --socket "$VRIO_IO_CTL" devices --json >"$out" || fail "vrioctl devices"
+	json "$out" "[d['$1'] for d in j['devices'] if d['name'] == 'disk'][0]"
+}
+
+idle() { [[ $(device in_flight) == 0 ]]; }
+past() { (($(now_ms) >= $1)); }
+
+# metric NAME [LABELS]: disk's sample of a family (LABELS: more of them,
+# ',stage="mirror"').
 metric() {
 	local out=$RUN/io.$BASHPID.metrics
 	vrio_metrics vrio-ioserver "$VRIO_IO_METRICS" "$out" || fail "io metrics"
-	metric_sum "$1{device=\"disk\"}" <"$out"
+	metric_sum "$1{device=\"disk\"${2:-}}" <"$out"
 }
 
 fault() {
@@ -90,8 +108,47 @@ watch_resync() {
 	done
 }
 
+# unflushed_recopied SEED: step 2.
+unflushed_recopied() {
+	local u_pid t_u runtime=5 lost
+	dd if="$MIRROR" of="$RUN/flushed.img" bs=1M skip=128 count=16 status=none
+	t_u=$(now_ms)
+	"$BENCH" --socket "$SOCK" --rw randwrite --bs 4096 --iodepth 16 --offset 128M --size 16M \
+		--runtime "$runtime" --timeout 60000 --seed "$1" --json --quiet \
+		>"$RUN/unflushed.json" 2>"$RUN/unflushed.err" &
+	u_pid=$!
+	track_pid "$u_pid" vrio-bench
+	wait_until 10 mirror_took 4194304 || fail "the writer over [128M, 144M) wrote nothing"
+	kill -STOP "$u_pid"
+	past $((t_u + runtime * 1000 - 500)) && fail "the writer was not stopped before its end"
+	wait_until 10 idle || fail "requests still in flight with the writer stopped"
+	fault true
+	# Its deadline passes while it is stopped: it only flushes on.
+	wait_until $((runtime + 2)) past $((t_u + runtime * 1000 + 200)) || fail "the writer's deadline did not pass"
+	kill -CONT "$u_pid"
+	wait "$u_pid" || fail "the stopped writer failed: $(cat "$RUN/unflushed.err")"
+	untrack_pid "$u_pid"
+	[[ $(json "$RUN/unflushed.json" "j['errors']") == 0 ]] ||
+		fail "the writer saw errors: $(cat "$RUN/unflushed.json")"
+	wait_until 10 mirror_is degraded || fail "the failed flush left the mirror $(mirror state)"
+	lost=$(mirror dirty_bytes)
+	((lost >= 4 << 20)) || fail "a failed flush left $lost dirty bytes: the unflushed writes are not"
+	# The mirror loses what it never flushed.
+	dd if="$RUN/flushed.img" of="$MIRROR" bs=1M seek=128 conv=notrunc status=none
+	fault false
+	wait_until 30 mirror_is ok || fail "the mirror did not resync after the failed flush"
+	cmp -i $((128 << 20)) -n $((16 << 20)) "$DISK" "$MIRROR" ||
+		fail "[128M, 144M) differs: writes the mirror had not flushed were not copied again"
+	log "failed flush: $lost dirty bytes (the writes since the last good flush), copied" \
+		"$(mirror last_resync_bytes) in $(mirror last_resync_s) s"
+}
+
+# mirror_took BYTES: the mirror stage saw at least BYTES.
+mirror_took() { (($(metric vrio_ioserver_stage_bytes_total ',stage="mirror"') >= $1)); }
+
 main() {
 	local build secs=${2:-30} seed bench_pid t_fail t_back dirty copied took size ms samples
+	local n_back
 	build=$(cd "$1" && pwd)
 	vrio_binaries "$build" || skip "daemons not built in $build"
 	BENCH=$build/tools/vrio-bench
@@ -118,7 +175,10 @@ main() {
 	wait_until 60 mirror_is ok || fail "the first full copy did not end: $(mirror state)"
 	log "first full copy: $(mirror last_resync_bytes) bytes in $(mirror last_resync_s) s"
 
-	# 2. Verified writes over the first 64 MiB.
+	# 2. Writes the mirror took, then a flush it failed.
+	unflushed_recopied "$((seed + 1))"
+
+	# 3. Verified writes over the first 64 MiB.
 	"$BENCH" --socket "$SOCK" --rw randwrite --bs 4096 --iodepth 16 --size 64M \
 		--runtime "$secs" --seed "$seed" --verify --state "$RUN/a.state" --json --quiet \
 		>"$RUN/writes.json" 2>"$RUN/writes.err" &
@@ -126,7 +186,7 @@ main() {
 	track_pid "$bench_pid" vrio-bench
 	sleep "$((secs / 3))"
 
-	# 3. The mirror fails; the device goes on.
+	# 4. The mirror fails; the device goes on.
 	pid_alive "$bench_pid" || fail "the writes ended early: $(cat "$RUN/writes.err")"
 	fault true
 	t_fail=$(now_ms)
@@ -140,9 +200,10 @@ main() {
 	pid_alive "$bench_pid" || fail "the writes stopped while the mirror was failed"
 	[[ $(mirror state) == degraded ]] || fail "the mirror did not stay degraded"
 
-	# 4. It is back: a probe within a second, then the dirty regions only;
+	# 5. It is back: a probe within a second, then the dirty regions only;
 	# the remaining bytes are sampled from before the fault is lifted.
 	dirty=$(mirror dirty_bytes)
+	n_back=$(grep -c "answers again" "$VRIO_IO_LOG" || true)
 	watch_resync "$RUN/remaining" &
 	samples=$!
 	track_pid "$samples" watch_resync
@@ -163,11 +224,11 @@ main() {
 	size=$((256 << 20))
 	((copied > 0 && copied <= 64 << 20)) ||
 		fail "the resync copied $copied bytes: not just the written quarter"
-	[[ $(grep -c "answers again" "$VRIO_IO_LOG") == 1 ]] ||
+	[[ $(grep -c "answers again" "$VRIO_IO_LOG") == $((n_back + 1)) ]] ||
 		fail "the mirror came back more or less than once"
 	pid_alive "$bench_pid" || fail "the writes ended before the resync did"
 
-	# 5. The end: no guest error, both copies the same, both verified.
+	# 6. The end: no guest error, both copies the same, both verified.
 	wait "$bench_pid" || fail "the writes failed: $(cat "$RUN/writes.err")"
 	untrack_pid "$bench_pid"
 	[[ $(json "$RUN/writes.json" "j['errors'] + j['verify_failures']") == 0 ]] ||

@@ -122,6 +122,50 @@ static void test_map_next(void **state)
 	ios_regionmap_fini(&m);
 }
 
+/* Reset and merge cost what was set: a word cleared and set again is
+ * listed twice, and a map whose list overflows is cleared in full. */
+static void test_map_reset_merge(void **state)
+{
+	struct ios_regionmap a, b, one, other;
+
+	assert_int_equal(ios_regionmap_init(&a, 200ull << R64K, R64K), 0);
+	assert_int_equal(ios_regionmap_init(&b, 200ull << R64K, R64K), 0);
+	ios_regionmap_mark(&a, 3ull << R64K, 2ull << R64K);		/* 3, 4 */
+	ios_regionmap_mark(&a, 130ull << R64K, 1);			/* 130 */
+	ios_regionmap_mark(&b, 4ull << R64K, 1);			/* 4 */
+	ios_regionmap_mark(&b, 199ull << R64K, 1);			/* 199 */
+	assert_int_equal(ios_regionmap_merge(&b, &a), 2);		/* 3, 130 */
+	assert_int_equal(b.count, 4);
+	assert_true(ios_regionmap_test(&b, 3) && ios_regionmap_test(&b, 130));
+	assert_int_equal(a.count, 3);					/* src untouched */
+	ios_regionmap_reset(&a);
+	assert_int_equal(a.count, 0);
+	assert_int_equal(ios_regionmap_next(&a, 0), IOS_REGION_NONE);
+	for (uint64_t w = 0; w < a.n_words; w++)
+		assert_int_equal(a.words[w], 0);
+	/* Merging an empty map changes nothing. */
+	assert_int_equal(ios_regionmap_merge(&b, &a), 0);
+	assert_int_equal(b.count, 4);
+
+	/* One word: cleared and set again, the list spills. */
+	assert_int_equal(ios_regionmap_init(&one, 64ull << 12, 12), 0);
+	ios_regionmap_mark(&one, 0, 1);
+	assert_true(ios_regionmap_clear(&one, 0));
+	ios_regionmap_mark(&one, 5ull << 12, 1);
+	assert_true(one.spilled);
+	ios_regionmap_reset(&one);
+	assert_false(one.spilled);
+	assert_int_equal(one.words[0], 0);
+	/* Another geometry: refused. */
+	assert_int_equal(ios_regionmap_init(&other, 64ull << 12, 13), 0);
+	assert_int_equal(ios_regionmap_merge(&other, &one), -EINVAL);
+	assert_int_equal(ios_regionmap_merge(&a, &one), -EINVAL);
+	ios_regionmap_fini(&a);
+	ios_regionmap_fini(&b);
+	ios_regionmap_fini(&one);
+	ios_regionmap_fini(&other);
+}
+
 /* ---- the stage ---- */
 
 #define DEV_SIZE	(1u << 20)	/* 16 regions */
@@ -676,6 +720,82 @@ static void test_backend_fails(void **state)
 	assert_int_equal(gauge(f, "vrio_ioserver_mirror_errors_total"), 0);
 }
 
+/* What the mirror took since its last good flush may be lost when it
+ * falls (its page cache): those regions are copied again; what a good
+ * flush covered is not. `fall` is the request that meets the fault. */
+static void fall_after_flush(struct fixture *f, enum ios_blk_op fall, uint64_t expect_dirty)
+{
+	uint64_t before;
+
+	up_and_synced(f);
+	before = status_int(f, "resync_bytes_total");
+	do_req(f, IOS_BLK_OP_WRITE, 1 * REGION, BLK, 0x31);
+	do_req(f, IOS_BLK_OP_WRITE, 2 * REGION, BLK, 0x32);
+	do_req(f, IOS_BLK_OP_FLUSH, 0, 0, 0);
+	do_req(f, IOS_BLK_OP_WRITE, 5 * REGION, BLK, 0x35);
+	do_req(f, IOS_BLK_OP_DISCARD, 7 * REGION, REGION, 0);
+	f->st->ops->fault(f->st, true);
+	do_req(f, fall, 12 * REGION, fall == IOS_BLK_OP_WRITE ? BLK : 0, 0x3c);
+	assert_string_equal(state_of(f), "degraded");
+	assert_int_equal(status_int(f, "dirty_bytes"), expect_dirty);
+	f->st->ops->fault(f->st, false);
+	fake_ns += 1100000000ull;
+	RUN_UNTIL(f, is_state(f, "ok"));
+	assert_int_equal(status_int(f, "resync_bytes_total") - before, expect_dirty);
+	assert_same(f);
+}
+
+/* A failed flush: 5 and 7 (1 and 2 were flushed). */
+static void test_failed_flush(void **state)
+{
+	fall_after_flush(*state, IOS_BLK_OP_FLUSH, 2 * REGION);
+}
+
+/* A failed write: 5, 7 and the write's own 12. */
+static void test_fall_unflushed(void **state)
+{
+	fall_after_flush(*state, IOS_BLK_OP_WRITE, 3 * REGION);
+}
+
+/* A write the mirror finishes after a flush went out is not covered by
+ * it: the flush's success leaves it unflushed, and a fall recopies it. */
+static void test_write_across_flush(void **state)
+{
+	struct fixture *f = *state;
+	struct treq *w, *fl;
+
+	up_and_synced(f);
+	/* Both go out before either comes back. */
+	w = req_new(f, IOS_BLK_OP_WRITE, 4 * REGION, BLK, 0x44);
+	fl = req_new(f, IOS_BLK_OP_FLUSH, 0, 0, 0);
+	start(f, w);
+	start(f, fl);
+	RUN_UNTIL(f, w->done && fl->done);
+	assert_int_equal(fl->req.u.blk.status, VIRTIO_BLK_S_OK);
+	req_free(w);
+	req_free(fl);
+	/* And one with no flush after it. */
+	do_req(f, IOS_BLK_OP_WRITE, 6 * REGION, BLK, 0x46);
+	f->st->ops->fault(f->st, true);
+	do_req(f, IOS_BLK_OP_WRITE, 11 * REGION, BLK, 0x4b);
+	assert_string_equal(state_of(f), "degraded");
+	/* 4, 6 and 11. */
+	assert_int_equal(status_int(f, "dirty_bytes"), 3 * REGION);
+	f->st->ops->fault(f->st, false);
+	fake_ns += 1100000000ull;
+	RUN_UNTIL(f, is_state(f, "ok"));
+	assert_same(f);
+
+	/* Now flushed in turn: a fall finds nothing more to copy. */
+	do_req(f, IOS_BLK_OP_WRITE, 4 * REGION, BLK, 0x54);
+	do_req(f, IOS_BLK_OP_FLUSH, 0, 0, 0);
+	f->st->ops->fault(f->st, true);
+	do_req(f, IOS_BLK_OP_FLUSH, 0, 0, 0);
+	assert_string_equal(state_of(f), "degraded");
+	assert_int_equal(status_int(f, "dirty_bytes"), 0);
+	f->st->ops->fault(f->st, false);
+}
+
 /* The device leaves the reactor: the stage closes its channels; the
  * next request opens them again. */
 static void test_unplace(void **state)
@@ -741,15 +861,16 @@ static void test_ram_blank(void **state)
 	assert_string_equal(state_of(f), "ok");
 	assert_int_equal(status_int(f, "dirty_bytes"), 0);
 	do_req(f, IOS_BLK_OP_WRITE, 0, BLK, 0x11);
-	/* The ram mirror fails and comes back like a file. */
+	/* The ram mirror fails and comes back like a file: 3 and 4, and 0,
+	 * which it took but no flush covered. */
 	f->st->ops->fault(f->st, true);
 	do_req(f, IOS_BLK_OP_WRITE, 3 * REGION, 2 * REGION, 0x12);
 	assert_string_equal(state_of(f), "degraded");
-	assert_int_equal(status_int(f, "dirty_bytes"), 2 * REGION);
+	assert_int_equal(status_int(f, "dirty_bytes"), 3 * REGION);
 	f->st->ops->fault(f->st, false);
 	fake_ns += 1100000000ull;
 	RUN_UNTIL(f, is_state(f, "ok"));
-	assert_int_equal(status_int(f, "resync_bytes_total"), 2 * REGION);
+	assert_int_equal(status_int(f, "resync_bytes_total"), 3 * REGION);
 }
 
 int main(void)
@@ -758,6 +879,7 @@ int main(void)
 		cmocka_unit_test(test_map_mark),
 		cmocka_unit_test(test_map_edges),
 		cmocka_unit_test(test_map_next),
+		cmocka_unit_test(test_map_reset_merge),
 		cmocka_unit_test_setup_teardown(test_mirrored_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_degraded_and_resync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retune_probes, setup, teardown),
@@ -765,6 +887,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_copy_waits_for_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_during_resync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backend_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_flush, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fall_unflushed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_across_flush, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unplace, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sizes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ram_blank, setup, teardown),
