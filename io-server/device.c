@@ -231,6 +231,7 @@ static int dev_land(struct ios_device *d, struct ios_reactor *r)
 	__atomic_add_fetch(&r->n_devices, 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&d->placed_ns, vrio_now_ns(), __ATOMIC_RELAXED);
 	__atomic_store_n(&d->home, r, __ATOMIC_SEQ_CST);
+	ios_chain_place(d, r);
 	return 0;
 }
 

@@ -11,7 +11,8 @@
  *      missing): a failure removes those added so far and stops;
  *   3. from here nothing fails: live changes, removals (refuse new work,
  *      freed once their host detaches them), hosts, then the new topology
- *      replaces the old one.
+ *      replaces the old one, and every interposition stage hears of it
+ *      (a degraded mirror is tried again at once).
  * Devices the difference does not name are never touched.
  */
 #include <errno.h>
@@ -210,6 +211,7 @@ void ios_server_reload(struct ios_server *srv, struct vrio_reload_report *res)
 	}
 	set_hosts(srv, t);
 	apply(srv, &diff, chains);
+	ios_chains_reloaded(srv);
 	free(chains);
 	chains = NULL;
 	if (vrio_reload_report_fill(res, &diff) < 0)

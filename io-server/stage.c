@@ -134,8 +134,18 @@ static bool in_chain(const struct ios_chain *c, const struct ios_stage *st)
 	return false;
 }
 
+static void chain_place_run(struct ios_reactor *r, void *arg)
+{
+	struct ios_device *d = arg;
+
+	/* It may have moved on since: wherever it landed placed the chain. */
+	if (__atomic_load_n(&d->home, __ATOMIC_ACQUIRE) == r)
+		ios_chain_place(d, r);
+}
+
 void ios_chain_commit(struct ios_device *d, struct ios_chain *chain)
 {
+	struct ios_reactor *home;
 	struct ios_chain *old;
 
 	for (unsigned i = 0; chain && i < chain->n; i++) {
@@ -144,10 +154,18 @@ void ios_chain_commit(struct ios_device *d, struct ios_chain *chain)
 		chain->retune[i] = NULL;
 	}
 
-	/* The metrics thread reads d->chain under the lock. */
+	/* The metrics thread reads d->chain under the lock. Sequentially
+	 * consistent with dev_land's store of home and load of the chain:
+	 * a device landing now is placed by one side or both. */
 	pthread_mutex_lock(&d->srv->lock);
-	old = __atomic_exchange_n(&d->chain, chain, __ATOMIC_ACQ_REL);
+	old = __atomic_exchange_n(&d->chain, chain, __ATOMIC_SEQ_CST);
 	pthread_mutex_unlock(&d->srv->lock);
+	home = __atomic_load_n(&d->home, __ATOMIC_SEQ_CST);
+	/* The device cannot be freed before this runs: reaping waits for a
+	 * barrier this thread posts after it. */
+	if (chain && home && ios_reactor_call(home, chain_place_run, d) < 0)
+		VRIO_ERR("%s: no memory to place its new stages on %s; they start at its next request",
+			 d->name, home->name);
 
 	for (unsigned i = 0; old && i < old->n; i++) {
 		struct ios_stage *st = old->stages[i];
@@ -164,6 +182,22 @@ void ios_chain_commit(struct ios_device *d, struct ios_chain *chain)
 		return;
 	}
 	ios_chain_put(old);
+}
+
+void ios_chains_reloaded(struct ios_server *srv)
+{
+	struct ios_device *d;
+	struct ios_chain *c;
+
+	for (d = ios_device_next(srv, NULL, NULL); d; d = ios_device_next(srv, d, NULL)) {
+		if (__atomic_load_n(&d->removing, __ATOMIC_ACQUIRE))
+			continue;
+		/* This thread is the one that replaces chains. */
+		c = __atomic_load_n(&d->chain, __ATOMIC_ACQUIRE);
+		for (unsigned i = 0; c && i < c->n; i++)
+			if (c->stages[i]->ops->reloaded)
+				c->stages[i]->ops->reloaded(c->stages[i]);
+	}
 }
 
 /* ---- requests, home reactor ---- */
@@ -296,6 +330,15 @@ void ios_chain_end(struct ios_req *req)
 {
 	req->chain_pos--;
 	chain_back(req);
+}
+
+void ios_chain_place(struct ios_device *d, struct ios_reactor *r)
+{
+	struct ios_chain *c = __atomic_load_n(&d->chain, __ATOMIC_SEQ_CST);
+
+	for (unsigned i = 0; c && i < c->n; i++)
+		if (c->stages[i]->ops->place)
+			c->stages[i]->ops->place(c->stages[i], r);
 }
 
 void ios_chain_unplace(struct ios_device *d, struct ios_reactor *r)

@@ -16,13 +16,17 @@
  * new settings at the next request (retune); a stage that goes releases
  * what it holds at once and is freed with the last chain that names it; a
  * new one starts empty. No request fails and the device stays attached.
+ * Once a reload is applied, every stage in a chain hears of it (reloaded),
+ * whether its device changed or not.
  *
  * Threads: create, retune and drain are called on the control thread;
  * request, completion, place and unplace on the device's home reactor;
  * metrics on the metrics thread (counters are single-writer, relaxed).
  * A stage's per-reactor resources (a timer, a backend channel) are made
- * at its first request on a reactor and let go by unplace when the device
- * leaves it, or by destroy.
+ * by place when the device lands on a reactor (or when a reload puts the
+ * stage in the chain of a device that is placed), or else at its first
+ * request there, and let go by unplace when the device leaves it, or by
+ * destroy.
  */
 #ifndef VRIO_IOSERVER_STAGE_H
 #define VRIO_IOSERVER_STAGE_H
@@ -91,6 +95,11 @@ struct ios_stage_ops {
 	/* Optional: the stage leaves the chain; release what it holds (on
 	 * its reactor, soon: it may only set a flag and wake it). */
 	void (*drain)(struct ios_stage *st);
+	/* Optional: a reload was applied and the stage is in its device's
+	 * chain (kept, with new settings or not, or new): what waits for
+	 * the configuration to change may try again now (a mirror's
+	 * probe). Only flags and wake-ups: the reload cannot fail here. */
+	void (*reloaded)(struct ios_stage *st);
 	/* Any thread, once no request and no chain refers to it, and after
 	 * unplace if it was placed. */
 	void (*destroy)(struct ios_stage *st);
@@ -99,6 +108,11 @@ struct ios_stage_ops {
 	enum ios_stage_verdict (*request)(struct ios_stage *st, struct ios_req *req);
 	/* Optional. */
 	enum ios_stage_verdict (*completion)(struct ios_stage *st, struct ios_req *req);
+	/* Optional: the device is placed on reactor r (it landed there, or
+	 * a reload made the stage part of its chain there): work of the
+	 * stage's own that needs no request (a mirror's copy) may start. It
+	 * may come more than once for one placement, and after requests. */
+	void (*place)(struct ios_stage *st, struct ios_reactor *r);
 	/* Optional: the device leaves reactor r (nothing in flight). */
 	void (*unplace)(struct ios_stage *st, struct ios_reactor *r);
 
@@ -156,11 +170,16 @@ int ios_chain_build(struct ios_device *d, const struct vrio_topo_device *td,
 		    struct ios_chain **out, char *why, size_t n);
 /* Control thread: retunes the stages kept and makes `chain` the device's;
  * the old one goes once its requests are done (stages that left it
- * release what they hold at once). */
+ * release what they hold at once). A device that is placed has its home
+ * reactor place the new chain's stages. */
 void ios_chain_commit(struct ios_device *d, struct ios_chain *chain);
 /* Drops a reference; the last one frees the chain and stages no other
  * chain names. Any thread. */
 void ios_chain_put(struct ios_chain *c);
+/* Control thread, once a reload is applied: every stage of every device
+ * that stays (reloaded). */
+struct ios_server;
+void ios_chains_reloaded(struct ios_server *srv);
 
 /* Home reactor, the device's model. */
 /* Runs req through the device's chain (taking a reference), then calls
@@ -181,6 +200,8 @@ void ios_chain_resume(struct ios_req *req);
 /* A stage ends req now (its status already set): back through the
  * stages before it. */
 void ios_chain_end(struct ios_req *req);
+/* The device lands on reactor r (d->home is r): its stages may start. */
+void ios_chain_place(struct ios_device *d, struct ios_reactor *r);
 /* The device leaves reactor r: its stages let their resources there go. */
 void ios_chain_unplace(struct ios_device *d, struct ios_reactor *r);
 
@@ -188,7 +209,6 @@ void ios_chain_unplace(struct ios_device *d, struct ios_reactor *r);
 void *ios_stage_scratch(struct ios_stage *st, struct ios_req *req);
 
 /* Metrics thread: every device's stages (families ios_stage_*). */
-struct ios_server;
 void ios_stages_metrics(struct ios_server *srv, struct vrio_mw *w);
 
 extern const struct ios_stage_ops ios_stage_throttle_ops;

@@ -49,9 +49,10 @@
  * data (crypt), so that both copies hold the same bytes.
  *
  * Per-reactor resources (the mirror's channel and a channel on the
- * backend for the copies) are opened at the first request on a reactor
- * and closed by unplace (after letting the copies and probes in flight
- * finish) or destroy, on that reactor.
+ * backend for the copies) are opened when the device lands on a reactor
+ * (place: a resync due starts then, with no request from the guest), or
+ * else at the first request there, and closed by unplace (after letting
+ * the copies and probes in flight finish) or destroy, on that reactor.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1020,19 +1021,39 @@ static bool same_backend(const struct vrio_topo_backend *a, const struct vrio_to
 }
 
 /* The same mirror stays, with its dirty map; any other setting makes a
- * new one. Kept by a reload, a degraded mirror is tried again at once. */
+ * new one. */
 static int mir_retune(struct ios_stage *st, const struct vrio_topo_stage *ts, bool apply)
+{
+	struct mirror *m = to_mir(st);
+
+	if (!apply)
+		return same_backend(&m->cfg, &ts->u.mirror.backend) ? 0 : -EPERM;
+	return 0;
+}
+
+/* A reload was applied: a degraded mirror is tried again at once (the
+ * operator may have just fixed what it stands on). */
+static void mir_reloaded(struct ios_stage *st)
 {
 	struct mirror *m = to_mir(st);
 	struct ios_reactor *r;
 
-	if (!apply)
-		return same_backend(&m->cfg, &ts->u.mirror.backend) ? 0 : -EPERM;
+	if (get_state(m) != MIRROR_DEGRADED)
+		return;
 	__atomic_store_n(&m->kick, true, __ATOMIC_RELEASE);
 	r = __atomic_load_n(&m->r, __ATOMIC_ACQUIRE);
 	if (r)
 		ios_reactor_notify(r);
-	return 0;
+}
+
+/* Home reactor: the device landed on r, or the stage joined its chain
+ * there. A resync due starts now rather than at the guest's next write. */
+static void mir_place(struct ios_stage *st, struct ios_reactor *r)
+{
+	struct mirror *m = to_mir(st);
+
+	if (m->r != r && !__atomic_load_n(&m->draining, __ATOMIC_ACQUIRE))
+		place(m, r);
 }
 
 /* A device whose backend is known to hold only zeroes: ram that no guest
@@ -1167,7 +1188,7 @@ static int mir_create(struct ios_device *d, const struct vrio_topo_stage *ts,
 		/* What the mirror holds is unknown: all of it is dirty. */
 		ios_regionmap_mark_all(&m->dirty);
 		m->state = MIRROR_RESYNCING;
-		VRIO_NOTICE("%s: mirror %s: a full copy of %llu bytes starts with the first request",
+		VRIO_NOTICE("%s: mirror %s: a full copy of %llu bytes starts once the device is served",
 			    d->name, target(m), (unsigned long long)m->size);
 	}
 	publish(m);
@@ -1271,6 +1292,8 @@ const struct ios_stage_ops ios_stage_mirror_ops = {
 	.destroy = mir_destroy,
 	.request = mir_request,
 	.completion = mir_completion,
+	.reloaded = mir_reloaded,
+	.place = mir_place,
 	.unplace = mir_unplace,
 	.gauges = mir_gauges,
 	.n_gauges = sizeof(mir_gauges) / sizeof(mir_gauges[0]),

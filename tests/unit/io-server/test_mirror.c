@@ -561,17 +561,22 @@ static void test_degraded_and_resync(void **state)
 	(void)why;
 }
 
-/* A reload that keeps a degraded mirror tries it at once. */
-static void test_retune_probes(void **state)
+/* A reload that keeps a degraded mirror tries it at once; one before
+ * it degraded does not make it probe early later. */
+static void test_reload_probes(void **state)
 {
 	struct fixture *f = *state;
 
 	up_and_synced(f);
+	f->st->ops->reloaded(f->st);
 	f->st->ops->fault(f->st, true);
 	do_req(f, IOS_BLK_OP_WRITE, 7 * REGION, BLK, 0xc1);
 	assert_string_equal(state_of(f), "degraded");
 	f->st->ops->fault(f->st, false);
-	assert_int_equal(f->st->ops->retune(f->st, &f->ts, true), 0);
+	for (int i = 0; i < 100; i++)
+		step(f);
+	assert_string_equal(state_of(f), "degraded");
+	f->st->ops->reloaded(f->st);
 	/* No time passes. */
 	RUN_UNTIL(f, is_state(f, "ok"));
 	assert_int_equal(mirror_byte(f, 7 * REGION), 0xc1);
@@ -809,6 +814,47 @@ static void test_unplace(void **state)
 	assert_same(f);
 }
 
+/* A new mirror's full copy starts when the device is placed, with no
+ * request from the guest. */
+static void test_place_starts_copy(void **state)
+{
+	struct fixture *f = *state;
+	char why[256] = "";
+
+	open_device(f);
+	assert_int_equal(add_mirror(f, why, sizeof(why)), 0);
+	for (int i = 0; i < 100; i++)
+		step(f);
+	assert_int_equal(status_int(f, "resync_bytes_total"), 0);
+	ios_chain_place(f->d, f->r);
+	RUN_UNTIL(f, is_state(f, "ok"));
+	assert_int_equal(status_int(f, "resync_bytes_total"), DEV_SIZE);
+	assert_int_equal(f->st->st.requests, 0);
+	assert_same(f);
+}
+
+/* Degraded when it leaves a reactor: placed again (a move), it probes
+ * and copies what is dirty, still with no request. */
+static void test_place_after_move(void **state)
+{
+	struct fixture *f = *state;
+	static const uint64_t regions[] = { 2, 9 };
+	uint64_t before, requests;
+
+	up_and_synced(f);
+	degrade_dirty(f, regions, 2, 0x6b);
+	before = status_int(f, "resync_bytes_total");
+	requests = f->st->st.requests;
+	ios_chain_unplace(f->d, f->r);
+	ios_chain_place(f->d, f->r);
+	fake_ns += 1100000000ull;
+	RUN_UNTIL(f, is_state(f, "ok"));
+	assert_int_equal(status_int(f, "resync_bytes_total") - before, 2 * REGION);
+	assert_int_equal(f->st->st.requests, requests);
+	assert_int_equal(mirror_byte(f, 9 * REGION), 0x6b);
+	assert_same(f);
+}
+
 /* Sizes at create. */
 static void test_sizes(void **state)
 {
@@ -882,7 +928,7 @@ int main(void)
 		cmocka_unit_test(test_map_reset_merge),
 		cmocka_unit_test_setup_teardown(test_mirrored_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_degraded_and_resync, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_retune_probes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reload_probes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_during_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_waits_for_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_during_resync, setup, teardown),
@@ -891,6 +937,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fall_unflushed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_across_flush, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unplace, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_place_starts_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_place_after_move, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sizes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ram_blank, setup, teardown),
 	};
