@@ -81,7 +81,7 @@ static int blk_chan_poll(struct ios_poller *p)
 	struct ios_device *d = container_of(p, struct ios_device, u.blk.poller);
 	int rc;
 
-	if (!d->inflight)
+	if (!d->u.blk.at_backend)
 		return 0;
 	rc = ios_bdev_poll(d->u.blk.chan, IOS_POLL_BUDGET);
 	return rc > 0 ? rc : 0;
@@ -91,9 +91,10 @@ static int blk_chan_sleep(struct ios_poller *p)
 {
 	struct ios_device *d = container_of(p, struct ios_device, u.blk.poller);
 
-	/* A backend without a descriptor completes only from poll(). */
+	/* A backend without a descriptor completes only from poll(); what
+	 * a stage holds (a throttle's queue) is not its to wait for. */
 	if (d->u.blk.chan_ev.fd < 0)
-		return d->inflight ? 0 : -1;
+		return d->u.blk.at_backend ? 0 : -1;
 	return -1;
 }
 
@@ -166,7 +167,10 @@ static void blk_finish(struct ios_req *req)
 /* The backend is done: back through the stages. */
 static void blk_done(struct ios_blk_req *b)
 {
-	ios_chain_finish(container_of(b, struct ios_req, u.blk), blk_finish);
+	struct ios_req *req = container_of(b, struct ios_req, u.blk);
+
+	req->dev->u.blk.at_backend--;
+	ios_chain_finish(req, blk_finish);
 }
 
 /* Past the stages: to the backend. */
@@ -174,8 +178,10 @@ static void blk_submit(struct ios_req *req)
 {
 	struct ios_device *d = req->dev;
 
+	d->u.blk.at_backend++;
 	if (ios_blk_submit(&req->u.blk, d->u.blk.chan, req->buf) == 0)
 		return;
+	d->u.blk.at_backend--;
 	ios_chain_finish(req, blk_finish);
 }
 

@@ -89,6 +89,7 @@ struct ios_device {
 			struct ios_blk_dev model;
 			struct ios_poller poller;
 			struct ios_evsrc chan_ev;
+			unsigned at_backend;	/* on chan (not held by a stage) */
 		} blk;
 		struct {
 			struct ios_net_dev model;

@@ -15,8 +15,11 @@
 #   3. A reload retunes disk-t to `bps: 32M` (64 KiB writes, so 512 a
 #      second): the 1 s windows within 2% of that, with no request failed
 #      and the device not detached.
-#   4. A reload takes the stage away: disk-t runs free.
-#   5. A topology with a bad throttle setting is refused with FILE:LINE:COL
+#   4. A queue that waits costs no CPU: under `iops: 100` at QD 32 for
+#      3 s, the io-server uses under a quarter of a core (a reactor kept
+#      from sleeping by the requests its throttle holds takes all of one).
+#   5. A reload takes the stage away: disk-t runs free.
+#   6. A topology with a bad throttle setting is refused with FILE:LINE:COL
 #      and changes nothing.
 # `vrioctl devices` shows the chain at each step, and the stage's metrics
 # count the requests it held. It prints the error figures it measured. A
@@ -246,7 +249,19 @@ main() {
 	out=$(metric_sum 'vrio_ioserver_stage_delayed_total{device="disk-t"' <"$RUN/io.metrics")
 	((out > 0)) || fail "the throttle held nothing, by its metrics"
 
-	# 4. Taken away: disk-t runs free.
+	# 4. A long queue, idle reactor: the throttle's timer wakes it.
+	write_topo "$TOPO" "      - throttle: {iops: 100}"
+	reload throttle
+	i=$(cpu_ticks "$VRIO_IO_PID")
+	"$BENCH" --socket "$SOCK_T" --rw randread --bs 4096 --iodepth 32 --runtime 3 --json \
+		--quiet >"$RUN/slow.json" || fail "disk-t failed under iops 100"
+	out=$(($(cpu_ticks "$VRIO_IO_PID") - i))
+	log "iops 100 at QD 32 for 3 s: $(json "$RUN/slow.json" "j['ops']") requests," \
+		"io-server CPU $((out * 100 / $(getconf CLK_TCK) / 3))% of a core"
+	((out * 4 < $(getconf CLK_TCK) * 3)) ||
+		fail "the io-server used ${out} ticks in 3 s while disk-t's requests waited"
+
+	# 5. Taken away: disk-t runs free.
 	write_topo "$TOPO" ""
 	reload ""
 	"$BENCH" --socket "$SOCK_T" --rw randread --bs 4096 --iodepth 32 --runtime 2 --json \
@@ -255,7 +270,7 @@ main() {
 	log "without the stage: $out IOPS"
 	((out > 4000)) || fail "disk-t does $out IOPS without its throttle"
 
-	# 5. A bad setting is refused, with where.
+	# 6. A bad setting is refused, with where.
 	write_topo "$TOPO" "      - throttle: {iops: 2000, burst_ms: -1}"
 	out=0
 	"$VRIOCTL" --socket "$VRIO_IO_CTL" reload --json >"$RUN/bad.json" || out=$?
