@@ -111,6 +111,7 @@ int ios_device_add(struct ios_server *srv, const struct vrio_topo_device *td)
 	if (!d)
 		return -ENOMEM;
 	d->id = (uint32_t)slot;
+	TAILQ_INIT(&d->parked_stages);
 	d->ops = ops;
 	d->srv = srv;
 	d->topo = td;
@@ -361,7 +362,7 @@ void ios_req_done(struct ios_req *req)
 	struct ios_reactor *here = d->home, *front = req->s->r;
 
 	d->inflight--;
-	if (d->move && d->inflight == 0)
+	if (d->move && d->inflight == d->parked)
 		move_handoff_later(d, here);
 	if (front == here) {
 		ios_session_resp(here, req);
@@ -453,6 +454,7 @@ struct ios_move {
 	struct ios_reactor *front, *from, *to;
 	struct ios_move_result *res;
 	bool fallback;			/* landing back where it came from */
+	bool posted;			/* a hand-off is this reactor's next message */
 	int rc;
 };
 
@@ -536,15 +538,26 @@ static void move_handoff(struct ios_device *d, struct ios_reactor *r)
 
 static void move_handoff_run(struct ios_reactor *r, struct ios_msg *m)
 {
-	move_handoff(container_of(m, struct ios_move, m)->d, r);
+	struct ios_move *mv = container_of(m, struct ios_move, m);
+	struct ios_device *d = mv->d;
+
+	mv->posted = false;
+	/* A stage may have let a parked request go on since: the next
+	 * completion tries again. */
+	if (d->inflight == d->parked)
+		move_handoff(d, r);
 }
 
 /* From a completion, inside the backend channel's own poll: the channel
  * must not close under it, so the hand-off runs as this reactor's next
  * message. No request can reach the device before it: the front holds
- * them all while the device moves. */
+ * them all while the device moves. Requests parked in a stage go along
+ * with the device (stage.h). */
 static void move_handoff_later(struct ios_device *d, struct ios_reactor *r)
 {
+	if (d->move->posted)
+		return;
+	d->move->posted = true;
 	d->move->m.fn = move_handoff_run;
 	ios_reactor_post(r, &d->move->m);
 }
@@ -556,7 +569,7 @@ static void move_quiesce(struct ios_reactor *r, struct ios_msg *m)
 
 	/* Every request the front sent before this message has arrived. */
 	d->move = mv;
-	if (d->inflight == 0)
+	if (d->inflight == d->parked)
 		move_handoff(d, r);
 }
 

@@ -78,6 +78,10 @@ struct ios_device {
 
 	/* Home reactor. */
 	unsigned inflight;		/* requests handed to the model */
+	/* Of those, held by stages that take them along when the device
+	 * moves (a throttle's queue), and those stages (stage.h). */
+	unsigned parked;
+	TAILQ_HEAD(ios_parked_stages, ios_stage) parked_stages;
 	struct ios_move *move;		/* a move waiting for inflight to drain */
 	struct ios_dev_stats stats;
 

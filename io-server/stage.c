@@ -332,22 +332,50 @@ void ios_chain_end(struct ios_req *req)
 	chain_back(req);
 }
 
+void ios_stage_park(struct ios_stage *st)
+{
+	struct ios_device *d = st->d;
+
+	if (st->parked++ == 0)
+		TAILQ_INSERT_TAIL(&d->parked_stages, st, parked_link);
+	d->parked++;
+}
+
+void ios_stage_unpark(struct ios_stage *st)
+{
+	struct ios_device *d = st->d;
+
+	if (--st->parked == 0)
+		TAILQ_REMOVE(&d->parked_stages, st, parked_link);
+	d->parked--;
+}
+
+/* Parked requests keep their chain, so their stages live; one a reload
+ * took out of the device's chain is placed and unplaced here too. */
 void ios_chain_place(struct ios_device *d, struct ios_reactor *r)
 {
 	struct ios_chain *c = __atomic_load_n(&d->chain, __ATOMIC_SEQ_CST);
+	struct ios_stage *st;
 
 	for (unsigned i = 0; c && i < c->n; i++)
 		if (c->stages[i]->ops->place)
 			c->stages[i]->ops->place(c->stages[i], r);
+	TAILQ_FOREACH(st, &d->parked_stages, parked_link)
+		if (!in_chain(c, st))
+			st->ops->place(st, r);
 }
 
 void ios_chain_unplace(struct ios_device *d, struct ios_reactor *r)
 {
 	struct ios_chain *c = __atomic_load_n(&d->chain, __ATOMIC_ACQUIRE);
+	struct ios_stage *st;
 
 	for (unsigned i = 0; c && i < c->n; i++)
 		if (c->stages[i]->ops->unplace)
 			c->stages[i]->ops->unplace(c->stages[i], r);
+	TAILQ_FOREACH(st, &d->parked_stages, parked_link)
+		if (!in_chain(c, st))
+			st->ops->unplace(st, r);
 }
 
 /* ---- metrics ---- */

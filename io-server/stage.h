@@ -33,6 +33,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "metrics.h"
 #include "reactor.h"
@@ -145,6 +146,8 @@ struct ios_stage {
 	int refs;			/* atomic: chains that name it */
 	bool removed;			/* control thread: left the chain */
 	uint32_t sample;		/* home reactor: xorshift state */
+	unsigned parked;		/* home reactor: requests it parks */
+	TAILQ_ENTRY(ios_stage) parked_link;	/* in d->parked_stages */
 	struct ios_stage_stats st;
 };
 
@@ -200,10 +203,17 @@ void ios_chain_resume(struct ios_req *req);
 /* A stage ends req now (its status already set): back through the
  * stages before it. */
 void ios_chain_end(struct ios_req *req);
-/* The device lands on reactor r (d->home is r): its stages may start. */
+/* The device lands on reactor r (d->home is r): its stages may start,
+ * and those with parked requests (in the chain or not) take them on. */
 void ios_chain_place(struct ios_device *d, struct ios_reactor *r);
 /* The device leaves reactor r: its stages let their resources there go. */
 void ios_chain_unplace(struct ios_device *d, struct ios_reactor *r);
+/* A stage holds req (IOS_STAGE_HOLD) in a way it can carry to another
+ * reactor: a move of the device need not wait for it. Such a stage must
+ * have place and unplace ops, and keep its requests across them; it
+ * unparks each request before resuming it. */
+void ios_stage_park(struct ios_stage *st);
+void ios_stage_unpark(struct ios_stage *st);
 
 /* The stage's own per-request bytes. */
 void *ios_stage_scratch(struct ios_stage *st, struct ios_req *req);

@@ -7,7 +7,9 @@
  * when the head may go, so a waiting queue costs no CPU and holds up
  * nothing else on the reactor. Flushes are not limited but keep their
  * place behind queued writes. The buckets refill on the reactor's turn
- * clock, so a request costs no clock read of its own.
+ * clock, so a request costs no clock read of its own. Queued requests
+ * are parked (stage.h): a move of the device does not wait for them; the
+ * queue, its buckets and its timer follow the device to its new reactor.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -145,6 +147,7 @@ static int release(struct throttle *t, uint64_t now)
 			charge(t, amount);
 		TAILQ_REMOVE(&t->queue, req, link);
 		__atomic_store_n(&t->queued, t->queued - 1, __ATOMIC_RELAXED);
+		ios_stage_unpark(&t->base);
 		n++;
 		ios_chain_resume(req);
 	}
@@ -229,8 +232,18 @@ static enum ios_stage_verdict thr_request(struct ios_stage *st, struct ios_req *
 	}
 	TAILQ_INSERT_TAIL(&t->queue, req, link);
 	__atomic_store_n(&t->queued, t->queued + 1, __ATOMIC_RELAXED);
+	ios_stage_park(st);
 	vrio_counter_add(&st->st.delayed, 1);
 	return IOS_STAGE_HOLD;
+}
+
+/* The device landed on r: a queue it brought along goes on from here. */
+static void thr_place(struct ios_stage *st, struct ios_reactor *r)
+{
+	struct throttle *t = to_thr(st);
+
+	if (t->r != r)
+		place(t, r);
 }
 
 static void thr_unplace(struct ios_stage *st, struct ios_reactor *r)
@@ -333,6 +346,7 @@ const struct ios_stage_ops ios_stage_throttle_ops = {
 	.drain = thr_drain,
 	.destroy = thr_destroy,
 	.request = thr_request,
+	.place = thr_place,
 	.unplace = thr_unplace,
 	.gauges = thr_gauges,
 	.n_gauges = 1,

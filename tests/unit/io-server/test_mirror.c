@@ -225,6 +225,7 @@ static int setup(void **state)
 	assert_non_null(f->d);
 	f->d->ops = &ios_blk_dev_ops;
 	f->d->srv = &f->srv;
+	TAILQ_INIT(&f->d->parked_stages);
 	snprintf(f->d->name, sizeof(f->d->name), "disk");
 	f->d->max_outstanding = 64;
 	*state = f;
