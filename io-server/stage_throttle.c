@@ -42,8 +42,13 @@ struct throttle {
 	struct ios_poller poller;
 	struct ios_evsrc timer;
 	uint64_t armed_at;		/* the timer's deadline, 0: disarmed */
+	unsigned active;		/* bit i: tb[i] has a rate */
 	bool started;			/* buckets initialised */
 };
+
+/* Each bucket with a rate, i its index. */
+#define for_each_active(t, i, m) \
+	for (unsigned m = (t)->active, i; m && (i = (unsigned)__builtin_ctz(m), 1); m &= m - 1)
 
 static struct throttle *to_thr(struct ios_stage *st)
 {
@@ -87,7 +92,7 @@ static unsigned charges(const struct ios_req *req, uint64_t amount[TB_N])
 
 static bool may_go(const struct throttle *t, const uint64_t amount[TB_N])
 {
-	for (unsigned i = 0; i < TB_N; i++)
+	for_each_active(t, i, m)
 		if (amount[i] && !ios_tb_ready(&t->tb[i], amount[i]))
 			return false;
 	return true;
@@ -95,7 +100,7 @@ static bool may_go(const struct throttle *t, const uint64_t amount[TB_N])
 
 static void charge(struct throttle *t, const uint64_t amount[TB_N])
 {
-	for (unsigned i = 0; i < TB_N; i++)
+	for_each_active(t, i, m)
 		if (amount[i])
 			ios_tb_charge(&t->tb[i], amount[i]);
 }
@@ -104,7 +109,7 @@ static uint64_t wait_ns(const struct throttle *t, const uint64_t amount[TB_N])
 {
 	uint64_t w = 0, x;
 
-	for (unsigned i = 0; i < TB_N; i++) {
+	for_each_active(t, i, m) {
 		x = amount[i] ? ios_tb_wait_ns(&t->tb[i], amount[i]) : 0;
 		if (x > w)
 			w = x;
@@ -112,13 +117,25 @@ static uint64_t wait_ns(const struct throttle *t, const uint64_t amount[TB_N])
 	return w;
 }
 
+static void set_active(struct throttle *t)
+{
+	t->active = 0;
+	for (unsigned i = 0; i < TB_N; i++)
+		if (t->cfg.rate[i])
+			t->active |= 1u << i;
+}
+
 static void refill(struct throttle *t, uint64_t now)
 {
-	struct throttle_cfg *next = __atomic_exchange_n(&t->next, NULL, __ATOMIC_ACQ_REL);
+	struct throttle_cfg *next = NULL;
 
+	/* A plain load first: the exchange is a locked instruction. */
+	if (__atomic_load_n(&t->next, __ATOMIC_RELAXED))
+		next = __atomic_exchange_n(&t->next, NULL, __ATOMIC_ACQ_REL);
 	if (!t->started) {
 		for (unsigned i = 0; i < TB_N; i++)
 			ios_tb_init(&t->tb[i], t->cfg.rate[i], t->cfg.burst_ns, now);
+		set_active(t);
 		t->started = true;
 	}
 	if (next) {
@@ -126,8 +143,9 @@ static void refill(struct throttle *t, uint64_t now)
 		free(next);
 		for (unsigned i = 0; i < TB_N; i++)
 			ios_tb_set(&t->tb[i], t->cfg.rate[i], t->cfg.burst_ns, now);
+		set_active(t);
 	}
-	for (unsigned i = 0; i < TB_N; i++)
+	for_each_active(t, i, m)
 		ios_tb_refill(&t->tb[i], now);
 }
 

@@ -16,9 +16,11 @@
 # Each round runs every disk in turn: 4 KiB random writes at QD 32 (IOPS
 # and the io-server's CPU microseconds per I/O), then 128 KiB sequential
 # writes at QD 32 (MiB/s). Prints medians of ROUNDS, and the median of
-# each round's ratio to `none` in that round; for crypt also its own throughput: bytes through the stage over
-# the time spent in its code (vrio_ioserver_stage_seconds_total), i.e. what
-# one core does. VRIO_STAGES="throttle ..." runs only those.
+# each round's ratio to `none` in that round (every other round runs the
+# disks in reverse order); then each stage's own time per request
+# (vrio_ioserver_stage_seconds_total over its requests) against the plain
+# disk's CPU per I/O, and for crypt its throughput on one core.
+# VRIO_STAGES="throttle ..." runs only those.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 
@@ -96,7 +98,7 @@ ratio() {
 }
 
 main() {
-	local build n i have=() socks=()
+	local build n i have=() socks=() order=()
 	build=$(cd "$1" && pwd)
 	vrio_binaries "$build" || die "daemons not built in $build"
 	BENCH=$build/tools/vrio-bench
@@ -113,7 +115,10 @@ main() {
 	log "${SECS}s runs, $ROUNDS rounds, one reactor, RAM disks: ${have[*]}"
 
 	for ((i = 0; i < ROUNDS; i++)); do
-		for n in "${have[@]}"; do
+		# Every other round in reverse, so no disk always runs first.
+		order=("${have[@]}")
+		((i % 2 == 0)) || order=($(printf '%s\n' "${have[@]}" | tac))
+		for n in "${order[@]}"; do
 			run "$n" randwrite 4096
 			run "$n" write 131072
 		done
@@ -126,20 +131,28 @@ main() {
 			"$(col 3 "$RUN/$n.randwrite")" "$(col 2 "$RUN/$n.write")" \
 			"$(ratio 2 "$RUN/$n.write" "$RUN/none.write")"
 	done
-	if [[ " ${have[*]} " == *" crypt "* ]]; then
-		vrio_metrics vrio-ioserver "$VRIO_IO_METRICS" "$RUN/io.metrics" || die "metrics"
-		python3 - "$RUN/io.metrics" <<'PY'
+	# Each stage's own code (its request and completion calls, timed one
+	# call in 16): per request, and against the plain disk's CPU per I/O.
+	vrio_metrics vrio-ioserver "$VRIO_IO_METRICS" "$RUN/io.metrics" || die "metrics"
+	python3 - "$RUN/io.metrics" "$(col 3 "$RUN/none.randwrite")" <<'PY'
 import re, sys
 v = {}
 for line in open(sys.argv[1]):
-    m = re.match(r'vrio_ioserver_stage_(bytes|seconds)_total\{device="crypt",stage="crypt"\} (\S+)', line)
+    m = re.match(r'vrio_ioserver_stage_(requests|bytes|seconds)_total\{device="(\w+)",stage="\w+"\} (\S+)', line)
     if m:
-        v[m.group(1)] = float(m.group(2))
-if v.get("seconds"):
-    print("crypt: %.2f GiB/s in the stage's own code (%.1f GiB in %.2f s of one core)" %
-          (v["bytes"] / v["seconds"] / 2**30, v["bytes"] / 2**30, v["seconds"]))
+        v.setdefault(m.group(2), {})[m.group(1)] = float(m.group(3))
+base = float(sys.argv[2]) * 1000
+for name, s in v.items():
+    if not s.get("requests") or not s.get("seconds"):
+        continue
+    ns = s["seconds"] / s["requests"] * 1e9
+    line = "%s: %.0f ns a request in its own code, %.1f%% of the plain disk's %.0f ns CPU per I/O" % (
+        name, ns, 100 * ns / base, base)
+    if name == "crypt":
+        line += "; %.2f GiB/s on one core (%.1f GiB in %.2f s)" % (
+            s["bytes"] / s["seconds"] / 2**30, s["bytes"] / 2**30, s["seconds"])
+    print(line)
 PY
-	fi
 	vrio_down
 }
 
