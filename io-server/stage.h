@@ -77,7 +77,7 @@ struct ios_stage_stats {
  * call would cost a cheap stage more than its own code. At random, since
  * a stage may work on one side only for some requests (crypt: writes
  * going, reads coming back) and a guest's pattern may have a period. */
-#define IOS_STAGE_SAMPLE 16
+#define IOS_STAGE_SAMPLE 64
 
 struct ios_stage_ops {
 	enum vrio_stage_kind kind;

@@ -132,7 +132,7 @@ main() {
 			"$(ratio 2 "$RUN/$n.write" "$RUN/none.write")"
 	done
 	# Each stage's own code (its request and completion calls, timed one
-	# call in 16): per request, and against the plain disk's CPU per I/O.
+	# call in 64): per request, and against the plain disk's CPU per I/O.
 	vrio_metrics vrio-ioserver "$VRIO_IO_METRICS" "$RUN/io.metrics" || die "metrics"
 	python3 - "$RUN/io.metrics" "$(col 3 "$RUN/none.randwrite")" <<'PY'
 import re, sys
