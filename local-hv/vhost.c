@@ -18,6 +18,7 @@
 #include <rte_log.h>
 #include <rte_vhost.h>
 
+#include "channel.h"
 #include "dpdk_eal.h"
 #include "localhv.h"
 #include "log.h"
@@ -35,7 +36,8 @@
 #define VHOST_USER_SET_CONFIG		25
 #define STOP_TIMEOUT_NS			(5ull * 1000 * 1000 * 1000)
 
-/* The part of a vhost-user message we read in pre_msg_handle. */
+/* The part of a vhost-user message we read in pre_msg_handle: the start
+ * of rte_vhost's context (channel.c), the frontend's bytes. */
 struct vu_msg {
 	uint32_t request;
 	uint32_t flags;
@@ -51,50 +53,6 @@ struct vu_msg {
 		struct vhost_iotlb_msg iotlb;
 	} payload;
 } __attribute__((packed));
-
-/*
- * rte_vhost hands pre_msg_handle the message but not the descriptors that
- * came with it, and DPDK 22.11 has no call that gives an external backend
- * its backend ("slave") channel, on which IOTLB misses go. The descriptors
- * follow the message in rte_vhost's own context: int fds[8], unused ones
- * -1, then fd_num. For SET_SLAVE_REQ_FD (one descriptor, a stream socket)
- * that pattern is found behind the message and the socket duplicated;
- * anything else found there is refused, and the device then has no
- * channel (misses break it, logged).
- */
-#define VU_CTX_FDS	8
-#define VU_CTX_SCAN	2048
-
-static bool is_stream_socket(int fd)
-{
-	int type = 0;
-	socklen_t len = sizeof(type);
-	struct stat sb;
-
-	return fd >= 0 && fstat(fd, &sb) == 0 && S_ISSOCK(sb.st_mode) &&
-	       getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
-}
-
-static int msg_channel_fd(const struct vu_msg *m)
-{
-	const uint8_t *base = (const uint8_t *)m;
-	int v[VU_CTX_FDS + 1], found = -1;
-	size_t off, k;
-
-	for (off = 12; off + sizeof(v) <= VU_CTX_SCAN; off += sizeof(int)) {
-		memcpy(v, base + off, sizeof(v));
-		if (v[VU_CTX_FDS] != 1 || v[0] < 0)
-			continue;
-		for (k = 1; k < VU_CTX_FDS && v[k] == -1; k++)
-			;
-		if (k == VU_CTX_FDS && is_stream_socket(v[0])) {
-			if (found >= 0 && found != v[0])
-				return -1;	/* ambiguous: trust neither */
-			found = v[0];
-		}
-	}
-	return found;
-}
 
 /* rte_vhost's callbacks carry no context; this is the registry they use. */
 static struct lhv *g_lhv;
@@ -132,6 +90,34 @@ static struct lhv_dev *dev_of(int vid)
 	return d && d->conn_vid == vid ? d : NULL;
 }
 
+/* The backend channel from this message's descriptors, or -1 (logged). */
+static int take_channel(struct lhv_dev *d, const void *ctx)
+{
+	struct lhv_channel_peer p = { .name = d->name, .socket = d->socket };
+	unsigned i, n = __atomic_load_n(&g_lhv->n_slots, __ATOMIC_ACQUIRE);
+	struct lhv_dev *o;
+	int *held, fd;
+
+	/* Other devices' channels: a descriptor we hold must not come back
+	 * as this one's. Slots added meanwhile have no frontend yet. */
+	held = calloc(n ? n : 1, sizeof(*held));
+	if (!held) {
+		VRIO_ERR("%s: no memory to check the backend channel", d->name);
+		return -1;
+	}
+	pthread_mutex_lock(&g_lhv->lock);
+	for (i = 0; i < n; i++) {
+		o = g_lhv->devs[i];
+		held[i] = o && o != d ? __atomic_load_n(&o->iommu.slave_fd, __ATOMIC_ACQUIRE) : -1;
+	}
+	pthread_mutex_unlock(&g_lhv->lock);
+	p.n_held = n;
+	p.held = held;
+	fd = lhv_channel_take(ctx, &p);
+	free(held);
+	return fd < 0 ? -1 : fd;
+}
+
 static enum rte_vhost_msg_result pre_msg(int vid, void *arg)
 {
 	struct vu_msg *m = arg;
@@ -153,12 +139,9 @@ static enum rte_vhost_msg_result pre_msg(int vid, void *arg)
 		return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
 	}
 	if (m->request == VHOST_USER_SET_SLAVE_REQ_FD) {
-		int fd = msg_channel_fd(m), dup_fd = fd >= 0 ? dup(fd) : -1;
-
-		if (dup_fd < 0)
-			VRIO_WARN("%s: cannot find the backend channel in SET_SLAVE_REQ_FD; "
-				  "IOTLB misses will break the device", d->name);
-		lhv_iommu_set_channel(&d->iommu, dup_fd);
+		/* rte_vhost keeps its own copy (for the rings' misses) and
+		 * refuses a message without exactly one descriptor itself. */
+		lhv_iommu_set_channel(&d->iommu, take_channel(d, arg));
 		return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
 	}
 	if (changes_rings(m->request)) {
@@ -504,6 +487,7 @@ static const struct rte_vhost_device_ops vhost_ops = {
 
 int lhv_vhost_init(struct lhv *l, const char *prog, bool verbose)
 {
+	const char *why;
 	int rc;
 
 	/* rte_vhost needs the EAL for its allocations, whether or not a
@@ -517,6 +501,9 @@ int lhv_vhost_init(struct lhv *l, const char *prog, bool verbose)
 	rc = vrio_dpdk_eal_init(prog, l->host->name, &l->host->dpdk, verbose);
 	if (rc < 0)
 		return rc;
+	if (!lhv_channel_supported(&why))
+		VRIO_WARN("%s: no backend channel for IOTLB misses (%s): request/response devices are offered without vIOMMU support",
+			  l->host->name, why);
 	g_lhv = l;
 	return 0;
 }
@@ -544,6 +531,7 @@ int lhv_vhost_register(struct lhv *l, struct lhv_dev *d)
 {
 	const char *path = d->socket;
 	uint64_t features, pfeatures, pextra = 0;
+	const char *why;
 	struct stat sb;
 
 	/* A socket left by an earlier run would make bind fail. */
@@ -557,6 +545,11 @@ int lhv_vhost_register(struct lhv *l, struct lhv_dev *d)
 		   (1ull << VIRTIO_F_ACCESS_PLATFORM_BIT);
 	if (d->ops->own_rings)
 		pextra = 1ull << VHOST_USER_PROTOCOL_F_CONFIG_BIT;
+	/* Our walker's IOTLB misses need the backend channel (channel.c);
+	 * without it a vIOMMU is refused when features are negotiated rather
+	 * than breaking the device at its first miss. */
+	if (d->ops->own_rings && !lhv_channel_supported(&why))
+		features &= ~(1ull << VIRTIO_F_ACCESS_PLATFORM_BIT);
 	d->conn_vid = -1;
 	/* IOTLB support: rte_vhost's for the rings and its net path, ours
 	 * (iommu.c) for the request/response kind's buffers. */
