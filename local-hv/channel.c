@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <linux/vhost_types.h>
 
+#include <rte_config.h>
 #include <rte_version.h>
 
 #include "channel.h"
@@ -42,7 +43,8 @@
  * and refuses a payload over 0x278. tests/unit/local-hv/test_channel.c
  * takes a descriptor through the real library, which fails if it moved.
  * DPDK 25.03 grew the crypto member; a release not pinned here gets no
- * channel, never a guess.
+ * channel, never a guess (a note when building: a warning under clang,
+ * so an error there with VRIO_WERROR).
  */
 #if defined(RTE_VER_YEAR) && RTE_VER_YEAR == 22 && RTE_VER_MONTH == 11
 #define VU_CTX_PINNED 1
