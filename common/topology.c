@@ -615,6 +615,40 @@ static int topo_p_cores(struct topo_ctx *c, const struct topo_key *k, const yaml
 	return 0;
 }
 
+/* io_servers[].heartbeat */
+
+enum { HB_INTERVAL, HB_DEAD_AFTER, N_HB_KEYS };
+
+#define F(field) offsetof(struct vrio_topo_heartbeat, field)
+static const struct topo_key heartbeat_keys[N_HB_KEYS] = {
+	[HB_INTERVAL] = { "interval_ms", topo_p_uint, F(interval_ms), 10, 60000, 0 },
+	[HB_DEAD_AFTER] = { "dead_after_ms", topo_p_uint, F(dead_after_ms), 30, 600000, 0 },
+};
+#undef F
+
+/* A peer is declared dead only after missing more than two heartbeats. */
+static int topo_p_heartbeat(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			    void *obj)
+{
+	struct vrio_topo_ioserver *s = obj;
+	struct topo_seen seen[N_HB_KEYS] = { 0 };
+	struct vrio_topo_heartbeat hb = s->heartbeat;
+	int ret;
+
+	ret = topo_want_mapping(c, k, v);
+	if (ret)
+		return ret;
+	ret = topo_walk(c, v, "heartbeat", heartbeat_keys, N_HB_KEYS, &hb, seen);
+	if (ret)
+		return ret;
+	if ((uint64_t)hb.dead_after_ms <= 2ull * hb.interval_ms)
+		return topo_err(c, seen[HB_DEAD_AFTER].val ? seen[HB_DEAD_AFTER].val : v,
+				"heartbeat: 'dead_after_ms' (%u) must be more than twice 'interval_ms' (%u)",
+				hb.dead_after_ms, hb.interval_ms);
+	s->heartbeat = hb;
+	return 0;
+}
+
 /* io_servers[] */
 
 /* faults: */
@@ -790,7 +824,7 @@ static int topo_p_later(struct topo_ctx *c, const struct topo_key *k, const yaml
 
 enum {
 	IOS_NAME, IOS_TRANSPORT, IOS_LISTEN, IOS_METRICS, IOS_CONTROL, IOS_CORES, IOS_FAULTS,
-	IOS_DPDK, N_IOS_KEYS
+	IOS_DPDK, IOS_HEARTBEAT, N_IOS_KEYS
 };
 
 #define F(field) offsetof(struct vrio_topo_ioserver, field)
@@ -803,6 +837,7 @@ static const struct topo_key ioserver_keys[N_IOS_KEYS] = {
 	[IOS_CORES] = { "cores", topo_p_cores, 0, 0, 0, 0 },
 	[IOS_FAULTS] = { "faults", topo_p_faults, 0, 0, 0, 0 },
 	[IOS_DPDK] = { "dpdk", topo_p_dpdk, F(dpdk), 0, 0, 0 },
+	[IOS_HEARTBEAT] = { "heartbeat", topo_p_heartbeat, 0, 0, 0, 0 },
 };
 #undef F
 
@@ -864,6 +899,8 @@ static int topo_ioserver(struct topo_ctx *c, const yaml_node_t *map)
 	s = &t->io_servers[t->n_io_servers++];
 	topo_mark(map, &s->line, &s->col);
 	s->cores_min = s->cores_max = 1;
+	s->heartbeat.interval_ms = VRIO_TOPO_HB_INTERVAL_MS;
+	s->heartbeat.dead_after_ms = VRIO_TOPO_HB_DEAD_AFTER_MS;
 
 	ret = topo_walk(c, map, "io_server", ioserver_keys, N_IOS_KEYS, s, seen);
 	if (ret)
@@ -2302,6 +2339,7 @@ static const struct {
 	{ "io_servers.cores", cores_keys, N_CORES_KEYS },
 	{ "io_servers.faults", fault_keys, N_FLT_KEYS },
 	{ "io_servers.dpdk", dpdk_keys, N_DPDK_KEYS },
+	{ "io_servers.heartbeat", heartbeat_keys, N_HB_KEYS },
 	{ "hosts", host_keys, N_HOST_KEYS },
 	{ "hosts.dpdk", dpdk_keys, N_DPDK_KEYS },
 	{ "networks", network_keys, N_NET_KEYS },

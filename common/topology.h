@@ -46,6 +46,19 @@ struct vrio_topo_dpdk {
  */
 #define VRIO_TOPO_CONTROL_DIR	"/run/vrio"
 
+/*
+ * Liveness on every connection to or from an io-server (heartbeat:): each
+ * side sends a Heartbeat when it has sent nothing for interval_ms, and
+ * closes a connection on which nothing arrived for dead_after_ms.
+ */
+#define VRIO_TOPO_HB_INTERVAL_MS	100
+#define VRIO_TOPO_HB_DEAD_AFTER_MS	1000
+
+struct vrio_topo_heartbeat {
+	unsigned interval_ms;	/* default 100, 10..60000 */
+	unsigned dead_after_ms;	/* default 1000, more than 2 x interval_ms, up to 600000 */
+};
+
 struct vrio_topo_ioserver {
 	char *name;
 	char *transport;	/* "tcp" (default), "shm" or "dpdk" */
@@ -56,6 +69,7 @@ struct vrio_topo_ioserver {
 	char *control;		/* control socket; never NULL (see VRIO_TOPO_CONTROL_DIR) */
 	unsigned cores_min;	/* default 1 */
 	unsigned cores_max;	/* default cores_min */
+	struct vrio_topo_heartbeat heartbeat;	/* both ends of its connections */
 	unsigned line, col;	/* where the entry starts, for messages */
 };
 

@@ -176,6 +176,21 @@ static void show_faults(char *buf, size_t len, const void *obj, size_t off)
 	diff_abbrev(buf, len, !f->enabled ? "none" : n ? all : "on");
 }
 
+static bool same_heartbeat(const void *a, const void *b, size_t off)
+{
+	const struct vrio_topo_heartbeat *x = &((const struct vrio_topo_ioserver *)a)->heartbeat;
+	const struct vrio_topo_heartbeat *y = &((const struct vrio_topo_ioserver *)b)->heartbeat;
+
+	return x->interval_ms == y->interval_ms && x->dead_after_ms == y->dead_after_ms;
+}
+
+static void show_heartbeat(char *buf, size_t len, const void *obj, size_t off)
+{
+	const struct vrio_topo_heartbeat *h = &((const struct vrio_topo_ioserver *)obj)->heartbeat;
+
+	snprintf(buf, len, "interval_ms %u, dead_after_ms %u", h->interval_ms, h->dead_after_ms);
+}
+
 #define IOS(field) offsetof(struct vrio_topo_ioserver, field)
 /* An io-server's own settings: each needs a restart. */
 static const struct diff_key ioserver_keys[] = {
@@ -186,6 +201,7 @@ static const struct diff_key ioserver_keys[] = {
 	{ "cores", 0, same_cores, show_cores, 0 },
 	{ "dpdk", IOS(dpdk), same_dpdk, show_dpdk, 0 },
 	{ "faults", 0, same_faults, show_faults, 0 },
+	{ "heartbeat", 0, same_heartbeat, show_heartbeat, 0 },
 };
 
 /* What a host's connection to an io-server was made with. */
@@ -193,6 +209,7 @@ static const struct diff_key connection_keys[] = {
 	{ "transport", IOS(transport), same_str, show_str, 0 },
 	{ "listen", IOS(listen), same_str, show_str, 0 },
 	{ "faults", 0, same_faults, show_faults, 0 },
+	{ "heartbeat", 0, same_heartbeat, show_heartbeat, 0 },
 };
 #undef IOS
 

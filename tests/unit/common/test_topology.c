@@ -92,7 +92,8 @@ static const struct bad_case bad_cases[] = {
 	  "topo.yaml:3:5: expected a mapping for each entry of 'io_servers', got 'io0'" },
 	{ "unknown io_server key", V IOS "    listn: 127.0.0.1:7401\n" HOSTS,
 	  "topo.yaml:5:5: unknown key 'listn' in io_server "
-	  "(expected one of: name, transport, listen, metrics, control, cores, faults, dpdk)" },
+	  "(expected one of: name, transport, listen, metrics, control, cores, faults, dpdk, "
+	  "heartbeat)" },
 	{ "io_server without listen", V "io_servers:\n  - name: io0\n" HOSTS,
 	  "topo.yaml:3:5: io_server: missing required key 'listen'" },
 	{ "io_server without name", V "io_servers:\n  - listen: 127.0.0.1:7400\n" HOSTS,
@@ -142,6 +143,21 @@ static const struct bad_case bad_cases[] = {
 	  "topo.yaml:5:20: expected a probability between 0 and 1 for 'drop', got '5'" },
 	{ "fault probability not a number", V IOS "    faults: {reorder: often}\n" HOSTS,
 	  "topo.yaml:5:23: expected a probability between 0 and 1 for 'reorder', got 'often'" },
+	{ "heartbeat not a mapping", V IOS "    heartbeat: 100\n" HOSTS,
+	  "topo.yaml:5:16: expected a mapping for 'heartbeat', got '100'" },
+	{ "unknown heartbeat key", V IOS "    heartbeat: {interval: 100}\n" HOSTS,
+	  "topo.yaml:5:17: unknown key 'interval' in heartbeat "
+	  "(expected one of: interval_ms, dead_after_ms)" },
+	{ "heartbeat interval too short", V IOS "    heartbeat: {interval_ms: 5}\n" HOSTS,
+	  "topo.yaml:5:30: 'interval_ms' must be between 10 and 60000, got 5" },
+	{ "heartbeat dead_after not above twice the interval",
+	  V IOS "    heartbeat: {interval_ms: 200, dead_after_ms: 400}\n" HOSTS,
+	  "topo.yaml:5:50: heartbeat: 'dead_after_ms' (400) must be more than twice "
+	  "'interval_ms' (200)" },
+	{ "heartbeat interval alone above half the default dead_after",
+	  V IOS "    heartbeat: {interval_ms: 500}\n" HOSTS,
+	  "topo.yaml:5:16: heartbeat: 'dead_after_ms' (1000) must be more than twice "
+	  "'interval_ms' (500)" },
 	{ "unknown cores key", V IOS "    cores: {min: 1, maks: 2}\n" HOSTS,
 	  "topo.yaml:5:21: unknown key 'maks' in cores (expected one of: min, max)" },
 	{ "cores min above max", V IOS "    cores: {min: 4, max: 2}\n" HOSTS,
@@ -483,6 +499,35 @@ static void test_faults_and_shm(void **state)
 	vrio_topology_free(t);
 }
 
+/* heartbeat: defaults, one key given, both given. */
+static void test_heartbeat(void **state)
+{
+	static const char text[] = V
+		"io_servers:\n"
+		"  - name: io0\n"
+		"    listen: 127.0.0.1:7400\n"
+		"  - name: io1\n"
+		"    listen: 127.0.0.1:7401\n"
+		"    heartbeat: {dead_after_ms: 3000}\n"
+		"  - name: io2\n"
+		"    listen: 127.0.0.1:7402\n"
+		"    heartbeat:\n"
+		"      interval_ms: 10\n"
+		"      dead_after_ms: 30\n" HOSTS;
+	struct vrio_topology *t = NULL;
+	char err[256] = "";
+
+	assert_int_equal(vrio_topology_parse("topo.yaml", text, sizeof(text) - 1, &t, err,
+					     sizeof(err)), 0);
+	assert_int_equal(t->io_servers[0].heartbeat.interval_ms, VRIO_TOPO_HB_INTERVAL_MS);
+	assert_int_equal(t->io_servers[0].heartbeat.dead_after_ms, VRIO_TOPO_HB_DEAD_AFTER_MS);
+	assert_int_equal(t->io_servers[1].heartbeat.interval_ms, 100);
+	assert_int_equal(t->io_servers[1].heartbeat.dead_after_ms, 3000);
+	assert_int_equal(t->io_servers[2].heartbeat.interval_ms, 10);
+	assert_int_equal(t->io_servers[2].heartbeat.dead_after_ms, 30);
+	vrio_topology_free(t);
+}
+
 /* dpdk: on an io-server and hosts: the arguments split, the port kept. */
 static void test_dpdk(void **state)
 {
@@ -797,6 +842,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bad_topologies),
 		cmocka_unit_test(test_faults_and_shm),
+		cmocka_unit_test(test_heartbeat),
 		cmocka_unit_test(test_dpdk),
 		cmocka_unit_test(test_short_error_buffer),
 		cmocka_unit_test(test_good_topology),
