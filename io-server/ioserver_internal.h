@@ -30,6 +30,7 @@
 #include "bdev.h"
 #include "blk.h"
 #include "device.h"
+#include "heartbeat.h"
 #include "log.h"
 #include "metrics.h"
 #include "net.h"
@@ -122,6 +123,8 @@ struct ios_session {
 	char close_reason[192];		/* for the one line logged at close */
 	struct ios_poller poller;
 	struct ios_evsrc ev;
+	struct vrio_hb hb;		/* the connection's liveness */
+	bool hb_started;		/* its timers run from its first turn */
 	bool flush_pending;		/* flush() left bytes behind */
 	struct ios_req_list backlog;	/* ready to send */
 	struct ios_req_list unflushed;	/* sent, not yet flushed */
@@ -140,6 +143,8 @@ struct ios_rctx {
 	/* Its connections' counters by host slot, published by the reactor
 	 * for the metrics thread (transport.h). */
 	struct vrio_conn_stats conn_pub[IOS_MAX_HOSTS];
+	/* By host slot too: heartbeats sent, connections found dead. */
+	uint64_t hb_sent[IOS_MAX_HOSTS], hb_timeouts[IOS_MAX_HOSTS];
 };
 
 static inline struct ios_rctx *ios_rctx(struct ios_reactor *r)

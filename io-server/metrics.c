@@ -194,6 +194,38 @@ static const char *conn_fill(const void *arg, unsigned h, struct vrio_conn_stats
 	return srv->hosts[h].name;
 }
 
+/* Liveness (heartbeat.h), by host, over reactors. */
+static void metrics_heartbeats(struct ios_server *srv, struct vrio_mw *w)
+{
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} fam[] = {
+		{ "vrio_ioserver_heartbeats_sent_total",
+		  "Heartbeats sent on an otherwise quiet connection",
+		  offsetof(struct ios_rctx, hb_sent) },
+		{ "vrio_ioserver_heartbeat_timeouts_total",
+		  "Connections closed because nothing arrived for dead_after",
+		  offsetof(struct ios_rctx, hb_timeouts) },
+	};
+	unsigned n = __atomic_load_n(&srv->n_hosts, __ATOMIC_ACQUIRE);
+	char name[128], lab[160];
+	uint64_t v;
+
+	for (size_t k = 0; k < sizeof(fam) / sizeof(fam[0]); k++) {
+		vrio_mw_family(w, fam[k].name, "counter", fam[k].help);
+		for (unsigned h = 0; h < n; h++) {
+			v = 0;
+			for (unsigned i = 0; i < srv->n_reactors; i++)
+				v += vrio_counter_get((const uint64_t *)((const char *)&srv->rctx[i] +
+									 fam[k].off) + h);
+			vrio_mw_escape(name, sizeof(name), srv->hosts[h].name);
+			snprintf(lab, sizeof(lab), "host=\"%s\"", name);
+			vrio_mw_u64(w, fam[k].name, lab, v);
+		}
+	}
+}
+
 void ios_metrics_collect(void *arg, struct vrio_mw *w)
 {
 	struct ios_server *srv = arg;
@@ -206,5 +238,6 @@ void ios_metrics_collect(void *arg, struct vrio_mw *w)
 	pthread_mutex_unlock(&srv->lock);
 	vrio_conn_stats_emit(w, "vrio_ioserver_connection", "host",
 			     __atomic_load_n(&srv->n_hosts, __ATOMIC_ACQUIRE), conn_fill, srv);
+	metrics_heartbeats(srv, w);
 	vrio_mw_process(w);
 }

@@ -12,6 +12,11 @@
  *
  * Anything else from the peer is garbage: one line naming the peer, and
  * the connection (only this one) is closed.
+ *
+ * Liveness (heartbeat.h): a READY session sends a Heartbeat when it has
+ * sent nothing for the interval; a session in HELLO or READY on which
+ * nothing arrived for dead_after is closed as dead (a hung local-hv, or a
+ * peer that connected and said nothing), which lets its devices go.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -164,6 +169,7 @@ struct ios_session *ios_session_create(struct ios_server *srv, struct vrio_conn 
 	s->conn = conn;
 	conn->owner = s;
 	s->host = -1;
+	vrio_hb_init(&s->hb, srv->self->heartbeat.interval_ms, srv->self->heartbeat.dead_after_ms);
 	snprintf(s->name, sizeof(s->name), "%s", conn->name);
 	s->state = IOS_SESSION_HELLO;
 	s->ev.fd = vrio_conn_fd(conn);
@@ -468,6 +474,52 @@ static int session_tx(struct ios_session *s)
 	return n;
 }
 
+/* ---- liveness ---- */
+
+static void session_heartbeat(struct ios_session *s)
+{
+	Vrio__Ctrl m = VRIO__CTRL__INIT;
+	Vrio__Heartbeat hb = VRIO__HEARTBEAT__INIT;
+	uint64_t *sent;
+
+	/* Frames waiting to go say as much, once the peer takes them. */
+	if (s->state != IOS_SESSION_READY || !TAILQ_EMPTY(&s->backlog))
+		return;
+	sent = &ios_rctx(s->r)->hb_sent[s->host];
+	vrio_counter_add(sent, 1);
+	hb.seq = *sent;
+	m.msg_case = VRIO__CTRL__MSG_HEARTBEAT;
+	m.heartbeat = &hb;
+	/* Out of memory: the next interval tries again. */
+	ios_session_send_ctrl(s, &m);
+}
+
+/* After the receive of a turn. Returns 1 if it closed the session. */
+static int session_liveness(struct ios_session *s)
+{
+	char why[128];
+
+	if (!s->hb_started) {
+		vrio_hb_start(&s->hb, s->conn, s->r->now);
+		s->hb_started = true;
+		return 0;
+	}
+	switch (vrio_hb_check(&s->hb, s->conn, s->r->now)) {
+	case VRIO_HB_DEAD:
+		if (s->host >= 0)
+			vrio_counter_add(&ios_rctx(s->r)->hb_timeouts[s->host], 1);
+		snprintf(why, sizeof(why), "the peer sent nothing for %llu ms: declared dead",
+			 (unsigned long long)vrio_hb_silent_ms(&s->hb, s->r->now));
+		session_close(s, false, why);
+		return 1;
+	case VRIO_HB_SEND:
+		session_heartbeat(s);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
 /* ---- the reactor's view ---- */
 
 static bool session_idle(const struct ios_session *s)
@@ -514,6 +566,8 @@ static int session_poll(struct ios_poller *p)
 		} else {
 			work += rc;
 		}
+		if (s->conn)
+			work += session_liveness(s);
 	}
 	if (s->conn) {
 		rc = session_tx(s);
@@ -559,6 +613,12 @@ static int session_sleep(struct ios_poller *p)
 	t = vrio_conn_timeout_ms(s->conn);
 	if (ev && s->ev.fd < 0 && (t < 0 || t > 1))
 		t = 1;
+	if (reading && s->hb_started) {
+		int th = vrio_hb_timeout_ms(&s->hb, s->r->now);
+
+		if (t < 0 || th < t)
+			t = th;
+	}
 	return t;
 }
 

@@ -250,6 +250,7 @@ static int fake_send(struct vrio_conn *c, const struct vrio_frame *f, const stru
 	if (f->len)
 		memcpy(copy, iov[0].iov_base, f->len);
 	check_sent_frame(fc, c->owner, f, copy);
+	c->stats.frames_tx++;
 	st = &fc->sent[fc->n_sent++];
 	st->buf = f->len ? iov[0].iov_base : NULL;
 	st->len = f->len;
@@ -316,6 +317,7 @@ static int fake_poll(struct vrio_conn *c, vrio_recv_cb cb, void *arg, unsigned b
 	FUZZ_CHECK(!fc->closed, "poll on a closed connection");
 	while (fc->in_head != fc->in_tail && n < budget) {
 		fr = &fc->in[fc->in_head++];
+		c->stats.frames_rx++;
 		before = s->state;
 		rc = cb(arg, c, &fr->f, fr->payload);
 		if (rc == 0 && (before == IOS_SESSION_HELLO || before == IOS_SESSION_READY))

@@ -31,6 +31,9 @@ static const char topo_yaml[] =
 	"io_servers:\n"
 	"  - name: io0\n"
 	"    listen: 127.0.0.1:7400\n"
+	/* The clock jumps (the switch's ageing): no heartbeat gets in the
+	 * way; test_liveness sets its own. */
+	"    heartbeat: {interval_ms: 60000, dead_after_ms: 600000}\n"
 	"  - name: io1\n"
 	"    listen: 127.0.0.1:7401\n"
 	"hosts:\n"
@@ -121,6 +124,7 @@ static int fake_send(struct vrio_conn *c, const struct vrio_frame *f, const stru
 
 	assert_false(fc->closed);
 	assert_true(fc->n_out < FAKE_MAX);
+	c->stats.frames_tx++;
 	m = &fc->out[fc->n_out++];
 	m->f = *f;
 	m->payload = malloc(f->len ? f->len : 1);
@@ -146,6 +150,7 @@ static int fake_poll(struct vrio_conn *c, vrio_recv_cb cb, void *arg, unsigned b
 
 	while (fc->in_head != fc->in_tail && n < budget) {
 		m = &fc->in[fc->in_head++];
+		c->stats.frames_rx++;
 		rc = cb(arg, c, &m->f, m->payload);
 		free(m->payload);
 		m->payload = NULL;
@@ -620,6 +625,70 @@ static void test_requests(void **state)
 	assert_false(fc->closed);
 }
 
+/*
+ * Liveness: a quiet READY session sends a heartbeat each interval; any
+ * frame from the peer keeps it; dead_after of silence closes it as dead,
+ * lets its device go and is counted; the other session does not notice.
+ */
+static void test_liveness(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_conn *fc = &f->fc[0];
+	struct ios_session *s = f->s[0];
+	const uint64_t ms = 1000000ull;
+	Vrio__Ctrl hb = VRIO__CTRL__INIT, *m;
+	Vrio__Heartbeat h = VRIO__HEARTBEAT__INIT;
+	uint32_t id;
+
+	hello_ok(f, 0, "host0");
+	hello_ok(f, 1, "host1");
+	assert_int_equal(attach(f, 0, "disk-a", &id), 0);
+	/* The fixture's io0 waits a minute; this one 100 ms and 1 s. */
+	vrio_hb_init(&s->hb, 100, 1000);
+	vrio_hb_start(&s->hb, s->conn, test_now);
+	clear_out(fc);
+
+	test_now += 99 * ms;
+	turn(f);
+	assert_int_equal(fc->n_out, 0);
+	test_now += 1 * ms;
+	turn(f);
+	assert_int_equal(fc->n_out, 1);
+	m = out_ctrl(fc, 0);
+	assert_int_equal(m->msg_case, VRIO__CTRL__MSG_HEARTBEAT);
+	vrio_ctrl_free(m);
+	/* The next one only an interval after that one left. */
+	test_now += 50 * ms;
+	turn(f);
+	assert_int_equal(fc->n_out, 1);
+	test_now += 50 * ms;
+	turn(f);
+	assert_int_equal(fc->n_out, 2);
+
+	/* The peer's heartbeat at +900 ms is life: answered, and the session
+	 * lives until 1 s after it. */
+	test_now += 700 * ms;
+	hb.msg_case = VRIO__CTRL__MSG_HEARTBEAT;
+	hb.heartbeat = &h;
+	push_ctrl(fc, &hb);
+	turn(f);
+	assert_false(fc->closed);
+	test_now += 999 * ms;
+	turn(f);
+	assert_false(fc->closed);
+	assert_int_equal(ios_rctx(f->r)->hb_timeouts[s->host], 0);
+	test_now += 1 * ms;
+	turn(f);
+	assert_true(fc->closed);
+	assert_int_equal(ios_rctx(f->r)->hb_timeouts[s->host], 1);
+	assert_true(ios_rctx(f->r)->hb_sent[s->host] >= 2);
+	/* Its device was let go: the session is gone, the device free. */
+	assert_false(session_alive(f, s));
+	assert_null(f->srv.devs[0]->owner);
+	/* The other host's session keeps the fixture's minute. */
+	assert_false(f->fc[1].closed);
+}
+
 static void test_device_error(void **state)
 {
 	struct fixture *f = *state;
@@ -911,6 +980,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_request_before_hello, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_attach_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_requests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_liveness, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_device_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drain_flushes_then_closes, setup, teardown),
