@@ -183,23 +183,52 @@ void lhv_devs_fini(struct lhv *l)
 	l->n_slots = 0;
 }
 
-const char *lhv_dev_state_name(const struct lhv_dev *d)
+const char *const lhv_dev_view_names[LHV_NR_VIEWS] = {
+	[LHV_VIEW_CONNECTING] = "connecting",
+	[LHV_VIEW_ATTACHING] = "attaching",
+	[LHV_VIEW_ATTACHED] = "attached",
+	[LHV_VIEW_REFUSED] = "refused",
+	[LHV_VIEW_DRAINING] = "draining",
+	[LHV_VIEW_BROKEN] = "broken",
+	[LHV_VIEW_DEAD] = "dead",
+	[LHV_VIEW_UNREACHABLE] = "unreachable",
+};
+
+/*
+ * Until the io-server answers again after a hang or a lost connection, its
+ * devices say so, even while a new connection waits for that answer.
+ */
+enum lhv_dev_view lhv_dev_view(const struct lhv_dev *d)
 {
 	int st = __atomic_load_n(&d->att_state, __ATOMIC_ACQUIRE);
 
 	if (__atomic_load_n(&d->broken, __ATOMIC_RELAXED))
-		return "broken";
+		return LHV_VIEW_BROKEN;
 	switch (st) {
 	case LHV_ATT_DONE:
-		return "attached";
+		return LHV_VIEW_ATTACHED;
 	case LHV_ATT_REFUSED:
-		return "refused";
+		return LHV_VIEW_REFUSED;
 	case LHV_ATT_DETACHED:
-		return "draining";
-	case LHV_ATT_SENT:
-		return "attaching";
+		return LHV_VIEW_DRAINING;
 	default:
-		return __atomic_load_n(&d->up->state, __ATOMIC_RELAXED) == LHV_UP_READY ?
-			       "attaching" : "connecting";
+		break;
 	}
+	switch (__atomic_load_n(&d->up->peer, __ATOMIC_RELAXED)) {
+	case LHV_PEER_DEAD:
+		return LHV_VIEW_DEAD;
+	case LHV_PEER_LOST:
+		return LHV_VIEW_UNREACHABLE;
+	default:
+		break;
+	}
+	if (st == LHV_ATT_SENT)
+		return LHV_VIEW_ATTACHING;
+	return __atomic_load_n(&d->up->state, __ATOMIC_RELAXED) == LHV_UP_READY ?
+		       LHV_VIEW_ATTACHING : LHV_VIEW_CONNECTING;
+}
+
+const char *lhv_dev_state_name(const struct lhv_dev *d)
+{
+	return lhv_dev_view_names[lhv_dev_view(d)];
 }

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <linux/virtio_ring.h>
 
+#include "heartbeat.h"
 #include "iommu.h"
 #include "metrics.h"
 #include "reload.h"
@@ -210,6 +211,14 @@ enum lhv_up_state {
 	LHV_UP_READY,		/* connected; each device attaches on its own */
 };
 
+/* What local-hv last knew of the io-server itself, for operators. */
+enum lhv_peer_state {
+	LHV_PEER_UNKNOWN,	/* not heard from yet */
+	LHV_PEER_UP,		/* answered the Hello of the current connection */
+	LHV_PEER_DEAD,		/* silent for dead_after: hung; not heard from since */
+	LHV_PEER_LOST,		/* connection closed or refused; not heard from since */
+};
+
 struct lhv_upstream {
 	struct lhv *l;
 	char name[64];			/* the io-server's */
@@ -217,13 +226,16 @@ struct lhv_upstream {
 	struct vrio_stack stack;
 	struct vrio_conn *conn;
 	int state;			/* enum lhv_up_state; atomic for readers */
+	int peer;			/* enum lhv_peer_state; atomic for readers */
 	uint64_t retry_at;
 	unsigned failures;
 	uint64_t seq;
+	struct vrio_hb hb;		/* the connection's liveness */
 	struct lhv_dev *devs[LHV_MAX_DEVICES];	/* poller: its devices */
 	unsigned ndevs;
 	struct {
 		uint64_t connects, disconnects, protocol_errors, resent;
+		uint64_t heartbeats, heartbeat_timeouts;
 	} st;
 	/* The connections' counters, published by the poller after each
 	 * flush (the metrics thread never touches a connection). */
@@ -327,6 +339,21 @@ void lhv_dev_reconfigure(struct lhv *l, struct lhv_dev *d, const struct vrio_top
  * devices still waiting for their first answer. */
 unsigned lhv_devs_register(struct lhv *l);
 void lhv_devs_fini(struct lhv *l);
+
+/* A device as vrioctl and the metrics show it. */
+enum lhv_dev_view {
+	LHV_VIEW_CONNECTING,	/* its io-server not answered yet */
+	LHV_VIEW_ATTACHING,
+	LHV_VIEW_ATTACHED,
+	LHV_VIEW_REFUSED,	/* the io-server does not serve it: asked again */
+	LHV_VIEW_DRAINING,	/* removed, waiting for its requests */
+	LHV_VIEW_BROKEN,	/* the guest broke it */
+	LHV_VIEW_DEAD,		/* its io-server stopped answering (heartbeats) */
+	LHV_VIEW_UNREACHABLE,	/* its io-server closed or refuses the connection */
+	LHV_NR_VIEWS,
+};
+extern const char *const lhv_dev_view_names[LHV_NR_VIEWS];
+enum lhv_dev_view lhv_dev_view(const struct lhv_dev *d);
 const char *lhv_dev_state_name(const struct lhv_dev *d);
 
 /* reload.c, main thread */

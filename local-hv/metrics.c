@@ -132,6 +132,18 @@ static void dev_metrics(struct vrio_mw *w, struct lhv *l)
 		vrio_mw_u64(w, "vrio_localhv_device_running", d->label,
 			    __atomic_load_n(&d->state, __ATOMIC_RELAXED) ==
 				    LHV_DEV_RUNNING);
+	vrio_mw_family(w, "vrio_localhv_device_state", "gauge",
+		       "1 for the state the device is in (as vrioctl devices shows it), else 0; "
+		       "dead: its io-server stopped answering");
+	FOR_DEVS(l, d, i) {
+		enum lhv_dev_view v = lhv_dev_view(d);
+
+		for (r = 0; r < LHV_NR_VIEWS; r++) {
+			snprintf(lab, sizeof(lab), "%s,state=\"%s\"", d->label,
+				 lhv_dev_view_names[r]);
+			vrio_mw_u64(w, "vrio_localhv_device_state", lab, r == (unsigned)v);
+		}
+	}
 	iommu_metrics(w, l);
 	vrio_mw_family(w, "vrio_localhv_request_latency_seconds", "histogram",
 		       "Time from forwarding a request to its response");
@@ -162,6 +174,14 @@ static void up_metrics(struct vrio_mw *w, const struct lhv *l)
 		vrio_mw_u64(w, "vrio_localhv_upstream_up", lab,
 			    __atomic_load_n(&l->ups[u]->state, __ATOMIC_RELAXED) == LHV_UP_READY);
 	}
+	vrio_mw_family(w, "vrio_localhv_upstream_dead", "gauge",
+		       "1 from a heartbeat timeout until the io-server answers again");
+	for (u = 0; u < nups; u++) {
+		vrio_mw_escape(name, sizeof(name), l->ups[u]->name);
+		snprintf(lab, sizeof(lab), "io_server=\"%s\"", name);
+		vrio_mw_u64(w, "vrio_localhv_upstream_dead", lab,
+			    __atomic_load_n(&l->ups[u]->peer, __ATOMIC_RELAXED) == LHV_PEER_DEAD);
+	}
 #define UP_COUNTER(field, metric, help)                                                  \
 	vrio_mw_family(w, metric, "counter", help);                                      \
 	for (u = 0; u < nups; u++) {                                                  \
@@ -175,6 +195,10 @@ static void up_metrics(struct vrio_mw *w, const struct lhv *l)
 		   "Connections closed because the peer sent something malformed")
 	UP_COUNTER(resent, "vrio_localhv_upstream_resent_total",
 		   "Requests sent again after a reconnect")
+	UP_COUNTER(heartbeats, "vrio_localhv_upstream_heartbeats_sent_total",
+		   "Heartbeats sent on an otherwise quiet connection")
+	UP_COUNTER(heartbeat_timeouts, "vrio_localhv_upstream_heartbeat_timeouts_total",
+		   "Connections closed because nothing arrived for dead_after")
 #undef UP_COUNTER
 	vrio_conn_stats_emit(w, "vrio_localhv_upstream", "io_server", nups, conn_fill, l);
 }

@@ -9,6 +9,13 @@
  * device. Devices join (Attach) and leave (Detach) a live connection with
  * reloads. Anything malformed from the peer closes the connection and
  * nothing else.
+ *
+ * Liveness (heartbeat.h): a Heartbeat goes up when nothing else did for
+ * the io-server's interval, and a connection on which nothing arrived for
+ * its dead_after is closed as dead: the io-server is hung, not gone, so
+ * only the silence tells. Then, as after any close, the devices wait and
+ * their requests in flight are sent again once a new connection attaches
+ * them.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -29,13 +36,19 @@ static const char *up_name(const struct lhv_upstream *up)
 	return up->name;
 }
 
-static void up_down(struct lhv_upstream *up, int err)
+/* why: the one line logged for a connection that was up (NULL: err's text). */
+static void up_down_why(struct lhv_upstream *up, int err, const char *why)
 {
 	unsigned i, inflight = 0;
 	uint64_t backoff;
+	int peer;
 
 	for (i = 0; i < up->ndevs; i++)
 		inflight += up->devs[i]->inflight;
+	/* A hang stays the verdict until the io-server answers again. */
+	peer = __atomic_load_n(&up->peer, __ATOMIC_RELAXED);
+	if (peer != LHV_PEER_DEAD)
+		__atomic_store_n(&up->peer, LHV_PEER_LOST, __ATOMIC_RELAXED);
 	if (up->conn) {
 		vrio_conn_stats_publish(&up->cpub, &up->clast, up->conn);
 		vrio_conn_stats_retire(&up->cpub);
@@ -45,7 +58,7 @@ static void up_down(struct lhv_upstream *up, int err)
 		up->conn = NULL;
 		vrio_counter_add(&up->st.disconnects, 1);
 		VRIO_WARN("%s: connection lost: %s; %u request(s) in flight wait for the reconnect",
-			  up_name(up), strerror(-err), inflight);
+			  up_name(up), why ? why : strerror(-err), inflight);
 	}
 	for (i = 0; i < up->ndevs; i++) {
 		up->devs[i]->attached = false;
@@ -56,6 +69,24 @@ static void up_down(struct lhv_upstream *up, int err)
 	__atomic_store_n(&up->state, LHV_UP_DOWN, __ATOMIC_RELEASE);
 	backoff = RETRY_MIN_NS << (up->failures < 4 ? up->failures : 4);
 	up->retry_at = vrio_now_ns() + (backoff < RETRY_MAX_NS ? backoff : RETRY_MAX_NS);
+}
+
+static void up_down(struct lhv_upstream *up, int err)
+{
+	up_down_why(up, err, NULL);
+}
+
+/* Nothing arrived for dead_after: the io-server is hung (or the path to
+ * it). */
+static void up_dead(struct lhv_upstream *up, uint64_t now)
+{
+	char why[384];
+
+	snprintf(why, sizeof(why), "io-server %s (%s) sent nothing for %llu ms: declared dead",
+		 up_name(up), up->listen, (unsigned long long)vrio_hb_silent_ms(&up->hb, now));
+	vrio_counter_add(&up->st.heartbeat_timeouts, 1);
+	__atomic_store_n(&up->peer, LHV_PEER_DEAD, __ATOMIC_RELAXED);
+	up_down_why(up, -ETIMEDOUT, why);
 }
 
 static int send_ctrl(struct lhv_upstream *up, Vrio__Ctrl *m)
@@ -98,6 +129,20 @@ int lhv_up_send_invalidate(struct lhv_dev *d, uint64_t iova, uint64_t size, uint
 		return rc;	/* -ENOBUFS: tried again next round */
 	*seq = m.seq;
 	return 0;
+}
+
+/* Best effort: a full send queue means the peer is not reading, which
+ * its own silence will tell. */
+static void send_heartbeat(struct lhv_upstream *up)
+{
+	Vrio__Ctrl m = VRIO__CTRL__INIT;
+	Vrio__Heartbeat hb = VRIO__HEARTBEAT__INIT;
+
+	vrio_counter_add(&up->st.heartbeats, 1);
+	hb.seq = up->st.heartbeats;
+	m.msg_case = VRIO__CTRL__MSG_HEARTBEAT;
+	m.heartbeat = &hb;
+	send_ctrl(up, &m);
 }
 
 static int send_detach(struct lhv_upstream *up, uint32_t dev_id)
@@ -158,6 +203,7 @@ static int try_connect(struct lhv_upstream *up)
 		return rc;
 	}
 	up->conn->owner = up;
+	vrio_hb_start(&up->hb, up->conn, vrio_now_ns());
 	vrio_counter_add(&up->st.connects, 1);
 	lhv_epoll_mod(up->l, vrio_conn_fd(up->conn), up, true);
 	rc = up_start(up);
@@ -297,7 +343,10 @@ static int on_ctrl(struct lhv_upstream *up, const void *payload, uint32_t len)
 			VRIO_ERR("%s: io-server speaks protocol %u, we speak %u", up_name(up),
 				 m->hello->version, VRIO_PROTO_VERSION);
 			rc = -EPROTONOSUPPORT;
+			break;
 		}
+		if (__atomic_exchange_n(&up->peer, LHV_PEER_UP, __ATOMIC_RELAXED) == LHV_PEER_DEAD)
+			VRIO_NOTICE("%s: io-server answers again", up_name(up));
 		break;
 	case VRIO__CTRL__MSG_ATTACH_REPLY:
 		rc = on_attach_reply(up, m->attach_reply);
@@ -373,6 +422,16 @@ int lhv_up_poll(struct lhv_upstream *up, uint64_t now)
 		up_down(up, rc);
 		return 1;
 	}
+	switch (vrio_hb_check(&up->hb, up->conn, now)) {
+	case VRIO_HB_DEAD:
+		up_dead(up, now);
+		return 1;
+	case VRIO_HB_SEND:
+		send_heartbeat(up);
+		break;
+	default:
+		break;
+	}
 	for (unsigned i = 0; i < up->ndevs; i++) {
 		struct lhv_dev *d = up->devs[i];
 
@@ -441,8 +500,11 @@ int lhv_up_timeout_ms(const struct lhv_upstream *up, uint64_t now)
 		if (t < 0 || td < t)
 			t = td;
 	}
+	td = vrio_hb_timeout_ms(&up->hb, now);
+	if (t < 0 || td < t)
+		t = td;
 	td = vrio_conn_timeout_ms(up->conn);
-	return td >= 0 && (t < 0 || td < t) ? td : t;
+	return td >= 0 && td < t ? td : t;
 }
 
 void lhv_up_close(struct lhv_upstream *up)
@@ -473,6 +535,7 @@ struct lhv_upstream *lhv_up_get(struct lhv *l, const struct vrio_topo_ioserver *
 	up->l = l;
 	snprintf(up->name, sizeof(up->name), "%s", ios->name);
 	snprintf(up->listen, sizeof(up->listen), "%s", ios->listen ? ios->listen : "");
+	vrio_hb_init(&up->hb, ios->heartbeat.interval_ms, ios->heartbeat.dead_after_ms);
 	if (vrio_stack_init(&up->stack, ios) < 0) {
 		free(up);
 		return NULL;
