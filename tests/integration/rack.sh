@@ -12,11 +12,12 @@
 # MAC RACK_DPDK_MAC (02:00:00:00:00:01) of the port that RACK_DPDK_IO_EAL
 # adds to its EAL (RACK_DPDK_HV_EAL: local-hv's).
 # RACK_IO_NS and RACK_HV_NS, when set, name the network namespaces each
-# daemon runs in.
+# daemon runs in. RACK_IO_HEARTBEAT, when set, is io0's heartbeat: mapping
+# ("interval_ms: 100, dead_after_ms: 1500").
 
 rack_up() {
 	local run=$1 build=$2 transport=${RACK_TRANSPORT:-tcp} p_listen p_iom p_hvm
-	local io_dpdk="" hv_dpdk=""
+	local io_dpdk="" hv_dpdk="" io_hb=""
 	vrio_binaries "$build" || skip "daemons not built in $build"
 	BENCH=$build/tools/vrio-bench
 	[[ -x $BENCH ]] || skip "vrio-bench not built in $build"
@@ -32,6 +33,7 @@ rack_up() {
 		free_port p_listen
 		VRIO_IO_LISTEN=127.0.0.1:$p_listen
 	fi
+	[[ -n ${RACK_IO_HEARTBEAT:-} ]] && io_hb="    heartbeat: {$RACK_IO_HEARTBEAT}"
 	VRIO_IO_METRICS=127.0.0.1:$p_iom
 	VRIO_HV_METRICS=127.0.0.1:$p_hvm
 	VRIO_TOPO=$run/topology.yaml
@@ -49,6 +51,7 @@ io_servers:
     control: $VRIO_IO_CTL
     cores: {min: 1, max: 1}
 $io_dpdk
+$io_hb
 hosts:
   - name: host0
     metrics: $VRIO_HV_METRICS
