@@ -30,6 +30,9 @@ typedef int (*vrio_recv_cb)(void *arg, struct vrio_conn *c, const struct vrio_fr
 			    const void *payload);
 
 struct vrio_conn_stats {
+	/* Every backend and layer counts the frames its send() took and its
+	 * poll() delivered: the owners' liveness timers read the top layer's
+	 * (heartbeat.h). */
 	uint64_t frames_tx, frames_rx;
 	uint64_t bytes_tx, bytes_rx;
 	/* The reliable layer (reliable.c), where it is stacked. */
