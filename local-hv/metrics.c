@@ -167,12 +167,15 @@ static void up_metrics(struct vrio_mw *w, const struct lhv *l)
 	char lab[160], name[128];
 
 	vrio_mw_family(w, "vrio_localhv_upstream_up", "gauge",
-		       "1 while the io-server connection is attached");
+		       "1 while connected and the io-server has answered the connection's hello");
 	for (u = 0; u < nups; u++) {
 		vrio_mw_escape(name, sizeof(name), l->ups[u]->name);
 		snprintf(lab, sizeof(lab), "io_server=\"%s\"", name);
+		/* Connected is not enough: a hung io-server's kernel accepts. */
 		vrio_mw_u64(w, "vrio_localhv_upstream_up", lab,
-			    __atomic_load_n(&l->ups[u]->state, __ATOMIC_RELAXED) == LHV_UP_READY);
+			    __atomic_load_n(&l->ups[u]->state, __ATOMIC_RELAXED) == LHV_UP_READY &&
+				    __atomic_load_n(&l->ups[u]->peer, __ATOMIC_RELAXED) ==
+					    LHV_PEER_UP);
 	}
 	vrio_mw_family(w, "vrio_localhv_upstream_dead", "gauge",
 		       "1 from a heartbeat timeout until the io-server answers again");

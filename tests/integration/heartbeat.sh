@@ -78,6 +78,8 @@ stop_io() {
 		<"$RUN/hv-dead.metrics") == 0 ]] || rack_fail "metrics still show disk-a attached"
 	[[ $(metric_sum 'vrio_localhv_upstream_dead{io_server="io0"}' <"$RUN/hv-dead.metrics") == 1 ]] ||
 		rack_fail "metrics do not show io0 dead"
+	[[ $(metric_sum 'vrio_localhv_upstream_up{io_server="io0"}' <"$RUN/hv-dead.metrics") == 0 ]] ||
+		rack_fail "metrics show io0 up while it is dead"
 	[[ $(metric_sum 'vrio_localhv_upstream_heartbeat_timeouts_total' <"$RUN/hv-dead.metrics") -gt \
 		$before ]] || rack_fail "the heartbeat timeout was not counted"
 	sleep_until_ms $((t0 + secs * 1000))
