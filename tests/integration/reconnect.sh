@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 #
 # reconnect.sh BUILD_DIR: the io-server dies under load and comes back.
+# While it is gone local-hv shows disk-a as unreachable.
 # vrio-bench writes with verification state on disk-a while vrio-ioserver
 # is killed (SIGKILL: no drain) and restarted; vrio-localhv must reconnect,
 # re-attach and send the requests that were in flight again, so the run
@@ -11,9 +12,17 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/rack.sh"
 
+# hv_state_is STATE: disk-a's state in local-hv's `vrioctl devices`.
+hv_state_is() {
+	[[ $("$VRIOCTL" --socket "$VRIO_HV_CTL" --timeout 2 devices 2>/dev/null |
+		awk '$1 == "disk-a" { print $3 }') == "$1" ]]
+}
+
 main() {
 	local build tmp seed bpid rc=0 resent
 	build=$(cd "$1" && pwd)
+	VRIOCTL=$build/tools/vrioctl
+	[[ -x $VRIOCTL ]] || skip "vrioctl not built in $build"
 	make_tmpdir tmp
 	seed=${VRIO_SEED:-$((RANDOM * 32768 + RANDOM))}
 	rack_up "$tmp" "$build"
@@ -26,6 +35,9 @@ main() {
 	sleep 2
 	log "killing vrio-ioserver (pid $VRIO_IO_PID) under load"
 	stop_pid "$VRIO_IO_PID" 5 KILL || true
+	# Closed, then refused: shown as such, not as a hang.
+	wait_until 5 hv_state_is unreachable ||
+		rack_fail "local-hv does not show disk-a unreachable while the io-server is gone"
 	sleep 1
 	start_daemon VRIO_IO_PID vrio-ioserver "$tmp/ioserver2.log" \
 		"$VRIO_IOSERVER_BIN" --config "$VRIO_TOPO" --node io0
