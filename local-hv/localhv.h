@@ -276,6 +276,7 @@ struct lhv {
 	struct lhv_chain chain;		/* the poller's scratch chain */
 	struct rte_mempool *mbufs;	/* net devices' packets; NULL without */
 	uint64_t alive_ns;		/* atomic: the poller's last round */
+	uint64_t (*clock)(void);	/* tests inject one; NULL: vrio_now_ns */
 	struct {
 		uint64_t busy_ns, idle_ns, wakeups;
 	} st;

@@ -36,6 +36,12 @@ static const char *up_name(const struct lhv_upstream *up)
 	return up->name;
 }
 
+/* The clock after a call that may block (connect), for timers. */
+static uint64_t up_clock(const struct lhv_upstream *up)
+{
+	return up->l->clock ? up->l->clock() : vrio_now_ns();
+}
+
 /* why: the one line logged for a connection that was up (NULL: err's text). */
 static void up_down_why(struct lhv_upstream *up, int err, const char *why)
 {
@@ -68,7 +74,7 @@ static void up_down_why(struct lhv_upstream *up, int err, const char *why)
 	}
 	__atomic_store_n(&up->state, LHV_UP_DOWN, __ATOMIC_RELEASE);
 	backoff = RETRY_MIN_NS << (up->failures < 4 ? up->failures : 4);
-	up->retry_at = vrio_now_ns() + (backoff < RETRY_MAX_NS ? backoff : RETRY_MAX_NS);
+	up->retry_at = up_clock(up) + (backoff < RETRY_MAX_NS ? backoff : RETRY_MAX_NS);
 }
 
 static void up_down(struct lhv_upstream *up, int err)
@@ -203,7 +209,7 @@ static int try_connect(struct lhv_upstream *up)
 		return rc;
 	}
 	up->conn->owner = up;
-	vrio_hb_start(&up->hb, up->conn, vrio_now_ns());
+	vrio_hb_start(&up->hb, up->conn, up_clock(up));
 	vrio_counter_add(&up->st.connects, 1);
 	lhv_epoll_mod(up->l, vrio_conn_fd(up->conn), up, true);
 	rc = up_start(up);
@@ -250,7 +256,7 @@ static void attach_refused(struct lhv_upstream *up, struct lhv_dev *d, const Vri
 	if (d->att_failures++ % 20 == 0)
 		VRIO_WARN("%s: io-server %s refused the device: %s; asking again", d->name,
 			  up_name(up), r->error && r->error[0] ? r->error : strerror(-r->status));
-	d->att_retry_at = vrio_now_ns() + (backoff < ATTACH_RETRY_MAX_NS ? backoff :
+	d->att_retry_at = up_clock(up) + (backoff < ATTACH_RETRY_MAX_NS ? backoff :
 					   ATTACH_RETRY_MAX_NS);
 	__atomic_store_n(&d->att_state, LHV_ATT_REFUSED, __ATOMIC_RELEASE);
 	if (!__atomic_exchange_n(&d->answered, true, __ATOMIC_ACQ_REL))
