@@ -19,7 +19,9 @@
 #      it lets through, sampled each second after the burst, are within
 #      2% of the rate over the run and 5% in each 1 s window seen from
 #      outside (both printed); the rest are counted as rate drops; B is
-#      given exactly what it let through;
+#      given exactly what it let through. Above the rate fails; below it
+#      (the stream or the reactor stalled longer than the burst lasts on
+#      a loaded machine) is taken again, up to three times;
 #   4. capture on nic-a during request/response: `tcpdump -r` reads the
 #      file and prints one line per frame both ways, as many as the stage
 #      saw and the switch counted for the port, none lost to its buffer;
@@ -188,8 +190,9 @@ test_acl_reload() {
 
 # police_windows SECS: samples the policer's passed bytes from nic-a
 # once a second for SECS seconds (each timed at the middle of its scrape)
-# and prints the worst 1 s window's error against POLICE_RATE and the
-# error over all SECS, both relative.
+# and prints, relative to POLICE_RATE: the worst 1 s window's error, the
+# worst window above the rate, the worst below it, and the error over all
+# SECS.
 police_windows() {
 	python3 - "$IO_METRICS" "$POLICE_RATE" "$1" <<'EOF'
 import sys, time, urllib.request
@@ -210,25 +213,34 @@ for i in range(n + 1):
     time.sleep(max(0.0, start + i - time.monotonic()))
     s.append(sample())
 errs = [((b1 - b0) / (t1 - t0) - rate) / rate for (t0, b0), (t1, b1) in zip(s, s[1:])]
-print('%.5f %.5f' % (max(abs(e) for e in errs), ((s[-1][1] - s[0][1]) / (s[-1][0] - s[0][0]) - rate) / rate))
+print('%.5f %.5f %.5f %.5f' % (max(abs(e) for e in errs), max(max(errs), 0), max(-min(errs), 0),
+                              ((s[-1][1] - s[0][1]) / (s[-1][0] - s[0][0]) - rate) / rate))
 EOF
 }
 
-test_police() {
-	local j worst overall passed dropped to_b
-	reload "      - police: {in: {rate: $POLICE_RATE, burst: $POLICE_BURST}}" ""
+# police_run: one policed stream. Returns 2 when it was spoilt by a stall
+# of the shared machine: a policer offered far more than its rate never
+# passes less, unless the stream or the reactor stopped for longer than
+# its burst lasts; more than the rate is always a failure.
+police_run() {
+	local j worst over under overall passed dropped to_b rate_drops
+	# Counters from before this run: an earlier one was cut short.
 	scrape
 	to_b=$((-$(m 'vrio_ioserver_switch_frames_total{network="lan",port="nic-b",direction="out"}')))
+	passed=$((-$(m 'vrio_ioserver_police_frames_total{device="nic-a",dir="in",verdict="passed"}')))
+	dropped=$((-$(m 'vrio_ioserver_police_frames_total{device="nic-a",dir="in",verdict="dropped"}')))
+	rate_drops=$((-$(m 'vrio_ioserver_stage_drops_total{device="nic-a",stage="police",reason="rate"}')))
 	bench stream a b --runtime 8 --frame-size 1000 --timeout 1 >"$RUN/police-stream.json" &
 	j=$!
 	track_pid "$j" vrio-bench
 	sleep 1.5
-	read -r worst overall < <(police_windows 5) || fail "could not sample the policer"
+	read -r worst over under overall < <(police_windows 5) || fail "could not sample the policer"
 	wait "$j" || fail "the policed stream failed: $(cat "$RUN/police-stream.json")"
 	untrack_pid "$j"
 	scrape
-	passed=$(m 'vrio_ioserver_police_frames_total{device="nic-a",dir="in",verdict="passed"}')
-	dropped=$(m 'vrio_ioserver_police_frames_total{device="nic-a",dir="in",verdict="dropped"}')
+	passed=$((passed + $(m 'vrio_ioserver_police_frames_total{device="nic-a",dir="in",verdict="passed"}')))
+	dropped=$((dropped + $(m 'vrio_ioserver_police_frames_total{device="nic-a",dir="in",verdict="dropped"}')))
+	rate_drops=$((rate_drops + $(m 'vrio_ioserver_stage_drops_total{device="nic-a",stage="police",reason="rate"}')))
 	to_b=$((to_b + $(m 'vrio_ioserver_switch_frames_total{network="lan",port="nic-b",direction="out"}')))
 	log "police at $POLICE_RATE B/s: 1 s windows within $(python3 -c "print('%.2f' % ($worst * 100))")%," \
 		"$(python3 -c "print('%+.3f' % ($overall * 100))")% over 5 s; $passed frames passed," \
@@ -237,12 +249,27 @@ test_police() {
 	# from outside is as good as the scrape's timing and the bench's
 	# pauses on a busy machine (bytes move between neighbouring windows):
 	# 5% here; the unit test holds every window to a frame on its clock.
-	python3 -c "import sys; sys.exit(not ($worst <= 0.05 and abs($overall) <= 0.02))" ||
-		fail "police off its rate: worst 1 s window $worst, overall $overall"
 	((dropped > passed)) || fail "A's stream was not well above the rate: $dropped dropped"
-	[[ $(m 'vrio_ioserver_stage_drops_total{device="nic-a",stage="police",reason="rate"}') == "$dropped" ]] ||
-		fail "the stage's rate drops are not the policer's"
+	((rate_drops == dropped)) || fail "the stage's rate drops are not the policer's"
 	((to_b == passed)) || fail "B was given $to_b frames from A, the policer passed $passed"
+	python3 -c "import sys; sys.exit(not ($over <= 0.05 and $overall <= 0.02))" ||
+		fail "police above its rate: worst 1 s window +$over, overall $overall"
+	python3 -c "import sys; sys.exit(not ($under <= 0.05 and $overall >= -0.02))" || {
+		log "police below its rate (worst 1 s window -$under, overall $overall): a stall"
+		return 2
+	}
+}
+
+test_police() {
+	local i rc
+	reload "      - police: {in: {rate: $POLICE_RATE, burst: $POLICE_BURST}}" ""
+	for i in 1 2 3; do
+		rc=0
+		police_run || rc=$?
+		((rc != 0)) || return 0
+		log "police: attempt $i was spoilt by a stall; again"
+	done
+	fail "police: three attempts spoilt by stalls"
 }
 
 test_capture() {
