@@ -639,9 +639,11 @@ static void test_liveness(void **state)
 	Vrio__Ctrl hb = VRIO__CTRL__INIT, *m;
 	Vrio__Heartbeat h = VRIO__HEARTBEAT__INIT;
 	uint32_t id;
+	int host;
 
 	hello_ok(f, 0, "host0");
 	hello_ok(f, 1, "host1");
+	host = s->host;	/* s is freed once closed and its device let go */
 	assert_int_equal(attach(f, 0, "disk-a", &id), 0);
 	/* The fixture's io0 waits a minute; this one 100 ms and 1 s. */
 	vrio_hb_init(&s->hb, 100, 1000);
@@ -676,12 +678,12 @@ static void test_liveness(void **state)
 	test_now += 999 * ms;
 	turn(f);
 	assert_false(fc->closed);
-	assert_int_equal(ios_rctx(f->r)->hb_timeouts[s->host], 0);
+	assert_int_equal(ios_rctx(f->r)->hb_timeouts[host], 0);
 	test_now += 1 * ms;
 	turn(f);
 	assert_true(fc->closed);
-	assert_int_equal(ios_rctx(f->r)->hb_timeouts[s->host], 1);
-	assert_true(ios_rctx(f->r)->hb_sent[s->host] >= 2);
+	assert_int_equal(ios_rctx(f->r)->hb_timeouts[host], 1);
+	assert_true(ios_rctx(f->r)->hb_sent[host] >= 2);
 	/* Its device was let go: the session is gone, the device free. */
 	assert_false(session_alive(f, s));
 	assert_null(f->srv.devs[0]->owner);
