@@ -231,6 +231,7 @@ struct lhv_upstream {
 	unsigned failures;
 	uint64_t seq;
 	struct vrio_hb hb;		/* the connection's liveness */
+	unsigned dead_streak;		/* connections declared dead since it last answered */
 	struct lhv_dev *devs[LHV_MAX_DEVICES];	/* poller: its devices */
 	unsigned ndevs;
 	struct {

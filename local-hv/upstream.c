@@ -42,8 +42,9 @@ static uint64_t up_clock(const struct lhv_upstream *up)
 	return up->l->clock ? up->l->clock() : vrio_now_ns();
 }
 
-/* why: the one line logged for a connection that was up (NULL: err's text). */
-static void up_down_why(struct lhv_upstream *up, int err, const char *why)
+/* why: the one line logged for a connection that was up (NULL: err's text);
+ * quiet: at info level, not as a warning. */
+static void up_down_why(struct lhv_upstream *up, int err, const char *why, bool quiet)
 {
 	unsigned i, inflight = 0;
 	uint64_t backoff;
@@ -63,8 +64,9 @@ static void up_down_why(struct lhv_upstream *up, int err, const char *why)
 		up->conn->ops->close(up->conn);
 		up->conn = NULL;
 		vrio_counter_add(&up->st.disconnects, 1);
-		VRIO_WARN("%s: connection lost: %s; %u request(s) in flight wait for the reconnect",
-			  up_name(up), why ? why : strerror(-err), inflight);
+		vrio_log(quiet ? VRIO_LOG_INFO : VRIO_LOG_WARN,
+			 "%s: connection lost: %s; %u request(s) in flight wait for the reconnect",
+			 up_name(up), why ? why : strerror(-err), inflight);
 	}
 	for (i = 0; i < up->ndevs; i++) {
 		up->devs[i]->attached = false;
@@ -79,20 +81,25 @@ static void up_down_why(struct lhv_upstream *up, int err, const char *why)
 
 static void up_down(struct lhv_upstream *up, int err)
 {
-	up_down_why(up, err, NULL);
+	up_down_why(up, err, NULL, false);
 }
 
-/* Nothing arrived for dead_after: the io-server is hung (or the path to
- * it). */
+/*
+ * Nothing arrived for dead_after: the io-server is hung (or the path to
+ * it). A hung server's kernel keeps accepting the reconnects, each of
+ * which ends the same way: the first verdict is a warning, the next ones
+ * until it answers are logged at info level but for every tenth.
+ */
 static void up_dead(struct lhv_upstream *up, uint64_t now)
 {
+	bool quiet = up->dead_streak++ % 10 != 0;
 	char why[384];
 
 	snprintf(why, sizeof(why), "io-server %s (%s) sent nothing for %llu ms: declared dead",
 		 up_name(up), up->listen, (unsigned long long)vrio_hb_silent_ms(&up->hb, now));
 	vrio_counter_add(&up->st.heartbeat_timeouts, 1);
 	__atomic_store_n(&up->peer, LHV_PEER_DEAD, __ATOMIC_RELAXED);
-	up_down_why(up, -ETIMEDOUT, why);
+	up_down_why(up, -ETIMEDOUT, why, quiet);
 }
 
 static int send_ctrl(struct lhv_upstream *up, Vrio__Ctrl *m)
@@ -219,7 +226,8 @@ static int try_connect(struct lhv_upstream *up)
 	}
 	__atomic_store_n(&up->state, LHV_UP_READY, __ATOMIC_RELEASE);
 	up->failures = 0;
-	VRIO_NOTICE("%s: connected to %s", up_name(up), up->listen);
+	vrio_log(up->dead_streak ? VRIO_LOG_INFO : VRIO_LOG_NOTICE, "%s: connected to %s",
+		 up_name(up), up->listen);
 	return 0;
 }
 
@@ -352,7 +360,9 @@ static int on_ctrl(struct lhv_upstream *up, const void *payload, uint32_t len)
 			break;
 		}
 		if (__atomic_exchange_n(&up->peer, LHV_PEER_UP, __ATOMIC_RELAXED) == LHV_PEER_DEAD)
-			VRIO_NOTICE("%s: io-server answers again", up_name(up));
+			VRIO_NOTICE("%s: io-server answers again (%u connection(s) declared dead)",
+				    up_name(up), up->dead_streak);
+		up->dead_streak = 0;
 		break;
 	case VRIO__CTRL__MSG_ATTACH_REPLY:
 		rc = on_attach_reply(up, m->attach_reply);
