@@ -22,6 +22,10 @@ INTERVAL_MS=100
 # What the test adds to the daemon's verdict: polling vrioctl on a loaded
 # 2-core machine.
 MARGIN_MS=1000
+# How late a daemon's own timer may fire on such a machine (a sanitizer
+# build included): its verdict comes after dead_after, and by this much
+# at most.
+VERDICT_LATE_MS=500
 STOPPED_PID=
 
 # A stopped daemon ignores SIGTERM: resume it before lib_cleanup stops it.
@@ -65,7 +69,7 @@ stop_io() {
 		awk '{ print $4 }')
 	log "local-hv showed disk-a dead $dead_ms ms after SIGSTOP; its verdict: silent for" \
 		"$silence ms (dead_after ${DEAD_AFTER_MS} ms)"
-	((silence >= DEAD_AFTER_MS && silence <= DEAD_AFTER_MS + 2 * INTERVAL_MS)) ||
+	((silence >= DEAD_AFTER_MS && silence <= DEAD_AFTER_MS + VERDICT_LATE_MS)) ||
 		rack_fail "local-hv's verdict came after $silence ms of silence"
 	((dead_ms >= DEAD_AFTER_MS - 2 * INTERVAL_MS)) ||
 		rack_fail "declared dead after $dead_ms ms, before dead_after"
@@ -115,7 +119,7 @@ stop_hv() {
 		"${silence:-?} ms"
 	((ms >= DEAD_AFTER_MS - 2 * INTERVAL_MS && ms <= DEAD_AFTER_MS + MARGIN_MS)) ||
 		rack_fail "the io-server's verdict took $ms ms (dead_after ${DEAD_AFTER_MS} ms)"
-	((silence >= DEAD_AFTER_MS && silence <= DEAD_AFTER_MS + 2 * INTERVAL_MS)) ||
+	((silence >= DEAD_AFTER_MS && silence <= DEAD_AFTER_MS + VERDICT_LATE_MS)) ||
 		rack_fail "the io-server's verdict came after ${silence:-?} ms of silence"
 	sleep_until_ms $((t0 + secs * 1000))
 	kill -CONT "$VRIO_HV_PID"
