@@ -1090,9 +1090,12 @@ static int topo_p_iommu(struct topo_ctx *c, const struct topo_key *k, const yaml
 	return topo_walk(c, v, "iommu", iommu_keys, N_IOMMU_KEYS, obj, seen);
 }
 
-/* devices[].backend */
+/* devices[].backend, and a mirror's: the same keys but null (a mirror that
+ * keeps nothing mirrors nothing), which comes last so that the mirror's
+ * table is the first N_MIRROR_KEYS of the device's. */
 
-enum { BE_FILE, BE_RAM, BE_SIZE, BE_DIRECT, N_BE_KEYS };
+enum { BE_FILE, BE_RAM, BE_SIZE, BE_DIRECT, BE_NULL, N_BE_KEYS };
+#define N_MIRROR_KEYS BE_NULL
 
 #define F(field) offsetof(struct vrio_topo_backend, field)
 static const struct topo_key backend_keys[N_BE_KEYS] = {
@@ -1100,42 +1103,66 @@ static const struct topo_key backend_keys[N_BE_KEYS] = {
 	[BE_RAM] = { "ram", topo_p_size, F(size), 0, 0, 0 },
 	[BE_SIZE] = { "size", topo_p_size, F(size), 0, 0, 0 },
 	[BE_DIRECT] = { "direct", topo_p_bool, F(direct), 0, 0, 0 },
+	[BE_NULL] = { "null", topo_p_size, F(size), 0, 0, 0 },
 };
 #undef F
 
-static int topo_p_backend(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
-			  void *obj)
+static int topo_backend(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			struct vrio_topo_backend *be, size_t nkeys)
 {
-	struct vrio_topo_backend *be = FIELD(obj, k, struct vrio_topo_backend);
+	static const struct {
+		unsigned key;
+		enum vrio_backend_kind kind;
+	} kinds[] = {
+		{ BE_FILE, VRIO_BACKEND_FILE },
+		{ BE_RAM, VRIO_BACKEND_RAM },
+		{ BE_NULL, VRIO_BACKEND_NULL },
+	};
 	struct topo_seen seen[N_BE_KEYS] = { 0 };
-	const yaml_node_t *file, *ram;
+	const yaml_node_t *kind = NULL;
+	unsigned kind_key = 0;
 	int ret;
 
 	ret = topo_want_mapping(c, k, v);
 	if (ret)
 		return ret;
-	ret = topo_walk(c, v, k->name, backend_keys, N_BE_KEYS, be, seen);
+	ret = topo_walk(c, v, k->name, backend_keys, nkeys, be, seen);
 	if (ret)
 		return ret;
-	file = seen[BE_FILE].key;
-	ram = seen[BE_RAM].key;
-	if (file && ram)
-		return topo_err(c, file->start_mark.index > ram->start_mark.index ? file : ram,
-				"%s: 'file' and 'ram' exclude each other", k->name);
-	if (!file && !ram)
-		return topo_err(c, v, "%s: missing required key 'file' or 'ram'", k->name);
-	if (file) {
-		be->kind = VRIO_BACKEND_FILE;
-		return 0;
+	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+		const yaml_node_t *key = seen[kinds[i].key].key;
+
+		if (!key)
+			continue;
+		if (kind) {
+			const yaml_node_t *later =
+				kind->start_mark.index > key->start_mark.index ? kind : key;
+
+			return topo_err(c, later, "%s: '%s' and '%s' exclude each other", k->name,
+					backend_keys[kind_key].name, backend_keys[kinds[i].key].name);
+		}
+		kind = key;
+		kind_key = kinds[i].key;
+		be->kind = kinds[i].kind;
 	}
+	if (!kind)
+		return topo_err(c, v, "%s: missing required key %s", k->name,
+				nkeys > BE_NULL ? "'file', 'ram' or 'null'" : "'file' or 'ram'");
+	if (kind_key == BE_FILE)
+		return 0;
 	if (seen[BE_SIZE].key)
-		return topo_err(c, seen[BE_SIZE].key,
-				"%s: 'size' goes with 'file'; 'ram' takes the size", k->name);
+		return topo_err(c, seen[BE_SIZE].key, "%s: 'size' goes with 'file'; '%s' takes the size",
+				k->name, backend_keys[kind_key].name);
 	if (seen[BE_DIRECT].key)
 		return topo_err(c, seen[BE_DIRECT].key, "%s: 'direct' goes with 'file' only",
 				k->name);
-	be->kind = VRIO_BACKEND_RAM;
 	return 0;
+}
+
+static int topo_p_backend(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+			  void *obj)
+{
+	return topo_backend(c, k, v, FIELD(obj, k, struct vrio_topo_backend), N_BE_KEYS);
 }
 
 /* devices[].interpose: the stages */
@@ -1271,7 +1298,7 @@ static int topo_s_mirror(struct topo_ctx *c, const yaml_node_t *v, struct vrio_t
 	static const struct topo_key k = { "mirror", topo_p_backend,
 					   offsetof(struct vrio_topo_mirror, backend), 0, 0, 0 };
 
-	return topo_p_backend(c, &k, v, &st->u.mirror);
+	return topo_backend(c, &k, v, &st->u.mirror.backend, N_MIRROR_KEYS);
 }
 
 enum { POL_RATE, POL_BURST, N_POL_KEYS };
@@ -2351,7 +2378,7 @@ static const struct {
 	 * topo_stages[]; their settings from these. */
 	{ "devices.interpose.throttle", throttle_keys, N_THR_KEYS },
 	{ "devices.interpose.crypt", crypt_keys, N_CRY_KEYS },
-	{ "devices.interpose.mirror", backend_keys, N_BE_KEYS },
+	{ "devices.interpose.mirror", backend_keys, N_MIRROR_KEYS },
 	{ "devices.interpose.acl", acl_keys, N_ACL_KEYS },
 	{ "devices.interpose.acl.rules", rule_keys, N_RULE_KEYS },
 	{ "devices.interpose.police", police_keys, N_POLD_KEYS },

@@ -19,6 +19,7 @@ enum vrio_backend_kind {
 	VRIO_BACKEND_NONE = 0,
 	VRIO_BACKEND_FILE,	/* a file or block device, through io_uring */
 	VRIO_BACKEND_RAM,
+	VRIO_BACKEND_NULL,	/* stores nothing, reads zeroes: the data path alone */
 };
 
 /* Faults injected into every connection to or from an io-server (tests). */
@@ -84,7 +85,7 @@ struct vrio_topo_host {
 struct vrio_topo_backend {
 	enum vrio_backend_kind kind;
 	char *path;		/* file */
-	uint64_t size;		/* ram: required; file: 0 = the file's size */
+	uint64_t size;		/* ram, null: required; file: 0 = the file's size */
 	bool direct;		/* file: O_DIRECT */
 };
 

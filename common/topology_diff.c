@@ -289,6 +289,9 @@ static void show_backend(char *buf, size_t len, const void *obj, size_t off)
 	case VRIO_BACKEND_RAM:
 		snprintf(buf, len, "ram %s", size);
 		break;
+	case VRIO_BACKEND_NULL:
+		snprintf(buf, len, "null %s", size);
+		break;
 	default:
 		snprintf(buf, len, "none");
 		break;

@@ -117,6 +117,8 @@ static void fmt_backend(char *buf, size_t len, const struct vrio_topo_device *d)
 		snprintf(buf, len, "network %s, mac %s", d->network->name, d->mac);
 	else if (d->backend.kind == VRIO_BACKEND_RAM)
 		snprintf(buf, len, "ram %s", size);
+	else if (d->backend.kind == VRIO_BACKEND_NULL)
+		snprintf(buf, len, "null %s", size);
 	else if (d->backend.size)
 		snprintf(buf, len, "%s (%s%s)", d->backend.path, size,
 			 d->backend.direct ? ", direct" : "");

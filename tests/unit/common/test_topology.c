@@ -259,6 +259,8 @@ static const struct bad_case bad_cases[] = {
 	  "topo.yaml:15:31: crypt: 'iv_large_sectors' goes with sector_size 4096" },
 	{ "mirror without a backend", HDR BLK RAM "    interpose:\n      - mirror: {direct: true}\n",
 	  "topo.yaml:15:17: mirror: missing required key 'file' or 'ram'" },
+	{ "mirror on null", HDR BLK RAM "    interpose:\n      - mirror: {null: 1M}\n",
+	  "topo.yaml:15:18: unknown key 'null' in mirror (expected one of: file, ram, size, direct)" },
 	{ "stage twice", HDR BLK RAM
 	  "    interpose:\n      - throttle: {iops: 1}\n      - throttle: {iops: 2}\n",
 	  "topo.yaml:16:9: interpose: 'throttle' is already in the chain at 15:9" },
@@ -358,11 +360,22 @@ static const struct bad_case bad_cases[] = {
 	{ "backend a scalar", HDR BLK "    backend: /var/d0.img\n",
 	  "topo.yaml:13:14: expected a mapping for 'backend', got '/var/d0.img'" },
 	{ "unknown backend key", HDR BLK "    backend: {path: /var/d0.img}\n",
-	  "topo.yaml:13:15: unknown key 'path' in backend (expected one of: file, ram, size, direct)" },
+	  "topo.yaml:13:15: unknown key 'path' in backend "
+	  "(expected one of: file, ram, size, direct, null)" },
 	{ "backend file and ram", HDR BLK "    backend: {file: /var/d0.img, ram: 1M}\n",
 	  "topo.yaml:13:34: backend: 'file' and 'ram' exclude each other" },
+	{ "backend ram and null", HDR BLK "    backend: {null: 1M, ram: 1M}\n",
+	  "topo.yaml:13:25: backend: 'ram' and 'null' exclude each other" },
+	{ "backend file and null", HDR BLK "    backend: {file: /var/d0.img, null: 1M}\n",
+	  "topo.yaml:13:34: backend: 'file' and 'null' exclude each other" },
 	{ "backend neither file nor ram", HDR BLK "    backend: {size: 1M}\n",
-	  "topo.yaml:13:14: backend: missing required key 'file' or 'ram'" },
+	  "topo.yaml:13:14: backend: missing required key 'file', 'ram' or 'null'" },
+	{ "backend null with size", HDR BLK "    backend: {null: 1M, size: 2M}\n",
+	  "topo.yaml:13:25: backend: 'size' goes with 'file'; 'null' takes the size" },
+	{ "backend null with direct", HDR BLK "    backend: {null: 1M, direct: true}\n",
+	  "topo.yaml:13:25: backend: 'direct' goes with 'file' only" },
+	{ "null size zero", HDR BLK "    backend: {null: 0}\n",
+	  "topo.yaml:13:21: 'null' must be a positive multiple of 512 bytes, got 0" },
 	{ "backend ram with size", HDR BLK "    backend: {ram: 1M, size: 2M}\n",
 	  "topo.yaml:13:24: backend: 'size' goes with 'file'; 'ram' takes the size" },
 	{ "backend ram with direct", HDR BLK "    backend: {ram: 1M, direct: true}\n",
@@ -465,6 +478,22 @@ static void test_bad_topologies(void **state)
 		assert_string_equal(err, bad_cases[i].msg);
 	}
 	assert_int_equal(failed, 0);
+}
+
+/* A null backend: its size, nothing else; as large as a size may be. */
+static void test_null_backend(void **state)
+{
+	static const char text[] = HDR BLK "    backend: {null: 16T}\n";
+	struct vrio_topology *t = NULL;
+	char err[256] = "";
+
+	assert_int_equal(vrio_topology_parse("topo.yaml", text, sizeof(text) - 1, &t, err,
+					     sizeof(err)), 0);
+	assert_int_equal(t->devices[0].backend.kind, VRIO_BACKEND_NULL);
+	assert_int_equal(t->devices[0].backend.size, 16ull << 40);
+	assert_null(t->devices[0].backend.path);
+	assert_false(t->devices[0].backend.direct);
+	vrio_topology_free(t);
 }
 
 /* The message is cut to the buffer, never past it. */
@@ -843,6 +872,7 @@ int main(void)
 		cmocka_unit_test(test_bad_topologies),
 		cmocka_unit_test(test_faults_and_shm),
 		cmocka_unit_test(test_heartbeat),
+		cmocka_unit_test(test_null_backend),
 		cmocka_unit_test(test_dpdk),
 		cmocka_unit_test(test_short_error_buffer),
 		cmocka_unit_test(test_good_topology),

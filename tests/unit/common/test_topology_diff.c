@@ -139,6 +139,9 @@ static const struct diff_case diff_cases[] = {
 	{ "ram size", HEAD BLK("d0"),
 	  HEAD BLKX("d0", "host0", "io0", "/run/vrio/d0.sock", "{ram: 1536K}", ""),
 	  IOS, "io0", "refused d0", 0, "(ram 1M -> ram 1536K)", "" },
+	{ "ram to null", HEAD BLK("d0"),
+	  HEAD BLKX("d0", "host0", "io0", "/run/vrio/d0.sock", "{null: 1M}", ""),
+	  IOS, "io0", "refused d0", 0, "(ram 1M -> null 1M)", "" },
 	{ "type, reported alone", HEAD BLK("d0"), HEAD NET("d0", "lan") LAN, IOS, "io0",
 	  "refused d0", 0,
 	  "new.yaml:11:5: device 'd0': type cannot change while the device exists (blk -> net); "
