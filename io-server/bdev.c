@@ -45,6 +45,7 @@ int ios_bdev_register_builtin(void)
 	static const struct ios_bdev_ops *const builtin[] = {
 		&ios_bdev_file_ops,
 		&ios_bdev_ram_ops,
+		&ios_bdev_null_ops,
 	};
 	unsigned i;
 	int rc;

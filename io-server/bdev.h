@@ -106,6 +106,7 @@ struct ios_bdev_ops {
 
 extern const struct ios_bdev_ops ios_bdev_file_ops;
 extern const struct ios_bdev_ops ios_bdev_ram_ops;
+extern const struct ios_bdev_ops ios_bdev_null_ops;
 
 /* The registry. Checks mandatory ops and refuses a duplicate name or kind
  * (-EINVAL, -EEXIST). Call before any thread starts. */

@@ -1056,12 +1056,14 @@ static void mir_place(struct ios_stage *st, struct ios_reactor *r)
 		place(m, r);
 }
 
-/* A device whose backend is known to hold only zeroes: ram that no guest
- * has been served from yet. */
+/* A device whose backend is known to hold only zeroes: null, or ram that
+ * no guest has been served from yet. */
 static bool primary_blank(const struct ios_device *d)
 {
-	return d->u.blk.bdev->ops->kind == VRIO_BACKEND_RAM &&
-	       __atomic_load_n(&d->placed_ns, __ATOMIC_RELAXED) == 0;
+	enum vrio_backend_kind kind = d->u.blk.bdev->ops->kind;
+
+	return kind == VRIO_BACKEND_NULL ||
+	       (kind == VRIO_BACKEND_RAM && __atomic_load_n(&d->placed_ns, __ATOMIC_RELAXED) == 0);
 }
 
 /* Opens the mirror; a file is created at the device's size if missing,

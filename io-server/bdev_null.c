@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Null backend: a device of the given size that stores nothing, to measure
+ * the data path without a backend's cost. Writes are dropped; flush,
+ * discard and write-zeroes succeed; reads return zeroes. Ranges, read-only
+ * and the fault switch (bdev.h) are checked as any backend checks them, so
+ * the device model sees the same answers as from ram.
+ *
+ * SPDK's null bdev leaves a read's buffer as it finds it: there the buffer
+ * is the guest's own memory, so a guest can only see what it had. Here the
+ * buffer is the io-server's, recycled between the requests of every device
+ * on its reactor, and the RESP carries it whole to the guest (blk.h): left
+ * alone it would hand one guest another's data. So reads zero it, which
+ * on a 4 KiB read is one memset beside the transport's copy of the same
+ * bytes. Nothing is allocated for the size, which may be anything the
+ * topology accepts.
+ *
+ * Operations complete through the channel's queue from the next poll(),
+ * as bdev.h asks of every backend.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bdev.h"
+#include "log.h"
+
+struct bdev_null_chan {
+	struct ios_bdev_chan base;
+	struct ios_bdev_io *head, *tail;	/* done, not yet reported */
+};
+
+static struct bdev_null_chan *to_null_chan(struct ios_bdev_chan *ch)
+{
+	return container_of(ch, struct bdev_null_chan, base);
+}
+
+static int null_open(const char *name, const struct vrio_topo_device *td, struct ios_bdev **out)
+{
+	uint64_t size = td->backend.size & ~(uint64_t)(IOS_SECTOR_SIZE - 1);
+	struct ios_bdev *b;
+
+	if (size == 0) {
+		VRIO_ERR("%s: null backend needs a size of at least %u bytes", name,
+			 IOS_SECTOR_SIZE);
+		return -EINVAL;
+	}
+	if (size != td->backend.size)
+		VRIO_WARN("%s: null size %llu rounded down to %llu bytes", name,
+			  (unsigned long long)td->backend.size, (unsigned long long)size);
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->size = size;
+	b->block_size = IOS_SECTOR_SIZE;
+	b->phys_block_size = IOS_SECTOR_SIZE;
+	b->read_only = td->read_only;
+	*out = b;
+	return 0;
+}
+
+static void null_close(struct ios_bdev *b)
+{
+	free(b);
+}
+
+static int null_chan_open(struct ios_bdev *b, unsigned depth, struct ios_bdev_chan **out)
+{
+	struct bdev_null_chan *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	c->base.bdev = b;
+	*out = &c->base;
+	return 0;
+}
+
+static void null_chan_close(struct ios_bdev_chan *ch)
+{
+	free(to_null_chan(ch));
+}
+
+static void null_queue(struct ios_bdev_chan *ch, struct ios_bdev_io *io, int result)
+{
+	struct bdev_null_chan *c = to_null_chan(ch);
+
+	io->result = result;
+	io->next = NULL;
+	if (c->tail)
+		c->tail->next = io;
+	else
+		c->head = io;
+	c->tail = io;
+}
+
+/* The outcome of an io on this device before it does anything. */
+static int null_check(const struct ios_bdev *b, const struct ios_bdev_io *io)
+{
+	if (ios_bdev_faulty(b))
+		return -EIO;
+	if (io->offset > b->size || io->len > b->size - io->offset)
+		return -EINVAL;
+	return 0;
+}
+
+static int null_read(struct ios_bdev_chan *ch, struct ios_bdev_io *io)
+{
+	uint64_t left = io->len;
+	int rc = null_check(ch->bdev, io);
+	unsigned i;
+
+	for (i = 0; rc == 0 && i < io->iovcnt && left; i++) {
+		size_t n = io->iov[i].iov_len < left ? io->iov[i].iov_len : (size_t)left;
+
+		memset(io->iov[i].iov_base, 0, n);
+		left -= n;
+	}
+	null_queue(ch, io, rc);
+	return 0;
+}
+
+/* write, discard and write-zeroes: checked, then nothing to do. */
+static int null_drop(struct ios_bdev_chan *ch, struct ios_bdev_io *io)
+{
+	if (ch->bdev->read_only)
+		return -EROFS;
+	null_queue(ch, io, null_check(ch->bdev, io));
+	return 0;
+}
+
+static int null_flush(struct ios_bdev_chan *ch, struct ios_bdev_io *io)
+{
+	null_queue(ch, io, ios_bdev_faulty(ch->bdev) ? -EIO : 0);
+	return 0;
+}
+
+static int null_poll(struct ios_bdev_chan *ch, unsigned budget)
+{
+	struct bdev_null_chan *c = to_null_chan(ch);
+	struct ios_bdev_io *io;
+	int n = 0;
+
+	while (c->head && (unsigned)n < budget) {
+		io = c->head;
+		c->head = io->next;
+		if (!c->head)
+			c->tail = NULL;
+		io->next = NULL;
+		n++;
+		io->cb(io);
+	}
+	return n;
+}
+
+const struct ios_bdev_ops ios_bdev_null_ops = {
+	.name = "null",
+	.kind = VRIO_BACKEND_NULL,
+	.open = null_open,
+	.close = null_close,
+	.chan_open = null_chan_open,
+	.chan_close = null_chan_close,
+	.read = null_read,
+	.write = null_drop,
+	.flush = null_flush,
+	.discard = null_drop,
+	.write_zeroes = null_drop,
+	.poll = null_poll,
+};
