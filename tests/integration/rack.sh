@@ -2,7 +2,8 @@
 # shellcheck shell=bash
 #
 # A two-device rack on loopback for integration tests: io-server io0, host
-# host0, blk devices disk-a (a file) and disk-b (RAM). Source after
+# host0, blk devices disk-a (a file) and disk-b (RAM, or the backend
+# mapping RACK_B_BACKEND, such as "{null: 1T}"). Source after
 # scripts/lib.sh. rack_up RUN_DIR BUILD_DIR starts it (vrio_start) and sets,
 # besides what vrio_start sets: VRIO_TOPO VRIO_IO_LISTEN VRIO_IO_METRICS
 # VRIO_HV_METRICS VRIO_IO_CTL VRIO_HV_CTL (the control sockets, in RUN_DIR)
@@ -71,7 +72,7 @@ devices:
     io_server: io0
     socket: $RACK_SOCK_B
     queues: 1
-    backend: {ram: 32M}
+    backend: ${RACK_B_BACKEND:-{ram: 32M\}}
 EOT
 	VRIO_IO_WRAP=()
 	VRIO_HV_WRAP=()
