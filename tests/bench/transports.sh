@@ -6,15 +6,18 @@
 # qemu-storage-daemon, in one run. Every system is started once, each on a
 # 64 MiB file it fills first, and the runs alternate between systems round
 # by round, so that all of them see the same machine. Prints the median of
-# ROUNDS runs per case: IOPS, p50/p99 latency, the CPU seconds the
-# backend process(es) used per run, and ratios to tcp and to qsd.
+# ROUNDS runs per case: IOPS, p50/p99 latency, the CPU time per I/O of
+# each daemon (io-server, local-hv, qsd), IOPS per io-server core, and
+# ratios to qsd and to tcp (tests/bench/blk-lib.sh's table).
 #
-#   tcp        vrio-localhv -> TCP on loopback -> vrio-ioserver
-#   shm        the same over shared-memory rings (the local-sidecore case)
-#   dpdk-memif the dpdk transport over a memif pair
-#   dpdk-xdp   the dpdk transport over net_af_xdp on a veth pair between two
-#              network namespaces (root, and a kernel with AF_XDP)
-#   qsd        qemu-storage-daemon's vhost-user-blk export
+#   tcp         vrio-localhv -> TCP on loopback -> vrio-ioserver
+#   shm         the same over shared-memory rings (the local-sidecore case)
+#   dpdk-memif  the dpdk transport over a memif pair
+#   dpdk-xdp    the dpdk transport over net_af_xdp on a veth pair between two
+#               network namespaces (root, and a kernel with AF_XDP)
+#   qsd         qemu-storage-daemon's vhost-user-blk export at its strongest
+#               for this workload (aio=io_uring, an iothread: blk-lib.sh)
+#   qsd-default the same as it comes (aio=threads, main loop)
 #
 # The host has no RDMA: with VRIO_BENCH_RDMA=1 the script then runs
 # tests/integration/blk-rdma.sh, which measures rdma and tcp inside a QEMU
@@ -23,29 +26,27 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/../integration/rack.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/blk-lib.sh"
 
 SECS=${2:-5}
 ROUNDS=${3:-3}
 unset VRIO_FAULTS
 
-declare -A SOCK PIDS STOP
+declare -A SOCK PIDS METRICS STOP
 
 
-# one_run SYSTEM QD: prints "iops p50 p99 backend_cpu"
+# one_run SYSTEM QD: one blk_run of SYSTEM into $TMP/SYSTEM.QD.
 one_run() {
-	local sys=$1 qd=$2 t0 t1 out
 	# shellcheck disable=SC2086 # PIDS holds a list
-	t0=$(cpu_ticks ${PIDS[$sys]})
-	out=$("$BENCH" --socket "${SOCK[$sys]}" --rw randread --bs 4096 --iodepth "$qd" \
-		--runtime "$SECS" --size 64M --json --quiet) || die "$sys: vrio-bench failed"
-	# shellcheck disable=SC2086
-	t1=$(cpu_ticks ${PIDS[$sys]})
-	python3 - "$out" "$t0" "$t1" "$(getconf CLK_TCK)" <<'PY'
-import json, sys
-r = json.loads(sys.argv[1])
-cpu = (int(sys.argv[3]) - int(sys.argv[2])) / int(sys.argv[4])
-print(f'{r["iops"]:.0f} {r["lat_us"]["p50"]:.1f} {r["lat_us"]["p99"]:.1f} {cpu:.2f}')
-PY
+	blk_run "$TMP/$1.$2" "${SOCK[$1]}" "$2" "${METRICS[$1]:-}" ${PIDS[$1]}
+}
+
+# pids_of SYSTEM: its daemons' pids.
+pids_of() {
+	local p
+	for p in ${PIDS[$1]}; do
+		echo "${p#*=}"
+	done
 }
 
 # fill SYSTEM: write the region read, so every system reads data, not holes.
@@ -63,59 +64,37 @@ vrio_system() {
 	[[ -n ${3:-} ]] && rack_dpdk_port "$run" "$3"
 	VRIO_LOG_PREFIX="transports ($name)" rack_up "$run" "$BUILD"
 	SOCK[$name]=$RACK_SOCK_A
-	PIDS[$name]="$VRIO_IO_PID $VRIO_HV_PID"
+	PIDS[$name]="io-server=$VRIO_IO_PID local-hv=$VRIO_HV_PID"
+	# Its reactors' busy time, where the io-server's port is reachable
+	# from here (not from inside a network namespace).
+	[[ -n $RACK_IO_NS ]] || METRICS[$name]=$VRIO_IO_METRICS
 	# What rack_down needs, to stop this rack at the end.
 	STOP[$name]=$(declare -p VRIO_IO_PID VRIO_HV_PID VRIO_IO_LOG VRIO_HV_LOG RACK_DPDK_IO_EAL |
 		tr '\n' ';')
 	SYSTEMS+=("$name")
 }
 
+# qsd_system NAME CONFIG: qemu-storage-daemon in CONFIG (blk-lib.sh) on a
+# file of its own.
 qsd_system() {
-	local run=$TMP/qsd pid
+	local name=$1 run=$TMP/$1 pid
 	mkdir -p "$run"
 	truncate -s 64M "$run/disk.img"
-	qemu-storage-daemon \
-		--blockdev "driver=file,node-name=f0,filename=$run/disk.img" \
-		--blockdev driver=raw,node-name=d0,file=f0 \
-		--export "type=vhost-user-blk,id=e0,addr.type=unix,addr.path=$run/qsd.sock,node-name=d0,writable=on,num-queues=1" \
-		>"$run/qsd.log" 2>&1 &
-	pid=$!
-	track_pid "$pid" qemu-storage-daemon
-	wait_for_socket "$run/qsd.sock" 20 "$pid" || die "qemu-storage-daemon did not start"
-	SOCK[qsd]=$run/qsd.sock
-	PIDS[qsd]=$pid
-	SYSTEMS+=(qsd)
+	qsd_start pid "$run/qsd.sock" "$run/disk.img" "$2" "$run/qsd.log"
+	SOCK[$name]=$run/qsd.sock
+	PIDS[$name]="qsd=$pid"
+	SYSTEMS+=("$name")
 }
 
-
 report() {
-	local qd sys col
-	printf '\n4 KiB random read, %s s per run, median of %s runs (backend CPU in seconds per run)\n' \
-		"$SECS" "$ROUNDS"
-	printf '%-11s %-4s %10s %9s %9s %12s %9s %9s\n' system qd IOPS p50_us p99_us backend_cpu \
-		vs_tcp vs_qsd
-	for qd in 1 32; do
-		for sys in "${SYSTEMS[@]}"; do
-			for col in 1 2 3 4; do
-				awk -v c=$col '{ print $c }' "$TMP/$sys.$qd" | median
-			done | tr '\n' ' ' >"$TMP/$sys.$qd.med"
-		done
-		for sys in "${SYSTEMS[@]}"; do
-			python3 - "$sys" "$qd" "$TMP/$sys.$qd.med" "$TMP/tcp.$qd.med" \
-				"$TMP/qsd.$qd.med" <<'PY'
-import os, sys
-name, qd, mine, tcp, qsd = sys.argv[1:]
-m = [float(x) for x in open(mine).read().split()]
-def ratio(path):
-    if not os.path.exists(path):
-        return '-'
-    return f'{m[0] / float(open(path).read().split()[0]):.2f}x'
-print(f'{name:<11} {qd:<4} {m[0]:10.0f} {m[1]:9.1f} {m[2]:9.1f} {m[3]:12.2f} '
-      f'{ratio(tcp):>9} {ratio(qsd):>9}')
-PY
-		done
-	done
-	printf '(vs_tcp, vs_qsd: IOPS ratios of the medians)\n'
+	printf '\n4 KiB random read, %s s a run, medians of %s rounds; %s CPUs, load %s\n' \
+		"$SECS" "$ROUNDS" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
+	if [[ -n ${SOCK[qsd]:-} ]]; then
+		printf 'qsd:         %s\nqsd-default: %s\n' "$(qsd_config_text strong)" \
+			"$(qsd_config_text default)"
+	fi
+	printf '\n'
+	blk_report "$TMP" "1 32" "qsd tcp" "${SYSTEMS[@]}"
 }
 
 rdma_report() {
@@ -170,7 +149,8 @@ main() {
 		log "dpdk-xdp: SKIP: needs root, AF_XDP in the kernel and DPDK's af_xdp PMD"
 	fi
 	if have_cmd qemu-storage-daemon; then
-		qsd_system
+		qsd_system qsd strong
+		qsd_system qsd-default default
 	else
 		log "qsd: SKIP: qemu-storage-daemon not installed"
 	fi
@@ -180,14 +160,14 @@ main() {
 
 	declare -A T0
 	for sys in "${SYSTEMS[@]}"; do
-		# shellcheck disable=SC2086
-		T0[$sys]=$(cpu_ticks ${PIDS[$sys]})
+		# shellcheck disable=SC2046 # a list of pids
+		T0[$sys]=$(cpu_ticks $(pids_of "$sys"))
 	done
 	t_start=$(date +%s.%N)
 	for qd in 1 32; do
 		for ((r = 0; r < ROUNDS; r++)); do
 			for sys in "${SYSTEMS[@]}"; do
-				one_run "$sys" "$qd" >>"$TMP/$sys.$qd"
+				one_run "$sys" "$qd"
 			done
 		done
 	done
@@ -197,12 +177,12 @@ main() {
 	# off shows here.
 	printf '\nidle cost: CPU of each system while the others ran, in %% of one core\n'
 	for sys in "${SYSTEMS[@]}"; do
-		# shellcheck disable=SC2086
-		python3 - "$sys" "${T0[$sys]}" "$(cpu_ticks ${PIDS[$sys]})" "$(getconf CLK_TCK)" \
+		# shellcheck disable=SC2046 # a list of pids
+		python3 - "$sys" "${T0[$sys]}" "$(cpu_ticks $(pids_of "$sys"))" "$(getconf CLK_TCK)" \
 			"$t_start" "$t_end" "$SECS" "$ROUNDS" "$TMP/$sys.1" "$TMP/$sys.32" <<'PY'
-import sys
+import json, sys
 name, t0, t1, hz, start, end, secs, rounds = sys.argv[1:9]
-own = sum(float(l.split()[3]) for p in sys.argv[9:] for l in open(p))
+own = sum(sum(json.loads(l)["cpu"].values()) for p in sys.argv[9:] for l in open(p))
 idle_wall = float(end) - float(start) - 2 * int(rounds) * float(secs)
 idle_cpu = (int(t1) - int(t0)) / int(hz) - own
 print(f'{name:<11} {100 * max(idle_cpu, 0) / max(idle_wall, 1e-9):6.1f}%')
@@ -210,7 +190,7 @@ PY
 	done
 
 	for sys in "${SYSTEMS[@]}"; do
-		[[ $sys == qsd ]] && continue
+		[[ $sys == qsd* ]] && continue
 		eval "${STOP[$sys]}"
 		rack_down || die "$sys: a daemon did not stop cleanly"
 	done

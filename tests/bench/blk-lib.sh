@@ -1,0 +1,185 @@
+# SPDX-License-Identifier: BSD-3-Clause
+# shellcheck shell=bash
+#
+# What the blk benchmarks share: one measured run of vrio-bench, the report
+# of many, and qemu-storage-daemon to compare with. Source after
+# scripts/lib.sh; set BENCH (vrio-bench) and SECS (seconds a run).
+#
+# qemu-storage-daemon's configuration is one of:
+#
+#   strong   its strongest for page-cached 4 KiB random reads on this
+#            machine: the file driver with aio=io_uring, the export served
+#            from an iothread (QSD_STRONG_IOTHREAD: more of its options, such
+#            as poll-max-ns=0; by default QEMU's adaptive polling, up to
+#            32768 ns). tests/bench/qsd-tune.sh compares it with the others
+#            and with other poll settings. On the shared 2-core VM
+#            (2026-12-07, `qsd-tune.sh 3 5`), against it, round by round:
+#            io_uring in the main loop 0.87x IOPS at QD 1 (1.08x at QD 32,
+#            with a 1.10x p50), the iothread with poll-max-ns=0 0.94x
+#            (1.02x), with poll-max-ns=1000000 0.98x (1.03x, 1.21x p50);
+#            aio=threads 0.44x (0.65x). At QD 32 the io_uring variants are
+#            within the noise of each other; at QD 1 this one is ahead.
+#   uring    aio=io_uring in the main loop, no iothread.
+#   default  what a user gets without options: aio=threads in the main loop.
+
+QSD_STRONG_IOTHREAD=${QSD_STRONG_IOTHREAD:-}
+
+# qsd_config_text CONFIG: one line saying what CONFIG runs, for the tables.
+qsd_config_text() {
+	case $1 in
+	strong) echo "file aio=io_uring, iothread ${QSD_STRONG_IOTHREAD:-poll-max-ns default (32768)}" ;;
+	uring) echo "file aio=io_uring, main loop" ;;
+	default) echo "file aio=threads (the default), main loop" ;;
+	*) die "unknown qsd configuration '$1' (strong, uring or default)" ;;
+	esac
+}
+
+# qsd_start VAR_PID SOCKET FILE CONFIG LOG: exports FILE over vhost-user-blk
+# on SOCKET (one queue, writable) in CONFIG, waits for the socket, stores
+# the pid in VAR_PID (tracked for lib_cleanup).
+qsd_start() {
+	local -n _qsd_pid_out=$1
+	local sock=$2 file=$3 config=$4 logfile=$5 aio iothread=()
+	local export="type=vhost-user-blk,id=e0,addr.type=unix,addr.path=$sock,node-name=d0"
+	export+=",writable=on,num-queues=1"
+	qsd_config_text "$config" >/dev/null
+	case $config in
+	strong)
+		aio=io_uring
+		iothread=(--object "iothread,id=it0${QSD_STRONG_IOTHREAD:+,$QSD_STRONG_IOTHREAD}")
+		export+=",iothread=it0"
+		;;
+	uring)
+		aio=io_uring
+		;;
+	default)
+		aio=threads
+		;;
+	esac
+	rm -f "$sock"
+	qemu-storage-daemon "${iothread[@]}" \
+		--blockdev "driver=file,node-name=f0,filename=$file,aio=$aio" \
+		--blockdev driver=raw,node-name=d0,file=f0 \
+		--export "$export" >"$logfile" 2>&1 &
+	_qsd_pid_out=$!
+	track_pid "$_qsd_pid_out" "qemu-storage-daemon ($config)"
+	wait_for_socket "$sock" 20 "$_qsd_pid_out" || {
+		cat "$logfile" >&2
+		die "qemu-storage-daemon ($config) did not start"
+	}
+}
+
+# reactor_busy HOST:PORT: the io-server's reactors' busy seconds (turns that
+# found work, not spinning or sleep), summed.
+reactor_busy() {
+	http_get "$1" /metrics |
+		awk '$1 ~ /^vrio_ioserver_reactor_busy_seconds_total[{ ]/ { s += $2 }
+			END { printf "%.6f\n", s }'
+}
+
+# blk_run OUT SOCKET QD METRICS ROLE=PID...: 4 KiB random reads over the
+# first 64 MiB at queue depth QD for SECS, and appends to OUT one JSON line:
+# the bench's figures, the CPU seconds of each daemon (utime + stime of PID,
+# named ROLE) over the run, and with METRICS (an io-server's HOST:PORT, or
+# "") its reactors' busy seconds.
+blk_run() {
+	local out=$1 sock=$2 qd=$3 metrics=$4 arg res b0=0 b1=0
+	local -a roles=() pids=() t0=() t1=()
+	shift 4
+	for arg in "$@"; do
+		roles+=("${arg%%=*}")
+		pids+=("${arg#*=}")
+	done
+	[[ -z $metrics ]] || b0=$(reactor_busy "$metrics") || die "no metrics on $metrics"
+	for arg in "${pids[@]}"; do t0+=("$(cpu_ticks "$arg")"); done
+	res=$("$BENCH" --socket "$sock" --rw randread --bs 4096 --iodepth "$qd" \
+		--runtime "$SECS" --size 64M --json --quiet) || die "vrio-bench on $sock failed"
+	for arg in "${pids[@]}"; do t1+=("$(cpu_ticks "$arg")"); done
+	[[ -z $metrics ]] || b1=$(reactor_busy "$metrics") || die "no metrics on $metrics"
+	python3 - "$res" "$(getconf CLK_TCK)" "$b0" "$b1" "${roles[*]}" "${t0[*]}" "${t1[*]}" \
+		>>"$out" <<'PY'
+import json, sys
+r = json.loads(sys.argv[1])
+hz, b0, b1 = int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+roles, t0, t1 = (a.split() for a in sys.argv[5:8])
+print(json.dumps({
+    "ops": r["ops"], "secs": r["elapsed_s"], "iops": r["iops"],
+    "p50": r["lat_us"]["p50"], "p99": r["lat_us"]["p99"],
+    "bench_cpu": r["cpu_user_s"] + r["cpu_sys_s"],
+    "cpu": {k: (int(b) - int(a)) / hz for k, a, b in zip(roles, t0, t1)},
+    "busy": b1 - b0,
+}))
+PY
+}
+
+# blk_report DIR QDS BASES SYSTEM...: the table of DIR/SYSTEM.QD (blk_run's
+# lines), medians over the rounds, then each system's ratios to each of
+# BASES (medians of ratios taken round by round: the rounds ran side by
+# side).
+# CPU per I/O is each daemon's CPU time (utime + stime, all threads) over
+# the requests the bench completed. IOPS per io-server core, two ways:
+# "cpu", requests over the io-server's CPU seconds (a core it keeps busy,
+# spinning included: the cost); "busy", requests over its reactors' busy
+# seconds (vrio_ioserver_reactor_busy_seconds_total: wall time of turns
+# that found work, which on a shared machine includes time the reactor was
+# preempted or had yielded, so it reads lower).
+blk_report() {
+	local dir=$1 qds=$2 bases=$3
+	shift 3
+	python3 - "$dir" "$qds" "$bases" "$@" <<'PY'
+import json, os, statistics, sys
+d, qds, bases, systems = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), sys.argv[4:]
+roles = ["io-server", "local-hv", "qsd"]
+def runs(s, qd):
+    p = f"{d}/{s}.{qd}"
+    return [json.loads(l) for l in open(p)] if os.path.exists(p) else []
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+def us(run, role):
+    c = run["cpu"].get(role)
+    return None if c is None else 1e6 * c / max(run["ops"], 1)
+def total(run):
+    return 1e6 * sum(run["cpu"].values()) / max(run["ops"], 1)
+def fmt(x, spec):
+    return "-" if x is None else format(x, spec)
+print(f'{"system":<12} {"qd":>3} {"IOPS":>9} {"p50_us":>7} {"p99_us":>7} '
+      + " ".join(f"{r:>9}" for r in roles)
+      + f' {"daemons":>8} {"IOPS/core":>10} {"IOPS/core":>10}')
+print(f'{"":<12} {"":>3} {"":>9} {"":>7} {"":>7} '
+      + " ".join(f"{'us/IO':>9}" for r in roles)
+      + f' {"us/IO":>8} {"cpu":>10} {"busy":>10}')
+for qd in qds:
+    for s in systems:
+        rs = runs(s, qd)
+        if not rs:
+            continue
+        busy = med([r["ops"] / r["busy"] if r["busy"] > 0 else None for r in rs])
+        cpu = med([r["ops"] / r["cpu"]["io-server"] if r["cpu"].get("io-server") else None
+                   for r in rs])
+        print(f'{s:<12} {qd:>3} {med([r["iops"] for r in rs]):9.0f} '
+              f'{med([r["p50"] for r in rs]):7.1f} {med([r["p99"] for r in rs]):7.1f} '
+              + " ".join(f'{fmt(med([us(r, role) for r in rs]), ".2f"):>9}' for role in roles)
+              + f' {med([total(r) for r in rs]):8.2f} {fmt(cpu, ",.0f"):>10} {fmt(busy, ",.0f"):>10}')
+for base in bases:
+    if not any(runs(base, qd) for qd in qds):
+        continue
+    print(f"\nratios to {base}, round by round, medians (IOPS: higher is better; p50 and CPU per I/O: lower is):")
+    for qd in qds:
+        b = runs(base, qd)
+        for s in systems:
+            rs = runs(s, qd)
+            if s == base or not rs or not b:
+                continue
+            n = min(len(rs), len(b))
+            iops = med([rs[i]["iops"] / b[i]["iops"] for i in range(n)])
+            p50 = med([rs[i]["p50"] / b[i]["p50"] for i in range(n)])
+            cpu = med([total(rs[i]) / total(b[i]) for i in range(n)])
+            # The thin compute node: local-hv against a whole local daemon.
+            hv = med([us(rs[i], "local-hv") / total(b[i])
+                      if "local-hv" in rs[i]["cpu"] and "qsd" in b[i]["cpu"] else None
+                      for i in range(n)])
+            print(f'{s:<12} qd {qd:>2}: IOPS {iops:.2f}x  p50 {p50:.2f}x  daemons CPU/IO {cpu:.2f}x'
+                  + (f'  local-hv CPU/IO over {base}\'s {hv:.2f}x' if hv is not None else ""))
+PY
+}
