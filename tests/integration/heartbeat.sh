@@ -29,8 +29,11 @@ VERDICT_LATE_MS=500
 STOPPED_PID=
 
 # A stopped daemon ignores SIGTERM: resume it before lib_cleanup stops it.
+# Without errexit here, or the `(exit rc)` that hands lib_cleanup the
+# script's status would end the trap before the daemons are stopped.
 hb_cleanup() {
 	local rc=$?
+	set +e
 	[[ -n $STOPPED_PID ]] && kill -CONT "$STOPPED_PID" 2>/dev/null
 	(exit "$rc")
 	lib_cleanup
