@@ -60,6 +60,19 @@ static struct ios_stage *old_stage(const struct ios_chain *old, enum vrio_stage_
 	return NULL;
 }
 
+/* The calls until the next timed one: 1 to 2 * IOS_STAGE_SAMPLE - 1, as
+ * likely each, so IOS_STAGE_SAMPLE on average. */
+static uint32_t stage_gap(struct ios_stage *st)
+{
+	uint32_t x = st->sample;
+
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	st->sample = x;
+	return 1 + x % (2 * IOS_STAGE_SAMPLE - 1);
+}
+
 int ios_chain_build(struct ios_device *d, const struct vrio_topo_device *td,
 		    struct ios_chain **out, char *why, size_t n)
 {
@@ -108,6 +121,7 @@ int ios_chain_build(struct ios_device *d, const struct vrio_topo_device *td,
 			st->d = d;
 			st->refs = 1;
 			st->sample = (uint32_t)(uintptr_t)st | 1;	/* never 0 */
+			st->countdown = stage_gap(st);
 		}
 		c->off[i] = off;
 		off += (unsigned)((ops->scratch + 7) & ~(size_t)7);
@@ -207,22 +221,20 @@ void *ios_stage_scratch(struct ios_stage *st, struct ios_req *req)
 	return req->scratch + req->chain->off[req->chain_pos];
 }
 
-/* One call into a stage, timed now and then (IOS_STAGE_SAMPLE). */
+/* One call into a stage, timed now and then (IOS_STAGE_SAMPLE). A
+ * countdown, not a draw per call: the draw's dependency chain from one
+ * frame to the next cost more than a cheap stage's own code. */
 static inline enum ios_stage_verdict
 stage_call(struct ios_stage *st,
 	   enum ios_stage_verdict (*fn)(struct ios_stage *st, struct ios_req *req),
 	   struct ios_req *req)
 {
 	enum ios_stage_verdict v;
-	uint32_t x = st->sample;
 	uint64_t t0;
 
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	st->sample = x;
-	if (x % IOS_STAGE_SAMPLE)
+	if (--st->countdown)
 		return fn(st, req);
+	st->countdown = stage_gap(st);
 	t0 = vrio_now_ns();
 	v = fn(st, req);
 	vrio_counter_add(&st->st.ns, (vrio_now_ns() - t0) * IOS_STAGE_SAMPLE);

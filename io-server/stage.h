@@ -72,11 +72,12 @@ struct ios_stage_stats {
 					 * sampled (IOS_STAGE_SAMPLE) */
 };
 
-/* One call in IOS_STAGE_SAMPLE to a stage's request or completion, picked
- * at random, is timed and counted that many times over: two clock reads a
- * call would cost a cheap stage more than its own code. At random, since
- * a stage may work on one side only for some requests (crypt: writes
- * going, reads coming back) and a guest's pattern may have a period. */
+/* One call in IOS_STAGE_SAMPLE to a stage's request or completion, on
+ * average, is timed and counted that many times over: two clock reads a
+ * call would cost a cheap stage more than its own code. The gaps between
+ * timed calls are drawn at random (1 to twice that), since a stage may
+ * work on one side only for some requests (crypt: writes going, reads
+ * coming back) and a guest's pattern may have a period. */
 #define IOS_STAGE_SAMPLE 64
 
 struct ios_stage_ops {
@@ -146,6 +147,7 @@ struct ios_stage {
 	int refs;			/* atomic: chains that name it */
 	bool removed;			/* control thread: left the chain */
 	uint32_t sample;		/* home reactor: xorshift state */
+	uint32_t countdown;		/* calls to the next timed one */
 	unsigned parked;		/* home reactor: requests it parks */
 	TAILQ_ENTRY(ios_stage) parked_link;	/* in d->parked_stages */
 	struct ios_stage_stats st;
