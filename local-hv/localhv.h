@@ -329,6 +329,24 @@ int lhv_vhost_register(struct lhv *l, struct lhv_dev *d);
 void lhv_vhost_unregister(struct lhv *l, struct lhv_dev *d);
 void lhv_vhost_fini(void);
 
+/* vumsg.c: the vhost-user messages local-hv acts on before rte_vhost does;
+ * control thread (rte_vhost's). */
+enum lhv_msg_result {
+	LHV_MSG_ERR,		/* refused: rte_vhost drops the connection */
+	LHV_MSG_PASS,		/* rte_vhost handles it (as well) */
+	LHV_MSG_REPLY,		/* answered in place: rte_vhost sends it back */
+};
+/* ctx is what rte_vhost gives pre_msg_handle: its message context, the
+ * message at its start (channel.c pins its layout). */
+enum lhv_msg_result lhv_vu_msg(struct lhv *l, struct lhv_dev *d, void *ctx);
+/* Whether rings or memory may not be what the poller uses after it. */
+bool lhv_vu_changes_rings(uint32_t request);
+/* Takes the device back from the poller (bounded drain); returns once the
+ * poller can no longer touch guest memory. */
+void lhv_dev_stop(struct lhv *l, struct lhv_dev *d);
+/* The frontend is gone: device stopped, its mappings and channel dropped. */
+void lhv_vu_forget_frontend(struct lhv *l, struct lhv_dev *d);
+
 /* device.c: the device table, main thread. */
 int lhv_dev_add(struct lhv *l, const struct vrio_topo_device *td);
 /* Closes its socket (the VMM sees a disconnect, requests in flight are

@@ -28,37 +28,10 @@
 #define VIRTIO_F_RING_PACKED_BIT	34
 #define VHOST_USER_F_PROTOCOL_FEATURES_BIT 30
 #define VHOST_USER_PROTOCOL_F_CONFIG_BIT 9
-#define VHOST_USER_RESET_OWNER		4
-#define VHOST_USER_SET_VRING_BASE	10
-#define VHOST_USER_SET_SLAVE_REQ_FD	21
-#define VHOST_USER_IOTLB_MSG		22
-#define VHOST_USER_GET_CONFIG		24
-#define VHOST_USER_SET_CONFIG		25
-#define STOP_TIMEOUT_NS			(5ull * 1000 * 1000 * 1000)
-
-/* The part of a vhost-user message we read in pre_msg_handle: the start
- * of rte_vhost's context (channel.c), the frontend's bytes. */
-struct vu_msg {
-	uint32_t request;
-	uint32_t flags;
-	uint32_t size;
-	union {
-		uint64_t u64;
-		struct {
-			uint32_t offset;
-			uint32_t size;
-			uint32_t flags;
-			uint8_t region[LHV_CONFIG_MAX];
-		} cfg;
-		struct vhost_iotlb_msg iotlb;
-	} payload;
-} __attribute__((packed));
 
 /* rte_vhost's callbacks carry no context; this is the registry they use. */
 static struct lhv *g_lhv;
 
-static void dev_stop(struct lhv_dev *d);
-static bool changes_rings(uint32_t request);
 static enum rte_vhost_msg_result post_msg(int vid, void *arg);
 
 /* A device is freed only after its socket is unregistered, so the one
@@ -90,95 +63,28 @@ static struct lhv_dev *dev_of(int vid)
 	return d && d->conn_vid == vid ? d : NULL;
 }
 
-/* The backend channel from this message's descriptors, or -1 (logged). */
-static int take_channel(struct lhv_dev *d, const void *ctx)
-{
-	struct lhv_channel_peer p = { .name = d->name, .socket = d->socket };
-	unsigned i, n = __atomic_load_n(&g_lhv->n_slots, __ATOMIC_ACQUIRE);
-	struct lhv_dev *o;
-	int *held, fd;
-
-	/* Other devices' channels: a descriptor we hold must not come back
-	 * as this one's. Slots added meanwhile have no frontend yet. */
-	held = calloc(n ? n : 1, sizeof(*held));
-	if (!held) {
-		VRIO_ERR("%s: no memory to check the backend channel", d->name);
-		return -1;
-	}
-	pthread_mutex_lock(&g_lhv->lock);
-	for (i = 0; i < n; i++) {
-		o = g_lhv->devs[i];
-		held[i] = o && o != d ? __atomic_load_n(&o->iommu.slave_fd, __ATOMIC_ACQUIRE) : -1;
-	}
-	pthread_mutex_unlock(&g_lhv->lock);
-	p.n_held = n;
-	p.held = held;
-	fd = lhv_channel_take(ctx, &p);
-	free(held);
-	return fd < 0 ? -1 : fd;
-}
-
+/* The messages are vumsg.c's; here only the connection's device is found. */
 static enum rte_vhost_msg_result pre_msg(int vid, void *arg)
 {
-	struct vu_msg *m = arg;
-	struct lhv_dev *d;
-	uint32_t off, len;
+	struct lhv_dev *d = dev_of(vid);
 
-	d = dev_of(vid);
 	if (!d)
 		return RTE_VHOST_MSG_RESULT_ERR;
-	if (m->request == VHOST_USER_IOTLB_MSG) {
-		/* Ours first (the walker's), then rte_vhost's (the rings'),
-		 * which also answers the VMM. */
-		if (m->size < sizeof(m->payload.iotlb))
-			return RTE_VHOST_MSG_RESULT_ERR;
-		if (lhv_iommu_post(g_lhv, d, m->payload.iotlb.type, m->payload.iotlb.iova,
-				   m->payload.iotlb.size, m->payload.iotlb.uaddr,
-				   m->payload.iotlb.perm) < 0)
-			return RTE_VHOST_MSG_RESULT_ERR;
+	switch (lhv_vu_msg(g_lhv, d, arg)) {
+	case LHV_MSG_PASS:
 		return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+	case LHV_MSG_REPLY:
+		return RTE_VHOST_MSG_RESULT_REPLY;
+	case LHV_MSG_ERR:
+		break;
 	}
-	if (m->request == VHOST_USER_SET_SLAVE_REQ_FD) {
-		/* rte_vhost keeps its own copy (for the rings' misses) and
-		 * refuses a message without exactly one descriptor itself. */
-		lhv_iommu_set_channel(&d->iommu, take_channel(d, arg));
-		return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
-	}
-	if (changes_rings(m->request)) {
-		dev_stop(d);
-		/* The frontend restarts its rings after a device reset: only then
-		 * may a device the guest broke be served again. */
-		if (m->request == VHOST_USER_SET_VRING_BASE || m->request == VHOST_USER_RESET_OWNER)
-			d->broken = false;
-		return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
-	}
-	if (m->request != VHOST_USER_GET_CONFIG && m->request != VHOST_USER_SET_CONFIG)
-		return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
-	if (m->request == VHOST_USER_SET_CONFIG) {
-		/* Nothing in our config space is writable (no CONFIG_WCE). */
-		VRIO_WARN("%s: frontend tried to write config space; ignored", d->name);
-		return RTE_VHOST_MSG_RESULT_ERR;
-	}
-	off = m->payload.cfg.offset;
-	len = m->payload.cfg.size;
-	if (m->size < 12 || off > LHV_CONFIG_MAX || len > LHV_CONFIG_MAX - off ||
-	    m->size - 12 < len) {
-		VRIO_ERR("%s: bad GET_CONFIG (offset %u size %u)", d->name, off, len);
-		return RTE_VHOST_MSG_RESULT_ERR;
-	}
-	memset(m->payload.cfg.region, 0, len);
-	if (off < d->config_len)
-		memcpy(m->payload.cfg.region, d->config + off,
-		       len < d->config_len - off ? len : d->config_len - off);
-	return RTE_VHOST_MSG_RESULT_REPLY;
+	return RTE_VHOST_MSG_RESULT_ERR;
 }
 
 static const struct rte_vhost_user_extern_ops extern_ops = {
 	.pre_msg_handle = pre_msg,
 	.post_msg_handle = post_msg,
 };
-
-static void forget_frontend(struct lhv_dev *d);
 
 /*
  * A new frontend while the device still has one: rte_vhost's event loop
@@ -196,7 +102,7 @@ static int new_connection(int vid)
 	if (d->conn_vid >= 0) {
 		VRIO_WARN("%s: a new frontend connected before the last one's hang-up was seen; serving the new one",
 			  d->name);
-		forget_frontend(d);
+		lhv_vu_forget_frontend(g_lhv, d);
 	}
 	if (d->ops->own_rings && rte_vhost_extern_callback_register(vid, &extern_ops, NULL) != 0) {
 		VRIO_ERR("%s: cannot register vhost-user message hooks", d->name);
@@ -222,27 +128,6 @@ static void free_rings(struct lhv_dev *d)
 	d->mem.r = NULL;
 	d->mem.n = 0;
 	d->nvq = 0;
-}
-
-/* Take the device back from the poller: it drains requests in flight
- * (bounded by stop_deadline) first. We never return while it may still
- * touch guest memory. Ring positions go back to rte_vhost, which hands them
- * to the frontend on GET_VRING_BASE. */
-static void dev_stop(struct lhv_dev *d)
-{
-	struct timespec ms = { 0, 1000000 };
-
-	if (__atomic_load_n(&d->state, __ATOMIC_ACQUIRE) == LHV_DEV_IDLE)
-		return;
-	d->stop_deadline = vrio_now_ns() + STOP_TIMEOUT_NS;
-	__atomic_store_n(&d->state, LHV_DEV_STOP, __ATOMIC_RELEASE);
-	lhv_poller_wake(g_lhv);
-	while (__atomic_load_n(&d->state, __ATOMIC_ACQUIRE) != LHV_DEV_IDLE &&
-	       __atomic_load_n(&g_lhv->poller_started, __ATOMIC_ACQUIRE))
-		nanosleep(&ms, NULL);
-	if (d->ops->release)
-		d->ops->release(d);
-	VRIO_INFO("%s: rings handed back", d->name);
 }
 
 void lhv_rr_release(struct lhv_dev *d)
@@ -388,45 +273,15 @@ static void dev_start(struct lhv_dev *d, int vid)
 		  (unsigned long long)d->features);
 }
 
-/* Messages after which rings or memory may not be what the poller uses. */
-static bool changes_rings(uint32_t request)
-{
-	switch (request) {
-	case 2:		/* SET_FEATURES */
-	case VHOST_USER_RESET_OWNER:
-	case 5:		/* SET_MEM_TABLE */
-	case 8:		/* SET_VRING_NUM */
-	case 9:		/* SET_VRING_ADDR */
-	case VHOST_USER_SET_VRING_BASE:
-	case 11:	/* GET_VRING_BASE */
-	case 12:	/* SET_VRING_KICK */
-	case 13:	/* SET_VRING_CALL */
-	case 18:	/* SET_VRING_ENABLE */
-		return true;
-	}
-	return false;
-}
-
 static enum rte_vhost_msg_result post_msg(int vid, void *arg)
 {
-	struct vu_msg *m = arg;
+	uint32_t request;
 	struct lhv_dev *d;
 
-	if (changes_rings(m->request) && (d = dev_of(vid)))
+	memcpy(&request, arg, sizeof(request));
+	if (lhv_vu_changes_rings(request) && (d = dev_of(vid)))
 		dev_start(d, vid);
 	return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
-}
-
-static void forget_frontend(struct lhv_dev *d)
-{
-	dev_stop(d);
-	d->conn_vid = -1;
-	/* The next frontend has its own address space and vIOMMU: its
-	 * mappings start empty, and it gives its own channel. */
-	if (d->ops->own_rings) {
-		lhv_iotlb_invalidate(&d->iommu.tlb, 0, UINT64_MAX);
-		lhv_iommu_set_channel(&d->iommu, -1);
-	}
 }
 
 static void destroy_connection(int vid)
@@ -434,7 +289,7 @@ static void destroy_connection(int vid)
 	struct lhv_dev *d = dev_of(vid);
 
 	if (d) {
-		forget_frontend(d);
+		lhv_vu_forget_frontend(g_lhv, d);
 		VRIO_INFO("%s: frontend disconnected", d->name);
 	}
 }
@@ -448,7 +303,7 @@ static int new_device(int vid)
 		return -1;
 	for (i = 0; i < n && i < LHV_MAX_QUEUES; i++)
 		d->ready[i] = true;
-	dev_stop(d);
+	lhv_dev_stop(g_lhv, d);
 	dev_start(d, vid);
 	if (__atomic_load_n(&d->state, __ATOMIC_ACQUIRE) == LHV_DEV_IDLE)
 		return -1;
@@ -461,7 +316,7 @@ static void destroy_device(int vid)
 	struct lhv_dev *d = dev_of(vid);
 
 	if (d)
-		dev_stop(d);
+		lhv_dev_stop(g_lhv, d);
 }
 
 static int vring_state_changed(int vid, uint16_t queue, int enable)
@@ -472,7 +327,7 @@ static int vring_state_changed(int vid, uint16_t queue, int enable)
 	    d->ready[queue] == (enable != 0))
 		return 0;
 	d->ready[queue] = enable != 0;
-	dev_stop(d);
+	lhv_dev_stop(g_lhv, d);
 	dev_start(d, vid);
 	return 0;
 }

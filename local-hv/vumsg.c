@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The vhost-user messages local-hv acts on before rte_vhost does (its
+ * pre_msg_handle): the VMM's IOTLB, the config space, the backend channel,
+ * and the messages after which the rings are not what the poller uses.
+ * Everything here is the frontend's word, and the frontend is untrusted.
+ * vhost.c is the adapter that finds the device for a connection; this file
+ * calls nothing of rte_vhost's, so tests/fuzz/fuzz_vhost_msg.c drives it
+ * without a running rte_vhost.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <linux/vhost_types.h>
+
+#include "channel.h"
+#include "localhv.h"
+#include "log.h"
+
+#define VHOST_USER_SET_FEATURES		2
+#define VHOST_USER_RESET_OWNER		4
+#define VHOST_USER_SET_MEM_TABLE	5
+#define VHOST_USER_SET_VRING_NUM	8
+#define VHOST_USER_SET_VRING_ADDR	9
+#define VHOST_USER_SET_VRING_BASE	10
+#define VHOST_USER_GET_VRING_BASE	11
+#define VHOST_USER_SET_VRING_KICK	12
+#define VHOST_USER_SET_VRING_CALL	13
+#define VHOST_USER_SET_VRING_ENABLE	18
+#define VHOST_USER_SET_SLAVE_REQ_FD	21
+#define VHOST_USER_IOTLB_MSG		22
+#define VHOST_USER_GET_CONFIG		24
+#define VHOST_USER_SET_CONFIG		25
+#define VU_CFG_HDR			12	/* offset, size, flags */
+#define STOP_TIMEOUT_NS			(5ull * 1000 * 1000 * 1000)
+
+/* The part of a vhost-user message we read: the start of rte_vhost's
+ * context (channel.c), the frontend's bytes. */
+struct vu_msg {
+	uint32_t request;
+	uint32_t flags;
+	uint32_t size;
+	union {
+		uint64_t u64;
+		struct {
+			uint32_t offset;
+			uint32_t size;
+			uint32_t flags;
+			uint8_t region[LHV_CONFIG_MAX];
+		} cfg;
+		struct vhost_iotlb_msg iotlb;
+	} payload;
+} __attribute__((packed));
+
+bool lhv_vu_changes_rings(uint32_t request)
+{
+	switch (request) {
+	case VHOST_USER_SET_FEATURES:
+	case VHOST_USER_RESET_OWNER:
+	case VHOST_USER_SET_MEM_TABLE:
+	case VHOST_USER_SET_VRING_NUM:
+	case VHOST_USER_SET_VRING_ADDR:
+	case VHOST_USER_SET_VRING_BASE:
+	case VHOST_USER_GET_VRING_BASE:
+	case VHOST_USER_SET_VRING_KICK:
+	case VHOST_USER_SET_VRING_CALL:
+	case VHOST_USER_SET_VRING_ENABLE:
+		return true;
+	}
+	return false;
+}
+
+/* Take the device back from the poller: it drains requests in flight
+ * (bounded by stop_deadline) first. We never return while it may still
+ * touch guest memory. Ring positions go back to rte_vhost (ops->release),
+ * which hands them to the frontend on GET_VRING_BASE. */
+void lhv_dev_stop(struct lhv *l, struct lhv_dev *d)
+{
+	struct timespec ms = { 0, 1000000 };
+
+	if (__atomic_load_n(&d->state, __ATOMIC_ACQUIRE) == LHV_DEV_IDLE)
+		return;
+	d->stop_deadline = vrio_now_ns() + STOP_TIMEOUT_NS;
+	__atomic_store_n(&d->state, LHV_DEV_STOP, __ATOMIC_RELEASE);
+	lhv_poller_wake(l);
+	while (__atomic_load_n(&d->state, __ATOMIC_ACQUIRE) != LHV_DEV_IDLE &&
+	       __atomic_load_n(&l->poller_started, __ATOMIC_ACQUIRE))
+		nanosleep(&ms, NULL);
+	if (d->ops->release)
+		d->ops->release(d);
+	VRIO_INFO("%s: rings handed back", d->name);
+}
+
+void lhv_vu_forget_frontend(struct lhv *l, struct lhv_dev *d)
+{
+	lhv_dev_stop(l, d);
+	d->conn_vid = -1;
+	/* The next frontend has its own address space and vIOMMU: its
+	 * mappings start empty, and it gives its own channel. */
+	if (d->ops->own_rings) {
+		lhv_iotlb_invalidate(&d->iommu.tlb, 0, UINT64_MAX);
+		lhv_iommu_set_channel(&d->iommu, -1);
+	}
+}
+
+/* The backend channel from this message's descriptors, or -1 (logged). */
+static int take_channel(struct lhv *l, struct lhv_dev *d, const void *ctx)
+{
+	struct lhv_channel_peer p = { .name = d->name, .socket = d->socket };
+	unsigned i, n = __atomic_load_n(&l->n_slots, __ATOMIC_ACQUIRE);
+	struct lhv_dev *o;
+	int *held, fd;
+
+	/* Other devices' channels: a descriptor we hold must not come back
+	 * as this one's. Slots added meanwhile have no frontend yet. */
+	held = calloc(n ? n : 1, sizeof(*held));
+	if (!held) {
+		VRIO_ERR("%s: no memory to check the backend channel", d->name);
+		return -1;
+	}
+	pthread_mutex_lock(&l->lock);
+	for (i = 0; i < n; i++) {
+		o = l->devs[i];
+		held[i] = o && o != d ? __atomic_load_n(&o->iommu.slave_fd, __ATOMIC_ACQUIRE) : -1;
+	}
+	pthread_mutex_unlock(&l->lock);
+	p.n_held = n;
+	p.held = held;
+	fd = lhv_channel_take(ctx, &p);
+	free(held);
+	return fd < 0 ? -1 : fd;
+}
+
+/* GET_CONFIG: the io-server's config space, answered in the message. */
+static enum lhv_msg_result get_config(struct lhv_dev *d, struct vu_msg *m)
+{
+	uint32_t off = m->payload.cfg.offset, len = m->payload.cfg.size;
+
+	if (m->size < VU_CFG_HDR || off > LHV_CONFIG_MAX || len > LHV_CONFIG_MAX - off ||
+	    m->size - VU_CFG_HDR < len) {
+		VRIO_ERR_RL("%s: bad GET_CONFIG (offset %u size %u)", d->name, off, len);
+		return LHV_MSG_ERR;
+	}
+	memset(m->payload.cfg.region, 0, len);
+	if (off < d->config_len)
+		memcpy(m->payload.cfg.region, d->config + off,
+		       len < d->config_len - off ? len : d->config_len - off);
+	return LHV_MSG_REPLY;
+}
+
+enum lhv_msg_result lhv_vu_msg(struct lhv *l, struct lhv_dev *d, void *ctx)
+{
+	struct vu_msg *m = ctx;
+
+	switch (m->request) {
+	case VHOST_USER_IOTLB_MSG:
+		/* Ours first (the walker's), then rte_vhost's (the rings'),
+		 * which also answers the VMM. */
+		if (m->size < sizeof(m->payload.iotlb))
+			return LHV_MSG_ERR;
+		if (lhv_iommu_post(l, d, m->payload.iotlb.type, m->payload.iotlb.iova,
+				   m->payload.iotlb.size, m->payload.iotlb.uaddr,
+				   m->payload.iotlb.perm) < 0)
+			return LHV_MSG_ERR;
+		return LHV_MSG_PASS;
+	case VHOST_USER_SET_SLAVE_REQ_FD:
+		/* rte_vhost keeps its own copy (for the rings' misses) and
+		 * refuses a message without exactly one descriptor itself. */
+		lhv_iommu_set_channel(&d->iommu, take_channel(l, d, ctx));
+		return LHV_MSG_PASS;
+	case VHOST_USER_GET_CONFIG:
+		return get_config(d, m);
+	case VHOST_USER_SET_CONFIG:
+		/* Nothing in our config space is writable (no CONFIG_WCE). */
+		VRIO_WARN_RL("%s: frontend tried to write config space; ignored", d->name);
+		return LHV_MSG_ERR;
+	}
+	if (lhv_vu_changes_rings(m->request)) {
+		lhv_dev_stop(l, d);
+		/* The frontend restarts its rings after a device reset: only then
+		 * may a device the guest broke be served again. */
+		if (m->request == VHOST_USER_SET_VRING_BASE || m->request == VHOST_USER_RESET_OWNER)
+			d->broken = false;
+	}
+	return LHV_MSG_PASS;
+}
