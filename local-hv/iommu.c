@@ -79,8 +79,11 @@ int lhv_iommu_post(struct lhv *l, struct lhv_dev *d, uint8_t type, uint64_t iova
 
 	if (type != VHOST_IOTLB_UPDATE && type != VHOST_IOTLB_INVALIDATE)
 		return 0;
-	if (!poller_owns(d)) {
-		/* Not served: the control thread owns the IOTLB (localhv.h). */
+	/* Not served, or served without a vIOMMU (no ACCESS_PLATFORM: the
+	 * poller never looks at the IOTLB or the inbox, and a strict
+	 * invalidation would hold rte_vhost's thread, every device's, for
+	 * 10 s): the control thread owns the IOTLB (localhv.h). */
+	if (!poller_owns(d) || !m->on) {
 		if (type == VHOST_IOTLB_UPDATE)
 			apply_update(d, iova, size, uaddr, perm);
 		else
