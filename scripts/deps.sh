@@ -16,18 +16,30 @@ PKGS=(
 	tcpdump
 	scdoc python3-yaml dpkg-dev lintian
 )
+# Wanted, not needed: without them scripts/test.sh skips fuzzing and says so.
+OPTIONAL=(
+	clang libclang-rt-dev	# libFuzzer (tests/fuzz)
+)
 
-missing=()
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+missing=() optional=()
 for p in "${PKGS[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-		missing+=("$p")
+	installed "$p" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+for p in "${OPTIONAL[@]}"; do
+	installed "$p" || optional+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && [ ${#optional[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
+	if [ ${#missing[@]} -eq 0 ]; then
+		echo "deps: not root, so not installing optional ${optional[*]}" >&2
+		exit 0
+	fi
 	echo "deps: need root to install: ${missing[*]}" >&2
 	exit 1
 fi
+missing+=("${optional[@]}")
 echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq

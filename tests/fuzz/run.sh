@@ -48,24 +48,26 @@ for t in $targets; do
 		cp -r "$here/corpus/$t/." "$work/corpus/$t/"
 	fi
 	log=$work/logs/$t.log
+	t0=$SECONDS
 	# The outer timeout only guards against the fuzzer itself hanging.
 	timeout --kill-after=10 $((secs + 60)) "$bin" \
 		-max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
 		-print_final_stats=1 -artifact_prefix="$artifacts/$t/" \
 		"$work/corpus/$t" >"$log" 2>&1
 	rc=$?
+	took=$((SECONDS - t0))
 	stats=$(grep -E '^#[0-9]+.*(DONE|pulse|NEW|REDUCE)' "$log" | tail -n 1)
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
 	speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
 	if [ $rc -ne 0 ] || [ -n "$(ls -A "$artifacts/$t")" ]; then
-		echo "FAIL fuzz_$t (exit $rc)"
+		echo "FAIL fuzz_$t (exit $rc) after ${execs:-?} runs in $took s"
 		cp "$log" "$artifacts/$t/fuzz.log"
 		grep -E -A 40 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error|property violated' \
 			"$log" | head -n 60
 		failed=1
 	else
 		rmdir "$artifacts/$t"
-		echo "ok   fuzz_$t: ${execs:-?} runs, ${speed:-?} exec/s; $stats"
+		echo "ok   fuzz_$t: ${execs:-?} runs in $took s (${speed:-?} exec/s); $stats"
 	fi
 done
 
