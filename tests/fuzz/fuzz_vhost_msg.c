@@ -91,7 +91,7 @@ static struct {
 	char dir[64];
 	int pool[NR_POOL];
 	int genuine_peer;		/* where misses on the genuine channel arrive */
-	int pipe_w, dgram_peer;
+	int pipe_w, dgram_peer;		/* kept open: the other ends stay live */
 	int held_peer;
 } g_fds;
 
