@@ -33,7 +33,8 @@
  *   5  other message  u32 request
  *   6  start          u8 bit 0 ACCESS_PLATFORM: the device goes to the poller
  *   7  poller round
- *   8  io-server ack  u8: the n-th invalidation sent, or raw when >= 128
+ *   8  io-server ack  u8: the n-th invalidation sent and not acknowledged,
+ *                     or a raw seq (0-127) when >= 128
  *   9  connection to the io-server lost
  *   10 io-server connected or not (u8 bit 0)
  *   11 frontend hangs up (destroy_connection)
@@ -42,7 +43,7 @@
  *   13 reload         the policy flipped (lhv_iommu_configure)
  *
  * Properties: no crash, UB, leak (memory or descriptor); no message holds
- * rte_vhost's thread for a second. The IOTLB is always sorted, disjoint,
+ * rte_vhost's thread for seconds. The IOTLB is always sorted, disjoint,
  * and translates exactly as a plain model fed the same updates and
  * invalidations at the moments the poller applies them; the moment an
  * invalidation is done, no byte of its range translates. A config read is
@@ -78,7 +79,6 @@
 #define PAGE		4096ull
 #define MAX_MODEL	2048
 #define MAX_PROBES	64
-#define MAX_SEQS	64
 
 enum {
 	P_GENUINE, P_HELD, P_LISTEN, P_ACCEPTED, P_CLIENT, P_PIPE, P_TCP, P_DGRAM, NR_POOL
@@ -98,8 +98,6 @@ static struct {
 static struct lhv g_l;
 static struct lhv_dev g_d, g_d2;
 static bool g_connected;		/* the stub io-server */
-static uint64_t g_seqs[MAX_SEQS];	/* invalidations sent it, by seq */
-static unsigned g_nseqs;
 static uint64_t g_next_seq;
 
 /* The IOTLB model: disjoint ranges, unsorted, and what local-hv was told
@@ -146,19 +144,29 @@ int lhv_up_send_invalidate(struct lhv_dev *d, uint64_t iova, uint64_t size, uint
 	if (!g_connected)
 		return -ENOTCONN;
 	*seq = ++g_next_seq;
-	if (g_nseqs < MAX_SEQS)
-		g_seqs[g_nseqs++] = *seq;
 	return 0;
 }
 
-static void ack_all(struct lhv_dev *d)
+/* The io-server acknowledges the n-th invalidation it was sent and has
+ * not acknowledged yet (every one if n < 0); false if there is none. */
+static bool ack(struct lhv_dev *d, int n)
 {
+	const struct lhv_inval *p;
 	unsigned i;
+	bool any = false;
+	int k = 0;
 
-	for (i = 0; i < g_nseqs; i++)
-		FUZZ_CHECK(lhv_iommu_acked(d, g_seqs[i]) == 0, "ack of seq %llu refused",
-			   (unsigned long long)g_seqs[i]);
-	g_nseqs = 0;
+	for (i = 0; i < d->iommu.npend; i++) {
+		p = &d->iommu.pend[i];
+		if (!p->seq || p->acked || (n >= 0 && k++ != n))
+			continue;
+		FUZZ_CHECK(lhv_iommu_acked(d, p->seq) == 0, "the ack of seq %llu was refused",
+			   (unsigned long long)p->seq);
+		any = true;
+		if (n >= 0)
+			break;
+	}
+	return any;
 }
 
 /* One round of poller.c's poll_devices for d, and the io-server's answers:
@@ -173,10 +181,8 @@ static void poller_round(struct lhv_dev *d)
 		__atomic_store_n(&d->state, st = LHV_DEV_RUNNING, __ATOMIC_RELEASE);
 	if (d->iommu.on && (st == LHV_DEV_RUNNING || st == LHV_DEV_STOP)) {
 		lhv_iommu_poll(d);
-		if (!d->iommu.deferred && g_nseqs) {
-			ack_all(d);
+		if (!d->iommu.deferred && ack(d, -1))
 			lhv_iommu_poll(d);
-		}
 	}
 	if (st == LHV_DEV_STOP) {
 		d->inflight = 0;
@@ -404,11 +410,13 @@ static void drain(int fd)
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int sp[2], lfd;
+	const char *lvl = getenv("VRIO_FUZZ_LOG");
+	int sp[2], lfd, max = lvl ? vrio_log_level_parse(lvl) : -1;
 
 	(void)argc;
 	(void)argv;
-	vrio_log_init("fuzz_vhost_msg", VRIO_LOG_ERR);
+	/* Quiet unless asked (VRIO_FUZZ_LOG=debug), as fuzz_session. */
+	vrio_log_init("fuzz_vhost_msg", max > 0 ? (enum vrio_log_level)max : (enum vrio_log_level)0);
 	snprintf(g_fds.dir, sizeof(g_fds.dir), "/tmp/vrio-fuzz-vu.XXXXXX");
 	FUZZ_CHECK(mkdtemp(g_fds.dir) != NULL, "mkdtemp");
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/d.sock", g_fds.dir);
@@ -499,7 +507,7 @@ static enum lhv_msg_result send_msg(struct lhv_dev *d, uint8_t *ctx)
 	enum lhv_msg_result r = lhv_vu_msg(&g_l, d, ctx);
 
 	dt = vrio_now_ns() - t0;
-	FUZZ_CHECK(dt < 1000000000ull, "request %u held rte_vhost's thread for %llu ms",
+	FUZZ_CHECK(dt < 3000000000ull, "request %u held rte_vhost's thread for %llu ms",
 		   get_u32(ctx, 0), (unsigned long long)(dt / 1000000));
 	FUZZ_CHECK(r == LHV_MSG_ERR || r == LHV_MSG_PASS || r == LHV_MSG_REPLY, "result %d", r);
 	return r;
@@ -735,7 +743,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(lhv_iotlb_init(&d->iommu.tlb) == 0, "iotlb init");
 	memset(&g_m, 0, sizeof(g_m));
 	g_connected = false;
-	g_nseqs = 0;
 
 	while (fuzz_left(&in)) {
 		op = fuzz_u8(&in);
@@ -781,12 +788,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			b = fuzz_u8(&in);
 			if (b >= 128)
 				(void)lhv_iommu_acked(d, b - 128);
-			else if (g_nseqs)
-				FUZZ_CHECK(lhv_iommu_acked(d, g_seqs[b % g_nseqs]) == 0, "ack refused");
+			else
+				ack(d, b);
 			break;
 		case 9:
 			lhv_iommu_upstream_lost(d);
-			g_nseqs = 0;
 			break;
 		case 10:
 			g_connected = fuzz_u8(&in) & 1;
