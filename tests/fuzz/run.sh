@@ -31,6 +31,7 @@ cleanup() {
 		rm -rf "$work"
 	else
 		rm -rf "$work/corpus" "$work/logs"
+		rmdir "$work" 2>/dev/null	# empty when the artifacts live elsewhere
 	fi
 }
 trap cleanup EXIT
