@@ -42,7 +42,11 @@
 #include "transport.h"
 
 #define IOS_POLL_BUDGET		64u	/* frames or completions per poll */
-#define IOS_DRAIN_TIMEOUT_NS	(10ull * 1000000000ull)
+#define IOS_DRAIN_TIMEOUT_NS	(5ull * 1000000000ull)
+/* After its goodbye, how long a session waits for the peer to close first
+ * (so that nothing it sent is left unread, which would reset the
+ * connection and could lose the goodbye on its way). */
+#define IOS_LINGER_NS		(1ull * 1000000000ull)
 #define IOS_BUF_ALIGN		IOS_BDEV_BUF_ALIGN
 #define IOS_MAX_HOSTS		1024u	/* hosts ever known to this process */
 #define IOS_BARRIER_TIMEOUT_NS	(5ull * 1000000000ull)
@@ -126,6 +130,10 @@ struct ios_session {
 	struct vrio_hb hb;		/* the connection's liveness */
 	bool hb_started;		/* its timers run from its first turn */
 	bool flush_pending;		/* flush() left bytes behind */
+	uint64_t reqs_taken;		/* REQ frames handed to a device */
+	bool drain_seen;		/* draining: the first turn has counted */
+	uint32_t drain_outstanding;	/* requests in flight at that turn */
+	uint64_t linger_until;		/* goodbye sent: read and discard until */
 	struct ios_req_list backlog;	/* ready to send */
 	struct ios_req_list unflushed;	/* sent, not yet flushed */
 	struct ios_attach_list atts;

@@ -298,8 +298,9 @@ void ios_server_stop(struct ios_server *srv)
 	       srv->n_reactors && srv->reactors[0]->started)
 		nanosleep(&ms, NULL);
 	if (left && srv->n_reactors && srv->reactors[0]->started)
-		VRIO_ERR("%s: drain timed out: closing %u connection(s) with requests in flight",
-			 srv->name, left);
+		VRIO_ERR("%s: drain timed out after %llu s: closing %u connection(s) without a "
+			 "goodbye; the requests they had in flight are abandoned (below)",
+			 srv->name, IOS_DRAIN_TIMEOUT_NS / 1000000000ull, left);
 	for (i = 0; i < srv->n_reactors; i++)
 		ios_reactor_join(srv->reactors[i]);
 }

@@ -346,6 +346,7 @@ static int session_data(struct ios_session *s, const struct vrio_frame *f, const
 	req->frame.dev = f->dev;
 	req->frame.id = f->id;
 	a->outstanding++;
+	s->reqs_taken += f->type == VRIO_FRAME_REQ;
 	ios_device_submit(a, req, payload);
 	return 0;
 }
@@ -532,17 +533,86 @@ static bool session_idle(const struct ios_session *s)
 	return TAILQ_EMPTY(&s->backlog) && !s->flush_pending;
 }
 
-/* Draining: once everything read has been answered and flushed, say why
- * the connection goes, then close after that flush too. */
+static uint32_t session_outstanding(const struct ios_session *s)
+{
+	const struct ios_attach *a;
+	uint32_t n = 0;
+
+	TAILQ_FOREACH(a, &s->atts, link)
+		n += a->outstanding;
+	return n;
+}
+
+/* The goodbye of a clean stop: an Error with -ESHUTDOWN that says how many
+ * REQ frames were taken, every one of them answered before it. */
+static int session_goodbye(struct ios_session *s)
+{
+	Vrio__Ctrl m = VRIO__CTRL__INIT;
+	Vrio__Error e = VRIO__ERROR__INIT;
+	int rc;
+
+	e.status = -ESHUTDOWN;
+	e.message = (char *)"the io-server is shutting down";
+	e.requests_taken = s->reqs_taken;
+	m.msg_case = VRIO__CTRL__MSG_ERROR;
+	m.error = &e;
+	rc = ios_session_send_ctrl(s, &m);
+	if (rc < 0)
+		return rc;
+	s->state = IOS_SESSION_CLOSING;
+	s->close_reason[0] = '\0';
+	s->linger_until = s->r->now + IOS_LINGER_NS;
+	return 0;
+}
+
+/*
+ * Draining (a stop): nothing more is read, so no request is taken after
+ * the stop began; once every request taken has been answered and flushed,
+ * the goodbye goes, then the session waits (IOS_LINGER_NS) for the peer to
+ * close first, reading and dropping what it still sends, and closes.
+ */
 static int session_drain(struct ios_session *s)
 {
+	if (!s->drain_seen) {
+		s->drain_seen = true;
+		s->drain_outstanding = session_outstanding(s);
+	}
 	if (!s->conn || s->state == IOS_SESSION_CLOSING || !session_idle(s))
 		return 0;
-	if (ios_session_send_error(s, 0, -ESHUTDOWN, "the io-server is shutting down") < 0)
+	if (s->state == IOS_SESSION_READY)
+		VRIO_NOTICE("%s: stopping: answered the %u request(s) in flight at the stop "
+			    "(%llu taken on this connection); saying goodbye", s->name,
+			    s->drain_outstanding, (unsigned long long)s->reqs_taken);
+	if (session_goodbye(s) < 0)
 		ios_session_close(s, "shutting down");
-	else
-		s->close_reason[0] = '\0';
 	return 1;
+}
+
+static int discard_frame(void *arg, struct vrio_conn *c, const struct vrio_frame *f,
+			 const void *payload)
+{
+	return 0;
+}
+
+/* After the goodbye: 1 once the peer closed or the wait is over. */
+static bool session_lingered(struct ios_session *s)
+{
+	int rc;
+
+	if (!s->linger_until)
+		return true;
+	rc = s->conn->ops->poll(s->conn, discard_frame, s, IOS_POLL_BUDGET);
+	if (rc < 0) {
+		snprintf(s->close_reason, sizeof(s->close_reason), "%s",
+			 "closed by the peer after the goodbye");
+		return true;
+	}
+	if (s->r->now >= s->linger_until) {
+		snprintf(s->close_reason, sizeof(s->close_reason), "%s",
+			 "the peer kept the connection open after the goodbye");
+		return true;
+	}
+	return false;
 }
 
 static int session_poll(struct ios_poller *p)
@@ -581,9 +651,15 @@ static int session_poll(struct ios_poller *p)
 	if (draining)
 		work += session_drain(s);
 	if (s->conn && s->state == IOS_SESSION_CLOSING && TAILQ_EMPTY(&s->backlog) &&
-	    !s->flush_pending)
-		session_close(s, s->close_reason[0] != '\0',
-			      s->close_reason[0] ? s->close_reason : "shutting down");
+	    !s->flush_pending) {
+		if (s->linger_until) {
+			if (session_lingered(s))
+				session_close(s, false, s->close_reason);
+		} else {
+			session_close(s, s->close_reason[0] != '\0',
+				      s->close_reason[0] ? s->close_reason : "shutting down");
+		}
+	}
 	if (!s->conn && TAILQ_EMPTY(&s->atts)) {
 		ios_session_free(s);
 		return 1;
@@ -607,6 +683,13 @@ static int session_sleep(struct ios_poller *p)
 		ev |= EPOLLOUT;
 	if (reading)
 		ev |= EPOLLIN;
+	if (s->linger_until && !(ev & EPOLLOUT)) {
+		/* After the goodbye: the peer's close, or the end of the wait. */
+		ios_reactor_watch(s->r, &s->ev, EPOLLIN);
+		if (s->linger_until <= s->r->now)
+			return 0;
+		return (int)((s->linger_until - s->r->now) / 1000000 + 1);
+	}
 	ios_reactor_watch(s->r, &s->ev, ev);
 	/* A transport without a descriptor can only be polled; a layer's
 	 * timer (a retransmission) must not wait for us. */

@@ -106,6 +106,7 @@ struct fake_conn {
 	unsigned n_out;
 	bool closed;
 	bool stuck;		/* flush() cannot push everything */
+	bool hung_up;		/* the peer closed: poll() ends with -ECONNRESET */
 	int efd;		/* what the reactor would sleep on */
 };
 
@@ -158,6 +159,8 @@ static int fake_poll(struct vrio_conn *c, vrio_recv_cb cb, void *arg, unsigned b
 			return rc;
 		n++;
 	}
+	if (fc->hung_up && fc->in_head == fc->in_tail)
+		return -ECONNRESET;
 	return (int)n;
 }
 
@@ -821,21 +824,42 @@ static void test_drain_flushes_then_closes(void **state)
 	assert_int_equal(f->s[0]->ev.armed, EPOLLOUT);
 	assert_false(f->fc[0].closed);
 	assert_true(session_alive(f, f->s[0]));
-	/* The idle one goes at once: a last word, then the close. */
-	ios_reactor_turn(f->r);
-	assert_true(f->fc[1].closed);
-	f->fc[0].stuck = false;
+	/* The idle one says goodbye at once, then waits for its peer to
+	 * close first; one that never does is closed after IOS_LINGER_NS. */
 	turn(f);
-	assert_false(session_alive(f, f->s[0]));
+	n = f->fc[1].n_out;
+	m = out_ctrl(&f->fc[1], n - 1);
+	assert_int_equal(m->msg_case, VRIO__CTRL__MSG_ERROR);
+	assert_int_equal(m->error->status, -ESHUTDOWN);
+	assert_int_equal(m->error->requests_taken, 0);
+	vrio_ctrl_free(m);
+	assert_false(f->fc[1].closed);
+	f->s[1]->poller.sleep(&f->s[1]->poller);
+	assert_int_equal(f->s[1]->ev.armed, EPOLLIN);
+	test_now += IOS_LINGER_NS;
+	turn(f);
+	assert_true(f->fc[1].closed);
 	assert_false(session_alive(f, f->s[1]));
-	assert_true(f->fc[0].closed);
+	/* The busy one: its answer, then the goodbye with what it took. */
+	assert_false(f->fc[0].closed);
+	f->fc[0].stuck = false;
+	test_now -= IOS_LINGER_NS;
+	turn(f);
+	assert_true(session_alive(f, f->s[0]));
 	n = f->fc[0].n_out;
 	assert_int_equal(f->fc[0].out[n - 2].f.type, VRIO_FRAME_RESP);
 	assert_int_equal(f->fc[0].out[n - 2].f.id, 1);
 	m = out_ctrl(&f->fc[0], n - 1);
 	assert_int_equal(m->msg_case, VRIO__CTRL__MSG_ERROR);
 	assert_int_equal(m->error->status, -ESHUTDOWN);
+	assert_int_equal(m->error->requests_taken, 1);
 	vrio_ctrl_free(m);
+	/* The peer closes: so does the session; request 2 was never taken. */
+	f->fc[0].hung_up = true;
+	turn(f);
+	assert_true(f->fc[0].closed);
+	assert_int_equal(f->fc[0].n_out, n);
+	assert_false(session_alive(f, f->s[0]));
 	assert_null(f->srv.devs[0]->owner);
 	assert_int_equal(f->r->n_sessions, 0);
 }
