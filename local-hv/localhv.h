@@ -234,9 +234,13 @@ struct lhv_upstream {
 	unsigned dead_streak;		/* connections declared dead since it last answered */
 	struct lhv_dev *devs[LHV_MAX_DEVICES];	/* poller: its devices */
 	unsigned ndevs;
+	uint64_t conn_resps;		/* RESP frames on this connection */
 	struct {
 		uint64_t connects, disconnects, protocol_errors, resent;
 		uint64_t heartbeats, heartbeat_timeouts;
+		/* Clean stops of the io-server (its goodbye), and requests it
+		 * said it answered that never arrived (0 unless it lies). */
+		uint64_t goodbyes, goodbye_unanswered;
 	} st;
 	/* The connections' counters, published by the poller after each
 	 * flush (the metrics thread never touches a connection). */

@@ -202,6 +202,10 @@ static void up_metrics(struct vrio_mw *w, const struct lhv *l)
 		   "Heartbeats sent on an otherwise quiet connection")
 	UP_COUNTER(heartbeat_timeouts, "vrio_localhv_upstream_heartbeat_timeouts_total",
 		   "Connections closed because nothing arrived for dead_after")
+	UP_COUNTER(goodbyes, "vrio_localhv_upstream_goodbyes_total",
+		   "Clean stops of the io-server: its goodbye after answering what it took")
+	UP_COUNTER(goodbye_unanswered, "vrio_localhv_upstream_goodbye_unanswered_total",
+		   "Requests an io-server's goodbye said it took and answered that never came")
 #undef UP_COUNTER
 	vrio_conn_stats_emit(w, "vrio_localhv_upstream", "io_server", nups, conn_fill, l);
 }

@@ -216,6 +216,7 @@ static int try_connect(struct lhv_upstream *up)
 		return rc;
 	}
 	up->conn->owner = up;
+	up->conn_resps = 0;
 	vrio_hb_start(&up->hb, up->conn, up_clock(up));
 	vrio_counter_add(&up->st.connects, 1);
 	lhv_epoll_mod(up->l, vrio_conn_fd(up->conn), up, true);
@@ -342,6 +343,34 @@ static int on_attach_reply(struct lhv_upstream *up, const Vrio__AttachReply *r)
 	return 0;
 }
 
+/*
+ * The io-server stops cleanly: it took no request after the stop began and
+ * answered every one it took, `requests_taken` on this connection, before
+ * this goodbye; the connection is ordered, so every answer is here by now.
+ * Our requests still in flight were never taken: they wait for the
+ * reconnect, like after any close. An io-server that says it answered more
+ * than we received broke its promise: counted and warned about.
+ */
+static void on_goodbye(struct lhv_upstream *up, const Vrio__Error *e)
+{
+	unsigned i, inflight = 0;
+
+	for (i = 0; i < up->ndevs; i++)
+		inflight += up->devs[i]->inflight;
+	vrio_counter_add(&up->st.goodbyes, 1);
+	if (e->requests_taken > up->conn_resps) {
+		vrio_counter_add(&up->st.goodbye_unanswered, e->requests_taken - up->conn_resps);
+		VRIO_WARN("%s: io-server %s is stopping, but answered only %llu of the %llu "
+			  "request(s) it took; %u in flight are sent again after the reconnect",
+			  up_name(up), up->listen, (unsigned long long)up->conn_resps,
+			  (unsigned long long)e->requests_taken, inflight);
+		return;
+	}
+	VRIO_NOTICE("%s: io-server %s is stopping: it answered all %llu request(s) it took; "
+		    "%u it did not take wait for the reconnect", up_name(up), up->listen,
+		    (unsigned long long)e->requests_taken, inflight);
+}
+
 static int on_ctrl(struct lhv_upstream *up, const void *payload, uint32_t len)
 {
 	Vrio__Ctrl *m = vrio_ctrl_unpack(payload, len);
@@ -380,6 +409,11 @@ static int on_ctrl(struct lhv_upstream *up, const void *payload, uint32_t len)
 		break;
 	}
 	case VRIO__CTRL__MSG_ERROR:
+		if (m->error->status == -ESHUTDOWN) {
+			on_goodbye(up, m->error);
+			rc = -ESHUTDOWN;
+			break;
+		}
 		VRIO_ERR("%s: io-server error: %s", up_name(up),
 			 m->error->message ? m->error->message : "");
 		rc = m->error->status < 0 ? m->error->status : -EPROTO;
@@ -411,6 +445,7 @@ static int on_frame(void *arg, struct vrio_conn *c, const struct vrio_frame *f,
 				 f->type == VRIO_FRAME_PKT ? "net" : "request/response");
 			return -EBADMSG;
 		}
+		up->conn_resps += f->type == VRIO_FRAME_RESP;
 		rc = d->ops->frame(up->l, d, f, payload);
 		if (rc < 0)
 			VRIO_ERR("%s: %s: malformed %s frame (queue %u id %#x len %u)", up_name(up),
@@ -432,6 +467,11 @@ int lhv_up_poll(struct lhv_upstream *up, uint64_t now)
 		return try_connect(up) == 0 ? 1 : 0;
 	}
 	rc = up->conn->ops->poll(up->conn, on_frame, up, LHV_BUDGET);
+	if (rc == -ESHUTDOWN) {
+		/* A goodbye: closing at once lets the io-server go. */
+		up_down_why(up, rc, "the io-server stopped", true);
+		return 1;
+	}
 	if (rc < 0) {
 		if (rc != -ECONNRESET)
 			vrio_counter_add(&up->st.protocol_errors, 1);
