@@ -272,6 +272,9 @@ struct lhv {
 	int wakefd;
 	int mainfd;			/* the poller wakes the main thread */
 	int stop;			/* atomic: the poller exits */
+	int quiesce;			/* atomic: take no new work from guests */
+	bool quiesce_seen;		/* poller: it saw quiesce ... */
+	unsigned quiesce_inflight;	/* atomic: ... with this many in flight */
 	pthread_t poller;
 	bool poller_started;
 	pthread_mutex_t cmd_lock;
@@ -407,6 +410,10 @@ static inline struct lhv_dev *lhv_dev_next(struct lhv *l, unsigned *i)
 	return NULL;
 }
 void lhv_poller_stop(struct lhv *l);
+/* Main thread, at a stop: the poller takes nothing more from the guests'
+ * rings and finishes what it took (its used entries written, the guests
+ * notified), for at most timeout_ns. Returns the requests abandoned. */
+unsigned lhv_poller_quiesce(struct lhv *l, uint64_t timeout_ns);
 void lhv_poller_wake(struct lhv *l);
 /* The poller wakes the main thread (a device was described). */
 void lhv_main_wake(struct lhv *l);

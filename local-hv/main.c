@@ -47,6 +47,8 @@ static void usage(FILE *f, const char *prog)
 /* The poller wakes at least once a second; one silent for this long is stuck. */
 #define POLLER_STUCK_NS (5ull * 1000 * 1000 * 1000)
 #define MAIN_TICK_MS	500
+/* At SIGTERM: how long requests in flight may take to finish. */
+#define STOP_DRAIN_NS	(5ull * 1000 * 1000 * 1000)
 
 /*
  * Waits up to ms for a signal, the control socket or the poller (a device
@@ -195,7 +197,10 @@ int main(int argc, char **argv)
 	}
 	VRIO_NOTICE("%s: %s: stopping: draining requests in flight", node,
 		    strsignal(vrio_stop_signal));
-	sd_notify(0, "STOPPING=1");
+	sd_notify(0, "STOPPING=1\nSTATUS=draining");
+	/* Before any frontend's socket goes: a frontend that reconnects
+	 * restarts its rings from the used index, which is then exact. */
+	lhv_poller_quiesce(&l, STOP_DRAIN_NS);
 	rc = 0;
 out:
 	vrio_ctl_close(ctl);

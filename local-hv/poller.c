@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "localhv.h"
@@ -142,7 +143,8 @@ static int poll_devices(struct lhv *l, uint64_t now)
 			continue;
 		}
 		if (st != LHV_DEV_RUNNING || d->broken ||
-		    (!d->attached && !d->ops->drops_when_detached))
+		    (!d->attached && !d->ops->drops_when_detached) ||
+		    __atomic_load_n(&l->quiesce, __ATOMIC_ACQUIRE))
 			continue;
 		for (qi = 0; qi < d->nvq; qi++) {
 			if (!d->vq[qi].active)
@@ -173,10 +175,11 @@ static void notify_devices(struct lhv *l)
 	}
 }
 
-/* Turn kicks on everywhere; true if a guest posted work meanwhile. */
+/* Turn kicks on everywhere; true if a guest posted work meanwhile (none
+ * counts while quiescing: it waits for the next local-hv). */
 static bool arm_kicks(struct lhv *l)
 {
-	bool work = false;
+	bool work = false, quiesce = __atomic_load_n(&l->quiesce, __ATOMIC_ACQUIRE);
 	unsigned i = 0, qi;
 	struct lhv_dev *d;
 
@@ -185,7 +188,7 @@ static bool arm_kicks(struct lhv *l)
 			continue;
 		for (qi = 0; qi < d->nvq; qi++) {
 			if (d->vq[qi].active && !d->vq[qi].armed) {
-				work |= d->ops->kicks(d, &d->vq[qi], true);
+				work |= d->ops->kicks(d, &d->vq[qi], true) && !quiesce;
 				d->vq[qi].armed = true;
 			}
 		}
@@ -235,6 +238,20 @@ static void sleep_until_work(struct lhv *l, uint64_t now)
 	}
 }
 
+static unsigned count_inflight(struct lhv *l)
+{
+	unsigned i = 0, n = 0;
+	struct lhv_dev *d;
+	int st;
+
+	while ((d = lhv_dev_next(l, &i))) {
+		st = __atomic_load_n(&d->state, __ATOMIC_ACQUIRE);
+		if (st == LHV_DEV_RUNNING || st == LHV_DEV_STOP)
+			n += d->inflight;
+	}
+	return n;
+}
+
 static void *poller_main(void *arg)
 {
 	struct lhv *l = arg;
@@ -246,6 +263,13 @@ static void *poller_main(void *arg)
 		t0 = now = vrio_now_ns();
 		__atomic_store_n(&l->alive_ns, now, __ATOMIC_RELAXED);
 		work = 0;
+		if (!l->quiesce_seen && __atomic_load_n(&l->quiesce, __ATOMIC_ACQUIRE)) {
+			/* From this round on nothing is taken: what is in
+			 * flight now is what the stop waits for. */
+			l->quiesce_seen = true;
+			__atomic_store_n(&l->quiesce_inflight, count_inflight(l),
+					 __ATOMIC_RELEASE);
+		}
 		run_cmd(l);
 		nups = __atomic_load_n(&l->nups, __ATOMIC_ACQUIRE);
 		for (u = 0; u < nups; u++)
@@ -294,6 +318,40 @@ int lhv_poller_start(struct lhv *l)
 	pthread_setname_np(l->poller, "lhv-poller");
 	__atomic_store_n(&l->poller_started, true, __ATOMIC_RELEASE);
 	return 0;
+}
+
+static void sum_inflight(struct lhv *l, void *arg)
+{
+	*(unsigned *)arg = count_inflight(l);
+}
+
+unsigned lhv_poller_quiesce(struct lhv *l, uint64_t timeout_ns)
+{
+	uint64_t t0 = vrio_now_ns(), now = t0;
+	struct timespec ms = { 0, 1000000 };
+	unsigned first, n;
+
+	__atomic_store_n(&l->quiesce, 1, __ATOMIC_RELEASE);
+	lhv_poller_wake(l);
+	/* The poller counted at the start of its first round since. */
+	lhv_poller_call(l, sum_inflight, &n);
+	first = __atomic_load_n(&l->quiesce_inflight, __ATOMIC_ACQUIRE);
+	if (!__atomic_load_n(&l->poller_started, __ATOMIC_ACQUIRE))
+		first = n;
+	while (n && now - t0 < timeout_ns) {
+		nanosleep(&ms, NULL);
+		lhv_poller_call(l, sum_inflight, &n);
+		now = vrio_now_ns();
+	}
+	if (n)
+		VRIO_WARN("%s: %u of the %u request(s) in flight at the stop are still in flight "
+			  "after %llu ms: abandoned (the guest sees no used entry for them)",
+			  l->node, n, first, (unsigned long long)(now - t0) / 1000000);
+	else
+		VRIO_NOTICE("%s: stopping: finished the %u request(s) in flight in %llu ms; "
+			    "the guests' new requests wait in their rings",
+			    l->node, first, (unsigned long long)(now - t0) / 1000000);
+	return n;
 }
 
 void lhv_poller_stop(struct lhv *l)
