@@ -532,6 +532,8 @@ static void report_json(const struct run_opts *o, const struct run_result *r)
 	       "\"ops\":%" PRIu64 ",\"reads\":%" PRIu64 ",\"writes\":%" PRIu64
 	       ",\"bytes\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"verify_failures\":%" PRIu64
 	       ",\"verified\":%" PRIu64 ",\"timeout\":%s,\"disconnected\":%s,"
+	       "\"answered_after_disconnect\":%" PRIu64 ","
+	       "\"inflight_at_disconnect\":%" PRIu64 ",\"lost_on_restore\":%" PRIu64 ","
 	       "\"device_error\":%s,\"interrupted\":%s,\"flushes\":%" PRIu64 ","
 	       "\"elapsed_s\":%.6f,\"iops\":%.1f,\"mib_s\":%.3f,"
 	       "\"lat_us\":{\"mean\":%.3f,\"p50\":%.3f,\"p99\":%.3f,\"p99_9\":%.3f,\"max\":%.3f},"
@@ -539,6 +541,7 @@ static void report_json(const struct run_opts *o, const struct run_result *r)
 	       rw_mode_name(o->rw), o->bs, r->iodepth, r->queues, o->poll ? "true" : "false",
 	       r->ops, r->reads, r->writes, r->bytes, r->errors, r->verify_failures, r->verified,
 	       r->timed_out ? "true" : "false", r->disconnected ? "true" : "false",
+	       r->answered_after_disconnect, r->inflight_at_disconnect, r->lost_on_restore,
 	       r->device_error ? "true" : "false", r->interrupted ? "true" : "false", r->flushes,
 	       r->elapsed_s, (double)r->ops / el, (double)r->bytes / el / (1024.0 * 1024.0),
 	       hist_mean(&r->hist) / 1000.0, us(hist_percentile(&r->hist, 0.50)),

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "bench.h"
 #include "blkdrv.h"
@@ -13,6 +14,7 @@
 #define HEALTH_PERIOD_NS 1000000ull
 #define WAIT_MAX_MS 100
 #define PRINT_MAX 10u
+#define DISCONNECT_WATCH_MS 100u
 /* Header, one data buffer, status. */
 #define DESCS_PER_REQ 3u
 
@@ -20,6 +22,7 @@ struct slot {
 	struct blk_req req;
 	unsigned int queue;
 	uint16_t head;
+	uint16_t avail_pos;	/* its place in the avail ring */
 	bool inflight;
 	bool write;
 	uint32_t type;
@@ -122,6 +125,7 @@ static void run_submit(struct run_ctx *r)
 			break;
 		}
 		s->head = (uint16_t)head;
+		s->avail_pos = (uint16_t)(r->dev.v.vqs[s->queue].avail_idx - 1);
 		s->inflight = true;
 		r->inflight++;
 		r->submitted++;
@@ -245,6 +249,37 @@ static unsigned int run_reap(struct run_ctx *r)
 	return n;
 }
 
+static unsigned int run_reap(struct run_ctx *r);
+
+/* The backend hung up: what it answered before is in the used ring; what
+ * is left is either behind the used index (taken and never answered: lost
+ * to a frontend that restores the ring from it) or after it. */
+static void run_disconnected(struct run_ctx *r)
+{
+	struct timespec ms = { 0, 1000000 };
+	unsigned int i, n;
+
+	run_reap(r);
+	n = r->inflight;
+	/* A backend that still works on them after it hung up (it wrote used
+	 * entries behind the frontend's back): watch for a while. */
+	for (i = 0; i < DISCONNECT_WATCH_MS; i++) {
+		nanosleep(&ms, NULL);
+		run_reap(r);
+	}
+	r->res->answered_after_disconnect = n - r->inflight;
+	for (i = 0; i < r->nslots; i++) {
+		const struct slot *s = &r->slots[i];
+		const struct virtq *vq = &r->dev.v.vqs[s->queue];
+
+		if (!s->inflight)
+			continue;
+		r->res->inflight_at_disconnect++;
+		if ((uint16_t)(s->avail_pos - vq->last_used) >= 0x8000)
+			r->res->lost_on_restore++;
+	}
+}
+
 static void run_check_health(struct run_ctx *r, uint64_t now)
 {
 	unsigned int i, late = 0;
@@ -276,8 +311,10 @@ static void run_check_health(struct run_ctx *r, uint64_t now)
 
 	ret = vu_check_peer(&r->dev.v.vu);
 	if (ret == 1) {
-		bench_err("%s: backend closed the connection with %u requests in flight",
-			  r->o->socket, r->inflight);
+		run_disconnected(r);
+		bench_err("%s: backend closed the connection; %llu request(s) answered after the hang-up, %u left in flight (%llu of them behind the used index)",
+			  r->o->socket, (unsigned long long)r->res->answered_after_disconnect,
+			  r->inflight, (unsigned long long)r->res->lost_on_restore);
 		r->res->disconnected = true;
 		r->fatal = true;
 	} else if (ret < 0) {

@@ -52,6 +52,12 @@ struct run_result {
 	double cpu_sys_s;
 	bool timed_out;
 	bool disconnected;
+	/* When the backend hung up: requests answered in the 100 ms after it
+	 * (the backend went on behind the frontend's back); those then left
+	 * without a used entry, and those of them posted before the used
+	 * index, which a frontend that restarts the ring from the used index
+	 * (QEMU's reconnect) never sends again. */
+	uint64_t answered_after_disconnect, inflight_at_disconnect, lost_on_restore;
 	bool device_error;
 	bool interrupted;
 	struct lat_hist hist;
