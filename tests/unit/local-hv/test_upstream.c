@@ -4,7 +4,8 @@
  * with the poller's clock in the test's hands: heartbeats on a quiet
  * connection, the dead verdict after dead_after of silence and what a
  * device shows then (device.c's view), the reconnect, and a closed or
- * refused connection told apart from a hang. The poller's neighbours are
+ * refused connection told apart from a hang, and an io-server's goodbye
+ * checked against the answers that came. The poller's neighbours are
  * stubs.
  */
 #include <errno.h>
@@ -88,8 +89,17 @@ static int stub_resend(struct lhv *l, struct lhv_dev *d)
 	return 0;
 }
 
+static unsigned answers;
+
+static int stub_frame(struct lhv *l, struct lhv_dev *d, const struct vrio_frame *f,
+		      const void *payload)
+{
+	answers++;
+	return 0;
+}
+
 const struct lhv_dev_ops lhv_rr_ops = { .name = "rr", .frame_type = VRIO_FRAME_RESP,
-					 .resend = stub_resend };
+					 .frame = stub_frame, .resend = stub_resend };
 const struct lhv_dev_ops lhv_net_ops = { .name = "net", .frame_type = VRIO_FRAME_PKT };
 
 /* ---- an in-memory transport ---- */
@@ -262,6 +272,32 @@ static void push_heartbeat(struct fake_conn *fc)
 
 	m.msg_case = VRIO__CTRL__MSG_HEARTBEAT;
 	m.heartbeat = &h;
+	push_ctrl(fc, &m);
+}
+
+/* An answer to request id of the device (dev 3). */
+static void push_resp(struct fake_conn *fc, uint32_t id)
+{
+	struct fake_msg *in = &fc->in[fc->in_tail++];
+
+	assert_true(fc->in_tail <= FAKE_MAX);
+	memset(&in->f, 0, sizeof(in->f));
+	in->f.type = VRIO_FRAME_RESP;
+	in->f.dev = 3;
+	in->f.id = id;
+}
+
+/* A clean stop's goodbye, saying `taken` requests were taken. */
+static void push_goodbye(struct fake_conn *fc, uint64_t taken)
+{
+	Vrio__Ctrl m = VRIO__CTRL__INIT;
+	Vrio__Error e = VRIO__ERROR__INIT;
+
+	e.status = -ESHUTDOWN;
+	e.message = (char *)"the io-server is shutting down";
+	e.requests_taken = taken;
+	m.msg_case = VRIO__CTRL__MSG_ERROR;
+	m.error = &e;
 	push_ctrl(fc, &m);
 }
 
@@ -463,11 +499,46 @@ static void test_closed_then_refused(void **state)
 	connect_and_attach(f, 20000);
 }
 
+/* A clean stop: the goodbye closes the connection as the peer's word,
+ * not a protocol error, and its count is checked against the answers
+ * that came on that connection (and only that one). */
+static void test_goodbye(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_conn *fc;
+
+	fc = connect_and_attach(f, 0);
+	__atomic_store_n(&f->d.state, LHV_DEV_RUNNING, __ATOMIC_RELEASE);
+	answers = 0;
+	push_resp(fc, 1);
+	push_resp(fc, 2);
+	push_goodbye(fc, 2);
+	poll_at(f, 20);
+	assert_int_equal(answers, 2);
+	assert_true(fc->closed);
+	assert_int_equal(f->up->st.goodbyes, 1);
+	assert_int_equal(f->up->st.goodbye_unanswered, 0);
+	assert_int_equal(f->up->st.protocol_errors, 0);
+	assert_int_equal(f->up->st.disconnects, 1);
+	assert_string_equal(view(f), "unreachable");
+
+	/* The next io-server says it answered three; one came. */
+	fc = connect_and_attach(f, 300);
+	push_resp(fc, 3);
+	push_goodbye(fc, 3);
+	poll_at(f, 320);
+	assert_true(fc->closed);
+	assert_int_equal(f->up->st.goodbyes, 2);
+	assert_int_equal(f->up->st.goodbye_unanswered, 2);
+	assert_int_equal(f->up->st.protocol_errors, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_quiet_then_hung, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_closed_then_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_goodbye, setup, teardown),
 	};
 
 	vrio_log_init("test_upstream", VRIO_LOG_NOTICE);
