@@ -48,7 +48,7 @@ io_stop() {
 	bpid=$!
 	track_pid "$bpid" "vrio-bench (io-server stop)"
 	before=$(hv_metric vrio_localhv_requests_total)
-	wait_until 10 flowing "$((before + 5000))" || rack_fail "no load flows on disk-a"
+	wait_until 10 flowing "$((before + FLOW))" || rack_fail "no load flows on disk-a"
 	resent0=$(hv_metric vrio_localhv_upstream_resent_total)
 	log "SIGTERM to vrio-ioserver (pid $VRIO_IO_PID) under load"
 	vrio_stop vrio-ioserver "$VRIO_IO_PID" "$VRIO_IO_LOG" ||
@@ -59,6 +59,8 @@ io_stop() {
 		rack_fail "the io-server did not say goodbye after answering what it had taken"
 	log "io-server: ${notice#*: }"
 	answered=$(sed -E 's/.*answered the ([0-9]+) request.*/\1/' <<<"$notice")
+	((answered > 0 || ${HELD:-0} == 0)) ||
+		rack_fail "the throttled io-server had nothing in flight at its stop"
 	grep -q 'closed by the peer after the goodbye' "$VRIO_IO_LOG" ||
 		rack_fail "local-hv did not close first after the goodbye"
 	wait_until 5 grep -q 'is stopping: it answered all' "$VRIO_HV_LOG" ||
@@ -77,7 +79,7 @@ io_stop() {
 	start_daemon VRIO_IO_PID vrio-ioserver "$TMP/ioserver2.log" \
 		"$VRIO_IOSERVER_BIN" --config "$VRIO_TOPO" --node io0
 	VRIO_IO_LOG=$TMP/ioserver2.log
-	wait_for_port "${VRIO_IO_LISTEN##*:}" 20 "$VRIO_IO_PID" ||
+	wait_for_listen "$VRIO_IO_LISTEN" 20 "$VRIO_IO_PID" ||
 		rack_fail "the io-server did not come back"
 	untrack_pid "$bpid"
 	wait "$bpid" || rc=$?
@@ -106,7 +108,7 @@ hv_stop() {
 	bpid=$!
 	track_pid "$bpid" "vrio-bench (local-hv stop)"
 	before=$(hv_metric vrio_localhv_requests_total)
-	wait_until 10 flowing "$((before + 5000))" || rack_fail "no load flows on disk-a"
+	wait_until 10 flowing "$((before + FLOW))" || rack_fail "no load flows on disk-a"
 	log "SIGTERM to vrio-localhv (pid $VRIO_HV_PID) under load"
 	vrio_stop vrio-localhv "$VRIO_HV_PID" "$VRIO_HV_LOG" ||
 		rack_fail "vrio-localhv did not exit 0 on SIGTERM"
@@ -114,6 +116,8 @@ hv_stop() {
 	notice=$(grep -m1 'stopping: finished the' "$VRIO_HV_LOG") ||
 		rack_fail "local-hv did not finish what was in flight before closing"
 	log "local-hv: ${notice#*: }"
+	(($(sed -E 's/.*finished the ([0-9]+) request.*/\1/' <<<"$notice") > 0 || ${HELD:-0} == 0)) ||
+		rack_fail "local-hv had nothing in flight at its stop under the throttle"
 	untrack_pid "$bpid"
 	wait "$bpid" || rc=$?
 	cat "$TMP/hv-stop.err" >&2
@@ -143,13 +147,16 @@ hv_stop() {
 		{ cat "$TMP/read2.log" >&2; rack_fail "data written before local-hv's stop does not read back"; }
 }
 
-main() {
-	local build
-	build=$(cd "$1" && pwd)
-	make_tmpdir TMP
-	SEED=${VRIO_SEED:-$((RANDOM * 32768 + RANDOM))}
-	log "seed $SEED"
-	rack_up "$TMP" "$build"
+# round NAME STAGE FLOW: a rack whose disk-a has STAGE (or none), both
+# stops once load flows (FLOW requests sent), the file checked.
+round() {
+	local top=$TMP
+	log "--- round: $1 ---"
+	mkdir "$top/$1"
+	TMP=$top/$1
+	RACK_A_STAGE=$2
+	FLOW=$3
+	rack_up "$TMP" "$BUILD"
 	io_stop
 	hv_stop
 	rack_alive
@@ -158,6 +165,19 @@ main() {
 	# went are unknown to its state, and their blocks hold older data.
 	"$BENCH" --check-file "$RACK_DISK_A" --state "$TMP/a.state" ||
 		die "the backing file does not hold what was written"
+	TMP=$top
+}
+
+main() {
+	BUILD=$(cd "$1" && pwd)
+	make_tmpdir TMP
+	SEED=${VRIO_SEED:-$((RANDOM * 32768 + RANDOM))}
+	log "seed $SEED"
+	# At full speed, whatever is in flight at the signal; then throttled to
+	# 3000 IOPS, so that the io-server always holds about 32 requests, which
+	# each stop must wait for.
+	round full "" 5000
+	HELD=1 round throttled "throttle: {iops: 3000}" 1000
 	echo "PASS: integration/clean-stop"
 }
 

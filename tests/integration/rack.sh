@@ -14,11 +14,12 @@
 # adds to its EAL (RACK_DPDK_HV_EAL: local-hv's).
 # RACK_IO_NS and RACK_HV_NS, when set, name the network namespaces each
 # daemon runs in. RACK_IO_HEARTBEAT, when set, is io0's heartbeat: mapping
-# ("interval_ms: 100, dead_after_ms: 1500").
+# ("interval_ms: 100, dead_after_ms: 1500"). RACK_A_STAGE, when set, is
+# disk-a's one interposition stage ("throttle: {iops: 3000}").
 
 rack_up() {
 	local run=$1 build=$2 transport=${RACK_TRANSPORT:-tcp} p_listen p_iom p_hvm
-	local io_dpdk="" hv_dpdk="" io_hb=""
+	local io_dpdk="" hv_dpdk="" io_hb="" a_chain=""
 	vrio_binaries "$build" || skip "daemons not built in $build"
 	BENCH=$build/tools/vrio-bench
 	[[ -x $BENCH ]] || skip "vrio-bench not built in $build"
@@ -35,6 +36,7 @@ rack_up() {
 		VRIO_IO_LISTEN=127.0.0.1:$p_listen
 	fi
 	[[ -n ${RACK_IO_HEARTBEAT:-} ]] && io_hb="    heartbeat: {$RACK_IO_HEARTBEAT}"
+	[[ -n ${RACK_A_STAGE:-} ]] && a_chain=$(printf '    interpose:\n      - %s' "$RACK_A_STAGE")
 	VRIO_IO_METRICS=127.0.0.1:$p_iom
 	VRIO_HV_METRICS=127.0.0.1:$p_hvm
 	VRIO_TOPO=$run/topology.yaml
@@ -66,6 +68,7 @@ devices:
     socket: $RACK_SOCK_A
     queues: 2
     backend: {file: $RACK_DISK_A, size: 64M}
+$a_chain
   - name: disk-b
     type: blk
     host: host0
