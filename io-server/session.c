@@ -373,7 +373,9 @@ void ios_session_to_guest(struct ios_reactor *r, struct ios_device *d, struct io
 	/* Only the front reactor may look at the owner (device.c). */
 	if (__atomic_load_n(&d->front, __ATOMIC_ACQUIRE) == r)
 		s = __atomic_load_n(&d->owner, __ATOMIC_ACQUIRE);
-	if (s && s->conn && s->state == IOS_SESSION_READY)
+	/* Draining: a packet from the uplink would keep the session busy
+	 * for ever; the guest's port is going down anyway. */
+	if (s && s->conn && s->state == IOS_SESSION_READY && !ios_rctx(r)->draining)
 		a = ios_session_att(s, d->id);
 	if (!a || a->state == IOS_ATT_PLACING || a->state == IOS_ATT_RELEASING ||
 	    a->outstanding >= d->max_outstanding) {
