@@ -640,6 +640,11 @@ static int session_poll(struct ios_poller *p)
 		}
 		if (s->conn)
 			work += session_liveness(s);
+	} else if (s->conn && draining && s->state == IOS_SESSION_READY && s->hb_started &&
+		   vrio_hb_send_due(&s->hb, s->conn, s->r->now)) {
+		/* A drain may wait on slow requests for longer than the
+		 * peer's dead_after: it must not take us for hung. */
+		session_heartbeat(s);
 	}
 	if (s->conn) {
 		rc = session_tx(s);
@@ -698,8 +703,9 @@ static int session_sleep(struct ios_poller *p)
 	t = vrio_conn_timeout_ms(s->conn);
 	if (ev && s->ev.fd < 0 && (t < 0 || t > 1))
 		t = 1;
-	if (reading && s->hb_started) {
-		int th = vrio_hb_timeout_ms(&s->hb, s->r->now);
+	if (s->hb_started && (reading || s->state == IOS_SESSION_READY)) {
+		int th = reading ? vrio_hb_timeout_ms(&s->hb, s->r->now) :
+				   vrio_hb_send_timeout_ms(&s->hb, s->r->now);
 
 		if (t < 0 || th < t)
 			t = th;

@@ -45,6 +45,27 @@ enum vrio_hb_verdict vrio_hb_check(struct vrio_hb *h, const struct vrio_conn *c,
 	return VRIO_HB_OK;
 }
 
+bool vrio_hb_send_due(struct vrio_hb *h, const struct vrio_conn *c, uint64_t now)
+{
+	if (c->stats.frames_tx != h->seen_tx) {
+		h->seen_tx = c->stats.frames_tx;
+		h->last_tx = now;
+	}
+	if (since(now, h->last_tx) < h->interval_ns)
+		return false;
+	h->last_tx = now;
+	return true;
+}
+
+int vrio_hb_send_timeout_ms(const struct vrio_hb *h, uint64_t now)
+{
+	uint64_t due = h->last_tx + h->interval_ns;
+
+	if (due <= now)
+		return 0;
+	return (int)((due - now + NS_PER_MS - 1) / NS_PER_MS);
+}
+
 int vrio_hb_timeout_ms(const struct vrio_hb *h, uint64_t now)
 {
 	uint64_t tx = h->last_tx + h->interval_ns, rx = h->last_rx + h->dead_ns;

@@ -19,6 +19,7 @@
 #ifndef VRIO_TRANSPORT_HEARTBEAT_H
 #define VRIO_TRANSPORT_HEARTBEAT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct vrio_conn;
@@ -43,6 +44,12 @@ void vrio_hb_start(struct vrio_hb *h, const struct vrio_conn *c, uint64_t now);
  * whether or not the owner's send succeeds (a full queue is retried one
  * interval later, not in a loop). */
 enum vrio_hb_verdict vrio_hb_check(struct vrio_hb *h, const struct vrio_conn *c, uint64_t now);
+/* An owner that has stopped reading (a drain) keeps the send timer only:
+ * the peer must go on hearing from it, and the peer's silence, unread,
+ * means nothing. True when a heartbeat is due (the timer restarts), and
+ * the milliseconds until it is. */
+bool vrio_hb_send_due(struct vrio_hb *h, const struct vrio_conn *c, uint64_t now);
+int vrio_hb_send_timeout_ms(const struct vrio_hb *h, uint64_t now);
 /* Milliseconds until vrio_hb_check() has something to do (0: now). */
 int vrio_hb_timeout_ms(const struct vrio_hb *h, uint64_t now);
 /* How long nothing has arrived, in ms, for the log line. */

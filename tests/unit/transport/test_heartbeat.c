@@ -111,11 +111,36 @@ static void test_silent(void **state)
 	assert_int_equal(vrio_hb_check(&h, &c, T0 - MS), VRIO_HB_OK);
 }
 
+/* A drain stops reading: the send timer alone runs, and no amount of
+ * the peer's (unread) silence makes the connection dead. */
+static void test_send_only(void **state)
+{
+	struct vrio_conn c;
+	struct vrio_hb h;
+
+	memset(&c, 0, sizeof(c));
+	vrio_hb_init(&h, 100, 1000);
+	vrio_hb_start(&h, &c, T0);
+	assert_false(vrio_hb_send_due(&h, &c, T0 + 99 * MS));
+	assert_int_equal(vrio_hb_send_timeout_ms(&h, T0 + 99 * MS), 1);
+	assert_true(vrio_hb_send_due(&h, &c, T0 + 100 * MS));
+	assert_int_equal(vrio_hb_send_timeout_ms(&h, T0 + 100 * MS), 100);
+	/* A frame sent meanwhile restarts the timer. */
+	c.stats.frames_tx = 1;
+	assert_false(vrio_hb_send_due(&h, &c, T0 + 150 * MS));
+	assert_false(vrio_hb_send_due(&h, &c, T0 + 249 * MS));
+	assert_true(vrio_hb_send_due(&h, &c, T0 + 250 * MS));
+	/* Long past dead_after, still only a heartbeat due each interval. */
+	assert_true(vrio_hb_send_due(&h, &c, T0 + 5000 * MS));
+	assert_int_equal(vrio_hb_send_timeout_ms(&h, T0 + 5000 * MS), 100);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_silent),
+		cmocka_unit_test(test_send_only),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
