@@ -235,6 +235,7 @@ struct lhv_upstream {
 	struct lhv_dev *devs[LHV_MAX_DEVICES];	/* poller: its devices */
 	unsigned ndevs;
 	uint64_t conn_resps;		/* RESP frames on this connection */
+	bool said_goodbye;		/* the last connection ended with one */
 	struct {
 		uint64_t connects, disconnects, protocol_errors, resent;
 		uint64_t heartbeats, heartbeat_timeouts;

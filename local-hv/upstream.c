@@ -209,9 +209,11 @@ static int try_connect(struct lhv_upstream *up)
 
 	rc = vrio_stack_connect(&up->stack, up->listen, &up->conn);
 	if (rc < 0) {
+		/* After a clean stop a refusal is expected, for a while. */
 		if (up->failures++ % 10 == 0)
-			VRIO_WARN("%s: cannot connect to %s: %s; retrying", up_name(up),
-				  up->listen, strerror(-rc));
+			vrio_log(up->said_goodbye && up->failures == 1 ? VRIO_LOG_INFO :
+				 VRIO_LOG_WARN, "%s: cannot connect to %s: %s; retrying",
+				 up_name(up), up->listen, strerror(-rc));
 		up_down(up, rc);
 		return rc;
 	}
@@ -227,6 +229,7 @@ static int try_connect(struct lhv_upstream *up)
 	}
 	__atomic_store_n(&up->state, LHV_UP_READY, __ATOMIC_RELEASE);
 	up->failures = 0;
+	up->said_goodbye = false;
 	vrio_log(up->dead_streak ? VRIO_LOG_INFO : VRIO_LOG_NOTICE, "%s: connected to %s",
 		 up_name(up), up->listen);
 	return 0;
@@ -358,6 +361,15 @@ static void on_goodbye(struct lhv_upstream *up, const Vrio__Error *e)
 	for (i = 0; i < up->ndevs; i++)
 		inflight += up->devs[i]->inflight;
 	vrio_counter_add(&up->st.goodbyes, 1);
+	up->said_goodbye = true;
+	if (e->requests_taken == 0 && up->conn_resps) {
+		/* Answers came, so it took some: an io-server that does not
+		 * count them (older than the count). */
+		VRIO_NOTICE("%s: io-server %s is stopping (it does not say what it took); "
+			    "%u request(s) in flight wait for the reconnect", up_name(up),
+			    up->listen, inflight);
+		return;
+	}
 	if (e->requests_taken > up->conn_resps) {
 		vrio_counter_add(&up->st.goodbye_unanswered, e->requests_taken - up->conn_resps);
 		VRIO_WARN("%s: io-server %s is stopping, but answered only %llu of the %llu "

@@ -531,6 +531,15 @@ static void test_goodbye(void **state)
 	assert_int_equal(f->up->st.goodbyes, 2);
 	assert_int_equal(f->up->st.goodbye_unanswered, 2);
 	assert_int_equal(f->up->st.protocol_errors, 0);
+
+	/* An io-server older than the count says nothing: no shortfall. */
+	fc = connect_and_attach(f, 600);
+	push_resp(fc, 4);
+	push_goodbye(fc, 0);
+	poll_at(f, 620);
+	assert_true(fc->closed);
+	assert_int_equal(f->up->st.goodbyes, 3);
+	assert_int_equal(f->up->st.goodbye_unanswered, 2);
 }
 
 int main(void)
