@@ -81,7 +81,10 @@ void lhv_dev_stop(struct lhv *l, struct lhv_dev *d)
 
 	if (__atomic_load_n(&d->state, __ATOMIC_ACQUIRE) == LHV_DEV_IDLE)
 		return;
-	d->stop_deadline = vrio_now_ns() + STOP_TIMEOUT_NS;
+	/* At a stop, lhv_poller_quiesce() already waited: what is still in
+	 * flight now is abandoned, so that the stop stays bounded in all. */
+	d->stop_deadline = vrio_now_ns() +
+		(__atomic_load_n(&l->quiesce, __ATOMIC_ACQUIRE) ? 0 : STOP_TIMEOUT_NS);
 	__atomic_store_n(&d->state, LHV_DEV_STOP, __ATOMIC_RELEASE);
 	lhv_poller_wake(l);
 	while (__atomic_load_n(&d->state, __ATOMIC_ACQUIRE) != LHV_DEV_IDLE &&
