@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* The block backend registry and the one dispatch point for data ops. */
+/* The block backend registry, the one dispatch point for data ops, and the
+ * channel queue of backends that finish an io at submit time. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bdev.h"
@@ -108,4 +110,64 @@ int ios_bdev_submit(struct ios_bdev_chan *ch, struct ios_bdev_io *io)
 		return ops->write_zeroes ? ops->write_zeroes(ch, io) : -EOPNOTSUPP;
 	}
 	return -EINVAL;
+}
+
+/* ---- the queue of backends that finish at submit time ---- */
+
+struct bdev_syncq {
+	struct ios_bdev_chan base;
+	struct ios_bdev_io *head, *tail;	/* done, not yet reported */
+};
+
+static struct bdev_syncq *to_syncq(struct ios_bdev_chan *ch)
+{
+	return container_of(ch, struct bdev_syncq, base);
+}
+
+int ios_bdev_syncq_open(struct ios_bdev *bdev, unsigned depth, struct ios_bdev_chan **out)
+{
+	struct bdev_syncq *q = calloc(1, sizeof(*q));
+
+	(void)depth;
+	if (!q)
+		return -ENOMEM;
+	q->base.bdev = bdev;
+	*out = &q->base;
+	return 0;
+}
+
+void ios_bdev_syncq_close(struct ios_bdev_chan *ch)
+{
+	free(to_syncq(ch));
+}
+
+void ios_bdev_syncq_done(struct ios_bdev_chan *ch, struct ios_bdev_io *io, int result)
+{
+	struct bdev_syncq *q = to_syncq(ch);
+
+	io->result = result;
+	io->next = NULL;
+	if (q->tail)
+		q->tail->next = io;
+	else
+		q->head = io;
+	q->tail = io;
+}
+
+int ios_bdev_syncq_poll(struct ios_bdev_chan *ch, unsigned budget)
+{
+	struct bdev_syncq *q = to_syncq(ch);
+	struct ios_bdev_io *io;
+	int n = 0;
+
+	while (q->head && (unsigned)n < budget) {
+		io = q->head;
+		q->head = io->next;
+		if (!q->head)
+			q->tail = NULL;
+		io->next = NULL;
+		n++;
+		io->cb(io);
+	}
+	return n;
 }

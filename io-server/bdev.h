@@ -166,4 +166,13 @@ static inline int ios_bdev_poll(struct ios_bdev_chan *ch, unsigned budget)
 
 int ios_bdev_submit(struct ios_bdev_chan *ch, struct ios_bdev_io *io);
 
+/* A channel for backends that do an io at submit time (ram, null): the
+ * io waits in the channel's queue and completes from the next poll(), as
+ * the contract above asks. Their chan_open, chan_close and poll. */
+int ios_bdev_syncq_open(struct ios_bdev *bdev, unsigned depth, struct ios_bdev_chan **out);
+void ios_bdev_syncq_close(struct ios_bdev_chan *ch);
+/* The io is done with result (0 or -errno): queued for the next poll. */
+void ios_bdev_syncq_done(struct ios_bdev_chan *ch, struct ios_bdev_io *io, int result);
+int ios_bdev_syncq_poll(struct ios_bdev_chan *ch, unsigned budget);
+
 #endif

@@ -15,8 +15,8 @@
  * bytes. Nothing is allocated for the size, which may be anything the
  * topology accepts.
  *
- * Operations complete through the channel's queue from the next poll(),
- * as bdev.h asks of every backend.
+ * Operations complete through the channel's queue (ios_bdev_syncq) from
+ * the next poll(), as bdev.h asks of every backend.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -24,16 +24,6 @@
 
 #include "bdev.h"
 #include "log.h"
-
-struct bdev_null_chan {
-	struct ios_bdev_chan base;
-	struct ios_bdev_io *head, *tail;	/* done, not yet reported */
-};
-
-static struct bdev_null_chan *to_null_chan(struct ios_bdev_chan *ch)
-{
-	return container_of(ch, struct bdev_null_chan, base);
-}
 
 static int null_open(const char *name, const struct vrio_topo_device *td, struct ios_bdev **out)
 {
@@ -64,35 +54,6 @@ static void null_close(struct ios_bdev *b)
 	free(b);
 }
 
-static int null_chan_open(struct ios_bdev *b, unsigned depth, struct ios_bdev_chan **out)
-{
-	struct bdev_null_chan *c = calloc(1, sizeof(*c));
-
-	if (!c)
-		return -ENOMEM;
-	c->base.bdev = b;
-	*out = &c->base;
-	return 0;
-}
-
-static void null_chan_close(struct ios_bdev_chan *ch)
-{
-	free(to_null_chan(ch));
-}
-
-static void null_queue(struct ios_bdev_chan *ch, struct ios_bdev_io *io, int result)
-{
-	struct bdev_null_chan *c = to_null_chan(ch);
-
-	io->result = result;
-	io->next = NULL;
-	if (c->tail)
-		c->tail->next = io;
-	else
-		c->head = io;
-	c->tail = io;
-}
-
 /* The outcome of an io on this device before it does anything. */
 static int null_check(const struct ios_bdev *b, const struct ios_bdev_io *io)
 {
@@ -115,7 +76,7 @@ static int null_read(struct ios_bdev_chan *ch, struct ios_bdev_io *io)
 		memset(io->iov[i].iov_base, 0, n);
 		left -= n;
 	}
-	null_queue(ch, io, rc);
+	ios_bdev_syncq_done(ch, io, rc);
 	return 0;
 }
 
@@ -124,32 +85,14 @@ static int null_drop(struct ios_bdev_chan *ch, struct ios_bdev_io *io)
 {
 	if (ch->bdev->read_only)
 		return -EROFS;
-	null_queue(ch, io, null_check(ch->bdev, io));
+	ios_bdev_syncq_done(ch, io, null_check(ch->bdev, io));
 	return 0;
 }
 
 static int null_flush(struct ios_bdev_chan *ch, struct ios_bdev_io *io)
 {
-	null_queue(ch, io, ios_bdev_faulty(ch->bdev) ? -EIO : 0);
+	ios_bdev_syncq_done(ch, io, ios_bdev_faulty(ch->bdev) ? -EIO : 0);
 	return 0;
-}
-
-static int null_poll(struct ios_bdev_chan *ch, unsigned budget)
-{
-	struct bdev_null_chan *c = to_null_chan(ch);
-	struct ios_bdev_io *io;
-	int n = 0;
-
-	while (c->head && (unsigned)n < budget) {
-		io = c->head;
-		c->head = io->next;
-		if (!c->head)
-			c->tail = NULL;
-		io->next = NULL;
-		n++;
-		io->cb(io);
-	}
-	return n;
 }
 
 const struct ios_bdev_ops ios_bdev_null_ops = {
@@ -157,12 +100,12 @@ const struct ios_bdev_ops ios_bdev_null_ops = {
 	.kind = VRIO_BACKEND_NULL,
 	.open = null_open,
 	.close = null_close,
-	.chan_open = null_chan_open,
-	.chan_close = null_chan_close,
+	.chan_open = ios_bdev_syncq_open,
+	.chan_close = ios_bdev_syncq_close,
 	.read = null_read,
 	.write = null_drop,
 	.flush = null_flush,
 	.discard = null_drop,
 	.write_zeroes = null_drop,
-	.poll = null_poll,
+	.poll = ios_bdev_syncq_poll,
 };

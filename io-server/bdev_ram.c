@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * RAM backend: the device is a zeroed allocation. Operations run at submit
- * time but complete through the channel's queue, so callers see the same
+ * time but complete through the channel's queue (ios_bdev_syncq), so
+ * callers see the same
  * asynchronous contract as with any other backend. With the fault switch
  * on (bdev.h) they touch nothing and complete with EIO.
  */
@@ -17,19 +18,9 @@ struct bdev_ram {
 	uint8_t *mem;
 };
 
-struct bdev_ram_chan {
-	struct ios_bdev_chan base;
-	struct ios_bdev_io *head, *tail;	/* completed, not yet reported */
-};
-
 static struct bdev_ram *to_ram(struct ios_bdev *b)
 {
 	return container_of(b, struct bdev_ram, base);
-}
-
-static struct bdev_ram_chan *to_ram_chan(struct ios_bdev_chan *ch)
-{
-	return container_of(ch, struct bdev_ram_chan, base);
 }
 
 static int ram_open(const char *name, const struct vrio_topo_device *td, struct ios_bdev **out)
@@ -78,35 +69,6 @@ static void ram_close(struct ios_bdev *b)
 	free(r);
 }
 
-static int ram_chan_open(struct ios_bdev *b, unsigned depth, struct ios_bdev_chan **out)
-{
-	struct bdev_ram_chan *c = calloc(1, sizeof(*c));
-
-	if (!c)
-		return -ENOMEM;
-	c->base.bdev = b;
-	*out = &c->base;
-	return 0;
-}
-
-static void ram_chan_close(struct ios_bdev_chan *ch)
-{
-	free(to_ram_chan(ch));
-}
-
-static void ram_queue(struct ios_bdev_chan *ch, struct ios_bdev_io *io, int result)
-{
-	struct bdev_ram_chan *c = to_ram_chan(ch);
-
-	io->result = result;
-	io->next = NULL;
-	if (c->tail)
-		c->tail->next = io;
-	else
-		c->head = io;
-	c->tail = io;
-}
-
 static int ram_range_ok(const struct ios_bdev *b, const struct ios_bdev_io *io)
 {
 	return io->offset <= b->size && io->len <= b->size - io->offset;
@@ -119,16 +81,16 @@ static int ram_rw(struct ios_bdev_chan *ch, struct ios_bdev_io *io, int write)
 	unsigned i;
 
 	if (ios_bdev_faulty(&r->base)) {
-		ram_queue(ch, io, -EIO);
+		ios_bdev_syncq_done(ch, io, -EIO);
 		return 0;
 	}
 	if (!ram_range_ok(&r->base, io)) {
-		ram_queue(ch, io, -EINVAL);
+		ios_bdev_syncq_done(ch, io, -EINVAL);
 		return 0;
 	}
 	for (i = 0; i < io->iovcnt; i++) {
 		if (io->iov[i].iov_len > r->base.size - off) {
-			ram_queue(ch, io, -EINVAL);
+			ios_bdev_syncq_done(ch, io, -EINVAL);
 			return 0;
 		}
 		if (write)
@@ -137,7 +99,7 @@ static int ram_rw(struct ios_bdev_chan *ch, struct ios_bdev_io *io, int write)
 			memcpy(io->iov[i].iov_base, r->mem + off, io->iov[i].iov_len);
 		off += io->iov[i].iov_len;
 	}
-	ram_queue(ch, io, 0);
+	ios_bdev_syncq_done(ch, io, 0);
 	return 0;
 }
 
@@ -155,7 +117,7 @@ static int ram_write(struct ios_bdev_chan *ch, struct ios_bdev_io *io)
 
 static int ram_flush(struct ios_bdev_chan *ch, struct ios_bdev_io *io)
 {
-	ram_queue(ch, io, ios_bdev_faulty(ch->bdev) ? -EIO : 0);
+	ios_bdev_syncq_done(ch, io, ios_bdev_faulty(ch->bdev) ? -EIO : 0);
 	return 0;
 }
 
@@ -167,34 +129,16 @@ static int ram_zero(struct ios_bdev_chan *ch, struct ios_bdev_io *io)
 	if (r->base.read_only)
 		return -EROFS;
 	if (ios_bdev_faulty(&r->base)) {
-		ram_queue(ch, io, -EIO);
+		ios_bdev_syncq_done(ch, io, -EIO);
 		return 0;
 	}
 	if (!ram_range_ok(&r->base, io)) {
-		ram_queue(ch, io, -EINVAL);
+		ios_bdev_syncq_done(ch, io, -EINVAL);
 		return 0;
 	}
 	memset(r->mem + io->offset, 0, (size_t)io->len);
-	ram_queue(ch, io, 0);
+	ios_bdev_syncq_done(ch, io, 0);
 	return 0;
-}
-
-static int ram_poll(struct ios_bdev_chan *ch, unsigned budget)
-{
-	struct bdev_ram_chan *c = to_ram_chan(ch);
-	struct ios_bdev_io *io;
-	int n = 0;
-
-	while (c->head && (unsigned)n < budget) {
-		io = c->head;
-		c->head = io->next;
-		if (!c->head)
-			c->tail = NULL;
-		io->next = NULL;
-		n++;
-		io->cb(io);
-	}
-	return n;
 }
 
 const struct ios_bdev_ops ios_bdev_ram_ops = {
@@ -202,12 +146,12 @@ const struct ios_bdev_ops ios_bdev_ram_ops = {
 	.kind = VRIO_BACKEND_RAM,
 	.open = ram_open,
 	.close = ram_close,
-	.chan_open = ram_chan_open,
-	.chan_close = ram_chan_close,
+	.chan_open = ios_bdev_syncq_open,
+	.chan_close = ios_bdev_syncq_close,
 	.read = ram_read,
 	.write = ram_write,
 	.flush = ram_flush,
 	.discard = ram_zero,
 	.write_zeroes = ram_zero,
-	.poll = ram_poll,
+	.poll = ios_bdev_syncq_poll,
 };
