@@ -15,19 +15,22 @@ void vrio_hb_init(struct vrio_hb *h, unsigned interval_ms, unsigned dead_after_m
 {
 	h->interval_ns = (uint64_t)interval_ms * NS_PER_MS;
 	h->dead_ns = (uint64_t)dead_after_ms * NS_PER_MS;
-	h->last_rx = h->last_tx = 0;
+	h->last_rx = h->last_tx = h->last_check = 0;
 	h->seen_rx = h->seen_tx = 0;
 }
 
 void vrio_hb_start(struct vrio_hb *h, const struct vrio_conn *c, uint64_t now)
 {
-	h->last_rx = h->last_tx = now;
+	h->last_rx = h->last_tx = h->last_check = now;
 	h->seen_rx = c->stats.frames_rx;
 	h->seen_tx = c->stats.frames_tx;
 }
 
 enum vrio_hb_verdict vrio_hb_check(struct vrio_hb *h, const struct vrio_conn *c, uint64_t now)
 {
+	if (since(now, h->last_check) > h->dead_ns / 2)
+		h->last_rx = now;
+	h->last_check = now;
 	if (c->stats.frames_rx != h->seen_rx) {
 		h->seen_rx = c->stats.frames_rx;
 		h->last_rx = now;

@@ -28,6 +28,7 @@ struct vrio_hb {
 	uint64_t interval_ns, dead_ns;
 	uint64_t last_rx, last_tx;	/* when a frame last went each way */
 	uint64_t seen_rx, seen_tx;	/* the connection's counters then */
+	uint64_t last_check;		/* the owner's last vrio_hb_check() */
 };
 
 enum vrio_hb_verdict {
@@ -42,7 +43,10 @@ void vrio_hb_init(struct vrio_hb *h, unsigned interval_ms, unsigned dead_after_m
 void vrio_hb_start(struct vrio_hb *h, const struct vrio_conn *c, uint64_t now);
 /* After a poll: what the owner must do. SEND restarts the send timer
  * whether or not the owner's send succeeds (a full queue is retried one
- * interval later, not in a loop). */
+ * interval later, not in a loop). An owner that did not check for more
+ * than half of dead_after (its thread was not scheduled, or was held by
+ * a reload) restarts the receive timer: its own gap is not the peer's
+ * silence. */
 enum vrio_hb_verdict vrio_hb_check(struct vrio_hb *h, const struct vrio_conn *c, uint64_t now);
 /* An owner that has stopped reading (a drain) keeps the send timer only:
  * the peer must go on hearing from it, and the peer's silence, unread,

@@ -435,6 +435,10 @@ static void test_quiet_then_hung(void **state)
 	/* Any frame is life: the io-server's heartbeat at 500 ms. */
 	push_heartbeat(fc);
 	poll_at(f, 500);
+	/* Turns as a poller takes them (a gap of more than half of dead_after
+	 * would be the poller's own, not the peer's silence). */
+	poll_at(f, 900);
+	poll_at(f, 1300);
 	poll_at(f, 1499);
 	assert_false(fc->closed);
 	assert_string_equal(view(f), "attached");
@@ -460,6 +464,8 @@ static void test_quiet_then_hung(void **state)
 	assert_int_equal(out_case(fc2, 1), VRIO__CTRL__MSG_ATTACH);
 	assert_string_equal(view(f), "dead");
 	/* That connection is declared dead in turn, dead_after later. */
+	poll_at(f, 2100);
+	poll_at(f, 2500);
 	poll_at(f, 2699);
 	assert_false(fc2->closed);
 	poll_at(f, 2700);

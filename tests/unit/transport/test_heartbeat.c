@@ -41,12 +41,15 @@ static const struct hb_case cases[] = {
 	    { 100, 0, 0, VRIO_HB_SEND, 100 },
 	    { 101, 0, 1, VRIO_HB_OK, 100 },	/* the heartbeat left */
 	    { 201, 0, 0, VRIO_HB_SEND, 100 },
+	    { 600, 0, 1, VRIO_HB_OK, 100 },
 	    { 999, 0, 1, VRIO_HB_OK, 1 },
-	    { 1000, 0, 0, VRIO_HB_DEAD, 0 } }, 7 },
+	    { 1000, 0, 0, VRIO_HB_DEAD, 0 } }, 8 },
 	{ "any frame received is life", 100, 1000,
 	  { { 900, 1, 1, VRIO_HB_OK, 100 },
+	    { 1300, 0, 1, VRIO_HB_OK, 100 },
+	    { 1700, 0, 1, VRIO_HB_OK, 100 },
 	    { 1899, 0, 1, VRIO_HB_OK, 1 },
-	    { 1900, 0, 0, VRIO_HB_DEAD, 0 } }, 3 },
+	    { 1900, 0, 0, VRIO_HB_DEAD, 0 } }, 5 },
 	{ "a busy sender sends no heartbeat", 100, 1000,
 	  { { 50, 3, 5, VRIO_HB_OK, 100 },
 	    { 140, 0, 2, VRIO_HB_OK, 100 },
@@ -59,8 +62,11 @@ static const struct hb_case cases[] = {
 	    { 700, 0, 0, VRIO_HB_DEAD, 0 } }, 4 },
 	{ "a late turn (the owner was stopped) still hears what arrived", 100, 1000,
 	  { { 5000, 1, 0, VRIO_HB_SEND, 100 } }, 1 },
-	{ "a late turn with nothing arrived is dead", 100, 1000,
-	  { { 5000, 0, 0, VRIO_HB_DEAD, 0 } }, 1 },
+	{ "a late turn with nothing arrived is the owner's gap, not the peer's silence", 100, 1000,
+	  { { 5000, 0, 0, VRIO_HB_SEND, 100 },
+	    { 5400, 0, 1, VRIO_HB_OK, 100 },
+	    { 5800, 0, 1, VRIO_HB_OK, 100 },
+	    { 6000, 0, 0, VRIO_HB_DEAD, 0 } }, 4 },
 };
 
 static void test_table(void **state)
