@@ -67,6 +67,10 @@ static const ProtobufCMessage *ctrl_inner(const Vrio__Ctrl *m)
 		return &m->heartbeat->base;
 	case VRIO__CTRL__MSG_ERROR:
 		return &m->error->base;
+	case VRIO__CTRL__MSG_IOTLB_INVALIDATE:
+		return &m->iotlb_invalidate->base;
+	case VRIO__CTRL__MSG_IOTLB_ACK:
+		return &m->iotlb_ack->base;
 	default:
 		return NULL;
 	}
