@@ -226,6 +226,17 @@ cpu_ticks() {
 # median: the median of the numbers on stdin, one a line.
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
+# median_col FIELD FILE: the median of a space-separated column.
+median_col() { cut -d' ' -f"$1" "$2" | median; }
+
+# median_ratio FIELD FILE BASE: the median over rounds (lines) of FILE's
+# FIELD over BASE's in the same round: runs side by side share the
+# machine's noise.
+median_ratio() {
+	paste -d' ' <(cut -d' ' -f"$1" "$2") <(cut -d' ' -f"$1" "$3") |
+		awk '{ printf "%.3f\n", $1 / $2 }' | median
+}
+
 # json FILE EXPR: prints a Python expression over the JSON document in FILE
 # (bound to j), e.g. json status.json "j['config']['generation']".
 json() {

@@ -79,14 +79,6 @@ print(f'{r["iops"]:.0f} {r["mib_s"]:.1f} {cpu * 1e6 / max(r["ops"], 1):.2f}')
 PY
 }
 
-col() { cut -d' ' -f"$1" "$2" | median; }
-
-# ratio FILE BASE: median over rounds of FILE's IOPS over BASE's.
-ratio() {
-	paste -d' ' <(cut -d' ' -f1 "$1") <(cut -d' ' -f1 "$2") |
-		awk '{ printf "%.3f\n", $1 / $2 }' | median
-}
-
 # openssl_xts BYTES: OpenSSL's aes-256-xts on one core, GiB/s.
 openssl_xts() {
 	openssl speed -evp aes-256-xts -seconds 2 -bytes "$1" 2>/dev/null |
@@ -120,8 +112,9 @@ main() {
 	for r in "${LOADS[@]}"; do
 		for n in "${DISKS[@]}"; do
 			f=$RUN/$n.${r/ /.}
-			printf '%-6s %-16s %9s %9s %10s %7s\n' "$n" "$r" "$(col 1 "$f")" "$(col 2 "$f")" \
-				"$(col 3 "$f")" "$(ratio "$f" "$RUN/plain.${r/ /.}")"
+			printf '%-6s %-16s %9s %9s %10s %7s\n' "$n" "$r" "$(median_col 1 "$f")" \
+				"$(median_col 2 "$f")" "$(median_col 3 "$f")" \
+				"$(median_ratio 1 "$f" "$RUN/plain.${r/ /.}")"
 		done
 	done
 	vrio_metrics vrio-ioserver "$VRIO_IO_METRICS" "$RUN/io.metrics" || die "metrics"

@@ -113,13 +113,6 @@ print(f'{r["pps"]:.0f} {cpu * 1e9 / max(r["received"], 1):.0f}')
 PY
 }
 
-col() { cut -d' ' -f"$1" "$2" | median; }
-
-ratio() {
-	paste -d' ' <(cut -d' ' -f"$1" "$2") <(cut -d' ' -f"$1" "$3") |
-		awk '{ printf "%.3f\n", $1 / $2 }' | median
-}
-
 main() {
 	local build n i r ns base stages have=() socks=()
 	build=$(cd "$1" && pwd)
@@ -147,8 +140,8 @@ main() {
 
 	printf '%-9s %10s %7s %12s\n' stage "pps" ratio "CPU ns/frame"
 	for n in "${have[@]}"; do
-		printf '%-9s %10s %7s %12s\n' "$n" "$(col 1 "$RUN/$n")" \
-			"$(ratio 1 "$RUN/$n" "$RUN/none")" "$(col 2 "$RUN/$n")"
+		printf '%-9s %10s %7s %12s\n' "$n" "$(median_col 1 "$RUN/$n")" \
+			"$(median_ratio 1 "$RUN/$n" "$RUN/none")" "$(median_col 2 "$RUN/$n")"
 	done
 	vrio_down
 	"$MICRO" 2000000 "$RUN" >"$RUN/micro" || die "bench_ioserver_net_stages failed"

@@ -88,15 +88,6 @@ print(f'{r["iops"]:.0f} {r["mib_s"]:.1f} {cpu * 1e6 / max(r["ops"], 1):.2f}')
 PY
 }
 
-col() { cut -d' ' -f"$1" "$2" | median; }
-
-# ratio FIELD FILE BASE: the median over rounds of FILE's FIELD over BASE's
-# in the same round (runs side by side share the machine's noise).
-ratio() {
-	paste -d' ' <(cut -d' ' -f"$1" "$2") <(cut -d' ' -f"$1" "$3") |
-		awk '{ printf "%.3f\n", $1 / $2 }' | median
-}
-
 main() {
 	local build n i have=() socks=() order=()
 	build=$(cd "$1" && pwd)
@@ -126,15 +117,15 @@ main() {
 
 	printf '%-9s %10s %7s %10s   %10s %7s\n' stage "4K IOPS" ratio "CPU us/IO" "128K MiB/s" ratio
 	for n in "${have[@]}"; do
-		printf '%-9s %10s %7s %10s   %10s %7s\n' "$n" "$(col 1 "$RUN/$n.randwrite")" \
-			"$(ratio 1 "$RUN/$n.randwrite" "$RUN/none.randwrite")" \
-			"$(col 3 "$RUN/$n.randwrite")" "$(col 2 "$RUN/$n.write")" \
-			"$(ratio 2 "$RUN/$n.write" "$RUN/none.write")"
+		printf '%-9s %10s %7s %10s   %10s %7s\n' "$n" "$(median_col 1 "$RUN/$n.randwrite")" \
+			"$(median_ratio 1 "$RUN/$n.randwrite" "$RUN/none.randwrite")" \
+			"$(median_col 3 "$RUN/$n.randwrite")" "$(median_col 2 "$RUN/$n.write")" \
+			"$(median_ratio 2 "$RUN/$n.write" "$RUN/none.write")"
 	done
 	# Each stage's own code (its request and completion calls, timed one
 	# call in 64): per request, and against the plain disk's CPU per I/O.
 	vrio_metrics vrio-ioserver "$VRIO_IO_METRICS" "$RUN/io.metrics" || die "metrics"
-	python3 - "$RUN/io.metrics" "$(col 3 "$RUN/none.randwrite")" <<'PY'
+	python3 - "$RUN/io.metrics" "$(median_col 3 "$RUN/none.randwrite")" <<'PY'
 import re, sys
 v = {}
 for line in open(sys.argv[1]):
