@@ -7,7 +7,7 @@
  * channel.c), so ASan catches a read or write past it. No rte_vhost runs:
  * the harness is the frontend, and also the poller, which it turns
  * synchronously whenever local-hv wakes it (lhv_poller_wake), as
- * poller.c's poll_devices would. The io-server is a stub that either is
+ * poller.c's poll_devices would. The harness also plays the io-server, which either is
  * not connected or takes invalidations and acknowledges them when told.
  *
  * Two devices share the process: d (fuzzed) and d2, which holds a backend
@@ -97,7 +97,7 @@ static struct {
 
 static struct lhv g_l;
 static struct lhv_dev g_d, g_d2;
-static bool g_connected;		/* the stub io-server */
+static bool g_connected;		/* the io-server the harness plays */
 static uint64_t g_next_seq;
 
 /* The IOTLB model: disjoint ranges, unsorted, and what local-hv was told
