@@ -88,6 +88,19 @@ void ios_reactor_post(struct ios_reactor *r, struct ios_msg *m)
 	ios_reactor_notify(r);
 }
 
+void ios_reactor_park(struct ios_reactor *r, bool park)
+{
+	if (park) {
+		__atomic_store_n(&r->parked, 1, __ATOMIC_RELEASE);
+		return;
+	}
+	/* The watchdog does not count a parked reactor's silence (it was
+	 * asleep on purpose) against it. */
+	__atomic_store_n(&r->alive_ns, vrio_now_ns(), __ATOMIC_RELAXED);
+	__atomic_store_n(&r->parked, 0, __ATOMIC_RELEASE);
+	reactor_kick(r);
+}
+
 struct call_msg {
 	struct ios_msg m;
 	void (*fn)(struct ios_reactor *r, void *arg);
@@ -198,17 +211,19 @@ int ios_reactor_turn(struct ios_reactor *r)
 static void reactor_sleep(struct ios_reactor *r)
 {
 	struct epoll_event evs[REACTOR_MAX_EVENTS];
-	int timeout = IOS_SLEEP_MAX_MS, t, i, n;
+	int timeout, t, i, n;
 	struct ios_poller *p;
 	struct ios_evsrc *e;
 
 	__atomic_store_n(&r->sleeping, 1, __ATOMIC_RELAXED);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	/* Parked: no watchdog turn; its unpark writes the wake eventfd. */
+	timeout = __atomic_load_n(&r->parked, __ATOMIC_ACQUIRE) ? -1 : IOS_SLEEP_MAX_MS;
 	TAILQ_FOREACH(p, &r->pollers, link) {
 		if (!p->sleep)
 			continue;
 		t = p->sleep(p);
-		if (t >= 0 && t < timeout)
+		if (t >= 0 && (timeout < 0 || t < timeout))
 			timeout = t;
 	}
 	if (!inbox_empty(r) || __atomic_load_n(&r->stop, __ATOMIC_ACQUIRE))
@@ -228,15 +243,21 @@ static void reactor_sleep(struct ios_reactor *r)
 static void *reactor_main(void *arg)
 {
 	struct ios_reactor *r = arg;
-	uint64_t last, idle_since = 0;
+	uint64_t last, start, idle_since = 0;
 	int work;
 
 	last = vrio_now_ns();
 	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
 		work = ios_reactor_turn(r);
+		start = r->now;		/* the turn's own clock, taken as it began */
 		r->now = vrio_now_ns();
 		__atomic_store_n(&r->alive_ns, r->now, __ATOMIC_RELAXED);
 		if (work) {
+			/* A yield before this turn is idle, not work. */
+			if (start > last && start < r->now) {
+				vrio_counter_add(&r->stats.idle_ns, start - last);
+				last = start;
+			}
 			vrio_counter_add(&r->stats.busy_ns, r->now - last);
 			idle_since = 0;
 			last = r->now;

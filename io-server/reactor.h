@@ -22,6 +22,13 @@
  * the wake eventfd, so a polling reactor costs its producers no system
  * call. Both sides order their store before their load with a full fence,
  * so at least one of them sees the other.
+ *
+ * Parking (balance.h): a parked reactor sleeps without a timeout, blocked
+ * in epoll until a message, a source or its unpark wakes it; it is given
+ * no devices and no connections, so it costs no CPU at all.
+ *
+ * Busy time counts only turns that found work, from the turn's start to
+ * its end: the spin, the yields and the sleep between turns are idle.
  */
 #ifndef VRIO_IOSERVER_REACTOR_H
 #define VRIO_IOSERVER_REACTOR_H
@@ -89,6 +96,7 @@ struct ios_reactor {
 	struct ios_msg stub;
 	int sleeping;			/* atomic: between its last check and epoll */
 	int stop;			/* atomic: leave the loop at the next turn */
+	int parked;			/* atomic: sleep with no timeout */
 
 	struct ios_poller_list pollers;
 	struct ios_poller *poll_next;	/* the turn's cursor (unregister moves it) */
@@ -113,6 +121,13 @@ void ios_reactor_destroy(struct ios_reactor *r);
 void ios_reactor_post(struct ios_reactor *r, struct ios_msg *m);
 /* Any thread: wakes r if it sleeps (after a producer of its own rings). */
 void ios_reactor_notify(struct ios_reactor *r);
+/* Any thread: parks r (its next sleep has no timeout) or unparks it (and
+ * wakes it). The caller sees that nothing is left on it to serve. */
+void ios_reactor_park(struct ios_reactor *r, bool park);
+static inline bool ios_reactor_parked(const struct ios_reactor *r)
+{
+	return __atomic_load_n(&r->parked, __ATOMIC_ACQUIRE);
+}
 /* Control path: runs fn(arg) on r; the message is allocated. -ENOMEM. */
 int ios_reactor_call(struct ios_reactor *r, void (*fn)(struct ios_reactor *r, void *arg),
 		     void *arg);
