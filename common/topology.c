@@ -580,15 +580,19 @@ static int topo_want_mapping(struct topo_ctx *c, const struct topo_key *k, const
 
 /* io_servers[].cores */
 
-enum { CORES_MIN, CORES_MAX, N_CORES_KEYS };
+enum { CORES_MIN, CORES_MAX, CORES_BUSY_HIGH, CORES_BUSY_LOW, N_CORES_KEYS };
 
 struct topo_cores {
-	unsigned min, max;
+	unsigned min, max, busy_high, busy_low;
 };
 
 static const struct topo_key cores_keys[N_CORES_KEYS] = {
 	[CORES_MIN] = { "min", topo_p_uint, offsetof(struct topo_cores, min), 1, 64, 0 },
 	[CORES_MAX] = { "max", topo_p_uint, offsetof(struct topo_cores, max), 1, 64, 0 },
+	[CORES_BUSY_HIGH] = { "busy_high", topo_p_uint, offsetof(struct topo_cores, busy_high),
+			      2, 100, 0 },
+	[CORES_BUSY_LOW] = { "busy_low", topo_p_uint, offsetof(struct topo_cores, busy_low),
+			     1, 99, 0 },
 };
 
 static int topo_p_cores(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
@@ -596,7 +600,7 @@ static int topo_p_cores(struct topo_ctx *c, const struct topo_key *k, const yaml
 {
 	struct vrio_topo_ioserver *s = obj;
 	struct topo_seen seen[N_CORES_KEYS] = { 0 };
-	struct topo_cores cores = { 1, 0 };
+	struct topo_cores cores = { 1, 0, VRIO_TOPO_BUSY_HIGH, VRIO_TOPO_BUSY_LOW };
 	int ret;
 
 	ret = topo_want_mapping(c, k, v);
@@ -610,8 +614,15 @@ static int topo_p_cores(struct topo_ctx *c, const struct topo_key *k, const yaml
 	if (cores.min > cores.max)
 		return topo_err(c, v, "cores: 'min' (%u) is greater than 'max' (%u)", cores.min,
 				cores.max);
+	/* Packed onto one core fewer, the load must stay under busy_low and
+	 * so under busy_high: that keeps a steady load from flapping. */
+	if (cores.busy_low >= cores.busy_high)
+		return topo_err(c, v, "cores: 'busy_low' (%u) must be below 'busy_high' (%u)",
+				cores.busy_low, cores.busy_high);
 	s->cores_min = cores.min;
 	s->cores_max = cores.max;
+	s->cores_busy_high = cores.busy_high;
+	s->cores_busy_low = cores.busy_low;
 	return 0;
 }
 
@@ -899,6 +910,8 @@ static int topo_ioserver(struct topo_ctx *c, const yaml_node_t *map)
 	s = &t->io_servers[t->n_io_servers++];
 	topo_mark(map, &s->line, &s->col);
 	s->cores_min = s->cores_max = 1;
+	s->cores_busy_high = VRIO_TOPO_BUSY_HIGH;
+	s->cores_busy_low = VRIO_TOPO_BUSY_LOW;
 	s->heartbeat.interval_ms = VRIO_TOPO_HB_INTERVAL_MS;
 	s->heartbeat.dead_after_ms = VRIO_TOPO_HB_DEAD_AFTER_MS;
 

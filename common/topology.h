@@ -60,6 +60,9 @@ struct vrio_topo_heartbeat {
 	unsigned dead_after_ms;	/* default 1000, more than 2 x interval_ms, up to 600000 */
 };
 
+#define VRIO_TOPO_BUSY_HIGH	75u
+#define VRIO_TOPO_BUSY_LOW	50u
+
 struct vrio_topo_ioserver {
 	char *name;
 	char *transport;	/* "tcp" (default), "shm" or "dpdk" */
@@ -70,6 +73,11 @@ struct vrio_topo_ioserver {
 	char *control;		/* control socket; never NULL (see VRIO_TOPO_CONTROL_DIR) */
 	unsigned cores_min;	/* default 1 */
 	unsigned cores_max;	/* default cores_min */
+	/* Percent busy of the active reactors: above busy_high one more is
+	 * unparked; once their load would fit under busy_low on one fewer,
+	 * one is packed and parked. busy_low < busy_high. */
+	unsigned cores_busy_high;	/* default VRIO_TOPO_BUSY_HIGH */
+	unsigned cores_busy_low;	/* default VRIO_TOPO_BUSY_LOW */
 	struct vrio_topo_heartbeat heartbeat;	/* both ends of its connections */
 	unsigned line, col;	/* where the entry starts, for messages */
 };

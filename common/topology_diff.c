@@ -131,14 +131,19 @@ static bool same_cores(const void *a, const void *b, size_t off)
 {
 	const struct vrio_topo_ioserver *x = a, *y = b;
 
-	return x->cores_min == y->cores_min && x->cores_max == y->cores_max;
+	return x->cores_min == y->cores_min && x->cores_max == y->cores_max &&
+	       x->cores_busy_high == y->cores_busy_high && x->cores_busy_low == y->cores_busy_low;
 }
 
 static void show_cores(char *buf, size_t len, const void *obj, size_t off)
 {
 	const struct vrio_topo_ioserver *s = obj;
 
-	snprintf(buf, len, "min %u, max %u", s->cores_min, s->cores_max);
+	if (s->cores_busy_high == VRIO_TOPO_BUSY_HIGH && s->cores_busy_low == VRIO_TOPO_BUSY_LOW)
+		snprintf(buf, len, "min %u, max %u", s->cores_min, s->cores_max);
+	else
+		snprintf(buf, len, "min %u, max %u, busy_low %u, busy_high %u", s->cores_min,
+			 s->cores_max, s->cores_busy_low, s->cores_busy_high);
 }
 
 static bool same_faults(const void *a, const void *b, size_t off)

@@ -203,10 +203,12 @@ void ios_devices_close(struct ios_server *srv)
 
 struct ios_reactor *ios_server_pick_reactor(struct ios_server *srv)
 {
+	unsigned best_n = 0, n, active = __atomic_load_n(&srv->n_active, __ATOMIC_ACQUIRE);
 	struct ios_reactor *best = NULL, *r;
-	unsigned best_n = 0, n;
 
-	for (unsigned i = 0; i < srv->n_reactors; i++) {
+	if (active < 1 || active > srv->n_reactors)
+		active = srv->n_reactors;
+	for (unsigned i = 0; i < active; i++) {
 		r = srv->reactors[i];
 		n = __atomic_load_n(&r->n_devices, __ATOMIC_RELAXED);
 		if (!best || n < best_n ||

@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "balance.h"
 #include "bdev.h"
 #include "blk.h"
 #include "device.h"
@@ -191,6 +192,11 @@ struct ios_server {
 	unsigned n_hosts;		/* atomic */
 	struct ios_reactor **reactors;
 	unsigned n_reactors;
+	/* The first n_fixed (cores.min) never park and serve the
+	 * connections; devices go to the first n_active (balance.h). */
+	unsigned n_fixed;
+	unsigned n_active;		/* atomic */
+	struct ios_balancer *bal;	/* main thread; its counters: any */
 	struct ios_rctx *rctx;		/* [n_reactors] */
 	struct ios_switch *sw;		/* switch.h */
 	struct vrio_metrics_server *metrics;
@@ -212,8 +218,8 @@ struct ios_device *ios_device_find(struct ios_server *srv, const char *name);
 int ios_device_move(struct ios_server *srv, struct ios_device *d, struct ios_reactor *to,
 		    struct ios_move_result *res);
 void ios_move_result_put(struct ios_move_result *res);
-/* The reactor a new device should land on: the fewest devices, then the
- * least busy. */
+/* The reactor a new device should land on: of the active ones, the fewest
+ * devices, then the least busy. */
 struct ios_reactor *ios_server_pick_reactor(struct ios_server *srv);
 
 /* device.c, front reactor */

@@ -129,7 +129,7 @@ static void serve(struct ios_server *srv, struct vrio_ctl *ctl, const sigset_t *
 	struct pollfd pfd[2 + 1 + VRIO_CTL_MAX_CLIENTS];
 	bool wd_stalled = false;
 	struct timespec ts;
-	uint64_t tick_ns;
+	uint64_t tick_ns, bal_ns;
 	int nfds, rc, listen_fd;
 
 	if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
@@ -153,6 +153,10 @@ static void serve(struct ios_server *srv, struct vrio_ctl *ctl, const sigset_t *
 			wd_next = now + wd_interval_ns;
 		}
 		tick_ns = (uint64_t)MAIN_TICK_MS * 1000000;
+		/* Elastic cores: sample, park and unpark (balance.h). */
+		bal_ns = ios_balancer_tick(srv, now);
+		if (bal_ns < tick_ns)
+			tick_ns = bal_ns;
 		if (wd_interval_ns && wd_next - now < tick_ns)
 			tick_ns = wd_next - now;
 		listen_fd = ios_server_listener_fd(srv);

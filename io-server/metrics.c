@@ -52,6 +52,7 @@ static void metrics_devices(struct ios_server *srv, struct vrio_mw *w)
 
 static void metrics_reactors(const struct ios_server *srv, struct vrio_mw *w)
 {
+	struct ios_balancer_stats bst;
 	const struct ios_reactor *r;
 	uint64_t conns = 0;
 	char labels[32];
@@ -73,6 +74,37 @@ static void metrics_reactors(const struct ios_server *srv, struct vrio_mw *w)
 		vrio_mw_double(w, "vrio_ioserver_reactor_idle_seconds_total", labels,
 			       (double)vrio_counter_get(&r->stats.idle_ns) / 1e9);
 	}
+
+	vrio_mw_family(w, "vrio_ioserver_reactor_busy_ratio", "gauge",
+		       "Each polling core's busy fraction over the balancer's last period: time "
+		       "in turns that found work over wall time (spinning counts as idle).");
+	for (i = 0; i < srv->n_reactors; i++) {
+		snprintf(labels, sizeof(labels), "reactor=\"%u\"", i);
+		vrio_mw_double(w, "vrio_ioserver_reactor_busy_ratio", labels,
+			       ios_balancer_busy_ppm(srv, i) / 1e6);
+	}
+	vrio_mw_family(w, "vrio_ioserver_reactor_parked", "gauge",
+		       "1 while the polling core is parked: blocked in the kernel, no devices.");
+	for (i = 0; i < srv->n_reactors; i++) {
+		snprintf(labels, sizeof(labels), "reactor=\"%u\"", i);
+		vrio_mw_u64(w, "vrio_ioserver_reactor_parked", labels,
+			    ios_reactor_parked(srv->reactors[i]));
+	}
+	vrio_mw_family(w, "vrio_ioserver_reactors_active", "gauge",
+		       "Polling cores not parked, between cores.min and cores.max.");
+	vrio_mw_u64(w, "vrio_ioserver_reactors_active", "", ios_balancer_active(srv));
+	ios_balancer_stats(srv, &bst);
+	vrio_mw_family(w, "vrio_ioserver_reactor_unparks_total", "counter",
+		       "Polling cores unparked because the active ones stayed busy.");
+	vrio_mw_u64(w, "vrio_ioserver_reactor_unparks_total", "", bst.unparks);
+	vrio_mw_family(w, "vrio_ioserver_reactor_parks_total", "counter",
+		       "Polling cores parked once the load fit on fewer.");
+	vrio_mw_u64(w, "vrio_ioserver_reactor_parks_total", "", bst.parks);
+	vrio_mw_family(w, "vrio_ioserver_balancer_moves_total", "counter",
+		       "Device moves the balancer made, by result.");
+	vrio_mw_u64(w, "vrio_ioserver_balancer_moves_total", "result=\"ok\"", bst.moves);
+	vrio_mw_u64(w, "vrio_ioserver_balancer_moves_total", "result=\"failed\"",
+		    bst.moves_failed);
 
 	vrio_mw_family(w, "vrio_ioserver_reactor_devices", "gauge",
 		       "Devices placed on each reactor.");

@@ -29,7 +29,8 @@ static void rpc_status(void *arg, struct vrio_ctl_req *req, const json_t *params
 		r = json_pack("{s:i, s:f, s:i, s:i, s:b}", "id", (int)i, "busy",
 			      ios_reactor_busy(srv, i), "devices",
 			      (int)__atomic_load_n(&rx->n_devices, __ATOMIC_RELAXED), "sessions",
-			      (int)__atomic_load_n(&rx->n_sessions, __ATOMIC_RELAXED), "parked", 0);
+			      (int)__atomic_load_n(&rx->n_sessions, __ATOMIC_RELAXED), "parked",
+			      (int)ios_reactor_parked(rx));
 		json_array_append_new(reactors, r);
 	}
 	vrio_ctl_reply(req, json_pack("{s:s, s:s, s:s, s:i, s:f, s:o, s:o}",

@@ -66,7 +66,10 @@ static int reactors_create(struct ios_server *srv)
 		srv->reactors[i]->priv = &srv->rctx[i];
 		srv->n_reactors++;
 	}
-	return 0;
+	srv->n_fixed = srv->self->cores_min < n ? srv->self->cores_min : n;
+	if (srv->n_fixed < 1)
+		srv->n_fixed = 1;
+	return ios_balancer_create(srv);
 }
 
 int ios_server_init(struct ios_server *srv, struct vrio_topology *topo, const char *node,
@@ -157,11 +160,12 @@ int ios_server_listener_fd(const struct ios_server *srv)
 	return srv->stack.base->listener_fd(srv->listener);
 }
 
+/* Sessions do not move: they go to the reactors that never park. */
 static struct ios_reactor *pick_session_reactor(struct ios_server *srv)
 {
 	struct ios_reactor *best = srv->reactors[0], *r;
 
-	for (unsigned i = 1; i < srv->n_reactors; i++) {
+	for (unsigned i = 1; i < srv->n_fixed; i++) {
 		r = srv->reactors[i];
 		if (__atomic_load_n(&r->n_sessions, __ATOMIC_RELAXED) <
 		    __atomic_load_n(&best->n_sessions, __ATOMIC_RELAXED))
@@ -338,6 +342,7 @@ void ios_server_fini(struct ios_server *srv)
 	}
 	ios_devices_close(srv);
 	ios_switch_close(srv);
+	ios_balancer_destroy(srv);
 	for (i = 0; i < srv->n_reactors; i++) {
 		struct ios_rctx *x = &srv->rctx[i];
 
@@ -369,7 +374,8 @@ bool ios_server_alive(const struct ios_server *srv, uint64_t since)
 	unsigned i;
 
 	for (i = 0; i < srv->n_reactors; i++)
-		if (__atomic_load_n(&srv->reactors[i]->alive_ns, __ATOMIC_RELAXED) < since)
+		if (!ios_reactor_parked(srv->reactors[i]) &&
+		    __atomic_load_n(&srv->reactors[i]->alive_ns, __ATOMIC_RELAXED) < since)
 			return false;
 	return true;
 }

@@ -159,7 +159,13 @@ static const struct bad_case bad_cases[] = {
 	  "topo.yaml:5:16: heartbeat: 'dead_after_ms' (1000) must be more than twice "
 	  "'interval_ms' (500)" },
 	{ "unknown cores key", V IOS "    cores: {min: 1, maks: 2}\n" HOSTS,
-	  "topo.yaml:5:21: unknown key 'maks' in cores (expected one of: min, max)" },
+	  "topo.yaml:5:21: unknown key 'maks' in cores (expected one of: min, max, busy_high, "
+	  "busy_low)" },
+	{ "cores busy_low not below busy_high",
+	  V IOS "    cores: {min: 1, max: 2, busy_high: 60, busy_low: 60}\n" HOSTS,
+	  "topo.yaml:5:12: cores: 'busy_low' (60) must be below 'busy_high' (60)" },
+	{ "cores busy_high out of range", V IOS "    cores: {busy_high: 101}\n" HOSTS,
+	  "topo.yaml:5:24: 'busy_high' must be between 2 and 100, got 101" },
 	{ "cores min above max", V IOS "    cores: {min: 4, max: 2}\n" HOSTS,
 	  "topo.yaml:5:12: cores: 'min' (4) is greater than 'max' (2)" },
 	{ "cores max out of range", V IOS "    cores: {max: 65}\n" HOSTS,
