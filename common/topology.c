@@ -72,12 +72,18 @@ struct topo_dev_refs {
 	const yaml_node_t *host, *io_server, *network, *mac, *socket;
 };
 
+/* Network-level nodes kept until references are resolved. */
+struct topo_net_refs {
+	const yaml_node_t *io_servers, *uplink;
+};
+
 struct topo_ctx {
 	const char *name;	/* the file, as messages name it */
 	const char *dir;	/* base of relative backend paths; NULL keeps them as written */
 	yaml_document_t *doc;
 	struct vrio_topology *t;
 	struct topo_dev_refs *refs;	/* parallel to t->devices */
+	struct topo_net_refs *net_refs;	/* parallel to t->networks */
 	char *err;
 	size_t errlen;
 };
@@ -983,7 +989,45 @@ static int topo_host(struct topo_ctx *c, const yaml_node_t *map)
 
 /* networks[] */
 
-enum { NET_NAME, NET_MTU, NET_AGEING, NET_UPLINK, N_NET_KEYS };
+enum { NET_NAME, NET_MTU, NET_AGEING, NET_UPLINK, NET_IO_SERVERS, N_NET_KEYS };
+
+/* A network's io_servers: a list of names, resolved once the file is read. */
+static int topo_p_span(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+		       void *obj)
+{
+	const yaml_node_item_t *it;
+	const char *s;
+	int ret;
+
+	if (v->type != YAML_SEQUENCE_NODE || v->data.sequence.items.start == v->data.sequence.items.top)
+		return topo_expected(c, k, v, "a list of io_server names");
+	for (it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+		ret = topo_scalar(c, k, yaml_document_get_node(c->doc, *it), "an io_server name",
+				  &s);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* A network's id on the trunks between io-servers: FNV-1a of its name, the
+ * same in every daemon that reads the file, whatever the order. */
+static uint32_t topo_network_id(const char *name)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *name; name++)
+		h = (h ^ (uint8_t)*name) * 16777619u;
+	return h;
+}
+
+bool vrio_topo_network_spans(const struct vrio_topo_network *n, const char *name)
+{
+	for (size_t i = 0; n && i < n->n_span; i++)
+		if (strcmp(n->span[i]->name, name) == 0)
+			return true;
+	return false;
+}
 
 /* An interface name: what the kernel takes (IFNAMSIZ, no '/' or blanks). */
 static int topo_p_ifname(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
@@ -1026,6 +1070,7 @@ static const struct topo_key network_keys[N_NET_KEYS] = {
 	[NET_MTU] = { "mtu", topo_p_uint, F(mtu), 68, 9000, 0 },
 	[NET_AGEING] = { "ageing", topo_p_uint, F(ageing_s), 1, 86400, 0 },
 	[NET_UPLINK] = { "uplink", topo_p_uplink, 0, 0, 0, 0 },
+	[NET_IO_SERVERS] = { "io_servers", topo_p_span, 0, 0, 0, 0 },
 };
 #undef F
 
@@ -1034,12 +1079,18 @@ static int topo_network(struct topo_ctx *c, const yaml_node_t *map)
 	struct topo_seen seen[N_NET_KEYS] = { 0 };
 	struct vrio_topology *t = c->t;
 	struct vrio_topo_network *n, *arr;
+	struct topo_net_refs *refs;
 	int ret;
 
 	arr = topo_append(t->networks, t->n_networks, sizeof(*arr));
 	if (!arr)
 		return topo_oom(c);
 	t->networks = arr;
+	refs = topo_append(c->net_refs, t->n_networks, sizeof(*refs));
+	if (!refs)
+		return topo_oom(c);
+	c->net_refs = refs;
+	refs = &c->net_refs[t->n_networks];
 	n = &t->networks[t->n_networks++];
 	topo_mark(map, &n->line, &n->col);
 	n->mtu = 1500;
@@ -1048,6 +1099,9 @@ static int topo_network(struct topo_ctx *c, const yaml_node_t *map)
 	ret = topo_walk(c, map, "network", network_keys, N_NET_KEYS, n, seen);
 	if (ret)
 		return ret;
+	refs->io_servers = seen[NET_IO_SERVERS].val;
+	refs->uplink = seen[NET_UPLINK].val;
+	n->id = topo_network_id(n->name);
 	for (size_t i = 0; i + 1 < t->n_networks; i++) {
 		const struct vrio_topo_network *o = &t->networks[i];
 
@@ -1059,6 +1113,10 @@ static int topo_network(struct topo_ctx *c, const yaml_node_t *map)
 			return topo_err(c, seen[NET_UPLINK].val,
 					"network '%s': tap '%s' is already the uplink of network '%s'",
 					n->name, n->uplink_tap, o->name);
+		if (o->id == n->id)
+			return topo_err(c, seen[NET_NAME].val,
+					"network '%s' has the trunk id of network '%s' (%#x): rename one",
+					n->name, o->name, n->id);
 	}
 	return 0;
 }
@@ -1940,10 +1998,86 @@ static int topo_socket_not_control(struct topo_ctx *c, const struct vrio_topo_de
 	return 0;
 }
 
+/* A network's explicit span (io_servers:), resolved. */
+static int topo_span_resolve(struct topo_ctx *c, struct vrio_topo_network *n,
+			     const yaml_node_t *list)
+{
+	const yaml_node_item_t *it;
+	struct vrio_topo_ioserver *s;
+	const yaml_node_t *v;
+
+	n->span = calloc(c->t->n_io_servers ? c->t->n_io_servers : 1, sizeof(*n->span));
+	if (!n->span)
+		return topo_oom(c);
+	if (!list)
+		return 0;
+	n->span_explicit = true;
+	for (it = list->data.sequence.items.start; it < list->data.sequence.items.top; it++) {
+		v = yaml_document_get_node(c->doc, *it);
+		s = vrio_topology_ioserver(c->t, topo_str(v));
+		if (!s)
+			return topo_err(c, v, "network '%s': io_server '%s' is not defined under io_servers",
+					n->name, topo_str(v));
+		if (vrio_topo_network_spans(n, s->name))
+			return topo_err(c, v, "network '%s': io_server '%s' is listed twice", n->name,
+					s->name);
+		n->span[n->n_span++] = s;
+	}
+	return 0;
+}
+
+/* Device d's io-server switches its network: the span grows by it, or an
+ * explicit span must hold it already. */
+static int topo_span_add(struct topo_ctx *c, struct vrio_topo_network *n,
+			 const struct vrio_topo_device *d, const yaml_node_t *at)
+{
+	if (vrio_topo_network_spans(n, d->io_server->name))
+		return 0;
+	if (n->span_explicit)
+		return topo_err(c, at,
+				"device '%s': io_server '%s' is not one of the io_servers of network '%s'",
+				d->name, d->io_server->name, n->name);
+	n->span[n->n_span++] = d->io_server;
+	return 0;
+}
+
+/* Once every device is in its network's span: what trunks need. */
+static int topo_spans_check(struct topo_ctx *c)
+{
+	const struct vrio_topology *t = c->t;
+
+	for (size_t i = 0; i < t->n_networks; i++) {
+		const struct vrio_topo_network *n = &t->networks[i];
+
+		if (n->n_span < 2)
+			continue;
+		/* Each io-server would open the same TAP, and an outside
+		 * bridge between them would make a loop. */
+		if (n->uplink_tap)
+			return topo_err(c, c->net_refs[i].uplink,
+					"network '%s': an uplink needs the network on one io_server, "
+					"but it spans %s and %s", n->name, n->span[0]->name,
+					n->span[1]->name);
+		for (size_t j = 1; j < n->n_span; j++)
+			if (strcmp(n->span[j]->transport, n->span[0]->transport))
+				return topo_err_at(c, n->line, n->col, "network '%s' spans io_servers '%s' (%s) and '%s' (%s): "
+					   "trunks need one transport", n->name,
+					   n->span[0]->name, n->span[0]->transport,
+					   n->span[j]->name, n->span[j]->transport);
+	}
+	return 0;
+}
+
 static int topo_resolve(struct topo_ctx *c)
 {
 	struct vrio_topology *t = c->t;
 	int ret;
+
+	for (size_t i = 0; i < t->n_networks; i++) {
+		ret = topo_span_resolve(c, &t->networks[i], c->net_refs[i].io_servers);
+		if (ret)
+			return ret;
+	}
 
 	for (size_t i = 0; i < t->n_devices; i++) {
 		struct vrio_topo_device *d = &t->devices[i];
@@ -1969,16 +2103,9 @@ static int topo_resolve(struct topo_ctx *c)
 			return topo_err(c, r->network,
 					"device '%s': network '%s' is not defined under networks",
 					d->name, topo_str(r->network));
-		/* One io-server switches a network: frames do not travel
-		 * between io-servers (yet). */
-		if (!d->network->io_server)
-			d->network->io_server = d->io_server;
-		else if (d->network->io_server != d->io_server)
-			return topo_err(c, r->io_server,
-					"device '%s': network '%s' is switched by io_server '%s', "
-					"so its devices must be served there, not by '%s'",
-					d->name, d->network->name, d->network->io_server->name,
-					d->io_server->name);
+		ret = topo_span_add(c, d->network, d, r->io_server);
+		if (ret)
+			return ret;
 		/* The io-server's switch learns ports by MAC within a network. */
 		for (size_t j = 0; j < i; j++) {
 			const struct vrio_topo_device *o = &t->devices[j];
@@ -1990,7 +2117,7 @@ static int topo_resolve(struct topo_ctx *c)
 						d->name, d->mac, o->name, d->network->name);
 		}
 	}
-	return 0;
+	return topo_spans_check(c);
 }
 
 /* The root mapping. */
@@ -2182,6 +2309,7 @@ out_topo:
 	vrio_topology_free(c.t);
 out_doc:
 	free(c.refs);
+	free(c.net_refs);
 	yaml_document_delete(&doc);
 out_parser:
 	yaml_parser_delete(&parser);
@@ -2323,6 +2451,7 @@ void vrio_topology_free(struct vrio_topology *t)
 	for (size_t i = 0; i < t->n_networks; i++) {
 		free(t->networks[i].name);
 		free(t->networks[i].uplink_tap);
+		free(t->networks[i].span);
 	}
 	free(t->io_servers);
 	free(t->hosts);

@@ -102,11 +102,19 @@ struct vrio_topo_network {
 	unsigned mtu;		/* default 1500, 68..9000: the largest IP packet */
 	unsigned ageing_s;	/* learned MAC addresses expire; default 300 */
 	char *uplink_tap;	/* a TAP device on the io-server node, or NULL */
-	/* The io-server that switches it: its net devices' (all the same);
-	 * NULL if it has none. */
-	struct vrio_topo_ioserver *io_server;
+	/* The io-servers that switch it (its span): the explicit list
+	 * (io_servers:) in its order, else those of its net devices in the
+	 * order they first appear; none if it has neither. Each runs the
+	 * network's switch, joined to the others by trunks. */
+	struct vrio_topo_ioserver **span;
+	size_t n_span;
+	bool span_explicit;	/* from io_servers: */
+	uint32_t id;		/* on the trunks' PKT frames: unique in the file */
 	unsigned line, col;
 };
+
+/* True if io-server `name` switches network n. */
+bool vrio_topo_network_spans(const struct vrio_topo_network *n, const char *name);
 
 /*
  * Interposition (interpose:): a device's chain of stages, applied in order

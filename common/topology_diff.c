@@ -567,7 +567,43 @@ static int diff_connections(struct diff_ctx *x)
 
 static bool diff_switched_here(const struct diff_ctx *x, const struct vrio_topo_network *nw)
 {
-	return nw && nw->io_server && strcmp(nw->io_server->name, x->node) == 0;
+	return vrio_topo_network_spans(nw, x->node);
+}
+
+static void show_span(char *buf, size_t len, const struct vrio_topo_network *n)
+{
+	size_t k = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; n && i < n->n_span && k < len; i++) {
+		int w = snprintf(buf + k, len - k, "%s%s", i ? "," : "", n->span[i]->name);
+
+		if (w < 0)
+			break;
+		k += (size_t)w;
+	}
+	if (!buf[0])
+		snprintf(buf, len, "none");
+}
+
+/* The trunks follow the io-servers a network spans; they are set up at
+ * start only. */
+static int diff_span(struct diff_ctx *x, const struct vrio_topo_network *on,
+		     const struct vrio_topo_network *nn)
+{
+	char va[DIFF_VAL_MAX], vb[DIFF_VAL_MAX];
+	bool same = on && on->n_span == nn->n_span;
+
+	for (size_t i = 0; same && i < nn->n_span; i++)
+		same = vrio_topo_network_spans(on, nn->span[i]->name);
+	if (same || (nn->n_span < 2 && (!on || on->n_span < 2)))
+		return 0;
+	show_span(va, sizeof(va), on);
+	show_span(vb, sizeof(vb), nn);
+	return diff_refuse(x, NULL, NULL, x->new_t, nn->line, nn->col,
+			   "network '%s': the io_servers it spans cannot change while running "
+			   "(%s -> %s): trunks are set up at start; restart the io-servers",
+			   nn->name, va, vb);
 }
 
 /* An io-server: the networks its net devices use, i.e. its switches. */
@@ -580,11 +616,13 @@ static int diff_networks(struct diff_ctx *x)
 		const struct vrio_topo_network *nn = &x->new_t->networks[i];
 		const struct vrio_topo_network *on = NULL;
 
-		if (!diff_switched_here(x, nn))
-			continue;
 		for (size_t j = 0; j < x->old_t->n_networks; j++)
 			if (strcmp(x->old_t->networks[j].name, nn->name) == 0)
 				on = &x->old_t->networks[j];
+		if ((diff_switched_here(x, nn) || diff_switched_here(x, on)) && diff_span(x, on, nn))
+			return -ENOMEM;
+		if (!diff_switched_here(x, nn))
+			continue;
 		if (diff_switched_here(x, on)) {
 			snprintf(what, sizeof(what), "network '%s'", nn->name);
 			if (diff_keys(x, network_keys, ARRAY_SIZE(network_keys), on, nn, NULL, NULL,

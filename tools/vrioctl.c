@@ -88,6 +88,18 @@ static int cmd_check(int argc, char **argv)
 		return 1;
 	printf("%s: ok: %zu io_servers, %zu hosts, %zu devices\n", argv[0], t->n_io_servers,
 	       t->n_hosts, t->n_devices);
+	/* Where each network is switched, and the trunks that join it. */
+	for (size_t i = 0; i < t->n_networks; i++) {
+		const struct vrio_topo_network *n = &t->networks[i];
+		size_t trunks = n->n_span * (n->n_span - (n->n_span > 0)) / 2;
+
+		printf("network %s: %s", n->name, n->n_span ? "io_servers " : "no io_server");
+		for (size_t j = 0; j < n->n_span; j++)
+			printf("%s%s", j ? ", " : "", n->span[j]->name);
+		if (trunks)
+			printf(" (%zu trunk%s)", trunks, trunks > 1 ? "s" : "");
+		printf("\n");
+	}
 	vrio_topology_free(t);
 	return 0;
 }

@@ -415,7 +415,7 @@ static const struct bad_case bad_cases[] = {
 	  "on network 'lan'" },
 	{ "unknown network key", HDR "networks:\n  - name: lan\n    vlan: 3\n",
 	  "topo.yaml:9:5: unknown key 'vlan' in network (expected one of: name, mtu, ageing, "
-	  "uplink)" },
+	  "uplink, io_servers)" },
 	{ "network mtu too large", HDR "networks:\n  - name: lan\n    mtu: 9001\n",
 	  "topo.yaml:9:10: 'mtu' must be between 68 and 9000, got 9001" },
 	{ "network ageing zero", HDR "networks:\n  - name: lan\n    ageing: 0\n",
@@ -435,14 +435,37 @@ static const struct bad_case bad_cases[] = {
 	  "topo.yaml:11:13: network 'wan': tap 'up0' is already the uplink of network 'lan'" },
 	{ "net device with two queues", HDR NET MAC LAN "    queues: 2\n" NETS,
 	  "topo.yaml:15:13: device 'd0': a net device has one queue pair (queues: 1), got 2" },
-	{ "network across io-servers",
+	{ "network outside its explicit io_servers",
 	  V IOS "  - name: io1\n    listen: 127.0.0.1:7401\n" HOSTS
 	  "devices:\n  - name: d0\n    type: net\n    host: host0\n    io_server: io0\n"
 	  "    socket: /run/vrio/d0.sock\n" MAC LAN
 	  "  - name: d1\n    type: net\n    host: host0\n    io_server: io1\n"
-	  "    socket: /run/vrio/d1.sock\n    mac: 52:54:00:00:00:02\n" LAN NETS,
-	  "topo.yaml:20:16: device 'd1': network 'lan' is switched by io_server 'io0', so its "
-	  "devices must be served there, not by 'io1'" },
+	  "    socket: /run/vrio/d1.sock\n    mac: 52:54:00:00:00:02\n" LAN
+	  NETS "    io_servers: [io0]\n",
+	  "topo.yaml:20:16: device 'd1': io_server 'io1' is not one of the io_servers of network "
+	  "'lan'" },
+	{ "network with an uplink across io-servers",
+	  V IOS "  - name: io1\n    listen: 127.0.0.1:7401\n" HOSTS
+	  "devices:\n  - name: d0\n    type: net\n    host: host0\n    io_server: io0\n"
+	  "    socket: /run/vrio/d0.sock\n" MAC LAN
+	  "  - name: d1\n    type: net\n    host: host0\n    io_server: io1\n"
+	  "    socket: /run/vrio/d1.sock\n    mac: 52:54:00:00:00:02\n" LAN
+	  NETS "    uplink: {tap: up0}\n",
+	  "topo.yaml:26:13: network 'lan': an uplink needs the network on one io_server, but it "
+	  "spans io0 and io1" },
+	{ "network io_servers unknown", HDR NETS "    io_servers: [io0, io9]\n",
+	  "topo.yaml:9:23: network 'lan': io_server 'io9' is not defined under io_servers" },
+	{ "network io_servers twice", HDR NETS "    io_servers: [io0, io0]\n",
+	  "topo.yaml:9:23: network 'lan': io_server 'io0' is listed twice" },
+	{ "network io_servers empty", HDR NETS "    io_servers: []\n",
+	  "topo.yaml:9:17: expected a list of io_server names for 'io_servers', got a sequence" },
+	{ "network io_servers a scalar", HDR NETS "    io_servers: io0\n",
+	  "topo.yaml:9:17: expected a list of io_server names for 'io_servers', got 'io0'" },
+	{ "network across transports",
+	  V IOS "  - name: io1\n    transport: shm\n    listen: /run/vrio/io1.sock\n" HOSTS
+	  NETS "    io_servers: [io0, io1]\n",
+	  "topo.yaml:11:5: network 'lan' spans io_servers 'io0' (tcp) and 'io1' (shm): trunks "
+	  "need one transport" },
 	{ "duplicate network", HDR "networks:\n  - name: lan\n  - name: lan\n",
 	  "topo.yaml:9:11: network 'lan' is already defined at 8:5" },
 	{ "networks a scalar", HDR "networks: lan\n",
@@ -668,6 +691,42 @@ static const char good_text[] =
 	"    uplink: {tap: vrio-up0}\n"
 	"  - name: dmz\n";
 
+/* A network spans the io-servers of its devices, in the order they first
+ * appear, or the explicit list; each gets the same id in every file. */
+static void test_network_span(void **state)
+{
+	static const char text[] =
+		V IOS "  - name: io1\n    listen: 127.0.0.1:7401\n"
+		"  - name: io2\n    listen: 127.0.0.1:7402\n" HOSTS
+		"devices:\n  - name: d0\n    type: net\n    host: host0\n    io_server: io1\n"
+		"    socket: /run/vrio/d0.sock\n" MAC LAN
+		"  - name: d1\n    type: net\n    host: host0\n    io_server: io0\n"
+		"    socket: /run/vrio/d1.sock\n    mac: 52:54:00:00:00:02\n" LAN
+		"  - name: d2\n    type: net\n    host: host0\n    io_server: io1\n"
+		"    socket: /run/vrio/d2.sock\n    mac: 52:54:00:00:00:03\n" LAN
+		"networks:\n  - name: wan\n    io_servers: [io2, io0]\n  - name: lan\n";
+	struct vrio_topology *t = NULL;
+	char err[512] = "";
+
+	assert_int_equal(vrio_topology_parse("topo.yaml", text, strlen(text), &t, err,
+					     sizeof(err)), 0);
+	assert_string_equal(err, "");
+	assert_string_equal(t->networks[1].name, "lan");
+	assert_false(t->networks[1].span_explicit);
+	assert_int_equal(t->networks[1].n_span, 2);
+	assert_string_equal(t->networks[1].span[0]->name, "io1");
+	assert_string_equal(t->networks[1].span[1]->name, "io0");
+	assert_true(vrio_topo_network_spans(&t->networks[1], "io0"));
+	assert_false(vrio_topo_network_spans(&t->networks[1], "io2"));
+	assert_true(t->networks[0].span_explicit);
+	assert_int_equal(t->networks[0].n_span, 2);
+	assert_string_equal(t->networks[0].span[0]->name, "io2");
+	assert_string_equal(t->networks[0].span[1]->name, "io0");
+	/* FNV-1a of the name: what a peer built from another file computes. */
+	assert_int_equal(t->networks[1].id, 0x56608010u);
+	vrio_topology_free(t);
+}
+
 static void test_good_topology(void **state)
 {
 	struct vrio_topology *t = NULL;
@@ -689,11 +748,14 @@ static void test_good_topology(void **state)
 	assert_int_equal(t->networks[0].mtu, 9000);
 	assert_int_equal(t->networks[0].ageing_s, 60);
 	assert_string_equal(t->networks[0].uplink_tap, "vrio-up0");
-	assert_ptr_equal(t->networks[0].io_server, &t->io_servers[0]);
+	assert_int_equal(t->networks[0].n_span, 1);
+	assert_ptr_equal(t->networks[0].span[0], &t->io_servers[0]);
+	assert_false(t->networks[0].span_explicit);
 	assert_int_equal(t->networks[1].mtu, 1500);
 	assert_int_equal(t->networks[1].ageing_s, 300);
 	assert_null(t->networks[1].uplink_tap);
-	assert_null(t->networks[1].io_server);
+	assert_int_equal(t->networks[1].n_span, 0);
+	assert_int_not_equal(t->networks[0].id, t->networks[1].id);
 
 	assert_string_equal(t->io_servers[0].name, "io0");
 	assert_string_equal(t->io_servers[0].transport, "tcp");
@@ -882,6 +944,7 @@ int main(void)
 		cmocka_unit_test(test_dpdk),
 		cmocka_unit_test(test_short_error_buffer),
 		cmocka_unit_test(test_good_topology),
+		cmocka_unit_test(test_network_span),
 		cmocka_unit_test(test_parse_keeps_relative_path),
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_example_loads),
