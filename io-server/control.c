@@ -19,7 +19,8 @@ static int ctrl_hello(struct ios_session *s, const Vrio__Ctrl *m)
 	Vrio__Ctrl reply = VRIO__CTRL__INIT;
 	Vrio__Hello hello = VRIO__HELLO__INIT;
 	const Vrio__Hello *h = m->hello;
-	char node[64], msg[160];
+	char node[64], msg[256];
+	struct ios_trunk *t;
 	int rc, host;
 
 	if (s->state != IOS_SESSION_HELLO)
@@ -31,6 +32,18 @@ static int ctrl_hello(struct ios_session *s, const Vrio__Ctrl *m)
 		return ios_session_send_error(s, m->seq, -EPROTONOSUPPORT, msg);
 	}
 	host = h->node ? ios_server_host(s->srv, h->node, false) : -1;
+	t = host < 0 && h->node ? ios_trunk_find(s->srv, h->node) : NULL;
+	if (t && t->dialer) {
+		snprintf(msg, sizeof(msg), "%s: this io-server dials the trunk to %s, not the other "
+			 "way (do both read the same topology?)", s->srv->name, node);
+		return ios_session_send_error(s, m->seq, -EPERM, msg);
+	}
+	if (t) {
+		/* A peer io-server: the connection is the trunk's from here
+		 * (session_poll hands it over), and so is the answer. */
+		s->trunk = t;
+		return ios_session_reject(s, -EXDEV, "a trunk from %s", node);
+	}
 	if (host < 0) {
 		snprintf(msg, sizeof(msg), "%s is not a host of the topology", node);
 		return ios_session_send_error(s, m->seq, -EPERM, msg);

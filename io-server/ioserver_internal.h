@@ -41,6 +41,7 @@
 #include "switch.h"
 #include "topology.h"
 #include "transport.h"
+#include "trunk.h"
 
 #define IOS_POLL_BUDGET		64u	/* frames or completions per poll */
 #define IOS_DRAIN_TIMEOUT_NS	(5ull * 1000000000ull)
@@ -135,6 +136,7 @@ struct ios_session {
 	bool drain_seen;		/* draining: the first turn has counted */
 	uint32_t drain_outstanding;	/* requests in flight at that turn */
 	uint64_t linger_until;		/* goodbye sent: read and discard until */
+	struct ios_trunk *trunk;	/* a peer io-server's hello: hand over */
 	struct ios_req_list backlog;	/* ready to send */
 	struct ios_req_list unflushed;	/* sent, not yet flushed */
 	struct ios_attach_list atts;
@@ -199,6 +201,8 @@ struct ios_server {
 	struct ios_balancer *bal;	/* main thread; its counters: any */
 	struct ios_rctx *rctx;		/* [n_reactors] */
 	struct ios_switch *sw;		/* switch.h */
+	struct ios_trunk **trunks;	/* trunk.h; fixed after start */
+	unsigned n_trunks;
 	struct vrio_metrics_server *metrics;
 	int wakefd;			/* reactors wake the main thread */
 	struct vrio_config_state cfg;	/* the loaded configuration */

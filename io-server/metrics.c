@@ -197,7 +197,7 @@ static void metrics_switch(const struct ios_server *srv, struct vrio_mw *w)
 		}
 	}
 	vrio_mw_family(w, "vrio_ioserver_switch_port_up", "gauge",
-		       "1 while the port's device is attached (an uplink always is)");
+		       "1 while the port's device is attached or its trunk is up (an uplink always is)");
 	for (unsigned i = 0; i < n_nets; i++) {
 		n = sw->nets[i];
 		for (p = port_next(n, NULL); p; p = port_next(n, p)) {
@@ -267,6 +267,7 @@ void ios_metrics_collect(void *arg, struct vrio_mw *w)
 	metrics_devices(srv, w);
 	metrics_reactors(srv, w);
 	metrics_switch(srv, w);
+	ios_trunks_metrics(srv, w);
 	pthread_mutex_unlock(&srv->lock);
 	vrio_conn_stats_emit(w, "vrio_ioserver_connection", "host",
 			     __atomic_load_n(&srv->n_hosts, __ATOMIC_ACQUIRE), conn_fill, srv);

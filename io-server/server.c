@@ -121,6 +121,9 @@ int ios_server_init(struct ios_server *srv, struct vrio_topology *topo, const ch
 	rc = ios_server_apply_initial(srv);
 	if (rc < 0)
 		goto err;
+	rc = ios_trunks_open(srv);
+	if (rc < 0)
+		goto err;
 	return 0;
 
 err:
@@ -341,6 +344,7 @@ void ios_server_fini(struct ios_server *srv)
 		}
 	}
 	ios_devices_close(srv);
+	ios_trunks_close(srv);
 	ios_switch_close(srv);
 	ios_balancer_destroy(srv);
 	for (i = 0; i < srv->n_reactors; i++) {

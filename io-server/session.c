@@ -617,6 +617,24 @@ static bool session_lingered(struct ios_session *s)
 	return false;
 }
 
+/* The peer is an io-server that trunks with us: its connection leaves the
+ * session for the trunk's reactor. It sent nothing after its Hello (it
+ * waits for ours), so nothing read is left behind. */
+static void session_handover(struct ios_session *s)
+{
+	struct vrio_conn *c = s->conn;
+
+	VRIO_INFO("%s: %s", s->name, s->close_reason);
+	ios_reactor_watch(s->r, &s->ev, 0);
+	s->conn = NULL;
+	s->state = IOS_SESSION_DEAD;
+	drop_list(s, &s->backlog, NULL);
+	drop_list(s, &s->unflushed, NULL);
+	ios_trunk_accept(s->trunk, c);
+	if (TAILQ_EMPTY(&s->atts))
+		ios_session_free(s);
+}
+
 static int session_poll(struct ios_poller *p)
 {
 	struct ios_session *s = container_of(p, struct ios_session, poller);
@@ -628,6 +646,10 @@ static int session_poll(struct ios_poller *p)
 	    (s->state == IOS_SESSION_HELLO || s->state == IOS_SESSION_READY)) {
 		s->close_reason[0] = '\0';
 		rc = s->conn->ops->poll(s->conn, session_recv, s, IOS_POLL_BUDGET);
+		if (rc < 0 && s->trunk) {
+			session_handover(s);
+			return 1;
+		}
 		if (rc < 0) {
 			if (rc == -ECONNRESET && !s->close_reason[0])
 				session_close(s, false, "closed by the peer");

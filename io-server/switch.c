@@ -34,6 +34,7 @@ const char *const ios_port_drop_names[IOS_NR_DROPS] = {
 	[IOS_DROP_CORE_RING] = "core_ring_full",
 	[IOS_DROP_UPLINK] = "uplink_error",
 	[IOS_DROP_SAME_PORT] = "same_port",
+	[IOS_DROP_SPLIT_HORIZON] = "split_horizon",
 };
 
 static uint64_t mac48(const uint8_t *p)
@@ -106,13 +107,22 @@ static void uplink_send(struct ios_network *n, const uint8_t *frame, uint32_t le
 	vrio_counter_add(&n->slots[IOS_NET_MAX_PORTS].st.out_bytes, len);
 }
 
+void ios_port_output_here(struct ios_reactor *r, struct ios_port *p, const uint8_t *frame,
+			  uint32_t len)
+{
+	if (p->trunk)
+		ios_trunk_send(r, p, frame, len);
+	else
+		ios_port_deliver(r, p, frame, len);
+}
+
 static void port_output(struct ios_reactor *r, struct ios_port *p, const uint8_t *frame,
 			uint32_t len)
 {
 	struct ios_switch *sw = r->srv->sw;
 	int owner;
 
-	if (!p->dev) {
+	if (!p->dev && !p->trunk) {
 		uplink_send(p->net, frame, len);
 		return;
 	}
@@ -120,7 +130,7 @@ static void port_output(struct ios_reactor *r, struct ios_port *p, const uint8_t
 	if (owner < 0 || ((unsigned)owner != r->idx && !sw->xrings))
 		ios_port_drop(p, IOS_DROP_PORT_DOWN);
 	else if ((unsigned)owner == r->idx)
-		ios_port_deliver(r, p, frame, len);
+		ios_port_output_here(r, p, frame, len);
 	else if (!ios_xring_push(sw, r, sw->reactors[owner], IOS_XMSG_TO_PORT, p, frame, len))
 		ios_port_drop(p, IOS_DROP_CORE_RING);
 }
@@ -160,13 +170,20 @@ void ios_switch_forward(struct ios_reactor *r, struct ios_port *in, const uint8_
 		ios_port_drop(in, IOS_DROP_SAME_PORT);
 		return;
 	}
+	/* Split horizon: the trunks are a full mesh, so a frame from one has
+	 * reached every io-server that it had to; forwarding it again would
+	 * loop. */
+	if (out && in->trunk && out->trunk) {
+		ios_port_drop(in, IOS_DROP_SPLIT_HORIZON);
+		return;
+	}
 	if (out) {
 		port_output(r, out, frame, len);
 		return;
 	}
 	vrio_counter_add(&n->st.flooded, 1);
 	for (unsigned i = 0; i < n->n_ports; i++)
-		if (n->ports[i] != in)
+		if (n->ports[i] != in && !(in->trunk && n->ports[i]->trunk))
 			port_output(r, n->ports[i], frame, len);
 }
 
@@ -345,8 +362,8 @@ static void port_label(struct ios_port *p, const char *port)
 	snprintf(p->label, sizeof(p->label), "network=\"%s\",port=\"%s\"", net, name);
 }
 
-int ios_switch_port_add(struct ios_server *srv, struct ios_network *n, struct ios_device *d,
-			const uint8_t mac[6], struct ios_port **out)
+static int port_add(struct ios_network *n, struct ios_device *d, struct ios_trunk *t,
+		    const uint8_t mac[6], const char *name, struct ios_port **out)
 {
 	struct port_msg *pm;
 	struct ios_port *p = NULL;
@@ -356,7 +373,7 @@ int ios_switch_port_add(struct ios_server *srv, struct ios_network *n, struct io
 		if (!__atomic_load_n(&n->slots[i].in_use, __ATOMIC_ACQUIRE))
 			p = &n->slots[i];
 	if (!p) {
-		VRIO_ERR("%s: network %s has %u ports already", d->name, n->name,
+		VRIO_ERR("%s: network %s has %u ports already", name, n->name,
 			 IOS_NET_MAX_PORTS);
 		return -ENOSPC;
 	}
@@ -365,16 +382,32 @@ int ios_switch_port_add(struct ios_server *srv, struct ios_network *n, struct io
 		return -ENOMEM;
 	p->net = n;
 	p->dev = d;
-	memcpy(p->mac, mac, sizeof(p->mac));
+	p->trunk = t;
+	if (mac)
+		memcpy(p->mac, mac, sizeof(p->mac));
+	else
+		memset(p->mac, 0, sizeof(p->mac));
 	__atomic_store_n(&p->reactor, -1, __ATOMIC_RELAXED);
 	memset(&p->st, 0, sizeof(p->st));
-	port_label(p, d->name);
+	port_label(p, name);
 	__atomic_store_n(&p->in_use, true, __ATOMIC_RELEASE);
 	pm->m.fn = port_link;
 	pm->p = p;
 	ios_reactor_post(n->home, &pm->m);
 	*out = p;
 	return 0;
+}
+
+int ios_switch_port_add(struct ios_server *srv, struct ios_network *n, struct ios_device *d,
+			const uint8_t mac[6], struct ios_port **out)
+{
+	return port_add(n, d, NULL, mac, d->name, out);
+}
+
+int ios_switch_trunk_port_add(struct ios_server *srv, struct ios_network *n,
+			      struct ios_trunk *t, const char *name, struct ios_port **out)
+{
+	return port_add(n, NULL, t, NULL, name, out);
 }
 
 void ios_switch_port_del(struct ios_server *srv, struct ios_port *p)
@@ -439,6 +472,7 @@ int ios_switch_network(struct ios_server *srv, const struct vrio_topo_network *t
 		return -ENOMEM;
 	snprintf(n->name, sizeof(n->name), "%s", tn->name);
 	n->idx = sw->n_nets;
+	n->id = tn->id;
 	n->tap_fd = -1;
 	n->mtu = tn->mtu;
 	n->max_frame = tn->mtu + 18u;

@@ -39,6 +39,7 @@ struct ios_server;
 struct ios_device;
 struct ios_network;
 struct ios_xring;
+struct ios_trunk;
 
 #define IOS_ETH_HLEN		14u
 #define IOS_MAC_SLOTS		4096u	/* learned addresses per network (power of two) */
@@ -46,7 +47,7 @@ struct ios_xring;
 #define IOS_NET_BACKLOG		1024u	/* packets queued toward one local-hv port */
 #define IOS_XRING_BYTES		(1u << 20)
 #define IOS_MAX_NETWORKS	256u
-#define IOS_NET_MAX_PORTS	256u	/* device ports per network, plus the uplink */
+#define IOS_NET_MAX_PORTS	256u	/* device and trunk ports per network, plus the uplink */
 
 enum ios_port_drop {
 	IOS_DROP_SRC_MAC,	/* a guest sent with a source MAC not its own */
@@ -58,6 +59,7 @@ enum ios_port_drop {
 	IOS_DROP_CORE_RING,	/* the ring to another reactor is full */
 	IOS_DROP_UPLINK,	/* the TAP device refused the frame */
 	IOS_DROP_SAME_PORT,	/* addressed to the port it came from */
+	IOS_DROP_SPLIT_HORIZON,	/* from a trunk, for another trunk */
 	IOS_NR_DROPS,
 };
 extern const char *const ios_port_drop_names[IOS_NR_DROPS];
@@ -70,12 +72,14 @@ struct ios_port_stats {
 
 struct ios_port {
 	struct ios_network *net;
-	struct ios_device *dev;		/* NULL: the uplink */
+	struct ios_device *dev;		/* NULL: the uplink or a trunk */
+	struct ios_trunk *trunk;	/* a trunk to a peer io-server (trunk.h) */
 	uint32_t gen;			/* atomic: bumped when unlinked */
 	bool in_use;			/* atomic: the slot is taken */
 	bool linked;			/* home reactor: in the port list */
 	uint8_t mac[6];			/* a device port's, from the topology */
-	int reactor;			/* atomic: its device's home, -1: none */
+	int reactor;			/* atomic: its device's home or its trunk's
+					 * reactor while up; -1: none */
 	char label[288];		/* network="..",port=".." */
 	struct ios_port_stats st;
 };
@@ -89,6 +93,7 @@ struct ios_mac_entry {
 struct ios_network {
 	char name[64];
 	unsigned idx;
+	uint32_t id;			/* on trunks (topology.h) */
 	struct ios_reactor *home;	/* the reactor that switches it */
 	unsigned mtu;
 	uint32_t max_frame;		/* Ethernet bytes, VLAN tag included */
@@ -137,6 +142,9 @@ int ios_switch_network(struct ios_server *srv, const struct vrio_topo_network *t
 /* A port for device d on network n, linked by the home reactor. */
 int ios_switch_port_add(struct ios_server *srv, struct ios_network *n, struct ios_device *d,
 			const uint8_t mac[6], struct ios_port **out);
+/* A port for a trunk on network n; placed while the trunk is up. */
+int ios_switch_trunk_port_add(struct ios_server *srv, struct ios_network *n,
+			      struct ios_trunk *t, const char *name, struct ios_port **out);
 /* Unlinks the port and waits (bounded) until the home reactor has. */
 void ios_switch_port_del(struct ios_server *srv, struct ios_port *p);
 
@@ -147,6 +155,10 @@ void ios_switch_input(struct ios_reactor *r, struct ios_port *in, const uint8_t 
 /* The home reactor: switch one frame. */
 void ios_switch_forward(struct ios_reactor *r, struct ios_port *in, const uint8_t *frame,
 			uint32_t len);
+/* Toward a device port's guest or a trunk's peer, on the reactor the
+ * port names. */
+void ios_port_output_here(struct ios_reactor *r, struct ios_port *p, const uint8_t *frame,
+			  uint32_t len);
 /* Toward a port's guest, on its device's home reactor (dev_net.c). */
 void ios_port_deliver(struct ios_reactor *r, struct ios_port *p, const uint8_t *frame,
 		      uint32_t len);

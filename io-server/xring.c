@@ -106,7 +106,7 @@ static int drain_ring(struct ios_reactor *r, struct ios_xring *x)
 		else if (rec->kind == IOS_XMSG_TO_SWITCH)
 			ios_switch_forward(r, rec->port, (const uint8_t *)(rec + 1), rec->len);
 		else
-			ios_port_deliver(r, rec->port, (const uint8_t *)(rec + 1), rec->len);
+			ios_port_output_here(r, rec->port, (const uint8_t *)(rec + 1), rec->len);
 		tail += rec_size(rec->len);
 		n++;
 	}

@@ -1,0 +1,596 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Trunks between io-servers (trunk.h): set-up and dialling on the control
+ * thread; the connection, its Hello, its heartbeats and the frames both
+ * ways on the trunk's reactor.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#include "ctrl.h"
+#include "ioserver_internal.h"
+#include "log.h"
+
+#define TRUNK_POLL_BUDGET	64u
+
+_Static_assert(sizeof(((struct ios_trunk *)0)->nets) / sizeof(struct ios_trunk_net) ==
+		       IOS_MAX_NETWORKS, "a trunk carries up to every network");
+
+const char *const ios_trunk_drop_names[IOS_TRUNK_NR_DROPS] = {
+	[IOS_TRUNK_DROP_UNKNOWN_NET] = "unknown_network",
+	[IOS_TRUNK_DROP_SEND] = "send_queue_full",
+};
+
+/* ---- the trunk's reactor ---- */
+
+static void trunk_nets_str(const struct ios_trunk *t, char *buf, size_t len)
+{
+	size_t k = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < t->n_nets && k < len; i++) {
+		int w = snprintf(buf + k, len - k, "%s%s", i ? ", " : "", t->nets[i].net->name);
+
+		if (w < 0)
+			break;
+		k += (size_t)w;
+	}
+}
+
+static void trunk_place(struct ios_trunk *t, int reactor)
+{
+	for (unsigned i = 0; i < t->n_nets; i++)
+		__atomic_store_n(&t->nets[i].port->reactor, reactor, __ATOMIC_RELEASE);
+}
+
+static void trunk_down(struct ios_trunk *t, const char *reason)
+{
+	char nets[256];
+
+	if (!t->conn)
+		return;
+	ios_reactor_watch(t->r, &t->ev, 0);
+	t->conn->ops->close(t->conn);
+	t->conn = NULL;
+	t->sent = false;
+	t->flush_pending = false;
+	if (t->state == IOS_TRUNK_UP) {
+		trunk_place(t, -1);
+		__atomic_store_n(&t->up, 0, __ATOMIC_RELEASE);
+		__atomic_fetch_add(&t->st.downs, 1, __ATOMIC_RELAXED);
+		trunk_nets_str(t, nets, sizeof(nets));
+		VRIO_NOTICE("%s: trunk to %s down: %s; network(s) %s split until it is back%s",
+			    t->srv->name, t->peer, reason, nets,
+			    t->dialer ? " (dialling again)" : " (waiting for the peer to dial)");
+	} else {
+		VRIO_NOTICE("%s: trunk to %s: connection closed before its hello: %s",
+			    t->srv->name, t->peer, reason);
+	}
+	t->state = IOS_TRUNK_DOWN;
+	__atomic_store_n(&t->linked, 0, __ATOMIC_RELEASE);
+}
+
+static int trunk_reject(struct ios_trunk *t, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int trunk_reject(struct ios_trunk *t, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(t->close_reason, sizeof(t->close_reason), fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+static int trunk_send_ctrl(struct ios_trunk *t, const Vrio__Ctrl *m)
+{
+	int rc = vrio_conn_send_ctrl(t->conn, m);
+
+	if (rc == 0)
+		t->sent = true;
+	return rc;
+}
+
+static int trunk_send_hello(struct ios_trunk *t)
+{
+	Vrio__Ctrl m = VRIO__CTRL__INIT;
+	Vrio__Hello hello = VRIO__HELLO__INIT;
+
+	hello.version = VRIO_PROTO_VERSION;
+	hello.node = t->srv->name;
+	m.msg_case = VRIO__CTRL__MSG_HELLO;
+	m.hello = &hello;
+	return trunk_send_ctrl(t, &m);
+}
+
+static void trunk_up(struct ios_trunk *t)
+{
+	char nets[256];
+
+	t->state = IOS_TRUNK_UP;
+	trunk_place(t, (int)t->r->idx);
+	__atomic_store_n(&t->up, 1, __ATOMIC_RELEASE);
+	__atomic_fetch_add(&t->st.connects, 1, __ATOMIC_RELAXED);
+	trunk_nets_str(t, nets, sizeof(nets));
+	VRIO_NOTICE("%s: trunk to %s up (%s), network(s) %s", t->srv->name, t->peer,
+		    t->conn->name, nets);
+}
+
+static const struct ios_trunk_net *trunk_net(const struct ios_trunk *t, uint32_t id)
+{
+	for (unsigned i = 0; i < t->n_nets; i++)
+		if (t->nets[i].id == id)
+			return &t->nets[i];
+	return NULL;
+}
+
+static int trunk_ctrl(struct ios_trunk *t, const struct vrio_frame *f, const void *payload)
+{
+	char node[64], msg[160];
+	Vrio__Ctrl *m;
+	int rc = 0;
+
+	m = vrio_ctrl_unpack(payload, f->len);
+	if (!m)
+		return trunk_reject(t, -EBADMSG, "undecodable control message of %u bytes", f->len);
+	switch (m->msg_case) {
+	case VRIO__CTRL__MSG_HELLO:
+		ios_printable(node, sizeof(node), m->hello->node);
+		if (t->state != IOS_TRUNK_HELLO)
+			rc = trunk_reject(t, -EBADMSG, "second hello");
+		else if (m->hello->version != VRIO_PROTO_VERSION)
+			rc = trunk_reject(t, -EPROTONOSUPPORT, "protocol version %u from %s",
+					  m->hello->version, node);
+		else if (!m->hello->node || strcmp(m->hello->node, t->peer))
+			rc = trunk_reject(t, -EPERM, "the hello names %s, not %s", node, t->peer);
+		else
+			trunk_up(t);
+		break;
+	case VRIO__CTRL__MSG_HEARTBEAT:
+		break;
+	case VRIO__CTRL__MSG_ERROR:
+		rc = trunk_reject(t, -ECONNABORTED, "the peer reports error %d: %s",
+				  m->error->status,
+				  ios_printable(msg, sizeof(msg), m->error->message));
+		break;
+	default:
+		rc = trunk_reject(t, -EBADMSG, "unexpected %s message", vrio_ctrl_name(m));
+	}
+	vrio_ctrl_free(m);
+	return rc;
+}
+
+static int trunk_recv(void *arg, struct vrio_conn *c, const struct vrio_frame *f,
+		      const void *payload)
+{
+	struct ios_trunk *t = arg;
+	const struct ios_trunk_net *tn;
+	uint32_t len;
+
+	if (f->type == VRIO_FRAME_CTRL)
+		return trunk_ctrl(t, f, payload);
+	if (f->type != VRIO_FRAME_PKT)
+		return trunk_reject(t, -EBADMSG, "unexpected %s frame",
+				    vrio_frame_type_name(f->type));
+	if (t->state != IOS_TRUNK_UP)
+		return trunk_reject(t, -EBADMSG, "a packet before the hello");
+	if (f->queue != 0 || f->len < VRIO_PKT_HDR_LEN ||
+	    f->len - VRIO_PKT_HDR_LEN > VRIO_PKT_MAX_FRAME)
+		return trunk_reject(t, -EBADMSG, "packet frame of %u bytes on queue %u", f->len,
+				    f->queue);
+	if (!vrio_pkt_wire_plain(payload))
+		return trunk_reject(t, -EBADMSG, "packet with offload metadata");
+	tn = trunk_net(t, f->dev);
+	if (!tn) {
+		/* Not garbage: the peer may have read a newer file. */
+		vrio_counter_add(&t->st.drops[IOS_TRUNK_DROP_UNKNOWN_NET], 1);
+		return 0;
+	}
+	len = f->len - VRIO_PKT_HDR_LEN;
+	vrio_counter_add(&t->st.frames_rx, 1);
+	vrio_counter_add(&t->st.bytes_rx, len);
+	ios_switch_input(t->r, tn->port, (const uint8_t *)payload + VRIO_PKT_HDR_LEN, len);
+	return 0;
+}
+
+void ios_trunk_send(struct ios_reactor *r, struct ios_port *p, const uint8_t *frame,
+		    uint32_t len)
+{
+	static const struct vrio_pkt_wire plain;
+	struct ios_trunk *t = p->trunk;
+	struct vrio_frame f = {
+		.type = VRIO_FRAME_PKT,
+		.dev = p->net->id,
+		.len = VRIO_PKT_HDR_LEN + len,
+	};
+	struct iovec iov[2] = {
+		{ (void *)&plain, VRIO_PKT_HDR_LEN },
+		{ (void *)frame, len },
+	};
+	int rc;
+
+	if (t->r != r || t->state != IOS_TRUNK_UP) {
+		ios_port_drop(p, IOS_DROP_PORT_DOWN);
+		return;
+	}
+	rc = t->conn->ops->send(t->conn, &f, iov, 2);
+	if (rc == -ENOBUFS) {
+		rc = t->conn->ops->flush(t->conn);
+		t->flush_pending = rc > 0;
+		if (rc >= 0)
+			rc = t->conn->ops->send(t->conn, &f, iov, 2);
+	}
+	if (rc < 0) {
+		/* A dead connection shows at the next poll, which closes it. */
+		vrio_counter_add(&t->st.drops[IOS_TRUNK_DROP_SEND], 1);
+		ios_port_drop(p, IOS_DROP_BACKLOG);
+		return;
+	}
+	t->sent = true;
+	vrio_counter_add(&t->st.frames_tx, 1);
+	vrio_counter_add(&t->st.bytes_tx, len);
+	vrio_counter_add(&p->st.out_frames, 1);
+	vrio_counter_add(&p->st.out_bytes, len);
+}
+
+static void trunk_heartbeat(struct ios_trunk *t)
+{
+	Vrio__Ctrl m = VRIO__CTRL__INIT;
+	Vrio__Heartbeat hb = VRIO__HEARTBEAT__INIT;
+
+	if (t->state != IOS_TRUNK_UP)
+		return;
+	m.msg_case = VRIO__CTRL__MSG_HEARTBEAT;
+	m.heartbeat = &hb;
+	/* A full queue: the next interval tries again. */
+	trunk_send_ctrl(t, &m);
+}
+
+static int trunk_poll(struct ios_poller *pl)
+{
+	struct ios_trunk *t = container_of(pl, struct ios_trunk, poller);
+	char why[192];
+	int work = 0, rc;
+
+	if (!t->conn)
+		return 0;
+	t->close_reason[0] = '\0';
+	rc = t->conn->ops->poll(t->conn, trunk_recv, t, TRUNK_POLL_BUDGET);
+	if (rc < 0) {
+		if (!t->close_reason[0])
+			snprintf(t->close_reason, sizeof(t->close_reason), "%s",
+				 rc == -ECONNRESET ? "closed by the peer" : strerror(-rc));
+		trunk_down(t, t->close_reason);
+		return 1;
+	}
+	work += rc;
+	switch (vrio_hb_check(&t->hb, t->conn, t->r->now)) {
+	case VRIO_HB_DEAD:
+		snprintf(why, sizeof(why), "the peer sent nothing for %llu ms: declared dead",
+			 (unsigned long long)vrio_hb_silent_ms(&t->hb, t->r->now));
+		trunk_down(t, why);
+		return 1;
+	case VRIO_HB_SEND:
+		trunk_heartbeat(t);
+		break;
+	default:
+		break;
+	}
+	if (t->sent || t->flush_pending || vrio_conn_pending(t->conn)) {
+		rc = t->conn->ops->flush(t->conn);
+		if (rc < 0) {
+			snprintf(why, sizeof(why), "send: %s", strerror(-rc));
+			trunk_down(t, why);
+			return 1;
+		}
+		work += t->sent;
+		t->sent = false;
+		t->flush_pending = rc > 0;
+	}
+	return work;
+}
+
+static int trunk_sleep(struct ios_poller *pl)
+{
+	struct ios_trunk *t = container_of(pl, struct ios_trunk, poller);
+	int tmo, th;
+
+	if (!t->conn)
+		return -1;
+	if (t->sent)
+		return 0;
+	ios_reactor_watch(t->r, &t->ev, EPOLLIN | (t->flush_pending ? EPOLLOUT : 0));
+	tmo = vrio_conn_timeout_ms(t->conn);
+	if (t->ev.fd < 0 && (tmo < 0 || tmo > 1))
+		tmo = 1;
+	th = vrio_hb_timeout_ms(&t->hb, t->r->now);
+	if (tmo < 0 || th < tmo)
+		tmo = th;
+	return tmo;
+}
+
+static void trunk_ev_ready(struct ios_evsrc *e, uint32_t events)
+{
+}
+
+struct trunk_conn_msg {
+	struct ios_msg m;
+	struct ios_trunk *t;
+	struct vrio_conn *c;
+};
+
+/* A connection for the trunk: dialled (send our Hello, wait for the
+ * peer's) or accepted (its Hello came; answer, and it is up). */
+static void trunk_adopt(struct ios_reactor *r, struct ios_msg *m)
+{
+	struct trunk_conn_msg *tm = container_of(m, struct trunk_conn_msg, m);
+	struct ios_trunk *t = tm->t;
+	int rc;
+
+	if (t->conn)
+		trunk_down(t, "replaced by a new connection from the peer");
+	__atomic_store_n(&t->linked, 1, __ATOMIC_RELEASE);
+	t->conn = tm->c;
+	t->conn->owner = t;
+	free(tm);
+	t->ev.fd = vrio_conn_fd(t->conn);
+	t->ev.armed = 0;
+	vrio_hb_start(&t->hb, t->conn, r->now);
+	ios_reactor_watch(r, &t->ev, EPOLLIN);
+	t->state = IOS_TRUNK_HELLO;
+	rc = trunk_send_hello(t);
+	if (rc < 0) {
+		char why[96];
+
+		snprintf(why, sizeof(why), "cannot send the hello: %s", strerror(-rc));
+		trunk_down(t, why);
+		return;
+	}
+	if (!t->dialer)
+		trunk_up(t);
+}
+
+static int trunk_post_conn(struct ios_trunk *t, struct vrio_conn *c)
+{
+	struct trunk_conn_msg *tm = calloc(1, sizeof(*tm));
+
+	if (!tm)
+		return -ENOMEM;
+	tm->m.fn = trunk_adopt;
+	tm->t = t;
+	tm->c = c;
+	__atomic_store_n(&t->linked, 1, __ATOMIC_RELEASE);
+	ios_reactor_post(t->r, &tm->m);
+	return 0;
+}
+
+int ios_trunk_accept(struct ios_trunk *t, struct vrio_conn *c)
+{
+	int rc = trunk_post_conn(t, c);
+
+	if (rc < 0) {
+		VRIO_ERR("%s: trunk to %s: out of memory, refusing its connection", t->srv->name,
+			 t->peer);
+		c->ops->close(c);
+	}
+	return rc;
+}
+
+static void trunk_start(struct ios_reactor *r, void *arg)
+{
+	struct ios_trunk *t = arg;
+
+	ios_poller_register(r, &t->poller);
+}
+
+/* ---- control thread ---- */
+
+struct ios_trunk *ios_trunk_find(struct ios_server *srv, const char *node)
+{
+	for (unsigned i = 0; i < srv->n_trunks; i++)
+		if (!strcmp(srv->trunks[i]->peer, node))
+			return srv->trunks[i];
+	return NULL;
+}
+
+static struct ios_trunk *trunk_get(struct ios_server *srv, const struct vrio_topo_ioserver *peer)
+{
+	struct ios_trunk *t = ios_trunk_find(srv, peer->name), **arr;
+	char esc[128];
+
+	if (t)
+		return t;
+	arr = reallocarray(srv->trunks, srv->n_trunks + 1, sizeof(*arr));
+	if (!arr)
+		return NULL;
+	srv->trunks = arr;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->srv = srv;
+	snprintf(t->peer, sizeof(t->peer), "%s", peer->name);
+	snprintf(t->addr, sizeof(t->addr), "%s", peer->listen);
+	/* Deterministic: exactly one side dials. */
+	t->dialer = strcmp(srv->name, peer->name) < 0;
+	vrio_mw_escape(esc, sizeof(esc), peer->name);
+	snprintf(t->label, sizeof(t->label), "peer=\"%s\"", esc);
+	vrio_hb_init(&t->hb, srv->self->heartbeat.interval_ms, srv->self->heartbeat.dead_after_ms);
+	t->ev.fd = -1;
+	t->ev.ready = trunk_ev_ready;
+	t->poller.name = t->peer;
+	t->poller.poll = trunk_poll;
+	t->poller.sleep = trunk_sleep;
+	srv->trunks[srv->n_trunks++] = t;
+	return t;
+}
+
+static int trunk_add_net(struct ios_server *srv, struct ios_trunk *t,
+			 const struct vrio_topo_network *tn)
+{
+	struct ios_trunk_net *x = &t->nets[t->n_nets];
+	char label[96];
+	int rc;
+
+	rc = ios_switch_network(srv, tn, &x->net);
+	if (rc < 0)
+		return rc;
+	snprintf(label, sizeof(label), "trunk:%s", t->peer);
+	rc = ios_switch_trunk_port_add(srv, x->net, t, label, &x->port);
+	if (rc < 0)
+		return rc;
+	x->id = tn->id;
+	t->n_nets++;
+	return 0;
+}
+
+int ios_trunks_open(struct ios_server *srv)
+{
+	const struct vrio_topology *topo = srv->topo;
+	struct ios_trunk *t;
+	int rc;
+
+	for (size_t i = 0; i < topo->n_networks; i++) {
+		const struct vrio_topo_network *tn = &topo->networks[i];
+
+		if (tn->n_span < 2 || !vrio_topo_network_spans(tn, srv->name))
+			continue;
+		for (size_t j = 0; j < tn->n_span; j++) {
+			if (tn->span[j] == srv->self)
+				continue;
+			t = trunk_get(srv, tn->span[j]);
+			if (!t)
+				return -ENOMEM;
+			rc = trunk_add_net(srv, t, tn);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	for (unsigned i = 0; i < srv->n_trunks; i++) {
+		t = srv->trunks[i];
+		t->r = ios_server_pick_reactor(srv);
+		rc = ios_reactor_call(t->r, trunk_start, t);
+		if (rc < 0)
+			return rc;
+		VRIO_INFO("%s: trunk to %s on %s: %s %s, %u network(s)", srv->name, t->peer,
+			  t->r->name, t->dialer ? "dials" : "accepts from", t->addr, t->n_nets);
+	}
+	return 0;
+}
+
+void ios_trunks_tick(struct ios_server *srv)
+{
+	uint64_t now = vrio_now_ns();
+	struct vrio_conn *c;
+	struct ios_trunk *t;
+	int rc;
+
+	for (unsigned i = 0; i < srv->n_trunks; i++) {
+		t = srv->trunks[i];
+		if (!t->dialer || __atomic_load_n(&t->linked, __ATOMIC_ACQUIRE) ||
+		    now < t->next_dial_ns)
+			continue;
+		t->next_dial_ns = now + IOS_TRUNK_DIAL_NS;
+		rc = vrio_stack_connect(&srv->stack, t->addr, &c);
+		if (rc < 0) {
+			/* One line per streak: a peer that is down for long is
+			 * logged once. */
+			if (t->dial_failures++ == 0)
+				VRIO_NOTICE("%s: trunk to %s: cannot connect to %s: %s; dialling "
+					    "again until it answers", srv->name, t->peer, t->addr,
+					    strerror(-rc));
+			continue;
+		}
+		if (t->dial_failures)
+			VRIO_INFO("%s: trunk to %s: connected after %u failed attempt(s)",
+				  srv->name, t->peer, t->dial_failures);
+		t->dial_failures = 0;
+		if (trunk_post_conn(t, c) < 0)
+			c->ops->close(c);
+	}
+}
+
+void ios_trunks_close(struct ios_server *srv)
+{
+	for (unsigned i = 0; i < srv->n_trunks; i++) {
+		struct ios_trunk *t = srv->trunks[i];
+
+		if (t->conn)
+			t->conn->ops->close(t->conn);
+		free(t);
+	}
+	free(srv->trunks);
+	srv->trunks = NULL;
+	srv->n_trunks = 0;
+}
+
+/* ---- metrics thread ---- */
+
+void ios_trunks_metrics(const struct ios_server *srv, struct vrio_mw *w)
+{
+	static const struct {
+		const char *metric, *help, *dir;
+		size_t off;
+	} counters[] = {
+		{ "vrio_ioserver_trunk_frames_total", "Frames over a trunk to a peer io-server, by direction",
+		  "out", offsetof(struct ios_trunk, st.frames_tx) },
+		{ "vrio_ioserver_trunk_frames_total", NULL, "in", offsetof(struct ios_trunk, st.frames_rx) },
+		{ "vrio_ioserver_trunk_bytes_total", "Ethernet bytes over a trunk, by direction",
+		  "out", offsetof(struct ios_trunk, st.bytes_tx) },
+		{ "vrio_ioserver_trunk_bytes_total", NULL, "in", offsetof(struct ios_trunk, st.bytes_rx) },
+	};
+	const struct ios_trunk *t;
+	char labels[256];
+	uint64_t down;
+
+	if (!srv->n_trunks)
+		return;
+	vrio_mw_family(w, "vrio_ioserver_trunk_up", "gauge",
+		       "1 while the trunk to the peer io-server is connected");
+	for (unsigned i = 0; i < srv->n_trunks; i++)
+		vrio_mw_u64(w, "vrio_ioserver_trunk_up", srv->trunks[i]->label,
+			    (uint64_t)__atomic_load_n(&srv->trunks[i]->up, __ATOMIC_RELAXED));
+	vrio_mw_family(w, "vrio_ioserver_trunk_connects_total", "counter",
+		       "Times the trunk came up");
+	for (unsigned i = 0; i < srv->n_trunks; i++)
+		vrio_mw_u64(w, "vrio_ioserver_trunk_connects_total", srv->trunks[i]->label,
+			    vrio_counter_get(&srv->trunks[i]->st.connects));
+	vrio_mw_family(w, "vrio_ioserver_trunk_downs_total", "counter",
+		       "Times the trunk went down: its networks split until it is back");
+	for (unsigned i = 0; i < srv->n_trunks; i++)
+		vrio_mw_u64(w, "vrio_ioserver_trunk_downs_total", srv->trunks[i]->label,
+			    vrio_counter_get(&srv->trunks[i]->st.downs));
+	for (size_t k = 0; k < sizeof(counters) / sizeof(counters[0]); k++) {
+		if (counters[k].help)
+			vrio_mw_family(w, counters[k].metric, "counter", counters[k].help);
+		for (unsigned i = 0; i < srv->n_trunks; i++) {
+			t = srv->trunks[i];
+			snprintf(labels, sizeof(labels), "%s,direction=\"%s\"", t->label,
+				 counters[k].dir);
+			vrio_mw_u64(w, counters[k].metric, labels,
+				    vrio_counter_get((const uint64_t *)((const char *)t +
+									counters[k].off)));
+		}
+	}
+	vrio_mw_family(w, "vrio_ioserver_trunk_drops_total", "counter",
+		       "Frames for or from a peer io-server dropped, by reason (down: the trunk "
+		       "was down, the network split)");
+	for (unsigned i = 0; i < srv->n_trunks; i++) {
+		t = srv->trunks[i];
+		down = 0;
+		for (unsigned j = 0; j < t->n_nets; j++)
+			down += vrio_counter_get(&t->nets[j].port->st.drops[IOS_DROP_PORT_DOWN]);
+		snprintf(labels, sizeof(labels), "%s,reason=\"down\"", t->label);
+		vrio_mw_u64(w, "vrio_ioserver_trunk_drops_total", labels, down);
+		for (unsigned r = 0; r < IOS_TRUNK_NR_DROPS; r++) {
+			snprintf(labels, sizeof(labels), "%s,reason=\"%s\"", t->label,
+				 ios_trunk_drop_names[r]);
+			vrio_mw_u64(w, "vrio_ioserver_trunk_drops_total", labels,
+				    vrio_counter_get(&t->st.drops[r]));
+		}
+	}
+}

@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Trunks: the links that join the switches of a network spanning several
+ * io-servers (topology.h, a network's span). One trunk per peer io-server
+ * that shares at least one network with this one, carrying all of them;
+ * in each such network's switch the trunk is a port (switch.h) whose
+ * other end is the peer's switch of the same network.
+ *
+ * Wire: the io-servers' own transport and listener. The io-server whose
+ * name sorts first dials the other's listen address (its stack, with the
+ * reliable layer where the stack has one) and sends a Hello naming
+ * itself; the peer's session sees a node that is an io-server it trunks
+ * with, hands the connection over (session.c) and answers with its own
+ * Hello. Then both send PKT frames whose `dev` is the network's id
+ * (topology.h): a frame for an id the trunk does not carry is dropped
+ * and counted, anything else malformed closes the trunk. Both sides send
+ * Heartbeats when idle and declare the trunk dead after the io-server's
+ * dead_after of silence.
+ *
+ * Threads. The control thread creates the trunks at start, dials, and
+ * posts each new connection to the trunk's reactor; that reactor alone
+ * owns the connection, its state and its ports' placement: a port names
+ * the trunk's reactor while the trunk is up and no reactor while it is
+ * down, so the switches drop (and count, as port_down) what they would
+ * send to the other half of a split network. Counters the metrics thread
+ * reads are written by one reactor each, or are atomic adds.
+ */
+#ifndef VRIO_IOSERVER_TRUNK_H
+#define VRIO_IOSERVER_TRUNK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "heartbeat.h"
+#include "reactor.h"
+
+struct ios_server;
+struct ios_network;
+struct ios_port;
+struct ios_session;
+struct vrio_conn;
+struct vrio_mw;
+
+#define IOS_TRUNK_DIAL_NS	(500ull * 1000000ull)	/* between two dials */
+
+enum ios_trunk_state {
+	IOS_TRUNK_DOWN,		/* no connection */
+	IOS_TRUNK_HELLO,	/* dialled, the peer's Hello not yet in */
+	IOS_TRUNK_UP,
+};
+
+enum ios_trunk_drop {
+	IOS_TRUNK_DROP_UNKNOWN_NET,	/* from the peer, for a network not trunked here */
+	IOS_TRUNK_DROP_SEND,		/* the connection refused the frame (queue full) */
+	IOS_TRUNK_NR_DROPS,
+};
+
+struct ios_trunk_net {
+	uint32_t id;			/* the network's id on the wire */
+	struct ios_network *net;
+	struct ios_port *port;		/* the trunk's port in that switch */
+};
+
+struct ios_trunk {
+	struct ios_server *srv;
+	char peer[64];			/* the peer io-server's name */
+	char addr[128];			/* its listen address */
+	bool dialer;			/* this side dials */
+	struct ios_reactor *r;		/* the trunk's reactor */
+	char label[144];		/* peer=".." */
+	/* Fixed once the trunk is started. */
+	struct ios_trunk_net nets[256];
+	unsigned n_nets;
+
+	/* The trunk's reactor. */
+	struct vrio_conn *conn;
+	enum ios_trunk_state state;
+	struct vrio_hb hb;
+	struct ios_poller poller;
+	struct ios_evsrc ev;
+	bool sent;			/* frames queued since the last flush */
+	bool flush_pending;
+	char close_reason[160];
+
+	/* Control thread. */
+	uint64_t next_dial_ns;
+	unsigned dial_failures;		/* in a row, for one log line per streak */
+
+	int linked;			/* atomic: a connection is posted or held */
+	int up;				/* atomic: state == UP */
+	struct {
+		uint64_t connects, downs;	/* atomic */
+		uint64_t frames_tx, bytes_tx, frames_rx, bytes_rx;	/* the reactor */
+		uint64_t drops[IOS_TRUNK_NR_DROPS];	/* the reactor */
+	} st;
+};
+
+extern const char *const ios_trunk_drop_names[IOS_TRUNK_NR_DROPS];
+
+/* Control thread. */
+/* Creates the trunks the topology asks of this io-server (and the switches
+ * of the networks they carry) and starts their pollers. */
+int ios_trunks_open(struct ios_server *srv);
+/* Dials the trunks that are down and due. */
+void ios_trunks_tick(struct ios_server *srv);
+/* Reactors joined: closes the connections and frees. */
+void ios_trunks_close(struct ios_server *srv);
+/* The trunk to io-server `node`, or NULL. */
+struct ios_trunk *ios_trunk_find(struct ios_server *srv, const char *node);
+
+/* A session's reactor: the peer's Hello came in on an accepted
+ * connection, which the session gives up; the trunk's reactor takes it. */
+int ios_trunk_accept(struct ios_trunk *t, struct vrio_conn *c);
+
+/* The trunk's reactor: a frame from the switch for the peer. */
+void ios_trunk_send(struct ios_reactor *r, struct ios_port *p, const uint8_t *frame,
+		    uint32_t len);
+
+/* Metrics thread. */
+void ios_trunks_metrics(const struct ios_server *srv, struct vrio_mw *w);
+
+#endif
