@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+#
+# trunk.sh BUILD_DIR: networks that span two io-servers, with vrio-bench as
+# the guests, on loopback. io0 serves nic-a (lan) and nic-d (dmz) of
+# host0; io1 serves nic-b (lan) and nic-e (dmz) of host1: every frame
+# between the hosts crosses the trunk io0 -> io1 (io0 dials: its name sorts
+# first).
+#
+#   1. vrioctl check shows both networks on io0 and io1, one trunk each;
+#   2. stream nic-a -> nic-b across the trunk: whole, in order, none lost;
+#      rr with 8 in flight: every transaction answered; dmz too;
+#   3. isolation across io-servers: nic-a (lan) and nic-e (dmz) never hear
+#      each other, nor nic-a and nic-d on the same io-server;
+#   4. the trunk cut (ss -K on io0's socket) under a stream: the trunk is
+#      dialled again, frames lost while it was down are counted
+#      (vrio_ioserver_trunk_drops_total{reason="down"}), and afterwards a
+#      stream and rr get everything through;
+#   5. per-trunk metrics through promtool; the four daemons stop with 0.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
+
+fail() {
+	local f
+	for f in "$RUN"/*.log; do
+		[[ -e $f ]] && show_log "$(basename "$f")" "$f"
+	done
+	die "$*"
+}
+
+write_rack() {
+	cat >"$RUN/topology.yaml" <<EOF
+version: 1
+io_servers:
+  - name: io0
+    listen: 127.0.0.1:$P_IO0
+    metrics: 127.0.0.1:$P_IOM0
+    control: $RUN/io0.ctl
+    heartbeat: {interval_ms: 200, dead_after_ms: 2000}
+  - name: io1
+    listen: 127.0.0.1:$P_IO1
+    metrics: 127.0.0.1:$P_IOM1
+    control: $RUN/io1.ctl
+    heartbeat: {interval_ms: 200, dead_after_ms: 2000}
+hosts:
+  - name: host0
+    metrics: 127.0.0.1:$P_HV0
+    control: $RUN/host0.ctl
+  - name: host1
+    metrics: 127.0.0.1:$P_HV1
+    control: $RUN/host1.ctl
+devices:
+  - {name: nic-a, type: net, host: host0, io_server: io0, socket: $RUN/a.sock, mac: "52:54:00:00:00:0a", network: lan}
+  - {name: nic-d, type: net, host: host0, io_server: io0, socket: $RUN/d.sock, mac: "52:54:00:00:00:0d", network: dmz}
+  - {name: nic-b, type: net, host: host1, io_server: io1, socket: $RUN/b.sock, mac: "52:54:00:00:00:0b", network: lan}
+  - {name: nic-e, type: net, host: host1, io_server: io1, socket: $RUN/e.sock, mac: "52:54:00:00:00:0e", network: dmz}
+networks:
+  - name: lan
+  - name: dmz
+EOF
+}
+
+bench() { # MODE A B ARGS...
+	"$BENCH" --net "$1" --socket "$RUN/$2.sock" --peer-socket "$RUN/$3.sock" \
+		--mac-a "52:54:00:00:00:0$2" --mac-b "52:54:00:00:00:0$3" --quiet --json "${@:4}"
+}
+
+jf() { # JSON EXPR: a Python expression over the document j
+	python3 -c 'import json, sys; j = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+io_metric() { # N PREFIX: the sum of PREFIX's samples on io-server N
+	local port=$P_IOM0
+	(($1 == 0)) || port=$P_IOM1
+	http_get "127.0.0.1:$port" /metrics | metric_sum "$2"
+}
+
+trunk_up() { # N
+	[[ $(io_metric "$1" 'vrio_ioserver_trunk_up{') == 1 ]]
+}
+
+trunk_count_above() { # COUNTER MIN: io0's trunk counter is above MIN
+	sleep 0.1
+	(($(io_metric 0 "vrio_ioserver_trunk_${1}_total{peer=\"io1\"}") > $2))
+}
+
+# cut_trunk: aborts io0's end of the trunk (the kernel resets it); host1's
+# own connection to io1 stays.
+cut_trunk() {
+	local sport
+	sport=$(ss -tnpH state established "( dport = :$P_IO1 )" |
+		awk -v pid="pid=$IO_PID0," 'index($0, pid) { n = split($3, a, ":"); print a[n] }')
+	[[ -n $sport ]] || return 1
+	ss -K -tn state established "( dport = :$P_IO1 and sport = :$sport )" >/dev/null
+}
+
+main() {
+	local build out sent received i lost down connects
+	build=$(cd "$1" && pwd)
+	vrio_binaries "$build" || skip "daemons not built in $build"
+	BENCH=$build/tools/vrio-bench
+	make_tmpdir RUN
+	for p in P_IO0 P_IO1 P_IOM0 P_IOM1 P_HV0 P_HV1; do
+		free_port "$p"
+	done
+	write_rack
+
+	out=$("$build/tools/vrioctl" check "$RUN/topology.yaml") || fail "vrioctl check: $out"
+	grep -qx 'network lan: io_servers io0, io1 (1 trunk)' <<<"$out" ||
+		fail "vrioctl check does not show lan's span: $out"
+	grep -qx 'network dmz: io_servers io0, io1 (1 trunk)' <<<"$out" ||
+		fail "vrioctl check does not show dmz's span: $out"
+
+	for i in 0 1; do
+		start_daemon "IO_PID$i" "vrio-ioserver-io$i" "$RUN/ioserver-io$i.log" \
+			"$VRIO_IOSERVER_BIN" --config "$RUN/topology.yaml" --node "io$i"
+	done
+	wait_for_port "$P_IO0" 20 "$IO_PID0" || fail "io0 is not listening"
+	wait_for_port "$P_IO1" 20 "$IO_PID1" || fail "io1 is not listening"
+	for i in 0 1; do
+		start_daemon "HV_PID$i" "vrio-localhv-host$i" "$RUN/localhv-host$i.log" \
+			"$VRIO_LOCALHV_BIN" --config "$RUN/topology.yaml" --node "host$i"
+	done
+	for s in a d; do
+		wait_for_socket "$RUN/$s.sock" 20 "$HV_PID0" || fail "no socket for nic-$s"
+	done
+	for s in b e; do
+		wait_for_socket "$RUN/$s.sock" 20 "$HV_PID1" || fail "no socket for nic-$s"
+	done
+	wait_until 20 trunk_up 0 || fail "the trunk io0 -> io1 did not come up"
+	wait_until 20 trunk_up 1 || fail "io1 does not see the trunk up"
+
+	out=$(bench stream a b --count 100000 --frame-size 1000) || fail "stream failed: $out"
+	sent=$(jf "$out" "j['sent']")
+	received=$(jf "$out" "j['received']")
+	log "stream across the trunk: $received of $sent frames, $(jf "$out" "j['pps']") packets/s"
+	[[ $sent == 100000 && $received == 100000 ]] ||
+		fail "stream: $received of $sent frames arrived"
+	[[ $(jf "$out" "j['bad']") == 0 && $(jf "$out" "j['reordered']") == 0 ]] ||
+		fail "stream: frames damaged or out of order: $out"
+	out=$(bench rr a b --count 10000 --iodepth 8) || fail "rr failed: $out"
+	log "rr across the trunk: $(jf "$out" "j['received']") transactions, p50 $(jf "$out" "j['rtt_us']['p50']") us"
+	[[ $(jf "$out" "j['received']") == 10000 && $(jf "$out" "j['lost']") == 0 ]] ||
+		fail "rr: transactions lost: $out"
+	out=$(bench rr e d --count 2000) || fail "rr on dmz failed: $out"
+	[[ $(jf "$out" "j['received']") == 2000 ]] || fail "rr on dmz: $out"
+	[[ $(io_metric 1 'vrio_ioserver_trunk_frames_total{peer="io0",direction="in"}') -ge 100000 ]] ||
+		fail "io1 counted too few frames in from io0"
+
+	# Isolation: across the trunk, and on one io-server.
+	if out=$(bench rr a e --count 10 --timeout 2000 2>&1); then
+		fail "nic-a (lan) and nic-e (dmz, on io1) heard each other: $out"
+	fi
+	grep -q 'no hello' <<<"$out" || fail "isolation run (a, e) failed for another reason: $out"
+	if out=$(bench rr a d --count 10 --timeout 2000 2>&1); then
+		fail "nic-a (lan) and nic-d (dmz) heard each other: $out"
+	fi
+	grep -q 'no hello' <<<"$out" || fail "isolation run (a, d) failed for another reason: $out"
+	[[ $(io_metric 1 'vrio_ioserver_switch_frames_total{network="dmz",port="nic-e",direction="out"}') -lt 2100 ]] ||
+		fail "frames from lan reached nic-e"
+
+	# The trunk cut under a stream: io0's end is aborted (the kernel
+	# resets the connection), io0 dials again.
+	have_cmd ss || skip "no ss to cut the trunk with"
+	ss -K -tn state established "( dport = :1 )" >/dev/null 2>&1 ||
+		skip "ss -K cannot abort sockets here"
+	connects=$(io_metric 0 'vrio_ioserver_trunk_connects_total{peer="io1"}')
+	bench stream a b --runtime 6 --frame-size 1000 >"$RUN/cut.json" 2>"$RUN/cut.err" &
+	local bpid=$!
+	track_pid "$bpid" vrio-bench
+	sleep 1.5
+	cut_trunk || fail "found no trunk connection of io0's to cut"
+	wait_until 10 trunk_count_above downs 0 || fail "the trunk did not go down when cut"
+	wait_until 20 trunk_count_above connects "$connects" || fail "the trunk was not dialled again"
+	wait "$bpid" || true
+	untrack_pid "$bpid"
+	out=$(cat "$RUN/cut.json")
+	sent=$(jf "$out" "j['sent']")
+	received=$(jf "$out" "j['received']")
+	down=$(io_metric 0 'vrio_ioserver_trunk_drops_total{peer="io1",reason="down"}')
+	lost=$((sent - received))
+	log "trunk cut under a stream: $received of $sent frames arrived, $lost lost; io0 counted $down dropped while the trunk was down"
+	((lost > 0)) || fail "a cut trunk lost nothing: $out"
+	((down > 0)) || fail "io0 counted no frames dropped while the trunk was down"
+	[[ $(jf "$out" "j['bad']") == 0 ]] || fail "frames damaged across the cut: $out"
+	wait_until 20 trunk_up 1 || fail "io1 does not see the trunk back"
+
+	out=$(bench stream a b --count 20000 --frame-size 1000) || fail "stream after the cut failed: $out"
+	[[ $(jf "$out" "j['received']") == 20000 && $(jf "$out" "j['reordered']") == 0 ]] ||
+		fail "stream after the cut: $out"
+	out=$(bench rr b a --count 2000 --iodepth 4) || fail "rr after the cut failed: $out"
+	[[ $(jf "$out" "j['received']") == 2000 ]] || fail "rr after the cut: $out"
+	log "after the cut: 20,000 frames and 2,000 transactions, none lost"
+
+	for i in 0 1; do
+		local port=$P_IOM0
+		((i == 0)) || port=$P_IOM1
+		vrio_metrics "io$i" "127.0.0.1:$port" "$RUN/io$i.metrics" || fail "no io$i metrics"
+		if have_cmd promtool; then
+			promtool check metrics <"$RUN/io$i.metrics" || fail "promtool rejects io$i's"
+		fi
+		pid_alive "$(eval echo "\$HV_PID$i")" || fail "host$i's local-hv died"
+	done
+	grep -q '^vrio_ioserver_switch_frames_total{network="lan",port="trunk:io0",direction="in"}' \
+		"$RUN/io1.metrics" || fail "io1 exports no switch counters for its trunk port"
+
+	for i in 0 1; do
+		vrio_stop "vrio-localhv-host$i" "$(eval echo "\$HV_PID$i")" "$RUN/localhv-host$i.log" ||
+			fail "host$i did not stop cleanly"
+	done
+	for i in 0 1; do
+		vrio_stop "vrio-ioserver-io$i" "$(eval echo "\$IO_PID$i")" "$RUN/ioserver-io$i.log" ||
+			fail "io$i did not stop cleanly"
+	done
+	echo "PASS: integration/trunk"
+}
+
+lib_traps
+main "$@"
