@@ -226,6 +226,21 @@ static const struct diff_case diff_cases[] = {
 	  "refused -, refused -", 1,
 	  "new.yaml:19:5: network 'lan': uplink cannot change while its devices exist "
 	  "(none -> up0)", "" },
+	{ "a network that comes to span two io_servers", HEAD NET("n0", "lan") LAN,
+	  HEAD NET("n0", "lan") NETX("n1", "io1", "52:54:00:00:00:02", "lan") LAN, IOS, "io0",
+	  "refused -", 1,
+	  "new.yaml:26:5: network 'lan': the io_servers it spans cannot change while running "
+	  "(io0 -> io0,io1): trunks are set up at start; restart the io-servers", "" },
+	{ "a spanning network, seen from the new io_server", HEAD NET("n0", "lan") LAN,
+	  HEAD NET("n0", "lan") NETX("n1", "io1", "52:54:00:00:00:02", "lan") LAN, IOS, "io1",
+	  "refused -, added n1", 0, "(io0 -> io0,io1)", "lan" },
+	{ "a spanning network, a host", HEAD NET("n0", "lan") LAN,
+	  HEAD NET("n0", "lan") NETX("n1", "io1", "52:54:00:00:00:02", "lan") LAN, HOST, "host0",
+	  "added n1", 1, NULL, "" },
+	{ "a spanning network gains a device", HEAD NET("n0", "lan") NETX("n1", "io1",
+	  "52:54:00:00:00:02", "lan") LAN,
+	  HEAD NET("n0", "lan") NETX("n1", "io1", "52:54:00:00:00:02", "lan")
+	  NETX("n2", "io0", "52:54:00:00:00:03", "lan") LAN, IOS, "io0", "added n2", 1, NULL, "" },
 	{ "network mtu of another io_server", HEAD BLK("d0") NETX("n0", "io1", "52:54:00:00:00:01",
 								"lan") LAN,
 	  HEAD BLK("d0") NETX("n0", "io1", "52:54:00:00:00:01", "lan") LAN "    mtu: 1400\n",
