@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+#
+# net-trunk.sh BUILD_DIR: guests on two compute nodes whose ports live on
+# two io-servers, joined by a trunk. The rack of net-vrio (net-rack.sh:
+# an io node and two compute nodes in network namespaces), with io0 and
+# io1 both on the io node (10.99.0.1:7400 and :7401):
+#
+#   guest A  host0, io0, network lan       10.77.0.1
+#   guest B  host1, io1, network lan       10.77.0.2
+#   guest C  host1, io1, network isolated  10.77.0.3 (isolated lists
+#            io_servers [io0, io1], so it is trunked too)
+#
+#   1. A and B ping each other across the trunk; B sends 10 MiB of random
+#      data to A over TCP, and the md5 A computes is the one B computed;
+#   2. C, on another network, gets no answer from A;
+#   3. both io-servers count the frames over the trunk, none of lan's
+#      reach isolated, promtool accepts them, and all four daemons stop
+#      with status 0.
+#
+# Exits 77 (SKIP) without root, network namespaces, QEMU or the guest kernel.
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../integration/rack.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/net-rack.sh"
+
+BYTES=$((10 << 20))
+
+write_topology() {
+	HV_CTL=("$RUN/host0.ctl" "$RUN/host1.ctl")
+	cat >"$RUN/topology.yaml" <<EOT
+version: 1
+io_servers:
+  - name: io0
+    listen: 10.99.0.1:7400
+    metrics: 127.0.0.1:9400
+    control: $RUN/io0.ctl
+  - name: io1
+    listen: 10.99.0.1:7401
+    metrics: 127.0.0.1:9402
+    control: $RUN/io1.ctl
+hosts:
+  - name: host0
+    metrics: 127.0.0.1:9401
+    control: ${HV_CTL[0]}
+  - name: host1
+    metrics: 127.0.0.1:9401
+    control: ${HV_CTL[1]}
+devices:
+  - {name: vm-a-net, type: net, host: host0, io_server: io0, socket: $RUN/a.sock, mac: "52:54:00:77:00:01", network: lan}
+  - {name: vm-b-net, type: net, host: host1, io_server: io1, socket: $RUN/b.sock, mac: "52:54:00:77:00:02", network: lan}
+  - {name: vm-c-net, type: net, host: host1, io_server: io1, socket: $RUN/c.sock, mac: "52:54:00:77:00:03", network: isolated}
+networks:
+  - name: lan
+  - name: isolated
+    io_servers: [io0, io1]
+EOT
+}
+
+start_io_servers() {
+	local i
+	for i in 0 1; do
+		start_daemon "IO_PID$i" "vrio-ioserver-io$i" "$RUN/ioserver-io$i.log" \
+			ip netns exec "$IO_NS" "$VRIO_IOSERVER_BIN" --config "$RUN/topology.yaml" \
+			--node "io$i"
+	done
+	wait_for_socket "$RUN/io0.ctl" 20 "$IO_PID0" || fail "io0 serves no control socket"
+	wait_for_socket "$RUN/io1.ctl" 20 "$IO_PID1" || fail "io1 serves no control socket"
+	for i in 0 1; do
+		start_daemon "HV_PID$i" "vrio-localhv-host$i" "$RUN/localhv-host$i.log" \
+			ip netns exec "${HV_NS[i]}" "$VRIO_LOCALHV_BIN" --config "$RUN/topology.yaml" \
+			--node "host$i"
+	done
+	wait_for_socket "$RUN/a.sock" 20 "$HV_PID0" || fail "host0 serves no socket for vm-a-net"
+	wait_for_socket "$RUN/b.sock" 20 "$HV_PID1" || fail "host1 serves no socket for vm-b-net"
+	wait_for_socket "$RUN/c.sock" 20 "$HV_PID1" || fail "host1 serves no socket for vm-c-net"
+}
+
+io_metrics() { # N OUT
+	ip netns exec "$IO_NS" bash -c "source '$VRIO_ROOT/scripts/lib.sh'; vrio_metrics io$1 127.0.0.1:$((9400 + 2 * $1)) '$2'"
+}
+
+trunk_up() {
+	io_metrics 0 "$RUN/io0.metrics" >/dev/null 2>&1 &&
+		[[ $(metric_sum 'vrio_ioserver_trunk_up{peer="io1"}' <"$RUN/io0.metrics") == 1 ]]
+}
+
+main() {
+	[[ $# -eq 1 ]] || die "usage: $0 BUILD_DIR"
+	local build pid rc=0 sum_a sum_b m i
+	build=$(cd "$1" && pwd)
+	vrio_binaries "$build" || skip "daemons not built in $build"
+	have_cmd qemu-system-x86_64 || skip "qemu-system-x86_64 not installed (qemu-system-x86)"
+	GUEST=$build/tests/e2e/guest
+	guest_image "$GUEST"
+	make_tmpdir RUN
+	rack
+	write_topology
+	start_io_servers
+	wait_until 20 trunk_up || fail "the trunk io0 -> io1 did not come up"
+
+	guest a "${HV_NS[0]}" "$RUN/a.sock" 52:54:00:77:00:01 net-serve ip=10.77.0.1/24 \
+		peer=10.77.0.2 "bytes=$BYTES" linger=10
+	guest b "${HV_NS[1]}" "$RUN/b.sock" 52:54:00:77:00:02 net-send ip=10.77.0.2/24 \
+		peer=10.77.0.1 "bytes=$BYTES" linger=2
+	guest c "${HV_NS[1]}" "$RUN/c.sock" 52:54:00:77:00:03 net-isolated ip=10.77.0.3/24 \
+		peer=10.77.0.1
+
+	for pid in "${PIDS[@]}"; do
+		wait "$pid" || rc=1
+		untrack_pid "$pid"
+	done
+	for m in a b c; do
+		cat "$RUN/results-$m"
+	done
+	((rc == 0)) || fail "a guest failed (consoles in $RUN)"
+	sum_a=$(result_of a net-recv | sed -n 's/.* md5=\([0-9a-f]*\) .*/\1/p')
+	sum_b=$(result_of b net-send | sed -n 's/.* md5=\([0-9a-f]*\) .*/\1/p')
+	[[ -n $sum_a && $sum_a == "$sum_b" ]] ||
+		fail "guest A received md5 '$sum_a', guest B sent md5 '$sum_b'"
+	log "10 MiB from B (io1) to A (io0) across the trunk: md5 $sum_a on both sides"
+	result_of c net-isolated | grep -q ' ok$' || fail "guest C reached across networks"
+
+	for i in 0 1; do
+		io_metrics "$i" "$RUN/io$i.metrics" || fail "no io$i metrics"
+		if have_cmd promtool; then
+			promtool check metrics <"$RUN/io$i.metrics" || fail "promtool rejects io$i's metrics"
+		fi
+	done
+	# 10 MiB in 1500-byte frames is over 7,000 of them from B to A.
+	m=$(metric_sum 'vrio_ioserver_trunk_frames_total{peer="io1",direction="in"}' <"$RUN/io0.metrics")
+	((m > 7000)) || fail "io0 counted only $m frames in from io1"
+	m=$(metric_sum 'vrio_ioserver_switch_frames_total{network="lan",port="vm-a-net",direction="out"}' <"$RUN/io0.metrics")
+	((m > 7000)) || fail "io0's switch counted only $m frames to vm-a-net"
+	m=$(metric_sum 'vrio_ioserver_trunk_frames_total{peer="io0",direction="in"}' <"$RUN/io1.metrics")
+	((m > 0)) || fail "io1 counted no frames in from io0"
+	m=$(metric_sum 'vrio_ioserver_switch_frames_total{network="isolated",port="trunk:io1",direction="in"}' <"$RUN/io0.metrics")
+	((m > 0)) || fail "C's broadcasts did not reach io0's switch of isolated"
+	m=$(metric_sum 'vrio_ioserver_switch_frames_total{network="isolated",port="vm-c-net",direction="out"}' <"$RUN/io1.metrics")
+	((m == 0)) || fail "$m frames reached vm-c-net from elsewhere"
+
+	vrio_stop vrio-localhv-host0 "$HV_PID0" "$RUN/localhv-host0.log" || fail "host0's local-hv did not stop cleanly"
+	vrio_stop vrio-localhv-host1 "$HV_PID1" "$RUN/localhv-host1.log" || fail "host1's local-hv did not stop cleanly"
+	for i in 0 1; do
+		vrio_stop "vrio-ioserver-io$i" "$(eval echo "\$IO_PID$i")" "$RUN/ioserver-io$i.log" ||
+			fail "io$i did not stop cleanly"
+	done
+	echo "PASS: e2e/net-trunk"
+}
+
+lib_traps
+trap rack_netns_cleanup EXIT
+main "$@"
