@@ -452,6 +452,7 @@ int ios_trunks_open(struct ios_server *srv)
 {
 	const struct vrio_topology *topo = srv->topo;
 	struct ios_trunk *t;
+	unsigned n_fixed;
 	int rc;
 
 	for (size_t i = 0; i < topo->n_networks; i++) {
@@ -470,9 +471,12 @@ int ios_trunks_open(struct ios_server *srv)
 				return rc;
 		}
 	}
+	/* On the reactors that never park (balance.h), as sessions: a trunk
+	 * must hear its peer and send its heartbeats whatever the load. */
+	n_fixed = srv->n_fixed ? srv->n_fixed : 1;
 	for (unsigned i = 0; i < srv->n_trunks; i++) {
 		t = srv->trunks[i];
-		t->r = ios_server_pick_reactor(srv);
+		t->r = srv->reactors[i % n_fixed];
 		rc = ios_reactor_call(t->r, trunk_start, t);
 		if (rc < 0)
 			return rc;

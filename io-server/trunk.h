@@ -17,7 +17,8 @@
  * Heartbeats when idle and declare the trunk dead after the io-server's
  * dead_after of silence.
  *
- * Threads. The control thread creates the trunks at start, dials, and
+ * Threads. The control thread creates the trunks at start (each on one
+ * of the reactors that never park), dials, and
  * posts each new connection to the trunk's reactor; that reactor alone
  * owns the connection, its state and its ports' placement: a port names
  * the trunk's reactor while the trunk is up and no reactor while it is
