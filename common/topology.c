@@ -951,7 +951,7 @@ static int topo_ioserver(struct topo_ctx *c, const yaml_node_t *map)
 
 /* hosts[] */
 
-enum { HOST_NAME, HOST_METRICS, HOST_CONTROL, HOST_DPDK, N_HOST_KEYS };
+enum { HOST_NAME, HOST_METRICS, HOST_CONTROL, HOST_DPDK, HOST_KEY_FILE, N_HOST_KEYS };
 
 #define F(field) offsetof(struct vrio_topo_host, field)
 static const struct topo_key host_keys[N_HOST_KEYS] = {
@@ -959,6 +959,7 @@ static const struct topo_key host_keys[N_HOST_KEYS] = {
 	[HOST_METRICS] = { "metrics", topo_p_hostport, F(metrics), 0, 0, 0 },
 	[HOST_CONTROL] = { "control", topo_p_socket, F(control), 0, 0, 0 },
 	[HOST_DPDK] = { "dpdk", topo_p_dpdk, F(dpdk), 0, 0, 0 },
+	[HOST_KEY_FILE] = { "key_file", topo_p_path, F(key_file), 0, 0, 0 },
 };
 #undef F
 
@@ -2438,6 +2439,7 @@ void vrio_topology_free(struct vrio_topology *t)
 	for (size_t i = 0; i < t->n_hosts; i++) {
 		free(t->hosts[i].name);
 		free(t->hosts[i].metrics);
+		free(t->hosts[i].key_file);
 		free(t->hosts[i].control);
 		topo_dpdk_free(&t->hosts[i].dpdk);
 	}

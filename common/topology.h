@@ -87,6 +87,10 @@ struct vrio_topo_host {
 	char *metrics;		/* "host:port" or NULL */
 	char *control;		/* control socket; never NULL (see VRIO_TOPO_CONTROL_DIR) */
 	struct vrio_topo_dpdk dpdk;
+	/* The host's secret (keyfile.h, VRIO_AUTH_KEY_MIN bytes or more) that
+	 * it and the io-servers prove on every connection; NULL: none, the
+	 * host connects unauthenticated. */
+	char *key_file;
 	unsigned line, col;
 };
 

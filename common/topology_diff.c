@@ -223,6 +223,7 @@ static const struct diff_key host_keys[] = {
 	{ "metrics", HOST(metrics), same_str, show_str, 0 },
 	{ "control", HOST(control), same_str, show_str, 0 },
 	{ "dpdk", HOST(dpdk), same_dpdk, show_dpdk, 0 },
+	{ "key_file", HOST(key_file), same_str, show_str, 0 },
 };
 #undef HOST
 

@@ -174,7 +174,7 @@ static const struct bad_case bad_cases[] = {
 	  "topo.yaml:5:12: expected a mapping for 'cores', got '2'" },
 	{ "unknown host key", HDR "    metric: 127.0.0.1:9401\n",
 	  "topo.yaml:7:5: unknown key 'metric' in host (expected one of: name, metrics, control, "
-	  "dpdk)" },
+	  "dpdk, key_file)" },
 	{ "dpdk not a mapping", HDR "    dpdk: net_memif0\n",
 	  "topo.yaml:7:11: expected a mapping for 'dpdk', got 'net_memif0'" },
 	{ "dpdk port out of range", HDR "    dpdk: {port: 70000}\n",
