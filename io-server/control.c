@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Control messages on a host's connection, on its front reactor: Hello,
- * Attach and Detach, DeviceError, Heartbeat, IOTLB invalidations, Error.
+ * Control messages on a host's connection, on its front reactor: Hello
+ * and Auth (the challenge-response of auth.h), Attach and Detach, DeviceError, Heartbeat, IOTLB invalidations, Error.
  * One table of handlers; the data path (session.c) only sees devices
  * attached here.
  */
@@ -10,20 +10,75 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
+#include "auth.h"
 #include "ctrl.h"
 #include "ioserver_internal.h"
+#include "keyfile.h"
 #include "log.h"
+
+/* A host that cannot prove its key: counted, one line with its address,
+ * an Error, and the close. */
+static int auth_refuse(struct ios_session *s, int host, uint64_t seq, const char *why)
+{
+	char msg[192];
+
+	vrio_counter_add(&ios_rctx(s->r)->auth_failures[host], 1);
+	snprintf(msg, sizeof(msg), "%s: authentication failed", s->srv->hosts[host].name);
+	VRIO_WARN_RL("%s: host %s refused: %s", s->conn->name, s->srv->hosts[host].name, why);
+	s->auth_pending = false;
+	OPENSSL_cleanse(s->auth_expect, sizeof(s->auth_expect));
+	return ios_session_send_error(s, seq, -EACCES, msg);
+}
+
+/*
+ * With a key for the host: our nonce and proof go in our Hello, and the
+ * host's proof is computed now and kept for its Auth (auth.h), so that
+ * nothing refers to the key after this function.
+ */
+static int hello_challenge(struct ios_session *s, int host, const Vrio__Hello *h,
+			   const struct vrio_key *key, Vrio__Hello *reply, uint8_t *nonce,
+			   uint8_t *proof)
+{
+	struct vrio_auth_ctx c = {
+		.key = key->bytes,
+		.key_len = key->len,
+		.host = s->srv->hosts[host].name,
+		.ioserver = s->srv->name,
+		.host_nonce = h->nonce.data,
+		.ios_nonce = nonce,
+	};
+	int rc;
+
+	if (h->nonce.len != VRIO_AUTH_NONCE_LEN)
+		return -EACCES;
+	rc = vrio_auth_nonce(nonce);
+	if (rc == 0)
+		rc = vrio_auth_proof(&c, VRIO_AUTH_IOSERVER, proof);
+	if (rc == 0)
+		rc = vrio_auth_proof(&c, VRIO_AUTH_HOST, s->auth_expect);
+	if (rc < 0)
+		return rc;
+	reply->nonce.data = nonce;
+	reply->nonce.len = VRIO_AUTH_NONCE_LEN;
+	reply->proof.data = proof;
+	reply->proof.len = VRIO_AUTH_PROOF_LEN;
+	return 0;
+}
 
 static int ctrl_hello(struct ios_session *s, const Vrio__Ctrl *m)
 {
 	Vrio__Ctrl reply = VRIO__CTRL__INIT;
 	Vrio__Hello hello = VRIO__HELLO__INIT;
 	const Vrio__Hello *h = m->hello;
+	uint8_t nonce[VRIO_AUTH_NONCE_LEN], proof[VRIO_AUTH_PROOF_LEN];
+	const struct vrio_key *key;
 	char node[64], msg[256];
 	struct ios_trunk *t;
 	int rc, host;
 
-	if (s->state != IOS_SESSION_HELLO)
+	if (s->state != IOS_SESSION_HELLO || s->auth_pending)
 		return ios_session_garbage(s, "second hello");
 	ios_printable(node, sizeof(node), h->node);
 	if (h->version != VRIO_PROTO_VERSION) {
@@ -48,6 +103,17 @@ static int ctrl_hello(struct ios_session *s, const Vrio__Ctrl *m)
 		snprintf(msg, sizeof(msg), "%s is not a host of the topology", node);
 		return ios_session_send_error(s, m->seq, -EPERM, msg);
 	}
+	key = __atomic_load_n(&s->srv->hosts[host].key, __ATOMIC_ACQUIRE);
+	if (key) {
+		rc = hello_challenge(s, host, h, key, &hello, nonce, proof);
+		if (rc == -EACCES)
+			return auth_refuse(s, host, m->seq,
+					   h->nonce.len ? "a nonce of the wrong length" :
+							  "it sent no nonce, but its key_file is set here");
+		if (rc < 0)
+			return ios_session_reject(s, rc, "cannot make a challenge: %s",
+						  strerror(-rc));
+	}
 	s->host = host;
 	snprintf(s->name, sizeof(s->name), "%s@%s", s->srv->hosts[host].name, s->conn->name);
 	hello.version = VRIO_PROTO_VERSION;
@@ -56,10 +122,49 @@ static int ctrl_hello(struct ios_session *s, const Vrio__Ctrl *m)
 	reply.msg_case = VRIO__CTRL__MSG_HELLO;
 	reply.hello = &hello;
 	rc = ios_session_send_ctrl(s, &reply);
+	OPENSSL_cleanse(proof, sizeof(proof));
 	if (rc < 0)
 		return ios_session_reject(s, rc, "cannot answer hello: %s", strerror(-rc));
+	if (key) {
+		s->auth_pending = true;
+		return 0;
+	}
 	s->state = IOS_SESSION_READY;
-	VRIO_INFO("%s: hello", s->name);
+	VRIO_INFO("%s: hello (unauthenticated: no key_file for host %s)", s->name,
+		  s->srv->hosts[host].name);
+	return 0;
+}
+
+/* A connection that goes before the host proved its key (its local-hv
+ * found our proof wrong: another key) is a failed authentication too. */
+void ios_control_closed(struct ios_session *s)
+{
+	if (!s->auth_pending)
+		return;
+	vrio_counter_add(&ios_rctx(s->r)->auth_failures[s->host], 1);
+	VRIO_WARN_RL("%s: host %s refused: the connection ended before it proved its key (another key?)",
+		     s->conn->name, s->srv->hosts[s->host].name);
+	s->auth_pending = false;
+	OPENSSL_cleanse(s->auth_expect, sizeof(s->auth_expect));
+}
+
+/* The host's proof, in answer to our Hello's challenge. */
+static int ctrl_auth(struct ios_session *s, const Vrio__Ctrl *m)
+{
+	const ProtobufCBinaryData *p = &m->auth->proof;
+	int host = s->host;
+
+	if (s->state != IOS_SESSION_HELLO || !s->auth_pending)
+		return ios_session_garbage(s, "auth without a challenge");
+	if (p->len != VRIO_AUTH_PROOF_LEN ||
+	    CRYPTO_memcmp(p->data, s->auth_expect, VRIO_AUTH_PROOF_LEN) != 0)
+		return auth_refuse(s, host, m->seq, p->len != VRIO_AUTH_PROOF_LEN ?
+					   "a proof of the wrong length" :
+					   "wrong proof (another key, or a replayed answer)");
+	s->auth_pending = false;
+	OPENSSL_cleanse(s->auth_expect, sizeof(s->auth_expect));
+	s->state = IOS_SESSION_READY;
+	VRIO_INFO("%s: hello, authenticated", s->name);
 	return 0;
 }
 
@@ -94,6 +199,14 @@ static int attach_refuse(struct ios_session *s, uint64_t seq, const char *device
 	return attach_reply(s, seq, device, status, err, NULL);
 }
 
+/* Not this host's device: counted, one line with the peer's address. */
+static int attach_forbidden(struct ios_session *s, uint64_t seq, const char *device,
+			    const char *err)
+{
+	vrio_counter_add(&ios_rctx(s->r)->attach_refused[s->host], 1);
+	return attach_refuse(s, seq, device, -EPERM, err);
+}
+
 static int ctrl_attach(struct ios_session *s, const Vrio__Ctrl *m)
 {
 	const char *name = m->attach->device ? m->attach->device : "";
@@ -109,8 +222,9 @@ static int ctrl_attach(struct ios_session *s, const Vrio__Ctrl *m)
 		return attach_refuse(s, m->seq, name, -ENOENT, err);
 	}
 	if (strcmp(d->host, s->srv->hosts[s->host].name)) {
-		snprintf(err, sizeof(err), "%s belongs to host %s", d->name, d->host);
-		return attach_refuse(s, m->seq, name, -EPERM, err);
+		snprintf(err, sizeof(err), "%s belongs to host %s, not to %s", d->name, d->host,
+			 s->srv->hosts[s->host].name);
+		return attach_forbidden(s, m->seq, name, err);
 	}
 	if (s->att[d->id]) {
 		snprintf(err, sizeof(err), "%s is already attached on this connection", d->name);
@@ -271,6 +385,7 @@ static const struct ios_ctrl_handler {
 	bool needs_hello;
 } ctrl_handlers[] = {
 	{ VRIO__CTRL__MSG_HELLO, ctrl_hello, false },
+	{ VRIO__CTRL__MSG_AUTH, ctrl_auth, false },
 	{ VRIO__CTRL__MSG_ATTACH, ctrl_attach, true },
 	{ VRIO__CTRL__MSG_DETACH, ctrl_detach, true },
 	{ VRIO__CTRL__MSG_DEVICE_ERROR, ctrl_device_error, true },

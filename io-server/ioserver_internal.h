@@ -141,6 +141,9 @@ struct ios_session {
 	struct ios_req_list unflushed;	/* sent, not yet flushed */
 	struct ios_attach_list atts;
 	struct ios_attach *att[IOS_MAX_DEVICES];	/* by dev_id */
+	/* HELLO, after our Hello to a host with a key: the Auth expected. */
+	bool auth_pending;
+	uint8_t auth_expect[32];	/* VRIO_AUTH_PROOF_LEN */
 };
 
 TAILQ_HEAD(ios_session_list, ios_session);
@@ -156,6 +159,8 @@ struct ios_rctx {
 	struct vrio_conn_stats conn_pub[IOS_MAX_HOSTS];
 	/* By host slot too: heartbeats sent, connections found dead. */
 	uint64_t hb_sent[IOS_MAX_HOSTS], hb_timeouts[IOS_MAX_HOSTS];
+	/* Connections whose proof failed; attaches refused (control.c). */
+	uint64_t auth_failures[IOS_MAX_HOSTS], attach_refused[IOS_MAX_HOSTS];
 };
 
 static inline struct ios_rctx *ios_rctx(struct ios_reactor *r)
@@ -168,6 +173,7 @@ static inline struct ios_rctx *ios_rctx(struct ios_reactor *r)
 struct ios_host {
 	char name[64];
 	bool present;			/* atomic: in the current topology */
+	struct vrio_key *key;		/* atomic; NULL: no key_file (hostkeys.c) */
 };
 
 /* A move's outcome, shared by the control thread that waits for it and
@@ -207,6 +213,8 @@ struct ios_server {
 	int wakefd;			/* reactors wake the main thread */
 	struct vrio_config_state cfg;	/* the loaded configuration */
 	uint64_t started_ns;
+	struct vrio_key **retired_keys;	/* control thread (hostkeys.c) */
+	unsigned n_retired_keys;
 };
 
 /* device.c, control thread */
@@ -273,6 +281,8 @@ const char *ios_printable(char *dst, size_t n, const char *src);
 
 /* control.c: CTRL frames (hello, attach, detach, IOTLB, heartbeat). */
 int ios_control_frame(struct ios_session *s, const struct vrio_frame *f, const void *payload);
+/* The connection closes: one still to prove its key counts as refused. */
+void ios_control_closed(struct ios_session *s);
 
 /* server.c */
 int ios_server_init(struct ios_server *srv, struct vrio_topology *topo, const char *node,
@@ -298,6 +308,18 @@ int ios_server_host(struct ios_server *srv, const char *name, bool add);
 void ios_server_wake_main(struct ios_server *srv);
 /* Busy fraction of a reactor since the last call for it (control). */
 double ios_reactor_busy(struct ios_server *srv, unsigned idx);
+
+/* hostkeys.c, control thread */
+struct vrio_key;
+/* Reads every host's key file of t into *out ([t->n_hosts], NULL for a
+ * host without one); an error names the file in why. */
+int ios_hostkeys_load(struct ios_server *srv, const struct vrio_topology *t,
+		      struct vrio_key ***out, char *why, size_t n);
+void ios_hostkeys_drop(struct vrio_key **keys, size_t n);
+/* Points each host's slot at its key; takes keys. */
+void ios_hostkeys_install(struct ios_server *srv, const struct vrio_topology *t,
+			  struct vrio_key **keys);
+void ios_hostkeys_fini(struct ios_server *srv);
 
 /* reload.c, control thread */
 /* Applies the topology's devices to a server with none (start-up). */

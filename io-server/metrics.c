@@ -226,7 +226,7 @@ static const char *conn_fill(const void *arg, unsigned h, struct vrio_conn_stats
 	return srv->hosts[h].name;
 }
 
-/* Liveness (heartbeat.h), by host, over reactors. */
+/* Liveness (heartbeat.h) and access (control.c), by host, over reactors. */
 static void metrics_heartbeats(struct ios_server *srv, struct vrio_mw *w)
 {
 	static const struct {
@@ -239,6 +239,12 @@ static void metrics_heartbeats(struct ios_server *srv, struct vrio_mw *w)
 		{ "vrio_ioserver_heartbeat_timeouts_total",
 		  "Connections closed because nothing arrived for dead_after",
 		  offsetof(struct ios_rctx, hb_timeouts) },
+		{ "vrio_ioserver_auth_failures_total",
+		  "Connections refused because the host did not prove its key",
+		  offsetof(struct ios_rctx, auth_failures) },
+		{ "vrio_ioserver_attach_refused_total",
+		  "Attaches refused because the device belongs to another host",
+		  offsetof(struct ios_rctx, attach_refused) },
 	};
 	unsigned n = __atomic_load_n(&srv->n_hosts, __ATOMIC_ACQUIRE);
 	char name[128], lab[160];

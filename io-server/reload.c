@@ -44,9 +44,17 @@ static void set_hosts(struct ios_server *srv, const struct vrio_topology *t)
 int ios_server_apply_initial(struct ios_server *srv)
 {
 	const struct vrio_topology *t = srv->topo;
+	struct vrio_key **keys;
+	char why[512];
 	int rc;
 
+	rc = ios_hostkeys_load(srv, t, &keys, why, sizeof(why));
+	if (rc < 0) {
+		VRIO_ERR("%s", why);
+		return rc;
+	}
 	set_hosts(srv, t);
+	ios_hostkeys_install(srv, t, keys);
 	for (size_t i = 0; i < t->n_devices; i++) {
 		if (t->devices[i].io_server != srv->self)
 			continue;
@@ -170,6 +178,7 @@ static void swap_topology(struct ios_server *srv, struct vrio_topology *t)
 void ios_server_reload(struct ios_server *srv, struct vrio_reload_report *res)
 {
 	struct ios_chain **chains = NULL;
+	struct vrio_key **keys = NULL;
 	struct vrio_topo_diff diff;
 	struct vrio_topology *t = NULL;
 	int rc;
@@ -197,6 +206,11 @@ void ios_server_reload(struct ios_server *srv, struct vrio_reload_report *res)
 		vrio_config_failed(&srv->cfg, srv->name, res, -EPERM);
 		goto out;
 	}
+	rc = ios_hostkeys_load(srv, t, &keys, res->error, sizeof(res->error));
+	if (rc < 0) {
+		vrio_config_failed(&srv->cfg, srv->name, res, rc);
+		goto out;
+	}
 	/* New devices are opened against the new file's entries. */
 	chains = calloc(diff.n ? diff.n : 1, sizeof(*chains));
 	rc = chains ? build_chains(srv, &diff, chains, res) : -ENOMEM;
@@ -210,6 +224,8 @@ void ios_server_reload(struct ios_server *srv, struct vrio_reload_report *res)
 		goto out;
 	}
 	set_hosts(srv, t);
+	ios_hostkeys_install(srv, t, keys);
+	keys = NULL;
 	apply(srv, &diff, chains);
 	ios_chains_reloaded(srv);
 	free(chains);
@@ -227,6 +243,7 @@ void ios_server_reload(struct ios_server *srv, struct vrio_reload_report *res)
 		    res->n_changed, res->unchanged);
 	return;
 out:
+	ios_hostkeys_drop(keys, t->n_hosts);
 	free(chains);
 	vrio_topology_diff_free(&diff);
 	vrio_topology_free(t);

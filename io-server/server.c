@@ -334,6 +334,7 @@ void ios_server_fini(struct ios_server *srv)
 		while ((s = TAILQ_FIRST(&x->sessions)))
 			ios_session_free(s);
 	}
+	ios_hostkeys_fini(srv);
 	for (i = 0; i < srv->n_slots; i++) {
 		struct ios_device *d = srv->devs[i];
 

@@ -186,6 +186,7 @@ static void session_close(struct ios_session *s, bool garbage, const char *reaso
 
 	if (!s->conn)
 		return;
+	ios_control_closed(s);
 	if (garbage)
 		VRIO_WARN_RL("%s: connection closed: %s", s->name, reason);
 	else

@@ -219,6 +219,8 @@ enum lhv_peer_state {
 	LHV_PEER_LOST,		/* connection closed or refused; not heard from since */
 };
 
+struct vrio_key;
+
 struct lhv_upstream {
 	struct lhv *l;
 	char name[64];			/* the io-server's */
@@ -236,8 +238,15 @@ struct lhv_upstream {
 	unsigned ndevs;
 	uint64_t conn_resps;		/* RESP frames on this connection */
 	bool said_goodbye;		/* the last connection ended with one */
+	/* Poller: Attach messages may go (the io-server took our proof, or
+	 * this host has no key and sends them behind its Hello). */
+	bool authed;
+	uint8_t nonce[32];		/* this connection's (proto/auth.h) */
+	unsigned auth_streak;		/* connections refused in a row */
+	char auth_why[640];		/* the last refusal, for its log line */
 	struct {
 		uint64_t connects, disconnects, protocol_errors, resent;
+		uint64_t auth_failures;	/* either side's proof failed */
 		uint64_t heartbeats, heartbeat_timeouts;
 		/* Clean stops of the io-server (its goodbye), and requests it
 		 * said it answered that never arrived (0 unless it lies). */
@@ -259,6 +268,9 @@ struct lhv {
 	struct vrio_topology *topo;	/* main thread */
 	const struct vrio_topo_host *host;	/* main thread */
 	char node[64];
+	/* This host's key_file, read at start (a reload may not change it);
+	 * NULL: none, the connections go unauthenticated. */
+	struct vrio_key *key;
 	char config_path[PATH_MAX];
 	/* This node, for the EAL and the transports' set-up: lhv_vhost_init(). */
 	struct vrio_transport_node self;

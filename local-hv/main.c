@@ -24,7 +24,9 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "auth.h"
 #include "ctl.h"
+#include "keyfile.h"
 #include "localhv.h"
 #include "reload.h"
 #include "signals.h"
@@ -98,6 +100,21 @@ static int lhv_init(struct lhv *l, const char *config, const char *node)
 	if (!l->host) {
 		VRIO_ERR("%s: no host named '%s' under hosts:", l->topo->path, node);
 		return -ENOENT;
+	}
+	if (l->host->key_file) {
+		char why[384];
+		int rc = vrio_key_load(l->host->key_file, VRIO_AUTH_KEY_MIN, VRIO_AUTH_KEY_MAX,
+				       "a host's key file holds 32 to 4096 random bytes", &l->key,
+				       why, sizeof(why));
+
+		if (rc < 0) {
+			VRIO_ERR("%s:%u:%u: host '%s': %s", l->topo->path, l->host->line,
+				 l->host->col, node, why);
+			return rc;
+		}
+	} else {
+		VRIO_WARN("%s: no key_file: the io-servers cannot tell this host from any peer that says it is %s",
+			  node, node);
 	}
 	l->mainfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	return l->mainfd < 0 ? -errno : 0;
@@ -220,6 +237,7 @@ out:
 	lhv_devs_fini(&l);
 	if (l.mainfd >= 0)
 		close(l.mainfd);
+	vrio_key_free(l.key);
 	vrio_topology_free(l.topo);
 	return rc < 0 ? 1 : 0;
 }

@@ -196,6 +196,8 @@ static void up_metrics(struct vrio_mw *w, const struct lhv *l)
 	UP_COUNTER(disconnects, "vrio_localhv_upstream_disconnects_total", "Connections lost")
 	UP_COUNTER(protocol_errors, "vrio_localhv_upstream_protocol_errors_total",
 		   "Connections closed because the peer sent something malformed")
+	UP_COUNTER(auth_failures, "vrio_localhv_upstream_auth_failures_total",
+		   "Connections closed because the io-server or this host could not prove the key")
 	UP_COUNTER(resent, "vrio_localhv_upstream_resent_total",
 		   "Requests sent again after a reconnect")
 	UP_COUNTER(heartbeats, "vrio_localhv_upstream_heartbeats_sent_total",

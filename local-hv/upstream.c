@@ -22,7 +22,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
+#include "auth.h"
 #include "ctrl.h"
+#include "keyfile.h"
 #include "localhv.h"
 #include "log.h"
 
@@ -184,6 +188,8 @@ static int send_attach(struct lhv_upstream *up, struct lhv_dev *d)
 	return rc;
 }
 
+/* Our Hello. Without a key our Attach messages follow it at once; with
+ * one they wait for the io-server's proof (hello_auth). */
 static int up_start(struct lhv_upstream *up)
 {
 	Vrio__Ctrl m = VRIO__CTRL__INIT;
@@ -191,11 +197,79 @@ static int up_start(struct lhv_upstream *up)
 	unsigned i;
 	int rc;
 
+	up->authed = !up->l->key;
 	hello.version = VRIO_PROTO_VERSION;
 	hello.node = up->l->node;
+	if (up->l->key) {
+		rc = vrio_auth_nonce(up->nonce);
+		if (rc < 0)
+			return rc;
+		hello.nonce.data = up->nonce;
+		hello.nonce.len = VRIO_AUTH_NONCE_LEN;
+	}
 	m.msg_case = VRIO__CTRL__MSG_HELLO;
 	m.hello = &hello;
 	rc = send_ctrl(up, &m);
+	for (i = 0; rc == 0 && up->authed && i < up->ndevs; i++)
+		rc = send_attach(up, up->devs[i]);
+	if (rc == 0)
+		rc = up->conn->ops->flush(up->conn) < 0 ? -EPIPE : 0;
+	return rc;
+}
+
+/*
+ * The io-server's Hello, with a key: it must carry the io-server's proof
+ * over our nonce and its own (proto/auth.h); then our proof goes, and
+ * behind it the Attach messages. -EACCES if it cannot prove the key.
+ */
+static int hello_auth(struct lhv_upstream *up, const Vrio__Hello *h)
+{
+	const struct vrio_key *key = up->l->key;
+	struct vrio_auth_ctx c = {
+		.host = up->l->node,
+		.ioserver = up->name,
+		.host_nonce = up->nonce,
+		.ios_nonce = h->nonce.data,
+	};
+	Vrio__Ctrl m = VRIO__CTRL__INIT;
+	Vrio__Auth auth = VRIO__AUTH__INIT;
+	uint8_t proof[VRIO_AUTH_PROOF_LEN];
+	unsigned i;
+	int rc;
+
+	if (!key)
+		return 0;
+	if (up->authed) {
+		VRIO_ERR("%s: second hello from the io-server", up_name(up));
+		return -EBADMSG;
+	}
+	c.key = key->bytes;
+	c.key_len = key->len;
+	if (h->nonce.len != VRIO_AUTH_NONCE_LEN || !h->proof.len) {
+		vrio_counter_add(&up->st.auth_failures, 1);
+		snprintf(up->auth_why, sizeof(up->auth_why),
+			 "io-server %s (%s) did not prove this host's key (it has no key_file for %s?)",
+			 up_name(up), up->listen, up->l->node);
+		return -EACCES;
+	}
+	rc = vrio_auth_check(&c, VRIO_AUTH_IOSERVER, h->proof.data, h->proof.len);
+	if (rc < 0) {
+		vrio_counter_add(&up->st.auth_failures, 1);
+		snprintf(up->auth_why, sizeof(up->auth_why),
+			 "io-server %s (%s) answered with a wrong proof: another key for %s",
+			 up_name(up), up->listen, up->l->node);
+		return -EACCES;
+	}
+	rc = vrio_auth_proof(&c, VRIO_AUTH_HOST, proof);
+	if (rc < 0)
+		return rc;
+	auth.proof.data = proof;
+	auth.proof.len = sizeof(proof);
+	m.msg_case = VRIO__CTRL__MSG_AUTH;
+	m.auth = &auth;
+	rc = send_ctrl(up, &m);
+	OPENSSL_cleanse(proof, sizeof(proof));
+	up->authed = true;
 	for (i = 0; rc == 0 && i < up->ndevs; i++)
 		rc = send_attach(up, up->devs[i]);
 	if (rc == 0)
@@ -400,10 +474,17 @@ static int on_ctrl(struct lhv_upstream *up, const void *payload, uint32_t len)
 			rc = -EPROTONOSUPPORT;
 			break;
 		}
+		rc = hello_auth(up, m->hello);
+		if (rc < 0)
+			break;
 		if (__atomic_exchange_n(&up->peer, LHV_PEER_UP, __ATOMIC_RELAXED) == LHV_PEER_DEAD)
 			VRIO_NOTICE("%s: io-server answers again (%u connection(s) declared dead)",
 				    up_name(up), up->dead_streak);
 		up->dead_streak = 0;
+		if (up->auth_streak && up->l->key)
+			VRIO_NOTICE("%s: authenticated again after %u refused connection(s)",
+				    up_name(up), up->auth_streak);
+		up->auth_streak = 0;
 		break;
 	case VRIO__CTRL__MSG_ATTACH_REPLY:
 		rc = on_attach_reply(up, m->attach_reply);
@@ -424,6 +505,15 @@ static int on_ctrl(struct lhv_upstream *up, const void *payload, uint32_t len)
 		if (m->error->status == -ESHUTDOWN) {
 			on_goodbye(up, m->error);
 			rc = -ESHUTDOWN;
+			break;
+		}
+		if (m->error->status == -EACCES) {
+			/* Refused: logged by lhv_up_poll, once per streak. */
+			vrio_counter_add(&up->st.auth_failures, 1);
+			snprintf(up->auth_why, sizeof(up->auth_why),
+				 "io-server %s (%s) refused this host's proof: %s", up_name(up),
+				 up->listen, m->error->message ? m->error->message : "");
+			rc = -EACCES;
 			break;
 		}
 		VRIO_ERR("%s: io-server error: %s", up_name(up),
@@ -484,6 +574,15 @@ int lhv_up_poll(struct lhv_upstream *up, uint64_t now)
 		up_down_why(up, rc, "the io-server stopped", true);
 		return 1;
 	}
+	if (rc == -EACCES) {
+		/* Every retry ends the same way until a key changes: the
+		 * first refusal is an error, then every tenth. */
+		if (up->auth_streak++ % 10 == 0)
+			VRIO_ERR("%s: authentication failed: %s", up_name(up), up->auth_why);
+		up->failures++;
+		up_down_why(up, rc, up->auth_why, true);
+		return 1;
+	}
 	if (rc < 0) {
 		if (rc != -ECONNRESET)
 			vrio_counter_add(&up->st.protocol_errors, 1);
@@ -495,7 +594,9 @@ int lhv_up_poll(struct lhv_upstream *up, uint64_t now)
 		up_dead(up, now);
 		return 1;
 	case VRIO_HB_SEND:
-		send_heartbeat(up);
+		/* Not before our proof: the io-server takes nothing else. */
+		if (up->authed)
+			send_heartbeat(up);
 		break;
 	default:
 		break;
@@ -517,7 +618,7 @@ void lhv_up_link(struct lhv_upstream *up, struct lhv_dev *d)
 	up->devs[up->ndevs++] = d;
 	d->linked = true;
 	__atomic_store_n(&d->att_state, LHV_ATT_NONE, __ATOMIC_RELEASE);
-	if (up->conn && send_attach(up, d) < 0)
+	if (up->conn && up->authed && send_attach(up, d) < 0)
 		up_down(up, -EPIPE);
 }
 

@@ -55,6 +55,8 @@ const char *vrio_ctrl_name(const Vrio__Ctrl *m)
 		return "iotlb-invalidate";
 	case VRIO__CTRL__MSG_IOTLB_ACK:
 		return "iotlb-ack";
+	case VRIO__CTRL__MSG_AUTH:
+		return "auth";
 	default:
 		return "unknown";
 	}

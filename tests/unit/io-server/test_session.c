@@ -9,6 +9,7 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/virtio_blk.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,9 +24,11 @@
 
 #include <cmocka.h>
 
+#include "auth.h"
 #include "ctrl.h"
 #include "ioserver_internal.h"
 
+/* %s: host2's key file, made by setup. */
 static const char topo_yaml[] =
 	"version: 1\n"
 	"io_servers:\n"
@@ -39,6 +42,8 @@ static const char topo_yaml[] =
 	"hosts:\n"
 	"  - name: host0\n"
 	"  - name: host1\n"
+	"  - name: host2\n"
+	"    key_file: %s\n"
 	"devices:\n"
 	"  - name: disk-a\n"
 	"    type: blk\n"
@@ -261,6 +266,8 @@ static void push_req(struct fake_conn *fc, uint32_t dev, uint16_t queue, uint32_
 /* ---- fixture ---- */
 
 struct fixture {
+	char dir[64], key_path[96];	/* host2's key file */
+	uint8_t key[40];
 	struct vrio_topology *topo;
 	struct ios_server srv;
 	struct ios_reactor *r;
@@ -280,12 +287,22 @@ static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct ios_device *d;
-	char err[256];
-	int i, n = 0;
+	char err[256], yaml[4096];
+	int i, n = 0, fd;
 
 	assert_non_null(f);
-	assert_int_equal(vrio_topology_parse("test.yaml", topo_yaml, strlen(topo_yaml),
-					     &f->topo, err, sizeof(err)), 0);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/vrio-test-session-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->key_path, sizeof(f->key_path), "%s/host2.key", f->dir);
+	for (i = 0; i < (int)sizeof(f->key); i++)
+		f->key[i] = (uint8_t)(i * 7 + 3);
+	fd = open(f->key_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, f->key, sizeof(f->key)), sizeof(f->key));
+	close(fd);
+	snprintf(yaml, sizeof(yaml), topo_yaml, f->key_path);
+	assert_int_equal(vrio_topology_parse("test.yaml", yaml, strlen(yaml), &f->topo, err,
+					     sizeof(err)), 0);
 	/* One reactor, not started: the test turns it. */
 	assert_int_equal(ios_server_init(&f->srv, f->topo, "io0", NULL), 0);
 	for (d = ios_device_next(&f->srv, NULL, NULL); d; d = ios_device_next(&f->srv, d, NULL))
@@ -339,6 +356,8 @@ static int teardown(void **state)
 		close(f->fc[i].efd);
 	}
 	vrio_topology_free(f->topo);
+	unlink(f->key_path);
+	rmdir(f->dir);
 	free(f);
 	return 0;
 }
@@ -531,6 +550,228 @@ static void test_request_before_hello(void **state)
 	assert_false(f->fc[1].closed);
 }
 
+/* ---- authentication (proto/auth.h), host2 has a key ---- */
+
+struct auth_run {
+	uint8_t nh[VRIO_AUTH_NONCE_LEN], ns[VRIO_AUTH_NONCE_LEN];
+	uint8_t host_proof[VRIO_AUTH_PROOF_LEN];
+};
+
+static void push_hello_nonce(struct fake_conn *fc, const char *node, const uint8_t *nonce,
+			     size_t len)
+{
+	Vrio__Ctrl m = VRIO__CTRL__INIT;
+	Vrio__Hello h = VRIO__HELLO__INIT;
+
+	h.version = VRIO_PROTO_VERSION;
+	h.node = (char *)node;
+	h.nonce.data = (uint8_t *)nonce;
+	h.nonce.len = len;
+	m.seq = 1;
+	m.msg_case = VRIO__CTRL__MSG_HELLO;
+	m.hello = &h;
+	push_ctrl(fc, &m);
+}
+
+static void push_auth(struct fake_conn *fc, const uint8_t *proof, size_t len)
+{
+	Vrio__Ctrl m = VRIO__CTRL__INIT;
+	Vrio__Auth a = VRIO__AUTH__INIT;
+
+	a.proof.data = (uint8_t *)proof;
+	a.proof.len = len;
+	m.seq = 2;
+	m.msg_case = VRIO__CTRL__MSG_AUTH;
+	m.auth = &a;
+	push_ctrl(fc, &m);
+}
+
+/* host2's Hello on connection i, the io-server's proof checked with key,
+ * and the host's proof computed for the caller to send (or not). */
+static void auth_hello(struct fixture *f, int i, struct auth_run *run)
+{
+	struct vrio_auth_ctx c = {
+		.key = f->key, .key_len = sizeof(f->key), .host = "host2", .ioserver = "io0",
+		.host_nonce = run->nh, .ios_nonce = run->ns,
+	};
+	Vrio__Ctrl *m;
+
+	assert_int_equal(vrio_auth_nonce(run->nh), 0);
+	push_hello_nonce(&f->fc[i], "host2", run->nh, sizeof(run->nh));
+	turn(f);
+	assert_int_equal(f->fc[i].n_out, 1);
+	m = out_ctrl(&f->fc[i], 0);
+	assert_int_equal(m->msg_case, VRIO__CTRL__MSG_HELLO);
+	assert_int_equal(m->hello->nonce.len, VRIO_AUTH_NONCE_LEN);
+	memcpy(run->ns, m->hello->nonce.data, VRIO_AUTH_NONCE_LEN);
+	assert_int_equal(vrio_auth_check(&c, VRIO_AUTH_IOSERVER, m->hello->proof.data,
+					 m->hello->proof.len), 0);
+	vrio_ctrl_free(m);
+	assert_int_equal(vrio_auth_proof(&c, VRIO_AUTH_HOST, run->host_proof), 0);
+	clear_out(&f->fc[i]);
+}
+
+static uint64_t host_counter(struct fixture *f, const uint64_t *by_host, const char *host)
+{
+	int slot = ios_server_host(&f->srv, host, false);
+
+	assert_true(slot >= 0);
+	return by_host[slot];
+}
+
+/* The Error that refused connection i, and its close. */
+static void refused(struct fixture *f, int i, int status)
+{
+	Vrio__Ctrl *m = out_ctrl(&f->fc[i], f->fc[i].n_out - 1);
+
+	assert_int_equal(m->msg_case, VRIO__CTRL__MSG_ERROR);
+	assert_int_equal(m->error->status, status);
+	vrio_ctrl_free(m);
+	assert_true(f->fc[i].closed);
+}
+
+static void test_auth_good(void **state)
+{
+	struct fixture *f = *state;
+	struct auth_run run;
+
+	auth_hello(f, 0, &run);
+	/* Nothing but the proof before it is given. */
+	push_auth(&f->fc[0], run.host_proof, sizeof(run.host_proof));
+	turn(f);
+	assert_int_equal(f->fc[0].n_out, 0);
+	assert_false(f->fc[0].closed);
+	assert_int_equal(f->s[0]->state, IOS_SESSION_READY);
+	/* In: only host2's own devices, and it has none here. */
+	assert_int_equal(attach(f, 0, "disk-a", NULL), -EPERM);
+	assert_int_equal(host_counter(f, ios_rctx(f->r)->attach_refused, "host2"), 1);
+	assert_int_equal(host_counter(f, ios_rctx(f->r)->auth_failures, "host2"), 0);
+	assert_false(f->fc[0].closed);
+}
+
+/* Each way in without the key: refused, counted, closed, and only it. */
+static void test_auth_refusals(void **state)
+{
+	static const char *const cases[] = {
+		"no nonce", "short nonce", "wrong proof", "short proof", "replayed proof",
+		"attach before the proof", "reflected proof", "second hello", "hung up",
+	};
+	struct auth_run run, old;
+	uint64_t fails;
+
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		struct fixture *f;
+		uint8_t bad[VRIO_AUTH_PROOF_LEN];
+		Vrio__Ctrl *m;
+
+		assert_int_equal(setup(state), 0);
+		f = *state;
+		switch (k) {
+		case 0:
+			push_hello(&f->fc[0], VRIO_PROTO_VERSION, "host2");
+			turn(f);
+			refused(f, 0, -EACCES);
+			break;
+		case 1:
+			push_hello_nonce(&f->fc[0], "host2", bad, 16);
+			turn(f);
+			refused(f, 0, -EACCES);
+			break;
+		case 2:
+			auth_hello(f, 0, &run);
+			run.host_proof[0] ^= 1;
+			push_auth(&f->fc[0], run.host_proof, sizeof(run.host_proof));
+			turn(f);
+			refused(f, 0, -EACCES);
+			break;
+		case 3:
+			auth_hello(f, 0, &run);
+			push_auth(&f->fc[0], run.host_proof, 31);
+			turn(f);
+			refused(f, 0, -EACCES);
+			break;
+		case 4:
+			/* A recorded good exchange, sent again on a new
+			 * connection: the io-server's nonce differs. */
+			auth_hello(f, 1, &old);
+			push_auth(&f->fc[1], old.host_proof, sizeof(old.host_proof));
+			turn(f);
+			assert_false(f->fc[1].closed);
+			push_hello_nonce(&f->fc[0], "host2", old.nh, sizeof(old.nh));
+			turn(f);
+			m = out_ctrl(&f->fc[0], 0);
+			assert_memory_not_equal(m->hello->nonce.data, old.ns, VRIO_AUTH_NONCE_LEN);
+			vrio_ctrl_free(m);
+			push_auth(&f->fc[0], old.host_proof, sizeof(old.host_proof));
+			turn(f);
+			refused(f, 0, -EACCES);
+			break;
+		case 5:
+			auth_hello(f, 0, &run);
+			push_attach(&f->fc[0], 7, "disk-a");
+			turn(f);
+			assert_int_equal(f->fc[0].n_out, 0);
+			assert_true(f->fc[0].closed);
+			break;
+		case 6:
+			/* The io-server's own proof sent back as the host's. */
+			assert_int_equal(vrio_auth_nonce(run.nh), 0);
+			push_hello_nonce(&f->fc[0], "host2", run.nh, sizeof(run.nh));
+			turn(f);
+			m = out_ctrl(&f->fc[0], 0);
+			memcpy(bad, m->hello->proof.data, sizeof(bad));
+			vrio_ctrl_free(m);
+			push_auth(&f->fc[0], bad, sizeof(bad));
+			turn(f);
+			refused(f, 0, -EACCES);
+			break;
+		case 7:
+			auth_hello(f, 0, &run);
+			push_hello_nonce(&f->fc[0], "host2", run.nh, sizeof(run.nh));
+			turn(f);
+			assert_true(f->fc[0].closed);
+			break;
+		default:
+			/* Its local-hv found our proof wrong and left. */
+			auth_hello(f, 0, &run);
+			f->fc[0].hung_up = true;
+			turn(f);
+			assert_true(f->fc[0].closed);
+			break;
+		}
+		fails = host_counter(f, ios_rctx(f->r)->auth_failures, "host2");
+		if (fails != 1)
+			fail_msg("case '%s': %llu failures counted, want 1", cases[k],
+				 (unsigned long long)fails);
+		assert_int_equal(f->srv.devs[0]->owner, NULL);
+		if (k != 4)
+			assert_false(f->fc[1].closed);
+		assert_int_equal(teardown(state), 0);
+	}
+	*state = NULL;
+}
+
+/* A host without a key_file here still gets in, unauthenticated, and a
+ * nonce it sends is answered without a proof (its local-hv refuses). */
+static void test_auth_keyless_host(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t nh[VRIO_AUTH_NONCE_LEN] = { 1 };
+	Vrio__Ctrl *m;
+
+	push_hello_nonce(&f->fc[0], "host0", nh, sizeof(nh));
+	turn(f);
+	m = out_ctrl(&f->fc[0], 0);
+	assert_int_equal(m->msg_case, VRIO__CTRL__MSG_HELLO);
+	assert_int_equal(m->hello->proof.len, 0);
+	vrio_ctrl_free(m);
+	assert_int_equal(f->s[0]->state, IOS_SESSION_READY);
+	/* An Auth nobody asked for is garbage. */
+	push_auth(&f->fc[0], nh, sizeof(nh));
+	turn(f);
+	assert_true(f->fc[0].closed);
+}
+
 static void test_attach_rules(void **state)
 {
 	struct fixture *f = *state;
@@ -541,6 +782,7 @@ static void test_attach_rules(void **state)
 	assert_int_equal(attach(f, 0, "no-such-disk", NULL), -ENOENT);
 	assert_int_equal(attach(f, 0, "disk-c", NULL), -ENOENT);	/* io1's */
 	assert_int_equal(attach(f, 0, "disk-b", NULL), -EPERM);		/* host1's */
+	assert_int_equal(host_counter(f, ios_rctx(f->r)->attach_refused, "host0"), 1);
 	assert_int_equal(attach(f, 0, "disk-a", &id), 0);
 	assert_int_equal(id, 0);
 	assert_non_null(f->srv.devs[0]->owner);
@@ -554,6 +796,7 @@ static void test_attach_rules(void **state)
 	assert_null(f->srv.devs[0]->owner);
 	assert_int_equal(attach(f, 1, "disk-a", &id), 0);
 }
+
 
 static void test_requests(void **state)
 {
@@ -1009,6 +1252,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hello_unknown_node, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_request_before_hello, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_attach_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auth_good, setup, teardown),
+		cmocka_unit_test(test_auth_refusals),
+		cmocka_unit_test_setup_teardown(test_auth_keyless_host, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_liveness, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_device_error, setup, teardown),
