@@ -86,6 +86,12 @@ static int cmd_check(int argc, char **argv)
 	t = load(argv[0]);
 	if (!t)
 		return 1;
+	/* Warnings, not errors: a rack may run unauthenticated. */
+	for (size_t i = 0; i < t->n_hosts; i++)
+		if (!t->hosts[i].key_file)
+			fprintf(stderr, "%s:%u:%u: warning: host '%s' has no key_file: any peer that says it is %s gets its devices\n",
+				argv[0], t->hosts[i].line, t->hosts[i].col, t->hosts[i].name,
+				t->hosts[i].name);
 	printf("%s: ok: %zu io_servers, %zu hosts, %zu devices\n", argv[0], t->n_io_servers,
 	       t->n_hosts, t->n_devices);
 	/* Where each network is switched, and the trunks that join it. */

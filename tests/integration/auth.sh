@@ -14,7 +14,8 @@
 #      no socket;
 #   3. no key on the host while the io-server has one: refused;
 #   4. a key on the host while the io-server has none: the host refuses
-#      the io-server, which proved nothing.
+#      the io-server, which proved nothing (and vrioctl check warns of
+#      the host without a key).
 # Neither daemon dies of any of it.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
@@ -109,7 +110,8 @@ main() {
 	build=$(cd "$1" && pwd)
 	vrio_binaries "$build" || skip "daemons not built in $build"
 	BENCH=$build/tools/vrio-bench
-	[[ -x $BENCH ]] || skip "vrio-bench not built in $build"
+	VRIOCTL=$build/tools/vrioctl
+	[[ -x $BENCH && -x $VRIOCTL ]] || skip "vrio-bench or vrioctl not built in $build"
 	make_tmpdir RUN
 	vrio_addrs "$RUN"
 	SOCK_A=$RUN/a.sock
@@ -160,6 +162,13 @@ main() {
 
 	log "4: a key on the host, none on the io-server"
 	topo "$RUN/io-nokey.yaml" "" host1
+	# vrioctl check warns of a host without a key, and of it alone.
+	"$VRIOCTL" check "$RUN/io.yaml" 2>"$RUN/check.err" >/dev/null || fail "check io.yaml"
+	[[ ! -s $RUN/check.err ]] || fail "check warns with every key set: $(cat "$RUN/check.err")"
+	"$VRIOCTL" check "$RUN/io-nokey.yaml" 2>"$RUN/check.err" >/dev/null || fail "check io-nokey.yaml"
+	grep -q "warning: host 'host0' has no key_file" "$RUN/check.err" ||
+		fail "check does not warn of host0 without a key"
+	! grep -q "host1" "$RUN/check.err" || fail "check warns of host1, which has a key"
 	topo "$RUN/hv.yaml" "$KEY0" host0
 	up "$RUN/io-nokey.yaml" "$RUN/hv.yaml" nokey-io
 	refused "no key on the io-server" 0
