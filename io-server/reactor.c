@@ -200,6 +200,14 @@ int ios_reactor_turn(struct ios_reactor *r)
 
 	r->now = r->clock ? r->clock() : vrio_now_ns();
 	work = ios_reactor_run_msgs(r, IOS_MSG_BUDGET);
+	/* Round-robin: the poller that went first goes last, so that none
+	 * (a deep device's completions) always takes its budget before the
+	 * others (a shallow one's). */
+	p = TAILQ_FIRST(&r->pollers);
+	if (p && TAILQ_NEXT(p, link)) {
+		TAILQ_REMOVE(&r->pollers, p, link);
+		TAILQ_INSERT_TAIL(&r->pollers, p, link);
+	}
 	for (p = TAILQ_FIRST(&r->pollers); p; p = r->poll_next) {
 		r->poll_next = TAILQ_NEXT(p, link);
 		work += p->poll(p);

@@ -10,7 +10,9 @@
  *             by one thread runs after every message that thread posted
  *             to the same reactor before it.
  *   pollers   registered and unregistered on the reactor's own thread by
- *             whoever owns them; each turn calls every poller once, and a
+ *             whoever owns them; each turn calls every poller once, each turn
+ *             starting one further along (round-robin: with their
+ *             per-poll budgets, no poller always goes first), and a
  *             poller says whether it found work (SPDK's BUSY / IDLE).
  *   sources   file descriptors a poller wants watched while the reactor
  *             sleeps (a connection, a backend's eventfd, a TAP).
