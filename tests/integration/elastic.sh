@@ -9,7 +9,9 @@
 #      unparked and a device moves onto it (vrio_ioserver_reactors_active
 #      2, _balancer_moves_total{result="ok"} >= 1) within a few seconds.
 #   3. The load stops: the device moves back and reactor 1 parks again
-#      within 12 s (the policy's bound is 10 s, plus sampling).
+#      within 12 s (the policy's bound is 10 s, plus sampling; how soon it
+#      may park, the hysteresis, is test_balance's to check: here the end
+#      of the load is only known to within a second or two).
 #   4. Both devices read back verified in full; no request failed, and
 #      both daemons stop with exit 0.
 set -euo pipefail
@@ -135,14 +137,14 @@ main() {
 
 	# 2. Load on both devices: a second reactor becomes active and a
 	# device moves onto it.
-	bench d0 "$seed" --rw randwrite --iodepth 32 --runtime 8 >"$RUN/w0.json" &
+	bench d0 "$seed" --rw randwrite --iodepth 32 --runtime 12 >"$RUN/w0.json" &
 	p0=$!
 	track_pid "$p0" vrio-bench
-	bench d1 "$((seed + 1))" --rw randwrite --iodepth 32 --runtime 8 >"$RUN/w1.json" &
+	bench d1 "$((seed + 1))" --rw randwrite --iodepth 32 --runtime 12 >"$RUN/w1.json" &
 	p1=$!
 	track_pid "$p1" vrio-bench
 	t0=$(now_ms)
-	if ! within 7 metric_is vrio_ioserver_reactors_active 2; then
+	if ! within 10 metric_is vrio_ioserver_reactors_active 2; then
 		fail "no second reactor under load: $(grep -E 'busy_ratio|reactors_active' "$RUN/metrics.txt")"
 	fi
 	log "second reactor active $(($(now_ms) - t0)) ms into the load"
@@ -167,7 +169,6 @@ main() {
 	metric_is 'vrio_ioserver_reactor_parked{reactor="1"}' 1 || fail "reactor 1 not parked"
 	metric_is 'vrio_ioserver_reactor_devices{reactor="0"}' 2 || fail "devices not packed on reactor 0"
 	metric_ge vrio_ioserver_reactor_parks_total 1 || fail "no park counted"
-	((elapsed >= 3000)) || fail "parked after only $elapsed ms: no hysteresis"
 	log "parked again $elapsed ms after the load stopped"
 
 	# 4. Everything written reads back.
