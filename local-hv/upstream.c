@@ -481,12 +481,13 @@ static int on_ctrl(struct lhv_upstream *up, const void *payload, uint32_t len)
 			VRIO_NOTICE("%s: io-server answers again (%u connection(s) declared dead)",
 				    up_name(up), up->dead_streak);
 		up->dead_streak = 0;
-		if (up->auth_streak && up->l->key)
+		break;
+	case VRIO__CTRL__MSG_ATTACH_REPLY:
+		/* An answer to an Attach: the io-server took our proof. */
+		if (up->auth_streak)
 			VRIO_NOTICE("%s: authenticated again after %u refused connection(s)",
 				    up_name(up), up->auth_streak);
 		up->auth_streak = 0;
-		break;
-	case VRIO__CTRL__MSG_ATTACH_REPLY:
 		rc = on_attach_reply(up, m->attach_reply);
 		break;
 	case VRIO__CTRL__MSG_HEARTBEAT:

@@ -19,7 +19,9 @@
 
 #include <cmocka.h>
 
+#include "auth.h"
 #include "ctrl.h"
+#include "keyfile.h"
 #include "localhv.h"
 #include "log.h"
 
@@ -548,12 +550,182 @@ static void test_goodbye(void **state)
 	assert_int_equal(f->up->st.goodbye_unanswered, 2);
 }
 
+
+/* ---- authentication: this host has a key (proto/auth.h) ---- */
+
+static uint8_t key_bytes[32], other_bytes[32];
+static struct vrio_key host_key = { .bytes = key_bytes, .len = sizeof(key_bytes) };
+
+/* The nonce of local-hv's Hello on fc (its first frame). */
+static void hello_nonce(struct fake_conn *fc, uint8_t nh[VRIO_AUTH_NONCE_LEN])
+{
+	Vrio__Ctrl *m = vrio_ctrl_unpack(fc->out[0].buf, fc->out[0].f.len);
+
+	assert_non_null(m);
+	assert_int_equal(m->msg_case, VRIO__CTRL__MSG_HELLO);
+	assert_int_equal(m->hello->nonce.len, VRIO_AUTH_NONCE_LEN);
+	memcpy(nh, m->hello->nonce.data, VRIO_AUTH_NONCE_LEN);
+	vrio_ctrl_free(m);
+}
+
+/* The io-server's Hello: its nonce ns and a proof under `key` (NULL: no
+ * proof at all) over nh and ns. */
+static void push_challenge(struct fake_conn *fc, const uint8_t *nh, const uint8_t *ns,
+			   const uint8_t *key)
+{
+	struct vrio_auth_ctx c = {
+		.key = key, .key_len = 32, .host = "host0", .ioserver = "io0",
+		.host_nonce = nh, .ios_nonce = ns,
+	};
+	uint8_t proof[VRIO_AUTH_PROOF_LEN];
+	Vrio__Ctrl m = VRIO__CTRL__INIT;
+	Vrio__Hello h = VRIO__HELLO__INIT;
+
+	h.version = VRIO_PROTO_VERSION;
+	h.node = (char *)"io0";
+	h.nonce.data = (uint8_t *)ns;
+	h.nonce.len = VRIO_AUTH_NONCE_LEN;
+	if (key) {
+		assert_int_equal(vrio_auth_proof(&c, VRIO_AUTH_IOSERVER, proof), 0);
+		h.proof.data = proof;
+		h.proof.len = sizeof(proof);
+	}
+	m.msg_case = VRIO__CTRL__MSG_HELLO;
+	m.hello = &h;
+	push_ctrl(fc, &m);
+}
+
+static int setup_key(void **state)
+{
+	struct fixture *f;
+
+	for (unsigned i = 0; i < sizeof(key_bytes); i++) {
+		key_bytes[i] = (uint8_t)(i + 1);
+		other_bytes[i] = (uint8_t)(i + 2);
+	}
+	setup(state);
+	f = *state;
+	f->l.key = &host_key;
+	return 0;
+}
+
+static void test_auth_good(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t nh[VRIO_AUTH_NONCE_LEN], ns[VRIO_AUTH_NONCE_LEN] = { 9, 8, 7 };
+	struct vrio_auth_ctx c = {
+		.key = key_bytes, .key_len = 32, .host = "host0", .ioserver = "io0",
+		.host_nonce = nh, .ios_nonce = ns,
+	};
+	struct fake_conn *fc;
+	Vrio__Ctrl *m;
+
+	/* The Hello alone, with a nonce; no Attach, and no heartbeat while
+	 * the io-server has not answered. */
+	poll_at(f, 0);
+	fc = conns[0];
+	assert_int_equal(fc->n_out, 1);
+	hello_nonce(fc, nh);
+	poll_at(f, 150);
+	assert_int_equal(fc->n_out, 1);
+	/* Its proof checks: ours goes, then the Attach. */
+	push_challenge(fc, nh, ns, key_bytes);
+	poll_at(f, 160);
+	assert_false(fc->closed);
+	assert_int_equal(fc->n_out, 3);
+	m = vrio_ctrl_unpack(fc->out[1].buf, fc->out[1].f.len);
+	assert_non_null(m);
+	assert_int_equal(m->msg_case, VRIO__CTRL__MSG_AUTH);
+	assert_int_equal(vrio_auth_check(&c, VRIO_AUTH_HOST, m->auth->proof.data,
+					 m->auth->proof.len), 0);
+	vrio_ctrl_free(m);
+	assert_int_equal(out_case(fc, 2), VRIO__CTRL__MSG_ATTACH);
+	push_attach_reply(fc);
+	poll_at(f, 170);
+	assert_string_equal(view(f), "attached");
+	assert_int_equal(f->up->st.auth_failures, 0);
+}
+
+/* Each io-server that cannot prove the key: closed before anything but
+ * the Hello went, counted, not a protocol error, and tried again. */
+static void test_auth_refusals(void **state)
+{
+	static const char *const cases[] = {
+		"another key", "no proof", "a proof replayed from another connection",
+		"the io-server refuses our proof",
+	};
+	uint8_t nh[VRIO_AUTH_NONCE_LEN], old_nh[VRIO_AUTH_NONCE_LEN];
+	uint8_t ns[VRIO_AUTH_NONCE_LEN] = { 1, 2, 3 };
+	struct fixture *f = *state;
+	struct fake_conn *fc;
+	uint64_t at = 0;
+
+	for (unsigned k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		at += 3000;
+		poll_at(f, at);
+		fc = conns[n_conns - 1];
+		assert_int_equal(fc->n_out, 1);
+		hello_nonce(fc, nh);
+		switch (k) {
+		case 0:
+			push_challenge(fc, nh, ns, other_bytes);
+			break;
+		case 1:
+			push_challenge(fc, nh, ns, NULL);
+			break;
+		case 2:
+			/* The right proof, for the last connection's nonce. */
+			push_challenge(fc, old_nh, ns, key_bytes);
+			break;
+		default: {
+			Vrio__Ctrl m = VRIO__CTRL__INIT;
+			Vrio__Error e = VRIO__ERROR__INIT;
+
+			push_challenge(fc, nh, ns, key_bytes);
+			poll_at(f, at + 1);
+			assert_int_equal(out_case(fc, 1), VRIO__CTRL__MSG_AUTH);
+			e.status = -EACCES;
+			e.message = (char *)"host0: authentication failed";
+			m.msg_case = VRIO__CTRL__MSG_ERROR;
+			m.error = &e;
+			push_ctrl(fc, &m);
+			break;
+		}
+		}
+		memcpy(old_nh, nh, sizeof(nh));
+		poll_at(f, at + 10);
+		if (!fc->closed)
+			fail_msg("case '%s': still connected", cases[k]);
+		assert_int_equal(f->up->st.auth_failures, k + 1);
+		assert_int_equal(f->up->st.protocol_errors, 0);
+		/* Only the last case got as far as our proof (and the Attach
+		 * behind it). */
+		assert_int_equal(fc->n_out, k == 3 ? 3 : 1);
+		assert_false(f->d.attached);
+		assert_string_equal(view(f), "unreachable");
+	}
+	assert_int_equal(n_conns, 4);
+	assert_int_equal(f->up->auth_streak, 4);
+	/* An io-server with the key again: in, and the streak is over. */
+	poll_at(f, at + 3000);
+	fc = conns[n_conns - 1];
+	hello_nonce(fc, nh);
+	push_challenge(fc, nh, ns, key_bytes);
+	poll_at(f, at + 3001);
+	push_attach_reply(fc);
+	poll_at(f, at + 3002);
+	assert_string_equal(view(f), "attached");
+	assert_int_equal(f->up->auth_streak, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_quiet_then_hung, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_closed_then_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_goodbye, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auth_good, setup_key, teardown),
+		cmocka_unit_test_setup_teardown(test_auth_refusals, setup_key, teardown),
 	};
 
 	vrio_log_init("test_upstream", VRIO_LOG_NOTICE);
