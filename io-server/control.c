@@ -211,7 +211,7 @@ static int ctrl_attach(struct ios_session *s, const Vrio__Ctrl *m)
 {
 	const char *name = m->attach->device ? m->attach->device : "";
 	struct ios_session *expected = NULL;
-	char shown[96], err[192];
+	char shown[96], err[256];
 	struct ios_device *d;
 	struct ios_attach *a;
 
