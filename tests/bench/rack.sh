@@ -219,6 +219,10 @@ main() {
 		"<= $(median_col 5 "$RUN/fair.txt") us (histogram bucket bounds), per-round ratios:" \
 		"$(awk '{ printf "%.2f ", $5 / $4 }' "$RUN/fair.txt")"
 	echo "  (QD 1: h$FAIR_HOST-d1, QD 128: h0-d0 at $(median_col 3 "$RUN/fair.txt") IOPS)"
+	scrape "$RUN/end.txt"
+	echo "  elastic cores over the run: $(metric_sum vrio_ioserver_reactor_unparks_total <"$RUN/end.txt")" \
+		"unpark(s), $(metric_sum vrio_ioserver_reactor_parks_total <"$RUN/end.txt") park(s)," \
+		"$(metric_sum 'vrio_ioserver_balancer_moves_total{result="ok"}' <"$RUN/end.txt") device move(s)"
 	for ((h = HOSTS - 1; h >= 0; h--)); do
 		vrio_stop vrio-localhv "${HV_PIDS[$h]}" "$RUN/h$h.log" || die "h$h did not stop cleanly"
 	done
