@@ -8,7 +8,8 @@
 #
 # Installs the dependencies (scripts/deps.sh), builds vrio into build/,
 # writes a one-rack topology into the run dir (default /tmp/vrio-demo:
-# loopback ports, the daemons' control sockets, a 64 MiB backing file),
+# loopback ports, the daemons' control sockets, a 64 MiB backing file,
+# host0's key, so that every connection is authenticated),
 # starts vrio-ioserver and vrio-localhv, boots a QEMU guest whose virtio-blk
 # disk is served through them, has it write 1 MiB and read it back, checks
 # the backing file, shows both daemons' metrics, stops everything and exits
@@ -114,6 +115,7 @@ describe_rack() {
 	say "  io-server io0   (pid $VRIO_IO_PID): tcp $VRIO_IO_LISTEN, metrics http://$VRIO_IO_METRICS/metrics"
 	say "  local-hv host0  (pid $VRIO_HV_PID): metrics http://$VRIO_HV_METRICS/metrics"
 	say "  control sockets: $VRIO_IO_CTL, $VRIO_HV_CTL (vrioctl --socket PATH status)"
+	say "  host0's key: $VRIO_HOST_KEY (32 random bytes, mode 0600): every connection proves it"
 	say "  device vm1-disk: virtio-blk, $QUEUES queues, vhost-user socket $VRIO_SOCK"
 	say "                   backed by $VRIO_DISK (64 MiB) on io0"
 	say "logs: $VRIO_IO_LOG, $VRIO_HV_LOG"
@@ -145,6 +147,9 @@ main() {
 
 	step "4. start the rack ($run_dir)"
 	prepare_run_dir
+	# host0's key: both daemons read it, and every connection proves it.
+	VRIO_HOST_KEY=$run_dir/host0.key
+	(umask 077 && head -c 32 /dev/urandom >"$VRIO_HOST_KEY")
 	vrio_up "$run_dir"
 	describe_rack
 
@@ -182,6 +187,9 @@ main() {
 	requests=$(metric_sum 'vrio_ioserver_requests_total{device="vm1-disk"' <"$run_dir/ioserver.metrics")
 	say "io-server served $requests requests for vm1-disk"
 	((requests > 0)) || die "the io-server counted no requests for vm1-disk"
+	grep -q 'host0@.*: hello, authenticated' "$VRIO_IO_LOG" ||
+		die "the io-server did not authenticate host0"
+	say "host0 proved its key: \"$(grep -m1 'hello, authenticated' "$VRIO_IO_LOG")\""
 
 	step "8. stop"
 	vrio_down || die "a daemon did not stop cleanly"

@@ -419,12 +419,14 @@ vrio_addrs() {
 }
 
 # write_topology FILE IO_LISTEN IO_METRICS HOST_METRICS SOCKET DISK QUEUES
-# IO_CTL HV_CTL writes a one-host, one-io-server, one-blk-device topology
-# (the shape of deploy/topology.example.yaml) with the given loopback
-# addresses, paths and control sockets.
+# IO_CTL HV_CTL [KEY_FILE] writes a one-host, one-io-server, one-blk-device
+# topology (the shape of deploy/topology.example.yaml) with the given
+# loopback addresses, paths and control sockets, and host0's key_file
+# when KEY_FILE is given.
 write_topology() {
 	local file=$1 listen=$2 io_metrics=$3 host_metrics=$4 sock=$5 disk=$6
-	local queues=$7 io_ctl=$8 hv_ctl=$9
+	local queues=$7 io_ctl=$8 hv_ctl=$9 key=${10:-} key_line=""
+	[[ -n $key ]] && key_line="    key_file: $key"
 	cat >"$file" <<EOF
 version: 1
 io_servers:
@@ -437,6 +439,7 @@ hosts:
   - name: host0
     metrics: $host_metrics
     control: $hv_ctl
+$key_line
 devices:
   - name: vm1-disk
     type: blk
@@ -477,9 +480,9 @@ vrio_binaries() {
 }
 
 # vrio_up RUN_DIR: lays out a one-device rack in RUN_DIR (topology with
-# free loopback ports, control sockets in RUN_DIR, a 64 MiB backing file)
-# and starts vrio-ioserver, then vrio-localhv, each once the previous is
-# ready. Needs vrio_binaries first. Sets: VRIO_TOPO VRIO_DISK VRIO_SOCK
+# free loopback ports, control sockets in RUN_DIR, a 64 MiB backing file,
+# host0's key_file VRIO_HOST_KEY when that is set) and starts
+# vrio-ioserver, then vrio-localhv, each once the previous is ready. Needs vrio_binaries first. Sets: VRIO_TOPO VRIO_DISK VRIO_SOCK
 # VRIO_IO_LISTEN VRIO_IO_METRICS VRIO_HV_METRICS VRIO_IO_CTL VRIO_HV_CTL
 # VRIO_IO_PID VRIO_HV_PID VRIO_IO_LOG VRIO_HV_LOG.
 vrio_up() {
@@ -491,7 +494,7 @@ vrio_up() {
 	rm -f "$VRIO_SOCK"
 	truncate -s 64M "$VRIO_DISK"
 	write_topology "$VRIO_TOPO" "$VRIO_IO_LISTEN" "$VRIO_IO_METRICS" "$VRIO_HV_METRICS" \
-		"$VRIO_SOCK" "$VRIO_DISK" 2 "$VRIO_IO_CTL" "$VRIO_HV_CTL"
+		"$VRIO_SOCK" "$VRIO_DISK" 2 "$VRIO_IO_CTL" "$VRIO_HV_CTL" "${VRIO_HOST_KEY:-}"
 
 	vrio_start "$run" "$VRIO_TOPO" "$VRIO_SOCK"
 }
