@@ -420,6 +420,25 @@ int vrio_stack_wrap(struct vrio_stack *s, struct vrio_conn *inner, struct vrio_c
 	return 0;
 }
 
+/* Only trunks to other io-servers dial or send control messages through
+ * the transport library, and no network of this topology spans two
+ * io-servers. */
+int vrio_stack_connect(struct vrio_stack *s, const char *addr, struct vrio_conn **out)
+{
+	(void)s;
+	(void)out;
+	FUZZ_CHECK(0, "a connection to %s dialed, with no trunk in the topology", addr);
+	return -ECONNREFUSED;
+}
+
+int vrio_conn_send_ctrl(struct vrio_conn *c, const struct Vrio__Ctrl *m)
+{
+	(void)c;
+	(void)m;
+	FUZZ_CHECK(0, "a trunk's control message, with no trunk in the topology");
+	return -EPIPE;
+}
+
 /* ---- the reactors, by hand ---- */
 
 struct run {
