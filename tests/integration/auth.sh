@@ -15,7 +15,10 @@
 #   3. no key on the host while the io-server has one: refused;
 #   4. a key on the host while the io-server has none: the host refuses
 #      the io-server, which proved nothing (and vrioctl check warns of
-#      the host without a key).
+#      the host without a key);
+#   5. a reload of the io-server with a key file others may read is
+#      refused; one with a new key is taken: the old key is refused, the
+#      new one (a restarted local-hv) gets verified I/O.
 # Neither daemon dies of any of it.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
@@ -173,6 +176,41 @@ main() {
 	up "$RUN/io-nokey.yaml" "$RUN/hv.yaml" nokey-io
 	refused "no key on the io-server" 0
 	grep -q 'did not prove this host' "$VRIO_HV_LOG" || fail "no key on the io-server: no log line"
+	down
+
+	log "5: a key rotated on a running io-server (reload), an unsafe key file refused"
+	topo "$RUN/hv.yaml" "$KEY0" host0
+	up "$RUN/io.yaml" "$RUN/hv.yaml" rotate
+	wait_for_socket "$SOCK_A" 20 "$VRIO_HV_PID" || fail "rotate: disk-a never came up"
+	chmod 644 "$KEY0"
+	local rc=0
+	"$VRIOCTL" --socket "$VRIO_IO_CTL" reload >"$RUN/reload.out" 2>&1 || rc=$?
+	((rc == 1)) || fail "a reload with a key file others can read exited $rc"
+	grep -q "host0.key has mode 0644" "$RUN/reload.out" ||
+		fail "the refused reload does not say why: $(cat "$RUN/reload.out")"
+	chmod 600 "$KEY0"
+	cp -p "$KEY0" "$RUN/old.key"
+	(umask 077; head -c 48 /dev/urandom >"$KEY0")
+	"$VRIOCTL" --socket "$VRIO_IO_CTL" reload >/dev/null || fail "the reload with a new key failed"
+	vrio_stop vrio-localhv "$VRIO_HV_PID" "$VRIO_HV_LOG" || fail "local-hv did not stop"
+	# The old key no longer opens the door ...
+	topo "$RUN/hv-old.yaml" "$RUN/old.key" host0
+	start_daemon VRIO_HV_PID vrio-localhv "$RUN/hv-old.log" \
+		"$VRIO_LOCALHV_BIN" --config "$RUN/hv-old.yaml" --node host0
+	VRIO_HV_LOG=$RUN/hv-old.log
+	wait_until 20 at_least hv 'vrio_localhv_upstream_auth_failures_total' 1 ||
+		fail "rotate: the old key was not refused"
+	[[ ! -e $SOCK_A ]] || fail "rotate: the old key got disk-a"
+	vrio_stop vrio-localhv "$VRIO_HV_PID" "$VRIO_HV_LOG" || fail "local-hv did not stop"
+	# ... the new one, read by a restarted local-hv, does.
+	start_daemon VRIO_HV_PID vrio-localhv "$RUN/hv-new.log" \
+		"$VRIO_LOCALHV_BIN" --config "$RUN/hv.yaml" --node host0
+	VRIO_HV_LOG=$RUN/hv-new.log
+	wait_for_socket "$SOCK_A" 20 "$VRIO_HV_PID" || fail "rotate: the new key did not get disk-a"
+	"$BENCH" --socket "$SOCK_A" --rw randwrite --bs 4096 --iodepth 8 --count 1000 \
+		--seed 9 --verify --state "$RUN/r.state" || fail "rotate: writes with the new key"
+	"$BENCH" --socket "$SOCK_A" --rw randread --bs 4096 --iodepth 8 --count 1000 \
+		--seed 10 --verify --state "$RUN/r.state" || fail "rotate: reads with the new key"
 	down
 	echo "PASS: integration/auth"
 }
