@@ -6,6 +6,8 @@
 #
 #   vrio     both ports on one vrio-localhv, switched by vrio-ioserver over
 #            TCP on loopback (the remote hop, twice per frame);
+#   vrio2    the same ports on two io-servers, io0 and io1, whose switches a
+#            trunk joins: each frame crosses it (three TCP hops);
 #   testpmd  dpdk-testpmd forwarding between two net_vhost ports (io mode,
 #            one forwarding core): a local switch with no network hop.
 #
@@ -39,20 +41,30 @@ print(f'{r["pps"]:.0f} {r["rtt_us"]["p50"]:.1f} {r["rtt_us"]["p99"]:.1f} {cpu:.2
 PY
 }
 
+# vrio_up_net SYS [io1]: the rack of SYS (vrio, or vrio2 with nic-b on a
+# second io-server); sets SYS_PIDS (its daemons) and SYS_STOP (name pid
+# log, for each).
 vrio_up_net() {
-	local p_listen p_iom p_hvm
+	local sys=$1 b_ios=${2:-io0} p_listen p_iom p_hvm p_io1 p_iom1 io1=""
+	local dir=$TMP/$sys
 	free_port p_listen
 	free_port p_iom
 	free_port p_hvm
-	mkdir -p "$TMP/vrio"
-	vrio_ctl_paths "$TMP/vrio"
-	cat >"$TMP/vrio/topology.yaml" <<EOF
+	mkdir -p "$dir"
+	vrio_ctl_paths "$dir"
+	if [[ $b_ios == io1 ]]; then
+		free_port p_io1
+		free_port p_iom1
+		io1="  - {name: io1, listen: 127.0.0.1:$p_io1, metrics: 127.0.0.1:$p_iom1, control: $dir/io1.ctl}"
+	fi
+	cat >"$dir/topology.yaml" <<EOF
 version: 1
 io_servers:
   - name: io0
     listen: 127.0.0.1:$p_listen
     metrics: 127.0.0.1:$p_iom
     control: $VRIO_IO_CTL
+$io1
 hosts:
   - name: host0
     metrics: 127.0.0.1:$p_hvm
@@ -62,21 +74,51 @@ devices:
     type: net
     host: host0
     io_server: io0
-    socket: $TMP/vrio/a.sock
+    socket: $dir/a.sock
     mac: "52:54:00:00:00:0a"
     network: lan
   - name: nic-b
     type: net
     host: host0
-    io_server: io0
-    socket: $TMP/vrio/b.sock
+    io_server: $b_ios
+    socket: $dir/b.sock
     mac: "52:54:00:00:00:0b"
     network: lan
 networks:
   - name: lan
 EOF
 	VRIO_IO_LISTEN=127.0.0.1:$p_listen
-	vrio_start "$TMP/vrio" "$TMP/vrio/topology.yaml" "$TMP/vrio/a.sock" "$TMP/vrio/b.sock"
+	local -n pids=${sys}_PIDS stop=${sys}_STOP
+	pids=()
+	stop=()
+	if [[ -n $io1 ]]; then
+		start_daemon IO1_PID vrio-ioserver-io1 "$dir/ioserver-io1.log" \
+			"$VRIO_IOSERVER_BIN" --config "$dir/topology.yaml" --node io1
+		wait_for_port "$p_io1" 20 "$IO1_PID" || die "$sys: io1 is not listening"
+		pids+=("$IO1_PID")
+		stop+=(vrio-ioserver-io1 "$IO1_PID" "$dir/ioserver-io1.log")
+	fi
+	vrio_start "$dir" "$dir/topology.yaml" "$dir/a.sock" "$dir/b.sock"
+	pids+=("$VRIO_IO_PID" "$VRIO_HV_PID")
+	stop=(vrio-localhv "$VRIO_HV_PID" "$VRIO_HV_LOG" vrio-ioserver "$VRIO_IO_PID" "$VRIO_IO_LOG"
+	      "${stop[@]}")
+	if [[ -n $io1 ]]; then
+		# The first frames would be dropped while the trunk comes up.
+		wait_until 20 trunk_up "127.0.0.1:$p_iom" || die "$sys: the trunk did not come up"
+	fi
+}
+
+trunk_up() { # METRICS_ADDR
+	[[ $(http_get "$1" /metrics | metric_sum 'vrio_ioserver_trunk_up{') == 1 ]]
+}
+
+vrio_down_net() { # SYS
+	local -n stop=${1}_STOP
+	local i
+	for ((i = 0; i < ${#stop[@]}; i += 3)); do
+		vrio_stop "${stop[i]}" "${stop[i + 1]}" "${stop[i + 2]}" ||
+			die "$1: ${stop[i]} did not stop cleanly"
+	done
 }
 
 testpmd_up() {
@@ -115,12 +157,13 @@ main() {
 	vrio_binaries "$BUILD" || die "build vrio first (cmake --build $BUILD)"
 	have_cmd dpdk-testpmd || die "dpdk-testpmd not installed (Debian's dpdk-dev)"
 	make_tmpdir TMP
-	vrio_up_net
+	vrio_up_net vrio
+	vrio_up_net vrio2 io1
 
 	for ((r = 0; r < ROUNDS; r++)); do
 		for mode in stream rr; do
-			one_run vrio "$mode" "$TMP/vrio/a.sock" "$TMP/vrio/b.sock" \
-				"$VRIO_IO_PID" "$VRIO_HV_PID"
+			one_run vrio "$mode" "$TMP/vrio/a.sock" "$TMP/vrio/b.sock" "${vrio_PIDS[@]}"
+			one_run vrio2 "$mode" "$TMP/vrio2/a.sock" "$TMP/vrio2/b.sock" "${vrio2_PIDS[@]}"
 		done
 		testpmd_up
 		for mode in stream rr; do
@@ -128,14 +171,15 @@ main() {
 		done
 		testpmd_down
 	done
-	vrio_down || die "a vrio daemon did not stop cleanly"
+	vrio_down_net vrio
+	vrio_down_net vrio2
 
 	printf '\nvirtio-net A -> B, %s s per run, median of %s runs (backend CPU in seconds per run)\n' \
 		"$SECS" "$ROUNDS"
 	printf '%-8s %-16s %12s %9s %9s %12s %8s\n' system case packets/s p50_us p99_us \
 		backend_cpu loss
 	for mode in stream rr; do
-		for sys in vrio testpmd; do
+		for sys in vrio vrio2 testpmd; do
 			printf '%-8s %-16s %12s %9s %9s %12s %8s\n' "$sys" \
 				"$([[ $mode == stream ]] && echo 'stream 64 B' || echo 'rr 64 B, QD 1')" \
 				"$(col "$TMP/$sys.$mode" 1)" "$(col "$TMP/$sys.$mode" 2)" \
@@ -148,6 +192,17 @@ import statistics, sys
 d = sys.argv[1]
 def med(sys_, mode, c):
     return statistics.median(float(l.split()[c]) for l in open(f'{d}/{sys_}.{mode}'))
+def rounds(a, b, mode, c):
+    xa = [float(l.split()[c]) for l in open(f'{d}/{a}.{mode}')]
+    xb = [float(l.split()[c]) for l in open(f'{d}/{b}.{mode}')]
+    return ' '.join(f'{x / y:.2f}' for x, y in zip(xa, xb))
+print('\nratios vrio2/vrio, a frame across a trunk (medians; per round):')
+print(f'stream: packets/s {med("vrio2","stream",0)/med("vrio","stream",0):.2f}x '
+      f'({rounds("vrio2", "vrio", "stream", 0)})')
+print(f'rr: transactions/s {med("vrio2","rr",0)/med("vrio","rr",0):.2f}x '
+      f'({rounds("vrio2", "vrio", "rr", 0)}), '
+      f'p50 {med("vrio2","rr",1)/med("vrio","rr",1):.2f}x ({rounds("vrio2", "vrio", "rr", 1)}), '
+      f'p99 {med("vrio2","rr",2)/med("vrio","rr",2):.2f}x')
 print('\nratios vrio/testpmd (medians):')
 print(f'stream: packets/s {med("vrio","stream",0)/med("testpmd","stream",0):.2f}x')
 print(f'rr: transactions/s {med("vrio","rr",0)/med("testpmd","rr",0):.2f}x, '
