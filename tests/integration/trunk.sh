@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
 #
-# trunk.sh BUILD_DIR: networks that span two io-servers, with vrio-bench as
+# trunk.sh BUILD_DIR: networks that span io-servers, with vrio-bench as
 # the guests, on loopback. io0 serves nic-a (lan) and nic-d (dmz) of
 # host0; io1 serves nic-b (lan) and nic-e (dmz) of host1: every frame
 # between the hosts crosses the trunk io0 -> io1 (io0 dials: its name sorts
-# first).
+# first). io2 serves nic-c (lan, host1, idle): lan's trunks are a mesh of
+# three.
 #
-#   1. vrioctl check shows both networks on io0 and io1, one trunk each;
+#   1. vrioctl check shows lan on three io-servers, dmz on two;
 #   2. stream nic-a -> nic-b across the trunk: whole, in order, none lost;
-#      rr with 8 in flight: every transaction answered; dmz too;
+#      rr with 8 in flight: every transaction answered; dmz too; io2 got
+#      the frames flooded before nic-b was learned and, split horizon,
+#      sent none of them on to another io-server;
 #   3. isolation across io-servers: nic-a (lan) and nic-e (dmz) never hear
 #      each other, nor nic-a and nic-d on the same io-server;
 #   4. the trunk cut (ss -K on io0's socket) under a stream: the trunk is
 #      dialled again, frames lost while it was down are counted
 #      (vrio_ioserver_trunk_drops_total{reason="down"}), and afterwards a
 #      stream and rr get everything through;
-#   5. per-trunk metrics through promtool; the four daemons stop with 0.
+#   5. per-trunk metrics through promtool; the five daemons stop with 0.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 
@@ -42,6 +45,10 @@ io_servers:
     metrics: 127.0.0.1:$P_IOM1
     control: $RUN/io1.ctl
     heartbeat: {interval_ms: 200, dead_after_ms: 2000}
+  - name: io2
+    listen: 127.0.0.1:$P_IO2
+    metrics: 127.0.0.1:$P_IOM2
+    control: $RUN/io2.ctl
 hosts:
   - name: host0
     metrics: 127.0.0.1:$P_HV0
@@ -54,6 +61,7 @@ devices:
   - {name: nic-d, type: net, host: host0, io_server: io0, socket: $RUN/d.sock, mac: "52:54:00:00:00:0d", network: dmz}
   - {name: nic-b, type: net, host: host1, io_server: io1, socket: $RUN/b.sock, mac: "52:54:00:00:00:0b", network: lan}
   - {name: nic-e, type: net, host: host1, io_server: io1, socket: $RUN/e.sock, mac: "52:54:00:00:00:0e", network: dmz}
+  - {name: nic-c, type: net, host: host1, io_server: io2, socket: $RUN/c.sock, mac: "52:54:00:00:00:0c", network: lan}
 networks:
   - name: lan
   - name: dmz
@@ -70,13 +78,12 @@ jf() { # JSON EXPR: a Python expression over the document j
 }
 
 io_metric() { # N PREFIX: the sum of PREFIX's samples on io-server N
-	local port=$P_IOM0
-	(($1 == 0)) || port=$P_IOM1
+	local -n port=P_IOM$1
 	http_get "127.0.0.1:$port" /metrics | metric_sum "$2"
 }
 
-trunk_up() { # N
-	[[ $(io_metric "$1" 'vrio_ioserver_trunk_up{') == 1 ]]
+trunk_up() { # N PEER
+	[[ $(io_metric "$1" "vrio_ioserver_trunk_up{peer=\"$2\"}") == 1 ]]
 }
 
 trunk_count_above() { # COUNTER MIN: io0's trunk counter is above MIN
@@ -100,23 +107,24 @@ main() {
 	vrio_binaries "$build" || skip "daemons not built in $build"
 	BENCH=$build/tools/vrio-bench
 	make_tmpdir RUN
-	for p in P_IO0 P_IO1 P_IOM0 P_IOM1 P_HV0 P_HV1; do
+	for p in P_IO0 P_IO1 P_IO2 P_IOM0 P_IOM1 P_IOM2 P_HV0 P_HV1; do
 		free_port "$p"
 	done
 	write_rack
 
 	out=$("$build/tools/vrioctl" check "$RUN/topology.yaml") || fail "vrioctl check: $out"
-	grep -qx 'network lan: io_servers io0, io1 (1 trunk)' <<<"$out" ||
+	grep -qx 'network lan: io_servers io0, io1, io2 (3 trunks)' <<<"$out" ||
 		fail "vrioctl check does not show lan's span: $out"
 	grep -qx 'network dmz: io_servers io0, io1 (1 trunk)' <<<"$out" ||
 		fail "vrioctl check does not show dmz's span: $out"
 
-	for i in 0 1; do
+	for i in 0 1 2; do
 		start_daemon "IO_PID$i" "vrio-ioserver-io$i" "$RUN/ioserver-io$i.log" \
 			"$VRIO_IOSERVER_BIN" --config "$RUN/topology.yaml" --node "io$i"
 	done
 	wait_for_port "$P_IO0" 20 "$IO_PID0" || fail "io0 is not listening"
 	wait_for_port "$P_IO1" 20 "$IO_PID1" || fail "io1 is not listening"
+	wait_for_port "$P_IO2" 20 "$IO_PID2" || fail "io2 is not listening"
 	for i in 0 1; do
 		start_daemon "HV_PID$i" "vrio-localhv-host$i" "$RUN/localhv-host$i.log" \
 			"$VRIO_LOCALHV_BIN" --config "$RUN/topology.yaml" --node "host$i"
@@ -124,13 +132,17 @@ main() {
 	for s in a d; do
 		wait_for_socket "$RUN/$s.sock" 20 "$HV_PID0" || fail "no socket for nic-$s"
 	done
-	for s in b e; do
+	for s in b e c; do
 		wait_for_socket "$RUN/$s.sock" 20 "$HV_PID1" || fail "no socket for nic-$s"
 	done
-	wait_until 20 trunk_up 0 || fail "the trunk io0 -> io1 did not come up"
-	wait_until 20 trunk_up 1 || fail "io1 does not see the trunk up"
+	wait_until 20 trunk_up 0 io1 || fail "the trunk io0 -> io1 did not come up"
+	wait_until 20 trunk_up 1 io0 || fail "io1 does not see the trunk up"
+	wait_until 20 trunk_up 2 io0 || fail "the trunk io0 -> io2 did not come up"
+	wait_until 20 trunk_up 2 io1 || fail "the trunk io1 -> io2 did not come up"
 
-	out=$(bench stream a b --count 100000 --frame-size 1000) || fail "stream failed: $out"
+	# A long timeout: on a loaded machine a stall must not pass for loss.
+	out=$(bench stream a b --count 100000 --frame-size 1000 --timeout 30000) ||
+		fail "stream failed: $out"
 	sent=$(jf "$out" "j['sent']")
 	received=$(jf "$out" "j['received']")
 	log "stream across the trunk: $received of $sent frames, $(jf "$out" "j['pps']") packets/s"
@@ -146,6 +158,14 @@ main() {
 	[[ $(jf "$out" "j['received']") == 2000 ]] || fail "rr on dmz: $out"
 	[[ $(io_metric 1 'vrio_ioserver_trunk_frames_total{peer="io0",direction="in"}') -ge 100000 ]] ||
 		fail "io1 counted too few frames in from io0"
+	# Split horizon: io2 heard lan's floods from io0 and io1 (the hellos,
+	# the unknown destinations before learning) and, with nothing of its
+	# own to send, sent nothing to either.
+	[[ $(io_metric 2 'vrio_ioserver_trunk_frames_total{peer="io0",direction="in"}') -gt 0 ]] ||
+		fail "io2 heard none of lan's floods"
+	[[ $(io_metric 2 'vrio_ioserver_trunk_frames_total{peer="io0",direction="out"}') == 0 &&
+		$(io_metric 2 'vrio_ioserver_trunk_frames_total{peer="io1",direction="out"}') == 0 ]] ||
+		fail "io2 sent frames it got from a trunk on to another trunk"
 
 	# Isolation: across the trunk, and on one io-server.
 	if out=$(bench rr a e --count 10 --timeout 2000 2>&1); then
@@ -183,7 +203,7 @@ main() {
 	((lost > 0)) || fail "a cut trunk lost nothing: $out"
 	((down > 0)) || fail "io0 counted no frames dropped while the trunk was down"
 	[[ $(jf "$out" "j['bad']") == 0 ]] || fail "frames damaged across the cut: $out"
-	wait_until 20 trunk_up 1 || fail "io1 does not see the trunk back"
+	wait_until 20 trunk_up 1 io0 || fail "io1 does not see the trunk back"
 
 	out=$(bench stream a b --count 20000 --frame-size 1000) || fail "stream after the cut failed: $out"
 	[[ $(jf "$out" "j['received']") == 20000 && $(jf "$out" "j['reordered']") == 0 ]] ||
@@ -192,13 +212,14 @@ main() {
 	[[ $(jf "$out" "j['received']") == 2000 ]] || fail "rr after the cut: $out"
 	log "after the cut: 20,000 frames and 2,000 transactions, none lost"
 
-	for i in 0 1; do
-		local port=$P_IOM0
-		((i == 0)) || port=$P_IOM1
+	for i in 0 1 2; do
+		local -n port=P_IOM$i
 		vrio_metrics "io$i" "127.0.0.1:$port" "$RUN/io$i.metrics" || fail "no io$i metrics"
 		if have_cmd promtool; then
 			promtool check metrics <"$RUN/io$i.metrics" || fail "promtool rejects io$i's"
 		fi
+	done
+	for i in 0 1; do
 		pid_alive "$(eval echo "\$HV_PID$i")" || fail "host$i's local-hv died"
 	done
 	grep -q '^vrio_ioserver_switch_frames_total{network="lan",port="trunk:io0",direction="in"}' \
@@ -208,7 +229,7 @@ main() {
 		vrio_stop "vrio-localhv-host$i" "$(eval echo "\$HV_PID$i")" "$RUN/localhv-host$i.log" ||
 			fail "host$i did not stop cleanly"
 	done
-	for i in 0 1; do
+	for i in 0 1 2; do
 		vrio_stop "vrio-ioserver-io$i" "$(eval echo "\$IO_PID$i")" "$RUN/ioserver-io$i.log" ||
 			fail "io$i did not stop cleanly"
 	done
