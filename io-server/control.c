@@ -115,6 +115,8 @@ static int ctrl_hello(struct ios_session *s, const Vrio__Ctrl *m)
 						  strerror(-rc));
 	}
 	s->host = host;
+	if (h->leases)
+		vrio_lease_require(&s->lease);
 	snprintf(s->name, sizeof(s->name), "%s@%s", s->srv->hosts[host].name, s->conn->name);
 	hello.version = VRIO_PROTO_VERSION;
 	hello.node = s->srv->name;
@@ -130,6 +132,7 @@ static int ctrl_hello(struct ios_session *s, const Vrio__Ctrl *m)
 		return 0;
 	}
 	s->state = IOS_SESSION_READY;
+	ios_session_lease_ping(s);
 	VRIO_INFO("%s: hello (unauthenticated: no key_file for host %s)", s->name,
 		  s->srv->hosts[host].name);
 	return 0;
@@ -164,6 +167,7 @@ static int ctrl_auth(struct ios_session *s, const Vrio__Ctrl *m)
 	s->auth_pending = false;
 	OPENSSL_cleanse(s->auth_expect, sizeof(s->auth_expect));
 	s->state = IOS_SESSION_READY;
+	ios_session_lease_ping(s);
 	VRIO_INFO("%s: hello, authenticated", s->name);
 	return 0;
 }
@@ -327,6 +331,13 @@ static int ctrl_heartbeat(struct ios_session *s, const Vrio__Ctrl *m)
 	Vrio__Heartbeat hb = VRIO__HEARTBEAT__INIT;
 	int rc;
 
+	if (m->heartbeat->lease_echo) {
+		/* The host renews its lease: no answer (it is one). */
+		if (vrio_lease_echo(&s->lease, m->heartbeat->lease_echo, s->r->now) < 0)
+			return ios_session_garbage(s, "lease echo %llu for no stamp sent here",
+						   (unsigned long long)m->heartbeat->lease_echo);
+		return 0;
+	}
 	hb.seq = m->heartbeat->seq;
 	reply.seq = m->seq;
 	reply.msg_case = VRIO__CTRL__MSG_HEARTBEAT;

@@ -173,11 +173,36 @@ static void blk_done(struct ios_blk_req *b)
 	ios_chain_finish(req, blk_finish);
 }
 
-/* Past the stages: to the backend. */
+/* A late write: dropped, no answer (the host has given up on this
+ * connection and re-sends it elsewhere), the stages unwound. */
+static void blk_fenced_finish(struct ios_req *req)
+{
+	req->frame.type = 0;
+	req->frame.len = 0;
+	ios_req_done(req);
+}
+
+static bool blk_op_writes(enum ios_blk_op op)
+{
+	return op == IOS_BLK_OP_WRITE || op == IOS_BLK_OP_FLUSH || op == IOS_BLK_OP_DISCARD ||
+	       op == IOS_BLK_OP_WRITE_ZEROES;
+}
+
+/* Past the stages: to the backend, if the host's lease still allows. */
 static void blk_submit(struct ios_req *req)
 {
 	struct ios_device *d = req->dev;
 
+	if (blk_op_writes(req->u.blk.op) && !ios_session_may_write(req->s)) {
+		if (vrio_counter_get(&d->stats.fenced) == 0)
+			VRIO_NOTICE("%s: the host's lease lapsed: late writes are dropped, "
+				    "not executed", d->name);
+		vrio_counter_add(&d->stats.fenced, 1);
+		ios_session_fenced(req->s);
+		req->u.blk.status = VIRTIO_BLK_S_IOERR;
+		ios_chain_finish(req, blk_fenced_finish);
+		return;
+	}
 	d->u.blk.at_backend++;
 	if (ios_blk_submit(&req->u.blk, d->u.blk.chan, req->buf) == 0)
 		return;
@@ -254,6 +279,11 @@ static void blk_metrics(struct ios_server *srv, struct vrio_mw *w)
 		vrio_mw_u64(w, "vrio_ioserver_bytes_total", labels,
 			    vrio_counter_get(&d->stats.bytes_written));
 	}
+	vrio_mw_family(w, "vrio_ioserver_fenced_requests_total", "counter",
+		       "Writes dropped unexecuted because the host's lease had lapsed (late requests).");
+	for (d = ios_device_next(srv, NULL, ops); d; d = ios_device_next(srv, d, ops))
+		vrio_mw_u64(w, "vrio_ioserver_fenced_requests_total", d->label,
+			    vrio_counter_get(&d->stats.fenced));
 	vrio_mw_family(w, "vrio_ioserver_errors_total", "counter",
 		       "Requests answered with IOERR or UNSUPP, malformed requests, devices the guest "
 		       "broke, and requests refused while the device was being removed.");

@@ -53,6 +53,9 @@ struct ios_dev_stats {
 	uint64_t bytes_read, bytes_written;
 	uint64_t err_ioerr, err_unsupp, err_protocol, err_guest, err_refused;
 	uint64_t invalidations;		/* vIOMMU invalidations acknowledged */
+	/* Writes not submitted because their session's lease had lapsed
+	 * (lease.h): late requests, never executed, never answered. */
+	uint64_t fenced;
 	uint64_t moves;			/* control thread */
 	struct vrio_hist latency;	/* front reactor: arrival to response queued */
 };

@@ -32,6 +32,7 @@
 #include "blk.h"
 #include "device.h"
 #include "heartbeat.h"
+#include "lease.h"
 #include "log.h"
 #include "metrics.h"
 #include "net.h"
@@ -131,6 +132,11 @@ struct ios_session {
 	struct ios_evsrc ev;
 	struct vrio_hb hb;		/* the connection's liveness */
 	bool hb_started;		/* its timers run from its first turn */
+	/* The host's write lease on this connection (lease.h): the front
+	 * reactor pings and takes echoes; the devices' home reactors check
+	 * it before each write reaches a backend. */
+	struct vrio_lease_grant lease;
+	bool lease_fenced;		/* atomic: a write was dropped: close */
 	bool flush_pending;		/* flush() left bytes behind */
 	uint64_t reqs_taken;		/* REQ frames handed to a device */
 	bool drain_seen;		/* draining: the first turn has counted */
@@ -161,6 +167,10 @@ struct ios_rctx {
 	uint64_t hb_sent[IOS_MAX_HOSTS], hb_timeouts[IOS_MAX_HOSTS];
 	/* Connections whose proof failed; attaches refused (control.c). */
 	uint64_t auth_failures[IOS_MAX_HOSTS], attach_refused[IOS_MAX_HOSTS];
+	/* Connections closed because the host's lease lapsed, and the lease
+	 * of the host's newest session on this reactor (enum vrio_lease_state). */
+	uint64_t lease_lapses[IOS_MAX_HOSTS];
+	int lease_state[IOS_MAX_HOSTS];
 };
 
 static inline struct ios_rctx *ios_rctx(struct ios_reactor *r)
@@ -265,6 +275,16 @@ void ios_session_to_guest(struct ios_reactor *r, struct ios_device *d, struct io
 void ios_session_attached(struct ios_attach *a, int rc);
 /* Front reactor: the attachment's device was let go. */
 void ios_session_released(struct ios_attach *a);
+/* Any reactor, immediately before a write reaches a backend: does the
+ * request's session still hold its host's lease (lease.h)? */
+bool ios_session_may_write(const struct ios_session *s);
+/* Any reactor: a write was dropped for want of a lease; the front reactor
+ * closes the session (the host then sends it again elsewhere). */
+void ios_session_fenced(struct ios_session *s);
+/* Front reactor, once the session is READY: the first lease ping goes
+ * before any answer to an Attach, so the host's echo precedes its
+ * requests. Then every interval (session.c). */
+void ios_session_lease_ping(struct ios_session *s);
 /* Drains (shutdown): stop reading, answer what was read, then close. */
 void ios_sessions_drain(struct ios_reactor *r, void *arg);
 /* Control messages queue CTRL frames and may end the session. */

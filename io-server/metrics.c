@@ -245,6 +245,9 @@ static void metrics_heartbeats(struct ios_server *srv, struct vrio_mw *w)
 		{ "vrio_ioserver_attach_refused_total",
 		  "Attaches refused because the device belongs to another host",
 		  offsetof(struct ios_rctx, attach_refused) },
+		{ "vrio_ioserver_lease_lapses_total",
+		  "Connections closed because the host's write lease lapsed",
+		  offsetof(struct ios_rctx, lease_lapses) },
 	};
 	unsigned n = __atomic_load_n(&srv->n_hosts, __ATOMIC_ACQUIRE);
 	char name[128], lab[160];
@@ -261,6 +264,19 @@ static void metrics_heartbeats(struct ios_server *srv, struct vrio_mw *w)
 			snprintf(lab, sizeof(lab), "host=\"%s\"", name);
 			vrio_mw_u64(w, fam[k].name, lab, v);
 		}
+	}
+	vrio_mw_family(w, "vrio_ioserver_lease_held", "gauge",
+		       "1 while the host's newest connection holds its write lease (0: lapsed or "
+		       "never granted)");
+	for (unsigned h = 0; h < n; h++) {
+		int held = 0;
+
+		for (unsigned i = 0; i < srv->n_reactors; i++)
+			held |= __atomic_load_n(&srv->rctx[i].lease_state[h], __ATOMIC_RELAXED) ==
+				VRIO_LEASE_HELD;
+		vrio_mw_escape(name, sizeof(name), srv->hosts[h].name);
+		snprintf(lab, sizeof(lab), "host=\"%s\"", name);
+		vrio_mw_u64(w, "vrio_ioserver_lease_held", lab, (uint64_t)held);
 	}
 }
 

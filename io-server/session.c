@@ -170,6 +170,13 @@ struct ios_session *ios_session_create(struct ios_server *srv, struct vrio_conn 
 	conn->owner = s;
 	s->host = -1;
 	vrio_hb_init(&s->hb, srv->self->heartbeat.interval_ms, srv->self->heartbeat.dead_after_ms);
+	/* L = dead_after + interval: the host gives up on us at about the
+	 * time the lease runs out, so a takeover waits little more than
+	 * that; and a silent host is declared dead (the heartbeat's verdict,
+	 * its own line and counter) before its lease lapses. */
+	vrio_lease_grant_init(&s->lease, srv->self->heartbeat.dead_after_ms +
+					 srv->self->heartbeat.interval_ms,
+			      srv->self->heartbeat.interval_ms);
 	snprintf(s->name, sizeof(s->name), "%s", conn->name);
 	s->state = IOS_SESSION_HELLO;
 	s->ev.fd = vrio_conn_fd(conn);
@@ -197,6 +204,8 @@ static void session_close(struct ios_session *s, bool garbage, const char *reaso
 
 		vrio_conn_stats_publish(pub, &s->conn_last, s->conn);
 		vrio_conn_stats_retire(pub);
+		__atomic_store_n(&ios_rctx(s->r)->lease_state[s->host], (int)VRIO_LEASE_NONE,
+				 __ATOMIC_RELAXED);
 	}
 	s->conn->ops->close(s->conn);
 	s->conn = NULL;
@@ -498,11 +507,69 @@ static void session_heartbeat(struct ios_session *s)
 	ios_session_send_ctrl(s, &m);
 }
 
+bool ios_session_may_write(const struct ios_session *s)
+{
+	/* A fresh clock, not the turn's: a hang since the turn began must
+	 * count (vDSO, no system call). */
+	return vrio_lease_valid(&s->lease, vrio_now_ns());
+}
+
+/* Every interval once the hello is answered, whatever else goes: the
+ * stamp the host echoes to renew the lease. */
+void ios_session_fenced(struct ios_session *s)
+{
+	__atomic_store_n(&s->lease_fenced, true, __ATOMIC_RELEASE);
+}
+
+void ios_session_lease_ping(struct ios_session *s)
+{
+	Vrio__Ctrl m = VRIO__CTRL__INIT;
+	Vrio__Heartbeat hb = VRIO__HEARTBEAT__INIT;
+	uint64_t stamp;
+
+	if (s->state != IOS_SESSION_READY || !__atomic_load_n(&s->lease.required, __ATOMIC_RELAXED))
+		return;
+	stamp = vrio_lease_ping(&s->lease, s->r->now);
+	if (!stamp)
+		return;
+	hb.lease_stamp = stamp;
+	hb.lease_ms = (uint32_t)(s->lease.lease_ns / 1000000);
+	m.msg_case = VRIO__CTRL__MSG_HEARTBEAT;
+	m.heartbeat = &hb;
+	/* Out of memory: the next turn tries again, the lease may lapse. */
+	ios_session_send_ctrl(s, &m);
+}
+
+/* The lease lapsed: nothing of this host's is written any more on this
+ * connection, so it ends; the host re-sends what was in flight. */
+static int session_lease_check(struct ios_session *s)
+{
+	enum vrio_lease_state st = vrio_lease_state(&s->lease, s->r->now);
+
+	if (s->host >= 0)
+		__atomic_store_n(&ios_rctx(s->r)->lease_state[s->host], (int)st, __ATOMIC_RELAXED);
+	if (__atomic_load_n(&s->lease_fenced, __ATOMIC_ACQUIRE) && st != VRIO_LEASE_LAPSED) {
+		/* Dropped before the first echo (a host that sent requests too
+		 * soon): it must not wait for their answers on this connection. */
+		session_close(s, false, "a write came before the host's lease");
+		return 1;
+	}
+	if (st != VRIO_LEASE_LAPSED)
+		return 0;
+	if (s->host >= 0)
+		vrio_counter_add(&ios_rctx(s->r)->lease_lapses[s->host], 1);
+	session_close(s, false, "the host's write lease lapsed (no echo in time)");
+	return 1;
+}
+
 /* After the receive of a turn. Returns 1 if it closed the session. */
 static int session_liveness(struct ios_session *s)
 {
 	char why[128];
 
+	if (session_lease_check(s))
+		return 1;
+	ios_session_lease_ping(s);
 	if (!s->hb_started) {
 		vrio_hb_start(&s->hb, s->conn, s->r->now);
 		s->hb_started = true;
@@ -732,6 +799,12 @@ static int session_sleep(struct ios_poller *p)
 
 		if (t < 0 || th < t)
 			t = th;
+	}
+	if (reading && s->state == IOS_SESSION_READY && s->lease.required) {
+		int tl = vrio_lease_ping_timeout_ms(&s->lease, s->r->now);
+
+		if (t < 0 || tl < t)
+			t = tl;
 	}
 	return t;
 }

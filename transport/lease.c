@@ -13,6 +13,12 @@ void vrio_lease_grant_init(struct vrio_lease_grant *g, unsigned lease_ms, unsign
 	g->last_ping = 0;
 	g->last_stamp = 0;
 	__atomic_store_n(&g->expiry, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&g->required, false, __ATOMIC_RELEASE);
+}
+
+void vrio_lease_require(struct vrio_lease_grant *g)
+{
+	__atomic_store_n(&g->required, true, __ATOMIC_RELEASE);
 }
 
 uint64_t vrio_lease_ping(struct vrio_lease_grant *g, uint64_t now)
@@ -44,7 +50,9 @@ bool vrio_lease_valid(const struct vrio_lease_grant *g, uint64_t now)
 {
 	uint64_t e = __atomic_load_n(&g->expiry, __ATOMIC_ACQUIRE);
 
-	return e == 0 || now < e;
+	if (e == 0)
+		return !__atomic_load_n(&g->required, __ATOMIC_ACQUIRE);
+	return now < e;
 }
 
 enum vrio_lease_state vrio_lease_state(const struct vrio_lease_grant *g, uint64_t now)
@@ -52,7 +60,8 @@ enum vrio_lease_state vrio_lease_state(const struct vrio_lease_grant *g, uint64_
 	uint64_t e = __atomic_load_n(&g->expiry, __ATOMIC_ACQUIRE);
 
 	if (e == 0)
-		return VRIO_LEASE_NONE;
+		return __atomic_load_n(&g->required, __ATOMIC_ACQUIRE) ? VRIO_LEASE_PENDING :
+									 VRIO_LEASE_NONE;
 	return now < e ? VRIO_LEASE_HELD : VRIO_LEASE_LAPSED;
 }
 
@@ -70,6 +79,8 @@ const char *vrio_lease_state_name(enum vrio_lease_state s)
 	switch (s) {
 	case VRIO_LEASE_NONE:
 		return "none";
+	case VRIO_LEASE_PENDING:
+		return "pending";
 	case VRIO_LEASE_HELD:
 		return "held";
 	case VRIO_LEASE_LAPSED:

@@ -38,7 +38,8 @@
 #define VRIO_LEASE_MAX_MS	600000u
 
 enum vrio_lease_state {
-	VRIO_LEASE_NONE,	/* never granted: the peer does not echo (not fenced) */
+	VRIO_LEASE_NONE,	/* the peer does not take part: not fenced */
+	VRIO_LEASE_PENDING,	/* it does, and has not echoed yet: no writes */
 	VRIO_LEASE_HELD,
 	VRIO_LEASE_LAPSED,
 };
@@ -48,10 +49,15 @@ struct vrio_lease_grant {
 	uint64_t last_ping;	/* when the last stamp went out */
 	uint64_t last_stamp;	/* the newest stamp sent (0: none yet) */
 	uint64_t expiry;	/* atomic: writes only before it; 0: never granted */
+	bool required;		/* atomic: the peer takes part (vrio_lease_require) */
 };
 
 /* L = lease_ms, a ping each interval_ms (interval_ms < lease_ms / 2). */
 void vrio_lease_grant_init(struct vrio_lease_grant *g, unsigned lease_ms, unsigned interval_ms);
+/* The peer said it echoes (its Hello): from now on no write without a
+ * lease. Without this call a grantor that was never echoed allows writes
+ * (an older peer). */
+void vrio_lease_require(struct vrio_lease_grant *g);
 /* A stamp to send now (the caller's clock, which it reads for this), or 0
  * when no ping is due. The first call always gives one. */
 uint64_t vrio_lease_ping(struct vrio_lease_grant *g, uint64_t now);
@@ -59,8 +65,8 @@ uint64_t vrio_lease_ping(struct vrio_lease_grant *g, uint64_t now);
  * stamp + L unless it already runs longer. -EINVAL for a stamp never
  * sent (the peer is garbage). */
 int vrio_lease_echo(struct vrio_lease_grant *g, uint64_t stamp, uint64_t now);
-/* May a write be submitted at `now` (a clock read just now)? True while no
- * lease was ever granted (the peer does not take part). */
+/* May a write be submitted at `now` (a clock read just now)? True while the
+ * peer does not take part (no vrio_lease_require). */
 bool vrio_lease_valid(const struct vrio_lease_grant *g, uint64_t now);
 enum vrio_lease_state vrio_lease_state(const struct vrio_lease_grant *g, uint64_t now);
 /* Milliseconds until the next ping is due (0: now). */

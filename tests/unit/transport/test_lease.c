@@ -31,6 +31,12 @@ static void test_never_granted_is_not_fenced(void **state)
 	assert_true(vrio_lease_valid(&g, G0));
 	assert_int_equal(vrio_lease_state(&g, G0), VRIO_LEASE_NONE);
 	assert_int_equal(vrio_lease_ping_timeout_ms(&g, G0), 0);
+	/* A peer that takes part: no write before its first echo. */
+	vrio_lease_require(&g);
+	assert_false(vrio_lease_valid(&g, G0));
+	assert_int_equal(vrio_lease_state(&g, G0), VRIO_LEASE_PENDING);
+	assert_int_equal(vrio_lease_echo(&g, vrio_lease_ping(&g, G0), G0 + MS), 0);
+	assert_true(vrio_lease_valid(&g, G0 + 2 * MS));
 }
 
 static void test_ping_interval(void **state)
@@ -138,6 +144,7 @@ static void test_never_valid_after_the_bound(void **state)
 		print_message("%s\n", r->what);
 		/* A ping each 100 ms of real time, on either clock rate. */
 		vrio_lease_grant_init(&g, 1000, 90);
+		vrio_lease_require(&g);
 		/* Real time t (ms) -> the grantor's clock. */
 #define GCLK(t) (G0 + (r->rate_fast ? (uint64_t)(t) * MS * 995 / 1000 : (uint64_t)(t) * MS))
 #define HCLK(t) (H0 + (uint64_t)(t) * MS)
