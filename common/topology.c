@@ -69,7 +69,7 @@ static const struct {
 
 /* Device-level nodes kept until references are resolved. */
 struct topo_dev_refs {
-	const yaml_node_t *host, *io_server, *network, *mac, *socket;
+	const yaml_node_t *host, *io_server, *network, *mac, *socket, *standby;
 };
 
 /* Network-level nodes kept until references are resolved. */
@@ -1878,7 +1878,8 @@ static void topo_stages_free(struct vrio_topo_device *d)
 
 enum {
 	DEV_NAME, DEV_TYPE, DEV_HOST, DEV_IO_SERVER, DEV_SOCKET, DEV_QUEUES, DEV_QUEUE_SIZE,
-	DEV_READ_ONLY, DEV_BACKEND, DEV_MAC, DEV_NETWORK, DEV_IOMMU, DEV_INTERPOSE, N_DEV_KEYS
+	DEV_READ_ONLY, DEV_BACKEND, DEV_MAC, DEV_NETWORK, DEV_IOMMU, DEV_INTERPOSE, DEV_STANDBY,
+	N_DEV_KEYS
 };
 
 #define F(field) offsetof(struct vrio_topo_device, field)
@@ -1896,6 +1897,7 @@ static const struct topo_key device_keys[N_DEV_KEYS] = {
 	[DEV_NETWORK] = { "network", topo_p_ref, 0, 0, 0, KEY_NET | KEY_REQUIRED },
 	[DEV_IOMMU] = { "iommu", topo_p_iommu, 0, 0, 0, KEY_BLK },
 	[DEV_INTERPOSE] = { "interpose", topo_p_interpose, 0, 0, 0, 0 },
+	[DEV_STANDBY] = { "standby", topo_p_ref, 0, 0, 0, KEY_BLK },
 };
 #undef F
 
@@ -1969,6 +1971,7 @@ static int topo_device(struct topo_ctx *c, const yaml_node_t *map)
 	refs->network = seen[DEV_NETWORK].val;
 	refs->mac = seen[DEV_MAC].val;
 	refs->socket = seen[DEV_SOCKET].val;
+	refs->standby = seen[DEV_STANDBY].val;
 	return 0;
 }
 
@@ -2069,6 +2072,29 @@ static int topo_spans_check(struct topo_ctx *c)
 	return 0;
 }
 
+/*
+ * standby: another io-server that reaches the same storage: both open the
+ * backend's path, so it must be a file or block device (a ram or null
+ * backend would be a different disk on each).
+ */
+static int topo_standby(struct topo_ctx *c, struct vrio_topo_device *d, const yaml_node_t *at)
+{
+	if (!at)
+		return 0;
+	d->standby = vrio_topology_ioserver(c->t, topo_str(at));
+	if (!d->standby)
+		return topo_err(c, at, "device '%s': standby '%s' is not defined under io_servers",
+				d->name, topo_str(at));
+	if (d->standby == d->io_server)
+		return topo_err(c, at, "device '%s': standby '%s' is its io_server already; name "
+				"another io_server", d->name, d->standby->name);
+	if (d->backend.kind != VRIO_BACKEND_FILE)
+		return topo_err(c, at, "device '%s': a standby needs storage both io-servers "
+				"reach: a file backend (a file or block device), not %s",
+				d->name, d->backend.kind == VRIO_BACKEND_RAM ? "ram" : "null");
+	return 0;
+}
+
 static int topo_resolve(struct topo_ctx *c)
 {
 	struct vrio_topology *t = c->t;
@@ -2095,6 +2121,9 @@ static int topo_resolve(struct topo_ctx *c)
 					"device '%s': io_server '%s' is not defined under io_servers",
 					d->name, topo_str(r->io_server));
 		ret = topo_socket_not_control(c, d, r->socket);
+		if (ret)
+			return ret;
+		ret = topo_standby(c, d, r->standby);
 		if (ret)
 			return ret;
 		if (d->type != VRIO_DEV_NET)

@@ -210,6 +210,9 @@ struct vrio_topo_device {
 	enum vrio_dev_type type;
 	struct vrio_topo_host *host;		/* resolved, never NULL */
 	struct vrio_topo_ioserver *io_server;	/* resolved, never NULL */
+	/* blk, file backend: the io-server that takes the device over when
+	 * io_server fails (standby:), on the same storage; NULL: none. */
+	struct vrio_topo_ioserver *standby;
 	char *socket;		/* vhost-user socket path on the host */
 	unsigned queues;	/* default 1, 1..64 */
 	unsigned queue_size;	/* default 256, power of two 1..1024 */

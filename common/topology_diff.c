@@ -269,6 +269,7 @@ static void show_type(char *buf, size_t len, const void *obj, size_t off)
 DIFF_REF(host)
 DIFF_REF(io_server)
 DIFF_REF(network)
+DIFF_REF(standby)
 #undef DIFF_REF
 
 static bool same_backend(const void *a, const void *b, size_t off)
@@ -351,6 +352,7 @@ static const struct diff_key device_keys[] = {
 	[DEV_KEY_TYPE] = { "type", 0, same_type, show_type, 0 },
 	{ "host", 0, same_host, show_host, 0 },
 	{ "io_server", 0, same_io_server, show_io_server, 0 },
+	{ "standby", 0, same_standby, show_standby, 0 },
 	{ "socket", DEV(socket), same_str, show_str, 0 },
 	{ "queues", DEV(queues), same_uint, show_uint, 0 },
 	{ "queue_size", DEV(queue_size), same_uint, show_uint, 0 },
@@ -467,9 +469,12 @@ static const char *diff_part_node(const struct diff_ctx *x, const struct vrio_to
 	return x->role == VRIO_ROLE_IOSERVER ? d->io_server->name : d->host->name;
 }
 
+/* An io-server's part includes the devices it stands by for. */
 static bool diff_in_part(const struct diff_ctx *x, const struct vrio_topo_device *d)
 {
-	return d && strcmp(diff_part_node(x, d), x->node) == 0;
+	return d && (strcmp(diff_part_node(x, d), x->node) == 0 ||
+		     (x->role == VRIO_ROLE_IOSERVER && d->standby &&
+		      strcmp(d->standby->name, x->node) == 0));
 }
 
 /* The entry of node `name` in role `role`, or NULL; *line, *col: where it is. */

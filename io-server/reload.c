@@ -56,7 +56,9 @@ int ios_server_apply_initial(struct ios_server *srv)
 	set_hosts(srv, t);
 	ios_hostkeys_install(srv, t, keys);
 	for (size_t i = 0; i < t->n_devices; i++) {
-		if (t->devices[i].io_server != srv->self)
+		/* A standby describes and opens the device too: it answers an
+		 * Attach only when local-hv moves the device here. */
+		if (t->devices[i].io_server != srv->self && t->devices[i].standby != srv->self)
 			continue;
 		rc = ios_device_add(srv, &t->devices[i]);
 		if (rc < 0)

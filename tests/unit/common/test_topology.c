@@ -234,7 +234,18 @@ static const struct bad_case bad_cases[] = {
 	{ "unknown device key", HDR BLK RAM "    colour: red\n",
 	  "topo.yaml:14:5: unknown key 'colour' in device (expected one of: name, type, host, "
 	  "io_server, socket, queues, queue_size, read_only, backend, mac, network, iommu, "
-	  "interpose)" },
+	  "interpose, standby)" },
+	{ "standby not an io_server", HDR BLK RAM "    standby: io9\n",
+	  "topo.yaml:14:14: device 'd0': standby 'io9' is not defined under io_servers" },
+	{ "standby the io_server itself", HDR BLK RAM "    standby: io0\n",
+	  "topo.yaml:14:14: device 'd0': standby 'io0' is its io_server already; name another "
+	  "io_server" },
+	{ "standby over a ram backend",
+	  V IOS "  - name: io1\n    listen: 127.0.0.1:7401\n" HOSTS BLK RAM "    standby: io1\n",
+	  "topo.yaml:16:14: device 'd0': a standby needs storage both io-servers reach: a file "
+	  "backend (a file or block device), not ram" },
+	{ "standby for a net device", HDR NET MAC LAN "    standby: io0\n" NETS,
+	  "topo.yaml:15:5: device 'd0': 'standby' is only valid for blk devices" },
 	{ "interpose not a list", HDR BLK RAM "    interpose: {throttle: {iops: 1}}\n",
 	  "topo.yaml:14:16: expected a list of stages for 'interpose', got a mapping" },
 	{ "interpose unknown stage", HDR BLK RAM "    interpose:\n      - throttel: {iops: 1}\n",
@@ -522,6 +533,28 @@ static void test_null_backend(void **state)
 	assert_int_equal(t->devices[0].backend.size, 16ull << 40);
 	assert_null(t->devices[0].backend.path);
 	assert_false(t->devices[0].backend.direct);
+	vrio_topology_free(t);
+}
+
+/* standby: resolved to the other io_server; absent, NULL. */
+static void test_standby(void **state)
+{
+	static const char text[] = V IOS "  - name: io1\n    listen: 127.0.0.1:7401\n" HOSTS BLK
+		"    backend: {file: /srv/d0.img}\n    standby: io1\n";
+	static const char plain[] = HDR BLK RAM;
+	struct vrio_topology *t = NULL;
+	char err[256] = "";
+
+	assert_int_equal(vrio_topology_parse("topo.yaml", text, sizeof(text) - 1, &t, err,
+					     sizeof(err)), 0);
+	assert_non_null(t->devices[0].standby);
+	assert_string_equal(t->devices[0].standby->name, "io1");
+	assert_string_equal(t->devices[0].io_server->name, "io0");
+	vrio_topology_free(t);
+	t = NULL;
+	assert_int_equal(vrio_topology_parse("topo.yaml", plain, sizeof(plain) - 1, &t, err,
+					     sizeof(err)), 0);
+	assert_null(t->devices[0].standby);
 	vrio_topology_free(t);
 }
 
@@ -941,6 +974,7 @@ int main(void)
 		cmocka_unit_test(test_faults_and_shm),
 		cmocka_unit_test(test_heartbeat),
 		cmocka_unit_test(test_null_backend),
+		cmocka_unit_test(test_standby),
 		cmocka_unit_test(test_dpdk),
 		cmocka_unit_test(test_short_error_buffer),
 		cmocka_unit_test(test_good_topology),
