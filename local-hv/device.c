@@ -92,8 +92,11 @@ int lhv_dev_add(struct lhv *l, const struct vrio_topo_device *t)
 			return -ENOMEM;
 		}
 	}
-	d->up = lhv_up_get(l, t->io_server);
-	if (!d->up) {
+	d->up = d->cand[0] = lhv_up_get(l, t->io_server);
+	if (t->standby)
+		d->cand[1] = lhv_up_get(l, t->standby);
+	d->move_to = -1;
+	if (!d->up || (t->standby && !d->cand[1])) {
 		dev_free(l, d);
 		return -EIO;
 	}
@@ -214,7 +217,7 @@ enum lhv_dev_view lhv_dev_view(const struct lhv_dev *d)
 	default:
 		break;
 	}
-	switch (__atomic_load_n(&d->up->peer, __ATOMIC_RELAXED)) {
+	switch (__atomic_load_n(&lhv_dev_up(d)->peer, __ATOMIC_RELAXED)) {
 	case LHV_PEER_DEAD:
 		return LHV_VIEW_DEAD;
 	case LHV_PEER_LOST:
@@ -224,7 +227,7 @@ enum lhv_dev_view lhv_dev_view(const struct lhv_dev *d)
 	}
 	if (st == LHV_ATT_SENT)
 		return LHV_VIEW_ATTACHING;
-	return __atomic_load_n(&d->up->state, __ATOMIC_RELAXED) == LHV_UP_READY ?
+	return __atomic_load_n(&lhv_dev_up(d)->state, __ATOMIC_RELAXED) == LHV_UP_READY ?
 		       LHV_VIEW_ATTACHING : LHV_VIEW_CONNECTING;
 }
 

@@ -23,6 +23,7 @@
 
 #include "heartbeat.h"
 #include "iommu.h"
+#include "lease.h"
 #include "metrics.h"
 #include "reload.h"
 #include "topology.h"
@@ -159,8 +160,18 @@ struct lhv_dev {
 	unsigned queue_size;
 	char label[160];		/* escaped device="NAME" for metrics */
 	struct lhv *l;
+	/* The io-server serving it: one of cand[]; the poller switches it
+	 * (failover.c), other threads read it atomically. */
 	struct lhv_upstream *up;
 	unsigned slot;
+
+	/* Standby failover (failover.c). cand[0] is the topology's io_server,
+	 * cand[1] its standby (NULL: none). */
+	struct lhv_upstream *cand[2];
+	int move_to;			/* atomic: the operator's move, an index in cand; -1 none */
+	int move_rc;			/* atomic: 1 while asked, then 0 or -errno */
+	uint64_t failovers, failbacks;	/* moves to the standby, back to the primary */
+	uint64_t move_ns;		/* poller: when the current move became due */
 
 	/* Poller: the attachment. */
 	int att_state;			/* enum lhv_att_state; atomic for readers */
@@ -206,6 +217,12 @@ struct lhv_dev {
 	struct lhv_iommu iommu;		/* request/response kind behind a vIOMMU */
 };
 
+enum lhv_conn_step {
+	LHV_CONN_IDLE,
+	LHV_CONN_ASKED,		/* the connector thread is connecting */
+	LHV_CONN_DONE,		/* conn_new / conn_rc wait for the poller */
+};
+
 enum lhv_up_state {
 	LHV_UP_DOWN,
 	LHV_UP_READY,		/* connected; each device attaches on its own */
@@ -236,6 +253,26 @@ struct lhv_upstream {
 	unsigned dead_streak;		/* connections declared dead since it last answered */
 	struct lhv_dev *devs[LHV_MAX_DEVICES];	/* poller: its devices */
 	unsigned ndevs;
+	/* The io-server's write lease on us (lease.h): every ping echoed
+	 * raises the bound; prev_until is the bound of closed connections
+	 * alone (their sessions may still hold a lease until then). */
+	struct vrio_lease_hold lease;
+	uint64_t lease_prev_until;
+	uint64_t lease_until_pub;	/* atomic: for the metrics thread */
+	/*
+	 * Connects happen off the poller, on a thread of the upstream's own
+	 * (a connect to a hung peer whose backlog is full blocks for the
+	 * transport's timeout): the poller asks (CONN_ASKED), the thread
+	 * connects and hands the result over (CONN_DONE) and wakes it.
+	 */
+	pthread_t connector;
+	bool connector_started;
+	pthread_mutex_t conn_lock;
+	pthread_cond_t conn_cond;
+	int conn_step;			/* atomic: enum lhv_conn_step */
+	bool conn_quit;			/* under conn_lock */
+	struct vrio_conn *conn_new;	/* CONN_DONE: the result */
+	int conn_rc;
 	uint64_t conn_resps;		/* RESP frames on this connection */
 	bool said_goodbye;		/* the last connection ended with one */
 	/* Poller: Attach messages may go (the io-server took our proof, or
@@ -298,6 +335,7 @@ struct lhv {
 	struct rte_mempool *mbufs;	/* net devices' packets; NULL without */
 	uint64_t alive_ns;		/* atomic: the poller's last round */
 	uint64_t (*clock)(void);	/* tests inject one; NULL: vrio_now_ns */
+	bool connect_inline;		/* tests: connect on the poller itself */
 	struct {
 		uint64_t busy_ns, idle_ns, wakeups;
 	} st;
@@ -307,6 +345,20 @@ struct lhv {
 	struct vrio_config_state cfg;	/* the loaded configuration */
 	uint64_t started_ns;
 };
+
+/* failover.c: a device with a standby moves between its io-servers;
+ * poller. Returns the moves made. */
+int lhv_failover_poll(struct lhv *l, uint64_t now);
+/* Milliseconds until a move waiting for a lease becomes due, or -1. */
+int lhv_failover_timeout_ms(struct lhv *l, uint64_t now);
+/* Main thread: serve d on io-server `to` (the operator's move), waiting
+ * at most timeout_ns. 0, -EINVAL (not one of its io-servers), -ETIMEDOUT. */
+int lhv_failover_move(struct lhv *l, struct lhv_dev *d, const char *to, uint64_t timeout_ns);
+/* The device's serving io-server, for any thread. */
+static inline struct lhv_upstream *lhv_dev_up(const struct lhv_dev *d)
+{
+	return __atomic_load_n(&d->up, __ATOMIC_ACQUIRE);
+}
 
 /* vq.c: the request/response queue path (lhv_rr_ops). */
 void lhv_dev_break(struct lhv_dev *d, int reason, const char *fmt, ...)

@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "localhv.h"
+#include "log.h"
 
 /* The devices in the table; the caller holds l->lock. */
 #define FOR_DEVS(l, d, i) \
@@ -144,6 +145,25 @@ static void dev_metrics(struct vrio_mw *w, struct lhv *l)
 			vrio_mw_u64(w, "vrio_localhv_device_state", lab, r == (unsigned)v);
 		}
 	}
+	vrio_mw_family(w, "vrio_localhv_failovers_total", "counter",
+		       "Moves of a device from its io_server to its standby");
+	FOR_DEVS(l, d, i)
+		if (d->cand[1])
+			vrio_mw_u64(w, "vrio_localhv_failovers_total", d->label,
+				    vrio_counter_get(&d->failovers));
+	vrio_mw_family(w, "vrio_localhv_failbacks_total", "counter",
+		       "Moves of a device from its standby back to its io_server (the standby "
+		       "failed, or vrioctl move)");
+	FOR_DEVS(l, d, i)
+		if (d->cand[1])
+			vrio_mw_u64(w, "vrio_localhv_failbacks_total", d->label,
+				    vrio_counter_get(&d->failbacks));
+	vrio_mw_family(w, "vrio_localhv_device_on_standby", "gauge",
+		       "1 while a device with a standby is served by the standby");
+	FOR_DEVS(l, d, i)
+		if (d->cand[1])
+			vrio_mw_u64(w, "vrio_localhv_device_on_standby", d->label,
+				    lhv_dev_up(d) == d->cand[1]);
 	iommu_metrics(w, l);
 	vrio_mw_family(w, "vrio_localhv_request_latency_seconds", "histogram",
 		       "Time from forwarding a request to its response");
@@ -209,6 +229,18 @@ static void up_metrics(struct vrio_mw *w, const struct lhv *l)
 	UP_COUNTER(goodbye_unanswered, "vrio_localhv_upstream_goodbye_unanswered_total",
 		   "Requests an io-server's goodbye said it took and answered that never came")
 #undef UP_COUNTER
+	vrio_mw_family(w, "vrio_localhv_upstream_lease_seconds", "gauge",
+		       "How long the io-server may still execute this host's writes: its lease "
+		       "as echoed, plus the margin (0: lapsed or never granted)");
+	for (u = 0; u < nups; u++) {
+		uint64_t until = __atomic_load_n(&l->ups[u]->lease_until_pub, __ATOMIC_RELAXED);
+		uint64_t now = vrio_now_ns();
+
+		vrio_mw_escape(name, sizeof(name), l->ups[u]->name);
+		snprintf(lab, sizeof(lab), "io_server=\"%s\"", name);
+		vrio_mw_double(w, "vrio_localhv_upstream_lease_seconds", lab,
+			       until > now ? (double)(until - now) / 1e9 : 0.0);
+	}
 	vrio_conn_stats_emit(w, "vrio_localhv_upstream", "io_server", nups, conn_fill, l);
 }
 

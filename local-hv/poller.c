@@ -142,8 +142,10 @@ static int poll_devices(struct lhv *l, uint64_t now)
 			dev_stopping(l, d, now);
 			continue;
 		}
+		/* A move the operator asked for: no new chain until it is done. */
 		if (st != LHV_DEV_RUNNING || d->broken ||
 		    (!d->attached && !d->ops->drops_when_detached) ||
+		    (d->cand[1] && __atomic_load_n(&d->move_to, __ATOMIC_ACQUIRE) >= 0) ||
 		    __atomic_load_n(&l->quiesce, __ATOMIC_ACQUIRE))
 			continue;
 		for (qi = 0; qi < d->nvq; qi++) {
@@ -223,6 +225,9 @@ static void sleep_until_work(struct lhv *l, uint64_t now)
 		if (t >= 0 && t < timeout)
 			timeout = t;
 	}
+	t = lhv_failover_timeout_ms(l, now);
+	if (t >= 0 && t < timeout)
+		timeout = t;
 	n = epoll_wait(l->epfd, ev, 32, timeout);
 	vrio_counter_add(&l->st.wakeups, 1);
 	for (i = 0; i < n; i++) {
@@ -274,6 +279,7 @@ static void *poller_main(void *arg)
 		nups = __atomic_load_n(&l->nups, __ATOMIC_ACQUIRE);
 		for (u = 0; u < nups; u++)
 			work += lhv_up_poll(l->ups[u], now);
+		work += lhv_failover_poll(l, now);
 		work += poll_devices(l, now);
 		for (u = 0; u < nups; u++)
 			lhv_up_flush(l->ups[u]);

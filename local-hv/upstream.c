@@ -16,8 +16,18 @@
  * only the silence tells. Then, as after any close, the devices wait and
  * their requests in flight are sent again once a new connection attaches
  * them.
+ *
+ * Leases (lease.h): the io-server's Heartbeats with a lease stamp are
+ * echoed at once while the connection is trusted; each raises the bound
+ * after which the io-server surely executes nothing of ours, which the
+ * failover (failover.c) waits for before a device goes elsewhere.
+ *
+ * Connects run on a thread of the upstream's own, so that a peer that does
+ * not answer one stalls nothing else on the poller (the other upstream the
+ * devices fail over to, above all).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +70,8 @@ static void up_down_why(struct lhv_upstream *up, int err, const char *why, bool 
 	peer = __atomic_load_n(&up->peer, __ATOMIC_RELAXED);
 	if (peer != LHV_PEER_DEAD)
 		__atomic_store_n(&up->peer, LHV_PEER_LOST, __ATOMIC_RELAXED);
+	/* Sessions of closed connections hold a lease until this at most. */
+	up->lease_prev_until = vrio_lease_hold_until(&up->lease);
 	if (up->conn) {
 		vrio_conn_stats_publish(&up->cpub, &up->clast, up->conn);
 		vrio_conn_stats_retire(&up->cpub);
@@ -200,6 +212,7 @@ static int up_start(struct lhv_upstream *up)
 	up->authed = !up->l->key;
 	hello.version = VRIO_PROTO_VERSION;
 	hello.node = up->l->node;
+	hello.leases = true;
 	if (up->l->key) {
 		rc = vrio_auth_nonce(up->nonce);
 		if (rc < 0)
@@ -277,11 +290,9 @@ static int hello_auth(struct lhv_upstream *up, const Vrio__Hello *h)
 	return rc;
 }
 
-static int try_connect(struct lhv_upstream *up)
+static int connect_done(struct lhv_upstream *up, struct vrio_conn *c, int rc)
 {
-	int rc;
-
-	rc = vrio_stack_connect(&up->stack, up->listen, &up->conn);
+	up->conn = rc < 0 ? NULL : c;
 	if (rc < 0) {
 		/* After a clean stop a refusal is expected, for a while. */
 		if (up->failures++ % 10 == 0)
@@ -306,6 +317,72 @@ static int try_connect(struct lhv_upstream *up)
 	up->said_goodbye = false;
 	vrio_log(up->dead_streak ? VRIO_LOG_INFO : VRIO_LOG_NOTICE, "%s: connected to %s",
 		 up_name(up), up->listen);
+	return 0;
+}
+
+static void *connector_main(void *arg)
+{
+	struct lhv_upstream *up = arg;
+	struct vrio_conn *c = NULL;
+	int rc;
+
+	pthread_mutex_lock(&up->conn_lock);
+	for (;;) {
+		while (!up->conn_quit &&
+		       __atomic_load_n(&up->conn_step, __ATOMIC_ACQUIRE) != LHV_CONN_ASKED)
+			pthread_cond_wait(&up->conn_cond, &up->conn_lock);
+		if (up->conn_quit)
+			break;
+		pthread_mutex_unlock(&up->conn_lock);
+		rc = vrio_stack_connect(&up->stack, up->listen, &c);
+		pthread_mutex_lock(&up->conn_lock);
+		up->conn_new = rc < 0 ? NULL : c;
+		up->conn_rc = rc;
+		__atomic_store_n(&up->conn_step, LHV_CONN_DONE, __ATOMIC_RELEASE);
+		lhv_poller_wake(up->l);
+	}
+	pthread_mutex_unlock(&up->conn_lock);
+	return NULL;
+}
+
+/* Poller: 1 once a connection is up, 0 while waiting, or -errno. */
+static int try_connect(struct lhv_upstream *up)
+{
+	struct vrio_conn *c = NULL;
+	int rc;
+
+	if (up->l->connect_inline) {
+		rc = vrio_stack_connect(&up->stack, up->listen, &c);
+		return connect_done(up, c, rc) == 0 ? 1 : -1;
+	}
+	switch (__atomic_load_n(&up->conn_step, __ATOMIC_ACQUIRE)) {
+	case LHV_CONN_ASKED:
+		return 0;
+	case LHV_CONN_DONE:
+		pthread_mutex_lock(&up->conn_lock);
+		c = up->conn_new;
+		rc = up->conn_rc;
+		up->conn_new = NULL;
+		__atomic_store_n(&up->conn_step, LHV_CONN_IDLE, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&up->conn_lock);
+		return connect_done(up, c, rc) == 0 ? 1 : -1;
+	default:
+		break;
+	}
+	if (!up->connector_started) {
+		rc = pthread_create(&up->connector, NULL, connector_main, up);
+		if (rc) {
+			VRIO_ERR("%s: cannot start the connect thread: %s", up_name(up),
+				 strerror(rc));
+			up_down(up, -rc);
+			return -1;
+		}
+		up->connector_started = true;
+	}
+	pthread_mutex_lock(&up->conn_lock);
+	__atomic_store_n(&up->conn_step, LHV_CONN_ASKED, __ATOMIC_RELEASE);
+	pthread_cond_signal(&up->conn_cond);
+	pthread_mutex_unlock(&up->conn_lock);
 	return 0;
 }
 
@@ -457,6 +534,31 @@ static void on_goodbye(struct lhv_upstream *up, const Vrio__Error *e)
 		    (unsigned long long)e->requests_taken, inflight);
 }
 
+/*
+ * The io-server renews its lease: the bound moves to now (read after the
+ * frame was read, so no earlier than its send) + L + margin, and the echo
+ * goes at once. Only a live connection gets here: a dead one is closed,
+ * so nothing is echoed after the verdict.
+ */
+static int on_lease_ping(struct lhv_upstream *up, const Vrio__Heartbeat *ping)
+{
+	Vrio__Ctrl m = VRIO__CTRL__INIT;
+	Vrio__Heartbeat hb = VRIO__HEARTBEAT__INIT;
+
+	if (vrio_lease_hold_ping(&up->lease, ping->lease_ms, up_clock(up)) < 0) {
+		VRIO_ERR("%s: lease of %u ms offered: out of range", up_name(up), ping->lease_ms);
+		return -EBADMSG;
+	}
+	__atomic_store_n(&up->lease_until_pub, vrio_lease_hold_until(&up->lease),
+			 __ATOMIC_RELAXED);
+	hb.lease_echo = ping->lease_stamp;
+	m.msg_case = VRIO__CTRL__MSG_HEARTBEAT;
+	m.heartbeat = &hb;
+	/* A full queue: the peer is not reading; the lease lapses there. */
+	send_ctrl(up, &m);
+	return 0;
+}
+
 static int on_ctrl(struct lhv_upstream *up, const void *payload, uint32_t len)
 {
 	Vrio__Ctrl *m = vrio_ctrl_unpack(payload, len);
@@ -491,6 +593,8 @@ static int on_ctrl(struct lhv_upstream *up, const void *payload, uint32_t len)
 		rc = on_attach_reply(up, m->attach_reply);
 		break;
 	case VRIO__CTRL__MSG_HEARTBEAT:
+		if (m->heartbeat->lease_stamp)
+			rc = on_lease_ping(up, m->heartbeat);
 		break;
 	case VRIO__CTRL__MSG_IOTLB_ACK: {
 		struct lhv_dev *d = dev_by_id(up, m->iotlb_ack->dev_id);
@@ -565,9 +669,10 @@ int lhv_up_poll(struct lhv_upstream *up, uint64_t now)
 	int rc;
 
 	if (!up->conn) {
-		if (now < up->retry_at)
+		if (now < up->retry_at &&
+		    __atomic_load_n(&up->conn_step, __ATOMIC_ACQUIRE) == LHV_CONN_IDLE)
 			return 0;
-		return try_connect(up) == 0 ? 1 : 0;
+		return try_connect(up) > 0 ? 1 : 0;
 	}
 	rc = up->conn->ops->poll(up->conn, on_frame, up, LHV_BUDGET);
 	if (rc == -ESHUTDOWN) {
@@ -660,8 +765,13 @@ int lhv_up_timeout_ms(const struct lhv_upstream *up, uint64_t now)
 {
 	int t = -1, td;
 
-	if (!up->conn)
+	if (!up->conn) {
+		/* Connecting: the connector thread wakes the poller. */
+		if (__atomic_load_n(&up->conn_step, __ATOMIC_ACQUIRE) != LHV_CONN_IDLE)
+			return __atomic_load_n(&up->conn_step, __ATOMIC_ACQUIRE) ==
+				       LHV_CONN_DONE ? 0 : -1;
 		return up->retry_at <= now ? 0 : (int)((up->retry_at - now) / 1000000 + 1);
+	}
 	for (unsigned i = 0; i < up->ndevs; i++) {
 		if (up->devs[i]->att_state != LHV_ATT_REFUSED)
 			continue;
@@ -679,6 +789,18 @@ int lhv_up_timeout_ms(const struct lhv_upstream *up, uint64_t now)
 
 void lhv_up_close(struct lhv_upstream *up)
 {
+	if (up->connector_started) {
+		/* A connect under way ends within the transport's timeout. */
+		pthread_mutex_lock(&up->conn_lock);
+		up->conn_quit = true;
+		pthread_cond_signal(&up->conn_cond);
+		pthread_mutex_unlock(&up->conn_lock);
+		pthread_join(up->connector, NULL);
+		up->connector_started = false;
+		if (up->conn_new)
+			up->conn_new->ops->close(up->conn_new);
+		up->conn_new = NULL;
+	}
 	if (up->conn) {
 		up->conn->ops->flush(up->conn);
 		up->conn->ops->close(up->conn);
@@ -703,6 +825,8 @@ struct lhv_upstream *lhv_up_get(struct lhv *l, const struct vrio_topo_ioserver *
 	if (!up)
 		return NULL;
 	up->l = l;
+	pthread_mutex_init(&up->conn_lock, NULL);
+	pthread_cond_init(&up->conn_cond, NULL);
 	snprintf(up->name, sizeof(up->name), "%s", ios->name);
 	snprintf(up->listen, sizeof(up->listen), "%s", ios->listen ? ios->listen : "");
 	vrio_hb_init(&up->hb, ios->heartbeat.interval_ms, ios->heartbeat.dead_after_ms);

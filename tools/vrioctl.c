@@ -4,6 +4,7 @@
  * scrapes a daemon's /metrics, and calls a daemon's control socket
  * (JSON-RPC 2.0, see common/ctl.h).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -34,7 +35,7 @@ static void usage(FILE *f)
 		"       vrioctl show FILE [--node NAME]\n"
 		"       vrioctl metrics HOST:PORT\n"
 		"       vrioctl DAEMON [--json] [--timeout SEC] status|devices|reload\n"
-		"       vrioctl DAEMON [--json] [--timeout SEC] move DEVICE REACTOR\n"
+		"       vrioctl DAEMON [--json] [--timeout SEC] move DEVICE REACTOR|IO_SERVER\n"
 		"       vrioctl DAEMON [--json] [--timeout SEC] call METHOD [JSON-PARAMS]\n"
 		"\n"
 		"  check    load a topology file and report the first error, if any\n"
@@ -43,7 +44,8 @@ static void usage(FILE *f)
 		"  status   the daemon, its configuration and its reactors\n"
 		"  devices  the daemon's devices: state, reactor, requests, errors\n"
 		"  reload   re-read the topology file; prints what changed, or the error\n"
-		"  move     move a device to another reactor\n"
+		"  move     io-server: move a device to another reactor; host: serve a device\n"
+		"           with a standby on its other io-server\n"
 		"  call     call a JSON-RPC method, print its result (rpc_get_methods lists them)\n"
 		"\n"
 		"  DAEMON is --socket PATH, a control socket, or --node NAME [--config FILE]:\n"
@@ -944,6 +946,15 @@ static void render_move(FILE *f, const json_t *r)
 
 	j_fmt_key(from, sizeof(from), r, "from");
 	j_fmt_key(to, sizeof(to), r, "to");
+	if (json_is_string(json_object_get(r, "to"))) {
+		if (strcmp(from, to) == 0)
+			fprintf(f, "%s: already served by io-server %s\n", j_str(r, "device"), to);
+		else
+			fprintf(f, "%s: moved from io-server %s to %s in %.2f ms\n",
+				j_str(r, "device"), from, to,
+				json_number_value(us) / 1000);
+		return;
+	}
 	if (strcmp(from, to) == 0)
 		fprintf(f, "%s: already on reactor %s\n", j_str(r, "device"), to);
 	else if (json_is_number(us))
@@ -968,6 +979,11 @@ static int params_move(int argc, char **argv, json_t **out)
 
 	errno = 0;
 	reactor = strtoul(argv[1], &end, 10);
+	if (argv[1][0] && !isdigit((unsigned char)argv[1][0]) && argv[1][0] != '-') {
+		/* local-hv: a device's other io-server, by name. */
+		*out = json_pack("{s:s, s:s}", "device", argv[0], "io_server", argv[1]);
+		return *out ? 0 : -ENOMEM;
+	}
 	if (errno || end == argv[1] || *end || argv[1][0] == '-' || reactor > INT_MAX) {
 		fprintf(stderr, "vrioctl: move: '%s' is not a reactor number\n", argv[1]);
 		return -EINVAL;

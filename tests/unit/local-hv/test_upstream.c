@@ -37,6 +37,10 @@ void lhv_main_wake(struct lhv *l)
 {
 }
 
+void lhv_poller_wake(struct lhv *l)
+{
+}
+
 void lhv_iommu_upstream_lost(struct lhv_dev *d)
 {
 }
@@ -347,6 +351,7 @@ static int setup(void **state)
 	resends = 0;
 	snprintf(f->l.node, sizeof(f->l.node), "host0");
 	f->l.clock = test_clock;
+	f->l.connect_inline = true;	/* connects as the test's clock says */
 	f->ios.name = (char *)"io0";
 	f->ios.transport = (char *)"fake";
 	f->ios.listen = (char *)"io0.test";

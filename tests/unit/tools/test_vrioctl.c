@@ -83,7 +83,8 @@ static void test_usage_errors(void **state)
 		{ 4, { "--socket", "/x", "status", "extra" } },
 		{ 4, { "--socket", "/x", "move", "vm1" } },
 		{ 5, { "--socket", "/x", "move", "vm1", "-1" } },
-		{ 5, { "--socket", "/x", "move", "vm1", "one" } },
+		/* a name is an io-server (local-hv), a number a reactor */
+		{ 5, { "--socket", "/x", "move", "vm1", "1x" } },
 		{ 5, { "--socket", "/x", "call", "m", "{bad" } },
 		{ 5, { "--socket", "/x", "--node", "io0", "status" } },
 		{ 4, { "--socket", "/x", "--timeout", "-1" } },
