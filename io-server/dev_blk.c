@@ -169,6 +169,7 @@ static void blk_done(struct ios_blk_req *b)
 {
 	struct ios_req *req = container_of(b, struct ios_req, u.blk);
 
+	req->t_done = vrio_now_ns();
 	req->dev->u.blk.at_backend--;
 	ios_chain_finish(req, blk_finish);
 }
@@ -204,6 +205,7 @@ static void blk_submit(struct ios_req *req)
 		return;
 	}
 	d->u.blk.at_backend++;
+	req->t_submit = vrio_now_ns();
 	if (ios_blk_submit(&req->u.blk, d->u.blk.chan, req->buf) == 0)
 		return;
 	d->u.blk.at_backend--;
@@ -301,6 +303,16 @@ static void blk_metrics(struct ios_server *srv, struct vrio_mw *w)
 	for (d = ios_device_next(srv, NULL, ops); d; d = ios_device_next(srv, d, ops))
 		vrio_mw_hist(w, "vrio_ioserver_request_latency_seconds", d->label,
 			     &d->stats.latency);
+	vrio_mw_family(w, "vrio_ioserver_hop_seconds", "histogram",
+		       "Where a request's time at the io-server goes, by hop: queue (arrival to the "
+		       "backend's submit), backend (submit to completion), respond (completion to "
+		       "the response queued for sending).");
+	for (d = ios_device_next(srv, NULL, ops); d; d = ios_device_next(srv, d, ops)) {
+		for (unsigned h = 0; h < IOS_NR_HOPS; h++) {
+			snprintf(labels, sizeof(labels), "%s,hop=\"%s\"", d->label, ios_hop_names[h]);
+			vrio_mw_hist(w, "vrio_ioserver_hop_seconds", labels, &d->stats.hop[h]);
+		}
+	}
 }
 
 const struct ios_dev_ops ios_blk_dev_ops = {

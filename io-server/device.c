@@ -30,6 +30,12 @@ static const struct ios_dev_ops *const dev_models[] = {
 	&ios_net_dev_ops,
 };
 
+const char *const ios_hop_names[IOS_NR_HOPS] = {
+	[IOS_HOP_QUEUE] = "queue",
+	[IOS_HOP_BACKEND] = "backend",
+	[IOS_HOP_RESPOND] = "respond",
+};
+
 const struct ios_dev_ops *ios_dev_ops_find(enum vrio_dev_type type)
 {
 	for (size_t i = 0; i < sizeof(dev_models) / sizeof(dev_models[0]); i++)

@@ -48,6 +48,18 @@ enum ios_dev_drop {
 	IOS_DEV_DROP_DOWN,		/* not attached where the frame arrived */
 };
 
+/* Where a request's time at the io-server goes (README: the breakdown):
+ * arrival to the backend's submit (parse, stages, a hop between
+ * reactors), the backend, and its completion back to the response being
+ * queued for sending. */
+enum ios_stage_hop {
+	IOS_HOP_QUEUE,
+	IOS_HOP_BACKEND,
+	IOS_HOP_RESPOND,
+	IOS_NR_HOPS,
+};
+extern const char *const ios_hop_names[IOS_NR_HOPS];
+
 struct ios_dev_stats {
 	uint64_t requests[IOS_DEV_MAX_OPS];	/* by the model's op */
 	uint64_t bytes_read, bytes_written;
@@ -58,6 +70,7 @@ struct ios_dev_stats {
 	uint64_t fenced;
 	uint64_t moves;			/* control thread */
 	struct vrio_hist latency;	/* front reactor: arrival to response queued */
+	struct vrio_hist hop[IOS_NR_HOPS];	/* front reactor, as latency */
 };
 
 struct ios_device {

@@ -74,6 +74,8 @@ struct ios_req {
 	uint32_t rx_cap;
 	uint32_t in_len, in_arg;	/* the REQ's len and arg */
 	uint64_t t_start;
+	/* A model that calls a backend stamps both (0: it did not). */
+	uint64_t t_submit, t_done;
 	union {
 		struct ios_blk_req blk;
 		struct ios_net_req net;

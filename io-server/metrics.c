@@ -74,6 +74,14 @@ static void metrics_reactors(const struct ios_server *srv, struct vrio_mw *w)
 		vrio_mw_double(w, "vrio_ioserver_reactor_idle_seconds_total", labels,
 			       (double)vrio_counter_get(&r->stats.idle_ns) / 1e9);
 	}
+	vrio_mw_family(w, "vrio_ioserver_reactor_wakeups_total", "counter",
+		       "Times each polling core went to sleep and woke again.");
+	for (i = 0; i < srv->n_reactors; i++) {
+		r = srv->reactors[i];
+		snprintf(labels, sizeof(labels), "reactor=\"%u\"", r->idx);
+		vrio_mw_u64(w, "vrio_ioserver_reactor_wakeups_total", labels,
+			    vrio_counter_get(&r->stats.wakeups));
+	}
 
 	vrio_mw_family(w, "vrio_ioserver_reactor_busy_ratio", "gauge",
 		       "Each polling core's busy fraction over the balancer's last period: time "

@@ -346,6 +346,7 @@ static int session_data(struct ios_session *s, const struct vrio_frame *f, const
 		return ios_session_reject(s, -ENOMEM, "out of memory for a request");
 	req->s = s;
 	req->t_start = s->r->now;
+	req->t_submit = req->t_done = 0;
 	req->in_len = f->len;
 	req->in_arg = f->arg;
 	memset(&req->frame, 0, sizeof(req->frame));
@@ -437,12 +438,19 @@ static void sent(struct ios_session *s, struct ios_req *req)
 {
 	struct ios_attach *a = req->att;
 	struct ios_device *d;
+	uint64_t now;
 
 	if (!a)
 		return;
 	d = a->dev;
 	a->outstanding--;
-	vrio_hist_add(&d->stats.latency, vrio_now_ns() - req->t_start);
+	now = vrio_now_ns();
+	vrio_hist_add(&d->stats.latency, now - req->t_start);
+	if (req->t_submit && req->t_done >= req->t_submit && req->t_submit >= req->t_start) {
+		vrio_hist_add(&d->stats.hop[IOS_HOP_QUEUE], req->t_submit - req->t_start);
+		vrio_hist_add(&d->stats.hop[IOS_HOP_BACKEND], req->t_done - req->t_submit);
+		vrio_hist_add(&d->stats.hop[IOS_HOP_RESPOND], now - req->t_done);
+	}
 	if (d->ops->sent)
 		d->ops->sent(d, req->frame.len);
 	att_maybe_release(a);

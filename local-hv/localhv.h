@@ -133,6 +133,17 @@ enum lhv_net_drop {
 };
 extern const char *const lhv_net_drop_names[LHV_NET_NR_DROPS];
 
+/* Where a request's time at local-hv goes (README: the breakdown): from the
+ * poller finding the chain to its REQ queued upstream, and from its RESP
+ * to the used entry published. In between is `latency` (the wire and the
+ * io-server); before and after, the guest's kick and interrupt. */
+enum lhv_hop {
+	LHV_HOP_SUBMIT,
+	LHV_HOP_COMPLETE,
+	LHV_NR_HOPS,
+};
+extern const char *const lhv_hop_names[LHV_NR_HOPS];
+
 struct lhv_dev_stats {
 	uint64_t requests, responses;
 	uint64_t bytes_out, bytes_in;	/* to the io-server, into the guest */
@@ -141,6 +152,7 @@ struct lhv_dev_stats {
 	uint64_t chain_errors[LHV_WALK_NR_ERRORS];
 	uint64_t net_drops[LHV_NET_NR_DROPS];
 	struct vrio_hist latency;
+	struct vrio_hist hop[LHV_NR_HOPS];
 };
 
 /* A device's attachment at its io-server, as the poller sees it. */

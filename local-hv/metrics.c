@@ -170,7 +170,22 @@ static void dev_metrics(struct vrio_mw *w, struct lhv *l)
 	FOR_DEVS(l, d, i)
 		vrio_mw_hist(w, "vrio_localhv_request_latency_seconds", d->label,
 			     &d->st.latency);
+	vrio_mw_family(w, "vrio_localhv_hop_seconds", "histogram",
+		       "Where a request's time at local-hv goes, by hop: submit (the poller finding "
+		       "the chain to its request queued upstream), complete (the response to the "
+		       "used entry published)");
+	FOR_DEVS(l, d, i) {
+		for (r = 0; r < LHV_NR_HOPS; r++) {
+			snprintf(lab, sizeof(lab), "%s,hop=\"%s\"", d->label, lhv_hop_names[r]);
+			vrio_mw_hist(w, "vrio_localhv_hop_seconds", lab, &d->st.hop[r]);
+		}
+	}
 }
+
+const char *const lhv_hop_names[LHV_NR_HOPS] = {
+	[LHV_HOP_SUBMIT] = "submit",
+	[LHV_HOP_COMPLETE] = "complete",
+};
 
 /* The upstream connections' own counters (transport.h). */
 static const char *conn_fill(const void *arg, unsigned u, struct vrio_conn_stats *st)

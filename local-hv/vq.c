@@ -65,6 +65,7 @@ static int lhv_vq_process(struct lhv *l, struct lhv_dev *d, unsigned qi)
 	uint16_t avail_idx, head, n;
 	struct lhv_slot *s;
 	int done = 0, rc;
+	uint64_t seen;
 
 	avail_idx = __atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE);
 	n = (uint16_t)(avail_idx - q->last_avail);
@@ -73,6 +74,9 @@ static int lhv_vq_process(struct lhv *l, struct lhv_dev *d, unsigned qi)
 			      q->size);
 		return 0;
 	}
+	if (!n)
+		return 0;
+	seen = vrio_now_ns();
 	while (n-- && done < LHV_BUDGET) {
 		head = __atomic_load_n(&q->avail->ring[q->last_avail & (q->size - 1)],
 				       __ATOMIC_RELAXED);
@@ -105,6 +109,7 @@ static int lhv_vq_process(struct lhv *l, struct lhv_dev *d, unsigned qi)
 		s->lo = c->lo;
 		s->hi = c->hi;
 		s->t0 = vrio_now_ns();
+		vrio_hist_add(&d->st.hop[LHV_HOP_SUBMIT], s->t0 - seen);
 		q->last_avail++;
 		q->inflight++;
 		d->inflight++;
@@ -138,6 +143,7 @@ static int lhv_vq_complete(struct lhv *l, struct lhv_dev *d, const struct vrio_f
 	struct lhv_slot *s;
 	struct lhv_vq *q;
 	int state, rc;
+	uint64_t now;
 
 	state = __atomic_load_n(&d->state, __ATOMIC_ACQUIRE);
 	if ((state != LHV_DEV_RUNNING && state != LHV_DEV_STOP) || (f->id >> 16) != d->epoch) {
@@ -158,7 +164,8 @@ static int lhv_vq_complete(struct lhv *l, struct lhv_dev *d, const struct vrio_f
 	q->inflight--;
 	d->inflight--;
 	vrio_counter_add(&d->st.responses, 1);
-	vrio_hist_add(&d->st.latency, vrio_now_ns() - s->t0);
+	now = vrio_now_ns();
+	vrio_hist_add(&d->st.latency, now - s->t0);
 	if (d->broken) {
 		vrio_counter_add(&d->st.dropped_responses, 1);
 		return 0;
@@ -183,6 +190,7 @@ static int lhv_vq_complete(struct lhv *l, struct lhv_dev *d, const struct vrio_f
 	e->len = f->len;
 	q->used_idx++;
 	__atomic_store_n(&q->used->idx, q->used_idx, __ATOMIC_RELEASE);
+	vrio_hist_add(&d->st.hop[LHV_HOP_COMPLETE], vrio_now_ns() - now);
 	return 0;
 }
 

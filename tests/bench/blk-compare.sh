@@ -16,7 +16,8 @@
 # same data. Every round runs every system in turn, so all see the same
 # machine. Prints medians over ROUNDS of IOPS, p50/p99, the CPU time per
 # I/O of each daemon (io-server, local-hv, qsd) and of the daemons
-# together, IOPS per busy io-server core, and each system's ratios to qsd.
+# together, IOPS per busy io-server core, and each system's ratios to qsd;
+# then where vrio's time goes (blk_hops), and each daemon's CPU at rest.
 # QSD_STRONG_IOTHREAD tries other iothread options for the qsd row.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
@@ -52,7 +53,7 @@ main() {
 				vrio | vrio-null)
 					sock=$RACK_SOCK_A
 					[[ $sys == vrio-null ]] && sock=$RACK_SOCK_B
-					blk_run "$tmp/$sys.$qd" "$sock" "$qd" "$VRIO_IO_METRICS" \
+					blk_run "$tmp/$sys.$qd" "$sock" "$qd" "$VRIO_IO_METRICS,$VRIO_HV_METRICS" \
 						io-server="$VRIO_IO_PID" local-hv="$VRIO_HV_PID"
 					;;
 				qsd)
@@ -72,6 +73,7 @@ main() {
 	printf 'qsd:         %s\nqsd-default: %s\n\n' "$(qsd_config_text strong)" \
 		"$(qsd_config_text default)"
 	blk_report "$tmp" "1 32" qsd "${SYSTEMS[@]}"
+	blk_idle "$SECS" io-server="$VRIO_IO_PID" local-hv="$VRIO_HV_PID" qsd="$qsd_pid"
 	vrio_down || die "a vrio daemon did not stop cleanly"
 }
 

@@ -19,6 +19,11 @@
 #               for this workload (aio=io_uring, an iothread: blk-lib.sh)
 #   qsd-default the same as it comes (aio=threads, main loop)
 #
+# VRIO_ONLY="tcp shm qsd" runs only the systems named. VRIO_BASE_BUILD=DIR
+# adds tcp-base and shm-base: the same racks from another build (main, say),
+# alternating with this build's round by round: an A/B of a change, with
+# ratios to tcp-base and shm-base.
+#
 # The host has no RDMA: with VRIO_BENCH_RDMA=1 the script then runs
 # tests/integration/blk-rdma.sh, which measures rdma and tcp inside a QEMU
 # TCG guest with soft-RoCE (about 90 s), and prints those figures as a
@@ -58,16 +63,19 @@ fill() {
 # vrio_system NAME TRANSPORT [DPDK_PORT]: a rack of its own in a directory
 # of its own; its disk-a is what the bench reads.
 vrio_system() {
-	local name=$1 run=$TMP/$1
+	local name=$1 run=$TMP/$1 build=$BUILD
+	wanted "$name" || return 0
+	[[ $name == *-base ]] && build=$VRIO_BASE_BUILD
 	mkdir -p "$run"
 	RACK_TRANSPORT=$2 RACK_DPDK_IO_EAL= RACK_DPDK_HV_EAL= RACK_IO_NS= RACK_HV_NS=
 	[[ -n ${3:-} ]] && rack_dpdk_port "$run" "$3"
-	VRIO_LOG_PREFIX="transports ($name)" rack_up "$run" "$BUILD"
+	VRIO_LOG_PREFIX="transports ($name)" rack_up "$run" "$build"
+	BENCH=$BUILD/tools/vrio-bench
 	SOCK[$name]=$RACK_SOCK_A
 	PIDS[$name]="io-server=$VRIO_IO_PID local-hv=$VRIO_HV_PID"
 	# Its reactors' busy time, where the io-server's port is reachable
 	# from here (not from inside a network namespace).
-	[[ -n $RACK_IO_NS ]] || METRICS[$name]=$VRIO_IO_METRICS
+	[[ -n $RACK_IO_NS ]] || METRICS[$name]=$VRIO_IO_METRICS,$VRIO_HV_METRICS
 	# What rack_down needs, to stop this rack at the end.
 	STOP[$name]=$(declare -p VRIO_IO_PID VRIO_HV_PID VRIO_IO_LOG VRIO_HV_LOG RACK_DPDK_IO_EAL |
 		tr '\n' ';')
@@ -78,12 +86,18 @@ vrio_system() {
 # file of its own.
 qsd_system() {
 	local name=$1 run=$TMP/$1 pid
+	wanted "$name" || return 0
 	mkdir -p "$run"
 	truncate -s 64M "$run/disk.img"
 	qsd_start pid "$run/qsd.sock" "$run/disk.img" "$2" "$run/qsd.log"
 	SOCK[$name]=$run/qsd.sock
 	PIDS[$name]="qsd=$pid"
 	SYSTEMS+=("$name")
+}
+
+# wanted SYSTEM: true unless VRIO_ONLY leaves it out.
+wanted() {
+	[[ -z ${VRIO_ONLY:-} || " $VRIO_ONLY " == *" ${1%-base} "* ]]
 }
 
 report() {
@@ -94,10 +108,17 @@ report() {
 			"$(qsd_config_text default)"
 	fi
 	printf '\n'
-	blk_report "$TMP" "1 32" "qsd tcp" "${SYSTEMS[@]}"
+	local bases="qsd tcp"
+	[[ -z ${VRIO_BASE_BUILD:-} ]] || bases+=" tcp-base shm-base"
+	blk_report "$TMP" "1 32" "$bases" "${SYSTEMS[@]}"
 }
 
-rdma_report() {
+rdma_# wanted SYSTEM: true unless VRIO_ONLY leaves it out.
+wanted() {
+	[[ -z ${VRIO_ONLY:-} || " $VRIO_ONLY " == *" ${1%-base} "* ]]
+}
+
+report() {
 	local out rc=0
 	log "rdma: running tests/integration/blk-rdma.sh for the in-guest figures"
 	out=$(VRIO_RDMA_COUNT=2000 bash "$VRIO_ROOT/tests/integration/blk-rdma.sh" "$BUILD" 2>&1) ||
@@ -138,17 +159,28 @@ main() {
 
 	vrio_system tcp tcp
 	vrio_system shm shm
-	if rack_pmd_present memif; then
+	if [[ -n ${VRIO_BASE_BUILD:-} ]]; then
+		VRIO_BASE_BUILD=$(cd "$VRIO_BASE_BUILD" && pwd)
+		vrio_system tcp-base tcp
+		vrio_system shm-base shm
+	fi
+	if ! wanted dpdk-memif; then
+		:
+	elif rack_pmd_present memif; then
 		vrio_system dpdk-memif dpdk memif
 	else
 		log "dpdk-memif: SKIP: DPDK has no memif PMD"
 	fi
-	if [[ $(id -u) == 0 ]] && rack_kernel_has XDP && rack_pmd_present af_xdp; then
+	if ! wanted dpdk-xdp; then
+		:
+	elif [[ $(id -u) == 0 ]] && rack_kernel_has XDP && rack_pmd_present af_xdp; then
 		vrio_system dpdk-xdp dpdk af_xdp
 	else
 		log "dpdk-xdp: SKIP: needs root, AF_XDP in the kernel and DPDK's af_xdp PMD"
 	fi
-	if have_cmd qemu-storage-daemon; then
+	if ! wanted qsd && ! wanted qsd-default; then
+		:
+	elif have_cmd qemu-storage-daemon; then
 		qsd_system qsd strong
 		qsd_system qsd-default default
 	else
