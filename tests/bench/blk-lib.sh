@@ -153,13 +153,13 @@ blk_run() {
 		roles+=("${arg%%=*}")
 		pids+=("${arg#*=}")
 	done
-	[[ -z $metrics ]] || b0=$(reactor_busy "$metrics") || die "no metrics on $metrics"
 	if [[ $metrics == *,* ]]; then
 		hv=${metrics#*,}
 		metrics=${metrics%%,*}
 		metrics_snap "$metrics" "$out.io0"
 		metrics_snap "$hv" "$out.hv0"
 	fi
+	[[ -z $metrics ]] || b0=$(reactor_busy "$metrics") || die "no metrics on $metrics"
 	for arg in "${pids[@]}"; do t0+=("$(cpu_ticks "$arg")"); done
 	res=$("$BENCH" --socket "$sock" --rw randread --bs 4096 --iodepth "$qd" \
 		--runtime "$SECS" --size 64M --json --quiet) || die "vrio-bench on $sock failed"

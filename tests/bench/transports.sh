@@ -113,12 +113,7 @@ report() {
 	blk_report "$TMP" "1 32" "$bases" "${SYSTEMS[@]}"
 }
 
-rdma_# wanted SYSTEM: true unless VRIO_ONLY leaves it out.
-wanted() {
-	[[ -z ${VRIO_ONLY:-} || " $VRIO_ONLY " == *" ${1%-base} "* ]]
-}
-
-report() {
+rdma_report() {
 	local out rc=0
 	log "rdma: running tests/integration/blk-rdma.sh for the in-guest figures"
 	out=$(VRIO_RDMA_COUNT=2000 bash "$VRIO_ROOT/tests/integration/blk-rdma.sh" "$BUILD" 2>&1) ||
