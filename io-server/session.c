@@ -796,6 +796,10 @@ static int session_sleep(struct ios_poller *p)
 		return (int)((s->linger_until - s->r->now) / 1000000 + 1);
 	}
 	ios_reactor_watch(s->r, &s->ev, ev);
+	/* A doorbell to ask for (shm); frames already there, or an error for
+	 * the next poll to report: no sleep. */
+	if (reading && vrio_conn_sleep_prepare(s->conn) != 0)
+		return 0;
 	/* A transport without a descriptor can only be polled; a layer's
 	 * timer (a retransmission) must not wait for us. */
 	t = vrio_conn_timeout_ms(s->conn);

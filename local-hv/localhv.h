@@ -390,6 +390,10 @@ void lhv_up_unlink(struct lhv_upstream *up, struct lhv_dev *d);
 int lhv_up_poll(struct lhv_upstream *up, uint64_t now);
 void lhv_up_flush(struct lhv_upstream *up);
 void lhv_up_close(struct lhv_upstream *up);
+/* Before the poller sleeps: each connection asks for a doorbell where its
+ * transport needs one (transport.h sleep_prepare). True if one has frames,
+ * or an error, for the next round to take instead of sleeping. */
+bool lhv_ups_sleep_prepare(struct lhv *l);
 /* Milliseconds until the next reconnect attempt, or -1. */
 int lhv_up_timeout_ms(const struct lhv_upstream *up, uint64_t now);
 /* Queues a data frame; if the send queue is full, flushes and tries once

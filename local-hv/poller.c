@@ -297,7 +297,8 @@ static void *poller_main(void *arg)
 			sched_yield();
 			continue;
 		}
-		if (arm_kicks(l) || __atomic_load_n(&l->cmd_pending, __ATOMIC_ACQUIRE)) {
+		if (arm_kicks(l) || lhv_ups_sleep_prepare(l) ||
+		    __atomic_load_n(&l->cmd_pending, __ATOMIC_ACQUIRE)) {
 			last_work = now;
 			continue;
 		}

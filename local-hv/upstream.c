@@ -761,6 +761,16 @@ void lhv_up_flush(struct lhv_upstream *up)
 	vrio_conn_stats_publish(&up->cpub, &up->clast, up->conn);
 }
 
+bool lhv_ups_sleep_prepare(struct lhv *l)
+{
+	unsigned u, n = __atomic_load_n(&l->nups, __ATOMIC_ACQUIRE);
+
+	for (u = 0; u < n; u++)
+		if (l->ups[u]->conn && vrio_conn_sleep_prepare(l->ups[u]->conn) != 0)
+			return true;
+	return false;
+}
+
 int lhv_up_timeout_ms(const struct lhv_upstream *up, uint64_t now)
 {
 	int t = -1, td;

@@ -204,6 +204,11 @@ static int fault_poll(struct vrio_conn *c, vrio_recv_cb cb, void *arg, unsigned 
 	return fc->base.inner->ops->poll(fc->base.inner, fault_recv, &u, budget);
 }
 
+static int fault_sleep_prepare(struct vrio_conn *c)
+{
+	return vrio_conn_sleep_prepare(to_fault(c)->base.inner);
+}
+
 static int fault_conn_fd(struct vrio_conn *c)
 {
 	return vrio_conn_fd(to_fault(c)->base.inner);
@@ -260,6 +265,7 @@ static const struct vrio_transport_ops fault_ops = {
 	.poll = fault_poll,
 	.close = fault_close,
 	.conn_fd = fault_conn_fd,
+	.sleep_prepare = fault_sleep_prepare,
 	.pending = fault_pending,
 	.timeout_ms = fault_timeout_ms,
 };

@@ -364,6 +364,11 @@ static int rel_poll(struct vrio_conn *c, vrio_recv_cb cb, void *arg, unsigned bu
 	return (unsigned)rc == budget ? (int)budget : (int)r->delivered;
 }
 
+static int rel_sleep_prepare(struct vrio_conn *c)
+{
+	return vrio_conn_sleep_prepare(to_rel(c)->base.inner);
+}
+
 static int rel_conn_fd(struct vrio_conn *c)
 {
 	return vrio_conn_fd(to_rel(c)->base.inner);
@@ -413,6 +418,7 @@ static const struct vrio_transport_ops rel_ops = {
 	.poll = rel_poll,
 	.close = rel_close,
 	.conn_fd = rel_conn_fd,
+	.sleep_prepare = rel_sleep_prepare,
 	.pending = rel_pending,
 	.timeout_ms = rel_timeout_ms,
 };

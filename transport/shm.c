@@ -399,9 +399,10 @@ static int shm_pending(struct vrio_conn *vc)
 }
 
 /*
- * The receive ring is empty. Drain the doorbells the peer rang, notice a
- * peer that left, and arm the doorbell so that an owner may sleep on the
- * socket. Returns 1 if frames arrived meanwhile, 0 if none, or -errno.
+ * The receive ring is empty. Drain the doorbells the peer rang and notice a
+ * peer that left. Returns 1 if frames arrived meanwhile, 0 if none, or
+ * -errno. The doorbell is not armed here: only an owner about to sleep asks
+ * for one (shm_sleep_prepare), so two polling sides ring none.
  */
 static int rx_idle(struct shm_conn *c)
 {
@@ -415,8 +416,7 @@ static int rx_idle(struct shm_conn *c)
 		rc = shm_drain_socket(c);
 		if (rc < 0)
 			return rc;
-	} else if (__atomic_load_n(&r->ctl->need_wake, __ATOMIC_RELAXED) &&
-		   ++c->idle >= SHM_LIVENESS_EVERY) {
+	} else if (++c->idle >= SHM_LIVENESS_EVERY) {
 		rc = shm_drain_socket(c);
 		if (rc < 0)
 			return rc;
@@ -431,14 +431,39 @@ static int rx_idle(struct shm_conn *c)
 		c->err = -ECONNRESET;
 		return -ECONNRESET;
 	}
-	if (__atomic_load_n(&r->ctl->need_wake, __ATOMIC_RELAXED))
-		return 0;
-	__atomic_store_n(&r->ctl->need_wake, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+/*
+ * The owner is going to sleep on the socket: ask the producer for a
+ * doorbell, then look at the ring once more. Either the producer's flush
+ * sees the request (it stores head, fences, then reads need_wake) or this
+ * side sees the new head (it stores need_wake, fences, then reads head):
+ * the two fences order both pairs, so no frame is left without a bell.
+ */
+static int shm_sleep_prepare(struct vrio_conn *vc)
+{
+	struct shm_conn *c = to_shm(vc);
+	struct shm_ring *r = &c->rx;
+	int rc;
+
+	if (c->err)
+		return c->err;
+	if (!__atomic_load_n(&r->ctl->need_wake, __ATOMIC_RELAXED))
+		__atomic_store_n(&r->ctl->need_wake, 1, __ATOMIC_RELAXED);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	rc = rx_refresh(c);
 	if (rc < 0)
 		return rc;
 	return r->peer != r->pos;
+}
+
+/* Awake again with frames to read: a doorbell would only cost the producer
+ * a system call. */
+static void rx_awake(struct shm_conn *c)
+{
+	if (__atomic_load_n(&c->rx.ctl->need_wake, __ATOMIC_RELAXED))
+		__atomic_store_n(&c->rx.ctl->need_wake, 0, __ATOMIC_RELAXED);
 }
 
 /* CTRL payloads are parsed in several passes: give them bytes that hold
@@ -496,6 +521,7 @@ static int shm_poll(struct vrio_conn *vc, vrio_recv_cb cb, void *arg, unsigned b
 				goto out;
 			if (r->peer == r->pos)
 				break;
+			rx_awake(c);
 		}
 		avail = r->peer - r->pos;
 		off = r->pos & (r->size - 1);
@@ -1045,6 +1071,7 @@ const struct vrio_transport_ops vrio_shm_transport = {
 	.close = shm_close,
 	.listener_close = shm_listener_close,
 	.conn_fd = shm_conn_fd,
+	.sleep_prepare = shm_sleep_prepare,
 	.listener_fd = shm_listener_fd,
 	.pending = shm_pending,
 };

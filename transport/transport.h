@@ -106,6 +106,13 @@ struct vrio_transport_ops {
 	 * only be polled. */
 	int (*conn_fd)(struct vrio_conn *c);
 	int (*listener_fd)(struct vrio_listener *l);
+	/* Optional: the owner found no work and is about to sleep on
+	 * conn_fd(). A backend whose peer rings a doorbell only when asked
+	 * (shm) asks for one here, never while its owner polls, so that two
+	 * polling sides make no system call per frame. 1 if frames arrived
+	 * meanwhile (poll again rather than sleep), 0, or -errno. Without it
+	 * the descriptor fires on its own (a socket). */
+	int (*sleep_prepare)(struct vrio_conn *c);
 	/* Optional: 1 if send() queued bytes that flush() has not pushed. */
 	int (*pending)(struct vrio_conn *c);
 	/* Optional: milliseconds until poll() must run again whether or not
@@ -195,6 +202,11 @@ void vrio_conn_stats_emit(struct vrio_mw *w, const char *prefix, const char *lab
 static inline bool vrio_conn_pending(struct vrio_conn *c)
 {
 	return c->ops->pending && c->ops->pending(c);
+}
+
+static inline int vrio_conn_sleep_prepare(struct vrio_conn *c)
+{
+	return c->ops->sleep_prepare ? c->ops->sleep_prepare(c) : 0;
 }
 
 static inline int vrio_conn_timeout_ms(struct vrio_conn *c)

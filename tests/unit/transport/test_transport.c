@@ -224,7 +224,7 @@ static int drain(struct pair *p, struct vrio_conn *c, struct sink *s, unsigned w
 		rc = p->ops->poll(c, on_frame, s, 16);
 		if (rc < 0)
 			return rc;
-		if (rc == 0)
+		if (rc == 0 && vrio_conn_sleep_prepare(c) == 0)
 			poll(&pfd, 1, 1);
 	}
 	return rc;
@@ -367,6 +367,7 @@ static void test_wakeup(void **state)
 	assert_true(fd >= 0);
 	for (round = 0; round < 3; round++) {
 		assert_int_equal(p->ops->poll(p->server, on_frame, &s, 16), 0);
+		assert_int_equal(vrio_conn_sleep_prepare(p->server), 0);
 		assert_false(fd_readable(fd, 0));
 		assert_int_equal(send_pattern(p, p->client, (uint32_t)round, 100), 0);
 		assert_int_equal(p->ops->flush(p->client), 0);
@@ -401,7 +402,7 @@ static void test_full(void **state)
 		p->ops->flush(p->client);
 		rc = p->ops->poll(p->server, on_frame, &s, 4);
 		assert_true(rc >= 0);
-		if (rc == 0)
+		if (rc == 0 && vrio_conn_sleep_prepare(p->server) == 0)
 			fd_readable(vrio_conn_fd(p->server), 1);
 	}
 	assert_int_equal(s.frames, sent);
@@ -641,6 +642,137 @@ static void test_shm_space_doorbell(void **state)
 	assert_int_equal(p->ops->poll(p->client, on_frame, &s, 16), 0);
 	assert_false(fd_readable(cfd, 0));
 	assert_int_equal(send_pattern(p, p->client, sent, 1u << 20), 0);
+}
+
+/* While the consumer polls, the producer rings no doorbell: a system call
+ * per frame for nothing. Once it says it sleeps, one doorbell wakes it. */
+static void test_shm_no_bell_while_polling(void **state)
+{
+	struct pair *p = *state;
+	struct sink s = { .fail_at = -1 };
+	struct shm_conn *cc = to_shm(p->client);
+	int fd = vrio_conn_fd(p->server);
+	uint64_t kicks = cc->tx.kicks;
+	uint32_t i;
+
+	for (i = 0; i < 10; i++) {
+		assert_int_equal(p->ops->poll(p->server, on_frame, &s, 16), (int)(i > 0));
+		assert_int_equal(send_pattern(p, p->client, i, 100), 0);
+		assert_int_equal(p->ops->flush(p->client), 0);
+		assert_false(fd_readable(fd, 0));
+	}
+	assert_int_equal(cc->tx.kicks, kicks);
+	assert_int_equal(p->ops->poll(p->server, on_frame, &s, 16), 1);
+	assert_int_equal(p->ops->poll(p->server, on_frame, &s, 16), 0);
+	assert_int_equal(vrio_conn_sleep_prepare(p->server), 0);
+	assert_int_equal(send_pattern(p, p->client, i, 100), 0);
+	assert_int_equal(p->ops->flush(p->client), 0);
+	assert_true(fd_readable(fd, 1000));
+	assert_int_equal(cc->tx.kicks, kicks + 1);
+	/* Frames published before the sleep is announced: no sleep at all. */
+	assert_int_equal(p->ops->poll(p->server, on_frame, &s, 16), 1);
+	assert_int_equal(send_pattern(p, p->client, i + 1, 100), 0);
+	assert_int_equal(p->ops->flush(p->client), 0);
+	assert_int_equal(vrio_conn_sleep_prepare(p->server), 1);
+	assert_int_equal(p->ops->poll(p->server, on_frame, &s, 16), 1);
+	assert_int_equal(s.frames, 12);
+	assert_int_equal(s.bad, 0);
+}
+
+/*
+ * The lost-wakeup race: a consumer that announces its sleep just as the
+ * producer publishes must be rung, or see the frame. Two threads play
+ * ping-pong, the producer sending a burst and then waiting for it to be
+ * taken (as a QD 1 guest does), both pausing at random for a few
+ * microseconds so that the consumer's last look, its announcement and the
+ * producer's publication fall in every order. A burst left unrung stays
+ * untaken: the consumer's sleep times out.
+ */
+#define RACE_BURSTS 4000u
+
+struct race {
+	struct pair *p;
+	struct sink *s;
+	unsigned seed;
+	int fail;		/* atomic: the consumer gave up */
+};
+
+static void spin_random(unsigned *seed, unsigned max)
+{
+	for (unsigned k = rand_r(seed) % max; k; k--)
+		__asm__ __volatile__("" ::: "memory");
+}
+
+static void *race_producer(void *arg)
+{
+	struct race *r = arg;
+	uint32_t sent = 0;
+	unsigned b, n;
+
+	for (b = 0; b < RACE_BURSTS; b++) {
+		for (n = 1 + rand_r(&r->seed) % 3; n; n--)
+			if (send_pattern(r->p, r->p->client, sent++, 64) < 0)
+				return (void *)1;
+		spin_random(&r->seed, 2000);
+		if (r->p->ops->flush(r->p->client) < 0)
+			return (void *)2;
+		while (__atomic_load_n(&r->s->frames, __ATOMIC_ACQUIRE) < sent)
+			if (__atomic_load_n(&r->fail, __ATOMIC_ACQUIRE))
+				return NULL;
+	}
+	return NULL;
+}
+
+static void test_shm_doorbell_race(void **state)
+{
+	struct pair *p = *state;
+	struct sink s = { .fail_at = -1 };
+	struct race r = { .p = p, .s = &s, .seed = 7 };
+	struct pollfd pfd = { .fd = vrio_conn_fd(p->server), .events = POLLIN };
+	unsigned sleeps = 0, lost = 0, seed = 11, total = 0;
+	pthread_t t;
+	void *ret;
+	int rc;
+
+	assert_int_equal(pthread_create(&t, NULL, race_producer, &r), 0);
+	while (!lost) {
+		rc = p->ops->poll(p->server, on_frame, &s, 64);
+		if (rc < 0)
+			break;
+		if (rc > 0)
+			continue;
+		if (pthread_tryjoin_np(t, &ret) == 0) {
+			total = 1;
+			break;
+		}
+		/* Between the last look and the announcement. */
+		spin_random(&seed, 2000);
+		rc = vrio_conn_sleep_prepare(p->server);
+		if (rc < 0)
+			break;
+		if (rc > 0)
+			continue;
+		sleeps++;
+		if (poll(&pfd, 1, 1000) > 0)
+			continue;
+		/* Asleep for a second: the producer is done, or waits for a
+		 * burst nobody rang for. */
+		if (pthread_tryjoin_np(t, &ret) == 0) {
+			total = 1;
+			break;
+		}
+		lost++;
+	}
+	__atomic_store_n(&r.fail, 1, __ATOMIC_RELEASE);
+	if (!total)
+		assert_int_equal(pthread_join(t, &ret), 0);
+	print_message("doorbell race: %u frames, %u sleeps, %llu doorbells, %u lost\n", s.frames,
+		      sleeps, (unsigned long long)to_shm(p->client)->tx.kicks, lost);
+	assert_int_equal(lost, 0);
+	assert_true(rc >= 0);
+	assert_null(ret);
+	assert_int_equal(s.bad, 0);
+	assert_true(sleeps > RACE_BURSTS / 10);
 }
 
 /* A peer whose process dies: no goodbye in the ring, only the end of file. */
@@ -887,6 +1019,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_shm_tail_corrupt, setup_shm, teardown),
 		cmocka_unit_test_setup_teardown(test_shm_ctrl_copied, setup_shm, teardown),
 		cmocka_unit_test_setup_teardown(test_shm_space_doorbell, setup_shm, teardown),
+		cmocka_unit_test_setup_teardown(test_shm_no_bell_while_polling, setup_shm, teardown),
+		cmocka_unit_test_setup_teardown(test_shm_doorbell_race, setup_shm, teardown),
 		cmocka_unit_test_setup_teardown(test_shm_hello_refused, setup_shm, teardown),
 		cmocka_unit_test_setup_teardown(test_shm_pending_bounded, setup_shm, teardown),
 		cmocka_unit_test(test_shm_peer_dies),
