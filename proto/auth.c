@@ -36,7 +36,7 @@ int vrio_auth_proof(const struct vrio_auth_ctx *c, enum vrio_auth_role role,
 
 	if (!c->key || c->key_len < VRIO_AUTH_KEY_MIN || c->key_len > VRIO_AUTH_KEY_MAX ||
 	    !c->host || !c->ioserver || strlen(c->host) > 255 || strlen(c->ioserver) > 255 ||
-	    (role != VRIO_AUTH_HOST && role != VRIO_AUTH_IOSERVER))
+	    role < VRIO_AUTH_HOST || role > VRIO_AUTH_TRUNK_ACCEPTOR)
 		return -EINVAL;
 	memcpy(msg, AUTH_LABEL, sizeof(AUTH_LABEL));	/* with its NUL */
 	n += sizeof(AUTH_LABEL);

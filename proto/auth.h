@@ -16,6 +16,12 @@
  *
  * The key is the host's key file (keyfile.h), at least VRIO_AUTH_KEY_MIN
  * bytes, which the host and every io-server it uses read.
+ *
+ * A trunk between two io-servers (io-server/trunk.h) runs the same three
+ * messages under the rack's trunk key (trunk_key_file): the side that
+ * dials plays the host, with its own name in the host's place, and the
+ * proofs carry roles of their own (TRUNK_DIALER, TRUNK_ACCEPTOR), so that
+ * no trunk proof passes for a host's, even under the same key.
  */
 #ifndef VRIO_PROTO_AUTH_H
 #define VRIO_PROTO_AUTH_H
@@ -31,6 +37,8 @@
 enum vrio_auth_role {
 	VRIO_AUTH_HOST = 1,	/* local-hv's proof */
 	VRIO_AUTH_IOSERVER = 2,
+	VRIO_AUTH_TRUNK_DIALER = 3,	/* a trunk: the io-server that dials */
+	VRIO_AUTH_TRUNK_ACCEPTOR = 4,	/* and the one that accepts */
 };
 
 struct vrio_auth_ctx {

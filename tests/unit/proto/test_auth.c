@@ -128,11 +128,28 @@ static void test_malformed(void **state)
 	c.key_len = 31;
 	assert_int_equal(vrio_auth_proof(&c, VRIO_AUTH_HOST, proof), -EINVAL);
 	c.key_len = sizeof(key);
-	assert_int_equal(vrio_auth_proof(&c, (enum vrio_auth_role)3, proof), -EINVAL);
+	assert_int_equal(vrio_auth_proof(&c, (enum vrio_auth_role)5, proof), -EINVAL);
+	assert_int_equal(vrio_auth_proof(&c, (enum vrio_auth_role)0, proof), -EINVAL);
 	memset(long_name, 'h', sizeof(long_name) - 1);
 	long_name[sizeof(long_name) - 1] = '\0';
 	c.host = long_name;
 	assert_int_equal(vrio_auth_proof(&c, VRIO_AUTH_HOST, proof), -EINVAL);
+}
+
+/* The trunks' roles under one key and names: no proof passes for
+ * another role's, a host's included (a trunk key reused as a host's). */
+static void test_trunk_roles(void **state)
+{
+	struct vrio_auth_ctx c = ctx();
+	uint8_t proof[VRIO_AUTH_PROOF_LEN];
+
+	for (int r = VRIO_AUTH_HOST; r <= VRIO_AUTH_TRUNK_ACCEPTOR; r++) {
+		assert_int_equal(vrio_auth_proof(&c, (enum vrio_auth_role)r, proof), 0);
+		for (int o = VRIO_AUTH_HOST; o <= VRIO_AUTH_TRUNK_ACCEPTOR; o++)
+			assert_int_equal(vrio_auth_check(&c, (enum vrio_auth_role)o, proof,
+							 sizeof(proof)),
+					 o == r ? 0 : -EACCES);
+	}
 }
 
 int main(void)
@@ -140,6 +157,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_table, setup),
 		cmocka_unit_test_setup(test_malformed, setup),
+		cmocka_unit_test_setup(test_trunk_roles, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
