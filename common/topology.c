@@ -2218,7 +2218,10 @@ static int topo_p_networks(struct topo_ctx *c, const struct topo_key *k, const y
 	return topo_seq(c, k, v, topo_network);
 }
 
-enum { ROOT_VERSION, ROOT_IO_SERVERS, ROOT_HOSTS, ROOT_DEVICES, ROOT_NETWORKS, N_ROOT_KEYS };
+enum {
+	ROOT_VERSION, ROOT_IO_SERVERS, ROOT_HOSTS, ROOT_DEVICES, ROOT_NETWORKS, ROOT_TRUNK_KEY,
+	N_ROOT_KEYS
+};
 
 static const struct topo_key root_keys[N_ROOT_KEYS] = {
 	[ROOT_VERSION] = { "version", topo_p_version, offsetof(struct vrio_topology, version),
@@ -2227,6 +2230,8 @@ static const struct topo_key root_keys[N_ROOT_KEYS] = {
 	[ROOT_HOSTS] = { "hosts", topo_p_hosts, 0, 0, 0, KEY_REQUIRED },
 	[ROOT_DEVICES] = { "devices", topo_p_devices, 0, 0, 0, 0 },
 	[ROOT_NETWORKS] = { "networks", topo_p_networks, 0, 0, 0, 0 },
+	[ROOT_TRUNK_KEY] = { "trunk_key_file", topo_p_path,
+			     offsetof(struct vrio_topology, trunk_key_file), 0, 0, 0 },
 };
 
 static int topo_syntax_err(struct topo_ctx *c, const yaml_parser_t *p, const char *text, size_t len)
@@ -2330,6 +2335,8 @@ static int topo_parse(const char *name, const char *dir, const char *text, size_
 	ret = topo_walk(&c, root, "topology", root_keys, N_ROOT_KEYS, c.t, seen);
 	if (ret)
 		goto out_topo;
+	if (seen[ROOT_TRUNK_KEY].val)
+		topo_mark(seen[ROOT_TRUNK_KEY].val, &c.t->trunk_key_line, &c.t->trunk_key_col);
 	ret = topo_resolve(&c);
 	if (ret)
 		goto out_topo;
@@ -2465,6 +2472,7 @@ void vrio_topology_free(struct vrio_topology *t)
 		free(t->io_servers[i].control);
 		topo_dpdk_free(&t->io_servers[i].dpdk);
 	}
+	free(t->trunk_key_file);
 	for (size_t i = 0; i < t->n_hosts; i++) {
 		free(t->hosts[i].name);
 		free(t->hosts[i].metrics);

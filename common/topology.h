@@ -241,6 +241,11 @@ struct vrio_topology {
 	size_t n_devices;
 	struct vrio_topo_network *networks;
 	size_t n_networks;
+	/* The rack's trunk key (keyfile.h, VRIO_AUTH_KEY_MIN bytes or more):
+	 * the io-servers that trunk prove it to each other on every trunk
+	 * connection, both ways; NULL: trunks are unauthenticated. */
+	char *trunk_key_file;
+	unsigned trunk_key_line, trunk_key_col;	/* its value, for messages */
 };
 
 /*

@@ -94,6 +94,13 @@ static int cmd_check(int argc, char **argv)
 			fprintf(stderr, "%s:%u:%u: warning: host '%s' has no key_file: any peer that says it is %s gets its devices\n",
 				argv[0], t->hosts[i].line, t->hosts[i].col, t->hosts[i].name,
 				t->hosts[i].name);
+	for (size_t i = 0; i < t->n_networks && !t->trunk_key_file; i++) {
+		if (t->networks[i].n_span < 2)
+			continue;
+		fprintf(stderr, "%s: warning: network '%s' spans io_servers and there is no trunk_key_file: any peer that says it is one of them joins its networks\n",
+			argv[0], t->networks[i].name);
+		break;
+	}
 	printf("%s: ok: %zu io_servers, %zu hosts, %zu devices\n", argv[0], t->n_io_servers,
 	       t->n_hosts, t->n_devices);
 	/* Where each network is switched, and the trunks that join it. */

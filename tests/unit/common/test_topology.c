@@ -79,7 +79,7 @@ static const struct bad_case bad_cases[] = {
 	  "topo.yaml:1:1: topology: missing required key 'hosts'" },
 	{ "unknown top-level key", HDR "hostz: []\n",
 	  "topo.yaml:7:1: unknown key 'hostz' in topology "
-	  "(expected one of: version, io_servers, hosts, devices, networks)" },
+	  "(expected one of: version, io_servers, hosts, devices, networks, trunk_key_file)" },
 	{ "duplicate top-level key", HDR "hosts: []\n",
 	  "topo.yaml:7:1: duplicate key 'hosts'" },
 	{ "non-scalar key", HDR "? [a]\n: b\n",
