@@ -97,6 +97,9 @@ static int ctrl_hello(struct ios_session *s, const Vrio__Ctrl *m)
 		/* A peer io-server: the connection is the trunk's from here
 		 * (session_poll hands it over), and so is the answer. */
 		s->trunk = t;
+		s->trunk_nonce_len = h->nonce.len;
+		if (h->nonce.len == sizeof(s->trunk_nonce))
+			memcpy(s->trunk_nonce, h->nonce.data, h->nonce.len);
 		return ios_session_reject(s, -EXDEV, "a trunk from %s", node);
 	}
 	if (host < 0) {

@@ -5,7 +5,8 @@
  * key file refuses the reload whole; then each host's slot points at its
  * new key. A key replaced by a reload is kept until the server stops: a
  * reactor may be computing a proof with it (control.c reads the pointer
- * once per Hello), and keys are few.
+ * once per Hello), and keys are few. The rack's trunk key
+ * (trunk_key_file) is kept the same way, for the trunks (trunk.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -113,8 +114,57 @@ void ios_hostkeys_install(struct ios_server *srv, const struct vrio_topology *t,
 	free(keys);
 }
 
+/* Does a network span this io-server and another (a trunk)? */
+static bool trunks_here(const struct ios_server *srv, const struct vrio_topology *t)
+{
+	for (size_t i = 0; i < t->n_networks; i++)
+		if (t->networks[i].n_span >= 2 && vrio_topo_network_spans(&t->networks[i], srv->name))
+			return true;
+	return false;
+}
+
+int ios_trunkkey_load(struct ios_server *srv, const struct vrio_topology *t,
+		      struct vrio_key **out, char *why, size_t n)
+{
+	char reason[384];
+	int rc;
+
+	*out = NULL;
+	if (!trunks_here(srv, t))
+		return 0;
+	if (!t->trunk_key_file) {
+		VRIO_WARN("%s: no trunk_key_file: any peer that says it is an io-server of the rack "
+			  "joins its networks", srv->name);
+		return 0;
+	}
+	rc = vrio_key_load(t->trunk_key_file, VRIO_AUTH_KEY_MIN, VRIO_AUTH_KEY_MAX,
+			   "the trunk key file holds 32 to 4096 random bytes", out, reason,
+			   sizeof(reason));
+	if (rc < 0)
+		snprintf(why, n, "%s:%u:%u: trunk_key_file: %s", t->path, t->trunk_key_line,
+			 t->trunk_key_col, reason);
+	return rc;
+}
+
+void ios_trunkkey_install(struct ios_server *srv, const struct vrio_topology *t,
+			  struct vrio_key *key)
+{
+	struct vrio_key *old = __atomic_load_n(&srv->trunk_key, __ATOMIC_ACQUIRE);
+
+	if (vrio_key_equal(old, key)) {
+		vrio_key_free(key);
+		return;
+	}
+	__atomic_store_n(&srv->trunk_key, key, __ATOMIC_RELEASE);
+	retire(srv, old);
+	if (key)
+		VRIO_INFO("%s: trunk key from %s", srv->name, t->trunk_key_file);
+}
+
 void ios_hostkeys_fini(struct ios_server *srv)
 {
+	vrio_key_free(srv->trunk_key);
+	srv->trunk_key = NULL;
 	for (unsigned i = 0; i < srv->n_hosts; i++) {
 		vrio_key_free(srv->hosts[i].key);
 		srv->hosts[i].key = NULL;

@@ -145,6 +145,8 @@ struct ios_session {
 	uint32_t drain_outstanding;	/* requests in flight at that turn */
 	uint64_t linger_until;		/* goodbye sent: read and discard until */
 	struct ios_trunk *trunk;	/* a peer io-server's hello: hand over */
+	uint8_t trunk_nonce[32];	/* that hello's nonce (VRIO_AUTH_NONCE_LEN) */
+	size_t trunk_nonce_len;		/* as it came; 0: none */
 	struct ios_req_list backlog;	/* ready to send */
 	struct ios_req_list unflushed;	/* sent, not yet flushed */
 	struct ios_attach_list atts;
@@ -225,6 +227,7 @@ struct ios_server {
 	int wakefd;			/* reactors wake the main thread */
 	struct vrio_config_state cfg;	/* the loaded configuration */
 	uint64_t started_ns;
+	struct vrio_key *trunk_key;	/* atomic; NULL: no trunk_key_file (hostkeys.c) */
 	struct vrio_key **retired_keys;	/* control thread (hostkeys.c) */
 	unsigned n_retired_keys;
 };
@@ -342,6 +345,13 @@ void ios_hostkeys_drop(struct vrio_key **keys, size_t n);
 void ios_hostkeys_install(struct ios_server *srv, const struct vrio_topology *t,
 			  struct vrio_key **keys);
 void ios_hostkeys_fini(struct ios_server *srv);
+/* Reads t's trunk_key_file into *out if this io-server trunks (NULL if it
+ * does not or the file sets none: a warning); an error names the file. */
+int ios_trunkkey_load(struct ios_server *srv, const struct vrio_topology *t,
+		      struct vrio_key **out, char *why, size_t n);
+/* Makes key the trunks' key from their next connection on; takes it. */
+void ios_trunkkey_install(struct ios_server *srv, const struct vrio_topology *t,
+			  struct vrio_key *key);
 
 /* reload.c, control thread */
 /* Applies the topology's devices to a server with none (start-up). */

@@ -22,6 +22,7 @@
 
 #include "ioserver_internal.h"
 #include "log.h"
+#include "keyfile.h"
 #include "reload.h"
 #include "topology_diff.h"
 
@@ -44,7 +45,7 @@ static void set_hosts(struct ios_server *srv, const struct vrio_topology *t)
 int ios_server_apply_initial(struct ios_server *srv)
 {
 	const struct vrio_topology *t = srv->topo;
-	struct vrio_key **keys;
+	struct vrio_key **keys, *tkey;
 	char why[512];
 	int rc;
 
@@ -53,8 +54,15 @@ int ios_server_apply_initial(struct ios_server *srv)
 		VRIO_ERR("%s", why);
 		return rc;
 	}
+	rc = ios_trunkkey_load(srv, t, &tkey, why, sizeof(why));
+	if (rc < 0) {
+		VRIO_ERR("%s", why);
+		ios_hostkeys_drop(keys, t->n_hosts);
+		return rc;
+	}
 	set_hosts(srv, t);
 	ios_hostkeys_install(srv, t, keys);
+	ios_trunkkey_install(srv, t, tkey);
 	for (size_t i = 0; i < t->n_devices; i++) {
 		/* A standby describes and opens the device too: it answers an
 		 * Attach only when local-hv moves the device here. */
@@ -180,7 +188,7 @@ static void swap_topology(struct ios_server *srv, struct vrio_topology *t)
 void ios_server_reload(struct ios_server *srv, struct vrio_reload_report *res)
 {
 	struct ios_chain **chains = NULL;
-	struct vrio_key **keys = NULL;
+	struct vrio_key **keys = NULL, *tkey = NULL;
 	struct vrio_topo_diff diff;
 	struct vrio_topology *t = NULL;
 	int rc;
@@ -209,6 +217,8 @@ void ios_server_reload(struct ios_server *srv, struct vrio_reload_report *res)
 		goto out;
 	}
 	rc = ios_hostkeys_load(srv, t, &keys, res->error, sizeof(res->error));
+	if (rc == 0)
+		rc = ios_trunkkey_load(srv, t, &tkey, res->error, sizeof(res->error));
 	if (rc < 0) {
 		vrio_config_failed(&srv->cfg, srv->name, res, rc);
 		goto out;
@@ -228,6 +238,8 @@ void ios_server_reload(struct ios_server *srv, struct vrio_reload_report *res)
 	set_hosts(srv, t);
 	ios_hostkeys_install(srv, t, keys);
 	keys = NULL;
+	ios_trunkkey_install(srv, t, tkey);
+	tkey = NULL;
 	apply(srv, &diff, chains);
 	ios_chains_reloaded(srv);
 	free(chains);
@@ -246,6 +258,7 @@ void ios_server_reload(struct ios_server *srv, struct vrio_reload_report *res)
 	return;
 out:
 	ios_hostkeys_drop(keys, t->n_hosts);
+	vrio_key_free(tkey);
 	free(chains);
 	vrio_topology_diff_free(&diff);
 	vrio_topology_free(t);

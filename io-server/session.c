@@ -706,7 +706,7 @@ static void session_handover(struct ios_session *s)
 	s->state = IOS_SESSION_DEAD;
 	drop_list(s, &s->backlog, NULL);
 	drop_list(s, &s->unflushed, NULL);
-	ios_trunk_accept(s->trunk, c);
+	ios_trunk_accept(s->trunk, c, s->trunk_nonce, s->trunk_nonce_len);
 	if (TAILQ_EMPTY(&s->atts))
 		ios_session_free(s);
 }

@@ -11,14 +11,22 @@
 #include <string.h>
 #include <sys/epoll.h>
 
+#include <openssl/crypto.h>
+
+#include "auth.h"
 #include "ctrl.h"
 #include "ioserver_internal.h"
+#include "keyfile.h"
 #include "log.h"
 
 #define TRUNK_POLL_BUDGET	64u
 
 _Static_assert(sizeof(((struct ios_trunk *)0)->nets) / sizeof(struct ios_trunk_net) ==
 		       IOS_MAX_NETWORKS, "a trunk carries up to every network");
+_Static_assert(sizeof(((struct ios_trunk *)0)->nonce) == VRIO_AUTH_NONCE_LEN &&
+		       sizeof(((struct ios_trunk *)0)->auth_expect) == VRIO_AUTH_PROOF_LEN &&
+		       sizeof(((struct ios_session *)0)->trunk_nonce) == VRIO_AUTH_NONCE_LEN,
+	       "room for auth.h's nonces and proofs");
 
 const char *const ios_trunk_drop_names[IOS_TRUNK_NR_DROPS] = {
 	[IOS_TRUNK_DROP_UNKNOWN_NET] = "unknown_network",
@@ -53,6 +61,15 @@ static void trunk_down(struct ios_trunk *t, const char *reason)
 
 	if (!t->conn)
 		return;
+	if (t->auth_pending) {
+		/* Its proof never came: the dialer found ours wrong (another
+		 * key), or it is not who it says. */
+		vrio_counter_add(&t->st.auth_failures, 1);
+		VRIO_WARN_RL("%s: trunk from %s refused: the connection ended before it proved the "
+			     "trunk key (another key?)", t->conn->name, t->peer);
+		t->auth_pending = false;
+	}
+	OPENSSL_cleanse(t->auth_expect, sizeof(t->auth_expect));
 	ios_reactor_watch(t->r, &t->ev, 0);
 	t->conn->ops->close(t->conn);
 	t->conn = NULL;
@@ -96,16 +113,62 @@ static int trunk_send_ctrl(struct ios_trunk *t, const Vrio__Ctrl *m)
 	return rc;
 }
 
-static int trunk_send_hello(struct ios_trunk *t)
+/* Our Hello: with our nonce when the trunk is authenticated, and the
+ * acceptor's proof (NULL from the dialer). */
+static int trunk_send_hello(struct ios_trunk *t, const uint8_t *proof)
 {
 	Vrio__Ctrl m = VRIO__CTRL__INIT;
 	Vrio__Hello hello = VRIO__HELLO__INIT;
 
 	hello.version = VRIO_PROTO_VERSION;
 	hello.node = t->srv->name;
+	if (t->key) {
+		hello.nonce.data = t->nonce;
+		hello.nonce.len = VRIO_AUTH_NONCE_LEN;
+	}
+	if (proof) {
+		hello.proof.data = (uint8_t *)proof;
+		hello.proof.len = VRIO_AUTH_PROOF_LEN;
+	}
 	m.msg_case = VRIO__CTRL__MSG_HELLO;
 	m.hello = &hello;
 	return trunk_send_ctrl(t, &m);
+}
+
+/* The proofs of this connection: the dialer in the host's place. */
+static struct vrio_auth_ctx trunk_auth_ctx(const struct ios_trunk *t, const uint8_t *peer_nonce)
+{
+	return (struct vrio_auth_ctx){
+		.key = t->key->bytes,
+		.key_len = t->key->len,
+		.host = t->dialer ? t->srv->name : t->peer,
+		.ioserver = t->dialer ? t->peer : t->srv->name,
+		.host_nonce = t->dialer ? t->nonce : peer_nonce,
+		.ios_nonce = t->dialer ? peer_nonce : t->nonce,
+	};
+}
+
+/* A peer that cannot prove the trunk key: counted, one line with its
+ * address, an Error it may read, and the close (the caller's). */
+static int trunk_refuse(struct ios_trunk *t, const char *why)
+{
+	Vrio__Ctrl m = VRIO__CTRL__INIT;
+	Vrio__Error e = VRIO__ERROR__INIT;
+	char msg[128];
+
+	vrio_counter_add(&t->st.auth_failures, 1);
+	VRIO_WARN_RL("%s: trunk %s %s refused: %s", t->conn->name, t->dialer ? "to" : "from",
+		     t->peer, why);
+	t->auth_pending = false;
+	OPENSSL_cleanse(t->auth_expect, sizeof(t->auth_expect));
+	snprintf(msg, sizeof(msg), "%s: trunk authentication failed", t->srv->name);
+	e.status = -EACCES;
+	e.message = msg;
+	m.msg_case = VRIO__CTRL__MSG_ERROR;
+	m.error = &e;
+	if (trunk_send_ctrl(t, &m) == 0)
+		t->conn->ops->flush(t->conn);
+	return trunk_reject(t, -EACCES, "authentication failed: %s", why);
 }
 
 static void trunk_up(struct ios_trunk *t)
@@ -129,6 +192,53 @@ static const struct ios_trunk_net *trunk_net(const struct ios_trunk *t, uint32_t
 	return NULL;
 }
 
+/* The dialer: the acceptor's Hello must carry its proof; then ours. */
+static int trunk_hello_auth(struct ios_trunk *t, const Vrio__Hello *h)
+{
+	Vrio__Ctrl m = VRIO__CTRL__INIT;
+	Vrio__Auth auth = VRIO__AUTH__INIT;
+	uint8_t proof[VRIO_AUTH_PROOF_LEN];
+	struct vrio_auth_ctx c;
+	int rc;
+
+	if (h->nonce.len != VRIO_AUTH_NONCE_LEN || h->proof.len != VRIO_AUTH_PROOF_LEN)
+		return trunk_refuse(t, h->proof.len ? "a nonce or proof of the wrong length" :
+				       "it sent no proof, but trunk_key_file is set here");
+	c = trunk_auth_ctx(t, h->nonce.data);
+	rc = vrio_auth_check(&c, VRIO_AUTH_TRUNK_ACCEPTOR, h->proof.data, h->proof.len);
+	if (rc == -EACCES)
+		return trunk_refuse(t, "wrong proof (another trunk key, or a replayed answer)");
+	if (rc == 0)
+		rc = vrio_auth_proof(&c, VRIO_AUTH_TRUNK_DIALER, proof);
+	if (rc < 0)
+		return trunk_reject(t, rc, "cannot check the proof: %s", strerror(-rc));
+	auth.proof.data = proof;
+	auth.proof.len = sizeof(proof);
+	m.msg_case = VRIO__CTRL__MSG_AUTH;
+	m.auth = &auth;
+	rc = trunk_send_ctrl(t, &m);
+	OPENSSL_cleanse(proof, sizeof(proof));
+	if (rc < 0)
+		return trunk_reject(t, rc, "cannot send our proof: %s", strerror(-rc));
+	return 0;
+}
+
+/* The acceptor: the dialer's proof, in answer to our Hello. */
+static int trunk_auth(struct ios_trunk *t, const Vrio__Auth *a)
+{
+	if (t->state != IOS_TRUNK_HELLO || !t->auth_pending)
+		return trunk_reject(t, -EBADMSG, "auth without a challenge");
+	if (a->proof.len != VRIO_AUTH_PROOF_LEN ||
+	    CRYPTO_memcmp(a->proof.data, t->auth_expect, VRIO_AUTH_PROOF_LEN) != 0)
+		return trunk_refuse(t, a->proof.len != VRIO_AUTH_PROOF_LEN ?
+					       "a proof of the wrong length" :
+					       "wrong proof (another trunk key, or a replayed answer)");
+	t->auth_pending = false;
+	OPENSSL_cleanse(t->auth_expect, sizeof(t->auth_expect));
+	trunk_up(t);
+	return 0;
+}
+
 static int trunk_ctrl(struct ios_trunk *t, const struct vrio_frame *f, const void *payload)
 {
 	char node[64], msg[160];
@@ -141,15 +251,20 @@ static int trunk_ctrl(struct ios_trunk *t, const struct vrio_frame *f, const voi
 	switch (m->msg_case) {
 	case VRIO__CTRL__MSG_HELLO:
 		ios_printable(node, sizeof(node), m->hello->node);
-		if (t->state != IOS_TRUNK_HELLO)
+		if (t->state != IOS_TRUNK_HELLO || !t->dialer)
 			rc = trunk_reject(t, -EBADMSG, "second hello");
 		else if (m->hello->version != VRIO_PROTO_VERSION)
 			rc = trunk_reject(t, -EPROTONOSUPPORT, "protocol version %u from %s",
 					  m->hello->version, node);
 		else if (!m->hello->node || strcmp(m->hello->node, t->peer))
 			rc = trunk_reject(t, -EPERM, "the hello names %s, not %s", node, t->peer);
+		else if (t->key && (rc = trunk_hello_auth(t, m->hello)) < 0)
+			break;
 		else
 			trunk_up(t);
+		break;
+	case VRIO__CTRL__MSG_AUTH:
+		rc = trunk_auth(t, m->auth);
 		break;
 	case VRIO__CTRL__MSG_HEARTBEAT:
 		break;
@@ -322,7 +437,42 @@ struct trunk_conn_msg {
 	struct ios_msg m;
 	struct ios_trunk *t;
 	struct vrio_conn *c;
+	size_t nonce_len;		/* the dialer's Hello's, as it came */
+	uint8_t nonce[VRIO_AUTH_NONCE_LEN];
 };
+
+/*
+ * Our Hello on a new connection. The dialer's carries its nonce; the
+ * acceptor's its nonce and proof, and the dialer's proof is computed now
+ * for its Auth, so that nothing refers to the peer's nonce later.
+ */
+static int trunk_greet(struct ios_trunk *t, const struct trunk_conn_msg *tm)
+{
+	uint8_t proof[VRIO_AUTH_PROOF_LEN];
+	struct vrio_auth_ctx c;
+	int rc;
+
+	if (!t->key)
+		return trunk_send_hello(t, NULL);
+	rc = vrio_auth_nonce(t->nonce);
+	if (rc < 0)
+		return rc;
+	if (t->dialer)
+		return trunk_send_hello(t, NULL);
+	if (tm->nonce_len != VRIO_AUTH_NONCE_LEN)
+		return trunk_refuse(t, tm->nonce_len ? "a nonce of the wrong length" :
+					       "it sent no nonce, but trunk_key_file is set here");
+	c = trunk_auth_ctx(t, tm->nonce);
+	rc = vrio_auth_proof(&c, VRIO_AUTH_TRUNK_ACCEPTOR, proof);
+	if (rc == 0)
+		rc = vrio_auth_proof(&c, VRIO_AUTH_TRUNK_DIALER, t->auth_expect);
+	if (rc == 0)
+		rc = trunk_send_hello(t, proof);
+	OPENSSL_cleanse(proof, sizeof(proof));
+	if (rc == 0)
+		t->auth_pending = true;
+	return rc;
+}
 
 /* A connection for the trunk: dialled (send our Hello, wait for the
  * peer's) or accepted (its Hello came; answer, and it is up). */
@@ -337,25 +487,32 @@ static void trunk_adopt(struct ios_reactor *r, struct ios_msg *m)
 	__atomic_store_n(&t->linked, 1, __ATOMIC_RELEASE);
 	t->conn = tm->c;
 	t->conn->owner = t;
-	free(tm);
 	t->ev.fd = vrio_conn_fd(t->conn);
 	t->ev.armed = 0;
 	vrio_hb_start(&t->hb, t->conn, r->now);
 	ios_reactor_watch(r, &t->ev, EPOLLIN);
 	t->state = IOS_TRUNK_HELLO;
-	rc = trunk_send_hello(t);
+	t->key = __atomic_load_n(&t->srv->trunk_key, __ATOMIC_ACQUIRE);
+	t->close_reason[0] = '\0';
+	rc = trunk_greet(t, tm);
+	OPENSSL_cleanse(tm, sizeof(*tm));
+	free(tm);
 	if (rc < 0) {
-		char why[96];
+		char why[192];
 
-		snprintf(why, sizeof(why), "cannot send the hello: %s", strerror(-rc));
+		if (t->close_reason[0])
+			snprintf(why, sizeof(why), "%s", t->close_reason);
+		else
+			snprintf(why, sizeof(why), "cannot send the hello: %s", strerror(-rc));
 		trunk_down(t, why);
 		return;
 	}
-	if (!t->dialer)
+	if (!t->dialer && !t->auth_pending)
 		trunk_up(t);
 }
 
-static int trunk_post_conn(struct ios_trunk *t, struct vrio_conn *c)
+static int trunk_post_conn(struct ios_trunk *t, struct vrio_conn *c, const uint8_t *nonce,
+			   size_t nonce_len)
 {
 	struct trunk_conn_msg *tm = calloc(1, sizeof(*tm));
 
@@ -364,14 +521,18 @@ static int trunk_post_conn(struct ios_trunk *t, struct vrio_conn *c)
 	tm->m.fn = trunk_adopt;
 	tm->t = t;
 	tm->c = c;
+	tm->nonce_len = nonce_len;
+	if (nonce && nonce_len == VRIO_AUTH_NONCE_LEN)
+		memcpy(tm->nonce, nonce, VRIO_AUTH_NONCE_LEN);
 	__atomic_store_n(&t->linked, 1, __ATOMIC_RELEASE);
 	ios_reactor_post(t->r, &tm->m);
 	return 0;
 }
 
-int ios_trunk_accept(struct ios_trunk *t, struct vrio_conn *c)
+int ios_trunk_accept(struct ios_trunk *t, struct vrio_conn *c, const uint8_t *nonce,
+		     size_t nonce_len)
 {
-	int rc = trunk_post_conn(t, c);
+	int rc = trunk_post_conn(t, c, nonce, nonce_len);
 
 	if (rc < 0) {
 		VRIO_ERR("%s: trunk to %s: out of memory, refusing its connection", t->srv->name,
@@ -513,7 +674,7 @@ void ios_trunks_tick(struct ios_server *srv)
 			VRIO_INFO("%s: trunk to %s: connected after %u failed attempt(s)",
 				  srv->name, t->peer, t->dial_failures);
 		t->dial_failures = 0;
-		if (trunk_post_conn(t, c) < 0)
+		if (trunk_post_conn(t, c, NULL, 0) < 0)
 			c->ops->close(c);
 	}
 }
@@ -580,6 +741,11 @@ void ios_trunks_metrics(const struct ios_server *srv, struct vrio_mw *w)
 									counters[k].off)));
 		}
 	}
+	vrio_mw_family(w, "vrio_ioserver_trunk_auth_failures_total", "counter",
+		       "Trunk connections refused because a side did not prove the trunk key");
+	for (unsigned i = 0; i < srv->n_trunks; i++)
+		vrio_mw_u64(w, "vrio_ioserver_trunk_auth_failures_total", srv->trunks[i]->label,
+			    vrio_counter_get(&srv->trunks[i]->st.auth_failures));
 	vrio_mw_family(w, "vrio_ioserver_trunk_drops_total", "counter",
 		       "Frames for or from a peer io-server dropped, by reason (down: the trunk "
 		       "was down, the network split)");

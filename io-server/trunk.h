@@ -17,6 +17,16 @@
  * Heartbeats when idle and declare the trunk dead after the io-server's
  * dead_after of silence.
  *
+ * Authentication. With the rack's trunk_key_file, the two Hellos and an
+ * Auth are the hosts' challenge-response (proto/auth.h), the dialer in
+ * the host's place: its Hello carries a nonce; the acceptor answers with
+ * its nonce and proof and waits, sending nothing else, for the dialer's
+ * Auth; the dialer checks that proof before it sends its own and before
+ * it takes a frame. A side that cannot check or is not satisfied sends an
+ * Error and closes: counted (auth_failures) and logged, rate-limited,
+ * with the peer's address; the network stays split. Without the key file
+ * the Hellos carry no nonce and both daemons warn at start.
+ *
  * Threads. The control thread creates the trunks at start (each on one
  * of the reactors that never park), dials, and
  * posts each new connection to the trunk's reactor; that reactor alone
@@ -29,6 +39,7 @@
 #ifndef VRIO_IOSERVER_TRUNK_H
 #define VRIO_IOSERVER_TRUNK_H
 
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -82,6 +93,11 @@ struct ios_trunk {
 	bool sent;			/* frames queued since the last flush */
 	bool flush_pending;
 	char close_reason[160];
+	/* Authentication (proto/auth.h) of the current connection. */
+	const struct vrio_key *key;	/* read at adopt; NULL: none */
+	bool auth_pending;		/* accepted: the dialer's Auth is due */
+	uint8_t nonce[32];		/* ours: VRIO_AUTH_NONCE_LEN */
+	uint8_t auth_expect[32];	/* the dialer's proof: VRIO_AUTH_PROOF_LEN */
 
 	/* Control thread. */
 	uint64_t next_dial_ns;
@@ -93,6 +109,7 @@ struct ios_trunk {
 		uint64_t connects, downs;	/* atomic */
 		uint64_t frames_tx, bytes_tx, frames_rx, bytes_rx;	/* the reactor */
 		uint64_t drops[IOS_TRUNK_NR_DROPS];	/* the reactor */
+		uint64_t auth_failures;		/* the reactor */
 	} st;
 };
 
@@ -110,8 +127,10 @@ void ios_trunks_close(struct ios_server *srv);
 struct ios_trunk *ios_trunk_find(struct ios_server *srv, const char *node);
 
 /* A session's reactor: the peer's Hello came in on an accepted
- * connection, which the session gives up; the trunk's reactor takes it. */
-int ios_trunk_accept(struct ios_trunk *t, struct vrio_conn *c);
+ * connection, which the session gives up; the trunk's reactor takes it,
+ * with the nonce of that Hello (nonce_len as it came; 0: none). */
+int ios_trunk_accept(struct ios_trunk *t, struct vrio_conn *c, const uint8_t *nonce,
+		     size_t nonce_len);
 
 /* The trunk's reactor: a frame from the switch for the peer. */
 void ios_trunk_send(struct ios_reactor *r, struct ios_port *p, const uint8_t *frame,

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+#
+# trunk-auth.sh BUILD_DIR: trunks between io-servers prove the rack's
+# trunk key (trunk_key_file), both ways. io0 serves nic-a (host0), io1
+# nic-b (host1), both on network lan: their frames cross the trunk io0 ->
+# io1 (io0 dials). Each io-server reads its own copy of the topology, so
+# that they can hold different keys.
+#
+#   1. vrioctl check warns of a spanning network without trunk_key_file,
+#      and not with one;
+#   2. io1 holds another key: the trunk is refused on both ends, counted
+#      (vrio_ioserver_trunk_auth_failures_total) and logged with the
+#      peer's address; the network stays split (nic-a and nic-b do not
+#      hear each other);
+#   3. io1's key file gets the right key and io1 reloads: the trunk comes
+#      up, frames cross whole and in order; the daemons stop with 0.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
+
+fail() {
+	local f
+	for f in "$RUN"/*.log; do
+		[[ -e $f ]] && show_log "$(basename "$f")" "$f"
+	done
+	die "$*"
+}
+
+write_rack() { # FILE TRUNK_KEY_FILE ("" for none)
+	{
+		[[ -n $2 ]] && echo "trunk_key_file: $2"
+		cat <<EOF
+version: 1
+io_servers:
+  - name: io0
+    listen: 127.0.0.1:$P_IO0
+    metrics: 127.0.0.1:$P_IOM0
+    control: $RUN/io0.ctl
+    heartbeat: {interval_ms: 200, dead_after_ms: 2000}
+  - name: io1
+    listen: 127.0.0.1:$P_IO1
+    metrics: 127.0.0.1:$P_IOM1
+    control: $RUN/io1.ctl
+    heartbeat: {interval_ms: 200, dead_after_ms: 2000}
+hosts:
+  - name: host0
+    control: $RUN/host0.ctl
+  - name: host1
+    control: $RUN/host1.ctl
+devices:
+  - {name: nic-a, type: net, host: host0, io_server: io0, socket: $RUN/a.sock, mac: "52:54:00:00:00:0a", network: lan}
+  - {name: nic-b, type: net, host: host1, io_server: io1, socket: $RUN/b.sock, mac: "52:54:00:00:00:0b", network: lan}
+networks:
+  - name: lan
+EOF
+	} >"$1"
+}
+
+bench() { # MODE A B ARGS...
+	"$BENCH" --net "$1" --socket "$RUN/$2.sock" --peer-socket "$RUN/$3.sock" \
+		--mac-a "52:54:00:00:00:0$2" --mac-b "52:54:00:00:00:0$3" --quiet --json "${@:4}"
+}
+
+jf() { # JSON EXPR: a Python expression over the document j
+	python3 -c 'import json, sys; j = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+io_metric() { # N PREFIX: the sum of PREFIX's samples on io-server N
+	local -n port=P_IOM$1
+	http_get "127.0.0.1:$port" /metrics | metric_sum "$2"
+}
+
+trunk_up() { # N PEER
+	[[ $(io_metric "$1" "vrio_ioserver_trunk_up{peer=\"$2\"}") == 1 ]]
+}
+
+auth_failed() { # N PEER: io-server N refused the trunk at least once
+	(($(io_metric "$1" "vrio_ioserver_trunk_auth_failures_total{peer=\"$2\"}") > 0))
+}
+
+main() {
+	local build out i rc
+	build=$(cd "$1" && pwd)
+	vrio_binaries "$build" || skip "daemons not built in $build"
+	BENCH=$build/tools/vrio-bench
+	VRIOCTL=$build/tools/vrioctl
+	make_tmpdir RUN
+	for p in P_IO0 P_IO1 P_IOM0 P_IOM1; do
+		free_port "$p"
+	done
+	(umask 077; head -c 32 /dev/urandom >"$RUN/trunk.key"
+	 head -c 32 /dev/urandom >"$RUN/io1.key")
+
+	log "1: vrioctl check and the trunk key"
+	write_rack "$RUN/plain.yaml" ""
+	"$VRIOCTL" check "$RUN/plain.yaml" >/dev/null 2>"$RUN/check.err" || fail "check plain.yaml"
+	grep -q "warning: network 'lan' spans io_servers and there is no trunk_key_file" \
+		"$RUN/check.err" || fail "check does not warn of trunks without a key: $(cat "$RUN/check.err")"
+	write_rack "$RUN/io0.yaml" "$RUN/trunk.key"
+	write_rack "$RUN/io1.yaml" "$RUN/io1.key"
+	"$VRIOCTL" check "$RUN/io0.yaml" >/dev/null 2>"$RUN/check.err" || fail "check io0.yaml"
+	! grep -q trunk_key_file "$RUN/check.err" || fail "check warns with a trunk key: $(cat "$RUN/check.err")"
+
+	log "2: io1 holds another trunk key"
+	for i in 0 1; do
+		start_daemon "IO_PID$i" "vrio-ioserver-io$i" "$RUN/ioserver-io$i.log" \
+			"$VRIO_IOSERVER_BIN" --config "$RUN/io$i.yaml" --node "io$i"
+	done
+	wait_for_port "$P_IO0" 20 "$IO_PID0" || fail "io0 is not listening"
+	wait_for_port "$P_IO1" 20 "$IO_PID1" || fail "io1 is not listening"
+	for i in 0 1; do
+		start_daemon "HV_PID$i" "vrio-localhv-host$i" "$RUN/localhv-host$i.log" \
+			"$VRIO_LOCALHV_BIN" --config "$RUN/io0.yaml" --node "host$i"
+	done
+	wait_for_socket "$RUN/a.sock" 20 "$HV_PID0" || fail "no socket for nic-a"
+	wait_for_socket "$RUN/b.sock" 20 "$HV_PID1" || fail "no socket for nic-b"
+	wait_until 20 auth_failed 0 io1 || fail "io0 did not refuse io1's trunk (another key)"
+	wait_until 20 auth_failed 1 io0 || fail "io1 did not refuse io0's trunk (another key)"
+	! trunk_up 0 io1 || fail "io0 has the trunk up under two keys"
+	! trunk_up 1 io0 || fail "io1 has the trunk up under two keys"
+	grep -q '127.0.0.1:[0-9]*: trunk to io1 refused: wrong proof' "$RUN/ioserver-io0.log" ||
+		fail "io0's refusal is not logged with the peer's address"
+	grep -q '127.0.0.1:[0-9]*: trunk from io0 refused' "$RUN/ioserver-io1.log" ||
+		fail "io1's refusal is not logged with the peer's address"
+	rc=0
+	out=$(bench rr a b --count 10 --timeout 2000 2>&1) || rc=$?
+	((rc != 0)) || fail "nic-a and nic-b heard each other over a refused trunk: $out"
+	grep -q 'no hello' <<<"$out" || fail "the split run failed for another reason: $out"
+	((!$(io_metric 1 'vrio_ioserver_trunk_frames_total{peer="io0",direction="in"}'))) ||
+		fail "io1 took frames from a trunk that did not prove its key"
+
+	log "3: the right key on io1, by a reload"
+	cp -p "$RUN/trunk.key" "$RUN/io1.key"
+	"$VRIOCTL" --socket "$RUN/io1.ctl" reload >/dev/null || fail "io1's reload failed"
+	wait_until 20 trunk_up 0 io1 || fail "the trunk did not come up with the same key"
+	wait_until 20 trunk_up 1 io0 || fail "io1 does not see the trunk up"
+	out=$(bench stream a b --count 20000 --frame-size 1000 --timeout 30000) ||
+		fail "stream failed: $out"
+	[[ $(jf "$out" "j['received']") == 20000 && $(jf "$out" "j['reordered']") == 0 &&
+		$(jf "$out" "j['bad']") == 0 ]] || fail "stream across the trunk: $out"
+	out=$(bench rr b a --count 2000 --iodepth 4) || fail "rr failed: $out"
+	[[ $(jf "$out" "j['received']") == 2000 ]] || fail "rr across the trunk: $out"
+	grep -q 'trunk to io1 up' "$RUN/ioserver-io0.log" || fail "io0 did not log the trunk up"
+	log "same key: 20,000 frames and 2,000 transactions across the trunk"
+
+	for i in 0 1; do
+		vrio_stop "vrio-localhv-host$i" "$(eval echo "\$HV_PID$i")" "$RUN/localhv-host$i.log" ||
+			fail "host$i did not stop cleanly"
+	done
+	for i in 0 1; do
+		vrio_stop "vrio-ioserver-io$i" "$(eval echo "\$IO_PID$i")" "$RUN/ioserver-io$i.log" ||
+			fail "io$i did not stop cleanly"
+	done
+	echo "PASS: integration/trunk-auth"
+}
+
+lib_traps
+main "$@"
