@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+#
+# soak.sh BUILD_DIR [SECONDS]: a soak of standby failover (default 600 s).
+# Two io-servers on loopback (tcp), io0 and io1, and four blk devices on
+# files, d0 and d2 served by io0 with io1 as standby, d1 and d3 the other
+# way round. vrio-bench runs verified random reads and writes on all four
+# at once (queue depth 8, a 4 MiB region each, so blocks are rewritten
+# often), while
+#   - every 20 s the io-server in turn (io0, io1, io0, ...) is killed
+#     (kill -9) and started again 3 s later: its devices fail over;
+#   - every 45 s local-hv is stopped (SIGTERM, its drain) and started
+#     again. vrio-bench does not reconnect to a restarted local-hv, so its
+#     runs are cut to local-hv's lifetime: each run ends just before the
+#     restart and the next starts after it, from the saved map of what was
+#     written (--state).
+# Each run must end with 0 errors and 0 verify failures; at the end every
+# device's file holds what was written last (--check-file). The resident
+# memory (VmRSS) of each daemon is sampled 10 s after it starts (after
+# warm-up) and just before it is killed or stopped: prints the growth over
+# each life, and the largest; fails if one grew by 1% or more. Prints the
+# failovers and the longest request of each run.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
+
+KILL_EVERY=20
+RESTART_AFTER=3
+HV_EVERY=45
+WARMUP=10
+NDEV=4
+
+soak_fail() {
+	local f
+	for f in "$RUN"/*.log; do
+		[[ $f == */bench-* ]] || show_log "$(basename "$f")" "$f"
+	done
+	die "$*"
+}
+
+write_topo() {
+	local i io sb
+	{
+		echo "version: 1"
+		echo "io_servers:"
+		for io in io0 io1; do
+			echo "  - name: $io"
+			echo "    transport: tcp"
+			echo "    listen: ${LISTEN[$io]}"
+			echo "    control: $RUN/$io.ctl"
+			echo "    cores: {min: 1, max: 1}"
+		done
+		echo "hosts:"
+		echo "  - name: host0"
+		echo "    metrics: $HV_METRICS"
+		echo "    control: $RUN/host0.ctl"
+		echo "devices:"
+		for ((i = 0; i < NDEV; i++)); do
+			if ((i % 2 == 0)); then io=io0 sb=io1; else io=io1 sb=io0; fi
+			echo "  - name: d$i"
+			echo "    type: blk"
+			echo "    host: host0"
+			echo "    io_server: $io"
+			echo "    standby: $sb"
+			echo "    socket: $RUN/d$i.sock"
+			echo "    backend: {file: $RUN/d$i.img, size: 64M}"
+		done
+	} >"$TOPO"
+}
+
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# A daemon's life: its RSS after warm-up, then at its end.
+declare -A PID BORN RSS0 IO_LOG
+start_io() {
+	local io=$1
+	NSTART=$((NSTART + 1))
+	IO_LOG[$io]=$RUN/$io-$NSTART.log
+	start_daemon "PID[$io]" "vrio-ioserver $io" "${IO_LOG[$io]}" \
+		"$VRIO_IOSERVER_BIN" --config "$TOPO" --node "$io"
+	wait_for_listen "${LISTEN[$io]}" 20 "${PID[$io]}" || soak_fail "$io is not listening"
+	BORN[$io]=$SECONDS
+	RSS0[$io]=
+}
+start_hv() {
+	local i
+	NSTART=$((NSTART + 1))
+	HV_LOG=$RUN/localhv-$NSTART.log
+	start_daemon "PID[hv]" vrio-localhv "$HV_LOG" \
+		"$VRIO_LOCALHV_BIN" --config "$TOPO" --node host0
+	for ((i = 0; i < NDEV; i++)); do
+		wait_for_socket "$RUN/d$i.sock" 20 "${PID[hv]}" || soak_fail "no socket d$i"
+	done
+	BORN[hv]=$SECONDS
+	RSS0[hv]=
+}
+# sample NAME: the warm-up sample, once WARMUP seconds have passed.
+sample() {
+	local n=$1
+	[[ -z ${RSS0[$n]} ]] && ((SECONDS - BORN[$n] >= WARMUP)) && RSS0[$n]=$(rss_kb "${PID[$n]}")
+	return 0
+}
+# life_end NAME: records the growth over the life that ends now.
+life_end() {
+	local n=$1 now
+	now=$(rss_kb "${PID[$n]}")
+	if [[ -n ${RSS0[$n]} ]] && ((RSS0[$n] > 0)); then
+		awk -v n="$n" -v a="${RSS0[$n]}" -v b="$now" -v s="$((SECONDS - BORN[$n]))" \
+			'BEGIN { printf "%s %d %d %d %.3f\n", n, s, a, b, (b - a) * 100 / a }' >>"$RUN/rss"
+	fi
+}
+
+bench_start() {
+	local i
+	BPIDS=()
+	for ((i = 0; i < NDEV; i++)); do
+		"$BENCH" --socket "$RUN/d$i.sock" --rw randrw --bs 4096 --iodepth 8 --size 4M \
+			--runtime "$1" --timeout 20000 --seed "$((SEED + 1000 * EPOCH + i))" --verify \
+			--state "$RUN/d$i.state" --json >"$RUN/bench-$EPOCH-d$i.json" \
+			2>"$RUN/bench-$EPOCH-d$i.log" &
+		BPIDS+=($!)
+		track_pid "$!" "vrio-bench d$i"
+	done
+}
+
+bench_wait() {
+	local i rc f
+	for ((i = 0; i < NDEV; i++)); do
+		rc=0
+		untrack_pid "${BPIDS[$i]}"
+		wait "${BPIDS[$i]}" || rc=$?
+		f=$RUN/bench-$EPOCH-d$i
+		((rc == 0)) || { cat "$f.log" >&2; soak_fail "run $EPOCH d$i: status $rc"; }
+		[[ $(json "$f.json" "j['errors']") == 0 ]] || soak_fail "run $EPOCH d$i: errors"
+		[[ $(json "$f.json" "j['verify_failures']") == 0 ]] ||
+			soak_fail "run $EPOCH d$i: verify failures"
+		echo "$(json "$f.json" "j['ops']") $(json "$f.json" "int(j['lat_us']['max'] / 1000)")" \
+			>>"$RUN/runs"
+	done
+}
+
+main() {
+	local build total t_end next_kill victim=io0 restart_at="" restart_io="" i left
+	build=$(cd "$1" && pwd)
+	total=${2:-600}
+	vrio_binaries "$build" || die "build vrio first (cmake --build $build)"
+	BENCH=$build/tools/vrio-bench
+	have_cmd python3 || die "python3 is needed to read vrio-bench's JSON"
+	make_tmpdir RUN
+	NSTART=0
+	SEED=${VRIO_SEED:-$((RANDOM * 32768 + RANDOM))}
+	declare -gA LISTEN
+	free_port p0
+	free_port p1
+	free_port p2
+	LISTEN[io0]=127.0.0.1:$p0
+	LISTEN[io1]=127.0.0.1:$p1
+	HV_METRICS=127.0.0.1:$p2
+	TOPO=$RUN/topology.yaml
+	write_topo
+	log "soak of $total s, seed $SEED, in $RUN"
+	start_io io0
+	start_io io1
+	start_hv
+	t_end=$((SECONDS + total))
+	next_kill=$((SECONDS + KILL_EVERY))
+	EPOCH=0
+	: >"$RUN/runs"
+	: >"$RUN/rss"
+	while ((SECONDS < t_end)); do
+		left=$((t_end - SECONDS))
+		((left > HV_EVERY)) && left=$HV_EVERY
+		((left < 5)) && break
+		bench_start "$((left - 2))"
+		local epoch_end=$((SECONDS + left - 2))
+		while ((SECONDS < epoch_end)) || [[ -n $restart_io ]]; do
+			for i in io0 io1 hv; do sample "$i"; done
+			if [[ -n $restart_io ]] && ((SECONDS >= restart_at)); then
+				start_io "$restart_io"
+				restart_io=
+			elif [[ -z $restart_io ]] && ((SECONDS >= next_kill && SECONDS < epoch_end - 4)); then
+				life_end "$victim"
+				kill -9 "${PID[$victim]}"
+				wait "${PID[$victim]}" 2>/dev/null || true
+				untrack_pid "${PID[$victim]}"
+				log "killed $victim"
+				echo "$victim" >>"$RUN/kills"
+				restart_io=$victim
+				restart_at=$((SECONDS + RESTART_AFTER))
+				[[ $victim == io0 ]] && victim=io1 || victim=io0
+				next_kill=$((SECONDS + KILL_EVERY))
+			fi
+			sleep 0.5
+		done
+		bench_wait
+		life_end hv
+		vrio_stop vrio-localhv "${PID[hv]}" "$HV_LOG" ||
+			soak_fail "local-hv did not stop cleanly"
+		untrack_pid "${PID[hv]}"
+		EPOCH=$((EPOCH + 1))
+		((SECONDS < t_end - 5)) || break
+		start_hv
+	done
+	for i in io0 io1; do
+		life_end "$i"
+		vrio_stop "vrio-ioserver $i" "${PID[$i]}" "${IO_LOG[$i]}" || soak_fail "$i did not stop cleanly"
+		untrack_pid "${PID[$i]}"
+	done
+	for ((i = 0; i < NDEV; i++)); do
+		"$BENCH" --check-file "$RUN/d$i.img" --state "$RUN/d$i.state" ||
+			soak_fail "d$i: the file does not hold what was written"
+	done
+	log "$(wc -l <"$RUN/runs") bench runs over $EPOCH local-hv lives, $(awk '{ s += $1 } END { print s }' \
+		"$RUN/runs") requests, 0 errors, 0 verify failures; $(wc -l <"$RUN/kills" 2>/dev/null || echo 0)" \
+		"io-servers killed; devices moved (local-hv's logs): $(cat "$RUN"/localhv-*.log 2>/dev/null |
+		grep -c 'moved from io-server' || true)"
+	cut -d' ' -f2 "$RUN/runs" >"$RUN/longest"
+	log "longest request of a run (ms): $(median_max "$RUN/longest")"
+	log "resident memory over each life after ${WARMUP} s (daemon, life s, kB, kB, growth %):"
+	sort -k5 -n "$RUN/rss" | while read -r l; do log "  $l"; done
+	awk '$2 >= 2 * '"$WARMUP"' && $5 >= 1 { bad = 1 } END { exit bad }' "$RUN/rss" ||
+		die "a daemon's resident memory grew by 1% or more over a life"
+	echo "PASS: soak"
+}
+
+trap lib_cleanup EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+main "$@"
