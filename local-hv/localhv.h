@@ -57,6 +57,7 @@ struct lhv_slot {
 	uint64_t lo, hi;	/* the guest addresses the chain touches */
 	uint32_t wcap;		/* writable bytes the chain offered */
 	bool busy;
+	bool unsent;		/* busy: a previous backend's, not sent yet (inflight.c) */
 };
 
 struct lhv_vq {
@@ -72,6 +73,8 @@ struct lhv_vq {
 	uint16_t signalled_used;
 	bool signalled_valid;
 	unsigned inflight;
+	unsigned unsent;	/* slots busy and unsent, not counted in inflight */
+	bool track;		/* the frontend keeps an inflight region for it */
 	bool iommu_wait;	/* its next chain waits on the vIOMMU: not work */
 	struct lhv_slot *slots;	/* [size], indexed by head */
 };
@@ -149,6 +152,7 @@ struct lhv_dev_stats {
 	uint64_t bytes_out, bytes_in;	/* to the io-server, into the guest */
 	uint64_t irqs, kicks;
 	uint64_t dropped_responses;
+	uint64_t resubmitted;	/* sent again from the inflight region */
 	uint64_t chain_errors[LHV_WALK_NR_ERRORS];
 	uint64_t net_drops[LHV_NET_NR_DROPS];
 	struct vrio_hist latency;
@@ -208,6 +212,7 @@ struct lhv_dev {
 	int conn_vid;			/* the frontend connection, -1 if none */
 	bool ready[LHV_MAX_QUEUES];	/* vrings rte_vhost reports ready */
 	bool registered;		/* main thread: its socket is open */
+	bool inflight_unmapped;		/* GET_INFLIGHT_FD came, SET_INFLIGHT_FD not yet */
 	bool register_failed;		/* main thread: do not try again */
 
 	int state;			/* enum lhv_dev_state, atomic */
@@ -379,6 +384,16 @@ static inline uint32_t lhv_frame_id(const struct lhv_dev *d, uint16_t head)
 {
 	return (uint32_t)d->epoch << 16 | head;
 }
+
+/* inflight.c: the inflight region of the request/response kind. Control
+ * thread at start: marks the heads a previous backend left in flight busy
+ * and unsent in d->vq[qi]; returns how many. */
+unsigned lhv_inflight_start(struct lhv_dev *d, int vid, unsigned qi);
+/* Poller: around each request's life. */
+void lhv_inflight_take(struct lhv_dev *d, unsigned qi, uint16_t head);
+void lhv_inflight_untake(struct lhv_dev *d, unsigned qi, uint16_t head);
+void lhv_inflight_completing(struct lhv_dev *d, unsigned qi, uint16_t head);
+void lhv_inflight_completed(struct lhv_dev *d, unsigned qi, uint16_t head);
 
 /* upstream.c: connections to io-servers. */
 /* Main thread: the upstream to io-server ios, made (its transport set up)

@@ -26,6 +26,9 @@ static const struct {
 	{ "vrio_localhv_dropped_responses_total",
 	  "Responses for a stopped or broken device, dropped",
 	  offsetof(struct lhv_dev_stats, dropped_responses) },
+	{ "vrio_localhv_inflight_resubmitted_total",
+	  "Requests a previous local-hv left in flight, sent again from the VMM's inflight region",
+	  offsetof(struct lhv_dev_stats, resubmitted) },
 };
 
 static uint64_t stat_at(const struct lhv_dev *d, size_t off)

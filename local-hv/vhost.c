@@ -28,6 +28,7 @@
 #define VIRTIO_F_RING_PACKED_BIT	34
 #define VHOST_USER_F_PROTOCOL_FEATURES_BIT 30
 #define VHOST_USER_PROTOCOL_F_CONFIG_BIT 9
+#define VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD_BIT 12
 
 /* rte_vhost's callbacks carry no context; this is the registry they use. */
 static struct lhv *g_lhv;
@@ -110,6 +111,7 @@ static int new_connection(int vid)
 	}
 	d->conn_vid = vid;
 	d->broken = false;
+	d->inflight_unmapped = false;
 	memset(d->ready, 0, sizeof(d->ready));
 	VRIO_INFO("%s: frontend connected", d->name);
 	return 0;
@@ -189,10 +191,17 @@ static int setup_vq(struct lhv_dev *d, int vid, unsigned i)
 	q->signalled_valid = false;
 	q->armed = false;
 	q->inflight = 0;
+	q->unsent = 0;
 	q->slots = calloc(vr.size, sizeof(*q->slots));
 	if (!q->slots)
 		return -ENOMEM;
 	q->active = true;
+	/* After GET_INFLIGHT_FD and before SET_INFLIGHT_FD, rte_vhost's
+	 * pointer to the region is stale (vumsg.c). */
+	if (!d->inflight_unmapped)
+		lhv_inflight_start(d, vid, i);
+	else
+		q->track = false;
 	return 0;
 }
 
@@ -398,8 +407,12 @@ int lhv_vhost_register(struct lhv *l, struct lhv_dev *d)
 		   (1ull << VIRTIO_RING_F_EVENT_IDX) | (1ull << VIRTIO_RING_F_INDIRECT_DESC) |
 		   (1ull << VHOST_USER_F_PROTOCOL_FEATURES_BIT) |
 		   (1ull << VIRTIO_F_ACCESS_PLATFORM_BIT);
+	/* The inflight region is for backends that walk the rings
+	 * themselves (inflight.c); rte_vhost's net path keeps no such
+	 * record, and a VMM's net device does not ask for one. */
 	if (d->ops->own_rings)
-		pextra = 1ull << VHOST_USER_PROTOCOL_F_CONFIG_BIT;
+		pextra = 1ull << VHOST_USER_PROTOCOL_F_CONFIG_BIT |
+			 1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD_BIT;
 	/* Our walker's IOTLB misses need the backend channel (channel.c);
 	 * without it a vIOMMU is refused when features are negotiated rather
 	 * than breaking the device at its first miss. */

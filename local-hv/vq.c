@@ -57,6 +57,57 @@ static int send_chain(struct lhv *l, struct lhv_dev *d, unsigned qi, uint16_t he
 	return lhv_up_send(d->up, &f, c->seg, (int)c->nr);
 }
 
+/* Sends the chain at head, walked again, and counts it in flight. 0,
+ * -ENOBUFS (not sent: try again), -EBADMSG (the device broke) or -errno. */
+static int send_again(struct lhv *l, struct lhv_dev *d, unsigned qi, uint16_t head)
+{
+	struct lhv_vq *q = &d->vq[qi];
+	struct lhv_walk_opts o = walk_opts(d, q);
+	struct lhv_chain *c = &l->chain;
+	struct lhv_slot *s = &q->slots[head];
+	int rc;
+
+	rc = lhv_walk_chain(&o, head, c);
+	if (rc != LHV_WALK_OK) {
+		lhv_dev_break(d, rc, "queue %u head %u changed in flight: %s", qi, head,
+			      lhv_walk_strerror(rc));
+		return -EBADMSG;
+	}
+	rc = send_chain(l, d, qi, head, c);
+	if (rc < 0)
+		return rc;
+	if (s->unsent) {
+		/* A previous backend's request (inflight.c): ours from now. */
+		s->unsent = false;
+		s->wcap = c->wlen;
+		s->lo = c->lo;
+		s->hi = c->hi;
+		s->t0 = vrio_now_ns();
+		q->unsent--;
+		q->inflight++;
+		d->inflight++;
+		vrio_counter_add(&d->st.resubmitted, 1);
+	}
+	return 0;
+}
+
+/* The requests a previous backend left in flight, before any new one. */
+static int send_unsent(struct lhv *l, struct lhv_dev *d, unsigned qi)
+{
+	struct lhv_vq *q = &d->vq[qi];
+	unsigned head;
+	int n = 0;
+
+	for (head = 0; q->unsent && head < q->size; head++) {
+		if (!q->slots[head].unsent)
+			continue;
+		if (send_again(l, d, qi, (uint16_t)head) < 0)
+			break;
+		n++;
+	}
+	return n;
+}
+
 static int lhv_vq_process(struct lhv *l, struct lhv_dev *d, unsigned qi)
 {
 	struct lhv_vq *q = &d->vq[qi];
@@ -67,6 +118,11 @@ static int lhv_vq_process(struct lhv *l, struct lhv_dev *d, unsigned qi)
 	int done = 0, rc;
 	uint64_t seen;
 
+	if (q->unsent) {
+		done = send_unsent(l, d, qi);
+		if (q->unsent || d->broken)
+			return done;
+	}
 	avail_idx = __atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE);
 	n = (uint16_t)(avail_idx - q->last_avail);
 	if (n > q->size) {
@@ -99,7 +155,12 @@ static int lhv_vq_process(struct lhv *l, struct lhv_dev *d, unsigned qi)
 			lhv_dev_break(d, 0, "queue %u: head %u posted while in flight", qi, head);
 			return done;
 		}
+		/* In the inflight region before it leaves: a local-hv killed
+		 * after the send sends it again, never loses it. */
+		lhv_inflight_take(d, qi, head);
 		rc = send_chain(l, d, qi, head, c);
+		if (rc < 0)
+			lhv_inflight_untake(d, qi, head);
 		if (rc == -ENOBUFS)
 			break;	/* not consumed: taken again next round */
 		if (rc < 0)
@@ -154,7 +215,7 @@ static int lhv_vq_complete(struct lhv *l, struct lhv_dev *d, const struct vrio_f
 	if (f->queue >= d->nvq || !d->vq[f->queue].active)
 		return -EBADMSG;
 	q = &d->vq[f->queue];
-	if (head >= q->size || !q->slots[head].busy)
+	if (head >= q->size || !q->slots[head].busy || q->slots[head].unsent)
 		return -EBADMSG;
 	s = &q->slots[head];
 	if (f->len > s->wcap)
@@ -185,11 +246,13 @@ static int lhv_vq_complete(struct lhv *l, struct lhv_dev *d, const struct vrio_f
 	scatter(c, payload, f->len);
 	vrio_counter_add(&d->st.bytes_in, f->len);
 
+	lhv_inflight_completing(d, f->queue, head);
 	e = &q->used->ring[q->used_idx & (q->size - 1)];
 	e->id = head;
 	e->len = f->len;
 	q->used_idx++;
 	__atomic_store_n(&q->used->idx, q->used_idx, __ATOMIC_RELEASE);
+	lhv_inflight_completed(d, f->queue, head);
 	vrio_hist_add(&d->st.hop[LHV_HOP_COMPLETE], vrio_now_ns() - now);
 	return 0;
 }
@@ -238,10 +301,10 @@ static bool lhv_vq_kicks(struct lhv_dev *d, struct lhv_vq *q, bool enable)
 	return !q->iommu_wait && __atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE) != q->last_avail;
 }
 
+/* The connection is back: every request in flight goes again, those a
+ * previous backend left (unsent) with them. */
 static int lhv_vq_resend(struct lhv *l, struct lhv_dev *d)
 {
-	struct lhv_chain *c = &l->chain;
-	struct lhv_walk_opts o;
 	struct lhv_vq *q;
 	unsigned qi, head;
 	int rc, n = 0;
@@ -250,17 +313,12 @@ static int lhv_vq_resend(struct lhv *l, struct lhv_dev *d)
 		q = &d->vq[qi];
 		if (!q->active)
 			continue;
-		o = walk_opts(d, q);
-		for (head = 0; q->inflight && head < q->size; head++) {
+		for (head = 0; (q->inflight || q->unsent) && head < q->size; head++) {
 			if (!q->slots[head].busy)
 				continue;
-			rc = lhv_walk_chain(&o, (uint16_t)head, c);
-			if (rc != LHV_WALK_OK) {
-				lhv_dev_break(d, rc, "queue %u head %u changed in flight: %s", qi,
-					      head, lhv_walk_strerror(rc));
+			rc = send_again(l, d, qi, (uint16_t)head);
+			if (rc == -EBADMSG)
 				return n;
-			}
-			rc = send_chain(l, d, qi, (uint16_t)head, c);
 			if (rc < 0)
 				return rc;
 			n++;

@@ -32,6 +32,8 @@
 #define VHOST_USER_IOTLB_MSG		22
 #define VHOST_USER_GET_CONFIG		24
 #define VHOST_USER_SET_CONFIG		25
+#define VHOST_USER_GET_INFLIGHT_FD	31
+#define VHOST_USER_SET_INFLIGHT_FD	32
 #define VU_CFG_HDR			12	/* offset, size, flags */
 #define STOP_TIMEOUT_NS			(5ull * 1000 * 1000 * 1000)
 
@@ -66,6 +68,9 @@ bool lhv_vu_changes_rings(uint32_t request)
 	case VHOST_USER_SET_VRING_KICK:
 	case VHOST_USER_SET_VRING_CALL:
 	case VHOST_USER_SET_VRING_ENABLE:
+	/* rte_vhost remaps the inflight region the poller writes to. */
+	case VHOST_USER_GET_INFLIGHT_FD:
+	case VHOST_USER_SET_INFLIGHT_FD:
 		return true;
 	}
 	return false;
@@ -185,6 +190,12 @@ enum lhv_msg_result lhv_vu_msg(struct lhv *l, struct lhv_dev *d, void *ctx)
 		 * may a device the guest broke be served again. */
 		if (m->request == VHOST_USER_SET_VRING_BASE || m->request == VHOST_USER_RESET_OWNER)
 			d->broken = false;
+		/* GET_INFLIGHT_FD unmaps the region the queues still point
+		 * to, until SET_INFLIGHT_FD gives them one again. */
+		if (m->request == VHOST_USER_GET_INFLIGHT_FD)
+			d->inflight_unmapped = true;
+		else if (m->request == VHOST_USER_SET_INFLIGHT_FD)
+			d->inflight_unmapped = false;
 	}
 	return LHV_MSG_PASS;
 }
