@@ -76,21 +76,53 @@ static int blk_reconfigure(struct ios_device *d, const struct vrio_topo_device *
 
 /* ---- the channel's poller, on the home reactor ---- */
 
+static void blk_finish(struct ios_req *req);
+
+/* The answer held back by the test hook goes on once its time is up. */
+static int blk_release_held(struct ios_device *d, uint64_t now)
+{
+	struct ios_req *req = d->u.blk.held;
+
+	if (!req || now < d->u.blk.held_until)
+		return 0;
+	d->u.blk.held = NULL;
+	VRIO_NOTICE("%s: test hook: answer to request %#x (%s at sector %llu) released", d->name,
+		    req->frame.id, ios_blk_op_name(req->u.blk.op),
+		    (unsigned long long)req->u.blk.sector);
+	d->u.blk.at_backend--;
+	ios_chain_finish(req, blk_finish);
+	return 1;
+}
+
 static int blk_chan_poll(struct ios_poller *p)
 {
 	struct ios_device *d = container_of(p, struct ios_device, u.blk.poller);
-	int rc;
+	int rc, work;
 
 	if (!d->u.blk.at_backend)
 		return 0;
 	rc = ios_bdev_poll(d->u.blk.chan, IOS_POLL_BUDGET);
-	return rc > 0 ? rc : 0;
+	work = rc > 0 ? rc : 0;
+	if (d->u.blk.held)
+		work += blk_release_held(d, ios_reactor_now(d->home));
+	return work;
 }
 
 static int blk_chan_sleep(struct ios_poller *p)
 {
 	struct ios_device *d = container_of(p, struct ios_device, u.blk.poller);
+	uint64_t now, left;
 
+	if (d->u.blk.held) {
+		now = ios_reactor_now(d->home);
+		if (now >= d->u.blk.held_until)
+			return 0;
+		left = (d->u.blk.held_until - now + 999999) / 1000000;
+		/* Whatever else is at the backend has its descriptor. */
+		if (d->u.blk.chan_ev.fd < 0 && d->u.blk.at_backend > 1)
+			return 0;
+		return left > 1000 ? 1000 : (int)left;
+	}
 	/* A backend without a descriptor completes only from poll(); what
 	 * a stage holds (a throttle's queue) is not its to wait for. */
 	if (d->u.blk.chan_ev.fd < 0)
@@ -168,9 +200,22 @@ static void blk_finish(struct ios_req *req)
 static void blk_done(struct ios_blk_req *b)
 {
 	struct ios_req *req = container_of(b, struct ios_req, u.blk);
+	struct ios_device *d = req->dev;
+	uint32_t ms;
 
 	req->t_done = vrio_now_ns();
-	req->dev->u.blk.at_backend--;
+	if (__builtin_expect(__atomic_load_n(&d->u.blk.hold_ms, __ATOMIC_RELAXED) != 0, 0) &&
+	    !d->u.blk.held && (ms = __atomic_exchange_n(&d->u.blk.hold_ms, 0, __ATOMIC_ACQ_REL))) {
+		/* Still at the backend, as far as the poller and a move
+		 * know, until released. */
+		d->u.blk.held = req;
+		d->u.blk.held_until = ios_reactor_now(d->home) + (uint64_t)ms * 1000000;
+		VRIO_NOTICE("%s: test hook: holding back the answer to request %#x (%s at sector %llu) for %u ms",
+			    d->name, req->frame.id, ios_blk_op_name(b->op),
+			    (unsigned long long)b->sector, ms);
+		return;
+	}
+	d->u.blk.at_backend--;
 	ios_chain_finish(req, blk_finish);
 }
 
@@ -315,6 +360,18 @@ static void blk_metrics(struct ios_server *srv, struct vrio_mw *w)
 	}
 }
 
+static int blk_hold(struct ios_device *d, uint32_t ms)
+{
+	uint32_t none = 0;
+
+	if (!__atomic_compare_exchange_n(&d->u.blk.hold_ms, &none, ms, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE))
+		return -EBUSY;
+	VRIO_WARN("%s: test hook: the next answer from the backend will be held back %u ms",
+		  d->name, ms);
+	return 0;
+}
+
 const struct ios_dev_ops ios_blk_dev_ops = {
 	.name = "blk",
 	.type = VRIO_DEV_BLK,
@@ -329,4 +386,5 @@ const struct ios_dev_ops ios_blk_dev_ops = {
 	.unplace = blk_unplace,
 	.request = blk_request,
 	.metrics = blk_metrics,
+	.hold = blk_hold,
 };

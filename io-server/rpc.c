@@ -187,8 +187,38 @@ static void rpc_move(void *arg, struct vrio_ctl_req *req, const json_t *params)
 	ios_move_result_put(res);
 }
 
+/* The hold_ms form of bdev_fault: the device's next answer from its own
+ * backend is held back. */
+static void bdev_hold(struct ios_server *srv, struct vrio_ctl_req *req, const char *name,
+		      json_int_t ms)
+{
+	struct ios_device *d = ios_device_find(srv, name);
+	int rc;
+
+	if (!d) {
+		vrio_ctl_error(req, VRIO_CTL_EFAILED, "no device %s on %s", name, srv->name);
+		return;
+	}
+	if (ms <= 0 || ms > 60000) {
+		vrio_ctl_error(req, VRIO_CTL_INVALID_PARAMS, "hold_ms: 1 to 60000 expected");
+		return;
+	}
+	if (!d->ops->hold) {
+		vrio_ctl_error(req, VRIO_CTL_EFAILED, "%s: a %s device has no backend to hold",
+			       name, d->ops->name);
+		return;
+	}
+	rc = d->ops->hold(d, (uint32_t)ms);
+	if (rc < 0)
+		vrio_ctl_error(req, VRIO_CTL_EFAILED, "%s: %s", name,
+			       rc == -EBUSY ? "a hold is already armed" : strerror(-rc));
+	else
+		vrio_ctl_reply(req, json_pack("{s:s, s:I}", "device", name, "hold_ms", ms));
+}
+
 /* A test hook: the backend of a device's stage (a mirror) fails every io
- * while `fail` is true. */
+ * while `fail` is true; or, with hold_ms, the device's next answer from
+ * its own backend is held back that long while later ones pass it. */
 static void rpc_bdev_fault(void *arg, struct vrio_ctl_req *req, const json_t *params)
 {
 	struct ios_server *srv = arg;
@@ -196,12 +226,18 @@ static void rpc_bdev_fault(void *arg, struct vrio_ctl_req *req, const json_t *pa
 	struct ios_stage *st = NULL;
 	struct ios_device *d;
 	struct ios_chain *c;
+	json_int_t hold_ms = 0;
 	int fail = 0, rc;
 
+	if (params && json_unpack((json_t *)params, "{s:s, s:I}", "device", &name, "hold_ms",
+				  &hold_ms) == 0 && json_object_size(params) == 2) {
+		bdev_hold(srv, req, name, hold_ms);
+		return;
+	}
 	if (!params || json_unpack((json_t *)params, "{s:s, s?s, s:b}", "device", &name, "target",
 				   &target, "fail", &fail) < 0) {
 		vrio_ctl_error(req, VRIO_CTL_INVALID_PARAMS,
-			       "bdev_fault takes {\"device\": NAME, \"target\": \"mirror\", \"fail\": BOOL}");
+			       "bdev_fault takes {\"device\": NAME, \"target\": \"mirror\", \"fail\": BOOL} or {\"device\": NAME, \"hold_ms\": MS}");
 		return;
 	}
 	d = ios_device_find(srv, name);
@@ -233,7 +269,8 @@ static const struct vrio_ctl_method ios_methods[] = {
 	{ "reload", rpc_reload, "re-read the topology file and apply the difference" },
 	{ "move", rpc_move, "move {device, reactor}: serve a device on another reactor" },
 	{ "bdev_fault", rpc_bdev_fault,
-	  "test hook: {device, target: \"mirror\", fail}: that backend fails every io, or not" },
+	  "test hook: {device, target: \"mirror\", fail}: that backend fails every io, or not; "
+	  "{device, hold_ms}: the device's next answer is held back MS ms" },
 };
 
 int ios_rpc_open(struct ios_server *srv, struct vrio_ctl **out)
