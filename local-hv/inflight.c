@@ -22,6 +22,8 @@
  * GET/SET_INFLIGHT_FD take the device back from the poller first
  * (vumsg.c), so the poller's calls here never race a remap.
  */
+#include <stdio.h>
+
 #include <rte_vhost.h>
 
 #include "localhv.h"
@@ -43,7 +45,10 @@ unsigned lhv_inflight_start(struct lhv_dev *d, int vid, unsigned qi)
 	struct rte_vhost_resubmit_info *rs;
 	struct rte_vhost_inflight_info_split *is;
 	unsigned i, n = 0;
+	char heads[96] = "";
+	size_t used = 0;
 	uint16_t head;
+	int w;
 
 	q->track = false;
 	/* No region: the frontend does not keep one (it need not, even with
@@ -69,10 +74,16 @@ unsigned lhv_inflight_start(struct lhv_dev *d, int vid, unsigned qi)
 		q->slots[head].unsent = true;
 		q->unsent++;
 		n++;
+		/* The heads, for the operator and the tests: as many as fit. */
+		w = snprintf(heads + used, sizeof(heads) - used, " %u", head);
+		if (w > 0 && (size_t)w < sizeof(heads) - used)
+			used += (size_t)w;
+		else
+			snprintf(heads + used, sizeof(heads) - used, " ...");
 	}
 	if (n)
-		VRIO_NOTICE("%s: queue %u: %u request(s) the last backend left in flight will be sent again (inflight region)",
-			    d->name, qi, n);
+		VRIO_NOTICE("%s: queue %u: %u request(s) the last backend left in flight will be sent again (inflight region), heads%s",
+			    d->name, qi, n, heads);
 	return n;
 }
 
