@@ -14,6 +14,12 @@
 #                            blk-loop     blk-info, then guest-io loop-verify:
 #                                         write-verify passes for vrio.secs
 #                                         seconds, one "VRIO-PASS:" line each
+#                            blk-writers  blk-info, then vrio.writers (4)
+#                                         loop-verify at once for vrio.secs,
+#                                         writer K over vrio.len bytes at
+#                                         vrio.off + K * vrio.len with seed
+#                                         vrio.seed + K * 1000; one result
+#                                         line each
 #                            host-script  vrio.script (a host path) under the
 #                                         host's /bin/sh, chrooted into the
 #                                         host's root (9p tag hostroot, read
@@ -32,6 +38,7 @@
 #                                         must answer ARP but NOT a ping;
 #                                         linger vrio.linger seconds
 #   vrio.dev=/dev/vda  vrio.off=BYTES  vrio.len=BYTES  vrio.seed=N  vrio.secs=N
+#   vrio.writers=N
 #   vrio.ip=ADDR/LEN  vrio.peer=ADDR  vrio.bytes=N  vrio.linger=SECONDS
 #   vrio.deny=ADDR
 #
@@ -110,6 +117,30 @@ run_guest_io() {
 	dev=$(param dev /dev/vda)
 	wait_block "$dev" || return 1
 	guest-io "$mode" "$dev" "$(param off 4194304)" "$(param len 1048576)" "$(param seed 1)" "$@"
+}
+
+# run_writers: vrio.writers loop-verify processes at once over disjoint
+# ranges, so that the device has several requests in flight; true when
+# every one succeeds.
+run_writers() {
+	dev=$(param dev /dev/vda)
+	wait_block "$dev" || return 1
+	off=$(param off 4194304)
+	len=$(param len 1048576)
+	seed=$(param seed 1)
+	secs=$(param secs 30)
+	pids=""
+	k=0
+	while [ "$k" -lt "$(param writers 4)" ]; do
+		guest-io loop-verify "$dev" $((off + k * len)) "$len" $((seed + k * 1000)) "$secs" &
+		pids="$pids $!"
+		k=$((k + 1))
+	done
+	ok=0
+	for pid in $pids; do
+		wait "$pid" || ok=1
+	done
+	return "$ok"
 }
 
 # net_up: eth0 with vrio.ip, once the NIC shows up (10 s at most).
@@ -286,6 +317,7 @@ run_one() {
 	blk-pattern) run_blk_info && run_guest_io write-verify ;;
 	blk-verify) run_guest_io read-verify ;;
 	blk-loop) run_blk_info && run_guest_io loop-verify "$(param secs 30)" ;;
+	blk-writers) run_blk_info && run_writers ;;
 	net-serve) run_net_serve ;;
 	net-send) run_net_send ;;
 	net-isolated) run_net_isolated ;;

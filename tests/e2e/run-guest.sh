@@ -11,6 +11,7 @@
 #                [--dev /dev/vda] [--log FILE] [--timeout SECONDS]
 #                [--share DIR --script FILE [--keep DIR]...] [--cpu MODEL]
 #                [--net-socket SOCK --mac MAC] [--param KEY=VALUE]... [--iommu]
+#                [--reconnect]
 #
 # --socket     vhost-user-blk socket (the backend listens, QEMU connects);
 #              without it the guest has no disk
@@ -37,9 +38,11 @@
 # --iommu      a vIOMMU: the q35 machine with intel-iommu (device-iotlb on),
 #              iommu_platform=on and ats=on on the vhost-user devices, and the
 #              guest booted with intel_iommu=on iommu.strict=1
+# --reconnect  QEMU connects to --socket again (reconnect=1) when the
+#              backend goes away, as over a backend restart
 # --param      vrio.KEY=VALUE on the guest's command line (guest-init.sh:
 #              ip, peer, bytes, linger for the net-* runs, secs for
-#              blk-loop); repeatable
+#              blk-loop and blk-writers, writers); repeatable
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -65,6 +68,7 @@ net_socket=
 mac=
 params=
 iommu=0
+reconnect=
 
 usage() {
 	# The header comment is the manual.
@@ -77,6 +81,11 @@ parse_args() {
 		[[ $1 == -h || $1 == --help ]] && usage 0
 		if [[ $1 == --iommu ]]; then
 			iommu=1
+			shift
+			continue
+		fi
+		if [[ $1 == --reconnect ]]; then
+			reconnect=,reconnect=1
 			shift
 			continue
 		fi
@@ -157,7 +166,7 @@ start_qemu() {
 		append+=" intel_iommu=on iommu.strict=1"
 	fi
 	if [[ -n $socket ]]; then
-		extra+=(-chardev "socket,id=vu0,path=$socket"
+		extra+=(-chardev "socket,id=vu0,path=$socket$reconnect"
 			-device "vhost-user-blk-pci,chardev=vu0,num-queues=$queues$dopt")
 	fi
 	if [[ -n $net_socket ]]; then
