@@ -206,30 +206,55 @@ static const char *refuse(int fd, const struct lhv_channel_peer *p)
 	return NULL;
 }
 
+/* The context's descriptors, checked to be as read_fd_message leaves
+ * them: fd_num descriptors, then -1s. */
+static int ctx_fds(const void *vu_ctx, const char *name, struct vu_ctx_2211 *c)
+{
+	int i;
+
+	memcpy(c, vu_ctx, sizeof(*c));
+	if (c->fd_num < 0 || c->fd_num > VU_MAX_FDS) {
+		VRIO_ERR_RL("%s: rte_vhost's message context is not as built for (fd_num %d)",
+			    name, c->fd_num);
+		return -EPROTO;
+	}
+	for (i = 0; i < VU_MAX_FDS; i++) {
+		if (i < c->fd_num ? c->fds[i] < 0 : c->fds[i] != -1) {
+			VRIO_ERR_RL("%s: rte_vhost's message context is not as built for (fds[%d] %d of %d)",
+				    name, i, c->fds[i], c->fd_num);
+			return -EPROTO;
+		}
+	}
+	return 0;
+}
+
+int lhv_channel_msg_fd(const void *vu_ctx, const char *name)
+{
+	struct vu_ctx_2211 c;
+	const char *why;
+	int rc;
+
+	if (!lhv_channel_supported(&why))
+		return -ENOTSUP;
+	rc = ctx_fds(vu_ctx, name, &c);
+	if (rc < 0)
+		return rc;
+	return c.fd_num == 1 ? c.fds[0] : -EBADF;
+}
+
 int lhv_channel_take(const void *vu_ctx, const struct lhv_channel_peer *p)
 {
 	struct vu_ctx_2211 c;
 	const char *why;
-	int i, fd;
+	int fd;
 
 	if (!lhv_channel_supported(&why)) {
 		VRIO_WARN_RL("%s: backend channel refused: %s", p->name, why);
 		return -ENOTSUP;
 	}
-	memcpy(&c, vu_ctx, sizeof(c));
-	/* What read_fd_message leaves: fd_num descriptors, then -1s. */
-	if (c.fd_num < 0 || c.fd_num > VU_MAX_FDS) {
-		VRIO_ERR_RL("%s: rte_vhost's message context is not as built for (fd_num %d)",
-			    p->name, c.fd_num);
-		return -EPROTO;
-	}
-	for (i = 0; i < VU_MAX_FDS; i++) {
-		if (i < c.fd_num ? c.fds[i] < 0 : c.fds[i] != -1) {
-			VRIO_ERR_RL("%s: rte_vhost's message context is not as built for (fds[%d] %d of %d)",
-				    p->name, i, c.fds[i], c.fd_num);
-			return -EPROTO;
-		}
-	}
+	fd = ctx_fds(vu_ctx, p->name, &c);
+	if (fd < 0)
+		return fd;
 	if (c.fd_num != 1) {
 		VRIO_WARN_RL("%s: SET_SLAVE_REQ_FD came with %d descriptors, not 1; no backend channel",
 			     p->name, c.fd_num);

@@ -42,4 +42,12 @@ struct lhv_channel_peer {
  */
 int lhv_channel_take(const void *vu_ctx, const struct lhv_channel_peer *p);
 
+/*
+ * The one descriptor that came with the message in vu_ctx, still
+ * rte_vhost's (not to be closed or kept), for a look at it; -ENOTSUP when
+ * the context is not pinned for this release, -EBADF unless exactly one
+ * came, -EPROTO if the context is not as built for (logged, naming name).
+ */
+int lhv_channel_msg_fd(const void *vu_ctx, const char *name);
+
 #endif

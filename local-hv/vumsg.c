@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <time.h>
 #include <linux/vhost_types.h>
@@ -52,6 +53,12 @@ struct vu_msg {
 			uint8_t region[LHV_CONFIG_MAX];
 		} cfg;
 		struct vhost_iotlb_msg iotlb;
+		struct {
+			uint64_t mmap_size;
+			uint64_t mmap_offset;
+			uint16_t num_queues;
+			uint16_t queue_size;
+		} __attribute__((packed)) inflight;
 	} payload;
 } __attribute__((packed));
 
@@ -157,6 +164,59 @@ static enum lhv_msg_result get_config(struct lhv_dev *d, struct vu_msg *m)
 	return LHV_MSG_REPLY;
 }
 
+#define VU_INFLIGHT_PAYLOAD	20
+#define VU_INFLIGHT_ALIGN	64
+#define VU_INFLIGHT_HDR		16	/* features, version, desc_num, last io, used_idx */
+#define VU_INFLIGHT_DESC	16	/* struct rte_vhost_inflight_desc_split */
+
+/*
+ * GET_INFLIGHT_FD and SET_INFLIGHT_FD: rte_vhost believes their numbers.
+ * It makes and zeroes (GET) a region of num_queues * queue_size entries,
+ * and writes each queue's header at its offset in the one it is given
+ * (SET) without comparing with mmap_size or the file's size. Both are held
+ * to the device (its queues, its queue size), and a given region must hold
+ * what its numbers say, in the file too, or a frontend would have
+ * local-hv allocate gigabytes or write past a mapping.
+ */
+static enum lhv_msg_result check_inflight(struct lhv_dev *d, const struct vu_msg *m,
+					  const void *ctx)
+{
+	uint16_t nq = m->payload.inflight.num_queues, qs = m->payload.inflight.queue_size;
+	uint64_t size = m->payload.inflight.mmap_size, off = m->payload.inflight.mmap_offset;
+	uint64_t need;
+	struct stat st;
+	int fd;
+
+	if (m->size != VU_INFLIGHT_PAYLOAD || nq == 0 || nq > d->num_queues || qs == 0 ||
+	    qs > d->queue_size) {
+		VRIO_ERR_RL("%s: bad %s_INFLIGHT_FD (%u queue(s) of %u; the device has %u of %u)",
+			    d->name, m->request == VHOST_USER_GET_INFLIGHT_FD ? "GET" : "SET", nq,
+			    qs, d->num_queues, d->queue_size);
+		return LHV_MSG_ERR;
+	}
+	if (m->request == VHOST_USER_GET_INFLIGHT_FD)
+		return LHV_MSG_PASS;
+	need = (uint64_t)nq * ((VU_INFLIGHT_HDR + (uint64_t)qs * VU_INFLIGHT_DESC +
+				VU_INFLIGHT_ALIGN - 1) / VU_INFLIGHT_ALIGN * VU_INFLIGHT_ALIGN);
+	if (size < need || off > UINT64_MAX - size) {
+		VRIO_ERR_RL("%s: SET_INFLIGHT_FD: a region of %llu bytes for %u queue(s) of %u (%llu needed)",
+			    d->name, (unsigned long long)size, nq, qs, (unsigned long long)need);
+		return LHV_MSG_ERR;
+	}
+	/* Where the context is known, the file must be that long too (a
+	 * mapping past its end faults at the first touch). */
+	fd = lhv_channel_msg_fd(ctx, d->name);
+	if (fd == -ENOTSUP)
+		return LHV_MSG_PASS;
+	if (fd < 0 || fstat(fd, &st) != 0 || st.st_size < 0 ||
+	    (uint64_t)st.st_size < off + size) {
+		VRIO_ERR_RL("%s: SET_INFLIGHT_FD without a region of %llu bytes at %llu", d->name,
+			    (unsigned long long)size, (unsigned long long)off);
+		return LHV_MSG_ERR;
+	}
+	return LHV_MSG_PASS;
+}
+
 enum lhv_msg_result lhv_vu_msg(struct lhv *l, struct lhv_dev *d, void *ctx)
 {
 	struct vu_msg *m = ctx;
@@ -190,6 +250,10 @@ enum lhv_msg_result lhv_vu_msg(struct lhv *l, struct lhv_dev *d, void *ctx)
 		 * may a device the guest broke be served again. */
 		if (m->request == VHOST_USER_SET_VRING_BASE || m->request == VHOST_USER_RESET_OWNER)
 			d->broken = false;
+		if ((m->request == VHOST_USER_GET_INFLIGHT_FD ||
+		     m->request == VHOST_USER_SET_INFLIGHT_FD) &&
+		    check_inflight(d, m, ctx) == LHV_MSG_ERR)
+			return LHV_MSG_ERR;
 		/* GET_INFLIGHT_FD unmaps the region the queues still point
 		 * to, until SET_INFLIGHT_FD gives them one again. */
 		if (m->request == VHOST_USER_GET_INFLIGHT_FD)
