@@ -164,7 +164,10 @@ static enum lhv_msg_result get_config(struct lhv_dev *d, struct vu_msg *m)
 	return LHV_MSG_REPLY;
 }
 
-#define VU_INFLIGHT_PAYLOAD	20
+/* VhostUserInflight: u64 mmap_size, u64 mmap_offset, u16 num_queues, u16
+ * queue_size, padded to 24 bytes (not packed, in QEMU and in rte_vhost,
+ * which insists on exactly this size). */
+#define VU_INFLIGHT_PAYLOAD	24
 #define VU_INFLIGHT_ALIGN	64
 #define VU_INFLIGHT_HDR		16	/* features, version, desc_num, last io, used_idx */
 #define VU_INFLIGHT_DESC	16	/* struct rte_vhost_inflight_desc_split */
