@@ -204,8 +204,11 @@ static void blk_done(struct ios_blk_req *b)
 	uint32_t ms;
 
 	req->t_done = vrio_now_ns();
+	/* Reads and writes only: a flush held would hold the guest's later
+	 * writes behind it (its block layer orders them), not pass them. */
 	if (__builtin_expect(__atomic_load_n(&d->u.blk.hold_ms, __ATOMIC_RELAXED) != 0, 0) &&
-	    !d->u.blk.held && (ms = __atomic_exchange_n(&d->u.blk.hold_ms, 0, __ATOMIC_ACQ_REL))) {
+	    !d->u.blk.held && (b->op == IOS_BLK_OP_READ || b->op == IOS_BLK_OP_WRITE) &&
+	    (ms = __atomic_exchange_n(&d->u.blk.hold_ms, 0, __ATOMIC_ACQ_REL))) {
 		/* Still at the backend, as far as the poller and a move
 		 * know, until released. */
 		d->u.blk.held = req;
@@ -367,7 +370,7 @@ static int blk_hold(struct ios_device *d, uint32_t ms)
 	if (!__atomic_compare_exchange_n(&d->u.blk.hold_ms, &none, ms, false, __ATOMIC_ACQ_REL,
 					 __ATOMIC_ACQUIRE))
 		return -EBUSY;
-	VRIO_WARN("%s: test hook: the next answer from the backend will be held back %u ms",
+	VRIO_WARN("%s: test hook: the next read or write answer from the backend will be held back %u ms",
 		  d->name, ms);
 	return 0;
 }

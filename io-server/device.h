@@ -110,9 +110,10 @@ struct ios_device {
 			struct ios_poller poller;
 			struct ios_evsrc chan_ev;
 			unsigned at_backend;	/* on chan (not held by a stage) */
-			/* Test hook (bdev_fault's hold_ms): the next answer the
-			 * backend gives is held back this long (atomic, taken
-			 * by the home reactor), while later ones pass it. */
+			/* Test hook (bdev_fault's hold_ms): the next read or
+			 * write answer the backend gives is held back this long
+			 * (atomic, taken by the home reactor), while later ones
+			 * pass it. */
 			uint32_t hold_ms;
 			struct ios_req *held;		/* home reactor */
 			uint64_t held_until;
@@ -165,8 +166,8 @@ struct ios_dev_ops {
 	 * device of its kind (ios_device_next). */
 	void (*metrics)(struct ios_server *srv, struct vrio_mw *w);
 	/* Optional, any thread, a test hook (bdev_fault's hold_ms): hold the
-	 * next answer the backend gives back for ms, while later ones pass
-	 * it, so that answers arrive out of order. */
+	 * next answer to a data request the backend gives back for ms, while
+	 * later ones pass it, so that answers arrive out of order. */
 	int (*hold)(struct ios_device *d, uint32_t ms);
 };
 

@@ -270,7 +270,7 @@ static const struct vrio_ctl_method ios_methods[] = {
 	{ "move", rpc_move, "move {device, reactor}: serve a device on another reactor" },
 	{ "bdev_fault", rpc_bdev_fault,
 	  "test hook: {device, target: \"mirror\", fail}: that backend fails every io, or not; "
-	  "{device, hold_ms}: the device's next answer is held back MS ms" },
+	  "{device, hold_ms}: the device's next read or write answer is held back MS ms" },
 };
 
 int ios_rpc_open(struct ios_server *srv, struct vrio_ctl **out)
