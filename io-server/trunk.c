@@ -482,6 +482,18 @@ static void trunk_adopt(struct ios_reactor *r, struct ios_msg *m)
 	struct ios_trunk *t = tm->t;
 	int rc;
 
+	if (t->conn && t->state == IOS_TRUNK_UP) {
+		/* The live connection stays until it closes or falls silent (a
+		 * restarted peer's TCP connection does at once): whoever says
+		 * it is the peer must not bring a working trunk down, not even
+		 * for the moment it takes to fail the key. */
+		VRIO_WARN_RL("%s: trunk to %s: refusing a second connection (%s) while the trunk is up",
+			     t->srv->name, t->peer, tm->c->name);
+		tm->c->ops->close(tm->c);
+		OPENSSL_cleanse(tm, sizeof(*tm));
+		free(tm);
+		return;
+	}
 	if (t->conn)
 		trunk_down(t, "replaced by a new connection from the peer");
 	__atomic_store_n(&t->linked, 1, __ATOMIC_RELEASE);

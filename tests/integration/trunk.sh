@@ -31,6 +31,9 @@ fail() {
 	die "$*"
 }
 
+# A long dead_after: on a loaded 2-core machine a daemon starved for a
+# second is not dead, and nothing here needs a silent peer found quickly
+# (the trunk cut resets the connection).
 write_rack() {
 	cat >"$RUN/topology.yaml" <<EOF
 version: 1
@@ -39,16 +42,17 @@ io_servers:
     listen: 127.0.0.1:$P_IO0
     metrics: 127.0.0.1:$P_IOM0
     control: $RUN/io0.ctl
-    heartbeat: {interval_ms: 200, dead_after_ms: 2000}
+    heartbeat: {interval_ms: 500, dead_after_ms: 10000}
   - name: io1
     listen: 127.0.0.1:$P_IO1
     metrics: 127.0.0.1:$P_IOM1
     control: $RUN/io1.ctl
-    heartbeat: {interval_ms: 200, dead_after_ms: 2000}
+    heartbeat: {interval_ms: 500, dead_after_ms: 10000}
   - name: io2
     listen: 127.0.0.1:$P_IO2
     metrics: 127.0.0.1:$P_IOM2
     control: $RUN/io2.ctl
+    heartbeat: {interval_ms: 500, dead_after_ms: 10000}
 hosts:
   - name: host0
     metrics: 127.0.0.1:$P_HV0
@@ -95,6 +99,23 @@ trunk_count_above() { # COUNTER MIN: io0's trunk counter is above MIN
 	(($(io_metric 0 "vrio_ioserver_trunk_${1}_total{peer=\"io1\"}") > $2))
 }
 
+# impostor PORT NODE: connects to 127.0.0.1:PORT and sends a Hello that
+# says it is NODE (a CTRL frame, proto/frame.h, around a protobuf Ctrl
+# {seq: 1, hello: {version: 1, node: NODE}}), then hangs up.
+impostor() {
+	python3 - "$1" "$2" <<'PY'
+import socket, struct, sys, time
+node = sys.argv[2].encode()
+hello = b'\x08\x01' + b'\x12' + bytes([len(node)]) + node
+ctrl = b'\x08\x01' + b'\x52' + bytes([len(hello)]) + hello
+hdr = struct.pack('<IBBHIIIIII', 0x4f495256, 1, 1, 0, 0, 0, len(ctrl), 0, 0, 0)
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=5)
+s.sendall(hdr + ctrl)
+time.sleep(0.5)
+s.close()
+PY
+}
+
 # cut_trunk: aborts io0's end of the trunk (the kernel resets it); host1's
 # own connection to io1 stays.
 cut_trunk() {
@@ -106,7 +127,7 @@ cut_trunk() {
 }
 
 main() {
-	local build out sent received i lost down connects
+	local build out sent received i lost down connects downs
 	build=$(cd "$1" && pwd)
 	vrio_binaries "$build" || skip "daemons not built in $build"
 	BENCH=$build/tools/vrio-bench
@@ -180,6 +201,16 @@ main() {
 	grep -q 'no hello' <<<"$out" || fail "isolation run (a, d) failed for another reason: $out"
 	[[ $(io_metric 1 'vrio_ioserver_switch_frames_total{network="dmz",port="nic-e",direction="out"}') -lt 2100 ]] ||
 		fail "frames from lan reached nic-e"
+
+	# Someone else says it is io0 while the trunk is up: its connection is
+	# refused, and the live trunk stays.
+	downs=$(io_metric 1 'vrio_ioserver_trunk_downs_total{peer="io0"}')
+	impostor "$P_IO1" io0 || fail "the impostor could not connect to io1"
+	sleep 0.5
+	trunk_up 1 io0 && [[ $(io_metric 1 'vrio_ioserver_trunk_downs_total{peer="io0"}') == "$downs" ]] ||
+		fail "a second connection that said it was io0 brought the live trunk down"
+	out=$(bench rr a b --count 200) || fail "rr after the impostor failed: $out"
+	[[ $(jf "$out" "j['received']") == 200 ]] || fail "rr after the impostor: $out"
 
 	# The trunk cut under a stream: io0's end is aborted (the kernel
 	# resets the connection), io0 dials again.
