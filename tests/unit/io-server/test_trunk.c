@@ -1,0 +1,388 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * A trunk's authentication (trunk.h), on the accepting side, driven
+ * through an in-memory transport: io1 accepts the trunk that io0 dials.
+ * io0's Hello comes in on a session, which hands the connection to the
+ * trunk; the trunk answers with its nonce and proof, and comes up only on
+ * io0's proof. Each way in without the rack's trunk key is refused,
+ * counted, and leaves the trunk down.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "auth.h"
+#include "ctrl.h"
+#include "ioserver_internal.h"
+
+/* %s: the trunk key file, made by setup. */
+static const char topo_yaml[] =
+	"version: 1\n"
+	"trunk_key_file: %s\n"
+	"io_servers:\n"
+	"  - name: io0\n"
+	"    listen: 127.0.0.1:7400\n"
+	"  - name: io1\n"
+	"    listen: 127.0.0.1:7401\n"
+	"    heartbeat: {interval_ms: 60000, dead_after_ms: 600000}\n"
+	"hosts:\n"
+	"  - name: host0\n"
+	"devices:\n"
+	"  - {name: nic-a, type: net, host: host0, io_server: io0, socket: /run/vrio/a.sock,"
+	" mac: \"52:54:00:00:00:0a\", network: lan}\n"
+	"  - {name: nic-b, type: net, host: host0, io_server: io1, socket: /run/vrio/b.sock,"
+	" mac: \"52:54:00:00:00:0b\", network: lan}\n"
+	"networks:\n"
+	"  - name: lan\n";
+
+struct msg {
+	struct vrio_frame f;
+	uint8_t *payload;
+};
+
+#define FAKE_MAX 32
+
+struct fake_conn {
+	struct vrio_conn base;
+	struct msg in[FAKE_MAX];
+	unsigned in_head, in_tail;
+	struct msg out[FAKE_MAX];
+	unsigned n_out;
+	bool closed;
+	bool hung_up;		/* the peer closed: poll() ends with -ECONNRESET */
+	int efd;
+};
+
+static struct fake_conn *to_fake(struct vrio_conn *c)
+{
+	return container_of(c, struct fake_conn, base);
+}
+
+static int fake_send(struct vrio_conn *c, const struct vrio_frame *f, const struct iovec *iov,
+		     int iovcnt)
+{
+	struct fake_conn *fc = to_fake(c);
+	struct msg *m;
+	size_t off = 0;
+
+	assert_false(fc->closed);
+	assert_true(fc->n_out < FAKE_MAX);
+	m = &fc->out[fc->n_out++];
+	m->f = *f;
+	m->payload = malloc(f->len ? f->len : 1);
+	for (int i = 0; i < iovcnt; i++) {
+		memcpy(m->payload + off, iov[i].iov_base, iov[i].iov_len);
+		off += iov[i].iov_len;
+	}
+	return 0;
+}
+
+static int fake_flush(struct vrio_conn *c)
+{
+	return 0;
+}
+
+static int fake_poll(struct vrio_conn *c, vrio_recv_cb cb, void *arg, unsigned budget)
+{
+	struct fake_conn *fc = to_fake(c);
+	unsigned n = 0;
+	struct msg *m;
+	int rc;
+
+	while (fc->in_head != fc->in_tail && n < budget) {
+		m = &fc->in[fc->in_head++];
+		rc = cb(arg, c, &m->f, m->payload);
+		free(m->payload);
+		m->payload = NULL;
+		if (rc < 0)
+			return rc;
+		n++;
+	}
+	if (fc->hung_up && fc->in_head == fc->in_tail)
+		return -ECONNRESET;
+	return (int)n;
+}
+
+static void fake_close(struct vrio_conn *c)
+{
+	to_fake(c)->closed = true;
+}
+
+static int fake_fd(struct vrio_conn *c)
+{
+	return to_fake(c)->efd;
+}
+
+static const struct vrio_transport_ops fake_ops = {
+	.name = "fake",
+	.send = fake_send,
+	.flush = fake_flush,
+	.poll = fake_poll,
+	.close = fake_close,
+	.conn_fd = fake_fd,
+};
+
+static void push_ctrl(struct fake_conn *fc, Vrio__Ctrl *m)
+{
+	uint8_t buf[512];
+	int n = vrio_ctrl_pack(m, buf, sizeof(buf));
+	struct msg *x = &fc->in[fc->in_tail++];
+
+	assert_true(n >= 0);
+	assert_true(fc->in_tail <= FAKE_MAX);
+	x->f = (struct vrio_frame){ .type = VRIO_FRAME_CTRL, .len = (uint32_t)n };
+	x->payload = malloc((size_t)n);
+	memcpy(x->payload, buf, (size_t)n);
+}
+
+static void push_hello(struct fake_conn *fc, const char *node, const uint8_t *nonce, size_t len)
+{
+	Vrio__Ctrl m = VRIO__CTRL__INIT;
+	Vrio__Hello h = VRIO__HELLO__INIT;
+
+	h.version = VRIO_PROTO_VERSION;
+	h.node = (char *)node;
+	h.nonce.data = (uint8_t *)nonce;
+	h.nonce.len = len;
+	m.msg_case = VRIO__CTRL__MSG_HELLO;
+	m.hello = &h;
+	push_ctrl(fc, &m);
+}
+
+static void push_auth(struct fake_conn *fc, const uint8_t *proof, size_t len)
+{
+	Vrio__Ctrl m = VRIO__CTRL__INIT;
+	Vrio__Auth a = VRIO__AUTH__INIT;
+
+	a.proof.data = (uint8_t *)proof;
+	a.proof.len = len;
+	m.msg_case = VRIO__CTRL__MSG_AUTH;
+	m.auth = &a;
+	push_ctrl(fc, &m);
+}
+
+struct fixture {
+	char dir[64], key_path[96];
+	uint8_t key[32];
+	struct vrio_topology *topo;
+	struct ios_server srv;
+	struct ios_reactor *r;
+	struct ios_trunk *t;
+	struct fake_conn fc;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	char err[256], yaml[2048];
+	int fd;
+
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/vrio-test-trunk-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->key_path, sizeof(f->key_path), "%s/trunk.key", f->dir);
+	for (size_t i = 0; i < sizeof(f->key); i++)
+		f->key[i] = (uint8_t)(i * 5 + 1);
+	fd = open(f->key_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, f->key, sizeof(f->key)), sizeof(f->key));
+	close(fd);
+	snprintf(yaml, sizeof(yaml), topo_yaml, f->key_path);
+	assert_int_equal(vrio_topology_parse("test.yaml", yaml, strlen(yaml), &f->topo, err,
+					     sizeof(err)), 0);
+	/* One reactor, not started: the test turns it. */
+	assert_int_equal(ios_server_init(&f->srv, f->topo, "io1", NULL), 0);
+	assert_non_null(f->srv.trunk_key);
+	assert_int_equal(f->srv.n_trunks, 1);
+	f->t = f->srv.trunks[0];
+	assert_false(f->t->dialer);
+	f->r = f->srv.reactors[0];
+	f->fc.base.ops = &fake_ops;
+	f->fc.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	assert_true(f->fc.efd >= 0);
+	snprintf(f->fc.base.name, sizeof(f->fc.base.name), "10.0.0.9:4000");
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	ios_server_stop(&f->srv);
+	ios_server_fini(&f->srv);
+	for (unsigned i = 0; i < f->fc.n_out; i++)
+		free(f->fc.out[i].payload);
+	for (unsigned i = f->fc.in_head; i < f->fc.in_tail; i++)
+		free(f->fc.in[i].payload);
+	close(f->fc.efd);
+	vrio_topology_free(f->topo);
+	unlink(f->key_path);
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+static void turn(struct fixture *f)
+{
+	for (int i = 0; i < 100; i++)
+		if (!ios_reactor_turn(f->r))
+			return;
+	fail_msg("the reactor never went idle");
+}
+
+static Vrio__Ctrl *out_ctrl(struct fake_conn *fc, unsigned i)
+{
+	Vrio__Ctrl *m;
+
+	assert_true(i < fc->n_out);
+	assert_int_equal(fc->out[i].f.type, VRIO_FRAME_CTRL);
+	m = vrio_ctrl_unpack(fc->out[i].payload, fc->out[i].f.len);
+	assert_non_null(m);
+	return m;
+}
+
+/* io0 dials: its Hello (nonce nd, nonce_len bytes of it) on a new
+ * connection, which the session hands to the trunk. Returns the trunk's
+ * answer, or NULL if it sent none. */
+static Vrio__Ctrl *dial(struct fixture *f, const uint8_t *nd, size_t nonce_len)
+{
+	struct ios_session *s = ios_session_create(&f->srv, &f->fc.base);
+
+	assert_non_null(s);
+	__atomic_add_fetch(&f->r->n_sessions, 1, __ATOMIC_RELAXED);
+	ios_session_adopt(f->r, s);
+	push_hello(&f->fc, "io0", nd, nonce_len);
+	turn(f);
+	return f->fc.n_out ? out_ctrl(&f->fc, 0) : NULL;
+}
+
+static uint64_t failures(const struct fixture *f)
+{
+	return vrio_counter_get(&f->t->st.auth_failures);
+}
+
+/* The trunk key proved both ways: the trunk's proof checks, and io0's
+ * brings it up. */
+static void test_trunk_auth_good(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t nd[VRIO_AUTH_NONCE_LEN], proof[VRIO_AUTH_PROOF_LEN];
+	struct vrio_auth_ctx c = {
+		.key = f->key, .key_len = sizeof(f->key), .host = "io0", .ioserver = "io1",
+		.host_nonce = nd,
+	};
+	Vrio__Ctrl *m;
+
+	assert_int_equal(vrio_auth_nonce(nd), 0);
+	m = dial(f, nd, sizeof(nd));
+	assert_non_null(m);
+	assert_int_equal(m->msg_case, VRIO__CTRL__MSG_HELLO);
+	assert_string_equal(m->hello->node, "io1");
+	assert_int_equal(m->hello->nonce.len, VRIO_AUTH_NONCE_LEN);
+	c.ios_nonce = m->hello->nonce.data;
+	assert_int_equal(vrio_auth_check(&c, VRIO_AUTH_TRUNK_ACCEPTOR, m->hello->proof.data,
+					 m->hello->proof.len), 0);
+	/* A host's proof under the same key is no trunk's. */
+	assert_int_equal(vrio_auth_check(&c, VRIO_AUTH_IOSERVER, m->hello->proof.data,
+					 m->hello->proof.len), -EACCES);
+	assert_int_equal(vrio_auth_proof(&c, VRIO_AUTH_TRUNK_DIALER, proof), 0);
+	vrio_ctrl_free(m);
+	assert_int_equal(f->t->state, IOS_TRUNK_HELLO);
+	assert_int_equal(__atomic_load_n(&f->t->up, __ATOMIC_RELAXED), 0);
+	push_auth(&f->fc, proof, sizeof(proof));
+	turn(f);
+	assert_int_equal(f->t->state, IOS_TRUNK_UP);
+	assert_int_equal(__atomic_load_n(&f->t->up, __ATOMIC_RELAXED), 1);
+	assert_false(f->fc.closed);
+	assert_int_equal(failures(f), 0);
+}
+
+/* Each way in without the key: refused with an Error, counted, closed,
+ * and the trunk stays down. */
+static void test_trunk_auth_refusals(void **state)
+{
+	static const char *const cases[] = {
+		"no nonce", "short nonce", "wrong key", "host's proof", "short proof",
+		"packet before the proof", "hung up",
+	};
+	struct fixture *f = *state;
+
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		uint8_t nd[VRIO_AUTH_NONCE_LEN], proof[VRIO_AUTH_PROOF_LEN], other[32];
+		struct vrio_auth_ctx c = {
+			.key = f->key, .key_len = sizeof(f->key), .host = "io0",
+			.ioserver = "io1", .host_nonce = nd,
+		};
+		uint64_t before = failures(f);
+		const char *what = cases[k];
+		Vrio__Ctrl *m;
+
+		for (unsigned i = 0; i < f->fc.n_out; i++)
+			free(f->fc.out[i].payload);
+		f->fc.n_out = 0;
+		f->fc.closed = false;
+		assert_int_equal(vrio_auth_nonce(nd), 0);
+		m = dial(f, nd, !strcmp(what, "no nonce") ? 0 :
+				!strcmp(what, "short nonce") ? sizeof(nd) - 1 : sizeof(nd));
+		assert_non_null(m);
+		if (m->msg_case == VRIO__CTRL__MSG_HELLO) {
+			c.ios_nonce = m->hello->nonce.data;
+			if (!strcmp(what, "wrong key")) {
+				memset(other, 0x5a, sizeof(other));
+				c.key = other;
+			}
+			assert_int_equal(vrio_auth_proof(&c, !strcmp(what, "host's proof") ?
+							 VRIO_AUTH_HOST : VRIO_AUTH_TRUNK_DIALER,
+							 proof), 0);
+			if (!strcmp(what, "short proof")) {
+				push_auth(&f->fc, proof, sizeof(proof) - 1);
+			} else if (!strcmp(what, "packet before the proof")) {
+				struct msg *x = &f->fc.in[f->fc.in_tail++];
+
+				x->f = (struct vrio_frame){ .type = VRIO_FRAME_PKT, .len = 64 };
+				x->payload = calloc(1, 64);
+			} else if (!strcmp(what, "hung up")) {
+				f->fc.hung_up = true;
+			} else {
+				push_auth(&f->fc, proof, sizeof(proof));
+			}
+			turn(f);
+			f->fc.hung_up = false;
+		}
+		vrio_ctrl_free(m);
+		/* An Error when the trunk refused; a peer that hung up or
+		 * broke the protocol is closed without one. */
+		m = out_ctrl(&f->fc, f->fc.n_out - 1);
+		if (strcmp(what, "hung up") && strcmp(what, "packet before the proof")) {
+			assert_int_equal(m->msg_case, VRIO__CTRL__MSG_ERROR);
+			assert_int_equal(m->error->status, -EACCES);
+		}
+		vrio_ctrl_free(m);
+		assert_true(f->fc.closed);
+		if (failures(f) != before + 1)
+			fail_msg("case '%s': %llu failures counted, want %llu", what,
+				 (unsigned long long)failures(f), (unsigned long long)before + 1);
+		assert_int_equal(__atomic_load_n(&f->t->up, __ATOMIC_RELAXED), 0);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_trunk_auth_good, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_trunk_auth_refusals, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
