@@ -45,12 +45,14 @@ unsigned lhv_inflight_start(struct lhv_dev *d, int vid, unsigned qi)
 	struct rte_vhost_resubmit_info *rs;
 	struct rte_vhost_inflight_info_split *is;
 	unsigned i, n = 0;
-	char heads[96] = "";
+	char *heads = q->resub_heads;
 	size_t used = 0;
 	uint16_t head;
 	int w;
 
 	q->track = false;
+	q->resub_n = 0;
+	heads[0] = '\0';
 	/* No region: the frontend does not keep one (it need not, even with
 	 * the protocol feature), or this is a packed ring (refused at start). */
 	if (rte_vhost_get_vhost_ring_inflight(vid, (uint16_t)qi, &ri) != 0 || !ri.inflight_split)
@@ -75,16 +77,27 @@ unsigned lhv_inflight_start(struct lhv_dev *d, int vid, unsigned qi)
 		q->unsent++;
 		n++;
 		/* The heads, for the operator and the tests: as many as fit. */
-		w = snprintf(heads + used, sizeof(heads) - used, " %u", head);
-		if (w > 0 && (size_t)w < sizeof(heads) - used)
+		w = snprintf(heads + used, sizeof(q->resub_heads) - used, " %u", head);
+		if (w > 0 && (size_t)w < sizeof(q->resub_heads) - used) {
 			used += (size_t)w;
-		else
-			snprintf(heads + used, sizeof(heads) - used, " ...");
+		} else {
+			snprintf(heads + used, sizeof(q->resub_heads) - used, " ...");
+			used = sizeof(q->resub_heads) - 1;	/* full: no more */
+		}
 	}
-	if (n)
-		VRIO_NOTICE("%s: queue %u: %u request(s) the last backend left in flight will be sent again (inflight region), heads%s",
-			    d->name, qi, n, heads);
+	/* Logged once they are sent (lhv_inflight_sent): a device started
+	 * several times before it runs marks them each time. */
+	q->resub_n = n;
 	return n;
+}
+
+/* Poller: the last of the requests lhv_inflight_start marked was sent. */
+void lhv_inflight_sent(struct lhv_dev *d, unsigned qi)
+{
+	struct lhv_vq *q = &d->vq[qi];
+
+	VRIO_NOTICE("%s: queue %u: sent again the %u request(s) the last backend left in flight (inflight region), heads%s",
+		    d->name, qi, q->resub_n, q->resub_heads);
 }
 
 /* Poller: head leaves for the io-server. */

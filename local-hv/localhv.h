@@ -75,6 +75,8 @@ struct lhv_vq {
 	unsigned inflight;
 	unsigned unsent;	/* slots busy and unsent, not counted in inflight */
 	bool track;		/* the frontend keeps an inflight region for it */
+	unsigned resub_n;	/* unsent at start, and their heads, for the log */
+	char resub_heads[96];
 	bool iommu_wait;	/* its next chain waits on the vIOMMU: not work */
 	struct lhv_slot *slots;	/* [size], indexed by head */
 };
@@ -389,6 +391,8 @@ static inline uint32_t lhv_frame_id(const struct lhv_dev *d, uint16_t head)
  * thread at start: marks the heads a previous backend left in flight busy
  * and unsent in d->vq[qi]; returns how many. */
 unsigned lhv_inflight_start(struct lhv_dev *d, int vid, unsigned qi);
+/* Poller: the last of them was sent (logged once, with the heads). */
+void lhv_inflight_sent(struct lhv_dev *d, unsigned qi);
 /* Poller: around each request's life. */
 void lhv_inflight_take(struct lhv_dev *d, unsigned qi, uint16_t head);
 void lhv_inflight_untake(struct lhv_dev *d, unsigned qi, uint16_t head);

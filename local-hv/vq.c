@@ -87,6 +87,8 @@ static int send_again(struct lhv *l, struct lhv_dev *d, unsigned qi, uint16_t he
 		q->inflight++;
 		d->inflight++;
 		vrio_counter_add(&d->st.resubmitted, 1);
+		if (!q->unsent)
+			lhv_inflight_sent(d, qi);
 	}
 	return 0;
 }

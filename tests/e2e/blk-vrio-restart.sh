@@ -61,7 +61,7 @@ held_line() { grep -a 'test hook: holding back the answer to request' "$VRIO_IO_
 released() { grep -qa 'test hook: answer to request .* released' "$VRIO_IO_LOG"; }
 passing() { grep -qa "^VRIO-PASS: " "$CONSOLE" 2>/dev/null; }
 answered_after() { local n; n=$(io_requests) && ((n >= HELD_AT + AFTER)); }
-resubmit_line() { grep -a 'left in flight will be sent again' "$VRIO_HV_LOG" || true; }
+resubmit_line() { grep -a 'sent again the .* left in flight (inflight region)' "$VRIO_HV_LOG" || true; }
 holding() { [[ -n $(held_line) ]]; }
 resubmitting() { [[ -n $(resubmit_line) ]]; }
 
@@ -122,10 +122,10 @@ main() {
 
 	line=$(resubmit_line)
 	log "resubmitted: $line"
-	[[ $(wc -l <<<"$line") -eq 1 ]] || fail "the region was taken more than once"
+	[[ $(wc -l <<<"$line") -eq 1 ]] || fail "the region's requests were sent more than once"
 	heads=" ${line##*heads} "
 	[[ $heads == *" $head "* ]] || fail "the held request (head $head) was not sent again"
-	n=$(sed -n 's/.*: \([0-9]*\) request(s) the last backend left.*/\1/p' <<<"$line")
+	n=$(sed -n 's/.*sent again the \([0-9]*\) request(s) the last backend left.*/\1/p' <<<"$line")
 	[[ $(wc -w <<<"$heads") -eq $n ]] || fail "heads listed differ from the count"
 	vrio_metrics vrio-localhv "$VRIO_HV_METRICS" "$TMP/localhv.metrics" || fail "local-hv metrics"
 	metric=$(metric_sum "$RESUBMITTED_METRIC" <"$TMP/localhv.metrics")
