@@ -48,9 +48,17 @@ int blkdev_connect(struct blkdev *d, const struct blkdev_opts *o)
 	int ret;
 
 	memset(d, 0, sizeof(*d));
-	ret = vudev_connect(&d->v, o->socket, o->timeout_ms, BLKDEV_WANTED_PROTOCOL, &pf, o->iommu);
+	ret = vudev_connect(&d->v, o->socket, o->timeout_ms,
+			    BLKDEV_WANTED_PROTOCOL |
+			    (o->reconnect ? BIT64(VU_PF_INFLIGHT_SHMFD) : 0), &pf, o->iommu);
 	if (ret < 0)
 		return ret;
+	if (o->reconnect && !d->v.keep_inflight) {
+		bench_err("%s: backend does not offer VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD, which reconnecting needs",
+			  o->socket);
+		ret = -ENOTSUP;
+		goto err;
+	}
 	if (d->v.protocol_features & BIT64(VU_PF_MQ)) {
 		ret = vu_get_u64(&d->v.vu, VU_GET_QUEUE_NUM, &nq);
 		if (ret < 0)

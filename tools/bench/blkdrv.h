@@ -79,6 +79,8 @@ struct blkdev_opts {
 	uint64_t features_off;
 	/* Play the VMM's vIOMMU: IOVAs, the backend's misses answered. */
 	bool iommu;
+	/* Keep the inflight region (the backend must offer it), to reconnect. */
+	bool reconnect;
 };
 
 struct blkdev {

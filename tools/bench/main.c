@@ -60,6 +60,7 @@ enum opt_id {
 	OPT_IOMMU_CHECK,
 	OPT_IOMMU_DEFERRED,
 	OPT_IOMMU_UNMAP,
+	OPT_RECONNECT,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -96,6 +97,7 @@ static const struct option long_opts[] = {
 	{ "iommu-check", required_argument, NULL, OPT_IOMMU_CHECK },
 	{ "iommu-deferred", no_argument, NULL, OPT_IOMMU_DEFERRED },
 	{ "iommu-unmap", no_argument, NULL, OPT_IOMMU_UNMAP },
+	{ "reconnect", no_argument, NULL, OPT_RECONNECT },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -147,6 +149,10 @@ static void usage(FILE *out)
 		"                     answered on its channel\n"
 		"  --iommu-unmap      --iommu, and unmap each request's data buffer once it is\n"
 		"                     done, as a guest with strict unmaps does\n"
+		"  --reconnect        as QEMU with reconnect=1: keep the backend's inflight\n"
+		"                     region, and when the backend hangs up connect again\n"
+		"                     (up to --timeout), hand it the region, the same memory\n"
+		"                     and rings, and carry on (not with --iommu)\n"
 		"  --zero-unwritten   with --check-file: blocks never written must read as zeros\n"
 		"  --json             print the report as one JSON object on stdout\n"
 		"\n"
@@ -395,6 +401,9 @@ static int parse_args(int argc, char **argv, struct main_opts *m)
 		case OPT_IOMMU_UNMAP:
 			o->iommu = o->iommu_unmap = true;
 			break;
+		case OPT_RECONNECT:
+			o->reconnect = true;
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			return 1;
@@ -443,6 +452,10 @@ static int parse_args(int argc, char **argv, struct main_opts *m)
 		if (!o->runtime && !o->count)
 			m->net.runtime = 5;
 		return 0;
+	}
+	if (o->reconnect && (o->iommu || m->iommu_check || m->inject)) {
+		bench_err("--reconnect: not with --iommu, --iommu-check or --inject");
+		return -EINVAL;
 	}
 	if (o->size && o->size % o->bs) {
 		bench_err("--size: not a multiple of --bs");
@@ -517,9 +530,10 @@ static void report_text(FILE *out, const struct run_opts *o, const struct run_re
 		us(hist_percentile(&r->hist, 0.99)), us(hist_percentile(&r->hist, 0.999)),
 		us(r->hist.max_ns));
 	fprintf(out, "  errors %" PRIu64 ", verify failures %" PRIu64 " (%" PRIu64
-		" reads verified), timeout %s, disconnected %s, flushes %" PRIu64 "\n",
+		" reads verified), timeout %s, disconnected %s, flushes %" PRIu64
+		", reconnects %u\n",
 		r->errors, r->verify_failures, r->verified, r->timed_out ? "yes" : "no",
-		r->disconnected ? "yes" : "no", r->flushes);
+		r->disconnected ? "yes" : "no", r->flushes, r->reconnects);
 	fprintf(out, "  cpu user %.3f s, sys %.3f s; kicks %" PRIu64 ", calls %" PRIu64 "\n",
 		r->cpu_user_s, r->cpu_sys_s, r->kicks, r->calls);
 }
@@ -537,7 +551,8 @@ static void report_json(const struct run_opts *o, const struct run_result *r)
 	       "\"device_error\":%s,\"interrupted\":%s,\"flushes\":%" PRIu64 ","
 	       "\"elapsed_s\":%.6f,\"iops\":%.1f,\"mib_s\":%.3f,"
 	       "\"lat_us\":{\"mean\":%.3f,\"p50\":%.3f,\"p99\":%.3f,\"p99_9\":%.3f,\"max\":%.3f},"
-	       "\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,\"kicks\":%" PRIu64 ",\"calls\":%" PRIu64,
+	       "\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,\"kicks\":%" PRIu64 ",\"calls\":%" PRIu64
+	       ",\"reconnects\":%u",
 	       rw_mode_name(o->rw), o->bs, r->iodepth, r->queues, o->poll ? "true" : "false",
 	       r->ops, r->reads, r->writes, r->bytes, r->errors, r->verify_failures, r->verified,
 	       r->timed_out ? "true" : "false", r->disconnected ? "true" : "false",
@@ -546,7 +561,8 @@ static void report_json(const struct run_opts *o, const struct run_result *r)
 	       r->elapsed_s, (double)r->ops / el, (double)r->bytes / el / (1024.0 * 1024.0),
 	       hist_mean(&r->hist) / 1000.0, us(hist_percentile(&r->hist, 0.50)),
 	       us(hist_percentile(&r->hist, 0.99)), us(hist_percentile(&r->hist, 0.999)),
-	       us(r->hist.max_ns), r->cpu_user_s, r->cpu_sys_s, r->kicks, r->calls);
+	       us(r->hist.max_ns), r->cpu_user_s, r->cpu_sys_s, r->kicks, r->calls,
+	       r->reconnects);
 	if (o->window_ms) {
 		printf(",\"windows\":{\"ms\":%u,\"ops\":[", o->window_ms);
 		for (unsigned int i = 0; i < r->n_windows; i++)

@@ -280,6 +280,33 @@ static void run_disconnected(struct run_ctx *r)
 	}
 }
 
+/*
+ * --reconnect: the backend hung up. What it answered is in the used ring
+ * (reaped as usual); what it took and did not answer is in the inflight
+ * region, which the next backend reads and sends again; what it never
+ * took is still in the avail ring. So once connected again, nothing to
+ * do but wait: every request in flight completes once. Its latency
+ * includes the wait for the new backend, as a guest's would.
+ */
+static void run_reconnect(struct run_ctx *r)
+{
+	int ret;
+
+	run_reap(r);
+	if (!r->o->quiet)
+		fprintf(stderr, "vrio-bench: %s: backend hung up with %u request(s) in flight; reconnecting\n",
+			r->o->socket, r->inflight);
+	ret = vudev_reconnect(&r->dev.v, r->o->timeout_ms);
+	if (ret < 0) {
+		bench_err("%s: reconnecting failed: %s", r->o->socket, strerror(-ret));
+		r->res->disconnected = true;
+		r->fatal = true;
+		return;
+	}
+	r->res->reconnects++;
+	r->pfds[r->dev.v.nq].fd = r->dev.v.vu.fd;
+}
+
 static void run_check_health(struct run_ctx *r, uint64_t now)
 {
 	unsigned int i, late = 0;
@@ -310,7 +337,9 @@ static void run_check_health(struct run_ctx *r, uint64_t now)
 	}
 
 	ret = vu_check_peer(&r->dev.v.vu);
-	if (ret == 1) {
+	if (ret == 1 && r->o->reconnect) {
+		run_reconnect(r);
+	} else if (ret == 1) {
 		run_disconnected(r);
 		bench_err("%s: backend closed the connection; %llu request(s) answered after the hang-up, %u left in flight (%llu of them behind the used index)",
 			  r->o->socket, (unsigned long long)r->res->answered_after_disconnect,
@@ -460,7 +489,7 @@ static int run_setup(struct run_ctx *r)
 	struct blkdev_opts bo = {
 		.socket = o->socket, .timeout_ms = o->timeout_ms, .quiet = o->quiet,
 		.features_off = o->no_event_idx ? BIT64(VIRTIO_RING_F_EVENT_IDX) : 0,
-		.iommu = o->iommu,
+		.iommu = o->iommu, .reconnect = o->reconnect,
 	};
 	uint64_t cap, size, nblocks, extra, per_queue;
 	unsigned int nq, depth, i;

@@ -30,6 +30,7 @@ struct run_opts {
 	bool no_event_idx;
 	bool iommu;		/* play the VMM's vIOMMU (IOVAs, misses answered) */
 	bool iommu_unmap;	/* and unmap each request's buffer when it is done */
+	bool reconnect;		/* as QEMU's reconnect=1 (vudev_reconnect) */
 	unsigned int window_ms;	/* count completions per window of this, 0: no */
 	volatile sig_atomic_t *stop;
 };
@@ -58,6 +59,7 @@ struct run_result {
 	 * index, which a frontend that restarts the ring from the used index
 	 * (QEMU's reconnect) never sends again. */
 	uint64_t answered_after_disconnect, inflight_at_disconnect, lost_on_restore;
+	unsigned int reconnects;	/* to a restarted backend, with --reconnect */
 	bool device_error;
 	bool interrupted;
 	struct lat_hist hist;

@@ -54,6 +54,7 @@ _Static_assert(sizeof(struct vu_hdr) == 12, "vhost-user header is 12 bytes");
 _Static_assert(sizeof(struct vu_vring_addr) == 40, "vring address payload");
 _Static_assert(sizeof(struct vu_mem_region) == 32, "memory region payload");
 _Static_assert(sizeof(struct vu_iotlb) == 32, "IOTLB message payload");
+_Static_assert(sizeof(struct vu_inflight) == 24, "inflight payload, as QEMU and rte_vhost lay it out");
 
 /* Which requests carry a reply of their own (the rest may ask for an ack). */
 static const struct vu_request_info {
@@ -82,6 +83,8 @@ static const struct vu_request_info {
 	[VU_IOTLB_MSG] = { "IOTLB_MSG", false },
 	[VU_GET_CONFIG] = { "GET_CONFIG", true },
 	[VU_SET_CONFIG] = { "SET_CONFIG", false },
+	[VU_GET_INFLIGHT_FD] = { "GET_INFLIGHT_FD", true },
+	[VU_SET_INFLIGHT_FD] = { "SET_INFLIGHT_FD", false },
 };
 
 const char *vu_request_name(uint32_t req)
@@ -92,6 +95,15 @@ const char *vu_request_name(uint32_t req)
 }
 
 int vu_connect(struct vu_conn *c, const char *path, int timeout_ms)
+{
+	int ret = vu_try_connect(c, path, timeout_ms);
+
+	if (ret == -ECONNREFUSED || ret == -ENOENT)
+		bench_err("%s: connect: %s", path, strerror(-ret));
+	return ret;
+}
+
+int vu_try_connect(struct vu_conn *c, const char *path, int timeout_ms)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	int ret;
@@ -115,7 +127,9 @@ int vu_connect(struct vu_conn *c, const char *path, int timeout_ms)
 	}
 	if (connect(c->fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
 		ret = -errno;
-		bench_err("%s: connect: %m", path);
+		/* Nobody there (yet): the caller says whether that is an error. */
+		if (ret != -ECONNREFUSED && ret != -ENOENT)
+			bench_err("%s: connect: %m", path);
 		close(c->fd);
 		c->fd = -1;
 		return ret;
@@ -191,7 +205,9 @@ static int vu_send(struct vu_conn *c, uint32_t req, uint32_t flags, const void *
 	return 0;
 }
 
-static void vu_close_passed_fds(struct msghdr *msg)
+/* Closes the descriptors a message carried but the first, which goes to
+ * *keep if the caller wants one (-1 there if none came). */
+static void vu_close_passed_fds(struct msghdr *msg, int *keep)
 {
 	struct cmsghdr *cmsg;
 
@@ -205,12 +221,15 @@ static void vu_close_passed_fds(struct msghdr *msg)
 			int fd;
 
 			memcpy(&fd, CMSG_DATA(cmsg) + i * sizeof(int), sizeof(fd));
-			close(fd);
+			if (keep && *keep < 0)
+				*keep = fd;
+			else
+				close(fd);
 		}
 	}
 }
 
-static int vu_recv_full(struct vu_conn *c, void *buf, size_t len, uint64_t deadline)
+static int vu_recv_full(struct vu_conn *c, void *buf, size_t len, uint64_t deadline, int *fd)
 {
 	size_t done = 0;
 
@@ -248,8 +267,9 @@ static int vu_recv_full(struct vu_conn *c, void *buf, size_t len, uint64_t deadl
 				c->closed = true;
 			return -errno;
 		}
-		/* A backend has no reason to pass us descriptors on this channel. */
-		vu_close_passed_fds(&msg);
+		/* A backend has no reason to pass us descriptors on this
+		 * channel but in the replies that carry one. */
+		vu_close_passed_fds(&msg, fd);
 		if (n == 0) {
 			c->closed = true;
 			return -ECONNRESET;
@@ -260,13 +280,13 @@ static int vu_recv_full(struct vu_conn *c, void *buf, size_t len, uint64_t deadl
 }
 
 static int vu_recv_reply(struct vu_conn *c, uint32_t req, void *payload, uint32_t max,
-			 uint32_t *size)
+			 uint32_t *size, int *fd)
 {
 	uint64_t deadline = bench_now_ns() + (uint64_t)c->timeout_ms * 1000000ull;
 	struct vu_hdr hdr;
 	int ret;
 
-	ret = vu_recv_full(c, &hdr, sizeof(hdr), deadline);
+	ret = vu_recv_full(c, &hdr, sizeof(hdr), deadline, fd);
 	if (ret < 0)
 		goto err;
 	if (hdr.request != req || !(hdr.flags & VU_FLAG_REPLY) ||
@@ -280,7 +300,7 @@ static int vu_recv_reply(struct vu_conn *c, uint32_t req, void *payload, uint32_
 			  hdr.size, max);
 		return -EPROTO;
 	}
-	ret = vu_recv_full(c, payload, hdr.size, deadline);
+	ret = vu_recv_full(c, payload, hdr.size, deadline, fd);
 	if (ret < 0)
 		goto err;
 	*size = hdr.size;
@@ -301,9 +321,9 @@ err:
  * their own ask for an ack when REPLY_ACK is negotiated, so that a failure
  * is seen at the request that caused it.
  */
-static int vu_transact(struct vu_conn *c, uint32_t req, const void *payload, uint32_t size,
-		       const int *fds, unsigned int nfds, void *reply, uint32_t reply_max,
-		       uint32_t *reply_size)
+static int vu_transact_fd(struct vu_conn *c, uint32_t req, const void *payload, uint32_t size,
+			  const int *fds, unsigned int nfds, void *reply, uint32_t reply_max,
+			  uint32_t *reply_size, int *reply_fd)
 {
 	bool has_reply = vu_requests[req].reply;
 	uint32_t flags = 0, got;
@@ -324,11 +344,11 @@ static int vu_transact(struct vu_conn *c, uint32_t req, const void *payload, uin
 		return ret;
 	}
 	if (has_reply)
-		return vu_recv_reply(c, req, reply, reply_max, reply_size);
+		return vu_recv_reply(c, req, reply, reply_max, reply_size, reply_fd);
 	if (!(flags & VU_FLAG_NEED_REPLY))
 		return 0;
 
-	ret = vu_recv_reply(c, req, &ack, sizeof(ack), &got);
+	ret = vu_recv_reply(c, req, &ack, sizeof(ack), &got, NULL);
 	if (ret < 0)
 		return ret;
 	if (got != sizeof(ack)) {
@@ -341,6 +361,14 @@ static int vu_transact(struct vu_conn *c, uint32_t req, const void *payload, uin
 		return -EIO;
 	}
 	return 0;
+}
+
+static int vu_transact(struct vu_conn *c, uint32_t req, const void *payload, uint32_t size,
+		       const int *fds, unsigned int nfds, void *reply, uint32_t reply_max,
+		       uint32_t *reply_size)
+{
+	return vu_transact_fd(c, req, payload, size, fds, nfds, reply, reply_max, reply_size,
+			      NULL);
 }
 
 int vu_get_u64(struct vu_conn *c, enum vu_request req, uint64_t *val)
@@ -443,6 +471,37 @@ int vu_get_config(struct vu_conn *c, uint32_t offset, void *buf, uint32_t size)
 	}
 	memcpy(buf, cfg.payload, size);
 	return 0;
+}
+
+int vu_get_inflight_fd(struct vu_conn *c, uint16_t nq, uint16_t qs, struct vu_inflight *inf,
+		       int *fd)
+{
+	struct vu_inflight q = { .num_queues = nq, .queue_size = qs };
+	uint32_t size;
+	int ret;
+
+	*fd = -1;
+	ret = vu_transact_fd(c, VU_GET_INFLIGHT_FD, &q, sizeof(q), NULL, 0, inf, sizeof(*inf),
+			     &size, fd);
+	if (ret < 0)
+		goto err;
+	if (size != sizeof(*inf) || *fd < 0 || inf->mmap_size == 0) {
+		bench_err("GET_INFLIGHT_FD: no region in the reply (%u bytes, %s descriptor)", size,
+			  *fd < 0 ? "no" : "a");
+		ret = -EPROTO;
+		goto err;
+	}
+	return 0;
+err:
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+	return ret;
+}
+
+int vu_set_inflight_fd(struct vu_conn *c, const struct vu_inflight *inf, int fd)
+{
+	return vu_transact(c, VU_SET_INFLIGHT_FD, inf, sizeof(*inf), &fd, 1, NULL, 0, NULL);
 }
 
 int vu_check_peer(struct vu_conn *c)

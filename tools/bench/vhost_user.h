@@ -32,6 +32,8 @@ enum vu_request {
 	VU_IOTLB_MSG = 22,
 	VU_GET_CONFIG = 24,
 	VU_SET_CONFIG = 25,
+	VU_GET_INFLIGHT_FD = 31,
+	VU_SET_INFLIGHT_FD = 32,
 	VU_REQUEST_MAX,
 };
 
@@ -43,6 +45,7 @@ enum vu_protocol_feature {
 	VU_PF_REPLY_ACK = 3,
 	VU_PF_SLAVE_REQ = 5,
 	VU_PF_CONFIG = 9,
+	VU_PF_INFLIGHT_SHMFD = 12,
 };
 
 /* The backend's requests on its channel to us (the "slave" channel). */
@@ -79,6 +82,8 @@ struct vu_conn {
 };
 
 int vu_connect(struct vu_conn *c, const char *path, int timeout_ms);
+/* As vu_connect, without a word if nobody listens (-ECONNREFUSED, -ENOENT). */
+int vu_try_connect(struct vu_conn *c, const char *path, int timeout_ms);
 void vu_close(struct vu_conn *c);
 const char *vu_request_name(uint32_t req);
 
@@ -93,6 +98,22 @@ int vu_set_vring_addr(struct vu_conn *c, uint32_t index, uint64_t desc, uint64_t
 		      uint64_t avail);
 int vu_set_vring_fd(struct vu_conn *c, enum vu_request req, uint32_t index, int fd);
 int vu_get_config(struct vu_conn *c, uint32_t offset, void *buf, uint32_t size);
+/*
+ * The inflight region (VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD): GET asks the
+ * backend for a fresh one for nq queues of qs entries and returns its
+ * memory's descriptor, size and offset; SET hands a region back, as a VMM
+ * does after it reconnected to a restarted backend.
+ */
+struct vu_inflight {
+	uint64_t mmap_size;
+	uint64_t mmap_offset;
+	uint16_t num_queues;
+	uint16_t queue_size;
+	uint32_t pad;
+};
+int vu_get_inflight_fd(struct vu_conn *c, uint16_t nq, uint16_t qs, struct vu_inflight *inf,
+		       int *fd);
+int vu_set_inflight_fd(struct vu_conn *c, const struct vu_inflight *inf, int fd);
 /* Hands the backend its channel to us (one end of a socket pair). */
 int vu_set_slave_fd(struct vu_conn *c, int fd);
 /* An IOTLB update or invalidation; returns once the backend acknowledged

@@ -50,6 +50,14 @@ struct vudev {
 	void *iotlb_arg;
 	uint64_t iotlb_granule;		/* what the default resolver maps per miss */
 	uint64_t misses_served, misses_refused;
+
+	const char *socket;		/* the caller's string, for reconnecting */
+	/* VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD negotiated: the inflight
+	 * region, asked for at the start and handed to every backend after. */
+	bool keep_inflight;
+	int inflight_fd;
+	struct vu_inflight inflight;
+	unsigned int reconnects;
 };
 
 static inline bool vudev_has(const struct vudev *d, unsigned int bit)
@@ -78,6 +86,15 @@ static inline uint64_t vudev_addr(const struct vudev *d, uint64_t gpa)
 
 /* Guest memory (rings plus extra bytes for the caller) and the vrings. */
 int vudev_start(struct vudev *d, unsigned int nq, uint16_t queue_size, uint64_t extra);
+/*
+ * After the backend hung up: connect again (waiting up to timeout_ms for
+ * it to listen), negotiate what was negotiated, hand it the inflight
+ * region and the same memory and rings, each queue based at its used
+ * index as it stands, as QEMU does with reconnect=1. The requests the
+ * region says were in flight are the backend's to send again; the
+ * caller's stay posted. Not with a vIOMMU.
+ */
+int vudev_reconnect(struct vudev *d, int timeout_ms);
 /*
  * GET_VRING_BASE on each started queue, if the backend is still there;
  * check: complain if the backend did not consume everything we posted.
