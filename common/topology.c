@@ -666,6 +666,45 @@ static int topo_p_heartbeat(struct topo_ctx *c, const struct topo_key *k, const 
 	return 0;
 }
 
+/* io_servers[].tls */
+
+enum { TLS_PSK, TLS_CERT, TLS_KEY, TLS_CA, N_TLS_KEYS };
+
+#define F(field) offsetof(struct vrio_topo_tls, field)
+static const struct topo_key tls_keys[N_TLS_KEYS] = {
+	[TLS_PSK] = { "psk", topo_p_bool, F(psk), 0, 0, 0 },
+	[TLS_CERT] = { "cert", topo_p_path, F(cert), 0, 0, 0 },
+	[TLS_KEY] = { "key", topo_p_path, F(key), 0, 0, 0 },
+	[TLS_CA] = { "ca", topo_p_path, F(ca), 0, 0, 0 },
+};
+#undef F
+
+/* Either {psk: true} or all three of cert, key and ca, never both. */
+static int topo_p_tls(struct topo_ctx *c, const struct topo_key *k, const yaml_node_t *v,
+		      void *obj)
+{
+	struct vrio_topo_ioserver *s = obj;
+	struct topo_seen seen[N_TLS_KEYS] = { 0 };
+	bool certs;
+	int ret;
+
+	ret = topo_want_mapping(c, k, v);
+	if (ret)
+		return ret;
+	s->tls.line = (unsigned)v->start_mark.line + 1;
+	s->tls.col = (unsigned)v->start_mark.column + 1;
+	ret = topo_walk(c, v, "tls", tls_keys, N_TLS_KEYS, &s->tls, seen);
+	if (ret)
+		return ret;
+	certs = seen[TLS_CERT].key || seen[TLS_KEY].key || seen[TLS_CA].key;
+	if (s->tls.psk && certs)
+		return topo_err(c, v, "tls: 'psk: true' or 'cert', 'key' and 'ca', not both");
+	if (!s->tls.psk && !(seen[TLS_CERT].key && seen[TLS_KEY].key && seen[TLS_CA].key))
+		return topo_err(c, v, "tls: expected 'psk: true', or 'cert', 'key' and 'ca' (PEM files)");
+	s->tls.enabled = true;
+	return 0;
+}
+
 /* io_servers[] */
 
 /* faults: */
@@ -841,7 +880,7 @@ static int topo_p_later(struct topo_ctx *c, const struct topo_key *k, const yaml
 
 enum {
 	IOS_NAME, IOS_TRANSPORT, IOS_LISTEN, IOS_METRICS, IOS_CONTROL, IOS_CORES, IOS_FAULTS,
-	IOS_DPDK, IOS_HEARTBEAT, N_IOS_KEYS
+	IOS_DPDK, IOS_HEARTBEAT, IOS_TLS, N_IOS_KEYS
 };
 
 #define F(field) offsetof(struct vrio_topo_ioserver, field)
@@ -855,6 +894,7 @@ static const struct topo_key ioserver_keys[N_IOS_KEYS] = {
 	[IOS_FAULTS] = { "faults", topo_p_faults, 0, 0, 0, 0 },
 	[IOS_DPDK] = { "dpdk", topo_p_dpdk, F(dpdk), 0, 0, 0 },
 	[IOS_HEARTBEAT] = { "heartbeat", topo_p_heartbeat, 0, 0, 0, 0 },
+	[IOS_TLS] = { "tls", topo_p_tls, 0, 0, 0, 0 },
 };
 #undef F
 
@@ -935,6 +975,10 @@ static int topo_ioserver(struct topo_ctx *c, const yaml_node_t *map)
 							 seen[IOS_LISTEN].val, s);
 			if (ret)
 				return ret;
+			if (seen[IOS_TLS].key && strcmp(s->transport, "tcp") != 0)
+				return topo_err(c, seen[IOS_TLS].key,
+						"io_server '%s': 'tls' goes with transport tcp, not %s",
+						s->name, s->transport);
 			if (seen[IOS_DPDK].key && !topo_transports[i].dpdk)
 				return topo_err(c, seen[IOS_DPDK].key,
 						"io_server '%s': 'dpdk' goes with transport dpdk, not %s",
@@ -2062,6 +2106,11 @@ static int topo_spans_check(struct topo_ctx *c)
 					"network '%s': an uplink needs the network on one io_server, "
 					"but it spans %s and %s", n->name, n->span[0]->name,
 					n->span[1]->name);
+		for (size_t j = 0; j < n->n_span; j++)
+			if (n->span[j]->tls.enabled)
+				return topo_err_at(c, n->line, n->col, "network '%s' spans io_server '%s', "
+						   "whose listener has tls: trunks do not speak TLS yet",
+						   n->name, n->span[j]->name);
 		for (size_t j = 1; j < n->n_span; j++)
 			if (strcmp(n->span[j]->transport, n->span[0]->transport))
 				return topo_err_at(c, n->line, n->col, "network '%s' spans io_servers '%s' (%s) and '%s' (%s): "
@@ -2467,6 +2516,9 @@ void vrio_topology_free(struct vrio_topology *t)
 	for (size_t i = 0; i < t->n_io_servers; i++) {
 		free(t->io_servers[i].name);
 		free(t->io_servers[i].transport);
+		free(t->io_servers[i].tls.cert);
+		free(t->io_servers[i].tls.key);
+		free(t->io_servers[i].tls.ca);
 		free(t->io_servers[i].listen);
 		free(t->io_servers[i].metrics);
 		free(t->io_servers[i].control);
@@ -2548,6 +2600,7 @@ static const struct {
 	{ "io_servers.faults", fault_keys, N_FLT_KEYS },
 	{ "io_servers.dpdk", dpdk_keys, N_DPDK_KEYS },
 	{ "io_servers.heartbeat", heartbeat_keys, N_HB_KEYS },
+	{ "io_servers.tls", tls_keys, N_TLS_KEYS },
 	{ "hosts", host_keys, N_HOST_KEYS },
 	{ "hosts.dpdk", dpdk_keys, N_DPDK_KEYS },
 	{ "networks", network_keys, N_NET_KEYS },

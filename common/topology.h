@@ -63,6 +63,17 @@ struct vrio_topo_heartbeat {
 #define VRIO_TOPO_BUSY_HIGH	75u
 #define VRIO_TOPO_BUSY_LOW	50u
 
+/* io_servers[].tls: TLS 1.3 on its tcp listener, for every connection to
+ * it (hosts and trunks alike). psk: each host's PSK is derived from its
+ * key_file (transport/tls.h); otherwise the io-server's certificate and
+ * key, and the CA that the hosts verify it against. */
+struct vrio_topo_tls {
+	bool enabled;
+	bool psk;
+	char *cert, *key, *ca;
+	unsigned line, col;	/* the tls: key, for messages */
+};
+
 struct vrio_topo_ioserver {
 	char *name;
 	char *transport;	/* "tcp" (default), "shm" or "dpdk" */
@@ -79,6 +90,7 @@ struct vrio_topo_ioserver {
 	unsigned cores_busy_high;	/* default VRIO_TOPO_BUSY_HIGH */
 	unsigned cores_busy_low;	/* default VRIO_TOPO_BUSY_LOW */
 	struct vrio_topo_heartbeat heartbeat;	/* both ends of its connections */
+	struct vrio_topo_tls tls;
 	unsigned line, col;	/* where the entry starts, for messages */
 };
 

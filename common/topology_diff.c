@@ -196,6 +196,32 @@ static void show_heartbeat(char *buf, size_t len, const void *obj, size_t off)
 	snprintf(buf, len, "interval_ms %u, dead_after_ms %u", h->interval_ms, h->dead_after_ms);
 }
 
+static bool opt_str_eq(const char *x, const char *y)
+{
+	return (!x && !y) || (x && y && strcmp(x, y) == 0);
+}
+
+static bool same_tls(const void *a, const void *b, size_t off)
+{
+	const struct vrio_topo_tls *x = &((const struct vrio_topo_ioserver *)a)->tls;
+	const struct vrio_topo_tls *y = &((const struct vrio_topo_ioserver *)b)->tls;
+
+	return x->enabled == y->enabled && x->psk == y->psk && opt_str_eq(x->cert, y->cert) &&
+	       opt_str_eq(x->key, y->key) && opt_str_eq(x->ca, y->ca);
+}
+
+static void show_tls(char *buf, size_t len, const void *obj, size_t off)
+{
+	const struct vrio_topo_tls *t = &((const struct vrio_topo_ioserver *)obj)->tls;
+
+	if (!t->enabled)
+		snprintf(buf, len, "none");
+	else if (t->psk)
+		snprintf(buf, len, "psk");
+	else
+		diff_abbrev(buf, len, t->cert);
+}
+
 #define IOS(field) offsetof(struct vrio_topo_ioserver, field)
 /* An io-server's own settings: each needs a restart. */
 static const struct diff_key ioserver_keys[] = {
@@ -207,6 +233,7 @@ static const struct diff_key ioserver_keys[] = {
 	{ "dpdk", IOS(dpdk), same_dpdk, show_dpdk, 0 },
 	{ "faults", 0, same_faults, show_faults, 0 },
 	{ "heartbeat", 0, same_heartbeat, show_heartbeat, 0 },
+	{ "tls", 0, same_tls, show_tls, 0 },
 };
 
 /* What a host's connection to an io-server was made with. */
@@ -215,6 +242,7 @@ static const struct diff_key connection_keys[] = {
 	{ "listen", IOS(listen), same_str, show_str, 0 },
 	{ "faults", 0, same_faults, show_faults, 0 },
 	{ "heartbeat", 0, same_heartbeat, show_heartbeat, 0 },
+	{ "tls", 0, same_tls, show_tls, 0 },
 };
 #undef IOS
 

@@ -93,7 +93,20 @@ static const struct bad_case bad_cases[] = {
 	{ "unknown io_server key", V IOS "    listn: 127.0.0.1:7401\n" HOSTS,
 	  "topo.yaml:5:5: unknown key 'listn' in io_server "
 	  "(expected one of: name, transport, listen, metrics, control, cores, faults, dpdk, "
-	  "heartbeat)" },
+	  "heartbeat, tls)" },
+	{ "tls not a mapping", V IOS "    tls: yes\n" HOSTS,
+	  "topo.yaml:5:10: expected a mapping for 'tls', got 'yes'" },
+	{ "tls empty", V IOS "    tls: {psk: false}\n" HOSTS,
+	  "topo.yaml:5:10: tls: expected 'psk: true', or 'cert', 'key' and 'ca' (PEM files)" },
+	{ "tls cert without ca", V IOS "    tls: {cert: /c.pem, key: /k.pem}\n" HOSTS,
+	  "topo.yaml:5:10: tls: expected 'psk: true', or 'cert', 'key' and 'ca' (PEM files)" },
+	{ "tls psk and cert", V IOS "    tls: {psk: true, cert: /c.pem}\n" HOSTS,
+	  "topo.yaml:5:10: tls: 'psk: true' or 'cert', 'key' and 'ca', not both" },
+	{ "tls unknown key", V IOS "    tls: {pks: true}\n" HOSTS,
+	  "topo.yaml:5:11: unknown key 'pks' in tls (expected one of: psk, cert, key, ca)" },
+	{ "tls over shm", V "io_servers:\n  - name: io0\n    transport: shm\n"
+	  "    listen: /tmp/x.sock\n    tls: {psk: true}\n" HOSTS,
+	  "topo.yaml:6:5: io_server 'io0': 'tls' goes with transport tcp, not shm" },
 	{ "io_server without listen", V "io_servers:\n  - name: io0\n" HOSTS,
 	  "topo.yaml:3:5: io_server: missing required key 'listen'" },
 	{ "io_server without name", V "io_servers:\n  - listen: 127.0.0.1:7400\n" HOSTS,
