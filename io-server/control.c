@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 
 #include "auth.h"
+#include "tls.h"
 #include "ctrl.h"
 #include "ioserver_internal.h"
 #include "keyfile.h"
@@ -49,10 +50,16 @@ static int hello_challenge(struct ios_session *s, int host, const Vrio__Hello *h
 		.host_nonce = h->nonce.data,
 		.ios_nonce = nonce,
 	};
+	uint8_t binding[VRIO_TLS_BINDING_LEN];
 	int rc;
 
 	if (h->nonce.len != VRIO_AUTH_NONCE_LEN)
 		return -EACCES;
+	rc = vrio_tls_binding(s->conn, binding);
+	if (rc == 0)
+		c.binding = binding;
+	else if (rc != -ENOENT)
+		return rc;
 	rc = vrio_auth_nonce(nonce);
 	if (rc == 0)
 		rc = vrio_auth_proof(&c, VRIO_AUTH_IOSERVER, proof);

@@ -336,6 +336,8 @@ double ios_reactor_busy(struct ios_server *srv, unsigned idx);
 
 /* hostkeys.c, control thread */
 struct vrio_key;
+/* tls.h's PSK lookup over srv->hosts (arg: the server). */
+int ios_hostkeys_psk(void *arg, const char *identity, uint8_t *key, size_t *len);
 /* Reads every host's key file of t into *out ([t->n_hosts], NULL for a
  * host without one); an error names the file in why. */
 int ios_hostkeys_load(struct ios_server *srv, const struct vrio_topology *t,

@@ -16,6 +16,7 @@
 
 #include "ioserver_internal.h"
 #include "log.h"
+#include "tls.h"
 
 int ios_server_host(struct ios_server *srv, const char *name, bool add)
 {
@@ -95,6 +96,22 @@ int ios_server_init(struct ios_server *srv, struct vrio_topology *topo, const ch
 	rc = vrio_stack_init(&srv->stack, srv->self);
 	if (rc < 0)
 		return rc;
+	if (srv->self->tls.enabled) {
+		const struct vrio_topo_tls *t = &srv->self->tls;
+		struct vrio_tls_ctx *tls = vrio_tls_ctx_new(&(const struct vrio_tls_opts){
+			.name = srv->name,
+			.server = true,
+			.psk = t->psk,
+			.lookup = ios_hostkeys_psk,
+			.lookup_arg = srv,
+			.cert_file = t->cert,
+			.key_file = t->key,
+		});
+
+		if (!tls)
+			return -EINVAL;
+		vrio_stack_tls(&srv->stack, tls);
+	}
 	if (!srv->self->listen) {
 		VRIO_ERR("%s: no listen address", node);
 		return -EINVAL;
@@ -371,6 +388,7 @@ void ios_server_fini(struct ios_server *srv)
 	 * DPDK 22.11 keeps its interrupt thread running over the handles the
 	 * cleanup frees: a memif server crashed in about one exit in six. */
 	vrio_stack_teardown(&srv->stack);
+	vrio_stack_fini(&srv->stack);
 	pthread_mutex_destroy(&srv->lock);
 }
 

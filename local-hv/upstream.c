@@ -39,6 +39,7 @@
 #include "keyfile.h"
 #include "localhv.h"
 #include "log.h"
+#include "tls.h"
 
 #define RETRY_MIN_NS	(200ull * 1000 * 1000)
 #define RETRY_MAX_NS	(2000ull * 1000 * 1000)
@@ -246,12 +247,17 @@ static int hello_auth(struct lhv_upstream *up, const Vrio__Hello *h)
 	};
 	Vrio__Ctrl m = VRIO__CTRL__INIT;
 	Vrio__Auth auth = VRIO__AUTH__INIT;
-	uint8_t proof[VRIO_AUTH_PROOF_LEN];
+	uint8_t proof[VRIO_AUTH_PROOF_LEN], binding[VRIO_TLS_BINDING_LEN];
 	unsigned i;
 	int rc;
 
 	if (!key)
 		return 0;
+	rc = vrio_tls_binding(up->conn, binding);
+	if (rc == 0)
+		c.binding = binding;
+	else if (rc != -ENOENT)
+		return rc;
 	if (up->authed) {
 		VRIO_ERR("%s: second hello from the io-server", up_name(up));
 		return -EBADMSG;
@@ -817,6 +823,7 @@ void lhv_up_close(struct lhv_upstream *up)
 		up->conn = NULL;
 	}
 	vrio_stack_teardown(&up->stack);
+	vrio_stack_fini(&up->stack);
 }
 
 struct lhv_upstream *lhv_up_get(struct lhv *l, const struct vrio_topo_ioserver *ios)
@@ -844,12 +851,34 @@ struct lhv_upstream *lhv_up_get(struct lhv *l, const struct vrio_topo_ioserver *
 		free(up);
 		return NULL;
 	}
+	if (ios->tls.enabled) {
+		struct vrio_tls_ctx *tls = NULL;
+
+		if (ios->tls.psk && !l->key)
+			VRIO_ERR("%s: io_server %s has tls: {psk: true}, but this host has no key_file",
+				 l->node, ios->name);
+		else
+			tls = vrio_tls_ctx_new(&(const struct vrio_tls_opts){
+				.name = ios->name,
+				.psk = ios->tls.psk,
+				.identity = l->node,
+				.key = l->key ? l->key->bytes : NULL,
+				.key_len = l->key ? l->key->len : 0,
+				.ca_file = ios->tls.ca,
+			});
+		if (!tls) {
+			free(up);
+			return NULL;
+		}
+		vrio_stack_tls(&up->stack, tls);
+	}
 	/* Process-wide set-up (the dpdk backend's port): nests, so a second
 	 * io-server on the same transport costs nothing. */
 	rc = vrio_stack_setup(&up->stack, &l->self);
 	if (rc < 0) {
 		VRIO_ERR("%s: cannot set up transport %s for io-server %s: %s", l->node,
 			 up->stack.base->name, up->name, strerror(-rc));
+		vrio_stack_fini(&up->stack);
 		free(up);
 		return NULL;
 	}

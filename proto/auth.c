@@ -30,7 +30,8 @@ static size_t put_name(uint8_t *p, const char *s)
 int vrio_auth_proof(const struct vrio_auth_ctx *c, enum vrio_auth_role role,
 		    uint8_t out[VRIO_AUTH_PROOF_LEN])
 {
-	uint8_t msg[sizeof(AUTH_LABEL) + 1 + 2 * 256 + 2 * VRIO_AUTH_NONCE_LEN];
+	uint8_t msg[sizeof(AUTH_LABEL) + 1 + 2 * 256 + 2 * VRIO_AUTH_NONCE_LEN +
+		    VRIO_AUTH_BINDING_LEN];
 	unsigned int olen = 0;
 	size_t n = 0;
 
@@ -47,6 +48,10 @@ int vrio_auth_proof(const struct vrio_auth_ctx *c, enum vrio_auth_role role,
 	n += VRIO_AUTH_NONCE_LEN;
 	memcpy(msg + n, c->ios_nonce, VRIO_AUTH_NONCE_LEN);
 	n += VRIO_AUTH_NONCE_LEN;
+	if (c->binding) {
+		memcpy(msg + n, c->binding, VRIO_AUTH_BINDING_LEN);
+		n += VRIO_AUTH_BINDING_LEN;
+	}
 	if (!HMAC(EVP_sha256(), c->key, (int)c->key_len, msg, n, out, &olen) ||
 	    olen != VRIO_AUTH_PROOF_LEN)
 		return -EIO;

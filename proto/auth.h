@@ -14,6 +14,11 @@
  * keeps the io-server's proof from being sent back as the host's
  * (reflection). Proofs are compared in constant time.
  *
+ * Over TLS (transport/tls.h) both sides append the TLS session's exported
+ * keying material (the binding) to what they MAC, so that a proof is
+ * good on that TLS session only: whoever terminates TLS in the middle and
+ * relays the messages cannot pass the host's proof on to the io-server.
+ *
  * The key is the host's key file (keyfile.h), at least VRIO_AUTH_KEY_MIN
  * bytes, which the host and every io-server it uses read.
  *
@@ -33,6 +38,7 @@
 #define VRIO_AUTH_PROOF_LEN	32u	/* HMAC-SHA-256 */
 #define VRIO_AUTH_KEY_MIN	32u
 #define VRIO_AUTH_KEY_MAX	4096u
+#define VRIO_AUTH_BINDING_LEN	32u
 
 enum vrio_auth_role {
 	VRIO_AUTH_HOST = 1,	/* local-hv's proof */
@@ -46,6 +52,7 @@ struct vrio_auth_ctx {
 	size_t key_len;
 	const char *host, *ioserver;
 	const uint8_t *host_nonce, *ios_nonce;	/* VRIO_AUTH_NONCE_LEN each */
+	const uint8_t *binding;	/* VRIO_AUTH_BINDING_LEN bytes over TLS; else NULL */
 };
 
 /* Fresh random bytes from OpenSSL's generator; -EIO if it fails. */

@@ -7,6 +7,7 @@
 #include "ctrl.h"
 #include "topology.h"
 #include "log.h"
+#include "tls.h"
 #include "transport_internal.h"
 
 #define MAX_TRANSPORTS 8
@@ -122,6 +123,11 @@ int vrio_stack_wrap(struct vrio_stack *s, struct vrio_conn *inner, struct vrio_c
 	uint64_t stream = s->nconns++;
 	int rc;
 
+	if (s->tls) {
+		rc = vrio_tls_wrap(s->tls, inner, &inner);
+		if (rc < 0)
+			return rc;
+	}
 	if (s->faults.enabled) {
 		rc = vrio_fault_wrap(inner, &s->faults, stream, &inner);
 		if (rc < 0)
@@ -145,6 +151,18 @@ int vrio_stack_connect(struct vrio_stack *s, const char *addr, struct vrio_conn 
 	if (rc < 0)
 		return rc;
 	return vrio_stack_wrap(s, c, out);
+}
+
+void vrio_stack_tls(struct vrio_stack *s, struct vrio_tls_ctx *tls)
+{
+	vrio_tls_ctx_free(s->tls);
+	s->tls = tls;
+}
+
+void vrio_stack_fini(struct vrio_stack *s)
+{
+	vrio_tls_ctx_free(s->tls);
+	s->tls = NULL;
 }
 
 int vrio_stack_setup(struct vrio_stack *s, const struct vrio_transport_node *self)

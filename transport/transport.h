@@ -151,8 +151,12 @@ struct vrio_faults {
 	uint64_t disconnect_after;
 };
 
+struct vrio_tls_ctx;
 struct vrio_stack {
 	const struct vrio_transport_ops *base;
+	/* TLS (tls.h) directly over the backend, under the other layers;
+	 * NULL: none. Set by the owner with vrio_stack_tls(). */
+	struct vrio_tls_ctx *tls;
 	struct vrio_faults faults;
 	bool reliable;
 	uint64_t nconns;	/* gives each connection its own fault stream */
@@ -163,6 +167,10 @@ int vrio_stack_init(struct vrio_stack *s, const struct vrio_topo_ioserver *ios);
 /* Stack the layers over a backend connection (closed on error). */
 int vrio_stack_wrap(struct vrio_stack *s, struct vrio_conn *inner, struct vrio_conn **out);
 int vrio_stack_connect(struct vrio_stack *s, const char *addr, struct vrio_conn **out);
+/* Put TLS over every connection of this stack (taken over; freed by
+ * vrio_stack_fini()). */
+void vrio_stack_tls(struct vrio_stack *s, struct vrio_tls_ctx *tls);
+void vrio_stack_fini(struct vrio_stack *s);
 /* The backend's process-wide setup() and teardown(), where it has them. */
 int vrio_stack_setup(struct vrio_stack *s, const struct vrio_transport_node *self);
 void vrio_stack_teardown(struct vrio_stack *s);
