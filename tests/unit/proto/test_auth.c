@@ -152,12 +152,35 @@ static void test_trunk_roles(void **state)
 	}
 }
 
+/* Over TLS the proof binds the session: the same transcript on another
+ * TLS session (a relay through a terminator) or without TLS fails. */
+static void test_tls_binding(void **state)
+{
+	uint8_t b1[VRIO_AUTH_BINDING_LEN], b2[VRIO_AUTH_BINDING_LEN];
+	struct vrio_auth_ctx c = ctx(), v = ctx();
+	uint8_t proof[VRIO_AUTH_PROOF_LEN];
+
+	(void)state;
+	memset(b1, 0xa5, sizeof(b1));
+	memcpy(b2, b1, sizeof(b2));
+	b2[0] ^= 1;
+	c.binding = b1;
+	assert_int_equal(vrio_auth_proof(&c, VRIO_AUTH_HOST, proof), 0);
+	v.binding = b1;
+	assert_int_equal(vrio_auth_check(&v, VRIO_AUTH_HOST, proof, sizeof(proof)), 0);
+	v.binding = b2;
+	assert_int_equal(vrio_auth_check(&v, VRIO_AUTH_HOST, proof, sizeof(proof)), -EACCES);
+	v.binding = NULL;
+	assert_int_equal(vrio_auth_check(&v, VRIO_AUTH_HOST, proof, sizeof(proof)), -EACCES);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_table, setup),
 		cmocka_unit_test_setup(test_malformed, setup),
 		cmocka_unit_test_setup(test_trunk_roles, setup),
+		cmocka_unit_test_setup(test_tls_binding, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
