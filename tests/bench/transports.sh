@@ -11,6 +11,8 @@
 # ratios to qsd and to tcp (tests/bench/blk-lib.sh's table).
 #
 #   tcp         vrio-localhv -> TCP on loopback -> vrio-ioserver
+#   tls         the same with TLS 1.3 on it (io_servers[].tls: {psk: true};
+#               TLS_AES_128_GCM_SHA256)
 #   shm         the same over shared-memory rings (the local-sidecore case)
 #   dpdk-memif  the dpdk transport over a memif pair
 #   dpdk-xdp    the dpdk transport over net_af_xdp on a veth pair between two
@@ -67,7 +69,8 @@ vrio_system() {
 	wanted "$name" || return 0
 	[[ $name == *-base ]] && build=$VRIO_BASE_BUILD
 	mkdir -p "$run"
-	RACK_TRANSPORT=$2 RACK_DPDK_IO_EAL= RACK_DPDK_HV_EAL= RACK_IO_NS= RACK_HV_NS=
+	RACK_TRANSPORT=$2 RACK_DPDK_IO_EAL= RACK_DPDK_HV_EAL= RACK_IO_NS= RACK_HV_NS= RACK_TLS=
+	[[ $name == tls ]] && RACK_TLS=psk
 	[[ -n ${3:-} ]] && rack_dpdk_port "$run" "$3"
 	VRIO_LOG_PREFIX="transports ($name)" rack_up "$run" "$build"
 	BENCH=$BUILD/tools/vrio-bench
@@ -153,6 +156,7 @@ main() {
 	SYSTEMS=()
 
 	vrio_system tcp tcp
+	vrio_system tls tcp
 	vrio_system shm shm
 	if [[ -n ${VRIO_BASE_BUILD:-} ]]; then
 		VRIO_BASE_BUILD=$(cd "$VRIO_BASE_BUILD" && pwd)

@@ -15,11 +15,13 @@
 # RACK_IO_NS and RACK_HV_NS, when set, name the network namespaces each
 # daemon runs in. RACK_IO_HEARTBEAT, when set, is io0's heartbeat: mapping
 # ("interval_ms: 100, dead_after_ms: 1500"). RACK_A_STAGE, when set, is
-# disk-a's one interposition stage ("throttle: {iops: 3000}").
+# disk-a's one interposition stage ("throttle: {iops: 3000}"). RACK_TLS=psk
+# puts TLS 1.3 on io0's tcp listener (tls: {psk: true}) and gives host0 a
+# key_file in RUN_DIR.
 
 rack_up() {
 	local run=$1 build=$2 transport=${RACK_TRANSPORT:-tcp} p_listen p_iom p_hvm
-	local io_dpdk="" hv_dpdk="" io_hb="" a_chain=""
+	local io_dpdk="" hv_dpdk="" io_hb="" a_chain="" io_tls="" hv_key=""
 	vrio_binaries "$build" || skip "daemons not built in $build"
 	BENCH=$build/tools/vrio-bench
 	[[ -x $BENCH ]] || skip "vrio-bench not built in $build"
@@ -36,6 +38,11 @@ rack_up() {
 		VRIO_IO_LISTEN=127.0.0.1:$p_listen
 	fi
 	[[ -n ${RACK_IO_HEARTBEAT:-} ]] && io_hb="    heartbeat: {$RACK_IO_HEARTBEAT}"
+	if [[ ${RACK_TLS:-} == psk ]]; then
+		io_tls="    tls: {psk: true}"
+		hv_key="    key_file: $run/host0.key"
+		(umask 077; head -c 32 /dev/urandom >"$run/host0.key")
+	fi
 	[[ -n ${RACK_A_STAGE:-} ]] && a_chain=$(printf '    interpose:\n      - %s' "$RACK_A_STAGE")
 	VRIO_IO_METRICS=127.0.0.1:$p_iom
 	VRIO_HV_METRICS=127.0.0.1:$p_hvm
@@ -55,11 +62,13 @@ io_servers:
     cores: {min: 1, max: 1}
 $io_dpdk
 $io_hb
+$io_tls
 hosts:
   - name: host0
     metrics: $VRIO_HV_METRICS
     control: $VRIO_HV_CTL
 $hv_dpdk
+$hv_key
 devices:
   - name: disk-a
     type: blk
