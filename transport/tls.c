@@ -5,14 +5,19 @@
  * gathers frames into a plaintext buffer as tcp.c does, flush() hands the
  * whole batch to SSL_write (one call per flush, records of up to 16 KiB),
  * poll() drains SSL_read into a linear buffer and lends whole frames in
- * place. WANT_READ means "wait for conn_fd() to be readable", which is
- * what the owner does anyway; WANT_WRITE leaves bytes pending, so the
- * owner flushes again. The io-server's side of the handshake advances in
- * poll() and flush(): nothing blocks a reactor. Buffers are allocated
- * once per connection and grow only for a frame larger than any before.
+ * place. SSL reads and writes through a BIO of our own over two
+ * ciphertext buffers, so that the socket sees one send() per flush and one
+ * recv() per poll, however many records they hold, as over tcp. WANT_READ
+ * means "wait for conn_fd() to be readable", which is what the owner does
+ * anyway; ciphertext the socket did not take leaves the connection
+ * pending, so the owner flushes again. The io-server's side of the
+ * handshake advances in poll() and flush(): nothing blocks a reactor.
+ * Buffers are allocated once per connection and grow only for a frame
+ * larger than any before.
  */
 #include <errno.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +33,8 @@
 #include "transport_internal.h"
 
 #define TLS_BUF_INIT		(256u << 10)
+#define TLS_CIN_LEN		(256u << 10)	/* one recv() at most this much */
+#define TLS_COUT_MAX		(4u << 20)	/* ciphertext the socket has not taken */
 #define TLS_SBUF_MAX		(64u << 20)
 #define TLS_HANDSHAKE_MS	3000
 #define TLS_PSK_INFO		"vrio-tls-psk-1"
@@ -35,6 +42,7 @@
 
 struct vrio_tls_ctx {
 	SSL_CTX *ssl_ctx;
+	BIO_METHOD *bio_method;
 	char name[64];
 	bool server, psk;
 	char identity[256];
@@ -53,6 +61,11 @@ struct tls_conn {
 	size_t rcap, rhead, rtail;	/* unparsed plaintext is rbuf[rhead, rtail) */
 	uint8_t *sbuf;
 	size_t scap, shead, stail;	/* plaintext not yet taken by SSL_write */
+	uint8_t *cin;
+	size_t cin_head, cin_tail;	/* ciphertext received, not yet taken by SSL */
+	uint8_t *cout;
+	size_t cout_cap, cout_head, cout_tail;	/* ciphertext not yet sent */
+	bool eof;			/* the peer closed its side */
 };
 
 static const struct vrio_transport_ops tls_ops;
@@ -135,6 +148,137 @@ static unsigned int psk_server_cb(SSL *ssl, const char *identity, unsigned char 
 	return VRIO_TLS_PSK_LEN;
 }
 
+/* The BIO under SSL: writes append to cout, reads take from cin. */
+static int bio_write(BIO *b, const char *data, size_t len, size_t *written)
+{
+	struct tls_conn *c = BIO_get_data(b);
+	size_t used = c->cout_tail - c->cout_head, ncap;
+	uint8_t *nb;
+
+	BIO_clear_retry_flags(b);
+	if (used + len > TLS_COUT_MAX) {
+		BIO_set_retry_write(b);
+		return 0;
+	}
+	if (c->cout_cap - c->cout_tail < len) {
+		memmove(c->cout, c->cout + c->cout_head, used);
+		c->cout_head = 0;
+		c->cout_tail = used;
+	}
+	if (c->cout_cap - c->cout_tail < len) {
+		for (ncap = c->cout_cap; ncap < used + len; ncap *= 2)
+			;
+		nb = realloc(c->cout, ncap);
+		if (!nb)
+			return 0;
+		c->cout = nb;
+		c->cout_cap = ncap;
+	}
+	memcpy(c->cout + c->cout_tail, data, len);
+	c->cout_tail += len;
+	*written = len;
+	return 1;
+}
+
+static int bio_read(BIO *b, char *out, size_t len, size_t *readbytes)
+{
+	struct tls_conn *c = BIO_get_data(b);
+	size_t avail = c->cin_tail - c->cin_head;
+
+	BIO_clear_retry_flags(b);
+	if (!avail) {
+		if (!c->eof)
+			BIO_set_retry_read(b);
+		return 0;
+	}
+	if (len > avail)
+		len = avail;
+	memcpy(out, c->cin + c->cin_head, len);
+	c->cin_head += len;
+	*readbytes = len;
+	return 1;
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	struct tls_conn *c = BIO_get_data(b);
+
+	(void)num, (void)ptr;
+	switch (cmd) {
+	case BIO_CTRL_FLUSH:
+		return 1;
+	case BIO_CTRL_PENDING:
+		return (long)(c->cin_tail - c->cin_head);
+	case BIO_CTRL_WPENDING:
+		return (long)(c->cout_tail - c->cout_head);
+	case BIO_CTRL_EOF:
+		return c->eof && c->cin_head == c->cin_tail;
+	default:
+		return 0;
+	}
+}
+
+static int bio_create(BIO *b)
+{
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+/* Send what SSL wrote: 0 when all of it left, 1 if the socket is full,
+ * or -errno. */
+static int net_push(struct tls_conn *c)
+{
+	ssize_t n;
+
+	while (c->cout_head < c->cout_tail) {
+		n = send(c->fd, c->cout + c->cout_head, c->cout_tail - c->cout_head,
+			 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 1;
+			return -errno;
+		}
+		c->cout_head += (size_t)n;
+	}
+	c->cout_head = c->cout_tail = 0;
+	return 0;
+}
+
+/* One recv() into cin: 1 if bytes came, 0 if none (or the peer closed:
+ * then eof is set), or -errno. */
+static int net_pull(struct tls_conn *c)
+{
+	ssize_t n;
+
+	if (c->cin_head == c->cin_tail) {
+		c->cin_head = c->cin_tail = 0;
+	} else if (c->cin_head) {
+		memmove(c->cin, c->cin + c->cin_head, c->cin_tail - c->cin_head);
+		c->cin_tail -= c->cin_head;
+		c->cin_head = 0;
+	}
+	if (c->cin_tail == TLS_CIN_LEN || c->eof)
+		return 0;
+	for (;;) {
+		n = recv(c->fd, c->cin + c->cin_tail, TLS_CIN_LEN - c->cin_tail, MSG_DONTWAIT);
+		if (n > 0) {
+			c->cin_tail += (size_t)n;
+			return 1;
+		}
+		if (n == 0) {
+			c->eof = true;
+			return 0;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return 0;
+		return -errno;
+	}
+}
+
 struct vrio_tls_ctx *vrio_tls_ctx_new(const struct vrio_tls_opts *o)
 {
 	struct vrio_tls_ctx *x = calloc(1, sizeof(*x));
@@ -149,6 +293,12 @@ struct vrio_tls_ctx *vrio_tls_ctx_new(const struct vrio_tls_opts *o)
 	if (!x->ssl_ctx)
 		goto err_ssl;
 	SSL_CTX_set_app_data(x->ssl_ctx, x);
+	x->bio_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "vrio-tls");
+	if (!x->bio_method || !BIO_meth_set_write_ex(x->bio_method, bio_write) ||
+	    !BIO_meth_set_read_ex(x->bio_method, bio_read) ||
+	    !BIO_meth_set_ctrl(x->bio_method, bio_ctrl) ||
+	    !BIO_meth_set_create(x->bio_method, bio_create))
+		goto err_ssl;
 	if (!SSL_CTX_set_min_proto_version(x->ssl_ctx, TLS1_3_VERSION) ||
 	    !SSL_CTX_set_max_proto_version(x->ssl_ctx, TLS1_3_VERSION))
 		goto err_ssl;
@@ -168,6 +318,7 @@ struct vrio_tls_ctx *vrio_tls_ctx_new(const struct vrio_tls_opts *o)
 	 * unseen. */
 	SSL_CTX_set_options(x->ssl_ctx, SSL_OP_NO_TICKET | SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_CTX_set_session_cache_mode(x->ssl_ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_num_tickets(x->ssl_ctx, 0);
 	if (o->psk && o->server) {
 		if (!o->lookup)
 			goto err_arg;
@@ -213,6 +364,7 @@ void vrio_tls_ctx_free(struct vrio_tls_ctx *x)
 	if (!x)
 		return;
 	SSL_CTX_free(x->ssl_ctx);
+	BIO_meth_free(x->bio_method);
 	OPENSSL_cleanse(x->psk_key, sizeof(x->psk_key));
 	free(x);
 }
@@ -226,18 +378,34 @@ static int handshake(struct tls_conn *c)
 
 	if (c->up)
 		return 0;
-	ERR_clear_error();
-	errno = 0;
-	rc = SSL_do_handshake(c->ssl);
-	if (rc == 1) {
-		c->up = true;
-		VRIO_DEBUG("%s: tls: %s %s", c->base.name, SSL_get_version(c->ssl),
-			   SSL_get_cipher_name(c->ssl));
-		return 0;
+	for (;;) {
+		ERR_clear_error();
+		errno = 0;
+		rc = SSL_do_handshake(c->ssl);
+		err = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, rc);
+		/* Our flight, or an alert, goes out whatever happened. */
+		if (net_push(c) < 0 && err == SSL_ERROR_NONE)
+			return -ECONNRESET;
+		if (rc == 1) {
+			c->up = true;
+			VRIO_DEBUG("%s: tls: %s %s", c->base.name, SSL_get_version(c->ssl),
+				   SSL_get_cipher_name(c->ssl));
+			return 0;
+		}
+		if (err == SSL_ERROR_WANT_WRITE)
+			return -EAGAIN;
+		if (err != SSL_ERROR_WANT_READ)
+			break;
+		rc = net_pull(c);
+		if (rc < 0)
+			return rc;
+		if (rc == 0 && !c->eof)
+			return -EAGAIN;
+		if (rc == 0) {
+			VRIO_ERR("%s: tls: the peer closed during the handshake", c->base.name);
+			return -ECONNRESET;
+		}
 	}
-	err = SSL_get_error(c->ssl, rc);
-	if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
-		return -EAGAIN;
 	VRIO_ERR("%s: tls: handshake failed: %s", c->base.name, ssl_reason(why, sizeof(why)));
 	return -EACCES;
 }
@@ -260,7 +428,7 @@ static int handshake_wait(struct tls_conn *c)
 				 TLS_HANDSHAKE_MS);
 			return -ETIMEDOUT;
 		}
-		pfd.events = SSL_want_write(c->ssl) ? POLLOUT : POLLIN;
+		pfd.events = c->cout_head < c->cout_tail ? POLLOUT : POLLIN;
 		if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)
 			return -errno;
 	}
@@ -271,6 +439,7 @@ int vrio_tls_wrap(struct vrio_tls_ctx *x, struct vrio_conn *inner, struct vrio_c
 {
 	struct tls_conn *c = calloc(1, sizeof(*c));
 	int rc = -ENOMEM;
+	BIO *bio;
 
 	if (!c)
 		goto err;
@@ -279,15 +448,22 @@ int vrio_tls_wrap(struct vrio_tls_ctx *x, struct vrio_conn *inner, struct vrio_c
 	snprintf(c->base.name, sizeof(c->base.name), "%s", inner->name);
 	c->x = x;
 	c->fd = vrio_conn_fd(inner);
-	c->rcap = c->scap = TLS_BUF_INIT;
+	c->rcap = c->scap = c->cout_cap = TLS_BUF_INIT;
 	c->rbuf = malloc(c->rcap);
 	c->sbuf = malloc(c->scap);
+	c->cin = malloc(TLS_CIN_LEN);
+	c->cout = malloc(c->cout_cap);
 	c->ssl = SSL_new(x->ssl_ctx);
-	if (!c->rbuf || !c->sbuf || !c->ssl)
+	if (!c->rbuf || !c->sbuf || !c->cin || !c->cout || !c->ssl)
 		goto err;
 	rc = -EINVAL;
-	if (c->fd < 0 || SSL_set_fd(c->ssl, c->fd) != 1)
+	if (c->fd < 0)
 		goto err;
+	bio = BIO_new(x->bio_method);
+	if (!bio)
+		goto err;
+	BIO_set_data(bio, c);
+	SSL_set_bio(c->ssl, bio, bio);
 	if (x->server) {
 		SSL_set_accept_state(c->ssl);
 	} else {
@@ -306,6 +482,8 @@ err_conn:
 		SSL_free(c->ssl);
 		free(c->rbuf);
 		free(c->sbuf);
+		free(c->cin);
+		free(c->cout);
 		free(c);
 	}
 	inner->ops->close(inner);
@@ -394,7 +572,7 @@ static int tls_flush(struct vrio_conn *vc)
 
 	rc = handshake(c);
 	if (rc == -EAGAIN)
-		return c->shead < c->stail;
+		return c->shead < c->stail || c->cout_head < c->cout_tail;
 	if (rc < 0)
 		return rc;
 	while (c->shead < c->stail) {
@@ -403,19 +581,25 @@ static int tls_flush(struct vrio_conn *vc)
 		rc = SSL_write(c->ssl, c->sbuf + c->shead, (int)(c->stail - c->shead));
 		if (rc <= 0) {
 			rc = ssl_fail(c, rc, "write");
-			return rc == -EAGAIN ? 1 : rc;
+			if (rc != -EAGAIN)
+				return rc;
+			/* cout is full: the socket must take some first. */
+			rc = net_push(c);
+			if (rc != 0)
+				return rc;
+			continue;
 		}
 		c->shead += (size_t)rc;
 	}
 	c->shead = c->stail = 0;
-	return 0;
+	return net_push(c);
 }
 
 static int tls_pending(struct vrio_conn *vc)
 {
 	struct tls_conn *c = to_tls(vc);
 
-	return c->shead < c->stail;
+	return c->shead < c->stail || c->cout_head < c->cout_tail;
 }
 
 /* Decrypt one record's worth into the receive buffer: 1 if bytes came,
@@ -448,6 +632,8 @@ static int rbuf_fill(struct tls_conn *c, size_t want)
 		return 1;
 	}
 	n = ssl_fail(c, n, "read");
+	if (n == -EAGAIN && c->eof && c->cin_head == c->cin_tail)
+		return -ECONNRESET;
 	return n == -EAGAIN ? 0 : n;
 }
 
@@ -457,6 +643,7 @@ static int tls_poll(struct vrio_conn *vc, vrio_recv_cb cb, void *arg, unsigned b
 	struct vrio_frame f;
 	unsigned done = 0;
 	size_t avail, want;
+	bool pulled = false;
 	int rc;
 
 	rc = handshake(c);
@@ -482,12 +669,21 @@ static int tls_poll(struct vrio_conn *vc, vrio_recv_cb cb, void *arg, unsigned b
 				continue;
 			}
 		}
-		/* Read until SSL waits on the socket: then neither it nor
-		 * we hold a whole frame, and the owner may sleep. */
+		/* Decrypt what cin holds; once it is dry, one recv() per
+		 * poll, as tcp.c: then neither SSL nor we hold a whole
+		 * frame, and the owner may sleep on the socket. */
 		rc = rbuf_fill(c, want > TLS_BUF_INIT ? want : TLS_BUF_INIT);
 		if (rc < 0)
 			return rc;
-		if (rc == 0)
+		if (rc > 0)
+			continue;
+		if (pulled)
+			break;
+		rc = net_pull(c);
+		if (rc < 0)
+			return rc;
+		pulled = true;
+		if (rc == 0 && !c->eof)
 			break;
 	}
 	return (int)done;
@@ -497,7 +693,7 @@ static int tls_sleep_prepare(struct vrio_conn *vc)
 {
 	struct tls_conn *c = to_tls(vc);
 
-	return c->up && SSL_has_pending(c->ssl);
+	return c->up && (SSL_has_pending(c->ssl) || c->cin_head < c->cin_tail);
 }
 
 static int tls_conn_fd(struct vrio_conn *vc)
@@ -517,6 +713,8 @@ static void tls_close(struct vrio_conn *vc)
 	c->base.inner->ops->close(c->base.inner);
 	free(c->rbuf);
 	free(c->sbuf);
+	free(c->cin);
+	free(c->cout);
 	free(c);
 }
 
