@@ -2175,6 +2175,15 @@ static int topo_resolve(struct topo_ctx *c)
 		ret = topo_standby(c, d, r->standby);
 		if (ret)
 			return ret;
+		/* A PSK comes from the host's key (transport/tls.h). */
+		for (int k = 0; k < 2; k++) {
+			const struct vrio_topo_ioserver *s = k ? d->standby : d->io_server;
+
+			if (s && s->tls.psk && !d->host->key_file)
+				return topo_err(c, r->host, "device '%s': io_server '%s' has tls: {psk: true}, "
+						"but host '%s' has no key_file to derive its PSK from",
+						d->name, s->name, d->host->name);
+		}
 		if (d->type != VRIO_DEV_NET)
 			continue;
 		d->network = topo_network_find(t, topo_str(r->network));

@@ -107,6 +107,11 @@ static const struct bad_case bad_cases[] = {
 	{ "tls over shm", V "io_servers:\n  - name: io0\n    transport: shm\n"
 	  "    listen: /tmp/x.sock\n    tls: {psk: true}\n" HOSTS,
 	  "topo.yaml:6:5: io_server 'io0': 'tls' goes with transport tcp, not shm" },
+	{ "tls psk, a host without a key", V IOS "    tls: {psk: true}\n" HOSTS
+	  "devices:\n  - name: d0\n    type: blk\n    host: host0\n    io_server: io0\n"
+	  "    socket: /tmp/d0.sock\n    backend: {ram: 1M}\n",
+	  "topo.yaml:11:11: device 'd0': io_server 'io0' has tls: {psk: true}, but host 'host0' "
+	  "has no key_file to derive its PSK from" },
 	{ "io_server without listen", V "io_servers:\n  - name: io0\n" HOSTS,
 	  "topo.yaml:3:5: io_server: missing required key 'listen'" },
 	{ "io_server without name", V "io_servers:\n  - listen: 127.0.0.1:7400\n" HOSTS,
