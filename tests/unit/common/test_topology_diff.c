@@ -286,6 +286,11 @@ static const struct diff_case diff_cases[] = {
 	  "new.yaml:3:5: io_server 'io0': heartbeat cannot change while host 'host0' is connected "
 	  "to it (interval_ms 100, dead_after_ms 1000 -> interval_ms 50, dead_after_ms 1000); "
 	  "restart both daemons", "" },
+	{ "its io_server's tls, host", HEAD BLK("d0"),
+	  HEAD_(IO0_("127.0.0.1:7400", "    tls: {cert: /c.pem, key: /k.pem, ca: /ca.pem}\n"))
+	  BLK("d0"), HOST, "host0", "refused -", 1,
+	  "new.yaml:3:5: io_server 'io0': tls cannot change while host 'host0' is connected to "
+	  "it (none -> /c.pem); restart both daemons", "" },
 	{ "its io_server's metrics, host", HEAD BLK("d0"),
 	  HEAD_(IO0_("127.0.0.1:7400", "    metrics: 127.0.0.1:9400\n")) BLK("d0"), HOST, "host0",
 	  "", 1, NULL, "" },
