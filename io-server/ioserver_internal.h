@@ -139,6 +139,7 @@ struct ios_session {
 	 * it before each write reaches a backend. */
 	struct vrio_lease_grant lease;
 	bool lease_fenced;		/* atomic: a write was dropped: close */
+	bool lease_lapsed;		/* at the last check (counts lapses once) */
 	bool flush_pending;		/* flush() left bytes behind */
 	uint64_t reqs_taken;		/* REQ frames handed to a device */
 	bool drain_seen;		/* draining: the first turn has counted */

@@ -254,7 +254,7 @@ static void metrics_heartbeats(struct ios_server *srv, struct vrio_mw *w)
 		  "Attaches refused because the device belongs to another host",
 		  offsetof(struct ios_rctx, attach_refused) },
 		{ "vrio_ioserver_lease_lapses_total",
-		  "Connections closed because the host's write lease lapsed",
+		  "Times the host's write lease lapsed: no write runs until an echo renews it",
 		  offsetof(struct ios_rctx, lease_lapses) },
 	};
 	unsigned n = __atomic_load_n(&srv->n_hosts, __ATOMIC_ACQUIRE);

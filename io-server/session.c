@@ -548,25 +548,33 @@ void ios_session_lease_ping(struct ios_session *s)
 	ios_session_send_ctrl(s, &m);
 }
 
-/* The lease lapsed: nothing of this host's is written any more on this
- * connection, so it ends; the host re-sends what was in flight. */
+/*
+ * The lease: a lapse alone only stops writes (ios_session_may_write), and
+ * a later echo renews it; that is safe because the host echoes only while
+ * it trusts this connection, and an echo grants no more than the bound
+ * the host itself waits out. Echoes queue behind data frames, so a busy
+ * connection (a net stream on a slow machine) can lapse with nothing
+ * wrong. Once a write was dropped, though, the connection ends, so the
+ * host sends it again (here after a reconnect, or to its standby).
+ */
 static int session_lease_check(struct ios_session *s)
 {
 	enum vrio_lease_state st = vrio_lease_state(&s->lease, s->r->now);
+	bool lapsed = st == VRIO_LEASE_LAPSED;
 
 	if (s->host >= 0)
 		__atomic_store_n(&ios_rctx(s->r)->lease_state[s->host], (int)st, __ATOMIC_RELAXED);
-	if (__atomic_load_n(&s->lease_fenced, __ATOMIC_ACQUIRE) && st != VRIO_LEASE_LAPSED) {
-		/* Dropped before the first echo (a host that sent requests too
-		 * soon): it must not wait for their answers on this connection. */
-		session_close(s, false, "a write came before the host's lease");
-		return 1;
+	if (lapsed && !s->lease_lapsed) {
+		if (s->host >= 0)
+			vrio_counter_add(&ios_rctx(s->r)->lease_lapses[s->host], 1);
+		VRIO_INFO("%s: the host's write lease lapsed (no echo in time): no write of it "
+			  "runs until an echo renews it", s->name);
 	}
-	if (st != VRIO_LEASE_LAPSED)
+	s->lease_lapsed = lapsed;
+	if (!__atomic_load_n(&s->lease_fenced, __ATOMIC_ACQUIRE))
 		return 0;
-	if (s->host >= 0)
-		vrio_counter_add(&ios_rctx(s->r)->lease_lapses[s->host], 1);
-	session_close(s, false, "the host's write lease lapsed (no echo in time)");
+	session_close(s, false, lapsed ? "a write came after the host's lease lapsed" :
+					 "a write came before the host's lease");
 	return 1;
 }
 
