@@ -248,11 +248,18 @@ static bool inject_wait(struct inject_ctx *c, int timeout_ms, enum inject_conn *
 	}
 }
 
+#define INJECT_SETUP_MS 10000
+
 int inject_run(const struct inject_opts *o)
 {
 	const struct inject_kind *k = inject_find(o->kind);
+	/* --timeout is how long the bad chain is watched; the set-up's
+	 * messages get at least INJECT_SETUP_MS: a backend still tearing
+	 * down the last connection on a loaded machine answers late, and
+	 * that is not what an injection tests. */
 	struct blkdev_opts bo = {
-		.socket = o->socket, .timeout_ms = o->timeout_ms, .quiet = o->quiet,
+		.socket = o->socket, .quiet = o->quiet,
+		.timeout_ms = o->timeout_ms > INJECT_SETUP_MS ? o->timeout_ms : INJECT_SETUP_MS,
 		.features_off = o->no_event_idx ? BIT64(VIRTIO_RING_F_EVENT_IDX) : 0,
 	};
 	struct blkdev dev;
