@@ -241,8 +241,10 @@ static bool blk_op_writes(enum ios_blk_op op)
 static void blk_submit(struct ios_req *req)
 {
 	struct ios_device *d = req->dev;
+	/* One clock read for the lease and the breakdown (vDSO, no syscall). */
+	uint64_t now = vrio_now_ns();
 
-	if (blk_op_writes(req->u.blk.op) && !ios_session_may_write(req->s)) {
+	if (blk_op_writes(req->u.blk.op) && !ios_session_may_write(req->s, now)) {
 		if (vrio_counter_get(&d->stats.fenced) == 0)
 			VRIO_NOTICE("%s: the host's lease lapsed: late writes are dropped, "
 				    "not executed", d->name);
@@ -253,7 +255,7 @@ static void blk_submit(struct ios_req *req)
 		return;
 	}
 	d->u.blk.at_backend++;
-	req->t_submit = vrio_now_ns();
+	req->t_submit = now;
 	if (ios_blk_submit(&req->u.blk, d->u.blk.chan, req->buf) == 0)
 		return;
 	d->u.blk.at_backend--;

@@ -283,7 +283,9 @@ void ios_session_attached(struct ios_attach *a, int rc);
 void ios_session_released(struct ios_attach *a);
 /* Any reactor, immediately before a write reaches a backend: does the
  * request's session still hold its host's lease (lease.h)? */
-bool ios_session_may_write(const struct ios_session *s);
+/* now: a fresh clock (vrio_now_ns), not the turn's: a hang since the turn
+ * began must count. */
+bool ios_session_may_write(const struct ios_session *s, uint64_t now);
 /* Any reactor: a write was dropped for want of a lease; the front reactor
  * closes the session (the host then sends it again elsewhere). */
 void ios_session_fenced(struct ios_session *s);
