@@ -6,9 +6,11 @@
 #   OUTDIR/vmlinuz         the Debian kernel (the package linux-image-amd64
 #                          depends on), fetched with apt-get download
 #   OUTDIR/initrd.cpio.gz  busybox-static, the virtio modules, /init
-#                          (tests/e2e/guest-init.sh) and guest-io
+#                          (tests/e2e/guest-init.sh), guest-io and guest-tcp
 #   OUTDIR/guest-io        the static guest-io program (also the host-side
 #                          check-file tool)
+#   OUTDIR/guest-tcp       the static guest-tcp program (a TCP stream the
+#                          receiver checks)
 #
 # Cached: the kernel package is downloaded and unpacked once into
 # $VRIO_CACHE/kernel (default ~/.cache/vrio), and the outputs are rebuilt
@@ -180,9 +182,10 @@ copy_module() {
 	esac
 }
 
-# stage_initramfs DIR KDIR GUEST_IO: lays out the initramfs tree in DIR.
+# stage_initramfs DIR KDIR GUEST_IO GUEST_TCP: lays out the initramfs tree
+# in DIR.
 stage_initramfs() {
-	local dir=$1 kdir=$2 guest_io=$3 release moddir rel name applet
+	local dir=$1 kdir=$2 guest_io=$3 guest_tcp=$4 release moddir rel name applet
 	release=$(cat "$kdir/release")
 	moddir=$kdir/root/lib/modules/$release
 	mkdir -p "$dir"/{bin,dev,etc,lib/modules,proc,sys,tmp}
@@ -191,6 +194,7 @@ stage_initramfs() {
 		[[ $applet == busybox ]] || ln -sf busybox "$dir/bin/$applet"
 	done
 	cp "$guest_io" "$dir/bin/guest-io"
+	cp "$guest_tcp" "$dir/bin/guest-tcp"
 	cp "$INIT_SRC" "$dir/init"
 	chmod 0755 "$dir/init"
 	read_module_db "$moddir"
@@ -248,17 +252,18 @@ main() {
 	kernel_dir kdir || exit "$VRIO_SKIP"
 	release=$(cat "$kdir/release")
 	build_guest_io "$out/guest-io"
+	build_guest_tcp "$out/guest-tcp"
 
 	if ! up_to_date "$out/vmlinuz" "$kdir/.complete"; then
 		cp "$kdir/root/boot/vmlinuz-$release" "$out/vmlinuz.tmp"
 		mv -f "$out/vmlinuz.tmp" "$out/vmlinuz"
 	fi
-	if ! up_to_date "$out/initrd.cpio.gz" "$kdir/.complete" "$out/guest-io" \
+	if ! up_to_date "$out/initrd.cpio.gz" "$kdir/.complete" "$out/guest-io" "$out/guest-tcp" \
 		"$INIT_SRC" "$BUSYBOX" "${BASH_SOURCE[0]}" "$VRIO_ROOT/scripts/lib.sh" ||
 		[[ $(cat "$out/modules" 2>/dev/null) != "$GUEST_MODULES" ]]; then
 		log "building initramfs ($release; modules: $GUEST_MODULES)"
 		make_tmpdir stage
-		stage_initramfs "$stage" "$kdir" "$out/guest-io"
+		stage_initramfs "$stage" "$kdir" "$out/guest-io" "$out/guest-tcp"
 		pack_initramfs "$stage" "$out/initrd.cpio.gz"
 		echo "$release" >"$out/kernel-release"
 		echo "$GUEST_MODULES" >"$out/modules"

@@ -325,15 +325,16 @@ metric_sum() {
 }
 
 # ---------------------------------------------------------------------------
-# Guest side: the guest-io program, the guest image and the guest runner.
+# Guest side: the guest programs, the guest image and the guest runner.
 
 VRIO_GUEST_IO_SRC="$VRIO_ROOT/tests/e2e/guest-io.c"
+VRIO_GUEST_TCP_SRC="$VRIO_ROOT/tests/e2e/guest-tcp.c"
 
-# build_guest_io OUT: builds the static guest-io program when OUT is missing
-# or older than its source.
-build_guest_io() {
-	local out=$1
-	if [[ -x $out && $out -nt $VRIO_GUEST_IO_SRC ]]; then
+# build_guest_prog OUT SRC: builds a static guest program from one C file
+# when OUT is missing or older than SRC.
+build_guest_prog() {
+	local out=$1 src=$2
+	if [[ -x $out && $out -nt $src ]]; then
 		return 0
 	fi
 	need_cmd gcc
@@ -341,12 +342,19 @@ build_guest_io() {
 	log "building $out"
 	gcc -static -O2 -std=gnu11 -Wall -Wextra -Wmissing-prototypes -Wstrict-prototypes \
 		-Wshadow -Wformat=2 -Wundef -Wwrite-strings -Wvla -Werror \
-		-o "$out.tmp" "$VRIO_GUEST_IO_SRC" ||
-		die "could not build guest-io (static glibc comes with libc6-dev)"
+		-o "$out.tmp" "$src" ||
+		die "could not build $(basename "$out") (static glibc comes with libc6-dev)"
 	mv -f "$out.tmp" "$out"
 }
 
-# guest_image DIR: makes sure DIR holds vmlinuz, initrd.cpio.gz and guest-io.
+# build_guest_io OUT: the guest-io program (block patterns).
+build_guest_io() { build_guest_prog "$1" "$VRIO_GUEST_IO_SRC"; }
+
+# build_guest_tcp OUT: the guest-tcp program (a checked TCP stream).
+build_guest_tcp() { build_guest_prog "$1" "$VRIO_GUEST_TCP_SRC"; }
+
+# guest_image DIR: makes sure DIR holds vmlinuz, initrd.cpio.gz, guest-io and
+# guest-tcp.
 # Exits with VRIO_SKIP when the kernel package cannot be obtained.
 guest_image() {
 	local rc=0
