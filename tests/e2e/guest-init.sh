@@ -37,10 +37,19 @@
 #                                         answer a ping; vrio.deny, if given,
 #                                         must answer ARP but NOT a ping;
 #                                         linger vrio.linger seconds
+#                            tcp-server   eth0 at vrio.ip; its virtio feature
+#                                         bits; guest-tcp server on
+#                                         vrio.port (5001) for one run;
+#                                         ping vrio.peer; linger
+#                            tcp-client   eth0 at vrio.ip; its virtio feature
+#                                         bits; ping vrio.peer; guest-tcp
+#                                         client to vrio.peer:vrio.port for
+#                                         vrio.secs (8) over vrio.conns (1)
+#                                         connections; linger
 #   vrio.dev=/dev/vda  vrio.off=BYTES  vrio.len=BYTES  vrio.seed=N  vrio.secs=N
 #   vrio.writers=N
 #   vrio.ip=ADDR/LEN  vrio.peer=ADDR  vrio.bytes=N  vrio.linger=SECONDS
-#   vrio.deny=ADDR
+#   vrio.deny=ADDR  vrio.port=N  vrio.conns=N
 #
 # Every outcome is one console line "VRIO-RESULT: NAME key=value ... STATUS",
 # STATUS being "ok", "MISMATCH" or "ERROR ...": tests/e2e/run-guest.sh reads
@@ -262,6 +271,46 @@ run_net_acl() {
 	sleep "$(param linger 0)"
 }
 
+# net_features: the virtio feature bits eth0's device negotiated, bit 0
+# first (the driver's view: /sys/bus/virtio/devices/*/features).
+net_features() {
+	f=$(cat /sys/class/net/eth0/device/features 2>/dev/null) || {
+		result "net-features ERROR no /sys/class/net/eth0/device/features"
+		return 1
+	}
+	result "net-features features=$f ok"
+}
+
+run_tcp_server() {
+	peer=$(param peer "")
+	net_up && net_features || return 1
+	# Listening before the peer can reach us: its client retries for a
+	# while, but need not.
+	guest-tcp server "$(param port 5001)" 1 &
+	srv=$!
+	if ! ping_until "$peer" 60; then
+		result "net-ping peer=$peer ERROR no answer within 60 s"
+		kill "$srv"
+		return 1
+	fi
+	result "net-ping peer=$peer ok"
+	wait "$srv" || return 1
+	sleep "$(param linger 0)"
+}
+
+run_tcp_client() {
+	peer=$(param peer "")
+	net_up && net_features || return 1
+	if ! ping_until "$peer" 60; then
+		result "net-ping peer=$peer ERROR no answer within 60 s"
+		return 1
+	fi
+	result "net-ping peer=$peer ok"
+	guest-tcp client "$peer" "$(param port 5001)" "$(param secs 8)s" "$(param conns 1)" ||
+		return 1
+	sleep "$(param linger 0)"
+}
+
 # run_host_script: the host's root at /host with fresh /proc, /sys, /dev
 # and an empty /tmp and /run, the shared directory where the host has it.
 run_host_script() {
@@ -322,6 +371,8 @@ run_one() {
 	net-send) run_net_send ;;
 	net-isolated) run_net_isolated ;;
 	net-acl) run_net_acl ;;
+	tcp-server) run_tcp_server ;;
+	tcp-client) run_tcp_client ;;
 	*)
 		result "$1 ERROR unknown vrio.run"
 		return 1

@@ -11,7 +11,7 @@
 #                [--dev /dev/vda] [--log FILE] [--timeout SECONDS]
 #                [--share DIR --script FILE [--keep DIR]...] [--cpu MODEL]
 #                [--net-socket SOCK --mac MAC] [--param KEY=VALUE]... [--iommu]
-#                [--reconnect]
+#                [--reconnect] [--net-opts OPTS]
 #
 # --socket     vhost-user-blk socket (the backend listens, QEMU connects);
 #              without it the guest has no disk
@@ -35,6 +35,8 @@
 # --cpu        QEMU's -cpu (host binaries may need more than its default)
 # --net-socket a vhost-user-net socket: the guest gets a virtio-net NIC on
 #              it (MSI-X off: QEMU 7.2 under TCG needs vectors=0), with --mac
+# --net-opts   more properties of the virtio-net-pci device, comma-separated
+#              (e.g. csum=off,guest_csum=off: what the device offers)
 # --iommu      a vIOMMU: the q35 machine with intel-iommu (device-iotlb on),
 #              iommu_platform=on and ats=on on the vhost-user devices, and the
 #              guest booted with intel_iommu=on iommu.strict=1
@@ -66,6 +68,7 @@ keep=
 cpu=
 net_socket=
 mac=
+net_opts=
 params=
 iommu=0
 reconnect=
@@ -109,6 +112,7 @@ parse_args() {
 		--cpu) cpu=$2 ;;
 		--net-socket) net_socket=$2 ;;
 		--mac) mac=$2 ;;
+		--net-opts) net_opts=$2 ;;
 		--param) params+=" vrio.$2" ;;
 		*) usage ;;
 		esac
@@ -144,6 +148,8 @@ check_values() {
 	[[ -z $net_socket || $net_socket =~ ^/[A-Za-z0-9._/+-]+$ ]] ||
 		die "not a plain absolute path: $net_socket"
 	[[ -z $mac || $mac =~ ^([0-9a-f]{2}:){5}[0-9a-f]{2}$ ]] || die "bad --mac: $mac"
+	[[ -z $net_opts || $net_opts =~ ^[a-z0-9_-]+=[a-z0-9]+(,[a-z0-9_-]+=[a-z0-9]+)*$ ]] ||
+		die "bad --net-opts: $net_opts"
 	for n in $params; do
 		[[ $n =~ ^vrio\.[a-z]+=[A-Za-z0-9./:_-]+$ ]] || die "bad --param: ${n#vrio.}"
 	done
@@ -172,7 +178,7 @@ start_qemu() {
 	if [[ -n $net_socket ]]; then
 		extra+=(-chardev "socket,id=vn0,path=$net_socket"
 			-netdev vhost-user,id=n0,chardev=vn0
-			-device "virtio-net-pci,netdev=n0,mac=$mac,romfile=,vectors=0$dopt")
+			-device "virtio-net-pci,netdev=n0,mac=$mac,romfile=,vectors=0$dopt${net_opts:+,$net_opts}")
 	fi
 	append+=$params
 	if [[ -n $share ]]; then

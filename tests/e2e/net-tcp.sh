@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+#
+# net-tcp.sh BUILD_DIR: TCP throughput between two QEMU TCG guests on vrio
+# virtio-net ports, with the device's offloads on and off. The rack of
+# net-trunk (net-rack.sh: an io node and two compute nodes in network
+# namespaces), io0 and io1 both on the io node, one network:
+#
+#   guest A  host0, io0, lan   10.77.0.1   guest-tcp server (port 5001)
+#   guest B  host1, io0, lan   10.77.0.2   client, case "one": one io-server
+#   guest C  host1, io1, lan   10.77.0.3   client, case "trunk": every frame
+#                                          crosses the trunk io1 -> io0
+#
+# For each case, the guest pair boots twice: offloads "on" (QEMU's
+# virtio-net-pci defaults: whatever vrio's device offers) and "off" (QEMU
+# told to offer no checksum, TSO, ECN or UFO feature). The client streams
+# for SECS seconds and guest-tcp's server checks every byte (a pattern of
+# the offset); the test passes when each run's data arrives intact and the
+# server counted what the client sent. Throughput, retransmits and the
+# virtio feature bits each guest negotiated are printed, not asserted.
+#
+# Environment: VRIO_TCP_SECS (6), VRIO_TCP_CONNS (1), VRIO_TCP_ROUNDS (1;
+# more gives medians and per-round on/off ratios: tests/bench/net-tcp.sh),
+# VRIO_TCP_CASES ("one trunk"). Results in RUN/tcp.results, one line a
+# run: "round case offloads client_mbps server_mbps retrans".
+#
+# Exits 77 (SKIP) without root, network namespaces, QEMU or the guest kernel.
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../integration/rack.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/net-rack.sh"
+
+SECS=${VRIO_TCP_SECS:-6}
+CONNS=${VRIO_TCP_CONNS:-1}
+ROUNDS=${VRIO_TCP_ROUNDS:-1}
+CASES=${VRIO_TCP_CASES:-one trunk}
+OFF_OPTS=csum=off,guest_csum=off,host_tso4=off,host_tso6=off,guest_tso4=off,guest_tso6=off
+OFF_OPTS+=,host_ecn=off,guest_ecn=off,host_ufo=off,guest_ufo=off
+
+write_topology() {
+	HV_CTL=("$RUN/host0.ctl" "$RUN/host1.ctl")
+	cat >"$RUN/topology.yaml" <<EOT
+version: 1
+io_servers:
+  - name: io0
+    listen: 10.99.0.1:7400
+    metrics: 127.0.0.1:9400
+    control: $RUN/io0.ctl
+  - name: io1
+    listen: 10.99.0.1:7401
+    metrics: 127.0.0.1:9402
+    control: $RUN/io1.ctl
+hosts:
+  - name: host0
+    metrics: 127.0.0.1:9401
+    control: ${HV_CTL[0]}
+  - name: host1
+    metrics: 127.0.0.1:9401
+    control: ${HV_CTL[1]}
+devices:
+  - {name: vm-a-net, type: net, host: host0, io_server: io0, socket: $RUN/a.sock, mac: "52:54:00:77:00:01", network: lan}
+  - {name: vm-b-net, type: net, host: host1, io_server: io0, socket: $RUN/b.sock, mac: "52:54:00:77:00:02", network: lan}
+  - {name: vm-c-net, type: net, host: host1, io_server: io1, socket: $RUN/c.sock, mac: "52:54:00:77:00:03", network: lan}
+networks:
+  - name: lan
+EOT
+}
+
+start_daemons() {
+	local i
+	for i in 0 1; do
+		start_daemon "IO_PID$i" "vrio-ioserver-io$i" "$RUN/ioserver-io$i.log" \
+			ip netns exec "$IO_NS" "$VRIO_IOSERVER_BIN" --config "$RUN/topology.yaml" \
+			--node "io$i"
+	done
+	wait_for_socket "$RUN/io0.ctl" 20 "$IO_PID0" || fail "io0 serves no control socket"
+	wait_for_socket "$RUN/io1.ctl" 20 "$IO_PID1" || fail "io1 serves no control socket"
+	for i in 0 1; do
+		start_daemon "HV_PID$i" "vrio-localhv-host$i" "$RUN/localhv-host$i.log" \
+			ip netns exec "${HV_NS[i]}" "$VRIO_LOCALHV_BIN" --config "$RUN/topology.yaml" \
+			--node "host$i"
+	done
+	wait_for_socket "$RUN/a.sock" 20 "$HV_PID0" || fail "host0 serves no socket for vm-a-net"
+	wait_for_socket "$RUN/b.sock" 20 "$HV_PID1" || fail "host1 serves no socket for vm-b-net"
+	wait_for_socket "$RUN/c.sock" 20 "$HV_PID1" || fail "host1 serves no socket for vm-c-net"
+}
+
+io_metrics() { # N OUT
+	ip netns exec "$IO_NS" bash -c "source '$VRIO_ROOT/scripts/lib.sh'; vrio_metrics io$1 127.0.0.1:$((9400 + 2 * $1)) '$2'"
+}
+
+trunk_up() {
+	io_metrics 0 "$RUN/io0.metrics" >/dev/null 2>&1 &&
+		[[ $(metric_sum 'vrio_ioserver_trunk_up{peer="io1"}' <"$RUN/io0.metrics") == 1 ]]
+}
+
+# feature_names BITS: the names of the virtio-net feature bits set in a
+# sysfs features string (bit 0 first).
+feature_names() {
+	local bits=$1 i names=""
+	local -A name=([0]=CSUM [1]=GUEST_CSUM [2]=CTRL_GUEST_OFFLOADS [5]=MAC
+		[7]=GUEST_TSO4 [8]=GUEST_TSO6 [9]=GUEST_ECN [10]=GUEST_UFO
+		[11]=HOST_TSO4 [12]=HOST_TSO6 [13]=HOST_ECN [14]=HOST_UFO
+		[15]=MRG_RXBUF [16]=STATUS [17]=CTRL_VQ [18]=CTRL_RX [19]=CTRL_VLAN [20]=CTRL_RX_EXTRA
+		[21]=GUEST_ANNOUNCE [22]=MQ [23]=CTRL_MAC_ADDR [28]=INDIRECT_DESC
+		[29]=EVENT_IDX [32]=VERSION_1 [33]=ACCESS_PLATFORM)
+	for ((i = 0; i < ${#bits}; i++)); do
+		[[ ${bits:i:1} == 1 ]] && names+=" ${name[$i]:-bit$i}"
+	done
+	echo "${names# }"
+}
+
+# one_run ROUND CASE OFFLOADS: guest A serves, the case's client sends;
+# appends a line to RUN/tcp.results.
+one_run() {
+	local round=$1 kase=$2 offl=$3 client mac ip pid rc=0 line sline sent got m g
+	local tag=$kase-$offl-$round
+	case $kase in
+	one) client=b mac=52:54:00:77:00:02 ip=10.77.0.2 ;;
+	trunk) client=c mac=52:54:00:77:00:03 ip=10.77.0.3 ;;
+	*) die "unknown case $kase" ;;
+	esac
+	# shellcheck disable=SC2034 # read by net-rack.sh's guest
+	if [[ $offl == off ]]; then NET_OPTS=$OFF_OPTS; else NET_OPTS=; fi
+	PIDS=()
+	guest "a-$tag" "${HV_NS[0]}" "$RUN/a.sock" 52:54:00:77:00:01 tcp-server ip=10.77.0.1/24 \
+		peer="$ip" port=5001 linger=1
+	guest "$client-$tag" "${HV_NS[1]}" "$RUN/$client.sock" "$mac" tcp-client "ip=$ip/24" \
+		peer=10.77.0.1 port=5001 "secs=$SECS" "conns=$CONNS" linger=1
+	for pid in "${PIDS[@]}"; do
+		wait "$pid" || rc=1
+		untrack_pid "$pid"
+	done
+	((rc == 0)) || {
+		cat "$RUN/results-a-$tag" "$RUN/results-$client-$tag" >&2 || true
+		fail "$kase, offloads $offl: a guest failed (consoles in $RUN)"
+	}
+	line=$(result_of "$client-$tag" tcp-client)
+	sline=$(result_of "a-$tag" tcp-server)
+	[[ $line == *' ok' && $sline == *' ok' ]] ||
+		fail "$kase, offloads $offl: client '$line', server '$sline'"
+	sent=$(result_field "$line" bytes)
+	got=$(result_field "$sline" bytes)
+	((sent > 0 && sent == got)) || fail "$kase, offloads $offl: sent $sent bytes, received $got"
+	FEAT_A=$(result_field "$(result_of "a-$tag" net-features)" features)
+	FEAT_C=$(result_field "$(result_of "$client-$tag" net-features)" features)
+	m=$(result_field "$line" mbps)
+	g=$(result_field "$sline" mbps)
+	echo "$round $kase $offl $m $g $(result_field "$line" retrans)" >>"$RUN/tcp.results"
+	log "round $round, $kase io-server(s), offloads $offl: $m Mbit/s ($sent bytes in" \
+		"$(result_field "$line" secs) s, checked by the receiver), $(result_field "$line" retrans) retransmits"
+	log "  features: A $(feature_names "$FEAT_A")"
+	log "  features: $client $(feature_names "$FEAT_C")"
+	echo "$kase $offl $FEAT_A $FEAT_C" >>"$RUN/tcp.features"
+}
+
+summary() {
+	local kase offl f ratios
+	for kase in $CASES; do
+		for offl in on off; do
+			f=$RUN/tcp.$kase.$offl
+			awk -v k="$kase" -v o="$offl" '$2 == k && $3 == o' "$RUN/tcp.results" >"$f"
+			echo "net-tcp: $kase $offl: median $(median_col 4 "$f") Mbit/s over $(wc -l <"$f")" \
+				"runs ($(cut -d' ' -f4 "$f" | tr '\n' ' ' | sed 's/ $//'))," \
+				"retransmits $(cut -d' ' -f6 "$f" | tr '\n' ' ' | sed 's/ $//')"
+		done
+		ratios=$(paste -d' ' "$RUN/tcp.$kase.on" "$RUN/tcp.$kase.off" |
+			awk '{ printf "%.2f ", $4 / $10 }')
+		echo "net-tcp: $kase on/off per round: $ratios(median $(median_ratio 4 \
+			"$RUN/tcp.$kase.on" "$RUN/tcp.$kase.off"))"
+	done
+}
+
+main() {
+	[[ $# -eq 1 ]] || die "usage: $0 BUILD_DIR"
+	local build r kase offl i m
+	build=$(cd "$1" && pwd)
+	[[ $SECS =~ ^[1-9][0-9]*$ && $CONNS =~ ^[1-9][0-9]*$ && $ROUNDS =~ ^[1-9][0-9]*$ ]] ||
+		die "VRIO_TCP_SECS, VRIO_TCP_CONNS and VRIO_TCP_ROUNDS are positive integers"
+	vrio_binaries "$build" || skip "daemons not built in $build"
+	have_cmd qemu-system-x86_64 || skip "qemu-system-x86_64 not installed (qemu-system-x86)"
+	GUEST=$build/tests/e2e/guest
+	guest_image "$GUEST"
+	make_tmpdir RUN
+	rack
+	write_topology
+	start_daemons
+	wait_until 20 trunk_up || fail "the trunk io0 -> io1 did not come up"
+
+	: >"$RUN/tcp.results"
+	for ((r = 1; r <= ROUNDS; r++)); do
+		for kase in $CASES; do
+			for offl in on off; do
+				one_run "$r" "$kase" "$offl"
+			done
+		done
+	done
+	summary
+
+	for i in 0 1; do
+		io_metrics "$i" "$RUN/io$i.metrics" || fail "no io$i metrics"
+	done
+	if [[ " $CASES " == *" trunk "* ]]; then
+		# Each trunk run carries at least the client's SECS of data.
+		m=$(metric_sum 'vrio_ioserver_trunk_bytes_total{peer="io1",direction="in"}' <"$RUN/io0.metrics")
+		((m > 1000000)) || fail "io0 counted only $m bytes in from io1: the trunk case did not cross it"
+	fi
+	vrio_stop vrio-localhv-host0 "$HV_PID0" "$RUN/localhv-host0.log" || fail "host0's local-hv did not stop cleanly"
+	vrio_stop vrio-localhv-host1 "$HV_PID1" "$RUN/localhv-host1.log" || fail "host1's local-hv did not stop cleanly"
+	for i in 0 1; do
+		vrio_stop "vrio-ioserver-io$i" "$(eval echo "\$IO_PID$i")" "$RUN/ioserver-io$i.log" ||
+			fail "io$i did not stop cleanly"
+	done
+	echo "PASS: e2e/net-tcp"
+}
+
+lib_traps
+trap rack_netns_cleanup EXIT
+main "$@"
