@@ -201,6 +201,13 @@ main() {
 
 	for i in 0 1; do
 		io_metrics "$i" "$RUN/io$i.metrics" || fail "no io$i metrics"
+		ip netns exec "${HV_NS[i]}" bash -c "source '$VRIO_ROOT/scripts/lib.sh'; vrio_metrics host$i 127.0.0.1:9401 '$RUN/host$i.metrics'" ||
+			fail "no host$i metrics"
+	done
+	# Where the retransmitted segments were lost, as far as vrio counts.
+	for i in io0 io1 host0 host1; do
+		grep -E '^vrio_[a-z]+_(net|switch|trunk)_drops_total\{' "$RUN/$i.metrics" |
+			awk -v d="$i" '$2 > 0 { print "net-tcp: drops on " d ": " $0 }'
 	done
 	if [[ " $CASES " == *" trunk "* ]]; then
 		# Each trunk run carries at least the client's SECS of data.
