@@ -1923,7 +1923,7 @@ static void topo_stages_free(struct vrio_topo_device *d)
 enum {
 	DEV_NAME, DEV_TYPE, DEV_HOST, DEV_IO_SERVER, DEV_SOCKET, DEV_QUEUES, DEV_QUEUE_SIZE,
 	DEV_READ_ONLY, DEV_BACKEND, DEV_MAC, DEV_NETWORK, DEV_IOMMU, DEV_INTERPOSE, DEV_STANDBY,
-	N_DEV_KEYS
+	DEV_COALESCE, N_DEV_KEYS
 };
 
 #define F(field) offsetof(struct vrio_topo_device, field)
@@ -1942,6 +1942,8 @@ static const struct topo_key device_keys[N_DEV_KEYS] = {
 	[DEV_IOMMU] = { "iommu", topo_p_iommu, 0, 0, 0, KEY_BLK },
 	[DEV_INTERPOSE] = { "interpose", topo_p_interpose, 0, 0, 0, 0 },
 	[DEV_STANDBY] = { "standby", topo_p_ref, 0, 0, 0, KEY_BLK },
+	[DEV_COALESCE] = { "coalesce_us", topo_p_uint, F(coalesce_us), 0, VRIO_COALESCE_US_MAX,
+			   KEY_BLK },
 };
 #undef F
 
@@ -1969,6 +1971,7 @@ static int topo_device(struct topo_ctx *c, const yaml_node_t *map)
 	d->queue_size = 256;
 	d->iommu_batch = 32;
 	d->iommu_delay_ms = 10;
+	d->coalesce_us = VRIO_COALESCE_US_DEFAULT;
 
 	ret = topo_walk(c, map, "device", device_keys, N_DEV_KEYS, d, seen);
 	if (ret)

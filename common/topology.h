@@ -217,6 +217,9 @@ const char *vrio_stage_kind_name(enum vrio_stage_kind k);
 /* Same kind and the same settings. */
 bool vrio_topo_stage_equal(const struct vrio_topo_stage *a, const struct vrio_topo_stage *b);
 
+#define VRIO_COALESCE_US_MAX 100
+#define VRIO_COALESCE_US_DEFAULT 0
+
 struct vrio_topo_device {
 	char *name;
 	enum vrio_dev_type type;
@@ -236,6 +239,9 @@ struct vrio_topo_device {
 	bool iommu_deferred;	/* default false: strict */
 	unsigned iommu_batch;	/* deferred: at most this many pending, default 32 */
 	unsigned iommu_delay_ms;	/* deferred: or this old, default 10 */
+	/* blk: how long local-hv may hold a guest interrupt for more
+	 * completions (coalesce_us:, 0..VRIO_COALESCE_US_MAX; 0: off). */
+	unsigned coalesce_us;
 	struct vrio_topo_stage *stages;	/* interpose:, in order */
 	unsigned n_stages;
 	unsigned line, col;

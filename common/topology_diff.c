@@ -390,6 +390,7 @@ static const struct diff_key device_keys[] = {
 	{ "read_only", DEV(read_only), same_bool, show_bool, VRIO_LIVE_READ_ONLY },
 	{ "iommu", 0, same_iommu, show_iommu, VRIO_LIVE_IOMMU },
 	{ "interpose", 0, same_interpose, show_interpose, VRIO_LIVE_INTERPOSE },
+	{ "coalesce_us", DEV(coalesce_us), same_uint, show_uint, VRIO_LIVE_COALESCE },
 };
 #undef DEV
 
@@ -400,6 +401,7 @@ static const struct {
 	{ VRIO_LIVE_READ_ONLY, "read_only" },
 	{ VRIO_LIVE_IOMMU, "iommu" },
 	{ VRIO_LIVE_INTERPOSE, "interpose" },
+	{ VRIO_LIVE_COALESCE, "coalesce_us" },
 };
 
 /* The computation. */

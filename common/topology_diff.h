@@ -20,7 +20,7 @@
  *   network needs a re-attach and is REFUSED (one entry per key; a change of
  *   type is reported alone). A device whose host or io_server changes leaves
  *   one node's part for another's: both refuse it. read_only, iommu
- *   (policy, batch, delay_ms) and interpose (the chain) change live: one LIVE entry with the bitmask
+ *   (policy, batch, delay_ms), interpose (the chain) and coalesce_us change live: one LIVE entry with the bitmask
  *   of the keys. A device in both files, outside the part in both, is
  *   ignored.
  * - For an io_server: a network its net devices use in both files whose mtu,
@@ -67,6 +67,7 @@ enum vrio_topo_live_key {
 	VRIO_LIVE_READ_ONLY = 1u << 0,
 	VRIO_LIVE_IOMMU = 1u << 1,	/* policy, batch or delay_ms */
 	VRIO_LIVE_INTERPOSE = 1u << 2,	/* the chain of stages */
+	VRIO_LIVE_COALESCE = 1u << 3,	/* coalesce_us (local-hv's) */
 };
 
 struct vrio_topo_change {

@@ -89,7 +89,8 @@ static int check_live(struct ios_server *srv, const struct vrio_topo_diff *diff,
 		if (c->kind != VRIO_CHANGE_LIVE)
 			continue;
 		d = ios_device_find(srv, c->new_dev->name);
-		if (d && d->ops->reconfigure && d->ops->reconfigure(d, c->new_dev, false, why, n) < 0)
+		if (d && d->ops->reconfigure && (c->keys & VRIO_LIVE_READ_ONLY) &&
+		    d->ops->reconfigure(d, c->new_dev, false, why, n) < 0)
 			return -EPERM;
 	}
 	return 0;
@@ -157,7 +158,9 @@ static void apply(struct ios_server *srv, const struct vrio_topo_diff *diff,
 			ios_device_remove(srv, d);
 		} else if (c->kind == VRIO_CHANGE_LIVE) {
 			d = ios_device_find(srv, c->new_dev->name);
-			if (d && d->ops->reconfigure)
+			/* Other live keys are local-hv's (coalesce_us) or
+			 * handled below (interpose). */
+			if (d && d->ops->reconfigure && (c->keys & VRIO_LIVE_READ_ONLY))
 				d->ops->reconfigure(d, c->new_dev, true, why, sizeof(why));
 			if (d && chains[i]) {
 				ios_chain_commit(d, chains[i] == IOS_CHAIN_NONE ? NULL : chains[i]);

@@ -19,6 +19,7 @@
 
 #include "localhv.h"
 #include "log.h"
+#include "topology_diff.h"
 
 static void cmd_link(struct lhv *l, void *arg)
 {
@@ -80,6 +81,7 @@ int lhv_dev_add(struct lhv *l, const struct vrio_topo_device *t)
 	snprintf(d->socket, sizeof(d->socket), "%s", t->socket);
 	d->type = t->type;
 	d->queue_size = t->queue_size;
+	d->coalesce_ns = (uint64_t)t->coalesce_us * 1000;
 	d->conn_vid = -1;
 	d->vid = -1;
 	d->iommu.slave_fd = -1;
@@ -132,28 +134,37 @@ void lhv_dev_remove(struct lhv *l, struct lhv_dev *d)
 	dev_free(l, d);
 }
 
-struct iommu_cfg {
+struct dev_cfg {
 	struct lhv_dev *d;
 	const struct vrio_topo_device *td;
+	unsigned keys;		/* enum vrio_topo_live_key */
 };
 
-static void cmd_iommu(struct lhv *l, void *arg)
+static void cmd_reconfigure(struct lhv *l, void *arg)
 {
-	struct iommu_cfg *c = arg;
+	struct dev_cfg *c = arg;
 
-	lhv_iommu_configure(&c->d->iommu, c->td);
+	if (c->keys & VRIO_LIVE_IOMMU)
+		lhv_iommu_configure(&c->d->iommu, c->td);
+	if (c->keys & VRIO_LIVE_COALESCE)
+		c->d->coalesce_ns = (uint64_t)c->td->coalesce_us * 1000;
 }
 
-void lhv_dev_reconfigure(struct lhv *l, struct lhv_dev *d, const struct vrio_topo_device *td)
+void lhv_dev_reconfigure(struct lhv *l, struct lhv_dev *d, const struct vrio_topo_device *td,
+			 unsigned keys)
 {
-	struct iommu_cfg c = { d, td };
+	struct dev_cfg c = { d, td, keys & (VRIO_LIVE_IOMMU | VRIO_LIVE_COALESCE) };
 
-	if (d->type == VRIO_DEV_NET)
+	if (d->type == VRIO_DEV_NET || !c.keys)
 		return;	/* rte_vhost's IOTLB has no policy to change */
-	lhv_poller_call(l, cmd_iommu, &c);
-	VRIO_NOTICE("%s: vIOMMU invalidations now %s (batch %u, %u ms)", d->name,
-		    td->iommu_deferred ? "deferred" : "strict", td->iommu_batch,
-		    td->iommu_delay_ms);
+	lhv_poller_call(l, cmd_reconfigure, &c);
+	if (c.keys & VRIO_LIVE_IOMMU)
+		VRIO_NOTICE("%s: vIOMMU invalidations now %s (batch %u, %u ms)", d->name,
+			    td->iommu_deferred ? "deferred" : "strict", td->iommu_batch,
+			    td->iommu_delay_ms);
+	if (c.keys & VRIO_LIVE_COALESCE)
+		VRIO_NOTICE("%s: guest interrupts now held up to %u us (coalesce_us)", d->name,
+			    td->coalesce_us);
 }
 
 unsigned lhv_devs_register(struct lhv *l)

@@ -25,6 +25,7 @@
 #include "iommu.h"
 #include "lease.h"
 #include "metrics.h"
+#include "notify.h"
 #include "reload.h"
 #include "topology.h"
 #include "transport.h"
@@ -70,8 +71,7 @@ struct lhv_vq {
 	bool armed;		/* kicks enabled, kickfd in epoll */
 	uint16_t last_avail;
 	uint16_t used_idx;	/* our copy of used->idx */
-	uint16_t signalled_used;
-	bool signalled_valid;
+	struct lhv_notify note;	/* the guest's interrupts (notify.h) */
 	unsigned inflight;
 	unsigned unsent;	/* slots busy and unsent, not counted in inflight */
 	bool track;		/* the frontend keeps an inflight region for it */
@@ -114,8 +114,10 @@ struct lhv_dev_ops {
 	/* Poller: a frame from the io-server; -errno: the peer sent garbage. */
 	int (*frame)(struct lhv *l, struct lhv_dev *d, const struct vrio_frame *f,
 		     const void *payload);
-	/* Poller, after each round: publish to the guest, notify it. */
-	void (*notify)(struct lhv_dev *d, struct lhv_vq *q);
+	/* Poller, after each round (now: the round's start): publish to the
+	 * guest, notify it. True if an interrupt is held for a later round
+	 * (notify.h): the poller must not sleep before it goes. */
+	bool (*notify)(struct lhv_dev *d, struct lhv_vq *q, uint64_t now);
 	/* Poller: guest kicks on or off; true if work slipped in meanwhile. */
 	bool (*kicks)(struct lhv_dev *d, struct lhv_vq *q, bool enable);
 	/* Optional, poller: the connection is back; send in-flight work again. */
@@ -222,6 +224,9 @@ struct lhv_dev {
 	uint16_t epoch;			/* per start; high half of frame ids */
 	uint64_t features;		/* negotiated */
 	bool event_idx, indirect;
+	/* Poller: how long a due interrupt may wait for more completions
+	 * (coalesce_us; 0: never), event-idx guests only (notify.h). */
+	uint64_t coalesce_ns;
 	struct lhv_gmem mem;
 	unsigned nvq;
 	struct lhv_vq vq[LHV_MAX_QUEUES];
@@ -460,8 +465,9 @@ int lhv_dev_add(struct lhv *l, const struct vrio_topo_device *td);
  * finished), detaches it at the io-server and frees it. */
 void lhv_dev_remove(struct lhv *l, struct lhv_dev *d);
 struct lhv_dev *lhv_dev_find(struct lhv *l, const char *name);
-/* A live change (reload): the vIOMMU policy. */
-void lhv_dev_reconfigure(struct lhv *l, struct lhv_dev *d, const struct vrio_topo_device *td);
+/* Control thread: apply a reload's live keys (enum vrio_topo_live_key). */
+void lhv_dev_reconfigure(struct lhv *l, struct lhv_dev *d, const struct vrio_topo_device *td,
+			 unsigned keys);
 /* Opens the sockets of devices the io-server has described. Returns the
  * devices still waiting for their first answer. */
 unsigned lhv_devs_register(struct lhv *l);

@@ -236,11 +236,13 @@ void lhv_net_flush(struct lhv_dev *d)
 	d->n_rx = 0;
 }
 
-static void net_notify(struct lhv_dev *d, struct lhv_vq *q)
+static bool net_notify(struct lhv_dev *d, struct lhv_vq *q, uint64_t now)
 {
+	(void)now;
 	/* rte_vhost signals the guest from its enqueue and dequeue. */
 	if (q == &d->vq[NET_RXQ])
 		lhv_net_flush(d);
+	return false;
 }
 
 static bool net_kicks(struct lhv_dev *d, struct lhv_vq *q, bool enable)

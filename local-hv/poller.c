@@ -161,9 +161,10 @@ static int poll_devices(struct lhv *l, uint64_t now)
 	return work;
 }
 
-static void notify_devices(struct lhv *l)
+/* Returns the queues whose interrupt is held for a later round. */
+static unsigned notify_devices(struct lhv *l, uint64_t now)
 {
-	unsigned i = 0, qi;
+	unsigned i = 0, qi, held = 0;
 	struct lhv_dev *d;
 	int st;
 
@@ -173,8 +174,9 @@ static void notify_devices(struct lhv *l)
 			continue;
 		for (qi = 0; qi < d->nvq; qi++)
 			if (d->vq[qi].active)
-				d->ops->notify(d, &d->vq[qi]);
+				held += d->ops->notify(d, &d->vq[qi], now);
 	}
+	return held;
 }
 
 /* Turn kicks on everywhere; true if a guest posted work meanwhile (none
@@ -261,7 +263,7 @@ static void *poller_main(void *arg)
 {
 	struct lhv *l = arg;
 	uint64_t now, last_work = vrio_now_ns(), t0;
-	unsigned u, nups;
+	unsigned u, nups, held;
 	int work;
 
 	while (!__atomic_load_n(&l->stop, __ATOMIC_ACQUIRE)) {
@@ -283,7 +285,7 @@ static void *poller_main(void *arg)
 		work += poll_devices(l, now);
 		for (u = 0; u < nups; u++)
 			lhv_up_flush(l->ups[u]);
-		notify_devices(l);
+		held = notify_devices(l, t0);
 		now = vrio_now_ns();
 		if (work) {
 			last_work = now;
@@ -291,6 +293,12 @@ static void *poller_main(void *arg)
 			continue;
 		}
 		vrio_counter_add(&l->st.idle_ns, now - t0);
+		if (held) {
+			/* An interrupt waits at most coalesce_us for more
+			 * completions: come round again without giving the
+			 * core away, so that the bound holds. */
+			continue;
+		}
 		if (now - last_work < SPIN_NS) {
 			/* Spin politely: the guest's vCPU or the io-server may be
 			 * waiting for this core. */

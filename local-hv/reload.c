@@ -60,9 +60,8 @@ static void apply(struct lhv *l, const struct vrio_topo_diff *diff)
 		c = &diff->v[i];
 		if (c->kind == VRIO_CHANGE_REMOVED && (d = lhv_dev_find(l, c->old_dev->name)))
 			lhv_dev_remove(l, d);
-		else if (c->kind == VRIO_CHANGE_LIVE && (c->keys & VRIO_LIVE_IOMMU) &&
-			 (d = lhv_dev_find(l, c->new_dev->name)))
-			lhv_dev_reconfigure(l, d, c->new_dev);
+		else if (c->kind == VRIO_CHANGE_LIVE && (d = lhv_dev_find(l, c->new_dev->name)))
+			lhv_dev_reconfigure(l, d, c->new_dev, c->keys);
 	}
 }
 

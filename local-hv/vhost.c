@@ -188,7 +188,7 @@ static int setup_vq(struct lhv_dev *d, int vid, unsigned i)
 	q->callfd = vr.callfd;
 	q->last_avail = last_avail;
 	q->used_idx = last_used;
-	q->signalled_valid = false;
+	lhv_notify_reset(&q->note);
 	q->armed = false;
 	q->inflight = 0;
 	q->unsent = 0;

@@ -259,29 +259,27 @@ static int lhv_vq_complete(struct lhv *l, struct lhv_dev *d, const struct vrio_f
 	return 0;
 }
 
-static void lhv_vq_notify(struct lhv_dev *d, struct lhv_vq *q)
+static bool lhv_vq_notify(struct lhv_dev *d, struct lhv_vq *q, uint64_t now)
 {
-	uint16_t old = q->signalled_used, now = q->used_idx;
-	bool need;
+	struct lhv_notify_guest g = { .event_idx = d->event_idx };
+	enum lhv_notify_act act;
 
-	if (q->signalled_valid && old == now)
-		return;
+	if (q->note.signalled_valid && q->note.signalled_used == q->used_idx)
+		return false;
 	/* Our used->idx store must be visible before we read the driver's
 	 * suppression state, or both sides may decide not to act. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (d->event_idx) {
-		uint16_t ev = __atomic_load_n(&q->avail->ring[q->size], __ATOMIC_RELAXED);
-		need = !q->signalled_valid || vring_need_event(ev, now, old);
-	} else {
-		need = !(__atomic_load_n(&q->avail->flags, __ATOMIC_RELAXED) &
-			 VRING_AVAIL_F_NO_INTERRUPT);
-	}
-	q->signalled_used = now;
-	q->signalled_valid = true;
-	if (need && q->callfd >= 0) {
+	if (d->event_idx)
+		g.used_event = __atomic_load_n(&q->avail->ring[q->size], __ATOMIC_RELAXED);
+	else
+		g.no_interrupt = __atomic_load_n(&q->avail->flags, __ATOMIC_RELAXED) &
+				 VRING_AVAIL_F_NO_INTERRUPT;
+	act = lhv_notify_decide(&q->note, q->used_idx, &g, q->inflight, d->coalesce_ns, now);
+	if (act == LHV_NOTIFY_SEND && q->callfd >= 0) {
 		eventfd_write(q->callfd, 1);
 		vrio_counter_add(&d->st.irqs, 1);
 	}
+	return act == LHV_NOTIFY_HOLD;
 }
 
 static bool lhv_vq_kicks(struct lhv_dev *d, struct lhv_vq *q, bool enable)

@@ -21,10 +21,13 @@
 #               for this workload (aio=io_uring, an iothread: blk-lib.sh)
 #   qsd-default the same as it comes (aio=threads, main loop)
 #
+# VRIO_QDS="1 8 32" sets the queue depths (default 1 and 32).
 # VRIO_ONLY="tcp shm qsd" runs only the systems named. VRIO_BASE_BUILD=DIR
 # adds tcp-base and shm-base: the same racks from another build (main, say),
 # alternating with this build's round by round: an A/B of a change, with
-# ratios to tcp-base and shm-base.
+# ratios to tcp-base and shm-base. VRIO_COALESCE=US adds tcp-co and shm-co:
+# this build's racks with coalesce_us: US on their devices, alternating with
+# tcp and shm (coalesce_us as the default), with ratios to both.
 #
 # The host has no RDMA: with VRIO_BENCH_RDMA=1 the script then runs
 # tests/integration/blk-rdma.sh, which measures rdma and tcp inside a QEMU
@@ -37,6 +40,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/blk-lib.sh"
 
 SECS=${2:-5}
 ROUNDS=${3:-3}
+# The queue depths, each run for every system in every round.
+QDS=${VRIO_QDS:-1 32}
 unset VRIO_FAULTS
 
 declare -A SOCK PIDS METRICS STOP
@@ -70,7 +75,9 @@ vrio_system() {
 	[[ $name == *-base ]] && build=$VRIO_BASE_BUILD
 	mkdir -p "$run"
 	RACK_TRANSPORT=$2 RACK_DPDK_IO_EAL= RACK_DPDK_HV_EAL= RACK_IO_NS= RACK_HV_NS= RACK_TLS=
+	RACK_COALESCE=
 	[[ $name == tls ]] && RACK_TLS=psk
+	[[ $name == *-co ]] && RACK_COALESCE=$VRIO_COALESCE
 	[[ -n ${3:-} ]] && rack_dpdk_port "$run" "$3"
 	VRIO_LOG_PREFIX="transports ($name)" rack_up "$run" "$build"
 	BENCH=$BUILD/tools/vrio-bench
@@ -100,7 +107,8 @@ qsd_system() {
 
 # wanted SYSTEM: true unless VRIO_ONLY leaves it out.
 wanted() {
-	[[ -z ${VRIO_ONLY:-} || " $VRIO_ONLY " == *" ${1%-base} "* ]]
+	local base=${1%-base}
+	[[ -z ${VRIO_ONLY:-} || " $VRIO_ONLY " == *" ${base%-co} "* ]]
 }
 
 report() {
@@ -113,7 +121,8 @@ report() {
 	printf '\n'
 	local bases="qsd tcp"
 	[[ -z ${VRIO_BASE_BUILD:-} ]] || bases+=" tcp-base shm-base"
-	blk_report "$TMP" "1 32" "$bases" "${SYSTEMS[@]}"
+	[[ -z ${VRIO_COALESCE:-} ]] || bases+=" shm"
+	blk_report "$TMP" "$QDS" "$bases" "${SYSTEMS[@]}"
 }
 
 rdma_report() {
@@ -148,7 +157,7 @@ PY
 }
 
 main() {
-	local qd r sys t_start t_end
+	local qd r sys t_start t_end files
 	BUILD=$(cd "$1" && pwd)
 	BENCH=$BUILD/tools/vrio-bench
 	vrio_binaries "$BUILD" || die "build vrio first (cmake --build $BUILD)"
@@ -162,6 +171,10 @@ main() {
 		VRIO_BASE_BUILD=$(cd "$VRIO_BASE_BUILD" && pwd)
 		vrio_system tcp-base tcp
 		vrio_system shm-base shm
+	fi
+	if [[ -n ${VRIO_COALESCE:-} ]]; then
+		vrio_system tcp-co tcp
+		vrio_system shm-co shm
 	fi
 	if ! wanted dpdk-memif; then
 		:
@@ -195,7 +208,7 @@ main() {
 		T0[$sys]=$(cpu_ticks $(pids_of "$sys"))
 	done
 	t_start=$(date +%s.%N)
-	for qd in 1 32; do
+	for qd in $QDS; do
 		for ((r = 0; r < ROUNDS; r++)); do
 			for sys in "${SYSTEMS[@]}"; do
 				one_run "$sys" "$qd"
@@ -208,13 +221,15 @@ main() {
 	# off shows here.
 	printf '\nidle cost: CPU of each system while the others ran, in %% of one core\n'
 	for sys in "${SYSTEMS[@]}"; do
+		files=()
+		for qd in $QDS; do files+=("$TMP/$sys.$qd"); done
 		# shellcheck disable=SC2046 # a list of pids
 		python3 - "$sys" "${T0[$sys]}" "$(cpu_ticks $(pids_of "$sys"))" "$(getconf CLK_TCK)" \
-			"$t_start" "$t_end" "$SECS" "$ROUNDS" "$TMP/$sys.1" "$TMP/$sys.32" <<'PY'
+			"$t_start" "$t_end" "$SECS" "$ROUNDS" "${files[@]}" <<'PY'
 import json, sys
 name, t0, t1, hz, start, end, secs, rounds = sys.argv[1:9]
 own = sum(sum(json.loads(l)["cpu"].values()) for p in sys.argv[9:] for l in open(p))
-idle_wall = float(end) - float(start) - 2 * int(rounds) * float(secs)
+idle_wall = float(end) - float(start) - len(sys.argv[9:]) * int(rounds) * float(secs)
 idle_cpu = (int(t1) - int(t0)) / int(hz) - own
 print(f'{name:<11} {100 * max(idle_cpu, 0) / max(idle_wall, 1e-9):6.1f}%')
 PY

@@ -17,11 +17,12 @@
 # ("interval_ms: 100, dead_after_ms: 1500"). RACK_A_STAGE, when set, is
 # disk-a's one interposition stage ("throttle: {iops: 3000}"). RACK_TLS=psk
 # puts TLS 1.3 on io0's tcp listener (tls: {psk: true}) and gives host0 a
-# key_file in RUN_DIR.
+# key_file in RUN_DIR. RACK_COALESCE, when set, is both devices'
+# coalesce_us.
 
 rack_up() {
 	local run=$1 build=$2 transport=${RACK_TRANSPORT:-tcp} p_listen p_iom p_hvm
-	local io_dpdk="" hv_dpdk="" io_hb="" a_chain="" io_tls="" hv_key=""
+	local io_dpdk="" hv_dpdk="" io_hb="" a_chain="" io_tls="" hv_key="" co=""
 	vrio_binaries "$build" || skip "daemons not built in $build"
 	BENCH=$build/tools/vrio-bench
 	[[ -x $BENCH ]] || skip "vrio-bench not built in $build"
@@ -43,6 +44,7 @@ rack_up() {
 		hv_key="    key_file: $run/host0.key"
 		(umask 077; head -c 32 /dev/urandom >"$run/host0.key")
 	fi
+	[[ -n ${RACK_COALESCE:-} ]] && co="    coalesce_us: $RACK_COALESCE"
 	[[ -n ${RACK_A_STAGE:-} ]] && a_chain=$(printf '    interpose:\n      - %s' "$RACK_A_STAGE")
 	VRIO_IO_METRICS=127.0.0.1:$p_iom
 	VRIO_HV_METRICS=127.0.0.1:$p_hvm
@@ -77,6 +79,7 @@ devices:
     socket: $RACK_SOCK_A
     queues: 2
     backend: {file: $RACK_DISK_A, size: 64M}
+$co
 $a_chain
   - name: disk-b
     type: blk
@@ -85,6 +88,7 @@ $a_chain
     socket: $RACK_SOCK_B
     queues: 1
     backend: ${RACK_B_BACKEND:-{ram: 32M\}}
+$co
 EOT
 	VRIO_IO_WRAP=()
 	VRIO_HV_WRAP=()

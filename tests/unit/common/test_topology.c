@@ -252,7 +252,13 @@ static const struct bad_case bad_cases[] = {
 	{ "unknown device key", HDR BLK RAM "    colour: red\n",
 	  "topo.yaml:14:5: unknown key 'colour' in device (expected one of: name, type, host, "
 	  "io_server, socket, queues, queue_size, read_only, backend, mac, network, iommu, "
-	  "interpose, standby)" },
+	  "interpose, standby, coalesce_us)" },
+	{ "coalesce_us too long", HDR BLK RAM "    coalesce_us: 101\n",
+	  "topo.yaml:14:18: 'coalesce_us' must be between 0 and 100, got 101" },
+	{ "coalesce_us negative", HDR BLK RAM "    coalesce_us: -1\n",
+	  "topo.yaml:14:18: expected an integer for 'coalesce_us', got '-1'" },
+	{ "coalesce_us for a net device", HDR NET MAC LAN "    coalesce_us: 5\n" NETS,
+	  "topo.yaml:15:5: device 'd0': 'coalesce_us' is only valid for blk devices" },
 	{ "standby not an io_server", HDR BLK RAM "    standby: io9\n",
 	  "topo.yaml:14:14: device 'd0': standby 'io9' is not defined under io_servers" },
 	{ "standby the io_server itself", HDR BLK RAM "    standby: io0\n",

@@ -99,6 +99,8 @@ static const struct diff_case diff_cases[] = {
 	{ "the same chain", HEAD BLKE("d0", "    interpose:\n      - throttle: {iops: 1, bps: 1M}\n"),
 	  HEAD BLKE("d0", "    interpose:\n      - throttle: {bps: 1024K, iops: 1}\n"), IOS, "io0",
 	  "", 1, NULL, "" },
+	{ "coalesce_us", HEAD BLK("d0"), HEAD BLKE("d0", "    coalesce_us: 8\n"), HOST, "host0",
+	  "live d0 coalesce_us", 0, NULL, "" },
 	{ "read_only and iommu", HEAD BLK("d0"),
 	  HEAD BLKE("d0", "    read_only: true\n    iommu: {delay_ms: 5}\n"), IOS, "io0",
 	  "live d0 read_only+iommu", 0, NULL, "" },
@@ -477,6 +479,7 @@ static void test_names(void **state)
 {
 	assert_string_equal(vrio_topo_live_key_name(VRIO_LIVE_READ_ONLY), "read_only");
 	assert_string_equal(vrio_topo_live_key_name(VRIO_LIVE_IOMMU), "iommu");
+	assert_string_equal(vrio_topo_live_key_name(VRIO_LIVE_COALESCE), "coalesce_us");
 	assert_string_equal(vrio_topo_live_key_name(VRIO_LIVE_READ_ONLY | VRIO_LIVE_IOMMU),
 			    "unknown");
 	assert_string_equal(vrio_topo_live_key_name(0), "unknown");
