@@ -21,11 +21,11 @@
 
 #include "addr.h"
 #include "ctl.h"
+#include "http.h"
 #include "log.h"
 #include "topology.h"
 
 #define METRICS_TIMEOUT_MS 5000
-#define METRICS_MAX_BYTES  (64u << 20)
 #define CTL_DEFAULT_CONFIG "/etc/vrio/topology.yaml"
 
 static void usage(FILE *f)
@@ -236,209 +236,27 @@ static int cmd_show(int argc, char **argv)
 	return 0;
 }
 
-static int remaining_ms(uint64_t deadline)
-{
-	uint64_t now = vrio_now_ns();
-
-	return now >= deadline ? 0 : (int)((deadline - now) / 1000000 + 1);
-}
-
-/* Wait for fd to become ready for `events` before the deadline. */
-static int wait_fd(int fd, short events, uint64_t deadline)
-{
-	struct pollfd p = { .fd = fd, .events = events };
-
-	for (;;) {
-		int ms = remaining_ms(deadline);
-		int n;
-
-		if (ms == 0)
-			return -ETIMEDOUT;
-		n = poll(&p, 1, ms);
-		if (n > 0)
-			return 0;
-		if (n == 0)
-			return -ETIMEDOUT;
-		if (errno != EINTR)
-			return -errno;
-	}
-}
-
-static int http_connect(const char *addr, uint64_t deadline, int *out)
-{
-	struct sockaddr_storage ss;
-	socklen_t sslen, len;
-	int fd, ret, soerr;
-
-	if (vrio_parse_hostport(addr, &ss, &sslen) < 0) {
-		fprintf(stderr, "vrioctl: '%s': expected HOST:PORT\n", addr);
-		return -EINVAL;
-	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		ret = -errno;
-		fprintf(stderr, "vrioctl: %s: socket: %s\n", addr, strerror(-ret));
-		return ret;
-	}
-	if (connect(fd, (struct sockaddr *)&ss, sslen) < 0) {
-		if (errno != EINPROGRESS) {
-			ret = -errno;
-			goto err;
-		}
-		ret = wait_fd(fd, POLLOUT, deadline);
-		if (ret < 0)
-			goto err;
-		len = sizeof(soerr);
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0) {
-			ret = -errno;
-			goto err;
-		}
-		if (soerr) {
-			ret = -soerr;
-			goto err;
-		}
-	}
-	*out = fd;
-	return 0;
-err:
-	fprintf(stderr, "vrioctl: %s: connect: %s\n", addr, strerror(-ret));
-	close(fd);
-	return ret;
-}
-
-static int send_all(int fd, const char *buf, size_t len, uint64_t deadline)
-{
-	while (len > 0) {
-		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN)
-				return -errno;
-			n = wait_fd(fd, POLLOUT, deadline);
-			if (n < 0)
-				return (int)n;
-			continue;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* Read until the peer closes; the response ends with NUL for parsing. */
-static int http_recv(int fd, char **out, size_t *outlen, uint64_t deadline)
-{
-	size_t len = 0, cap = 0;
-	char *buf = NULL, *nbuf;
-	int ret;
-
-	for (;;) {
-		ssize_t n;
-
-		if (cap - len < 4096) {
-			if (cap >= METRICS_MAX_BYTES) {
-				ret = -EFBIG;
-				goto err;
-			}
-			cap = cap ? cap * 2 : 65536;
-			nbuf = realloc(buf, cap);
-			if (!nbuf) {
-				ret = -ENOMEM;
-				goto err;
-			}
-			buf = nbuf;
-		}
-		n = recv(fd, buf + len, cap - len - 1, 0);
-		if (n > 0) {
-			len += (size_t)n;
-			continue;
-		}
-		if (n == 0)
-			break;
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN) {
-			ret = -errno;
-			goto err;
-		}
-		ret = wait_fd(fd, POLLIN, deadline);
-		if (ret < 0)
-			goto err;
-	}
-	buf[len] = '\0';
-	*out = buf;
-	*outlen = len;
-	return 0;
-err:
-	free(buf);
-	return ret;
-}
-
 static int cmd_metrics(int argc, char **argv)
 {
-	uint64_t deadline = vrio_now_ns() + (uint64_t)METRICS_TIMEOUT_MS * 1000000;
-	const char *addr, *body, *eol;
-	char req[512], *resp = NULL;
-	int fd = -1, n, ret, status;
+	char *body = NULL, err[256];
 	size_t len = 0;
 
 	if (argc != 1) {
 		usage(stderr);
 		return 2;
 	}
-	addr = argv[0];
-	if (http_connect(addr, deadline, &fd) < 0)
-		return 1;
-	n = snprintf(req, sizeof(req),
-		     "GET /metrics HTTP/1.0\r\nHost: %s\r\nAccept: text/plain\r\nUser-Agent: vrioctl\r\n\r\n",
-		     addr);
-	if (n < 0 || (size_t)n >= sizeof(req)) {
-		fprintf(stderr, "vrioctl: '%s': address too long\n", addr);
-		close(fd);
+	if (vrio_http_get(argv[0], "/metrics", METRICS_TIMEOUT_MS, &body, &len, err,
+			  sizeof(err)) < 0) {
+		fprintf(stderr, "vrioctl: %s\n", err);
 		return 1;
 	}
-	ret = send_all(fd, req, (size_t)n, deadline);
-	if (ret == 0)
-		ret = http_recv(fd, &resp, &len, deadline);
-	close(fd);
-	if (ret == -ETIMEDOUT) {
-		fprintf(stderr, "vrioctl: %s: no complete answer within %d s\n", addr,
-			METRICS_TIMEOUT_MS / 1000);
-		return 1;
-	}
-	if (ret < 0) {
-		fprintf(stderr, "vrioctl: %s: %s\n", addr, strerror(-ret));
-		return 1;
-	}
-
-	if (sscanf(resp, "HTTP/%*d.%*d %d", &status) != 1) {
-		fprintf(stderr, "vrioctl: %s: not an HTTP response\n", addr);
-		goto fail;
-	}
-	if (status != 200) {
-		eol = strpbrk(resp, "\r\n");
-		fprintf(stderr, "vrioctl: %s: the server answered '%.*s'\n", addr,
-			(int)(eol ? eol - resp : 80), resp);
-		goto fail;
-	}
-	body = strstr(resp, "\r\n\r\n");
-	if (!body) {
-		fprintf(stderr, "vrioctl: %s: the response has no body\n", addr);
-		goto fail;
-	}
-	body += 4;
-	if (fwrite(body, 1, len - (size_t)(body - resp), stdout) != len - (size_t)(body - resp) ||
-	    fflush(stdout) != 0) {
+	if (fwrite(body, 1, len, stdout) != len || fflush(stdout) != 0) {
 		fprintf(stderr, "vrioctl: writing the metrics: %s\n", strerror(errno));
-		goto fail;
+		free(body);
+		return 1;
 	}
-	free(resp);
+	free(body);
 	return 0;
-fail:
-	free(resp);
-	return 1;
 }
 
 /*
@@ -600,7 +418,7 @@ static int ctl_connect(const char *path, uint64_t deadline, int *out)
 	/* A unix socket connects at once, or says EAGAIN while the backlog is full. */
 	while (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		ret = -errno;
-		if (ret == -EAGAIN && remaining_ms(deadline) > 0) {
+		if (ret == -EAGAIN && vrio_remaining_ms(deadline) > 0) {
 			poll(NULL, 0, 10);
 			continue;
 		}
@@ -646,7 +464,7 @@ static int ctl_recv_line(int fd, uint64_t deadline, char **out)
 		}
 		if (errno == EINTR)
 			continue;
-		ret = errno == EAGAIN ? wait_fd(fd, POLLIN, deadline) : -errno;
+		ret = errno == EAGAIN ? vrio_wait_fd(fd, POLLIN, deadline) : -errno;
 		if (ret < 0)
 			break;
 	}
@@ -680,9 +498,9 @@ static json_t *ctl_call(const char *path, const char *method, json_t *params, do
 	}
 	if (ctl_connect(path, deadline, &fd) < 0)
 		goto out;
-	ret = send_all(fd, text, strlen(text), deadline);
+	ret = vrio_send_all(fd, text, strlen(text), deadline);
 	if (ret == 0)
-		ret = send_all(fd, "\n", 1, deadline);
+		ret = vrio_send_all(fd, "\n", 1, deadline);
 	if (ret == 0)
 		ret = ctl_recv_line(fd, deadline, &line);
 	if (ret == -ETIMEDOUT)

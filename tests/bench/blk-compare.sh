@@ -17,7 +17,7 @@
 # machine. Prints medians over ROUNDS of IOPS, p50/p99, the CPU time per
 # I/O of each daemon (io-server, local-hv, qsd) and of the daemons
 # together, IOPS per busy io-server core, and each system's ratios to qsd;
-# then where vrio's time goes (blk_hops), and each daemon's CPU at rest.
+# then where vrio's time goes (vrio-bench --breakdown), and each daemon's CPU at rest.
 # QSD_STRONG_IOTHREAD tries other iothread options for the qsd row.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"

@@ -4,6 +4,8 @@
 # What the blk benchmarks share: one measured run of vrio-bench, the report
 # of many, and qemu-storage-daemon to compare with. Source after
 # scripts/lib.sh; set BENCH (vrio-bench) and SECS (seconds a run).
+# VRIO_BENCH_OPTS adds options to every measured run (such as
+# "--spin-us 0": a guest that sleeps for an interrupt at once).
 #
 # qemu-storage-daemon's configuration is one of:
 #
@@ -77,101 +79,34 @@ reactor_busy() {
 			END { printf "%.6f\n", s }'
 }
 
-# metrics_snap HOST:PORT FILE: the exposition of HOST:PORT into FILE.
-metrics_snap() {
-	http_get "$1" /metrics >"$2" || die "no metrics on $1"
-}
-
-# blk_hops IO0 IO1 HV0 HV1: the breakdown of the requests between two pairs of
-# snapshots of the io-server's and local-hv's expositions (metrics_snap), as
-# one JSON object: per hop the mean and the median (interpolated in its
-# histogram's bucket) in microseconds, and per request the guest interrupts
-# and each daemon's sleeps.
-blk_hops() {
-	python3 - "$@" <<'PY'
-import json, re, sys
-LINE = re.compile(r'^([a-z_]+)(?:\{(.*)\})?\s+(\S+)')
-def load(path):
-    m = {}
-    for l in open(path):
-        g = LINE.match(l)
-        if not g:
-            continue
-        lab = dict(re.findall(r'(\w+)="([^"]*)"', g.group(2) or ""))
-        lab.pop("device", None)
-        lab.pop("reactor", None)
-        k = (g.group(1), tuple(sorted(lab.items())))
-        m[k] = m.get(k, 0.0) + float(g.group(3))
-    return m
-io0, io1, hv0, hv1 = (load(p) for p in sys.argv[1:5])
-def delta(a, b, name, **lab):
-    k = (name, tuple(sorted(lab.items())))
-    return b.get(k, 0.0) - a.get(k, 0.0)
-def hist(a, b, name, **lab):
-    n = delta(a, b, name + "_count", **lab)
-    if n <= 0:
-        return None
-    mean = 1e6 * delta(a, b, name + "_sum", **lab) / n
-    want = set(lab.items())
-    buckets = sorted((float(dict(k[1])["le"]), b[k] - a.get(k, 0.0)) for k in b
-                     if k[0] == name + "_bucket" and want <= set(k[1]))
-    lo, prev, p50 = 0.0, 0.0, None
-    for le, c in buckets:
-        if c >= n / 2:
-            hi = le if le != float("inf") else lo * 2
-            p50 = 1e6 * (lo + (hi - lo) * (n / 2 - prev) / max(c - prev, 1))
-            break
-        lo, prev = le, c
-    return {"mean": mean, "p50": p50, "n": n}
-out = {}
-for h in ("submit", "complete"):
-    out["hv_" + h] = hist(hv0, hv1, "vrio_localhv_hop_seconds", hop=h)
-out["remote"] = hist(hv0, hv1, "vrio_localhv_request_latency_seconds")
-out["io_total"] = hist(io0, io1, "vrio_ioserver_request_latency_seconds")
-for h in ("queue", "backend", "respond"):
-    out["io_" + h] = hist(io0, io1, "vrio_ioserver_hop_seconds", hop=h)
-resp = delta(hv0, hv1, "vrio_localhv_responses_total")
-if resp > 0:
-    out["irqs_per_io"] = delta(hv0, hv1, "vrio_localhv_guest_interrupts_total") / resp
-    out["hv_sleeps_per_io"] = delta(hv0, hv1, "vrio_localhv_poller_wakeups_total") / resp
-    out["io_sleeps_per_io"] = delta(io0, io1, "vrio_ioserver_reactor_wakeups_total") / resp
-print(json.dumps(out))
-PY
-}
-
 # blk_run OUT SOCKET QD METRICS ROLE=PID...: 4 KiB random reads over the
 # first 64 MiB at queue depth QD for SECS, and appends to OUT one JSON line:
 # the bench's figures, the CPU seconds of each daemon (utime + stime of PID,
 # named ROLE) over the run, with METRICS (an io-server's HOST:PORT, or "")
 # its reactors' busy seconds, and with METRICS "IO_HOST:PORT,HV_HOST:PORT"
-# (local-hv's too) the breakdown (blk_hops).
+# (local-hv's too) the breakdown (vrio-bench --breakdown, as "hops").
 blk_run() {
-	local out=$1 sock=$2 qd=$3 metrics=$4 arg res b0=0 b1=0 hops="{}" hv=""
-	local -a roles=() pids=() t0=() t1=()
+	local out=$1 sock=$2 qd=$3 metrics=$4 arg res b0=0 b1=0
+	local -a roles=() pids=() t0=() t1=() bd=()
 	shift 4
 	for arg in "$@"; do
 		roles+=("${arg%%=*}")
 		pids+=("${arg#*=}")
 	done
 	if [[ $metrics == *,* ]]; then
-		hv=${metrics#*,}
+		bd=(--breakdown --metrics "$metrics")
 		metrics=${metrics%%,*}
-		metrics_snap "$metrics" "$out.io0"
-		metrics_snap "$hv" "$out.hv0"
 	fi
 	[[ -z $metrics ]] || b0=$(reactor_busy "$metrics") || die "no metrics on $metrics"
 	for arg in "${pids[@]}"; do t0+=("$(cpu_ticks "$arg")"); done
+	# shellcheck disable=SC2086 # options, split
 	res=$("$BENCH" --socket "$sock" --rw randread --bs 4096 --iodepth "$qd" \
-		--runtime "$SECS" --size 64M --json --quiet) || die "vrio-bench on $sock failed"
+		--runtime "$SECS" --size 64M --json --quiet "${bd[@]}" ${VRIO_BENCH_OPTS:-}) ||
+		die "vrio-bench on $sock failed"
 	for arg in "${pids[@]}"; do t1+=("$(cpu_ticks "$arg")"); done
 	[[ -z $metrics ]] || b1=$(reactor_busy "$metrics") || die "no metrics on $metrics"
-	if [[ -n $hv ]]; then
-		metrics_snap "$metrics" "$out.io1"
-		metrics_snap "$hv" "$out.hv1"
-		hops=$(blk_hops "$out.io0" "$out.io1" "$out.hv0" "$out.hv1")
-	fi
 	python3 - "$res" "$(getconf CLK_TCK)" "$b0" "$b1" "${roles[*]}" "${t0[*]}" "${t1[*]}" \
-		"$hops" >>"$out" <<'PY'
+		>>"$out" <<'PY'
 import json, sys
 r = json.loads(sys.argv[1])
 hz, b0, b1 = int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
@@ -182,7 +117,7 @@ print(json.dumps({
     "bench_cpu": r["cpu_user_s"] + r["cpu_sys_s"],
     "cpu": {k: (int(b) - int(a)) / hz for k, a, b in zip(roles, t0, t1)},
     "busy": b1 - b0, "lat_mean": r["lat_us"]["mean"],
-    "hops": json.loads(sys.argv[8]),
+    "hops": r.get("breakdown", {}),
 }))
 PY
 }
@@ -273,10 +208,8 @@ for base in bases:
                       for i in range(n)])
             print(f'{s:<12} qd {qd:>2}: IOPS {iops:.2f}x  p50 {p50:.2f}x  daemons CPU/IO {cpu:.2f}x'
                   + (f'  local-hv CPU/IO over {base}\'s {hv:.2f}x' if hv is not None else ""))
-# The breakdown (blk_hops): where a request's time goes, medians over the
-# rounds. Means add up to the bench's mean latency: "guest" is what neither
-# daemon saw (the kick reaching local-hv's poller, the used entry reaching
-# the guest), "wire" the transport both ways and the pollers' wakeups.
+# The breakdown (vrio-bench --breakdown computes it: tools/bench/breakdown.h):
+# where a request's time goes, medians over the rounds.
 hops = [("guest", None), ("hv submit", "hv_submit"), ("wire", None),
         ("io queue", "io_queue"), ("io backend", "io_backend"),
         ("io respond", "io_respond"), ("hv complete", "hv_complete")]
@@ -284,14 +217,7 @@ def hop(run, key, f="mean"):
     h = run.get("hops", {}).get(key)
     return None if h is None else h[f]
 def derived(run, name):
-    hs = run.get("hops", {})
-    try:
-        if name == "guest":
-            return run["lat_mean"] - hs["hv_submit"]["mean"] - hs["remote"]["mean"] - hs["hv_complete"]["mean"]
-        if name == "wire":
-            return hs["remote"]["mean"] - hs["io_total"]["mean"]
-    except (KeyError, TypeError):
-        return None
+    return run.get("hops", {}).get(name)
 header = False
 for qd in qds:
     for s in systems:

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "breakdown.h"
 #include "inject.h"
 #include "iommu_check.h"
 #include "netrun.h"
@@ -61,6 +62,10 @@ enum opt_id {
 	OPT_IOMMU_DEFERRED,
 	OPT_IOMMU_UNMAP,
 	OPT_RECONNECT,
+	OPT_BREAKDOWN,
+	OPT_SPIN_US,
+	OPT_METRICS,
+	OPT_TOPOLOGY,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -98,6 +103,10 @@ static const struct option long_opts[] = {
 	{ "iommu-deferred", no_argument, NULL, OPT_IOMMU_DEFERRED },
 	{ "iommu-unmap", no_argument, NULL, OPT_IOMMU_UNMAP },
 	{ "reconnect", no_argument, NULL, OPT_RECONNECT },
+	{ "breakdown", no_argument, NULL, OPT_BREAKDOWN },
+	{ "spin-us", required_argument, NULL, OPT_SPIN_US },
+	{ "metrics", required_argument, NULL, OPT_METRICS },
+	{ "topology", required_argument, NULL, OPT_TOPOLOGY },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -114,7 +123,13 @@ struct main_opts {
 	bool zero_unwritten;
 	bool offset_set;
 	bool json;
+	bool breakdown;
+	const char *metrics;	/* --metrics IO,HV */
+	const char *topology;	/* --topology FILE */
 };
+
+#define BENCH_DEFAULT_TOPOLOGY "/etc/vrio/topology.yaml"
+
 
 static void usage(FILE *out)
 {
@@ -142,6 +157,9 @@ static void usage(FILE *out)
 		"  --verify           check what reads return against the map\n"
 		"  --state FILE       load the map of written blocks from FILE, save it back\n"
 		"  --poll             busy-poll for completions instead of sleeping\n"
+		"  --spin-us US       without --poll: look for completions this long before\n"
+		"                     asking for an interrupt and sleeping (default 20; 0:\n"
+		"                     sleep at once, as a guest taking an interrupt per batch)\n"
 		"  --timeout MS       longest a request may take (default 10000)\n"
 		"  --no-event-idx     do not negotiate VIRTIO_RING_F_EVENT_IDX (use ring flags)\n"
 		"  --iommu            play the VMM's vIOMMU: VIRTIO_F_ACCESS_PLATFORM, buffers\n"
@@ -155,6 +173,13 @@ static void usage(FILE *out)
 		"                     and rings, and carry on (not with --iommu)\n"
 		"  --zero-unwritten   with --check-file: blocks never written must read as zeros\n"
 		"  --json             print the report as one JSON object on stdout\n"
+		"  --breakdown        read both vrio daemons' metrics before and after the run\n"
+		"                     and print where the mean latency went, hop by hop, and\n"
+		"                     the guest interrupts per I/O (with --json: \"breakdown\")\n"
+		"  --metrics IO,HV    the io-server's and local-hv's metrics HOST:PORT for\n"
+		"                     --breakdown (all their devices summed), or:\n"
+		"  --topology FILE    find them, and the device of --socket, in FILE\n"
+		"                     (default " BENCH_DEFAULT_TOPOLOGY ")\n"
 		"\n"
 		"  --net MODE         stream: A sends to B as fast as it can (packets/s, loss);\n"
 		"                     rr: B answers each frame, A times the round trip\n"
@@ -357,6 +382,24 @@ static int parse_args(int argc, char **argv, struct main_opts *m)
 		case OPT_ZERO_UNWRITTEN:
 			m->zero_unwritten = true;
 			break;
+		case OPT_BREAKDOWN:
+			m->breakdown = true;
+			break;
+		case OPT_SPIN_US:
+			if (parse_uint("--spin-us", optarg, 0, 1000000, false, &v) < 0)
+				return -EINVAL;
+			o->spin_ns = v * 1000;
+			break;
+		case OPT_METRICS:
+			if (!strchr(optarg, ',')) {
+				bench_err("--metrics: expected IO_HOST:PORT,HV_HOST:PORT");
+				return -EINVAL;
+			}
+			m->metrics = optarg;
+			break;
+		case OPT_TOPOLOGY:
+			m->topology = optarg;
+			break;
 		case OPT_NET:
 			if (!strcmp(optarg, "stream")) {
 				m->net.mode = NET_STREAM;
@@ -438,6 +481,10 @@ static int parse_args(int argc, char **argv, struct main_opts *m)
 			bench_err("--mac-a and --mac-b must differ");
 			return -EINVAL;
 		}
+		if (m->breakdown) {
+			bench_err("--breakdown: blk runs only, not with --net");
+			return -EINVAL;
+		}
 		m->net.sock_a = o->socket;
 		m->net.iodepth = o->iodepth;
 		m->net.queue_size = o->queue_size;
@@ -452,6 +499,18 @@ static int parse_args(int argc, char **argv, struct main_opts *m)
 		if (!o->runtime && !o->count)
 			m->net.runtime = 5;
 		return 0;
+	}
+	if ((m->metrics || m->topology) && !m->breakdown) {
+		bench_err("--metrics and --topology go with --breakdown");
+		return -EINVAL;
+	}
+	if (m->breakdown && (m->iommu_check || m->inject || m->check_file)) {
+		bench_err("--breakdown: a load run's, not with --iommu-check, --inject or --check-file");
+		return -EINVAL;
+	}
+	if (m->metrics && m->topology) {
+		bench_err("--breakdown: --metrics or --topology, not both");
+		return -EINVAL;
 	}
 	if (o->reconnect && (o->iommu || m->iommu_check || m->inject)) {
 		bench_err("--reconnect: not with --iommu, --iommu-check or --inject");
@@ -538,7 +597,8 @@ static void report_text(FILE *out, const struct run_opts *o, const struct run_re
 		r->cpu_user_s, r->cpu_sys_s, r->kicks, r->calls);
 }
 
-static void report_json(const struct run_opts *o, const struct run_result *r)
+static void report_json(const struct run_opts *o, const struct run_result *r,
+			const struct breakdown *bd)
 {
 	double el = r->elapsed_s > 0 ? r->elapsed_s : 1e-9;
 
@@ -572,6 +632,8 @@ static void report_json(const struct run_opts *o, const struct run_result *r)
 			printf("%s%" PRIu64, i ? "," : "", r->win_bytes[i]);
 		printf("]}");
 	}
+	if (bd)
+		bd_print_json(stdout, bd);
 	printf("}\n");
 }
 
@@ -636,12 +698,39 @@ static int do_net(struct main_opts *m)
 	return ret;
 }
 
+/* --breakdown: where the metrics are, and their first reading. */
+static int breakdown_begin(const struct main_opts *m, struct bd_source *s, struct bd_snap **snap)
+{
+	const char *comma;
+	int ret;
+
+	if (m->metrics) {
+		comma = strchr(m->metrics, ',');
+		s->io_metrics = strndup(m->metrics, (size_t)(comma - m->metrics));
+		s->hv_metrics = strdup(comma + 1);
+		if (!s->io_metrics || !s->hv_metrics) {
+			bench_err("out of memory");
+			return -ENOMEM;
+		}
+	} else {
+		ret = bd_source_from_topology(s, m->topology ? m->topology : BENCH_DEFAULT_TOPOLOGY,
+					      m->run.socket);
+		if (ret < 0)
+			return ret;
+	}
+	return bd_snap_take(s, snap);
+}
+
 int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct main_opts m = { 0 };
+	struct bd_snap *snap0 = NULL, *snap1 = NULL;
+	struct bd_source bsrc = { 0 };
 	struct inject_opts io;
 	struct run_result *res;
+	struct breakdown bd;
+	bool have_bd = false;
 	int ret;
 
 	run_opts_init(&m.run);
@@ -687,28 +776,51 @@ int main(int argc, char **argv)
 		return ret < 0 ? 1 : ret;
 	}
 
+	if (m.breakdown) {
+		ret = breakdown_begin(&m, &bsrc, &snap0);
+		if (ret < 0)
+			return 1;
+	}
 	/* The histogram is large: keep it off the stack. */
 	res = malloc(sizeof(*res));
 	if (!res) {
 		bench_err("out of memory");
-		return 1;
+		ret = 1;
+		goto out;
 	}
 	ret = run_bench(&m.run, res);
 	if (ret < 0) {
 		run_result_fini(res);
 		free(res);
-		return 1;
+		ret = 1;
+		goto out;
+	}
+	if (m.breakdown) {
+		/* Still reported without it: the run itself went well. */
+		if (bd_snap_take(&bsrc, &snap1) == 0) {
+			bd_compute(snap0, snap1, hist_mean(&res->hist) / 1000.0, &bd);
+			have_bd = true;
+		}
 	}
 	if (m.json) {
-		if (!m.run.quiet)
+		if (!m.run.quiet) {
 			report_text(stderr, &m.run, res);
-		report_json(&m.run, res);
+			if (have_bd)
+				bd_print_text(stderr, &bd);
+		}
+		report_json(&m.run, res, have_bd ? &bd : NULL);
 	} else {
 		report_text(stdout, &m.run, res);
+		if (have_bd)
+			bd_print_text(stdout, &bd);
 	}
 	ret = res->errors || res->verify_failures || res->timed_out || res->disconnected ||
-	      res->device_error;
+	      res->device_error || (m.breakdown && !have_bd);
 	run_result_fini(res);
 	free(res);
+out:
+	bd_snap_free(snap0);
+	bd_snap_free(snap1);
+	bd_source_fini(&bsrc);
 	return ret;
 }

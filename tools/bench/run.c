@@ -10,7 +10,6 @@
 #include "blkdrv.h"
 #include "run.h"
 
-#define SPIN_NS 20000ull
 #define HEALTH_PERIOD_NS 1000000ull
 #define WAIT_MAX_MS 100
 #define PRINT_MAX 10u
@@ -68,6 +67,7 @@ void run_opts_init(struct run_opts *o)
 	o->queue_size = 256;
 	o->seed = 1;
 	o->timeout_ms = 10000;
+	o->spin_ns = RUN_SPIN_NS_DEFAULT;
 }
 
 static bool run_may_submit(const struct run_ctx *r, uint64_t now)
@@ -382,7 +382,7 @@ static void run_wait(struct run_ctx *r)
 		run_check_health(r, now);
 		return;
 	}
-	while (now - start < SPIN_NS) {
+	while (now - start < r->o->spin_ns) {
 		if (run_any_pending(r))
 			return;
 		bench_cpu_relax();

@@ -10,6 +10,8 @@
 #include "stats.h"
 #include "workload.h"
 
+#define RUN_SPIN_NS_DEFAULT 20000ull
+
 struct run_opts {
 	const char *socket;
 	enum rw_mode rw;
@@ -32,6 +34,10 @@ struct run_opts {
 	bool iommu_unmap;	/* and unmap each request's buffer when it is done */
 	bool reconnect;		/* as QEMU's reconnect=1 (vudev_reconnect) */
 	unsigned int window_ms;	/* count completions per window of this, 0: no */
+	/* Without poll: how long it looks for completions before it asks for
+	 * an interrupt and sleeps. 0 plays a guest that sleeps at once (a
+	 * Linux virtio-blk guest re-enables callbacks after each batch). */
+	uint64_t spin_ns;
 	volatile sig_atomic_t *stop;
 };
 
