@@ -11,17 +11,20 @@
 #   guest C  host1, io1, lan   10.77.0.3   client, case "trunk": every frame
 #                                          crosses the trunk io1 -> io0
 #
-# For each case, the guest pair boots twice: offloads "on" (QEMU's
-# virtio-net-pci defaults: whatever vrio's device offers) and "off" (QEMU
-# told to offer no checksum, TSO, ECN or UFO feature). The client streams
+# Each run boots a guest pair with offloads "on" (QEMU's virtio-net-pci
+# defaults: whatever vrio's device offers), "off" (QEMU told to offer no
+# checksum, TSO, ECN or UFO feature) or "mixed" (the sender on, the
+# receiver off: what the sender hands the device whole must reach the
+# receiver in wire-sized, checksummed frames). The client streams
 # for SECS seconds and guest-tcp's server checks every byte (a pattern of
 # the offset); the test passes when each run's data arrives intact and the
 # server counted what the client sent. Throughput, retransmits and the
 # virtio feature bits each guest negotiated are printed, not asserted.
 #
-# Environment: VRIO_TCP_SECS (6), VRIO_TCP_CONNS (1), VRIO_TCP_ROUNDS (1;
+# Environment: VRIO_TCP_SECS (5), VRIO_TCP_CONNS (1), VRIO_TCP_ROUNDS (1;
 # more gives medians and per-round on/off ratios: tests/bench/net-tcp.sh),
-# VRIO_TCP_CASES ("one trunk"). Results in RUN/tcp.results, one line a
+# VRIO_TCP_RUNS, the CASE:OFFLOADS runs of a round ("one:on one:off
+# one:mixed trunk:on trunk:off"). Results in RUN/tcp.results, one line a
 # run: "round case offloads client_mbps server_mbps retrans".
 #
 # Exits 77 (SKIP) without root, network namespaces, QEMU or the guest kernel.
@@ -32,10 +35,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/../integration/rack.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/net-rack.sh"
 
-SECS=${VRIO_TCP_SECS:-6}
+SECS=${VRIO_TCP_SECS:-5}
 CONNS=${VRIO_TCP_CONNS:-1}
 ROUNDS=${VRIO_TCP_ROUNDS:-1}
-CASES=${VRIO_TCP_CASES:-one trunk}
+RUNS=${VRIO_TCP_RUNS:-one:on one:off one:mixed trunk:on trunk:off}
 OFF_OPTS=csum=off,guest_csum=off,host_tso4=off,host_tso6=off,guest_tso4=off,guest_tso6=off
 OFF_OPTS+=,host_ecn=off,guest_ecn=off,host_ufo=off,guest_ufo=off
 
@@ -115,19 +118,24 @@ feature_names() {
 # one_run ROUND CASE OFFLOADS: guest A serves, the case's client sends;
 # appends a line to RUN/tcp.results.
 one_run() {
-	local round=$1 kase=$2 offl=$3 client mac ip pid rc=0 line sline sent got m g
+	local round=$1 kase=$2 offl=$3 client mac ip pid rc=0 line sline sent got m g a_opts c_opts
 	local tag=$kase-$offl-$round
 	case $kase in
 	one) client=b mac=52:54:00:77:00:02 ip=10.77.0.2 ;;
 	trunk) client=c mac=52:54:00:77:00:03 ip=10.77.0.3 ;;
 	*) die "unknown case $kase" ;;
 	esac
-	# shellcheck disable=SC2034 # read by net-rack.sh's guest
-	if [[ $offl == off ]]; then NET_OPTS=$OFF_OPTS; else NET_OPTS=; fi
+	# The device properties of the receiver (A) and of the sender.
+	case $offl in
+	on) a_opts='' c_opts='' ;;
+	off) a_opts=$OFF_OPTS c_opts=$OFF_OPTS ;;
+	mixed) a_opts=$OFF_OPTS c_opts= ;;
+	*) die "unknown offloads $offl" ;;
+	esac
 	PIDS=()
-	guest "a-$tag" "${HV_NS[0]}" "$RUN/a.sock" 52:54:00:77:00:01 tcp-server ip=10.77.0.1/24 \
-		peer="$ip" port=5001 linger=1
-	guest "$client-$tag" "${HV_NS[1]}" "$RUN/$client.sock" "$mac" tcp-client "ip=$ip/24" \
+	NET_OPTS=$a_opts guest "a-$tag" "${HV_NS[0]}" "$RUN/a.sock" 52:54:00:77:00:01 tcp-server \
+		ip=10.77.0.1/24 peer="$ip" port=5001 linger=1
+	NET_OPTS=$c_opts guest "$client-$tag" "${HV_NS[1]}" "$RUN/$client.sock" "$mac" tcp-client "ip=$ip/24" \
 		peer=10.77.0.1 port=5001 "secs=$SECS" "conns=$CONNS" linger=1
 	for pid in "${PIDS[@]}"; do
 		wait "$pid" || rc=1
@@ -157,15 +165,17 @@ one_run() {
 }
 
 summary() {
-	local kase offl f ratios
-	for kase in $CASES; do
-		for offl in on off; do
-			f=$RUN/tcp.$kase.$offl
-			awk -v k="$kase" -v o="$offl" '$2 == k && $3 == o' "$RUN/tcp.results" >"$f"
-			echo "net-tcp: $kase $offl: median $(median_col 4 "$f") Mbit/s over $(wc -l <"$f")" \
-				"runs ($(cut -d' ' -f4 "$f" | tr '\n' ' ' | sed 's/ $//'))," \
-				"retransmits $(cut -d' ' -f6 "$f" | tr '\n' ' ' | sed 's/ $//')"
-		done
+	local run kase offl f ratios
+	for run in $RUNS; do
+		kase=${run%%:*} offl=${run#*:}
+		f=$RUN/tcp.$kase.$offl
+		awk -v k="$kase" -v o="$offl" '$2 == k && $3 == o' "$RUN/tcp.results" >"$f"
+		echo "net-tcp: $kase $offl: median $(median_col 4 "$f") Mbit/s over $(wc -l <"$f")" \
+			"runs ($(cut -d' ' -f4 "$f" | tr '\n' ' ' | sed 's/ $//'))," \
+			"retransmits $(cut -d' ' -f6 "$f" | tr '\n' ' ' | sed 's/ $//')"
+	done
+	for kase in one trunk; do
+		[[ " $RUNS " == *" $kase:on "* && " $RUNS " == *" $kase:off "* ]] || continue
 		ratios=$(paste -d' ' "$RUN/tcp.$kase.on" "$RUN/tcp.$kase.off" |
 			awk '{ printf "%.2f ", $4 / $10 }')
 		echo "net-tcp: $kase on/off per round: $ratios(median $(median_ratio 4 \
@@ -175,7 +185,7 @@ summary() {
 
 main() {
 	[[ $# -eq 1 ]] || die "usage: $0 BUILD_DIR"
-	local build r kase offl i m
+	local build r run i m
 	build=$(cd "$1" && pwd)
 	[[ $SECS =~ ^[1-9][0-9]*$ && $CONNS =~ ^[1-9][0-9]*$ && $ROUNDS =~ ^[1-9][0-9]*$ ]] ||
 		die "VRIO_TCP_SECS, VRIO_TCP_CONNS and VRIO_TCP_ROUNDS are positive integers"
@@ -191,10 +201,9 @@ main() {
 
 	: >"$RUN/tcp.results"
 	for ((r = 1; r <= ROUNDS; r++)); do
-		for kase in $CASES; do
-			for offl in on off; do
-				one_run "$r" "$kase" "$offl"
-			done
+		for run in $RUNS; do
+			[[ $run =~ ^(one|trunk):(on|off|mixed)$ ]] || die "VRIO_TCP_RUNS: bad run $run"
+			one_run "$r" "${run%%:*}" "${run#*:}"
 		done
 	done
 	summary
@@ -209,7 +218,7 @@ main() {
 		grep -E '^vrio_[a-z]+_(net|switch|trunk)_drops_total\{' "$RUN/$i.metrics" |
 			awk -v d="$i" '$2 > 0 { print "net-tcp: drops on " d ": " $0 }'
 	done
-	if [[ " $CASES " == *" trunk "* ]]; then
+	if [[ " $RUNS " == *" trunk:"* ]]; then
 		# Each trunk run carries at least the client's SECS of data.
 		m=$(metric_sum 'vrio_ioserver_trunk_bytes_total{peer="io1",direction="in"}' <"$RUN/io0.metrics")
 		((m > 1000000)) || fail "io0 counted only $m bytes in from io1: the trunk case did not cross it"
