@@ -50,6 +50,36 @@ int vrio_frame_decode(const uint8_t in[VRIO_FRAME_HDR_LEN], struct vrio_frame *f
 	return 0;
 }
 
+int vrio_pkt_wire_check(const struct vrio_pkt_wire *h, uint32_t eth_len, uint32_t max_frame)
+{
+	uint32_t gso = h->gso_type & ~VRIO_PKT_GSO_ECN;
+	uint32_t start = le16toh(h->csum_start), off = le16toh(h->csum_offset);
+
+	if (h->flags & ~(VRIO_PKT_F_NEEDS_CSUM | VRIO_PKT_F_DATA_VALID))
+		return -EBADMSG;
+	if (gso != VRIO_PKT_GSO_NONE && gso != VRIO_PKT_GSO_TCPV4 && gso != VRIO_PKT_GSO_TCPV6)
+		return -EBADMSG;
+	if (h->flags & VRIO_PKT_F_NEEDS_CSUM) {
+		/* The sum field after an Ethernet header, inside the frame. */
+		if (start < 14 || off > eth_len || start + off + 2 > eth_len)
+			return -EBADMSG;
+	} else if (start || off) {
+		return -EBADMSG;
+	}
+	if (gso == VRIO_PKT_GSO_NONE) {
+		if ((h->gso_type & VRIO_PKT_GSO_ECN) || h->gso_size || h->hdr_len)
+			return -EBADMSG;
+		return eth_len <= max_frame ? 0 : -EBADMSG;
+	}
+	/* A segment: the headers (a TCP one at least 20 bytes) and gso_size
+	 * bytes of payload in one frame of the network. */
+	if (!(h->flags & VRIO_PKT_F_NEEDS_CSUM) || le16toh(h->gso_size) == 0 ||
+	    start + 20u + le16toh(h->gso_size) > max_frame || le16toh(h->hdr_len) > eth_len ||
+	    eth_len > VRIO_PKT_MAX_GSO_FRAME)
+		return -EBADMSG;
+	return 0;
+}
+
 const char *vrio_frame_type_name(uint8_t type)
 {
 	switch (type) {

@@ -67,8 +67,15 @@ _Static_assert(offsetof(struct vrio_frame_wire, flags) == 24, "flags offset");
 
 /*
  * Ahead of a PKT frame's Ethernet frame: the fields of a virtio-net header
- * (virtio 1.x, little-endian) that travel with the packet. All zero while
- * no offload is negotiated, which is all there is today.
+ * (virtio 1.x, little-endian, flag and type values as linux/virtio_net.h)
+ * that travel with the packet. `flags` NEEDS_CSUM: the bytes from
+ * csum_start to the end still need their ones'-complement sum stored at
+ * csum_start + csum_offset (the field holds the pseudo-header's sum);
+ * `gso_type` TCPV4/TCPV6: one large TCP segment to cut into gso_size
+ * pieces of payload. `rx_ol`, only from local-hv to the io-server: what the
+ * sending port's guest negotiated to take on receive (VRIO_PKT_RX_*), so
+ * the switch knows per port whether to hand it a large or partially
+ * checksummed packet; zero the other way and between io-servers.
  */
 struct vrio_pkt_wire {
 	uint8_t flags;
@@ -77,21 +84,45 @@ struct vrio_pkt_wire {
 	uint16_t gso_size;
 	uint16_t csum_start;
 	uint16_t csum_offset;
-	uint16_t rsvd;
+	uint16_t rx_ol;
 } __attribute__((packed));
 
 #define VRIO_PKT_HDR_LEN	12u
 _Static_assert(sizeof(struct vrio_pkt_wire) == VRIO_PKT_HDR_LEN, "packet header size");
 
-/* True for the header of a packet without offload metadata: the only kind
- * either side sends while no offload is negotiated. */
+#define VRIO_PKT_F_NEEDS_CSUM	1u
+#define VRIO_PKT_F_DATA_VALID	2u
+#define VRIO_PKT_GSO_NONE	0u
+#define VRIO_PKT_GSO_TCPV4	1u
+#define VRIO_PKT_GSO_TCPV6	4u
+#define VRIO_PKT_GSO_ECN	0x80u
+
+#define VRIO_PKT_RX_CSUM	1u	/* VIRTIO_NET_F_GUEST_CSUM */
+#define VRIO_PKT_RX_TSO4	2u	/* VIRTIO_NET_F_GUEST_TSO4 */
+#define VRIO_PKT_RX_TSO6	4u	/* VIRTIO_NET_F_GUEST_TSO6 */
+#define VRIO_PKT_RX_ALL		7u
+
+/* True for the header of a packet without offload metadata. */
 static inline int vrio_pkt_wire_plain(const struct vrio_pkt_wire *h)
 {
 	return !(h->flags | h->gso_type | h->hdr_len | h->gso_size | h->csum_start |
-		 h->csum_offset | h->rsvd);
+		 h->csum_offset | h->rx_ol);
 }
 /* Ethernet, with one VLAN tag, around the largest MTU a network may have. */
 #define VRIO_PKT_MAX_FRAME	(9000u + 18u)
+/* A GSO packet: up to 64 KiB of IP, Ethernet and a VLAN tag around it. */
+#define VRIO_PKT_MAX_GSO_FRAME	(65535u + 18u)
+
+/*
+ * Check a packet's offload metadata against its Ethernet frame of eth_len
+ * bytes, on a network whose frames are at most max_frame bytes: known flags
+ * and gso type (TCPV4/TCPV6, ECN only with them), a partial checksum inside
+ * the frame, a GSO packet with a partial checksum, a gso_size whose
+ * segments fit max_frame and a hdr_len inside the frame; a packet without
+ * GSO no larger than max_frame, one with it no larger than
+ * VRIO_PKT_MAX_GSO_FRAME. `rx_ol` is not looked at. Returns 0 or -EBADMSG.
+ */
+int vrio_pkt_wire_check(const struct vrio_pkt_wire *h, uint32_t eth_len, uint32_t max_frame);
 
 /* Decoded header, host byte order. */
 struct vrio_frame {

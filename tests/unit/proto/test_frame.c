@@ -124,12 +124,54 @@ static void test_ctrl_garbage(void **state)
 	assert_null(vrio_ctrl_unpack(garbage, VRIO_CTRL_MAX_LEN + 1));
 }
 
+/* Offload metadata against a frame of 1000 bytes on a 1518-byte network. */
+static void test_pkt_wire_check(void **state)
+{
+	static const struct {
+		struct vrio_pkt_wire h;
+		uint32_t len;
+		int ok;
+	} rows[] = {
+		{ { 0 }, 1000, 1 },
+		{ { 0 }, 1519, 0 },				/* above the network's MTU */
+		{ { .flags = 1, .csum_start = 34, .csum_offset = 16 }, 1000, 1 },
+		{ { .flags = 2 }, 1000, 1 },			/* DATA_VALID */
+		{ { .flags = 4 }, 1000, 0 },			/* unknown flag */
+		{ { .flags = 1, .csum_start = 10, .csum_offset = 16 }, 1000, 0 },
+		{ { .flags = 1, .csum_start = 990, .csum_offset = 9 }, 1000, 0 },
+		{ { .flags = 1, .csum_start = 34, .csum_offset = 0xffff }, 1000, 0 },
+		{ { .csum_start = 34 }, 1000, 0 },		/* a start without the flag */
+		{ { .flags = 1, .gso_type = 1, .gso_size = 1448, .hdr_len = 66,
+		    .csum_start = 34, .csum_offset = 16 }, 60000, 1 },
+		{ { .flags = 1, .gso_type = 0x81, .gso_size = 1448, .hdr_len = 66,
+		    .csum_start = 34, .csum_offset = 16 }, 60000, 1 },	/* ECN */
+		{ { .flags = 1, .gso_type = 1, .gso_size = 1448, .hdr_len = 66,
+		    .csum_start = 34, .csum_offset = 16 }, 65554, 0 },	/* above 64 KiB */
+		{ { .flags = 1, .gso_type = 1, .gso_size = 1480, .hdr_len = 66,
+		    .csum_start = 34, .csum_offset = 16 }, 60000, 0 },	/* segments too big */
+		{ { .flags = 1, .gso_type = 1, .gso_size = 0, .hdr_len = 66,
+		    .csum_start = 34, .csum_offset = 16 }, 60000, 0 },
+		{ { .gso_type = 1, .gso_size = 1448 }, 60000, 0 },	/* no partial sum */
+		{ { .flags = 1, .gso_type = 3, .gso_size = 1448,
+		    .csum_start = 34, .csum_offset = 6 }, 60000, 0 },	/* UFO */
+		{ { .flags = 1, .gso_type = 0x80, .csum_start = 34, .csum_offset = 16 }, 1000, 0 },
+		{ { .flags = 1, .gso_type = 4, .gso_size = 1000, .hdr_len = 60001,
+		    .csum_start = 54, .csum_offset = 16 }, 60000, 0 },	/* hdr_len past the end */
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		if (vrio_pkt_wire_check(&rows[i].h, rows[i].len, 1518) != (rows[i].ok ? 0 : -EBADMSG))
+			fail_msg("row %zu: expected %s", i, rows[i].ok ? "accepted" : "refused");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip),   cmocka_unit_test(test_wire_bytes),
 		cmocka_unit_test(test_bad_headers), cmocka_unit_test(test_len_limit),
 		cmocka_unit_test(test_ctrl_roundtrip), cmocka_unit_test(test_ctrl_garbage),
+		cmocka_unit_test(test_pkt_wire_check),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
