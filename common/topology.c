@@ -1923,7 +1923,7 @@ static void topo_stages_free(struct vrio_topo_device *d)
 enum {
 	DEV_NAME, DEV_TYPE, DEV_HOST, DEV_IO_SERVER, DEV_SOCKET, DEV_QUEUES, DEV_QUEUE_SIZE,
 	DEV_READ_ONLY, DEV_BACKEND, DEV_MAC, DEV_NETWORK, DEV_IOMMU, DEV_INTERPOSE, DEV_STANDBY,
-	DEV_COALESCE, N_DEV_KEYS
+	DEV_COALESCE, DEV_OFFLOADS, N_DEV_KEYS
 };
 
 #define F(field) offsetof(struct vrio_topo_device, field)
@@ -1944,6 +1944,7 @@ static const struct topo_key device_keys[N_DEV_KEYS] = {
 	[DEV_STANDBY] = { "standby", topo_p_ref, 0, 0, 0, KEY_BLK },
 	[DEV_COALESCE] = { "coalesce_us", topo_p_uint, F(coalesce_us), 0, VRIO_COALESCE_US_MAX,
 			   KEY_BLK },
+	[DEV_OFFLOADS] = { "offloads", topo_p_bool, F(offloads), 0, 0, KEY_NET },
 };
 #undef F
 
@@ -1972,6 +1973,7 @@ static int topo_device(struct topo_ctx *c, const yaml_node_t *map)
 	d->iommu_batch = 32;
 	d->iommu_delay_ms = 10;
 	d->coalesce_us = VRIO_COALESCE_US_DEFAULT;
+	d->offloads = true;
 
 	ret = topo_walk(c, map, "device", device_keys, N_DEV_KEYS, d, seen);
 	if (ret)

@@ -235,6 +235,7 @@ struct vrio_topo_device {
 	struct vrio_topo_backend backend;	/* blk */
 	char *mac;		/* net: "52:54:00:00:00:01" */
 	struct vrio_topo_network *network;	/* net, resolved */
+	bool offloads;		/* net: offer checksum and TSO offloads, default true */
 	/* blk behind a vIOMMU: how invalidations are handled (iommu:). */
 	bool iommu_deferred;	/* default false: strict */
 	unsigned iommu_batch;	/* deferred: at most this many pending, default 32 */

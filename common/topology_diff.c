@@ -387,6 +387,7 @@ static const struct diff_key device_keys[] = {
 	{ "backend", DEV(backend), same_backend, show_backend, 0 },
 	{ "mac", DEV(mac), same_str, show_str, 0 },
 	{ "network", 0, same_network, show_network, 0 },
+	{ "offloads", DEV(offloads), same_bool, show_bool, 0 },
 	{ "read_only", DEV(read_only), same_bool, show_bool, VRIO_LIVE_READ_ONLY },
 	{ "iommu", 0, same_iommu, show_iommu, VRIO_LIVE_IOMMU },
 	{ "interpose", 0, same_interpose, show_interpose, VRIO_LIVE_INTERPOSE },

@@ -252,7 +252,7 @@ static const struct bad_case bad_cases[] = {
 	{ "unknown device key", HDR BLK RAM "    colour: red\n",
 	  "topo.yaml:14:5: unknown key 'colour' in device (expected one of: name, type, host, "
 	  "io_server, socket, queues, queue_size, read_only, backend, mac, network, iommu, "
-	  "interpose, standby, coalesce_us)" },
+	  "interpose, standby, coalesce_us, offloads)" },
 	{ "coalesce_us too long", HDR BLK RAM "    coalesce_us: 101\n",
 	  "topo.yaml:14:18: 'coalesce_us' must be between 0 and 100, got 101" },
 	{ "coalesce_us negative", HDR BLK RAM "    coalesce_us: -1\n",
@@ -398,6 +398,10 @@ static const struct bad_case bad_cases[] = {
 	  "topo.yaml:14:17: 'queue_size' must be between 2 and 1024, got 1" },
 	{ "bad bool", HDR BLK RAM "    read_only: maybe\n",
 	  "topo.yaml:14:16: expected true or false for 'read_only', got 'maybe'" },
+	{ "offloads not a bool", HDR NET MAC LAN "    offloads: off\n" NETS,
+	  "topo.yaml:15:15: expected true or false for 'offloads', got 'off'" },
+	{ "blk with offloads", HDR BLK RAM "    offloads: false\n",
+	  "topo.yaml:14:5: device 'd0': 'offloads' is only valid for net devices" },
 	{ "backend a scalar", HDR BLK "    backend: /var/d0.img\n",
 	  "topo.yaml:13:14: expected a mapping for 'backend', got '/var/d0.img'" },
 	{ "unknown backend key", HDR BLK "    backend: {path: /var/d0.img}\n",
