@@ -5,10 +5,12 @@
  * enter the switch on the device's home reactor; frames for the guest
  * leave from there to the session that sends them.
  */
+#include <endian.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "gso.h"
 #include "ioserver_internal.h"
 #include "log.h"
 #include "stage_net.h"
@@ -22,7 +24,7 @@ static int net_open(struct ios_server *srv, struct ios_device *d)
 	struct ios_network *n;
 	int rc;
 
-	if (ios_net_dev_init(&d->u.net.model, td->mac, td->network->mtu) < 0) {
+	if (ios_net_dev_init(&d->u.net.model, td->mac, td->network->mtu, td->offloads) < 0) {
 		VRIO_ERR("%s: cannot describe a net device with mac %s", d->name, td->mac);
 		return -EINVAL;
 	}
@@ -33,9 +35,10 @@ static int net_open(struct ios_server *srv, struct ios_device *d)
 	if (rc < 0)
 		return rc;
 	d->num_queues = d->u.net.model.num_queues;
-	/* What the session lets through; frames above the network's MTU are
-	 * the switch's to drop and count, not a protocol error. */
-	d->max_request = VRIO_PKT_HDR_LEN + VRIO_PKT_MAX_FRAME;
+	/* What the session lets through; frames above the network's MTU
+	 * and bad offload metadata are the switch's to drop and count, not a
+	 * protocol error. */
+	d->max_request = VRIO_PKT_HDR_LEN + VRIO_PKT_MAX_GSO_FRAME;
 	d->max_outstanding = IOS_NET_BACKLOG;
 	VRIO_INFO("%s: dev %u, net on network %s, mac %s, queue size %u", d->name, d->id,
 		  n->name, td->mac, td->queue_size);
@@ -65,13 +68,8 @@ static int net_check(const struct ios_device *d, const struct vrio_frame *f, con
 		     char *why, size_t n)
 {
 	if (f->queue != 0 || f->len < VRIO_PKT_HDR_LEN ||
-	    f->len - VRIO_PKT_HDR_LEN > VRIO_PKT_MAX_FRAME) {
+	    f->len - VRIO_PKT_HDR_LEN > VRIO_PKT_MAX_GSO_FRAME) {
 		snprintf(why, n, "packet frame of %u bytes on queue %u", f->len, f->queue);
-		return -EBADMSG;
-	}
-	/* No offload is offered: metadata we did not negotiate is garbage. */
-	if (!vrio_pkt_wire_plain(payload)) {
-		snprintf(why, n, "packet with offload metadata");
 		return -EBADMSG;
 	}
 	return 0;
@@ -117,20 +115,72 @@ static void net_request(struct ios_device *d, struct ios_req *req, const void *p
 {
 	const uint8_t *eth = (const uint8_t *)payload + VRIO_PKT_HDR_LEN;
 	uint32_t len = req->in_len - VRIO_PKT_HDR_LEN;
+	const struct ios_net_dev *m = &d->u.net.model;
+	struct ios_port *p = d->u.net.port;
+	struct vrio_pkt_wire vh;
+	uint16_t rx_ol;
 
-	if (!__atomic_load_n(&d->removing, __ATOMIC_RELAXED) && req->in_len > VRIO_PKT_HDR_LEN &&
-	    net_stages_pass(d, req, eth, len, false))
-		ios_switch_input(d->home, d->u.net.port, eth, len);
+	memcpy(&vh, payload, sizeof(vh));
+	/* What the guest takes on receive rides on what it sends: never
+	 * more than the device offered. */
+	rx_ol = le16toh(vh.rx_ol) & m->rx_ol;
+	if (__atomic_load_n(&p->rx_ol, __ATOMIC_RELAXED) != rx_ol)
+		__atomic_store_n(&p->rx_ol, rx_ol, __ATOMIC_RELAXED);
+	vh.rx_ol = 0;
+	if (!m->offloads && !vrio_pkt_wire_plain(&vh)) {
+		ios_port_drop(p, IOS_DROP_BAD_OFFLOAD);
+	} else if (!__atomic_load_n(&d->removing, __ATOMIC_RELAXED) &&
+		   req->in_len > VRIO_PKT_HDR_LEN && net_stages_pass(d, req, eth, len, false)) {
+		ios_switch_input(d->home, p, &vh, eth, len);
+	}
 	req->frame.type = 0;
 	req->frame.len = 0;
 	ios_req_done(req);
 }
 
-void ios_port_deliver(struct ios_reactor *r, struct ios_port *p, const uint8_t *frame,
-		      uint32_t len)
+/* One frame toward the guest, its bytes copied into req's buffer behind
+ * their metadata: whole (vh), built there from segment i of a plan, or
+ * with its partial checksum completed. */
+static void deliver_one(struct ios_reactor *r, struct ios_port *p, struct ios_req *req,
+			const struct vrio_pkt_wire *vh, const uint8_t *frame, uint32_t len,
+			const struct ios_gso_plan *pl, uint32_t i)
 {
 	struct ios_device *d = p->dev;
+	uint32_t out = pl ? ios_gso_seg_len(pl, i) : len;
+
+	if (ios_req_reserve(req, VRIO_PKT_HDR_LEN + out) < 0) {
+		ios_req_put(r, req);
+		ios_port_drop(p, IOS_DROP_BACKLOG);
+		return;
+	}
+	memset(req->buf, 0, VRIO_PKT_HDR_LEN);
+	if (pl) {
+		ios_gso_build(frame, pl, i, req->buf + VRIO_PKT_HDR_LEN);
+	} else {
+		memcpy(req->buf + VRIO_PKT_HDR_LEN, frame, len);
+		if (!(vh->flags & VRIO_PKT_F_NEEDS_CSUM) ||
+		    (__atomic_load_n(&p->rx_ol, __ATOMIC_RELAXED) & VRIO_PKT_RX_CSUM)) {
+			memcpy(req->buf, vh, VRIO_PKT_HDR_LEN);
+		} else {
+			ios_csum_complete(req->buf + VRIO_PKT_HDR_LEN, len, vh);
+			vrio_counter_add(&p->st.csum_completed, 1);
+		}
+	}
+	memset(&req->frame, 0, sizeof(req->frame));
+	req->frame.type = VRIO_FRAME_PKT;
+	req->frame.dev = d->id;
+	req->frame.len = VRIO_PKT_HDR_LEN + out;
+	ios_dev_to_front(d, req);
+}
+
+void ios_port_deliver(struct ios_reactor *r, struct ios_port *p, const struct vrio_pkt_wire *vh,
+		      const uint8_t *frame, uint32_t len)
+{
+	struct ios_device *d = p->dev;
+	uint32_t gso = vh->gso_type & ~VRIO_PKT_GSO_ECN, i;
+	struct ios_gso_plan pl;
 	struct ios_req *req;
+	uint16_t rx_ol;
 
 	if (__atomic_load_n(&p->reactor, __ATOMIC_ACQUIRE) != (int)r->idx) {
 		ios_port_drop(p, IOS_DROP_PORT_DOWN);
@@ -146,18 +196,31 @@ void ios_port_deliver(struct ios_reactor *r, struct ios_port *p, const uint8_t *
 		ios_req_put(r, req);
 		return;
 	}
-	if (ios_req_reserve(req, VRIO_PKT_HDR_LEN + len) < 0) {
-		ios_req_put(r, req);
-		ios_port_drop(p, IOS_DROP_BACKLOG);
+	rx_ol = __atomic_load_n(&p->rx_ol, __ATOMIC_RELAXED);
+	if (gso == VRIO_PKT_GSO_NONE ||
+	    (rx_ol & (gso == VRIO_PKT_GSO_TCPV4 ? VRIO_PKT_RX_TSO4 : VRIO_PKT_RX_TSO6))) {
+		deliver_one(r, p, req, vh, frame, len, NULL, 0);
 		return;
 	}
-	memset(req->buf, 0, VRIO_PKT_HDR_LEN);
-	memcpy(req->buf + VRIO_PKT_HDR_LEN, frame, len);
-	memset(&req->frame, 0, sizeof(req->frame));
-	req->frame.type = VRIO_FRAME_PKT;
-	req->frame.dev = d->id;
-	req->frame.len = VRIO_PKT_HDR_LEN + len;
-	ios_dev_to_front(d, req);
+	/* The guest did not negotiate this segmentation: wire-sized frames. */
+	if (ios_gso_plan(frame, len, vh, p->net->max_frame, &pl) < 0) {
+		ios_req_put(r, req);
+		ios_port_drop(p, IOS_DROP_BAD_OFFLOAD);
+		return;
+	}
+	vrio_counter_add(&p->st.gso_packets, 1);
+	vrio_counter_add(&p->st.gso_segments, pl.nseg);
+	for (i = 0; i < pl.nseg; i++) {
+		if (i > 0) {
+			req = ios_req_get(r);
+			if (!req) {
+				ios_port_drop(p, IOS_DROP_BACKLOG);
+				return;
+			}
+			req->t_start = r->now;
+		}
+		deliver_one(r, p, req, vh, frame, len, &pl, i);
+	}
 }
 
 static void net_drop(struct ios_device *d, enum ios_dev_drop why)

@@ -171,6 +171,20 @@ static void metrics_switch(const struct ios_server *srv, struct vrio_mw *w)
 		  "Learned addresses evicted while still live: the table was full",
 		  offsetof(struct ios_network, st.table_full) },
 	};
+	static const struct {
+		const char *metric, *help;
+		size_t off;
+	} offload_counters[] = {
+		{ "vrio_ioserver_switch_gso_packets_total",
+		  "Large (GSO) TCP packets segmented in software toward a port whose guest did not negotiate TSO",
+		  offsetof(struct ios_port_stats, gso_packets) },
+		{ "vrio_ioserver_switch_gso_segments_total",
+		  "Wire-sized segments those packets were cut into",
+		  offsetof(struct ios_port_stats, gso_segments) },
+		{ "vrio_ioserver_switch_csum_completed_total",
+		  "Partial checksums completed in software toward a port whose guest did not negotiate GUEST_CSUM",
+		  offsetof(struct ios_port_stats, csum_completed) },
+	};
 	const struct ios_switch *sw = srv->sw;
 	unsigned n_nets = __atomic_load_n(&sw->n_nets, __ATOMIC_ACQUIRE);
 	const struct ios_network *n;
@@ -202,6 +216,16 @@ static void metrics_switch(const struct ios_server *srv, struct vrio_mw *w)
 				vrio_mw_u64(w, "vrio_ioserver_switch_drops_total", labels,
 					    vrio_counter_get(&p->st.drops[r]));
 			}
+		}
+	}
+	for (size_t k = 0; k < sizeof(offload_counters) / sizeof(offload_counters[0]); k++) {
+		vrio_mw_family(w, offload_counters[k].metric, "counter", offload_counters[k].help);
+		for (unsigned i = 0; i < n_nets; i++) {
+			n = sw->nets[i];
+			for (p = port_next(n, NULL); p; p = port_next(n, p))
+				vrio_mw_u64(w, offload_counters[k].metric, p->label,
+					    vrio_counter_get((const uint64_t *)((const char *)&p->st +
+										offload_counters[k].off)));
 		}
 	}
 	vrio_mw_family(w, "vrio_ioserver_switch_port_up", "gauge",

@@ -20,7 +20,7 @@ int ios_net_parse_mac(const char *s, uint8_t mac[6])
 	return 0;
 }
 
-int ios_net_dev_init(struct ios_net_dev *n, const char *mac, unsigned mtu)
+int ios_net_dev_init(struct ios_net_dev *n, const char *mac, unsigned mtu, bool offloads)
 {
 	uint8_t *c = n->config;
 
@@ -28,10 +28,19 @@ int ios_net_dev_init(struct ios_net_dev *n, const char *mac, unsigned mtu)
 	if (ios_net_parse_mac(mac, n->mac) < 0 || mtu < 68 || mtu > 9000)
 		return -EINVAL;
 	n->mtu = (uint16_t)mtu;
-	/* Mergeable receive buffers are rte_vhost's to use on local-hv; no
-	 * offload is offered, so every packet is whole and checksummed. */
+	/* Mergeable receive buffers are rte_vhost's to use on local-hv.
+	 * Offloads: what rte_vhost's net path turns into mbuf metadata and
+	 * back (local-hv/net.c): partial checksums and TCP segmentation. Not
+	 * ECN (rte_vhost drops the bit) nor UFO (Linux no longer sends it). */
 	n->features = (1ull << VIRTIO_NET_F_MAC) | (1ull << VIRTIO_NET_F_MTU) |
 		      (1ull << VIRTIO_NET_F_STATUS) | (1ull << VIRTIO_NET_F_MRG_RXBUF);
+	if (offloads) {
+		n->features |= (1ull << VIRTIO_NET_F_CSUM) | (1ull << VIRTIO_NET_F_GUEST_CSUM) |
+			       (1ull << VIRTIO_NET_F_HOST_TSO4) | (1ull << VIRTIO_NET_F_HOST_TSO6) |
+			       (1ull << VIRTIO_NET_F_GUEST_TSO4) | (1ull << VIRTIO_NET_F_GUEST_TSO6);
+		n->rx_ol = VRIO_PKT_RX_ALL;
+		n->offloads = true;
+	}
 	memcpy(c, n->mac, 6);
 	c[6] = VIRTIO_NET_S_LINK_UP;		/* status, le16 */
 	c[7] = 0;
@@ -40,6 +49,6 @@ int ios_net_dev_init(struct ios_net_dev *n, const char *mac, unsigned mtu)
 	c[10] = (uint8_t)(mtu & 0xff);		/* mtu, le16 */
 	c[11] = (uint8_t)(mtu >> 8);
 	n->num_queues = 2;
-	n->max_request = VRIO_PKT_HDR_LEN + mtu + 18u;
+	n->max_request = VRIO_PKT_HDR_LEN + (offloads ? VRIO_PKT_MAX_GSO_FRAME : mtu + 18u);
 	return 0;
 }

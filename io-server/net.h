@@ -20,6 +20,8 @@ struct ios_net_dev {
 	uint8_t config[IOS_NET_CONFIG_LEN];
 	uint32_t num_queues;		/* vrings: one receive, one transmit */
 	uint32_t max_request;		/* a PKT frame's payload */
+	uint16_t rx_ol;			/* VRIO_PKT_RX_* the guest may take */
+	bool offloads;			/* the guest may send offload metadata */
 };
 
 /* A frame going through a net device's stages (stage_net.h), in a
@@ -33,7 +35,8 @@ struct ios_net_req {
 };
 
 /* mac is "52:54:00:00:00:01" (the topology checked it). */
-int ios_net_dev_init(struct ios_net_dev *n, const char *mac, unsigned mtu);
+/* offloads: offer checksum and TSO offloads both ways. */
+int ios_net_dev_init(struct ios_net_dev *n, const char *mac, unsigned mtu, bool offloads);
 int ios_net_parse_mac(const char *s, uint8_t mac[6]);
 
 #endif

@@ -15,6 +15,7 @@
 #include <sys/ioctl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +36,7 @@ const char *const ios_port_drop_names[IOS_NR_DROPS] = {
 	[IOS_DROP_UPLINK] = "uplink_error",
 	[IOS_DROP_SAME_PORT] = "same_port",
 	[IOS_DROP_SPLIT_HORIZON] = "split_horizon",
+	[IOS_DROP_BAD_OFFLOAD] = "bad_offload",
 };
 
 static uint64_t mac48(const uint8_t *p)
@@ -95,11 +97,18 @@ static void mac_learn(struct ios_network *n, uint64_t mac, struct ios_port *p, u
 	vrio_counter_add(&n->st.learned, 1);
 }
 
-static void uplink_send(struct ios_network *n, const uint8_t *frame, uint32_t len)
+/* The TAP takes the virtio-net header ahead of the frame (IFF_VNET_HDR):
+ * the kernel segments or checksums what its side needs. */
+static void uplink_send(struct ios_network *n, const struct vrio_pkt_wire *vh,
+			const uint8_t *frame, uint32_t len)
 {
-	ssize_t w = write(n->tap_fd, frame, len);
+	struct iovec iov[2] = {
+		{ (void *)vh, VRIO_PKT_HDR_LEN },
+		{ (void *)frame, len },
+	};
+	ssize_t w = writev(n->tap_fd, iov, 2);
 
-	if (w != (ssize_t)len) {
+	if (w != (ssize_t)(VRIO_PKT_HDR_LEN + len)) {
 		ios_port_drop(&n->slots[IOS_NET_MAX_PORTS], IOS_DROP_UPLINK);
 		return;
 	}
@@ -107,36 +116,36 @@ static void uplink_send(struct ios_network *n, const uint8_t *frame, uint32_t le
 	vrio_counter_add(&n->slots[IOS_NET_MAX_PORTS].st.out_bytes, len);
 }
 
-void ios_port_output_here(struct ios_reactor *r, struct ios_port *p, const uint8_t *frame,
-			  uint32_t len)
+void ios_port_output_here(struct ios_reactor *r, struct ios_port *p,
+			  const struct vrio_pkt_wire *vh, const uint8_t *frame, uint32_t len)
 {
 	if (p->trunk)
-		ios_trunk_send(r, p, frame, len);
+		ios_trunk_send(r, p, vh, frame, len);
 	else
-		ios_port_deliver(r, p, frame, len);
+		ios_port_deliver(r, p, vh, frame, len);
 }
 
-static void port_output(struct ios_reactor *r, struct ios_port *p, const uint8_t *frame,
-			uint32_t len)
+static void port_output(struct ios_reactor *r, struct ios_port *p,
+			const struct vrio_pkt_wire *vh, const uint8_t *frame, uint32_t len)
 {
 	struct ios_switch *sw = r->srv->sw;
 	int owner;
 
 	if (!p->dev && !p->trunk) {
-		uplink_send(p->net, frame, len);
+		uplink_send(p->net, vh, frame, len);
 		return;
 	}
 	owner = __atomic_load_n(&p->reactor, __ATOMIC_ACQUIRE);
 	if (owner < 0 || ((unsigned)owner != r->idx && !sw->xrings))
 		ios_port_drop(p, IOS_DROP_PORT_DOWN);
 	else if ((unsigned)owner == r->idx)
-		ios_port_output_here(r, p, frame, len);
-	else if (!ios_xring_push(sw, r, sw->reactors[owner], IOS_XMSG_TO_PORT, p, frame, len))
+		ios_port_output_here(r, p, vh, frame, len);
+	else if (!ios_xring_push(sw, r, sw->reactors[owner], IOS_XMSG_TO_PORT, p, vh, frame, len))
 		ios_port_drop(p, IOS_DROP_CORE_RING);
 }
 
-void ios_switch_forward(struct ios_reactor *r, struct ios_port *in, const uint8_t *frame,
-			uint32_t len)
+void ios_switch_forward(struct ios_reactor *r, struct ios_port *in,
+			const struct vrio_pkt_wire *vh, const uint8_t *frame, uint32_t len)
 {
 	struct ios_network *n = in->net;
 	struct ios_port *out;
@@ -148,8 +157,14 @@ void ios_switch_forward(struct ios_reactor *r, struct ios_port *in, const uint8_
 		ios_port_drop(in, IOS_DROP_RUNT);
 		return;
 	}
-	if (len > n->max_frame) {
+	if (len > n->max_frame && vh->gso_type == VRIO_PKT_GSO_NONE) {
 		ios_port_drop(in, IOS_DROP_OVERSIZE);
+		return;
+	}
+	/* Whatever its source, metadata that does not fit its frame goes no
+	 * further: every port after this may trust it. */
+	if (!vrio_pkt_wire_plain(vh) && vrio_pkt_wire_check(vh, len, n->max_frame) < 0) {
+		ios_port_drop(in, IOS_DROP_BAD_OFFLOAD);
 		return;
 	}
 	src = mac48(frame + 6);
@@ -178,23 +193,23 @@ void ios_switch_forward(struct ios_reactor *r, struct ios_port *in, const uint8_
 		return;
 	}
 	if (out) {
-		port_output(r, out, frame, len);
+		port_output(r, out, vh, frame, len);
 		return;
 	}
 	vrio_counter_add(&n->st.flooded, 1);
 	for (unsigned i = 0; i < n->n_ports; i++)
 		if (n->ports[i] != in && !(in->trunk && n->ports[i]->trunk))
-			port_output(r, n->ports[i], frame, len);
+			port_output(r, n->ports[i], vh, frame, len);
 }
 
-void ios_switch_input(struct ios_reactor *r, struct ios_port *in, const uint8_t *frame,
-		      uint32_t len)
+void ios_switch_input(struct ios_reactor *r, struct ios_port *in,
+		      const struct vrio_pkt_wire *vh, const uint8_t *frame, uint32_t len)
 {
 	struct ios_reactor *home = in->net->home;
 
 	if (home == r)
-		ios_switch_forward(r, in, frame, len);
-	else if (!ios_xring_push(r->srv->sw, r, home, IOS_XMSG_TO_SWITCH, in, frame, len))
+		ios_switch_forward(r, in, vh, frame, len);
+	else if (!ios_xring_push(r->srv->sw, r, home, IOS_XMSG_TO_SWITCH, in, vh, frame, len))
 		ios_port_drop(in, IOS_DROP_CORE_RING);
 }
 
@@ -214,10 +229,18 @@ static int uplink_poll(struct ios_poller *pl)
 		return 0;
 	n->tap_read_ns = r->now;
 	for (k = 0; k < UPLINK_BUDGET; k++) {
+		struct vrio_pkt_wire *vh = (struct vrio_pkt_wire *)n->frame_buf;
+
 		len = read(n->tap_fd, n->frame_buf, sizeof(n->frame_buf));
 		if (len <= 0)
 			break;
-		ios_switch_forward(r, &n->slots[IOS_NET_MAX_PORTS], n->frame_buf, (uint32_t)len);
+		if (len < (ssize_t)VRIO_PKT_HDR_LEN)
+			continue;
+		/* The kernel skips num_buffers: not ours to pass on. */
+		vh->rx_ol = 0;
+		ios_switch_forward(r, &n->slots[IOS_NET_MAX_PORTS], vh,
+				   n->frame_buf + VRIO_PKT_HDR_LEN,
+				   (uint32_t)len - VRIO_PKT_HDR_LEN);
 		work++;
 	}
 	n->tap_ready = k == UPLINK_BUDGET;
@@ -314,7 +337,7 @@ static void xring_start(struct ios_reactor *r, void *arg)
 static int tap_open(struct ios_network *n, const char *name)
 {
 	struct ifreq ifr;
-	int fd, sk, rc;
+	int fd, sk, rc, hdr_sz;
 
 	fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
@@ -324,7 +347,7 @@ static int tap_open(struct ios_network *n, const char *name)
 		return rc;
 	}
 	memset(&ifr, 0, sizeof(ifr));
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
 		rc = -errno;
@@ -334,6 +357,21 @@ static int tap_open(struct ios_network *n, const char *name)
 		return rc;
 	}
 	snprintf(n->tap_name, sizeof(n->tap_name), "%s", ifr.ifr_name);
+	/* Our PKT header's layout is virtio-net's 12-byte one. The kernel
+	 * takes large segments and partial checksums from us whatever the
+	 * offload flags (and segments them itself where they must leave as
+	 * wire frames), and with them hands us its own: fewer reads. */
+	hdr_sz = (int)VRIO_PKT_HDR_LEN;
+	if (ioctl(fd, TUNSETVNETHDRSZ, &hdr_sz) < 0) {
+		rc = -errno;
+		VRIO_ERR("%s: uplink %s: cannot set the virtio-net header size: %s", n->name,
+			 name, strerror(errno));
+		close(fd);
+		return rc;
+	}
+	if (ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) < 0)
+		VRIO_WARN("%s: uplink %s: the kernel keeps its offloads: %s", n->name, name,
+			  strerror(errno));
 	/* Up, with the network's MTU: what the operator would do by hand. */
 	sk = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (sk >= 0) {
@@ -389,6 +427,9 @@ static int port_add(struct ios_network *n, struct ios_device *d, struct ios_trun
 		memset(p->mac, 0, sizeof(p->mac));
 	__atomic_store_n(&p->reactor, -1, __ATOMIC_RELAXED);
 	memset(&p->st, 0, sizeof(p->st));
+	/* A trunk's peer switches whatever comes; a guest's offloads are
+	 * learned from its frames (dev_net.c): none until then. */
+	__atomic_store_n(&p->rx_ol, t ? VRIO_PKT_RX_ALL : 0, __ATOMIC_RELAXED);
 	port_label(p, name);
 	__atomic_store_n(&p->in_use, true, __ATOMIC_RELEASE);
 	pm->m.fn = port_link;
@@ -502,6 +543,7 @@ int ios_switch_network(struct ios_server *srv, const struct vrio_topo_network *t
 		n->slots[IOS_NET_MAX_PORTS].reactor = (int)n->home->idx;
 		n->slots[IOS_NET_MAX_PORTS].in_use = true;
 		n->slots[IOS_NET_MAX_PORTS].linked = true;
+		n->slots[IOS_NET_MAX_PORTS].rx_ol = VRIO_PKT_RX_ALL;
 		snprintf(esc, sizeof(esc), "uplink:%s", n->tap_name);
 		port_label(&n->slots[IOS_NET_MAX_PORTS], esc);
 		n->ports[n->n_ports++] = &n->slots[IOS_NET_MAX_PORTS];

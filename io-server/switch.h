@@ -60,6 +60,7 @@ enum ios_port_drop {
 	IOS_DROP_UPLINK,	/* the TAP device refused the frame */
 	IOS_DROP_SAME_PORT,	/* addressed to the port it came from */
 	IOS_DROP_SPLIT_HORIZON,	/* from a trunk, for another trunk */
+	IOS_DROP_BAD_OFFLOAD,	/* offload metadata that does not fit its frame */
 	IOS_NR_DROPS,
 };
 extern const char *const ios_port_drop_names[IOS_NR_DROPS];
@@ -68,6 +69,9 @@ struct ios_port_stats {
 	uint64_t in_frames, in_bytes;	/* into the switch: home reactor */
 	uint64_t out_frames, out_bytes;	/* out to the port: the sender */
 	uint64_t drops[IOS_NR_DROPS];	/* of frames from or to this port */
+	/* Offloads done in software toward the port (the sender): GSO
+	 * packets cut, the segments they made, partial checksums completed. */
+	uint64_t gso_packets, gso_segments, csum_completed;
 };
 
 struct ios_port {
@@ -80,6 +84,8 @@ struct ios_port {
 	uint8_t mac[6];			/* a device port's, from the topology */
 	int reactor;			/* atomic: its device's home or its trunk's
 					 * reactor while up; -1: none */
+	uint16_t rx_ol;			/* atomic: VRIO_PKT_RX_* the port takes; a
+					 * device's, from its guest's frames */
 	char label[288];		/* network="..",port=".." */
 	struct ios_port_stats st;
 };
@@ -109,7 +115,8 @@ struct ios_network {
 	struct ios_poller poller;	/* the uplink's reads */
 	struct ios_evsrc tap_ev;
 	struct ios_mac_entry *table;	/* [IOS_MAC_SLOTS] */
-	uint8_t frame_buf[VRIO_PKT_MAX_FRAME];	/* an uplink's frame, read */
+	/* An uplink's read: its virtio-net header, then the frame. */
+	uint8_t frame_buf[VRIO_PKT_HDR_LEN + VRIO_PKT_MAX_GSO_FRAME];
 	struct {
 		uint64_t flooded, learned, moved, table_full;	/* home reactor */
 	} st;
@@ -150,25 +157,28 @@ void ios_switch_port_del(struct ios_server *srv, struct ios_port *p);
 
 /* switch.c, reactors */
 /* A frame from a port's guest, on its device's home reactor. */
-void ios_switch_input(struct ios_reactor *r, struct ios_port *in, const uint8_t *frame,
-		      uint32_t len);
+/* Every function below takes a frame as `vh`, its offload metadata (checked
+ * by whoever took it in: vrio_pkt_wire_check), and the Ethernet frame. */
+void ios_switch_input(struct ios_reactor *r, struct ios_port *in,
+		      const struct vrio_pkt_wire *vh, const uint8_t *frame, uint32_t len);
 /* The home reactor: switch one frame. */
-void ios_switch_forward(struct ios_reactor *r, struct ios_port *in, const uint8_t *frame,
-			uint32_t len);
+void ios_switch_forward(struct ios_reactor *r, struct ios_port *in,
+			const struct vrio_pkt_wire *vh, const uint8_t *frame, uint32_t len);
 /* Toward a device port's guest or a trunk's peer, on the reactor the
  * port names. */
-void ios_port_output_here(struct ios_reactor *r, struct ios_port *p, const uint8_t *frame,
-			  uint32_t len);
-/* Toward a port's guest, on its device's home reactor (dev_net.c). */
-void ios_port_deliver(struct ios_reactor *r, struct ios_port *p, const uint8_t *frame,
-		      uint32_t len);
+void ios_port_output_here(struct ios_reactor *r, struct ios_port *p,
+			  const struct vrio_pkt_wire *vh, const uint8_t *frame, uint32_t len);
+/* Toward a port's guest, on its device's home reactor (dev_net.c): whole,
+ * or segmented and checksummed here for what its guest did not negotiate. */
+void ios_port_deliver(struct ios_reactor *r, struct ios_port *p,
+		      const struct vrio_pkt_wire *vh, const uint8_t *frame, uint32_t len);
 
 /* xring.c */
 /* Queue a frame for reactor `to` and wake it if it sleeps; false if the
  * ring is full. */
 bool ios_xring_push(struct ios_switch *sw, struct ios_reactor *from, struct ios_reactor *to,
-		    enum ios_xmsg_kind kind, struct ios_port *p, const uint8_t *frame,
-		    uint32_t len);
+		    enum ios_xmsg_kind kind, struct ios_port *p, const struct vrio_pkt_wire *vh,
+		    const uint8_t *frame, uint32_t len);
 /* Delivers what other reactors queued for r; returns the frames taken. */
 int ios_xring_poll(struct ios_switch *sw, struct ios_reactor *r);
 /* True if a ring toward r holds frames. */

@@ -285,6 +285,7 @@ static int trunk_recv(void *arg, struct vrio_conn *c, const struct vrio_frame *f
 {
 	struct ios_trunk *t = arg;
 	const struct ios_trunk_net *tn;
+	struct vrio_pkt_wire vh;
 	uint32_t len;
 
 	if (f->type == VRIO_FRAME_CTRL)
@@ -295,11 +296,9 @@ static int trunk_recv(void *arg, struct vrio_conn *c, const struct vrio_frame *f
 	if (t->state != IOS_TRUNK_UP)
 		return trunk_reject(t, -EBADMSG, "a packet before the hello");
 	if (f->queue != 0 || f->len < VRIO_PKT_HDR_LEN ||
-	    f->len - VRIO_PKT_HDR_LEN > VRIO_PKT_MAX_FRAME)
+	    f->len - VRIO_PKT_HDR_LEN > VRIO_PKT_MAX_GSO_FRAME)
 		return trunk_reject(t, -EBADMSG, "packet frame of %u bytes on queue %u", f->len,
 				    f->queue);
-	if (!vrio_pkt_wire_plain(payload))
-		return trunk_reject(t, -EBADMSG, "packet with offload metadata");
 	tn = trunk_net(t, f->dev);
 	if (!tn) {
 		/* Not garbage: the peer may have read a newer file. */
@@ -309,14 +308,16 @@ static int trunk_recv(void *arg, struct vrio_conn *c, const struct vrio_frame *f
 	len = f->len - VRIO_PKT_HDR_LEN;
 	vrio_counter_add(&t->st.frames_rx, 1);
 	vrio_counter_add(&t->st.bytes_rx, len);
-	ios_switch_input(t->r, tn->port, (const uint8_t *)payload + VRIO_PKT_HDR_LEN, len);
+	/* The metadata: the switch checks it against the frame. */
+	memcpy(&vh, payload, sizeof(vh));
+	vh.rx_ol = 0;
+	ios_switch_input(t->r, tn->port, &vh, (const uint8_t *)payload + VRIO_PKT_HDR_LEN, len);
 	return 0;
 }
 
-void ios_trunk_send(struct ios_reactor *r, struct ios_port *p, const uint8_t *frame,
-		    uint32_t len)
+void ios_trunk_send(struct ios_reactor *r, struct ios_port *p, const struct vrio_pkt_wire *vh,
+		    const uint8_t *frame, uint32_t len)
 {
-	static const struct vrio_pkt_wire plain;
 	struct ios_trunk *t = p->trunk;
 	struct vrio_frame f = {
 		.type = VRIO_FRAME_PKT,
@@ -324,7 +325,7 @@ void ios_trunk_send(struct ios_reactor *r, struct ios_port *p, const uint8_t *fr
 		.len = VRIO_PKT_HDR_LEN + len,
 	};
 	struct iovec iov[2] = {
-		{ (void *)&plain, VRIO_PKT_HDR_LEN },
+		{ (void *)vh, VRIO_PKT_HDR_LEN },
 		{ (void *)frame, len },
 	};
 	int rc;

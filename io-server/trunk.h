@@ -133,8 +133,8 @@ int ios_trunk_accept(struct ios_trunk *t, struct vrio_conn *c, const uint8_t *no
 		     size_t nonce_len);
 
 /* The trunk's reactor: a frame from the switch for the peer. */
-void ios_trunk_send(struct ios_reactor *r, struct ios_port *p, const uint8_t *frame,
-		    uint32_t len);
+void ios_trunk_send(struct ios_reactor *r, struct ios_port *p, const struct vrio_pkt_wire *vh,
+		    const uint8_t *frame, uint32_t len);
 
 /* Metrics thread. */
 void ios_trunks_metrics(const struct ios_server *srv, struct vrio_mw *w);

@@ -26,7 +26,7 @@ struct xrec {
 	uint16_t rsvd;
 	struct ios_port *port;
 	uint32_t gen;			/* the port's generation at the push */
-	uint32_t rsvd2;
+	struct vrio_pkt_wire vh;	/* the frame's offload metadata */
 };
 
 struct ios_xring {
@@ -49,8 +49,8 @@ static struct ios_xring **slot(struct ios_switch *sw, unsigned from, unsigned to
 }
 
 bool ios_xring_push(struct ios_switch *sw, struct ios_reactor *from, struct ios_reactor *to,
-		    enum ios_xmsg_kind kind, struct ios_port *p, const uint8_t *frame,
-		    uint32_t len)
+		    enum ios_xmsg_kind kind, struct ios_port *p, const struct vrio_pkt_wire *vh,
+		    const uint8_t *frame, uint32_t len)
 {
 	struct ios_xring **sp = slot(sw, from->idx, to->idx), *x = *sp;
 	size_t need = rec_size(len), off, pad;
@@ -82,7 +82,7 @@ bool ios_xring_push(struct ios_switch *sw, struct ios_reactor *from, struct ios_
 	rec->rsvd = 0;
 	rec->port = p;
 	rec->gen = __atomic_load_n(&p->gen, __ATOMIC_ACQUIRE);
-	rec->rsvd2 = 0;
+	rec->vh = *vh;
 	memcpy(rec + 1, frame, len);
 	__atomic_store_n(&x->head, head + need, __ATOMIC_RELEASE);
 	ios_reactor_notify(to);
@@ -104,9 +104,11 @@ static int drain_ring(struct ios_reactor *r, struct ios_xring *x)
 		if (__atomic_load_n(&rec->port->gen, __ATOMIC_ACQUIRE) != rec->gen)
 			;	/* the port went away: nobody to count it for */
 		else if (rec->kind == IOS_XMSG_TO_SWITCH)
-			ios_switch_forward(r, rec->port, (const uint8_t *)(rec + 1), rec->len);
+			ios_switch_forward(r, rec->port, &rec->vh, (const uint8_t *)(rec + 1),
+					   rec->len);
 		else
-			ios_port_output_here(r, rec->port, (const uint8_t *)(rec + 1), rec->len);
+			ios_port_output_here(r, rec->port, &rec->vh, (const uint8_t *)(rec + 1),
+					     rec->len);
 		tail += rec_size(rec->len);
 		n++;
 	}

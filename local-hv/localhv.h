@@ -136,6 +136,8 @@ enum lhv_net_drop {
 	LHV_NET_DROP_UPSTREAM_FULL,	/* the connection's send queue is full */
 	LHV_NET_DROP_TOO_LONG,
 	LHV_NET_DROP_NO_MBUF,
+	LHV_NET_DROP_BAD_OFFLOAD,	/* offload metadata we cannot carry, or that
+					 * the guest did not negotiate */
 	LHV_NET_NR_DROPS,
 };
 extern const char *const lhv_net_drop_names[LHV_NET_NR_DROPS];

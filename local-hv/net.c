@@ -5,6 +5,13 @@
  * receive buffers, packed rings, IOTLB translation are DPDK's), and this file
  * only carries them between the guest and the io-server as PKT frames.
  *
+ * Offloads: rte_vhost turns the guest's virtio-net header into mbuf
+ * metadata on dequeue (its legacy offload flags: RTE_MBUF_F_TX_TCP_SEG,
+ * TX_TCP/UDP_CKSUM, l2/l3/l4 lengths, tso_segsz, as a NIC driver would
+ * take them) and back into a header on enqueue; this file translates that
+ * metadata to and from the PKT frame's struct vrio_pkt_wire. A TSO packet
+ * arrives as a chain of mbufs of up to 64 KiB.
+ *
  * Guest transmit: vring 1. Each poll round dequeues a burst, sends each
  * packet upstream and frees its mbuf. Nothing is in flight afterwards, so a
  * lost connection loses only the frames on the wire, as a cable would.
@@ -13,8 +20,10 @@
  * guest has no buffers for is dropped and counted: a full receive queue
  * never holds up the upstream connection, and so never another device.
  */
+#include <endian.h>
 #include <errno.h>
 #include <string.h>
+#include <linux/virtio_net.h>
 
 #include <rte_errno.h>
 #include <rte_mbuf.h>
@@ -26,7 +35,7 @@
 
 #define NET_RXQ		0
 #define NET_TXQ		1
-#define NET_MAX_SEGS	16	/* mbufs in one dequeued packet */
+#define NET_MAX_SEGS	64	/* mbufs in one dequeued packet: 64 KiB of 2 KiB ones */
 #define NET_POOL_SIZE	8191	/* mbufs: a power of two minus one */
 
 const char *const lhv_net_drop_names[LHV_NET_NR_DROPS] = {
@@ -36,6 +45,7 @@ const char *const lhv_net_drop_names[LHV_NET_NR_DROPS] = {
 	[LHV_NET_DROP_UPSTREAM_FULL] = "upstream_full",
 	[LHV_NET_DROP_TOO_LONG] = "too_long",
 	[LHV_NET_DROP_NO_MBUF] = "no_mbuf",
+	[LHV_NET_DROP_BAD_OFFLOAD] = "bad_offload",
 };
 
 static void count_drop(struct lhv_dev *d, enum lhv_net_drop why, unsigned n)
@@ -87,9 +97,54 @@ static int net_start(struct lhv_dev *d, int vid)
 	return 0;
 }
 
+/* What the guest takes on receive, for the io-server's switch. */
+static uint16_t rx_offloads(const struct lhv_dev *d)
+{
+	uint16_t ol = 0;
+
+	if (d->features & (1ull << VIRTIO_NET_F_GUEST_CSUM))
+		ol |= VRIO_PKT_RX_CSUM;
+	if (d->features & (1ull << VIRTIO_NET_F_GUEST_TSO4))
+		ol |= VRIO_PKT_RX_TSO4;
+	if (d->features & (1ull << VIRTIO_NET_F_GUEST_TSO6))
+		ol |= VRIO_PKT_RX_TSO6;
+	return ol;
+}
+
+/* The guest's header, as rte_vhost left it in the mbuf; -EPROTO for what
+ * a PKT frame cannot say (an SCTP checksum). */
+static int pkt_meta(const struct lhv_dev *d, const struct rte_mbuf *m, struct vrio_pkt_wire *h)
+{
+	uint64_t ol = m->ol_flags;
+
+	memset(h, 0, sizeof(*h));
+	h->rx_ol = htole16(rx_offloads(d));
+	if (ol & RTE_MBUF_F_TX_TCP_SEG) {
+		h->gso_type = ol & RTE_MBUF_F_TX_IPV6 ? VRIO_PKT_GSO_TCPV6 : VRIO_PKT_GSO_TCPV4;
+		h->gso_size = htole16(m->tso_segsz);
+		h->hdr_len = htole16((uint16_t)(m->l2_len + m->l3_len + m->l4_len));
+		ol = (ol & ~RTE_MBUF_F_TX_L4_MASK) | RTE_MBUF_F_TX_TCP_CKSUM;
+	}
+	switch (ol & RTE_MBUF_F_TX_L4_MASK) {
+	case RTE_MBUF_F_TX_L4_NO_CKSUM:
+		return 0;
+	case RTE_MBUF_F_TX_TCP_CKSUM:
+		h->csum_offset = htole16(16);
+		break;
+	case RTE_MBUF_F_TX_UDP_CKSUM:
+		h->csum_offset = htole16(6);
+		break;
+	default:
+		return -EPROTO;
+	}
+	h->flags = VRIO_PKT_F_NEEDS_CSUM;
+	h->csum_start = htole16((uint16_t)(m->l2_len + m->l3_len));
+	return 0;
+}
+
 static int send_pkt(struct lhv_dev *d, struct rte_mbuf *m)
 {
-	static const struct vrio_pkt_wire hdr;
+	struct vrio_pkt_wire hdr;
 	struct iovec iov[1 + NET_MAX_SEGS];
 	struct vrio_frame f = {
 		.type = VRIO_FRAME_PKT,
@@ -99,11 +154,16 @@ static int send_pkt(struct lhv_dev *d, struct rte_mbuf *m)
 	struct rte_mbuf *s;
 	int n = 1, rc;
 
-	if (m->nb_segs > NET_MAX_SEGS || m->pkt_len > VRIO_PKT_MAX_FRAME) {
+	if (m->nb_segs > NET_MAX_SEGS || m->pkt_len > VRIO_PKT_MAX_GSO_FRAME ||
+	    (m->pkt_len > VRIO_PKT_MAX_FRAME && !(m->ol_flags & RTE_MBUF_F_TX_TCP_SEG))) {
 		count_drop(d, LHV_NET_DROP_TOO_LONG, 1);
 		return 0;
 	}
-	iov[0].iov_base = (void *)&hdr;
+	if (pkt_meta(d, m, &hdr) < 0) {
+		count_drop(d, LHV_NET_DROP_BAD_OFFLOAD, 1);
+		return 0;
+	}
+	iov[0].iov_base = &hdr;
 	iov[0].iov_len = sizeof(hdr);
 	for (s = m; s; s = s->next) {
 		iov[n].iov_base = rte_pktmbuf_mtod(s, void *);
@@ -174,28 +234,100 @@ static struct rte_mbuf *pkt_mbuf(struct rte_mempool *pool, const uint8_t *p, uin
 	return head;
 }
 
+/*
+ * A packet's metadata from the io-server as the mbuf flags rte_vhost's
+ * enqueue writes into the guest's header: -EPROTO for what the guest did
+ * not negotiate or rte_vhost cannot say (a checksum not TCP's or UDP's, an
+ * IP header that is neither IPv4 nor IPv6).
+ */
+static int set_meta(const struct lhv_dev *d, const struct vrio_pkt_wire *h, struct rte_mbuf *m,
+		    const uint8_t *eth, uint32_t len)
+{
+	uint32_t gso = h->gso_type & ~VRIO_PKT_GSO_ECN, start, l2 = 14, type, thl;
+	uint16_t rx = rx_offloads(d);
+
+	if (!(h->flags & VRIO_PKT_F_NEEDS_CSUM))
+		return 0;	/* whole and checksummed (DATA_VALID: no matter) */
+	if (!(rx & VRIO_PKT_RX_CSUM) || (h->gso_type & VRIO_PKT_GSO_ECN) ||
+	    (gso == VRIO_PKT_GSO_TCPV4 && !(rx & VRIO_PKT_RX_TSO4)) ||
+	    (gso == VRIO_PKT_GSO_TCPV6 && !(rx & VRIO_PKT_RX_TSO6)))
+		return -EPROTO;
+	start = le16toh(h->csum_start);
+	type = (uint32_t)eth[12] << 8 | eth[13];
+	if (type == 0x8100 && len >= 18) {
+		l2 = 18;
+		type = (uint32_t)eth[16] << 8 | eth[17];
+	}
+	if (start < l2 + 20 || start - l2 > 511)	/* l3_len has 9 bits */
+		return -EPROTO;
+	if (type == 0x0800)
+		m->ol_flags |= RTE_MBUF_F_TX_IPV4;
+	else if (type == 0x86dd)
+		m->ol_flags |= RTE_MBUF_F_TX_IPV6;
+	else
+		return -EPROTO;
+	m->l2_len = l2;
+	m->l3_len = start - l2;
+	switch (le16toh(h->csum_offset)) {
+	case 16:
+		m->ol_flags |= RTE_MBUF_F_TX_TCP_CKSUM;
+		break;
+	case 6:
+		if (gso != VRIO_PKT_GSO_NONE)
+			return -EPROTO;
+		m->ol_flags |= RTE_MBUF_F_TX_UDP_CKSUM;
+		break;
+	default:
+		return -EPROTO;
+	}
+	if (gso == VRIO_PKT_GSO_NONE)
+		return 0;
+	/* The TCP header's length, from the frame (vrio_pkt_wire_check kept
+	 * csum_start + 18 inside it). */
+	thl = (uint32_t)(eth[start + 12] >> 4) * 4;
+	if (thl < 20 || start + thl > len)
+		return -EPROTO;
+	m->l4_len = thl;
+	m->tso_segsz = le16toh(h->gso_size);
+	m->ol_flags |= RTE_MBUF_F_TX_TCP_SEG;
+	return 0;
+}
+
 /* A PKT frame from the io-server, for the guest. */
 static int net_frame(struct lhv *l, struct lhv_dev *d, const struct vrio_frame *f,
 		     const void *payload)
 {
-	const struct vrio_pkt_wire *h = payload;
+	const uint8_t *eth = (const uint8_t *)payload + VRIO_PKT_HDR_LEN;
+	struct vrio_pkt_wire h;
 	struct rte_mbuf *m;
+	uint32_t len;
 	int state;
 
-	/* The dispatcher matched the type. No offload is negotiated: a peer
-	 * that sets metadata is not one we understand. */
+	/* The dispatcher matched the type. */
 	if (f->queue != 0 || f->len <= VRIO_PKT_HDR_LEN ||
-	    f->len - VRIO_PKT_HDR_LEN > VRIO_PKT_MAX_FRAME || !vrio_pkt_wire_plain(h))
+	    f->len - VRIO_PKT_HDR_LEN > VRIO_PKT_MAX_GSO_FRAME)
 		return -EBADMSG;
+	len = f->len - VRIO_PKT_HDR_LEN;
+	memcpy(&h, payload, sizeof(h));
 	state = __atomic_load_n(&d->state, __ATOMIC_ACQUIRE);
 	if (state != LHV_DEV_RUNNING || d->broken) {
 		count_drop(d, LHV_NET_DROP_NO_GUEST, 1);
 		return 0;
 	}
-	m = pkt_mbuf(l->mbufs, (const uint8_t *)payload + VRIO_PKT_HDR_LEN,
-		     f->len - VRIO_PKT_HDR_LEN);
+	/* Checked like anything a peer says: a bad one costs its frame. */
+	if (h.rx_ol || (!vrio_pkt_wire_plain(&h) &&
+			vrio_pkt_wire_check(&h, len, VRIO_PKT_MAX_FRAME) < 0)) {
+		count_drop(d, LHV_NET_DROP_BAD_OFFLOAD, 1);
+		return 0;
+	}
+	m = pkt_mbuf(l->mbufs, eth, len);
 	if (!m) {
 		count_drop(d, LHV_NET_DROP_NO_MBUF, 1);
+		return 0;
+	}
+	if (!vrio_pkt_wire_plain(&h) && set_meta(d, &h, m, eth, len) < 0) {
+		rte_pktmbuf_free(m);
+		count_drop(d, LHV_NET_DROP_BAD_OFFLOAD, 1);
 		return 0;
 	}
 	d->rx[d->n_rx++] = m;
