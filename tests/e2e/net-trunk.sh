@@ -129,11 +129,12 @@ main() {
 			promtool check metrics <"$RUN/io$i.metrics" || fail "promtool rejects io$i's metrics"
 		fi
 	done
-	# 10 MiB in 1500-byte frames is over 7,000 of them from B to A.
-	m=$(metric_sum 'vrio_ioserver_trunk_frames_total{peer="io1",direction="in"}' <"$RUN/io0.metrics")
-	((m > 7000)) || fail "io0 counted only $m frames in from io1"
-	m=$(metric_sum 'vrio_ioserver_switch_frames_total{network="lan",port="vm-a-net",direction="out"}' <"$RUN/io0.metrics")
-	((m > 7000)) || fail "io0's switch counted only $m frames to vm-a-net"
+	# 10 MiB from B to A (in 1500-byte frames or, with the guests' TSO,
+	# far fewer large ones: they cross the trunk whole).
+	m=$(metric_sum 'vrio_ioserver_trunk_bytes_total{peer="io1",direction="in"}' <"$RUN/io0.metrics")
+	((m > BYTES)) || fail "io0 counted only $m bytes in from io1"
+	m=$(metric_sum 'vrio_ioserver_switch_bytes_total{network="lan",port="vm-a-net",direction="out"}' <"$RUN/io0.metrics")
+	((m > BYTES)) || fail "io0's switch counted only $m bytes to vm-a-net"
 	m=$(metric_sum 'vrio_ioserver_trunk_frames_total{peer="io0",direction="in"}' <"$RUN/io1.metrics")
 	((m > 0)) || fail "io1 counted no frames in from io0"
 	m=$(metric_sum 'vrio_ioserver_switch_frames_total{network="isolated",port="trunk:io1",direction="in"}' <"$RUN/io0.metrics")
