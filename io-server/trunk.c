@@ -421,6 +421,11 @@ static int trunk_sleep(struct ios_poller *pl)
 	if (t->sent)
 		return 0;
 	ios_reactor_watch(t->r, &t->ev, EPOLLIN | (t->flush_pending ? EPOLLOUT : 0));
+	/* A doorbell or a completion event to ask for (shm, rdma: they raise
+	 * none for an owner that did not say it sleeps); frames already
+	 * there, or an error for the next poll: no sleep. */
+	if (vrio_conn_sleep_prepare(t->conn) != 0)
+		return 0;
 	tmo = vrio_conn_timeout_ms(t->conn);
 	if (t->ev.fd < 0 && (tmo < 0 || tmo > 1))
 		tmo = 1;

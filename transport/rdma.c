@@ -31,13 +31,19 @@
  *
  * Wakeups. Both completion queues (receive; send, READ and credit) share
  * a completion channel; conn_fd() is an epoll descriptor over it and the
- * rdma_cm event channel (where a disconnect shows). poll() arms the receive
- * queue whenever it found fewer frames than its budget (the owner may sleep
- * next), and the send queue only while the owner waits for a READ or for
- * room to send; then it looks at the queues once more, so that a completion
- * that raced with the arming is not left without an event. Frames that
- * flush() or send() reaped raised no event: timeout_ms() is 0 while one is
- * deliverable.
+ * rdma_cm event channel (where a disconnect shows). An armed queue's next
+ * completion raises an event: an interrupt and a kernel wake-up (with
+ * soft-RoCE, arming is a system call too), and reading it is one more. So
+ * the receive queue is armed only by sleep_prepare(), when the owner is
+ * about to sleep: two polling sides raise none, and poll() reads the
+ * channel only while a queue is armed or, for the cm channel, every
+ * RDMA_CM_EVERY polls. An owner that never calls sleep_prepare() gets the
+ * receive queue armed by poll() whenever it found fewer frames than its
+ * budget, as before. The send queue is armed only while the owner waits
+ * for a READ or for room to send. After arming, the queues are looked at
+ * once more, so that a completion that raced with the arming is not left
+ * without an event. Frames that flush() or send() reaped raised no event:
+ * timeout_ms() is 0 while one is deliverable.
  *
  * Close waits (bounded) for the posted sends and for the peer to have read
  * every bulk frame, so that what was flushed reaches the peer.
@@ -84,6 +90,7 @@
 #define RDMA_CLOSE_DRAIN_MS	1000
 #define RDMA_CQ_BATCH		32
 #define RDMA_CQ_ACK_BATCH	64u
+#define RDMA_CM_EVERY		256u	/* polls between looks at the cm channel */
 
 /* Immediate data: type, bulk frames done, reserved (zero), credits. */
 #define IMM_TYPE_SHIFT		30
@@ -129,6 +136,7 @@ struct rdma_cq {
 	struct ibv_cq *cq;
 	bool armed;		/* its next completion raises an event */
 	unsigned unacked;	/* events taken, not acknowledged yet */
+	uint64_t events;	/* taken, for the tests */
 };
 
 /* A received message waiting for delivery, in arrival order. */
@@ -158,6 +166,10 @@ struct rdma_conn {
 	bool established;
 	bool starved;		/* send() refused for want of credits or buffers */
 	bool rx_broken;		/* the peer sent garbage: receive nothing more */
+	/* The owner calls sleep_prepare() before it sleeps: poll() leaves the
+	 * receive queue unarmed. */
+	bool prepares;
+	unsigned quiet_polls;	/* polls since the channels were last read */
 
 	/* Receive side. */
 	struct rdma_region rbuf;
@@ -1128,6 +1140,7 @@ static void take_events(struct rdma_conn *c)
 			while (ibv_get_cq_event(c->cc, &cq, &ctx) == 0) {
 				q = cq == c->rcq.cq ? &c->rcq : &c->scq;
 				q->armed = false;
+				q->events++;
 				if (++q->unacked >= RDMA_CQ_ACK_BATCH) {
 					ibv_ack_cq_events(q->cq, q->unacked);
 					q->unacked = 0;
@@ -1235,7 +1248,12 @@ static int rd_poll(struct vrio_conn *vc, vrio_recv_cb cb, void *arg, unsigned bu
 	bool armed;
 	int rc;
 
-	take_events(c);
+	/* No queue armed: no completion event can be there. A disconnect
+	 * also fails the posted work, which reap() sees. */
+	if (!c->prepares || c->rcq.armed || c->scq.armed || ++c->quiet_polls >= RDMA_CM_EVERY) {
+		c->quiet_polls = 0;
+		take_events(c);
+	}
 	reap(c);
 	for (;;) {
 		issue_reads(c);
@@ -1246,7 +1264,7 @@ static int rd_poll(struct vrio_conn *vc, vrio_recv_cb cb, void *arg, unsigned bu
 			break;
 		/* The owner may sleep after this: arm, then look once more
 		 * for what completed before the arming took effect. */
-		armed = cq_arm(c, &c->rcq);
+		armed = !c->prepares && cq_arm(c, &c->rcq);
 		if (send_events_wanted(c))
 			armed |= cq_arm(c, &c->scq);
 		if (!armed)
@@ -1260,6 +1278,33 @@ static int rd_poll(struct vrio_conn *vc, vrio_recv_cb cb, void *arg, unsigned bu
 	if (c->err && done == 0)
 		return c->err;
 	return (int)done;
+}
+
+/* The owner is about to sleep on conn_fd(): arm the receive queue (and the
+ * send queue if a READ or room to send is awaited), then look once more
+ * (poll()'s loop). 1 if frames are there to deliver, 0, or the
+ * connection's error. */
+static int rd_sleep_prepare(struct vrio_conn *vc)
+{
+	struct rdma_conn *c = to_rdma(vc);
+	bool armed;
+
+	c->prepares = true;
+	for (;;) {
+		/* An arrived bulk frame needs its READ issued, or nothing
+		 * will complete to wake the owner. */
+		issue_reads(c);
+		if (c->err)
+			return c->err;
+		if (rx_deliverable(c))
+			return 1;
+		armed = cq_arm(c, &c->rcq);
+		if (send_events_wanted(c))
+			armed |= cq_arm(c, &c->scq);
+		if (!armed)
+			return 0;
+		reap(c);
+	}
 }
 
 static int rd_pending(struct vrio_conn *vc)
@@ -1378,4 +1423,5 @@ const struct vrio_transport_ops vrio_rdma_transport = {
 	.listener_fd = rd_listener_fd,
 	.pending = rd_pending,
 	.timeout_ms = rd_timeout_ms,
+	.sleep_prepare = rd_sleep_prepare,
 };

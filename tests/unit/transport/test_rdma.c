@@ -4,7 +4,7 @@
  * across the inline and the RDMA READ paths, large frames, budget, errors,
  * messages a peer must not send, hellos that must be refused, credits that
  * come back when the receiver only polls, a peer that closes with sends in
- * flight, and wakeups.
+ * flight, and wakeups: none while an owner that says when it sleeps polls.
  *
  * It needs an RDMA device: VRIO_TEST_RDMA_ADDR names an IP address of one
  * (soft-RoCE on a dummy netdev will do; tests/integration/blk-rdma.sh runs
@@ -584,6 +584,57 @@ static void test_wakeup(void **state)
 	assert_int_equal(s.bad, 0);
 }
 
+/* An owner that says when it sleeps (sleep_prepare): while it polls, the
+ * peer's frames raise no completion event (no interrupt, no wake-up); after
+ * sleep_prepare the next frame wakes it. */
+static void test_no_events_while_polling(void **state)
+{
+	struct pair *p = *state;
+	struct rdma_conn *c = to_rdma(p->server);
+	struct sink s = { .fail_at = -1 };
+	int fd = vrio_conn_fd(p->server);
+	uint64_t events;
+	uint32_t i;
+
+	assert_int_equal(vrio_conn_sleep_prepare(p->server), 0);
+	assert_int_equal(send_frame(p->client, VRIO_FRAME_REQ, 0, 100), 0);
+	assert_int_equal(vrio_rdma_transport.flush(p->client), 0);
+	assert_true(fd_readable(fd, 2000));	/* armed: the frame wakes it */
+	while (s.frames < 1)
+		assert_true(vrio_rdma_transport.poll(p->server, on_frame, &s, 16) >= 0);
+	events = c->rcq.events;
+	assert_true(events >= 1);
+	/* Both sides poll: 2000 frames, small and bulk, and not one event. */
+	for (i = 1; i <= 2000; i++) {
+		send_retry(p, &s, i, i % 100 ? 100 + i : 300000);
+		vrio_rdma_transport.flush(p->client);
+		while (s.frames < i)
+			assert_true(vrio_rdma_transport.poll(p->server, on_frame, &s, 16) >= 0);
+	}
+	assert_int_equal(c->rcq.events, events);
+	assert_false(c->rcq.armed);
+	/* Going to sleep again: the next frame wakes it. (The send queue,
+	 * armed for the READs, may have raised events of its own.) */
+	assert_int_equal(vrio_conn_sleep_prepare(p->server), 0);
+	assert_true(c->rcq.armed);
+	assert_int_equal(send_frame(p->client, VRIO_FRAME_REQ, 2001, 100), 0);
+	assert_int_equal(vrio_rdma_transport.flush(p->client), 0);
+	assert_true(fd_readable(fd, 2000));
+	while (s.frames < 2002)
+		assert_true(vrio_rdma_transport.poll(p->server, on_frame, &s, 16) >= 0);
+	assert_int_equal(c->rcq.events, events + 1);
+	/* A frame already there when the owner would sleep: no sleep. */
+	assert_int_equal(send_frame(p->client, VRIO_FRAME_REQ, 2002, 100), 0);
+	assert_int_equal(vrio_rdma_transport.flush(p->client), 0);
+	for (i = 0; i < 2000 && !rx_deliverable(c); i++) {
+		reap(c);
+		usleep(1000);
+	}
+	assert_int_equal(vrio_conn_sleep_prepare(p->server), 1);
+	assert_int_equal(vrio_rdma_transport.poll(p->server, on_frame, &s, 16), 1);
+	assert_int_equal(s.bad, 0);
+}
+
 static void test_connect_refused(void **state)
 {
 	struct vrio_listener *l = NULL;
@@ -613,6 +664,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bulk_exhausted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_peer_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wakeup, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_events_while_polling, setup, teardown),
 		cmocka_unit_test(test_connect_refused),
 	};
 	struct rdma_event_channel *ch;
