@@ -184,7 +184,7 @@ ping_until() {
 run_net_serve() {
 	peer=$(param peer "")
 	bytes=$(param bytes 10485760)
-	net_up || return 1
+	net_up && net_features || return 1
 	# busybox nc leaves only when its stdin closes: keep it open, and let
 	# head end the transfer at the byte count.
 	(sleep 600 | nc -l -p 5000 | head -c "$bytes" | md5sum >/tmp/sum) &
@@ -209,7 +209,7 @@ run_net_serve() {
 run_net_send() {
 	peer=$(param peer "")
 	bytes=$(param bytes 10485760)
-	net_up || return 1
+	net_up && net_features || return 1
 	if ! ping_until "$peer" 60; then
 		result "net-ping peer=$peer ERROR no answer within 60 s"
 		return 1

@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+#
+# net-offload.sh BUILD_DIR: virtio-net offloads end to end, proved by the
+# guests' own TCP stacks. The rack of net-vrio (tests/e2e/net-rack.sh: an
+# io node, two compute nodes, QEMU TCG guests with Linux's virtio_net), all
+# three ports on one network:
+#
+#   guest A  host0  10.77.0.1  QEMU's defaults: offloads on
+#   guest B  host1  10.77.0.2  QEMU's defaults: offloads on
+#   guest C  host1  10.77.0.3  csum, guest_csum, host/guest_tso4/6 off
+#
+#   1. B sends 10 MiB of random data to A over TCP; A's md5 is B's. Both
+#      negotiated CSUM, GUEST_CSUM, HOST_TSO4/6 and GUEST_TSO4/6 (their
+#      /sys/class/net/eth0/device/features), and B's TSO segments reached
+#      A whole: more bytes than 1514 per frame out to A's port, none
+#      segmented by the io-server;
+#   2. B (booted again) sends 10 MiB to C, which negotiated none of them:
+#      the io-server cut B's large segments into wire-sized ones and
+#      completed B's partial checksums, counted on C's port, and C's stack,
+#      which checks every checksum itself, got the md5 B sent;
+#   3. no frame was dropped for bad offload metadata on either side.
+#
+# About 2-3 minutes under TCG. Exits 77 (SKIP) as net-vrio does.
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
+# shellcheck source=tests/integration/rack.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../integration/rack.sh"
+# shellcheck source=tests/e2e/net-rack.sh
+source "$(dirname "${BASH_SOURCE[0]}")/net-rack.sh"
+
+BYTES=$((10 << 20))
+OFF_OPTS=csum=off,guest_csum=off,host_tso4=off,host_tso6=off,guest_tso4=off,guest_tso6=off
+# The offloads' feature bits in the sysfs string (bit 0 first): CSUM,
+# GUEST_CSUM, GUEST_TSO4, GUEST_TSO6, HOST_TSO4, HOST_TSO6.
+OFFLOAD_BITS="0 1 7 8 11 12"
+
+write_topology() {
+	IO_CTL=$RUN/io0.ctl
+	HV_CTL=("$RUN/host0.ctl" "$RUN/host1.ctl")
+	cat >"$RUN/topology.yaml" <<EOT
+version: 1
+io_servers:
+  - name: io0
+    listen: 10.99.0.1:7400
+    metrics: 127.0.0.1:9400
+    control: $IO_CTL
+    cores: {min: 2, max: 2}
+hosts:
+  - name: host0
+    metrics: 127.0.0.1:9401
+    control: ${HV_CTL[0]}
+  - name: host1
+    metrics: 127.0.0.1:9401
+    control: ${HV_CTL[1]}
+devices:
+  - name: vm-a-net
+    type: net
+    host: host0
+    io_server: io0
+    socket: $RUN/a.sock
+    mac: "52:54:00:77:00:01"
+    network: lan
+  - name: vm-b-net
+    type: net
+    host: host1
+    io_server: io0
+    socket: $RUN/b.sock
+    mac: "52:54:00:77:00:02"
+    network: lan
+  - name: vm-c-net
+    type: net
+    host: host1
+    io_server: io0
+    socket: $RUN/c.sock
+    mac: "52:54:00:77:00:03"
+    network: lan
+networks:
+  - name: lan
+EOT
+}
+
+# offloads_are NAME on|off: the guest's negotiated offload bits.
+offloads_are() {
+	local f b want
+	f=$(result_field "$(result_of "$1" net-features)" features)
+	[[ -n $f ]] || fail "guest $1 printed no features"
+	want=$([[ $2 == on ]] && echo 1 || echo 0)
+	for b in $OFFLOAD_BITS; do
+		[[ ${f:b:1} == "$want" ]] || fail "guest $1: feature bit $b is '${f:b:1}' in $f, offloads $2"
+	done
+	log "guest $1 ($2): features $f"
+}
+
+# transfer TAG SERVER SERVER_SOCK SERVER_MAC SERVER_IP SERVER_OPTS: B sends
+# BYTES to the server guest, which checks them; both boot fresh.
+transfer() {
+	local tag=$1 srv=$2 sock=$3 mac=$4 ip=$5 opts=$6 pid rc=0 sum_s sum_b
+	PIDS=()
+	# shellcheck disable=SC2034 # read by net-rack.sh's guest
+	NET_OPTS=$opts
+	guest "$srv-$tag" "${HV_NS[$([[ $srv == a ]] && echo 0 || echo 1)]}" "$sock" "$mac" \
+		net-serve "ip=$ip/24" peer=10.77.0.2 "bytes=$BYTES" linger=2
+	NET_OPTS=
+	guest "b-$tag" "${HV_NS[1]}" "$RUN/b.sock" 52:54:00:77:00:02 net-send ip=10.77.0.2/24 \
+		"peer=$ip" "bytes=$BYTES" linger=1
+	for pid in "${PIDS[@]}"; do
+		wait "$pid" || rc=1
+		untrack_pid "$pid"
+	done
+	((rc == 0)) || {
+		cat "$RUN/results-$srv-$tag" "$RUN/results-b-$tag" >&2 || true
+		fail "$tag: a guest failed (consoles in $RUN)"
+	}
+	sum_s=$(result_of "$srv-$tag" net-recv | sed -n 's/.* md5=\([0-9a-f]*\) .*/\1/p')
+	sum_b=$(result_of "b-$tag" net-send | sed -n 's/.* md5=\([0-9a-f]*\) .*/\1/p')
+	[[ -n $sum_s && $sum_s == "$sum_b" ]] ||
+		fail "$tag: guest $srv received md5 '$sum_s', guest B sent md5 '$sum_b'"
+	log "$tag: 10 MiB from B to $srv, md5 $sum_s on both sides"
+}
+
+# drops_for METRIC REASON FILE: the sum of METRIC over every series with
+# that reason label.
+drops_for() {
+	grep "^$1{.*reason=\"$2\"" "$3" | awk '{ s += $NF } END { printf "%.0f\n", s + 0 }'
+}
+
+io_metric() { # NAME{LABELS}: its value in the io-server's exposition now
+	ip netns exec "$IO_NS" bash -c "source '$VRIO_ROOT/scripts/lib.sh'; vrio_metrics vrio-ioserver 127.0.0.1:9400 '$RUN/io.metrics'" ||
+		fail "no io-server metrics"
+	metric_sum "$1" <"$RUN/io.metrics"
+}
+
+main() {
+	[[ $# -eq 1 ]] || die "usage: $0 BUILD_DIR"
+	local build frames bytes m i
+	build=$(cd "$1" && pwd)
+	vrio_binaries "$build" || skip "daemons not built in $build"
+	have_cmd qemu-system-x86_64 || skip "qemu-system-x86_64 not installed (qemu-system-x86)"
+	GUEST=$build/tests/e2e/guest
+	guest_image "$GUEST"
+	make_tmpdir RUN
+	rack
+	write_topology
+	start_rack
+
+	transfer on a "$RUN/a.sock" 52:54:00:77:00:01 10.77.0.1 ""
+	offloads_are a-on on
+	offloads_are b-on on
+	frames=$(io_metric 'vrio_ioserver_switch_frames_total{network="lan",port="vm-a-net",direction="out"}')
+	bytes=$(io_metric 'vrio_ioserver_switch_bytes_total{network="lan",port="vm-a-net",direction="out"}')
+	((bytes > BYTES && bytes > frames * 1514)) ||
+		fail "to A: $bytes bytes in $frames frames: B's large segments did not arrive whole"
+	m=$(io_metric 'vrio_ioserver_switch_gso_packets_total{network="lan",port="vm-a-net"}')
+	((m == 0)) || fail "the io-server segmented $m packets for A, which takes TSO"
+	log "to A: $bytes bytes in $frames frames ($((bytes / frames)) bytes a frame)"
+
+	transfer off c "$RUN/c.sock" 52:54:00:77:00:03 10.77.0.3 "$OFF_OPTS"
+	offloads_are c-off off
+	offloads_are b-off on
+	m=$(io_metric 'vrio_ioserver_switch_gso_packets_total{network="lan",port="vm-c-net"}')
+	((m > 0)) || fail "nothing segmented for C, which takes no TSO"
+	frames=$(io_metric 'vrio_ioserver_switch_gso_segments_total{network="lan",port="vm-c-net"}')
+	((frames > m)) || fail "$m packets for C made only $frames segments"
+	bytes=$(io_metric 'vrio_ioserver_switch_csum_completed_total{network="lan",port="vm-c-net"}')
+	log "to C: $m TSO packets cut into $frames segments, $bytes checksums completed in software"
+	io_metric vrio_ioserver_up >/dev/null
+	m=$(drops_for vrio_ioserver_switch_drops_total bad_offload "$RUN/io.metrics")
+	((m == 0)) || fail "the switch dropped $m frames for bad offload metadata"
+	for i in 0 1; do
+		ip netns exec "${HV_NS[i]}" bash -c "source '$VRIO_ROOT/scripts/lib.sh'; vrio_metrics vrio-localhv 127.0.0.1:9401 '$RUN/hv$i.metrics'" ||
+			fail "no host$i metrics"
+		m=$(drops_for vrio_localhv_net_drops_total bad_offload "$RUN/hv$i.metrics")
+		((m == 0)) || fail "host$i dropped $m frames for bad offload metadata"
+		if have_cmd promtool; then
+			promtool check metrics <"$RUN/hv$i.metrics" || fail "promtool rejects host$i's metrics"
+		fi
+	done
+	if have_cmd promtool; then
+		promtool check metrics <"$RUN/io.metrics" || fail "promtool rejects io0's metrics"
+	fi
+
+	vrio_stop vrio-localhv-host0 "$HV_PID0" "$RUN/localhv-host0.log" || fail "host0's local-hv did not stop cleanly"
+	vrio_stop vrio-localhv-host1 "$HV_PID1" "$RUN/localhv-host1.log" || fail "host1's local-hv did not stop cleanly"
+	vrio_stop vrio-ioserver "$IO_PID" "$RUN/ioserver.log" || fail "the io-server did not stop cleanly"
+	echo "PASS: e2e/net-offload"
+}
+
+lib_traps
+trap rack_netns_cleanup EXIT
+main "$@"
