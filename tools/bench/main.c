@@ -57,6 +57,7 @@ enum opt_id {
 	OPT_MAC_A,
 	OPT_MAC_B,
 	OPT_FRAME_SIZE,
+	OPT_GSO,
 	OPT_IOMMU,
 	OPT_IOMMU_CHECK,
 	OPT_IOMMU_DEFERRED,
@@ -98,6 +99,7 @@ static const struct option long_opts[] = {
 	{ "mac-a", required_argument, NULL, OPT_MAC_A },
 	{ "mac-b", required_argument, NULL, OPT_MAC_B },
 	{ "frame-size", required_argument, NULL, OPT_FRAME_SIZE },
+	{ "gso", required_argument, NULL, OPT_GSO },
 	{ "iommu", no_argument, NULL, OPT_IOMMU },
 	{ "iommu-check", required_argument, NULL, OPT_IOMMU_CHECK },
 	{ "iommu-deferred", no_argument, NULL, OPT_IOMMU_DEFERRED },
@@ -186,6 +188,9 @@ static void usage(FILE *out)
 		"  --peer-socket PATH the second port, B (--socket is A)\n"
 		"  --mac-a, --mac-b   the ports' source MACs (default 52:54:00:00:00:01, :02)\n"
 		"  --frame-size BYTES Ethernet frame without FCS, 27 to 2036 (default 64)\n"
+		"  --gso MSS          stream: A negotiates CSUM and HOST_TSO4 and sends TCP\n"
+		"                     packets of 20.5 x MSS (64 to 1460) with partial\n"
+		"                     checksums; B, without offloads, checks each segment\n"
 		"  with --net: --iodepth (rr: in flight), --runtime, --count (frames or\n"
 		"  transactions), --queue-size, --timeout (rr: a lost transaction), --poll\n"
 		"  --quiet            no informational messages\n"
@@ -427,6 +432,11 @@ static int parse_args(int argc, char **argv, struct main_opts *m)
 				return -EINVAL;
 			m->net.frame_size = (uint32_t)v;
 			break;
+		case OPT_GSO:
+			if (parse_uint("--gso", optarg, 64, 1460, false, &v) < 0)
+				return -EINVAL;
+			m->net.gso_mss = (uint32_t)v;
+			break;
 		case OPT_IOMMU:
 			o->iommu = true;
 			break;
@@ -483,6 +493,10 @@ static int parse_args(int argc, char **argv, struct main_opts *m)
 		}
 		if (m->breakdown) {
 			bench_err("--breakdown: blk runs only, not with --net");
+			return -EINVAL;
+		}
+		if (m->net.gso_mss && (m->net.mode != NET_STREAM || o->queue_size < 32)) {
+			bench_err("--gso: --net stream only, with a --queue-size of 32 or more");
 			return -EINVAL;
 		}
 		m->net.sock_a = o->socket;
@@ -655,6 +669,9 @@ static void net_report(const struct main_opts *m, const struct netrun_result *r)
 		fprintf(out, "  %.1f %s/s, %.2f Mbit/s at B\n", pps,
 			o->mode == NET_RR ? "transactions" : "packets",
 			(double)r->bytes * 8.0 / el / 1e6);
+		if (o->gso_mss)
+			fprintf(out, "  gso mss=%u: %" PRIu64 " segments at B, each checked\n",
+				o->gso_mss, r->segments);
 		if (o->mode == NET_RR)
 			fprintf(out, "  round trip us: mean %.2f, p50 %.2f, p99 %.2f, p99.9 %.2f, max %.2f\n",
 				hist_mean(&r->hist) / 1000.0, us(hist_percentile(&r->hist, 0.50)),
@@ -669,12 +686,13 @@ static void net_report(const struct main_opts *m, const struct netrun_result *r)
 	       ",\"bad\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"elapsed_s\":%.6f,\"pps\":%.1f,"
 	       "\"mbit_s\":%.3f,\"rtt_us\":{\"mean\":%.3f,\"p50\":%.3f,\"p99\":%.3f,"
 	       "\"p99_9\":%.3f,\"max\":%.3f},\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,"
-	       "\"failed\":%s,\"disconnected\":%s}\n",
+	       "\"gso_mss\":%u,\"segments\":%" PRIu64 ",\"failed\":%s,\"disconnected\":%s}\n",
 	       mode, o->frame_size, o->iodepth, r->sent, r->received, r->lost, r->reordered,
 	       r->bad, r->bytes, r->elapsed_s, pps, (double)r->bytes * 8.0 / el / 1e6,
 	       hist_mean(&r->hist) / 1000.0, us(hist_percentile(&r->hist, 0.50)),
 	       us(hist_percentile(&r->hist, 0.99)), us(hist_percentile(&r->hist, 0.999)),
-	       us(r->hist.max_ns), r->cpu_user_s, r->cpu_sys_s, r->failed ? "true" : "false",
+	       us(r->hist.max_ns), r->cpu_user_s, r->cpu_sys_s, o->gso_mss, r->segments,
+	       r->failed ? "true" : "false",
 	       r->disconnected ? "true" : "false");
 }
 

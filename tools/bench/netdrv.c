@@ -6,7 +6,9 @@
 #include "bench.h"
 #include "netdrv.h"
 
+#define VIRTIO_NET_F_CSUM 0
 #define VIRTIO_NET_F_MAC 5
+#define VIRTIO_NET_F_HOST_TSO4 11
 
 #define NETDEV_WANTED_FEATURES                                                    \
 	(BIT64(VIRTIO_F_VERSION_1) | BIT64(VIRTIO_RING_F_EVENT_IDX) |             \
@@ -26,6 +28,19 @@ int netdev_connect(struct netdev *d, const struct netdev_opts *o)
 			(NETDEV_WANTED_FEATURES | (o->iommu ? BIT64(VIRTIO_F_ACCESS_PLATFORM) : 0));
 	if (o->no_event_idx)
 		d->v.features &= ~BIT64(VIRTIO_RING_F_EVENT_IDX);
+	d->tx_buf_len = NET_BUF_LEN;
+	if (o->tso) {
+		uint64_t want = BIT64(VIRTIO_NET_F_CSUM) | BIT64(VIRTIO_NET_F_HOST_TSO4);
+
+		if ((d->v.dev_features & want) != want) {
+			bench_err("%s: the device offers no CSUM and HOST_TSO4 (features 0x%llx)",
+				  o->socket, (unsigned long long)d->v.dev_features);
+			ret = -ENOTSUP;
+			goto err;
+		}
+		d->v.features |= want;
+		d->tx_buf_len = NET_GSO_BUF_LEN;
+	}
 	ret = vu_set_u64(&d->v.vu, VU_SET_FEATURES, d->v.features);
 	if (ret < 0)
 		goto err;
@@ -61,14 +76,15 @@ static int post_rx(struct netdev *d, unsigned int slot)
 int netdev_start(struct netdev *d, uint16_t queue_size)
 {
 	uint64_t bufs = (uint64_t)queue_size * NET_BUF_LEN;
+	uint64_t tx_bufs = (uint64_t)queue_size * d->tx_buf_len;
 	int ret;
 
-	ret = vudev_start(&d->v, 2, queue_size, 2 * bufs + 2 * BENCH_PAGE_SIZE);
+	ret = vudev_start(&d->v, 2, queue_size, bufs + tx_bufs + 2 * BENCH_PAGE_SIZE);
 	if (ret < 0)
 		return ret;
 	ret = gmem_alloc(&d->v.mem, bufs, BENCH_PAGE_SIZE, &d->rx_gpa);
 	if (ret == 0)
-		ret = gmem_alloc(&d->v.mem, bufs, BENCH_PAGE_SIZE, &d->tx_gpa);
+		ret = gmem_alloc(&d->v.mem, tx_bufs, BENCH_PAGE_SIZE, &d->tx_gpa);
 	if (ret < 0)
 		return ret;
 	d->tx_free = calloc(queue_size, sizeof(*d->tx_free));
@@ -92,23 +108,28 @@ void netdev_close(struct netdev *d)
 	d->tx_free = NULL;
 }
 
-int netdev_send(struct netdev *d, const void *frame, uint32_t len)
+int netdev_send_hdr(struct netdev *d, const void *hdr, const void *frame, uint32_t len)
 {
 	struct virtq *vq = &d->v.vqs[NET_TXQ];
+	uint64_t gpa;
 	unsigned int slot;
 	uint8_t *buf;
 	struct vq_buf b;
 	int ret;
 
-	if (len > NET_MAX_FRAME)
+	if (len > d->tx_buf_len - NET_HDR_LEN)
 		return -EMSGSIZE;
 	if (!d->n_tx_free)
 		return -ENOSPC;
 	slot = d->tx_free[d->n_tx_free - 1];
-	buf = gmem_hva(&d->v.mem, d->tx_gpa + (uint64_t)slot * NET_BUF_LEN);
-	memset(buf, 0, NET_HDR_LEN);
+	gpa = d->tx_gpa + (uint64_t)slot * d->tx_buf_len;
+	buf = gmem_hva(&d->v.mem, gpa);
+	if (hdr)
+		memcpy(buf, hdr, NET_HDR_LEN);
+	else
+		memset(buf, 0, NET_HDR_LEN);
 	memcpy(buf + NET_HDR_LEN, frame, len);
-	b = (struct vq_buf){ d->tx_gpa + (uint64_t)slot * NET_BUF_LEN, NET_HDR_LEN + len, false };
+	b = (struct vq_buf){ gpa, NET_HDR_LEN + len, false };
 	ret = virtq_add(vq, &b, 1, slot_cookie(slot));
 	if (ret < 0)
 		return ret;
@@ -116,6 +137,13 @@ int netdev_send(struct netdev *d, const void *frame, uint32_t len)
 	virtq_publish(vq);
 	d->tx_frames++;
 	return 0;
+}
+
+int netdev_send(struct netdev *d, const void *frame, uint32_t len)
+{
+	if (len > NET_MAX_FRAME)
+		return -EMSGSIZE;
+	return netdev_send_hdr(d, NULL, frame, len);
 }
 
 int netdev_reap_tx(struct netdev *d)

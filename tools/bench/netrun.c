@@ -11,6 +11,13 @@
  *
  * Both start with a broadcast hello from each side, so that a learning
  * switch knows both addresses before the measurement.
+ *
+ * stream with gso_mss: each of A's packets is one TCP/IPv4 GSO packet of
+ * GSO_SEGS + 1/2 segments (its checksum partial, as Linux leaves it), and
+ * B, which negotiated no offload, must get it as wire-sized segments: each
+ * checked for its lengths, its IPv4 and TCP checksums (computed here, over
+ * the pseudo-header), its sequence number and bytes, and PSH on the
+ * packet's last segment only; anything else counts as bad.
  */
 #include <endian.h>
 #include <errno.h>
@@ -29,6 +36,10 @@
 #define WAIT_MAX_MS 10
 #define HELLO_TIMEOUT_NS (5ull * 1000000000ull)
 #define DRAIN_NS (200ull * 1000000ull)
+#define GSO_SEGS 20u		/* whole segments in a GSO packet, then half of one */
+#define GSO_HDRS 54u		/* Ethernet, IPv4 and TCP headers */
+#define TCP_PSH 0x08u
+#define TCP_ACK 0x10u
 
 enum { K_DATA, K_REPLY, K_HELLO };
 
@@ -46,6 +57,8 @@ struct netrun {
 	struct netrun_result *res;
 	struct netdev a, b;
 	uint8_t frame[NET_MAX_FRAME];
+	uint8_t *gso_frame;		/* [NET_GSO_MAX_FRAME] */
+	uint32_t gso_payload;		/* TCP payload bytes per GSO packet */
 	uint32_t next_seq, expect_seq;
 	bool hello_a, hello_b;
 	bool fatal;
@@ -97,6 +110,143 @@ static int parse(struct netrun *r, const uint8_t *f, uint32_t len, struct pkt *o
 	for (uint32_t i = sizeof(*out); i < len; i++)
 		if (f[i] != fill_byte(out->seq, i))
 			return -EBADMSG;
+	return 0;
+}
+
+/* ---- gso: TCP/IPv4 packets from A, wire segments at B ---- */
+
+static uint8_t tcp_byte(uint32_t off)
+{
+	return (uint8_t)(off * 7u + (off >> 11));
+}
+
+static uint32_t sum16(uint32_t sum, const uint8_t *p, uint32_t n)
+{
+	for (uint32_t i = 0; i + 1 < n; i += 2)
+		sum += (uint32_t)p[i] << 8 | p[i + 1];
+	if (n & 1)
+		sum += (uint32_t)p[n - 1] << 8;
+	return sum;
+}
+
+static uint16_t fold16(uint32_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)sum;
+}
+
+static uint32_t pseudo_sum(const uint8_t *ip, uint32_t tcp_len)
+{
+	uint8_t ph[12];
+
+	memcpy(ph, ip + 12, 8);
+	ph[8] = 0;
+	ph[9] = 6;
+	ph[10] = (uint8_t)(tcp_len >> 8);
+	ph[11] = (uint8_t)tcp_len;
+	return sum16(0, ph, sizeof(ph));
+}
+
+/* Packet seq: stream bytes [seq * payload, +payload), A's ports to B's. */
+static bool send_gso(struct netrun *r, uint32_t seq)
+{
+	uint8_t *f = r->gso_frame, *ip = f + 14, *th = f + 34;
+	uint32_t p = r->gso_payload, off = seq * p, tcp_len = 20 + p;
+	struct {
+		uint8_t flags, gso_type;
+		uint16_t hdr_len, gso_size, csum_start, csum_offset, num_buffers;
+	} __attribute__((packed)) h = {
+		.flags = 1,			/* NEEDS_CSUM */
+		.gso_type = 1,			/* TCPV4 */
+		.hdr_len = htole16(GSO_HDRS),
+		.gso_size = htole16((uint16_t)r->o->gso_mss),
+		.csum_start = htole16(34),
+		.csum_offset = htole16(16),
+	};
+	int ret;
+
+	memcpy(f, r->o->mac_b, 6);
+	memcpy(f + 6, r->o->mac_a, 6);
+	f[12] = 0x08;
+	f[13] = 0;
+	memset(ip, 0, 40);
+	ip[0] = 0x45;
+	ip[2] = (uint8_t)((20 + tcp_len) >> 8);
+	ip[3] = (uint8_t)(20 + tcp_len);
+	ip[4] = (uint8_t)(seq >> 8);
+	ip[5] = (uint8_t)seq;
+	ip[6] = 0x40;
+	ip[8] = 64;
+	ip[9] = 6;
+	memcpy(ip + 12, "\x0a\x00\x00\x01\x0a\x00\x00\x02", 8);
+	ip[10] = 0;
+	ip[11] = 0;
+	ret = (uint16_t)~fold16(sum16(0, ip, 20));
+	ip[10] = (uint8_t)(ret >> 8);
+	ip[11] = (uint8_t)ret;
+	memcpy(th, "\x9c\x40\x13\x89", 4);
+	th[4] = (uint8_t)(off >> 24);
+	th[5] = (uint8_t)(off >> 16);
+	th[6] = (uint8_t)(off >> 8);
+	th[7] = (uint8_t)off;
+	th[12] = 5 << 4;
+	th[13] = TCP_ACK | TCP_PSH;
+	th[14] = 0xff;
+	th[15] = 0xff;
+	/* The partial checksum: the pseudo-header's sum, not complemented. */
+	ret = fold16(pseudo_sum(ip, tcp_len));
+	th[16] = (uint8_t)(ret >> 8);
+	th[17] = (uint8_t)ret;
+	for (uint32_t i = 0; i < p; i++)
+		f[GSO_HDRS + i] = tcp_byte(off + i);
+	if (netdev_reap_tx(&r->a) < 0) {
+		r->fatal = true;
+		return false;
+	}
+	ret = netdev_send_hdr(&r->a, &h, f, GSO_HDRS + p);
+	if (ret == -ENOSPC)
+		return false;
+	if (ret < 0) {
+		r->fatal = true;
+		return false;
+	}
+	return true;
+}
+
+/* A frame at B in gso mode: one wire segment, checked; 0, or -EBADMSG. */
+static int check_segment(struct netrun *r, const uint8_t *f, uint32_t len)
+{
+	const uint8_t *ip = f + 14, *th = f + 34;
+	uint32_t data = len - GSO_HDRS, off, end, pkt;
+	bool last;
+
+	if (len < GSO_HDRS || len > GSO_HDRS + r->o->gso_mss || f[12] != 0x08 || f[13] != 0 ||
+	    ip[0] != 0x45 || ip[9] != 6 || ((uint32_t)ip[2] << 8 | ip[3]) != len - 14 ||
+	    (th[12] >> 4) != 5 || data == 0)
+		return -EBADMSG;
+	if (fold16(sum16(0, ip, 20)) != 0xffff ||
+	    fold16(sum16(pseudo_sum(ip, len - 34), th, len - 34)) != 0xffff)
+		return -EBADMSG;
+	off = (uint32_t)th[4] << 24 | (uint32_t)th[5] << 16 | (uint32_t)th[6] << 8 | th[7];
+	pkt = off / r->gso_payload;
+	end = off - pkt * r->gso_payload + data;
+	last = end == r->gso_payload;
+	if (end > r->gso_payload || (data != r->o->gso_mss && !last) ||
+	    !!(th[13] & TCP_PSH) != last || !(th[13] & TCP_ACK))
+		return -EBADMSG;
+	for (uint32_t i = 0; i < data; i++)
+		if (f[GSO_HDRS + i] != tcp_byte(off + i))
+			return -EBADMSG;
+	r->res->segments++;
+	r->res->bytes += len;
+	if (last) {
+		r->res->received++;
+		if (pkt >= r->expect_seq)
+			r->expect_seq = pkt + 1;
+		else
+			r->res->reordered++;
+	}
 	return 0;
 }
 
@@ -198,7 +348,10 @@ static int receive(struct netrun *r, struct netdev *d, uint64_t now)
 
 	while ((ret = netdev_recv(d, &f, &len, &slot)) == 0) {
 		n++;
-		if (parse(r, f, len, &p) < 0) {
+		if (r->o->gso_mss && d == &r->b && len > 13 && f[12] == 0x08 && f[13] == 0) {
+			if (check_segment(r, f, len) < 0)
+				r->res->bad++;
+		} else if (parse(r, f, len, &p) < 0) {
 			r->res->bad++;
 		} else if (p.kind == K_HELLO) {
 			if (d == &r->a)
@@ -299,6 +452,8 @@ static int say_hello(struct netrun *r)
 static void run_loop(struct netrun *r)
 {
 	uint64_t now = bench_now_ns(), last_work = now, drain_until = 0;
+	/* With gso, a packet takes GSO_SEGS + 1 of B's buffers. */
+	uint32_t window = r->o->gso_mss ? r->o->queue_size / (GSO_SEGS + 1) : r->o->queue_size;
 	int work;
 
 	r->t_end = r->o->runtime > 0 ? now + (uint64_t)(r->o->runtime * 1e9) : UINT64_MAX;
@@ -312,8 +467,10 @@ static void run_loop(struct netrun *r)
 			/* A window of B's ring: the rate B keeps up with, not how
 			 * fast A can drop frames into a full receive queue. Frames
 			 * after the last one B saw count as in flight. */
-			while (want_more(r, now) && r->next_seq - r->expect_seq < r->o->queue_size &&
-			       send_one(r, &r->a, r->o->mac_b, r->o->mac_a, K_DATA, r->next_seq, now)) {
+			while (want_more(r, now) && r->next_seq - r->expect_seq < window &&
+			       (r->o->gso_mss ? send_gso(r, r->next_seq)
+					      : send_one(r, &r->a, r->o->mac_b, r->o->mac_a, K_DATA,
+							 r->next_seq, now))) {
 				r->next_seq++;
 				r->res->sent++;
 				work++;
@@ -376,15 +533,26 @@ int netrun_bench(const struct netrun_opts *o, struct netrun_result *res)
 	uint64_t t0;
 	int ret;
 
+	da.tso = o->gso_mss != 0;
 	memset(res, 0, sizeof(*res));
 	hist_init(&res->hist);
-	if (o->frame_size < sizeof(struct pkt) || o->frame_size > NET_MAX_FRAME || !o->iodepth)
+	if (o->frame_size < sizeof(struct pkt) || o->frame_size > NET_MAX_FRAME || !o->iodepth ||
+	    (o->gso_mss && (o->mode != NET_STREAM || o->gso_mss < 64 || o->gso_mss > 1460 ||
+			    o->queue_size < GSO_SEGS + 1)))
 		return -EINVAL;
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
 	r->o = o;
 	r->res = res;
+	if (o->gso_mss) {
+		r->gso_payload = o->gso_mss * GSO_SEGS + o->gso_mss / 2;
+		r->gso_frame = malloc(NET_GSO_MAX_FRAME);
+		if (!r->gso_frame) {
+			free(r);
+			return -ENOMEM;
+		}
+	}
 	r->a.v.mem.fd = r->b.v.mem.fd = -1;
 	r->sent_ns = calloc(o->iodepth, sizeof(*r->sent_ns));
 	r->slot_seq = calloc(o->iodepth, sizeof(*r->slot_seq));
@@ -418,6 +586,7 @@ int netrun_bench(const struct netrun_opts *o, struct netrun_result *res)
 	res->interrupted = *o->stop != 0;
 	free(r->sent_ns);
 	free(r->slot_seq);
+	free(r->gso_frame);
 	free(r);
 	return ret;
 }

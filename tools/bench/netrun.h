@@ -28,6 +28,10 @@ struct netrun_opts {
 	bool quiet;
 	bool no_event_idx;
 	bool iommu;
+	/* stream, not 0: A negotiates CSUM and HOST_TSO4 and sends TCP/IPv4
+	 * GSO packets of gso_mss segments with a partial checksum; B takes
+	 * no offload, and checks every segment it gets (netrun.c). */
+	uint32_t gso_mss;
 	volatile sig_atomic_t *stop;
 };
 
@@ -38,6 +42,7 @@ struct netrun_result {
 	uint64_t reordered;
 	uint64_t bad;		/* frames that were not ours or came damaged */
 	uint64_t bytes;		/* Ethernet bytes that reached B */
+	uint64_t segments;	/* gso: good wire-sized segments at B */
 	double elapsed_s;
 	double cpu_user_s, cpu_sys_s;
 	bool failed, disconnected, interrupted;
