@@ -3,7 +3,7 @@
  * TCP backend: one non-blocking kernel socket per connection. Frames are
  * gathered into a send buffer and pushed with one send() per flush; received
  * bytes land in a linear buffer that always holds at least one whole frame,
- * so payloads are lent to the callback in place.
+ * so payloads are lent to the callback in place (stream.h).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,6 +20,7 @@
 
 #include "addr.h"
 #include "log.h"
+#include "stream.h"
 #include "transport_internal.h"
 
 #define TCP_RBUF_INIT	(256u << 10)
@@ -33,10 +34,8 @@
 struct tcp_conn {
 	struct vrio_conn base;
 	int fd;
-	uint8_t *rbuf;
-	size_t rcap, rhead, rtail;	/* unparsed bytes are rbuf[rhead, rtail) */
-	uint8_t *sbuf;
-	size_t scap, shead, stail;	/* unsent bytes are sbuf[shead, stail) */
+	struct vrio_rbuf rx;
+	struct vrio_sbuf tx;
 };
 
 struct tcp_listener {
@@ -176,13 +175,10 @@ static int tcp_conn_new(int fd, const struct sockaddr_storage *peer, struct vrio
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	c->rcap = TCP_RBUF_INIT;
-	c->scap = TCP_SBUF_INIT;
-	c->rbuf = malloc(c->rcap);
-	c->sbuf = malloc(c->scap);
-	if (!c->rbuf || !c->sbuf) {
-		free(c->rbuf);
-		free(c->sbuf);
+	if (vrio_rbuf_init(&c->rx, TCP_RBUF_INIT) < 0 ||
+	    vrio_sbuf_init(&c->tx, TCP_SBUF_INIT, TCP_SBUF_MAX) < 0) {
+		vrio_rbuf_fini(&c->rx);
+		vrio_sbuf_fini(&c->tx);
 		free(c);
 		return -ENOMEM;
 	}
@@ -193,161 +189,48 @@ static int tcp_conn_new(int fd, const struct sockaddr_storage *peer, struct vrio
 	return 0;
 }
 
-/* Make room for `need` more bytes at the tail of the send buffer. */
-static int sbuf_reserve(struct tcp_conn *c, size_t need)
-{
-	size_t used = c->stail - c->shead, ncap;
-	uint8_t *nb;
-
-	if (c->scap - c->stail >= need)
-		return 0;
-	if (c->shead) {
-		memmove(c->sbuf, c->sbuf + c->shead, used);
-		c->shead = 0;
-		c->stail = used;
-		if (c->scap - c->stail >= need)
-			return 0;
-	}
-	if (used + need > TCP_SBUF_MAX)
-		return -ENOBUFS;
-	ncap = c->scap;
-	while (ncap < used + need)
-		ncap *= 2;
-	nb = realloc(c->sbuf, ncap);
-	if (!nb)
-		return -ENOMEM;
-	c->sbuf = nb;
-	c->scap = ncap;
-	return 0;
-}
-
 static int tcp_send(struct vrio_conn *vc, const struct vrio_frame *f, const struct iovec *iov,
 		    int iovcnt)
 {
 	struct tcp_conn *c = to_tcp(vc);
-	size_t total = 0;
-	int i, rc;
 
 	if (c->fd < 0)
 		return -ENOTCONN;
-	for (i = 0; i < iovcnt; i++)
-		total += iov[i].iov_len;
-	if (total != f->len || total > VRIO_FRAME_MAX_PAYLOAD)
-		return -EINVAL;
-	rc = sbuf_reserve(c, VRIO_FRAME_HDR_LEN + total);
-	if (rc < 0)
-		return rc;
-	vrio_frame_encode(f, c->sbuf + c->stail);
-	c->stail += VRIO_FRAME_HDR_LEN;
-	for (i = 0; i < iovcnt; i++) {
-		memcpy(c->sbuf + c->stail, iov[i].iov_base, iov[i].iov_len);
-		c->stail += iov[i].iov_len;
-	}
-	c->base.stats.frames_tx++;
-	c->base.stats.bytes_tx += VRIO_FRAME_HDR_LEN + total;
-	return 0;
+	return vrio_sbuf_put_frame(&c->tx, vc, f, iov, iovcnt);
 }
 
 static int tcp_flush(struct vrio_conn *vc)
 {
 	struct tcp_conn *c = to_tcp(vc);
-	ssize_t n;
 
 	if (c->fd < 0)
 		return -ENOTCONN;
-	while (c->shead < c->stail) {
-		n = send(c->fd, c->sbuf + c->shead, c->stail - c->shead, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return 1;
-			return -errno;
-		}
-		c->shead += (size_t)n;
-	}
-	c->shead = c->stail = 0;
-	return 0;
+	return vrio_sbuf_push(&c->tx, vrio_stream_fd_write, &c->fd);
 }
 
 static int tcp_pending(struct vrio_conn *vc)
 {
-	struct tcp_conn *c = to_tcp(vc);
-
-	return c->shead < c->stail;
-}
-
-/* Read what the socket has into the receive buffer. 0 if nothing came,
- * 1 if bytes arrived, or -errno. */
-static int rbuf_fill(struct tcp_conn *c, size_t want)
-{
-	ssize_t n;
-	uint8_t *nb;
-
-	if (c->rhead == c->rtail) {
-		c->rhead = c->rtail = 0;
-	} else if (c->rhead && c->rcap - c->rhead < want) {
-		memmove(c->rbuf, c->rbuf + c->rhead, c->rtail - c->rhead);
-		c->rtail -= c->rhead;
-		c->rhead = 0;
-	}
-	if (c->rcap - c->rhead < want) {
-		nb = realloc(c->rbuf, c->rhead + want);
-		if (!nb)
-			return -ENOMEM;
-		c->rbuf = nb;
-		c->rcap = c->rhead + want;
-	}
-	for (;;) {
-		n = recv(c->fd, c->rbuf + c->rtail, c->rcap - c->rtail, MSG_DONTWAIT);
-		if (n > 0) {
-			c->rtail += (size_t)n;
-			c->base.stats.bytes_rx += (uint64_t)n;
-			return 1;
-		}
-		if (n == 0)
-			return -ECONNRESET;
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
-			return 0;
-		return -errno;
-	}
+	return vrio_sbuf_pending(&to_tcp(vc)->tx);
 }
 
 static int tcp_poll(struct vrio_conn *vc, vrio_recv_cb cb, void *arg, unsigned budget)
 {
 	struct tcp_conn *c = to_tcp(vc);
-	struct vrio_frame f;
 	unsigned done = 0;
-	size_t avail, want;
 	bool filled = false;
 	int rc;
 
 	if (c->fd < 0)
 		return -ENOTCONN;
-	while (done < budget) {
-		avail = c->rtail - c->rhead;
-		want = VRIO_FRAME_HDR_LEN;
-		if (avail >= VRIO_FRAME_HDR_LEN) {
-			rc = vrio_frame_decode(c->rbuf + c->rhead, &f);
-			if (rc < 0)
-				return rc;
-			want += f.len;
-			if (avail >= want) {
-				rc = cb(arg, vc, &f, c->rbuf + c->rhead + VRIO_FRAME_HDR_LEN);
-				c->rhead += want;
-				c->base.stats.frames_rx++;
-				if (rc < 0)
-					return rc;
-				done++;
-				continue;
-			}
-		}
+	for (;;) {
+		rc = vrio_rbuf_deliver(&c->rx, vc, cb, arg, budget - done);
+		if (rc < 0)
+			return rc;
+		done += (unsigned)rc;
 		/* One read per poll: stop once the socket ran dry. */
-		if (filled)
+		if (done == budget || filled)
 			break;
-		rc = rbuf_fill(c, want > TCP_RBUF_INIT ? want : TCP_RBUF_INIT);
+		rc = vrio_rbuf_fill(&c->rx, vc, vrio_stream_fd_read, &c->fd);
 		if (rc < 0)
 			return rc;
 		if (rc == 0)
@@ -376,8 +259,8 @@ static void tcp_close(struct vrio_conn *vc)
 	c = to_tcp(vc);
 	if (c->fd >= 0)
 		close(c->fd);
-	free(c->rbuf);
-	free(c->sbuf);
+	vrio_rbuf_fini(&c->rx);
+	vrio_sbuf_fini(&c->tx);
 	free(c);
 }
 

@@ -13,7 +13,7 @@
  * pending, so the owner flushes again. The io-server's side of the
  * handshake advances in poll() and flush(): nothing blocks a reactor.
  * Buffers are allocated once per connection and grow only for a frame
- * larger than any before.
+ * larger than any before. The plaintext framing is tcp.c's (stream.h).
  */
 #include <errno.h>
 #include <poll.h>
@@ -29,6 +29,7 @@
 #include <openssl/ssl.h>
 
 #include "log.h"
+#include "stream.h"
 #include "tls.h"
 #include "transport_internal.h"
 
@@ -57,14 +58,11 @@ struct tls_conn {
 	SSL *ssl;
 	int fd;
 	bool up;			/* handshake done */
-	uint8_t *rbuf;
-	size_t rcap, rhead, rtail;	/* unparsed plaintext is rbuf[rhead, rtail) */
-	uint8_t *sbuf;
-	size_t scap, shead, stail;	/* plaintext not yet taken by SSL_write */
+	struct vrio_rbuf rx;		/* plaintext SSL_read gave, not yet parsed */
+	struct vrio_sbuf tx;		/* plaintext not yet taken by SSL_write */
 	uint8_t *cin;
 	size_t cin_head, cin_tail;	/* ciphertext received, not yet taken by SSL */
-	uint8_t *cout;
-	size_t cout_cap, cout_head, cout_tail;	/* ciphertext not yet sent */
+	struct vrio_sbuf cout;		/* ciphertext not yet sent */
 	bool eof;			/* the peer closed its side */
 };
 
@@ -152,30 +150,18 @@ static unsigned int psk_server_cb(SSL *ssl, const char *identity, unsigned char 
 static int bio_write(BIO *b, const char *data, size_t len, size_t *written)
 {
 	struct tls_conn *c = BIO_get_data(b);
-	size_t used = c->cout_tail - c->cout_head, ncap;
-	uint8_t *nb;
+	int rc;
 
 	BIO_clear_retry_flags(b);
-	if (used + len > TLS_COUT_MAX) {
+	rc = vrio_sbuf_reserve(&c->cout, len);
+	if (rc == -ENOBUFS) {
 		BIO_set_retry_write(b);
 		return 0;
 	}
-	if (c->cout_cap - c->cout_tail < len) {
-		memmove(c->cout, c->cout + c->cout_head, used);
-		c->cout_head = 0;
-		c->cout_tail = used;
-	}
-	if (c->cout_cap - c->cout_tail < len) {
-		for (ncap = c->cout_cap; ncap < used + len; ncap *= 2)
-			;
-		nb = realloc(c->cout, ncap);
-		if (!nb)
-			return 0;
-		c->cout = nb;
-		c->cout_cap = ncap;
-	}
-	memcpy(c->cout + c->cout_tail, data, len);
-	c->cout_tail += len;
+	if (rc < 0)
+		return 0;
+	memcpy(c->cout.buf + c->cout.tail, data, len);
+	vrio_sbuf_commit(&c->cout, len);
 	*written = len;
 	return 1;
 }
@@ -210,7 +196,7 @@ static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 	case BIO_CTRL_PENDING:
 		return (long)(c->cin_tail - c->cin_head);
 	case BIO_CTRL_WPENDING:
-		return (long)(c->cout_tail - c->cout_head);
+		return (long)(c->cout.tail - c->cout.head);
 	case BIO_CTRL_EOF:
 		return c->eof && c->cin_head == c->cin_tail;
 	default:
@@ -228,22 +214,7 @@ static int bio_create(BIO *b)
  * or -errno. */
 static int net_push(struct tls_conn *c)
 {
-	ssize_t n;
-
-	while (c->cout_head < c->cout_tail) {
-		n = send(c->fd, c->cout + c->cout_head, c->cout_tail - c->cout_head,
-			 MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return 1;
-			return -errno;
-		}
-		c->cout_head += (size_t)n;
-	}
-	c->cout_head = c->cout_tail = 0;
-	return 0;
+	return vrio_sbuf_push(&c->cout, vrio_stream_fd_write, &c->fd);
 }
 
 /* One recv() into cin: 1 if bytes came, 0 if none (or the peer closed:
@@ -428,7 +399,7 @@ static int handshake_wait(struct tls_conn *c)
 				 TLS_HANDSHAKE_MS);
 			return -ETIMEDOUT;
 		}
-		pfd.events = c->cout_head < c->cout_tail ? POLLOUT : POLLIN;
+		pfd.events = vrio_sbuf_pending(&c->cout) ? POLLOUT : POLLIN;
 		if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)
 			return -errno;
 	}
@@ -448,13 +419,13 @@ int vrio_tls_wrap(struct vrio_tls_ctx *x, struct vrio_conn *inner, struct vrio_c
 	snprintf(c->base.name, sizeof(c->base.name), "%s", inner->name);
 	c->x = x;
 	c->fd = vrio_conn_fd(inner);
-	c->rcap = c->scap = c->cout_cap = TLS_BUF_INIT;
-	c->rbuf = malloc(c->rcap);
-	c->sbuf = malloc(c->scap);
+	if (vrio_rbuf_init(&c->rx, TLS_BUF_INIT) < 0 ||
+	    vrio_sbuf_init(&c->tx, TLS_BUF_INIT, TLS_SBUF_MAX) < 0 ||
+	    vrio_sbuf_init(&c->cout, TLS_BUF_INIT, TLS_COUT_MAX) < 0)
+		goto err;
 	c->cin = malloc(TLS_CIN_LEN);
-	c->cout = malloc(c->cout_cap);
 	c->ssl = SSL_new(x->ssl_ctx);
-	if (!c->rbuf || !c->sbuf || !c->cin || !c->cout || !c->ssl)
+	if (!c->cin || !c->ssl)
 		goto err;
 	rc = -EINVAL;
 	if (c->fd < 0)
@@ -480,66 +451,20 @@ err:
 err_conn:
 	if (c) {
 		SSL_free(c->ssl);
-		free(c->rbuf);
-		free(c->sbuf);
+		vrio_rbuf_fini(&c->rx);
+		vrio_sbuf_fini(&c->tx);
 		free(c->cin);
-		free(c->cout);
+		vrio_sbuf_fini(&c->cout);
 		free(c);
 	}
 	inner->ops->close(inner);
 	return rc;
 }
 
-static int sbuf_reserve(struct tls_conn *c, size_t need)
-{
-	size_t used = c->stail - c->shead, ncap;
-	uint8_t *nb;
-
-	if (c->scap - c->stail >= need)
-		return 0;
-	if (c->shead) {
-		memmove(c->sbuf, c->sbuf + c->shead, used);
-		c->shead = 0;
-		c->stail = used;
-		if (c->scap - c->stail >= need)
-			return 0;
-	}
-	if (used + need > TLS_SBUF_MAX)
-		return -ENOBUFS;
-	ncap = c->scap;
-	while (ncap < used + need)
-		ncap *= 2;
-	nb = realloc(c->sbuf, ncap);
-	if (!nb)
-		return -ENOMEM;
-	c->sbuf = nb;
-	c->scap = ncap;
-	return 0;
-}
-
 static int tls_send(struct vrio_conn *vc, const struct vrio_frame *f, const struct iovec *iov,
 		    int iovcnt)
 {
-	struct tls_conn *c = to_tls(vc);
-	size_t total = 0;
-	int i, rc;
-
-	for (i = 0; i < iovcnt; i++)
-		total += iov[i].iov_len;
-	if (total != f->len || total > VRIO_FRAME_MAX_PAYLOAD)
-		return -EINVAL;
-	rc = sbuf_reserve(c, VRIO_FRAME_HDR_LEN + total);
-	if (rc < 0)
-		return rc;
-	vrio_frame_encode(f, c->sbuf + c->stail);
-	c->stail += VRIO_FRAME_HDR_LEN;
-	for (i = 0; i < iovcnt; i++) {
-		memcpy(c->sbuf + c->stail, iov[i].iov_base, iov[i].iov_len);
-		c->stail += iov[i].iov_len;
-	}
-	c->base.stats.frames_tx++;
-	c->base.stats.bytes_tx += VRIO_FRAME_HDR_LEN + total;
-	return 0;
+	return vrio_sbuf_put_frame(&to_tls(vc)->tx, vc, f, iov, iovcnt);
 }
 
 /* An SSL_read or SSL_write that returned rc <= 0: -EAGAIN to wait, or
@@ -565,6 +490,29 @@ static int ssl_fail(struct tls_conn *c, int rc, const char *what)
 	}
 }
 
+/* The write callback of the plaintext buffer: what SSL_write took, or 0
+ * once the socket is full. */
+static ssize_t tls_write(void *arg, const void *buf, size_t len)
+{
+	struct tls_conn *c = arg;
+	int rc;
+
+	for (;;) {
+		ERR_clear_error();
+		errno = 0;
+		rc = SSL_write(c->ssl, buf, (int)len);
+		if (rc > 0)
+			return rc;
+		rc = ssl_fail(c, rc, "write");
+		if (rc != -EAGAIN)
+			return rc;
+		/* cout is full: the socket must take some first. */
+		rc = net_push(c);
+		if (rc != 0)
+			return rc < 0 ? rc : 0;
+	}
+}
+
 static int tls_flush(struct vrio_conn *vc)
 {
 	struct tls_conn *c = to_tls(vc);
@@ -572,26 +520,12 @@ static int tls_flush(struct vrio_conn *vc)
 
 	rc = handshake(c);
 	if (rc == -EAGAIN)
-		return c->shead < c->stail || c->cout_head < c->cout_tail;
+		return vrio_sbuf_pending(&c->tx) || vrio_sbuf_pending(&c->cout);
 	if (rc < 0)
 		return rc;
-	while (c->shead < c->stail) {
-		ERR_clear_error();
-		errno = 0;
-		rc = SSL_write(c->ssl, c->sbuf + c->shead, (int)(c->stail - c->shead));
-		if (rc <= 0) {
-			rc = ssl_fail(c, rc, "write");
-			if (rc != -EAGAIN)
-				return rc;
-			/* cout is full: the socket must take some first. */
-			rc = net_push(c);
-			if (rc != 0)
-				return rc;
-			continue;
-		}
-		c->shead += (size_t)rc;
-	}
-	c->shead = c->stail = 0;
+	rc = vrio_sbuf_push(&c->tx, tls_write, c);
+	if (rc != 0)
+		return rc;
 	return net_push(c);
 }
 
@@ -599,38 +533,21 @@ static int tls_pending(struct vrio_conn *vc)
 {
 	struct tls_conn *c = to_tls(vc);
 
-	return c->shead < c->stail || c->cout_head < c->cout_tail;
+	return vrio_sbuf_pending(&c->tx) || vrio_sbuf_pending(&c->cout);
 }
 
-/* Decrypt one record's worth into the receive buffer: 1 if bytes came,
- * 0 if SSL waits on the socket, or -errno. */
-static int rbuf_fill(struct tls_conn *c, size_t want)
+/* The read callback of the plaintext buffer: decrypt one record's worth.
+ * 0 if SSL waits on the socket. */
+static ssize_t tls_read(void *arg, void *buf, size_t len)
 {
-	uint8_t *nb;
+	struct tls_conn *c = arg;
 	int n;
 
-	if (c->rhead == c->rtail) {
-		c->rhead = c->rtail = 0;
-	} else if (c->rhead && c->rcap - c->rhead < want) {
-		memmove(c->rbuf, c->rbuf + c->rhead, c->rtail - c->rhead);
-		c->rtail -= c->rhead;
-		c->rhead = 0;
-	}
-	if (c->rcap - c->rhead < want) {
-		nb = realloc(c->rbuf, c->rhead + want);
-		if (!nb)
-			return -ENOMEM;
-		c->rbuf = nb;
-		c->rcap = c->rhead + want;
-	}
 	ERR_clear_error();
 	errno = 0;
-	n = SSL_read(c->ssl, c->rbuf + c->rtail, (int)(c->rcap - c->rtail));
-	if (n > 0) {
-		c->rtail += (size_t)n;
-		c->base.stats.bytes_rx += (uint64_t)n;
-		return 1;
-	}
+	n = SSL_read(c->ssl, buf, (int)len);
+	if (n > 0)
+		return n;
 	n = ssl_fail(c, n, "read");
 	if (n == -EAGAIN && c->eof && c->cin_head == c->cin_tail)
 		return -ECONNRESET;
@@ -640,9 +557,7 @@ static int rbuf_fill(struct tls_conn *c, size_t want)
 static int tls_poll(struct vrio_conn *vc, vrio_recv_cb cb, void *arg, unsigned budget)
 {
 	struct tls_conn *c = to_tls(vc);
-	struct vrio_frame f;
 	unsigned done = 0;
-	size_t avail, want;
 	bool pulled = false;
 	int rc;
 
@@ -651,28 +566,17 @@ static int tls_poll(struct vrio_conn *vc, vrio_recv_cb cb, void *arg, unsigned b
 		return 0;
 	if (rc < 0)
 		return rc;
-	while (done < budget) {
-		avail = c->rtail - c->rhead;
-		want = VRIO_FRAME_HDR_LEN;
-		if (avail >= VRIO_FRAME_HDR_LEN) {
-			rc = vrio_frame_decode(c->rbuf + c->rhead, &f);
-			if (rc < 0)
-				return rc;
-			want += f.len;
-			if (avail >= want) {
-				rc = cb(arg, vc, &f, c->rbuf + c->rhead + VRIO_FRAME_HDR_LEN);
-				c->rhead += want;
-				c->base.stats.frames_rx++;
-				if (rc < 0)
-					return rc;
-				done++;
-				continue;
-			}
-		}
+	for (;;) {
+		rc = vrio_rbuf_deliver(&c->rx, vc, cb, arg, budget - done);
+		if (rc < 0)
+			return rc;
+		done += (unsigned)rc;
+		if (done == budget)
+			break;
 		/* Decrypt what cin holds; once it is dry, one recv() per
 		 * poll, as tcp.c: then neither SSL nor we hold a whole
 		 * frame, and the owner may sleep on the socket. */
-		rc = rbuf_fill(c, want > TLS_BUF_INIT ? want : TLS_BUF_INIT);
+		rc = vrio_rbuf_fill(&c->rx, vc, tls_read, c);
 		if (rc < 0)
 			return rc;
 		if (rc > 0)
@@ -711,10 +615,10 @@ static void tls_close(struct vrio_conn *vc)
 	/* No close_notify: the peer sees the socket close, as over tcp. */
 	SSL_free(c->ssl);
 	c->base.inner->ops->close(c->base.inner);
-	free(c->rbuf);
-	free(c->sbuf);
+	vrio_rbuf_fini(&c->rx);
+	vrio_sbuf_fini(&c->tx);
 	free(c->cin);
-	free(c->cout);
+	vrio_sbuf_fini(&c->cout);
 	free(c);
 }
 
