@@ -107,15 +107,6 @@ void lhv_inflight_take(struct lhv_dev *d, unsigned qi, uint16_t head)
 		rte_vhost_set_inflight_desc_split(d->vid, (uint16_t)qi, head);
 }
 
-/* Poller: head did not leave after all (the send failed): not in flight. */
-void lhv_inflight_untake(struct lhv_dev *d, unsigned qi, uint16_t head)
-{
-	struct lhv_vq *q = &d->vq[qi];
-
-	if (q->track)
-		rte_vhost_clr_inflight_desc_split(d->vid, (uint16_t)qi, q->used_idx, head);
-}
-
 /* Poller: head's used entry is about to be published... */
 void lhv_inflight_completing(struct lhv_dev *d, unsigned qi, uint16_t head)
 {
@@ -130,4 +121,12 @@ void lhv_inflight_completed(struct lhv_dev *d, unsigned qi, uint16_t head)
 
 	if (q->track)
 		rte_vhost_clr_inflight_desc_split(d->vid, (uint16_t)qi, q->used_idx, head);
+}
+
+/* Poller: head did not leave after all (the send failed): not in flight.
+ * The same store as a completion's: the region's used_idx it also writes
+ * is q->used_idx, unchanged, since no used entry was published. */
+void lhv_inflight_untake(struct lhv_dev *d, unsigned qi, uint16_t head)
+{
+	lhv_inflight_completed(d, qi, head);
 }
