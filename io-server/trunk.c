@@ -715,16 +715,26 @@ void ios_trunks_close(struct ios_server *srv)
 
 void ios_trunks_metrics(const struct ios_server *srv, struct vrio_mw *w)
 {
+	/* Each trunk's counters, a family a row (help NULL: the row before's
+	 * family), labelled by direction where dir is set. */
 	static const struct {
 		const char *metric, *help, *dir;
 		size_t off;
 	} counters[] = {
+		{ "vrio_ioserver_trunk_connects_total", "Times the trunk came up", NULL,
+		  offsetof(struct ios_trunk, st.connects) },
+		{ "vrio_ioserver_trunk_downs_total",
+		  "Times the trunk went down: its networks split until it is back", NULL,
+		  offsetof(struct ios_trunk, st.downs) },
 		{ "vrio_ioserver_trunk_frames_total", "Frames over a trunk to a peer io-server, by direction",
 		  "out", offsetof(struct ios_trunk, st.frames_tx) },
 		{ "vrio_ioserver_trunk_frames_total", NULL, "in", offsetof(struct ios_trunk, st.frames_rx) },
 		{ "vrio_ioserver_trunk_bytes_total", "Ethernet bytes over a trunk, by direction",
 		  "out", offsetof(struct ios_trunk, st.bytes_tx) },
 		{ "vrio_ioserver_trunk_bytes_total", NULL, "in", offsetof(struct ios_trunk, st.bytes_rx) },
+		{ "vrio_ioserver_trunk_auth_failures_total",
+		  "Trunk connections refused because a side did not prove the trunk key", NULL,
+		  offsetof(struct ios_trunk, st.auth_failures) },
 	};
 	const struct ios_trunk *t;
 	char labels[256];
@@ -737,33 +747,19 @@ void ios_trunks_metrics(const struct ios_server *srv, struct vrio_mw *w)
 	for (unsigned i = 0; i < srv->n_trunks; i++)
 		vrio_mw_u64(w, "vrio_ioserver_trunk_up", srv->trunks[i]->label,
 			    (uint64_t)__atomic_load_n(&srv->trunks[i]->up, __ATOMIC_RELAXED));
-	vrio_mw_family(w, "vrio_ioserver_trunk_connects_total", "counter",
-		       "Times the trunk came up");
-	for (unsigned i = 0; i < srv->n_trunks; i++)
-		vrio_mw_u64(w, "vrio_ioserver_trunk_connects_total", srv->trunks[i]->label,
-			    vrio_counter_get(&srv->trunks[i]->st.connects));
-	vrio_mw_family(w, "vrio_ioserver_trunk_downs_total", "counter",
-		       "Times the trunk went down: its networks split until it is back");
-	for (unsigned i = 0; i < srv->n_trunks; i++)
-		vrio_mw_u64(w, "vrio_ioserver_trunk_downs_total", srv->trunks[i]->label,
-			    vrio_counter_get(&srv->trunks[i]->st.downs));
 	for (size_t k = 0; k < sizeof(counters) / sizeof(counters[0]); k++) {
 		if (counters[k].help)
 			vrio_mw_family(w, counters[k].metric, "counter", counters[k].help);
 		for (unsigned i = 0; i < srv->n_trunks; i++) {
 			t = srv->trunks[i];
-			snprintf(labels, sizeof(labels), "%s,direction=\"%s\"", t->label,
-				 counters[k].dir);
-			vrio_mw_u64(w, counters[k].metric, labels,
+			if (counters[k].dir)
+				snprintf(labels, sizeof(labels), "%s,direction=\"%s\"", t->label,
+					 counters[k].dir);
+			vrio_mw_u64(w, counters[k].metric, counters[k].dir ? labels : t->label,
 				    vrio_counter_get((const uint64_t *)((const char *)t +
 									counters[k].off)));
 		}
 	}
-	vrio_mw_family(w, "vrio_ioserver_trunk_auth_failures_total", "counter",
-		       "Trunk connections refused because a side did not prove the trunk key");
-	for (unsigned i = 0; i < srv->n_trunks; i++)
-		vrio_mw_u64(w, "vrio_ioserver_trunk_auth_failures_total", srv->trunks[i]->label,
-			    vrio_counter_get(&srv->trunks[i]->st.auth_failures));
 	vrio_mw_family(w, "vrio_ioserver_trunk_drops_total", "counter",
 		       "Frames for or from a peer io-server dropped, by reason (down: the trunk "
 		       "was down, the network split)");
