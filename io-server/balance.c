@@ -34,29 +34,33 @@ void ios_balance_init(struct ios_balance *b, const struct ios_balance_opts *o)
 	b->active = b->o.min;
 }
 
+/* The condition holds now: true once it has held for `hold` ns without a
+ * break (then the clock starts again), *on and *since being its state. */
+static bool held_for(bool *on, uint64_t *since, uint64_t now, uint64_t hold)
+{
+	if (!*on) {
+		*on = true;
+		*since = now;
+	}
+	if (now - *since < hold)
+		return false;
+	*on = false;
+	return true;
+}
+
 enum ios_balance_act ios_balance_decide(struct ios_balance *b, uint64_t now, double load)
 {
 	if (b->active < b->o.max && load > b->o.high * b->active) {
 		b->under = false;
-		if (!b->over) {
-			b->over = true;
-			b->over_since = now;
-		}
-		if (now - b->over_since < b->o.up_ns)
+		if (!held_for(&b->over, &b->over_since, now, b->o.up_ns))
 			return IOS_BALANCE_STAY;
-		b->over = false;
 		b->active++;
 		return IOS_BALANCE_UNPARK;
 	}
 	b->over = false;
 	if (b->active > b->o.min && load < b->o.low * (b->active - 1)) {
-		if (!b->under) {
-			b->under = true;
-			b->under_since = now;
-		}
-		if (now - b->under_since < b->o.down_ns)
+		if (!held_for(&b->under, &b->under_since, now, b->o.down_ns))
 			return IOS_BALANCE_STAY;
-		b->under = false;
 		b->active--;
 		return IOS_BALANCE_PACK;
 	}
