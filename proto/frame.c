@@ -60,8 +60,10 @@ int vrio_pkt_wire_check(const struct vrio_pkt_wire *h, uint32_t eth_len, uint32_
 	if (gso != VRIO_PKT_GSO_NONE && gso != VRIO_PKT_GSO_TCPV4 && gso != VRIO_PKT_GSO_TCPV6)
 		return -EBADMSG;
 	if (h->flags & VRIO_PKT_F_NEEDS_CSUM) {
-		/* The sum field after an Ethernet header, inside the frame. */
-		if (start < 14 || off > eth_len || start + off + 2 > eth_len)
+		/* The sum field after an Ethernet header, inside the frame, at
+		 * an even distance from where the sum starts (TCP's 16, UDP's
+		 * 6: at an odd one the 16-bit sum would not verify). */
+		if (start < 14 || off > eth_len || start + off + 2 > eth_len || (off & 1))
 			return -EBADMSG;
 	} else if (start || off) {
 		return -EBADMSG;

@@ -117,7 +117,7 @@ static inline int vrio_pkt_wire_plain(const struct vrio_pkt_wire *h)
  * Check a packet's offload metadata against its Ethernet frame of eth_len
  * bytes, on a network whose frames are at most max_frame bytes: known flags
  * and gso type (TCPV4/TCPV6, ECN only with them), a partial checksum inside
- * the frame, a GSO packet with a partial checksum, a gso_size whose
+ * the frame at an even offset, a GSO packet with a partial checksum, a gso_size whose
  * segments fit max_frame and a hdr_len inside the frame; a packet without
  * GSO no larger than max_frame, one with it no larger than
  * VRIO_PKT_MAX_GSO_FRAME. `rx_ol` is not looked at. Returns 0 or -EBADMSG.

@@ -20,7 +20,7 @@ case $secs in ''|*[!0-9]*) usage ;; esac
 
 here=$(cd "$(dirname "$0")" && pwd)
 bindir=$build/tests/fuzz
-targets="frame stream topology walker session auth blk ctl vhost_msg"
+targets="frame stream topology walker session auth blk ctl vhost_msg gso"
 
 work=$(mktemp -d /tmp/vrio-fuzz.XXXXXX) || exit 1
 artifacts=${VRIO_FUZZ_ARTIFACTS:-$work/artifacts}

@@ -140,6 +140,7 @@ static void test_pkt_wire_check(void **state)
 		{ { .flags = 1, .csum_start = 10, .csum_offset = 16 }, 1000, 0 },
 		{ { .flags = 1, .csum_start = 990, .csum_offset = 9 }, 1000, 0 },
 		{ { .flags = 1, .csum_start = 34, .csum_offset = 0xffff }, 1000, 0 },
+		{ { .flags = 1, .csum_start = 34, .csum_offset = 7 }, 1000, 0 },	/* odd */
 		{ { .csum_start = 34 }, 1000, 0 },		/* a start without the flag */
 		{ { .flags = 1, .gso_type = 1, .gso_size = 1448, .hdr_len = 66,
 		    .csum_start = 34, .csum_offset = 16 }, 60000, 1 },
