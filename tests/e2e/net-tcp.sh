@@ -17,9 +17,11 @@
 # receiver off: what the sender hands the device whole must reach the
 # receiver in wire-sized, checksummed frames). The client streams
 # for SECS seconds and guest-tcp's server checks every byte (a pattern of
-# the offset); the test passes when each run's data arrives intact and the
-# server counted what the client sent. Throughput, retransmits and the
-# virtio feature bits each guest negotiated are printed, not asserted.
+# the offset); the test passes when each run's data arrives intact, the
+# server counted what the client sent, and each guest negotiated the
+# device's checksum and TSO features (CSUM, GUEST_CSUM, HOST_TSO4/6,
+# GUEST_TSO4/6) when its offloads are on and none of them when off.
+# Throughput and retransmits are printed, not asserted.
 #
 # Environment: VRIO_TCP_SECS (5), VRIO_TCP_CONNS (1), VRIO_TCP_ROUNDS (1;
 # more gives medians and per-round on/off ratios: tests/bench/net-tcp.sh),
@@ -115,6 +117,22 @@ feature_names() {
 	echo "${names# }"
 }
 
+# The device's offloads, as virtio-net feature bits: CSUM, GUEST_CSUM,
+# GUEST_TSO4, GUEST_TSO6, HOST_TSO4, HOST_TSO6.
+OFFLOAD_BITS=(0 1 7 8 11 12)
+
+# check_offloads WHO BITS on|off: fails unless the guest negotiated every
+# offload bit (on) or none of them (off), so that offloads that silently
+# stop being negotiated fail the test.
+check_offloads() {
+	local who=$1 bits=$2 want=$3 b v
+	[[ $want == on ]] && v=1 || v=0
+	for b in "${OFFLOAD_BITS[@]}"; do
+		[[ ${bits:b:1} == "$v" ]] ||
+			fail "guest $who, offloads $want: feature bit $b is ${bits:b:1}: $(feature_names "$bits")"
+	done
+}
+
 # one_run ROUND CASE OFFLOADS: guest A serves, the case's client sends;
 # appends a line to RUN/tcp.results.
 one_run() {
@@ -154,6 +172,8 @@ one_run() {
 	((sent > 0 && sent == got)) || fail "$kase, offloads $offl: sent $sent bytes, received $got"
 	FEAT_A=$(result_field "$(result_of "a-$tag" net-features)" features)
 	FEAT_C=$(result_field "$(result_of "$client-$tag" net-features)" features)
+	check_offloads A "$FEAT_A" "$([[ -z $a_opts ]] && echo on || echo off)"
+	check_offloads "$client" "$FEAT_C" "$([[ -z $c_opts ]] && echo on || echo off)"
 	m=$(result_field "$line" mbps)
 	g=$(result_field "$sline" mbps)
 	echo "$round $kase $offl $m $g $(result_field "$line" retrans)" >>"$RUN/tcp.results"
