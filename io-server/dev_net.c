@@ -138,41 +138,47 @@ static void net_request(struct ios_device *d, struct ios_req *req, const void *p
 	ios_req_done(req);
 }
 
-/* One frame toward the guest, its bytes copied into req's buffer behind
- * their metadata: whole (vh), built there from segment i of a plan, or
- * with its partial checksum completed. */
-static void deliver_one(struct ios_reactor *r, struct ios_port *p, struct ios_req *req,
-			const struct vrio_pkt_wire *vh, const uint8_t *frame, uint32_t len,
-			const struct ios_gso_plan *pl, uint32_t i)
+/* A request for `len` bytes toward p's guest behind their metadata
+ * (zeroed), or NULL (counted). */
+static struct ios_req *out_req(struct ios_reactor *r, struct ios_port *p, uint32_t len)
 {
-	struct ios_device *d = p->dev;
-	uint32_t out = pl ? ios_gso_seg_len(pl, i) : len;
+	struct ios_req *req = ios_req_get(r);
 
-	if (ios_req_reserve(req, VRIO_PKT_HDR_LEN + out) < 0) {
+	if (!req) {
+		ios_port_drop(p, IOS_DROP_BACKLOG);
+		return NULL;
+	}
+	if (ios_req_reserve(req, VRIO_PKT_HDR_LEN + len) < 0) {
 		ios_req_put(r, req);
 		ios_port_drop(p, IOS_DROP_BACKLOG);
-		return;
+		return NULL;
 	}
+	req->t_start = r->now;
 	memset(req->buf, 0, VRIO_PKT_HDR_LEN);
-	if (pl) {
-		ios_gso_build(frame, pl, i, req->buf + VRIO_PKT_HDR_LEN);
-	} else {
-		memcpy(req->buf + VRIO_PKT_HDR_LEN, frame, len);
-		if (!(vh->flags & VRIO_PKT_F_NEEDS_CSUM) ||
-		    (__atomic_load_n(&p->rx_ol, __ATOMIC_RELAXED) & VRIO_PKT_RX_CSUM)) {
-			memcpy(req->buf, vh, VRIO_PKT_HDR_LEN);
-		} else {
-			ios_csum_complete(req->buf + VRIO_PKT_HDR_LEN, len, vh);
-			vrio_counter_add(&p->st.csum_completed, 1);
-		}
+	return req;
+}
+
+/* req's buffer holds len bytes for the guest, through the stages first. */
+static void out_send(struct ios_reactor *r, struct ios_device *d, struct ios_req *req,
+		     uint32_t len)
+{
+	if (!net_stages_pass(d, req, req->buf + VRIO_PKT_HDR_LEN, len, true)) {
+		ios_req_put(r, req);
+		return;
 	}
 	memset(&req->frame, 0, sizeof(req->frame));
 	req->frame.type = VRIO_FRAME_PKT;
 	req->frame.dev = d->id;
-	req->frame.len = VRIO_PKT_HDR_LEN + out;
+	req->frame.len = VRIO_PKT_HDR_LEN + len;
 	ios_dev_to_front(d, req);
 }
 
+/*
+ * Toward a port's guest: whole with its metadata, or, for what the guest
+ * did not negotiate, its partial checksum completed or cut into wire-sized
+ * segments, each built straight into the buffer that carries it. The
+ * stages see what the guest gets: the segments, not the large packet.
+ */
 void ios_port_deliver(struct ios_reactor *r, struct ios_port *p, const struct vrio_pkt_wire *vh,
 		      const uint8_t *frame, uint32_t len)
 {
@@ -186,40 +192,36 @@ void ios_port_deliver(struct ios_reactor *r, struct ios_port *p, const struct vr
 		ios_port_drop(p, IOS_DROP_PORT_DOWN);
 		return;
 	}
-	req = ios_req_get(r);
-	if (!req) {
-		ios_port_drop(p, IOS_DROP_BACKLOG);
-		return;
-	}
-	req->t_start = r->now;
-	if (!net_stages_pass(d, req, frame, len, true)) {
-		ios_req_put(r, req);
-		return;
-	}
 	rx_ol = __atomic_load_n(&p->rx_ol, __ATOMIC_RELAXED);
 	if (gso == VRIO_PKT_GSO_NONE ||
 	    (rx_ol & (gso == VRIO_PKT_GSO_TCPV4 ? VRIO_PKT_RX_TSO4 : VRIO_PKT_RX_TSO6))) {
-		deliver_one(r, p, req, vh, frame, len, NULL, 0);
+		req = out_req(r, p, len);
+		if (!req)
+			return;
+		memcpy(req->buf + VRIO_PKT_HDR_LEN, frame, len);
+		if (!(vh->flags & VRIO_PKT_F_NEEDS_CSUM) || (rx_ol & VRIO_PKT_RX_CSUM)) {
+			memcpy(req->buf, vh, VRIO_PKT_HDR_LEN);
+		} else {
+			ios_csum_complete(req->buf + VRIO_PKT_HDR_LEN, len, vh);
+			vrio_counter_add(&p->st.csum_completed, 1);
+		}
+		out_send(r, d, req, len);
 		return;
 	}
-	/* The guest did not negotiate this segmentation: wire-sized frames. */
 	if (ios_gso_plan(frame, len, vh, p->net->max_frame, &pl) < 0) {
-		ios_req_put(r, req);
 		ios_port_drop(p, IOS_DROP_BAD_OFFLOAD);
 		return;
 	}
 	vrio_counter_add(&p->st.gso_packets, 1);
 	vrio_counter_add(&p->st.gso_segments, pl.nseg);
 	for (i = 0; i < pl.nseg; i++) {
-		if (i > 0) {
-			req = ios_req_get(r);
-			if (!req) {
-				ios_port_drop(p, IOS_DROP_BACKLOG);
-				return;
-			}
-			req->t_start = r->now;
-		}
-		deliver_one(r, p, req, vh, frame, len, &pl, i);
+		uint32_t n = ios_gso_seg_len(&pl, i);
+
+		req = out_req(r, p, n);
+		if (!req)
+			return;
+		ios_gso_build(frame, &pl, i, req->buf + VRIO_PKT_HDR_LEN);
+		out_send(r, d, req, n);
 	}
 }
 

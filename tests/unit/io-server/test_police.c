@@ -49,6 +49,8 @@ struct rig {
 	uint8_t frame[9018];
 };
 
+static bool rig_offloads;	/* the next rig's device offers offloads */
+
 static struct rig *rig_new(const char *interpose)
 {
 	struct rig *g = calloc(1, sizeof(*g));
@@ -60,6 +62,7 @@ static struct rig *rig_new(const char *interpose)
 	g->t = load(interpose);
 	g->d.topo = &g->t->devices[0];
 	g->d.u.net.model.mtu = 1500;
+	g->d.u.net.model.offloads = rig_offloads;
 	if (ios_chain_build(&g->d, g->d.topo, &c, why, sizeof(why)) != 0)
 		fail_msg("chain: %s", why);
 	g->d.chain = c;
@@ -216,6 +219,23 @@ static void test_small_burst(void **state)
 	rig_free(g);
 }
 
+/* With the device's offloads a 64 KiB TSO packet is its largest frame: a
+ * small burst is raised to hold one (without, it could never pass). */
+static void test_tso_packet(void **state)
+{
+	struct rig *g;
+
+	rig_offloads = true;
+	g = rig_new("      - police: {in: {rate: 1K, burst: 100}}\n");
+	rig_offloads = false;
+	assert_true(frame(g, VRIO_PKT_MAX_GSO_FRAME, false, NS));
+	assert_false(frame(g, VRIO_PKT_MAX_GSO_FRAME, false, NS));
+	rig_free(g);
+	g = rig_new("      - police: {in: {rate: 1K, burst: 100}}\n");
+	assert_false(frame(g, VRIO_PKT_MAX_GSO_FRAME, false, NS));
+	rig_free(g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -223,6 +243,7 @@ int main(void)
 		cmocka_unit_test(test_directions),
 		cmocka_unit_test(test_retune),
 		cmocka_unit_test(test_small_burst),
+		cmocka_unit_test(test_tso_packet),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
