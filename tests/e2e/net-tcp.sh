@@ -205,7 +205,7 @@ summary() {
 
 main() {
 	[[ $# -eq 1 ]] || die "usage: $0 BUILD_DIR"
-	local build r run i m
+	local build r run i m f
 	build=$(cd "$1" && pwd)
 	[[ $SECS =~ ^[1-9][0-9]*$ && $CONNS =~ ^[1-9][0-9]*$ && $ROUNDS =~ ^[1-9][0-9]*$ ]] ||
 		die "VRIO_TCP_SECS, VRIO_TCP_CONNS and VRIO_TCP_ROUNDS are positive integers"
@@ -242,6 +242,9 @@ main() {
 		# Each trunk run carries at least the client's SECS of data.
 		m=$(metric_sum 'vrio_ioserver_trunk_bytes_total{peer="io1",direction="in"}' <"$RUN/io0.metrics")
 		((m > 1000000)) || fail "io0 counted only $m bytes in from io1: the trunk case did not cross it"
+		f=$(metric_sum 'vrio_ioserver_trunk_frames_total{peer="io1",direction="in"}' <"$RUN/io0.metrics")
+		echo "net-tcp: trunk io1 -> io0 over all trunk runs: $f frames, $m bytes," \
+			"$((m / (f > 0 ? f : 1))) bytes a frame"
 	fi
 	vrio_stop vrio-localhv-host0 "$HV_PID0" "$RUN/localhv-host0.log" || fail "host0's local-hv did not stop cleanly"
 	vrio_stop vrio-localhv-host1 "$HV_PID1" "$RUN/localhv-host1.log" || fail "host1's local-hv did not stop cleanly"
