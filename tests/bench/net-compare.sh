@@ -16,11 +16,20 @@
 # one transaction in flight (round trip). Rounds alternate between the two;
 # testpmd runs only during its own rounds, since its forwarding core spins.
 # Prints medians, the backend's CPU seconds per run, and vrio/testpmd ratios.
+#
+# VRIO_ONLY="vrio testpmd" runs only the systems named (default: all three).
+# VRIO_BASE_BUILD=DIR adds `base`: the vrio rack from another build (main,
+# say), its runs alternating with vrio's in each round, the same vrio-bench
+# driving both; prints vrio/base medians and the per-round ratios, the A/B
+# of a change.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 
 SECS=${2:-5}
 ROUNDS=${3:-3}
+ONLY=${VRIO_ONLY:-vrio vrio2 testpmd}
+
+wanted() { [[ " $ONLY " == *" $1 "* || ($1 == base && -n ${VRIO_BASE_BUILD:-}) ]]; }
 
 
 # one_run SYS MODE A B PIDS...: appends "value p99 cpu" to $TMP/SYS.MODE
@@ -151,35 +160,57 @@ col() { # FILE COL
 }
 
 main() {
-	local r mode
+	local r mode sys systems=()
 	BUILD=$(cd "$1" && pwd)
 	BENCH=$BUILD/tools/vrio-bench
 	vrio_binaries "$BUILD" || die "build vrio first (cmake --build $BUILD)"
-	have_cmd dpdk-testpmd || die "dpdk-testpmd not installed (Debian's dpdk-dev)"
+	! wanted testpmd || have_cmd dpdk-testpmd || die "dpdk-testpmd not installed (Debian's dpdk-dev)"
 	make_tmpdir TMP
-	vrio_up_net vrio
-	vrio_up_net vrio2 io1
+	if wanted vrio; then
+		vrio_up_net vrio
+		systems+=(vrio)
+	fi
+	if wanted base; then
+		vrio_binaries "$(cd "$VRIO_BASE_BUILD" && pwd)" ||
+			die "VRIO_BASE_BUILD=$VRIO_BASE_BUILD holds no vrio build"
+		vrio_up_net base
+		vrio_binaries "$BUILD"
+		systems+=(base)
+	fi
+	if wanted vrio2; then
+		vrio_up_net vrio2 io1
+		systems+=(vrio2)
+	fi
+	wanted testpmd && systems+=(testpmd)
+	((${#systems[@]})) || die "VRIO_ONLY=$ONLY names no system (vrio vrio2 testpmd)"
 
 	for ((r = 0; r < ROUNDS; r++)); do
 		for mode in stream rr; do
-			one_run vrio "$mode" "$TMP/vrio/a.sock" "$TMP/vrio/b.sock" "${vrio_PIDS[@]}"
-			one_run vrio2 "$mode" "$TMP/vrio2/a.sock" "$TMP/vrio2/b.sock" "${vrio2_PIDS[@]}"
+			for sys in vrio base vrio2; do
+				[[ " ${systems[*]} " == *" $sys "* ]] || continue
+				local -n sys_pids=${sys}_PIDS
+				one_run "$sys" "$mode" "$TMP/$sys/a.sock" "$TMP/$sys/b.sock" "${sys_pids[@]}"
+				unset -n sys_pids
+			done
 		done
-		testpmd_up
-		for mode in stream rr; do
-			one_run testpmd "$mode" "$TMP/testpmd/a.sock" "$TMP/testpmd/b.sock" "$TP_PID"
-		done
-		testpmd_down
+		if wanted testpmd; then
+			testpmd_up
+			for mode in stream rr; do
+				one_run testpmd "$mode" "$TMP/testpmd/a.sock" "$TMP/testpmd/b.sock" "$TP_PID"
+			done
+			testpmd_down
+		fi
 	done
-	vrio_down_net vrio
-	vrio_down_net vrio2
+	for sys in vrio base vrio2; do
+		[[ " ${systems[*]} " != *" $sys "* ]] || vrio_down_net "$sys"
+	done
 
 	printf '\nvirtio-net A -> B, %s s per run, median of %s runs (backend CPU in seconds per run)\n' \
 		"$SECS" "$ROUNDS"
 	printf '%-8s %-16s %12s %9s %9s %12s %8s\n' system case packets/s p50_us p99_us \
 		backend_cpu loss
 	for mode in stream rr; do
-		for sys in vrio vrio2 testpmd; do
+		for sys in "${systems[@]}"; do
 			printf '%-8s %-16s %12s %9s %9s %12s %8s\n' "$sys" \
 				"$([[ $mode == stream ]] && echo 'stream 64 B' || echo 'rr 64 B, QD 1')" \
 				"$(col "$TMP/$sys.$mode" 1)" "$(col "$TMP/$sys.$mode" 2)" \
@@ -187,27 +218,35 @@ main() {
 				"$(col "$TMP/$sys.$mode" 5)"
 		done
 	done
-	python3 - "$TMP" <<'PY'
+	python3 - "$TMP" "${systems[@]}" <<'PY'
 import statistics, sys
-d = sys.argv[1]
+d, systems = sys.argv[1], sys.argv[2:]
+def col(sys_, mode, c):
+    return [float(l.split()[c]) for l in open(f'{d}/{sys_}.{mode}')]
 def med(sys_, mode, c):
-    return statistics.median(float(l.split()[c]) for l in open(f'{d}/{sys_}.{mode}'))
+    return statistics.median(col(sys_, mode, c))
 def rounds(a, b, mode, c):
-    xa = [float(l.split()[c]) for l in open(f'{d}/{a}.{mode}')]
-    xb = [float(l.split()[c]) for l in open(f'{d}/{b}.{mode}')]
-    return ' '.join(f'{x / y:.2f}' for x, y in zip(xa, xb))
-print('\nratios vrio2/vrio, a frame across a trunk (medians; per round):')
-print(f'stream: packets/s {med("vrio2","stream",0)/med("vrio","stream",0):.2f}x '
-      f'({rounds("vrio2", "vrio", "stream", 0)})')
-print(f'rr: transactions/s {med("vrio2","rr",0)/med("vrio","rr",0):.2f}x '
-      f'({rounds("vrio2", "vrio", "rr", 0)}), '
-      f'p50 {med("vrio2","rr",1)/med("vrio","rr",1):.2f}x ({rounds("vrio2", "vrio", "rr", 1)}), '
-      f'p99 {med("vrio2","rr",2)/med("vrio","rr",2):.2f}x')
-print('\nratios vrio/testpmd (medians):')
-print(f'stream: packets/s {med("vrio","stream",0)/med("testpmd","stream",0):.2f}x')
-print(f'rr: transactions/s {med("vrio","rr",0)/med("testpmd","rr",0):.2f}x, '
-      f'p50 {med("vrio","rr",1)/med("testpmd","rr",1):.1f}x, '
-      f'p99 {med("vrio","rr",2)/med("testpmd","rr",2):.1f}x')
+    return ' '.join(f'{x / y:.2f}' if y else '-' for x, y in zip(col(a, mode, c), col(b, mode, c)))
+def ab(a, b, title):
+    if a not in systems or b not in systems:
+        return
+    print(f'\nratios {a}/{b}, {title} (medians; per round):')
+    print(f'stream: packets/s {med(a,"stream",0)/med(b,"stream",0):.2f}x '
+          f'({rounds(a, b, "stream", 0)}), backend CPU per frame '
+          f'{(med(a,"stream",3)/med(a,"stream",0))/(med(b,"stream",3)/med(b,"stream",0)):.2f}x')
+    print(f'rr: transactions/s {med(a,"rr",0)/med(b,"rr",0):.2f}x '
+          f'({rounds(a, b, "rr", 0)}), '
+          f'p50 {med(a,"rr",1)/med(b,"rr",1):.2f}x ({rounds(a, b, "rr", 1)}), '
+          f'p99 {med(a,"rr",2)/med(b,"rr",2):.2f}x ({rounds(a, b, "rr", 2)})')
+ab('vrio2', 'vrio', 'a frame across a trunk')
+ab('vrio', 'base', 'this build against VRIO_BASE_BUILD')
+if 'vrio' in systems and 'testpmd' in systems:
+    print('\nratios vrio/testpmd (medians; per round):')
+    print(f'stream: packets/s {med("vrio","stream",0)/med("testpmd","stream",0):.2f}x '
+          f'({rounds("vrio", "testpmd", "stream", 0)})')
+    print(f'rr: transactions/s {med("vrio","rr",0)/med("testpmd","rr",0):.2f}x, '
+          f'p50 {med("vrio","rr",1)/med("testpmd","rr",1):.1f}x, '
+          f'p99 {med("vrio","rr",2)/med("testpmd","rr",2):.1f}x')
 PY
 }
 
