@@ -173,6 +173,30 @@ static void out_send(struct ios_reactor *r, struct ios_device *d, struct ios_req
 	ios_dev_to_front(d, req);
 }
 
+static void net_sent(struct ios_device *d, uint32_t len);
+
+/* A whole frame that needs nothing done to it and no stage to see it:
+ * straight into its session's send queue when it can (one copy, the
+ * transport's, and no request); false: a request must carry it. */
+static bool out_now(struct ios_reactor *r, struct ios_device *d, const struct vrio_pkt_wire *vh,
+		    const uint8_t *frame, uint32_t len)
+{
+	struct vrio_frame f = {
+		.type = VRIO_FRAME_PKT,
+		.dev = d->id,
+		.len = VRIO_PKT_HDR_LEN + len,
+	};
+	struct iovec iov[2] = {
+		{ (void *)vh, VRIO_PKT_HDR_LEN },
+		{ (void *)frame, len },
+	};
+
+	if (ios_session_to_guest_now(r, d, &f, iov, 2) < 0)
+		return false;
+	net_sent(d, f.len);
+	return true;
+}
+
 /*
  * Toward a port's guest: whole with its metadata, or, for what the guest
  * did not negotiate, its partial checksum completed or cut into wire-sized
@@ -195,6 +219,10 @@ void ios_port_deliver(struct ios_reactor *r, struct ios_port *p, const struct vr
 	rx_ol = __atomic_load_n(&p->rx_ol, __ATOMIC_RELAXED);
 	if (gso == VRIO_PKT_GSO_NONE ||
 	    (rx_ol & (gso == VRIO_PKT_GSO_TCPV4 ? VRIO_PKT_RX_TSO4 : VRIO_PKT_RX_TSO6))) {
+		if (!__atomic_load_n(&d->chain, __ATOMIC_RELAXED) &&
+		    (!(vh->flags & VRIO_PKT_F_NEEDS_CSUM) || (rx_ol & VRIO_PKT_RX_CSUM)) &&
+		    out_now(r, d, vh, frame, len))
+			return;
 		req = out_req(r, p, len);
 		if (!req)
 			return;

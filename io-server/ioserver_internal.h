@@ -141,6 +141,7 @@ struct ios_session {
 	bool lease_fenced;		/* atomic: a write was dropped: close */
 	bool lease_lapsed;		/* at the last check (counts lapses once) */
 	bool flush_pending;		/* flush() left bytes behind */
+	uint32_t sent_now;		/* frames queued by to_guest_now, unflushed */
 	uint64_t reqs_taken;		/* REQ frames handed to a device */
 	bool drain_seen;		/* draining: the first turn has counted */
 	uint32_t drain_outstanding;	/* requests in flight at that turn */
@@ -277,6 +278,14 @@ void ios_session_free(struct ios_session *s);
 void ios_session_resp(struct ios_reactor *r, struct ios_req *req);
 /* Front reactor: a frame for the guest of device d. */
 void ios_session_to_guest(struct ios_reactor *r, struct ios_device *d, struct ios_req *req);
+/* Front reactor: a frame for the guest of device d that nothing answers
+ * (a packet) straight into the connection's send queue, gathered from iov
+ * (the transport copies it), when nothing of the session waits before it:
+ * no request, no copy of our own. 0 if queued, the next flush sends it;
+ * -EAGAIN: take the request path (ios_session_to_guest), which keeps the
+ * order behind the backlog, its bound, and the drops. */
+int ios_session_to_guest_now(struct ios_reactor *r, struct ios_device *d,
+			     const struct vrio_frame *f, const struct iovec *iov, int iovcnt);
 /* Front reactor: the attachment's device has landed (rc 0) or not. */
 void ios_session_attached(struct ios_attach *a, int rc);
 /* Front reactor: the attachment's device was let go. */

@@ -401,6 +401,29 @@ void ios_session_to_guest(struct ios_reactor *r, struct ios_device *d, struct io
 	TAILQ_INSERT_TAIL(&s->backlog, req, link);
 }
 
+int ios_session_to_guest_now(struct ios_reactor *r, struct ios_device *d,
+			     const struct vrio_frame *f, const struct iovec *iov, int iovcnt)
+{
+	struct ios_session *s;
+	struct ios_attach *a;
+
+	if (__atomic_load_n(&d->front, __ATOMIC_ACQUIRE) != r)
+		return -EAGAIN;
+	s = __atomic_load_n(&d->owner, __ATOMIC_ACQUIRE);
+	if (!s || !s->conn || s->state != IOS_SESSION_READY || ios_rctx(r)->draining ||
+	    !TAILQ_EMPTY(&s->backlog))
+		return -EAGAIN;
+	a = ios_session_att(s, d->id);
+	if (!a || a->state == IOS_ATT_PLACING || a->state == IOS_ATT_RELEASING)
+		return -EAGAIN;
+	/* A full queue or a dead connection: the request path flushes and
+	 * tries again, or the next poll closes. */
+	if (s->conn->ops->send(s->conn, f, iov, iovcnt) < 0)
+		return -EAGAIN;
+	s->sent_now++;
+	return 0;
+}
+
 static int session_recv(void *arg, struct vrio_conn *c, const struct vrio_frame *f,
 			const void *payload)
 {
@@ -434,17 +457,17 @@ static int session_flush(struct ios_session *s)
 	return 0;
 }
 
-static void sent(struct ios_session *s, struct ios_req *req)
+/* `now`: one clock read per batch sent (session_tx), not one per frame:
+ * the frames of a batch leave with the same send(). */
+static void sent(struct ios_session *s, struct ios_req *req, uint64_t now)
 {
 	struct ios_attach *a = req->att;
 	struct ios_device *d;
-	uint64_t now;
 
 	if (!a)
 		return;
 	d = a->dev;
 	a->outstanding--;
-	now = vrio_now_ns();
 	vrio_hist_add(&d->stats.latency, now - req->t_start);
 	if (req->t_submit && req->t_done >= req->t_submit && req->t_submit >= req->t_start) {
 		vrio_hist_add(&d->stats.hop[IOS_HOP_QUEUE], req->t_submit - req->t_start);
@@ -463,6 +486,7 @@ static int session_tx(struct ios_session *s)
 	bool flushed = false;
 	struct ios_req *req;
 	struct iovec iov;
+	uint64_t now = 0;
 	int n = 0, rc;
 
 	while ((req = TAILQ_FIRST(&s->backlog))) {
@@ -482,9 +506,13 @@ static int session_tx(struct ios_session *s)
 			return rc;
 		TAILQ_REMOVE(&s->backlog, req, link);
 		TAILQ_INSERT_TAIL(&s->unflushed, req, link);
-		sent(s, req);
+		if (!now)
+			now = vrio_now_ns();
+		sent(s, req, now);
 		n++;
 	}
+	n += (int)s->sent_now;
+	s->sent_now = 0;
 	if (n || s->flush_pending || !TAILQ_EMPTY(&s->unflushed) || vrio_conn_pending(c)) {
 		rc = session_flush(s);
 		if (rc < 0)
@@ -790,6 +818,8 @@ static int session_sleep(struct ios_poller *p)
 
 	if (!s->conn)
 		return -1;
+	if (s->sent_now)
+		return 0;	/* queued since our turn: flush first */
 	if (s->flush_pending || !TAILQ_EMPTY(&s->backlog))
 		ev |= EPOLLOUT;
 	if (reading)
