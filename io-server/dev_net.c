@@ -109,12 +109,14 @@ static bool net_stages_pass(struct ios_device *d, struct ios_req *req, const uin
 	return ios_chain_run(d, req);
 }
 
-/* A packet from the guest: into the switch, unless a stage drops it;
- * nothing goes back. */
-static void net_request(struct ios_device *d, struct ios_req *req, const void *payload)
+/* A packet from the guest into the switch, unless it is malformed or a
+ * stage drops it; req carries it through the stages, NULL where the
+ * device has none. */
+static void net_in(struct ios_device *d, struct ios_req *req, const void *payload,
+		   uint32_t in_len)
 {
 	const uint8_t *eth = (const uint8_t *)payload + VRIO_PKT_HDR_LEN;
-	uint32_t len = req->in_len - VRIO_PKT_HDR_LEN;
+	uint32_t len = in_len - VRIO_PKT_HDR_LEN;
 	const struct ios_net_dev *m = &d->u.net.model;
 	struct ios_port *p = d->u.net.port;
 	struct vrio_pkt_wire vh;
@@ -129,13 +131,29 @@ static void net_request(struct ios_device *d, struct ios_req *req, const void *p
 	vh.rx_ol = 0;
 	if (!m->offloads && !vrio_pkt_wire_plain(&vh)) {
 		ios_port_drop(p, IOS_DROP_BAD_OFFLOAD);
-	} else if (!__atomic_load_n(&d->removing, __ATOMIC_RELAXED) &&
-		   req->in_len > VRIO_PKT_HDR_LEN && net_stages_pass(d, req, eth, len, false)) {
+	} else if (!__atomic_load_n(&d->removing, __ATOMIC_RELAXED) && in_len > VRIO_PKT_HDR_LEN &&
+		   (!req || net_stages_pass(d, req, eth, len, false))) {
 		ios_switch_input(d->home, p, &vh, eth, len);
 	}
+}
+
+/* Nothing goes back. */
+static void net_request(struct ios_device *d, struct ios_req *req, const void *payload)
+{
+	net_in(d, req, payload, req->in_len);
 	req->frame.type = 0;
 	req->frame.len = 0;
 	ios_req_done(req);
+}
+
+/* Without stages, the packet needs no request: into the switch within the
+ * session's poll. */
+static bool net_frame_now(struct ios_device *d, const struct vrio_frame *f, const void *payload)
+{
+	if (__atomic_load_n(&d->chain, __ATOMIC_RELAXED))
+		return false;
+	net_in(d, NULL, payload, f->len);
+	return true;
 }
 
 /* A request for `len` bytes toward p's guest behind their metadata
@@ -280,6 +298,7 @@ const struct ios_dev_ops ios_net_dev_ops = {
 	.place = net_place,
 	.unplace = net_unplace,
 	.request = net_request,
+	.frame_now = net_frame_now,
 	.drop = net_drop,
 	.sent = net_sent,
 };

@@ -155,6 +155,10 @@ struct ios_dev_ops {
 	/* Home reactor: serve one request; `payload` lives for the call. It
 	 * ends with ios_req_done(), now or from a later poll. */
 	void (*request)(struct ios_device *d, struct ios_req *req, const void *payload);
+	/* Home reactor, optional: a frame that nothing answers (a packet)
+	 * served within the call, without a request, when the front reactor
+	 * is the home. true: done; false: give it to request() instead. */
+	bool (*frame_now)(struct ios_device *d, const struct vrio_frame *f, const void *payload);
 	/* Front reactor, optional. With it, a frame for the guest that does
 	 * not fit (max_outstanding) or finds no attachment is dropped and
 	 * counted here (packets); without it, more than max_outstanding

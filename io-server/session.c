@@ -341,6 +341,9 @@ static int session_data(struct ios_session *s, const struct vrio_frame *f, const
 		return ios_session_garbage(s, "%s: more than %u requests outstanding", d->name,
 					   d->max_outstanding);
 	}
+	if (d->ops->frame_now && a->state == IOS_ATT_READY && a->home == s->r &&
+	    d->ops->frame_now(d, f, payload))
+		return 0;
 	req = ios_req_get(s->r);
 	if (!req)
 		return ios_session_reject(s, -ENOMEM, "out of memory for a request");
@@ -410,8 +413,10 @@ int ios_session_to_guest_now(struct ios_reactor *r, struct ios_device *d,
 	if (__atomic_load_n(&d->front, __ATOMIC_ACQUIRE) != r)
 		return -EAGAIN;
 	s = __atomic_load_n(&d->owner, __ATOMIC_ACQUIRE);
+	/* A peer that did not take the last flush whole is behind: the
+	 * request path bounds what waits for it (max_outstanding). */
 	if (!s || !s->conn || s->state != IOS_SESSION_READY || ios_rctx(r)->draining ||
-	    !TAILQ_EMPTY(&s->backlog))
+	    !TAILQ_EMPTY(&s->backlog) || s->flush_pending)
 		return -EAGAIN;
 	a = ios_session_att(s, d->id);
 	if (!a || a->state == IOS_ATT_PLACING || a->state == IOS_ATT_RELEASING)
