@@ -240,6 +240,10 @@ struct lhv_dev {
 	struct lhv_dev_stats st;
 	struct rte_mbuf *rx[LHV_BUDGET];	/* net: packets for the guest */
 	unsigned n_rx;
+	/* net: empty mbufs for them, taken from the pool a burst at a time
+	 * (its ring once per burst, not per packet). */
+	struct rte_mbuf *stash[LHV_BUDGET];
+	unsigned n_stash;
 	struct lhv_iommu iommu;		/* request/response kind behind a vIOMMU */
 };
 

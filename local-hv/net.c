@@ -142,6 +142,7 @@ static int pkt_meta(const struct lhv_dev *d, const struct rte_mbuf *m, struct vr
 	return 0;
 }
 
+/* 1 if the packet was queued, 0 if dropped (counted), or -errno. */
 static int send_pkt(struct lhv_dev *d, struct rte_mbuf *m)
 {
 	struct vrio_pkt_wire hdr;
@@ -174,17 +175,16 @@ static int send_pkt(struct lhv_dev *d, struct rte_mbuf *m)
 		count_drop(d, LHV_NET_DROP_UPSTREAM_FULL, 1);
 		return 0;
 	}
-	if (rc < 0)
-		return rc;
-	vrio_counter_add(&d->st.requests, 1);
-	vrio_counter_add(&d->st.bytes_out, m->pkt_len);
-	return 0;
+	return rc < 0 ? rc : 1;
 }
 
-/* Guest transmit -> io-server. */
+/* Guest transmit -> io-server: the burst's counters and its mbufs go
+ * back once, not per packet. */
 static int net_process(struct lhv *l, struct lhv_dev *d, unsigned qi)
 {
 	struct rte_mbuf *pkts[LHV_BUDGET];
+	unsigned sent = 0, down = 0;
+	uint64_t bytes = 0;
 	uint16_t n, i;
 	bool up;
 	int rc = 0;
@@ -192,27 +192,54 @@ static int net_process(struct lhv *l, struct lhv_dev *d, unsigned qi)
 	if (qi != NET_TXQ)
 		return 0;
 	n = rte_vhost_dequeue_burst(d->vid, NET_TXQ, l->mbufs, pkts, LHV_BUDGET);
+	if (!n)
+		return 0;
 	up = d->attached && d->up->conn &&
 	     __atomic_load_n(&d->up->state, __ATOMIC_RELAXED) == LHV_UP_READY;
 	for (i = 0; i < n; i++) {
 		/* A dead connection: its poll notices; these frames are gone. */
-		if (up && rc == 0)
+		if (up && rc >= 0)
 			rc = send_pkt(d, pkts[i]);
 		else
-			count_drop(d, LHV_NET_DROP_UPSTREAM_DOWN, 1);
-		rte_pktmbuf_free(pkts[i]);
+			rc = -ENOTCONN;
+		if (rc > 0) {
+			sent++;
+			bytes += pkts[i]->pkt_len;
+		} else if (rc < 0) {
+			down++;
+		}
 	}
+	rte_pktmbuf_free_bulk(pkts, n);
+	if (sent) {
+		vrio_counter_add(&d->st.requests, sent);
+		vrio_counter_add(&d->st.bytes_out, bytes);
+	}
+	if (down)
+		count_drop(d, LHV_NET_DROP_UPSTREAM_DOWN, down);
 	return n;
 }
 
+/* An mbuf from the device's stash, filled a burst at a time. */
+static struct rte_mbuf *mbuf_get(struct lhv *l, struct lhv_dev *d)
+{
+	if (!d->n_stash) {
+		if (rte_pktmbuf_alloc_bulk(l->mbufs, d->stash, LHV_BUDGET) == 0)
+			d->n_stash = LHV_BUDGET;
+		else
+			return rte_pktmbuf_alloc(l->mbufs);	/* the pool runs low */
+	}
+	return d->stash[--d->n_stash];
+}
+
 /* Copy a packet into a chain of mbufs. */
-static struct rte_mbuf *pkt_mbuf(struct rte_mempool *pool, const uint8_t *p, uint32_t len)
+static struct rte_mbuf *pkt_mbuf(struct lhv *l, struct lhv_dev *d, const uint8_t *p,
+				uint32_t len)
 {
 	struct rte_mbuf *head = NULL, *m;
 	uint32_t n;
 
 	do {
-		m = rte_pktmbuf_alloc(pool);
+		m = mbuf_get(l, d);
 		if (!m) {
 			rte_pktmbuf_free(head);
 			return NULL;
@@ -320,7 +347,7 @@ static int net_frame(struct lhv *l, struct lhv_dev *d, const struct vrio_frame *
 		count_drop(d, LHV_NET_DROP_BAD_OFFLOAD, 1);
 		return 0;
 	}
-	m = pkt_mbuf(l->mbufs, eth, len);
+	m = pkt_mbuf(l, d, eth, len);
 	if (!m) {
 		count_drop(d, LHV_NET_DROP_NO_MBUF, 1);
 		return 0;
@@ -354,11 +381,9 @@ void lhv_net_flush(struct lhv_dev *d)
 				break;
 		}
 	}
-	for (i = 0; i < d->n_rx; i++) {
-		if (i < done)
-			bytes += d->rx[i]->pkt_len;
-		rte_pktmbuf_free(d->rx[i]);
-	}
+	for (i = 0; i < done; i++)
+		bytes += d->rx[i]->pkt_len;
+	rte_pktmbuf_free_bulk(d->rx, d->n_rx);
 	if (done) {
 		vrio_counter_add(&d->st.responses, done);
 		vrio_counter_add(&d->st.bytes_in, bytes);
@@ -392,11 +417,10 @@ static bool net_kicks(struct lhv_dev *d, struct lhv_vq *q, bool enable)
 
 static void net_stopped(struct lhv_dev *d)
 {
-	uint16_t i;
-
-	for (i = 0; i < d->n_rx; i++)
-		rte_pktmbuf_free(d->rx[i]);
+	rte_pktmbuf_free_bulk(d->rx, d->n_rx);
 	d->n_rx = 0;
+	rte_pktmbuf_free_bulk(d->stash, d->n_stash);
+	d->n_stash = 0;
 	memset(d->vq, 0, 2 * sizeof(d->vq[0]));
 	d->nvq = 0;
 }
