@@ -1982,10 +1982,10 @@ static int topo_device(struct topo_ctx *c, const yaml_node_t *map)
 	ret = topo_stages_check(c, d);
 	if (ret)
 		return ret;
-	if (d->type == VRIO_DEV_NET && d->queues != 1)
+	if (d->type == VRIO_DEV_NET && d->queues > VRIO_NET_MAX_QUEUE_PAIRS)
 		return topo_err(c, seen[DEV_QUEUES].val,
-				"device '%s': a net device has one queue pair (queues: 1), got %u",
-				d->name, d->queues);
+				"device '%s': a net device has 1 to %u queue pairs, got %u",
+				d->name, VRIO_NET_MAX_QUEUE_PAIRS, d->queues);
 	mine = d->type == VRIO_DEV_BLK ? KEY_BLK : KEY_NET;
 	for (size_t i = 0; i < N_DEV_KEYS; i++) {
 		unsigned only = device_keys[i].flags & (KEY_BLK | KEY_NET);

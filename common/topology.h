@@ -60,6 +60,10 @@ struct vrio_topo_heartbeat {
 	unsigned dead_after_ms;	/* default 1000, more than 2 x interval_ms, up to 600000 */
 };
 
+/* A net device's queues: are queue pairs, one receive and one transmit
+ * virtqueue each, within local-hv's 64 virtqueues per device. */
+#define VRIO_NET_MAX_QUEUE_PAIRS	32u
+
 #define VRIO_TOPO_BUSY_HIGH	75u
 #define VRIO_TOPO_BUSY_LOW	50u
 
@@ -229,7 +233,7 @@ struct vrio_topo_device {
 	 * io_server fails (standby:), on the same storage; NULL: none. */
 	struct vrio_topo_ioserver *standby;
 	char *socket;		/* vhost-user socket path on the host */
-	unsigned queues;	/* default 1, 1..64 */
+	unsigned queues;	/* default 1; blk: virtqueues 1..64, net: queue pairs 1..VRIO_NET_MAX_QUEUE_PAIRS */
 	unsigned queue_size;	/* default 256, power of two 1..1024 */
 	bool read_only;		/* blk */
 	struct vrio_topo_backend backend;	/* blk */

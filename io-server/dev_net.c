@@ -24,8 +24,10 @@ static int net_open(struct ios_server *srv, struct ios_device *d)
 	struct ios_network *n;
 	int rc;
 
-	if (ios_net_dev_init(&d->u.net.model, td->mac, td->network->mtu, td->offloads) < 0) {
-		VRIO_ERR("%s: cannot describe a net device with mac %s", d->name, td->mac);
+	if (ios_net_dev_init(&d->u.net.model, td->mac, td->network->mtu, td->queues,
+			     td->offloads) < 0) {
+		VRIO_ERR("%s: cannot describe a net device with mac %s and %u queue pair(s)", d->name,
+			 td->mac, td->queues);
 		return -EINVAL;
 	}
 	rc = ios_switch_network(srv, td->network, &n);
@@ -40,8 +42,8 @@ static int net_open(struct ios_server *srv, struct ios_device *d)
 	 * protocol error. */
 	d->max_request = VRIO_PKT_HDR_LEN + VRIO_PKT_MAX_GSO_FRAME;
 	d->max_outstanding = IOS_NET_BACKLOG;
-	VRIO_INFO("%s: dev %u, net on network %s, mac %s, queue size %u", d->name, d->id,
-		  n->name, td->mac, td->queue_size);
+	VRIO_INFO("%s: dev %u, net on network %s, mac %s, %u queue pair(s) of %u", d->name, d->id,
+		  n->name, td->mac, td->queues, td->queue_size);
 	return 0;
 }
 
@@ -67,9 +69,11 @@ static void net_describe(const struct ios_device *d, Vrio__AttachReply *ar)
 static int net_check(const struct ios_device *d, const struct vrio_frame *f, const void *payload,
 		     char *why, size_t n)
 {
-	if (f->queue != 0 || f->len < VRIO_PKT_HDR_LEN ||
+	/* `queue` is the guest's transmit queue pair. */
+	if (f->queue >= d->u.net.model.pairs || f->len < VRIO_PKT_HDR_LEN ||
 	    f->len - VRIO_PKT_HDR_LEN > VRIO_PKT_MAX_GSO_FRAME) {
-		snprintf(why, n, "packet frame of %u bytes on queue %u", f->len, f->queue);
+		snprintf(why, n, "packet frame of %u bytes on queue pair %u of %u", f->len, f->queue,
+			 d->u.net.model.pairs);
 		return -EBADMSG;
 	}
 	return 0;

@@ -6,6 +6,7 @@
 
 #include "frame.h"
 #include "net.h"
+#include "topology.h"
 
 int ios_net_parse_mac(const char *s, uint8_t mac[6])
 {
@@ -20,12 +21,14 @@ int ios_net_parse_mac(const char *s, uint8_t mac[6])
 	return 0;
 }
 
-int ios_net_dev_init(struct ios_net_dev *n, const char *mac, unsigned mtu, bool offloads)
+int ios_net_dev_init(struct ios_net_dev *n, const char *mac, unsigned mtu, unsigned pairs,
+		     bool offloads)
 {
 	uint8_t *c = n->config;
 
 	memset(n, 0, sizeof(*n));
-	if (ios_net_parse_mac(mac, n->mac) < 0 || mtu < 68 || mtu > 9000)
+	if (ios_net_parse_mac(mac, n->mac) < 0 || mtu < 68 || mtu > 9000 || pairs == 0 ||
+	    pairs > VRIO_NET_MAX_QUEUE_PAIRS)
 		return -EINVAL;
 	n->mtu = (uint16_t)mtu;
 	/* Mergeable receive buffers are rte_vhost's to use on local-hv.
@@ -41,14 +44,19 @@ int ios_net_dev_init(struct ios_net_dev *n, const char *mac, unsigned mtu, bool 
 		n->rx_ol = VRIO_PKT_RX_ALL;
 		n->offloads = true;
 	}
+	/* Several queue pairs: the VMM runs the control queue that sets how
+	 * many the driver uses; local-hv serves those it enables. */
+	if (pairs > 1)
+		n->features |= 1ull << VIRTIO_NET_F_MQ;
 	memcpy(c, n->mac, 6);
 	c[6] = VIRTIO_NET_S_LINK_UP;		/* status, le16 */
 	c[7] = 0;
-	c[8] = 1;				/* max_virtqueue_pairs, le16 */
+	c[8] = (uint8_t)pairs;			/* max_virtqueue_pairs, le16 */
 	c[9] = 0;
 	c[10] = (uint8_t)(mtu & 0xff);		/* mtu, le16 */
 	c[11] = (uint8_t)(mtu >> 8);
-	n->num_queues = 2;
+	n->pairs = pairs;
+	n->num_queues = 2 * pairs;
 	n->max_request = VRIO_PKT_HDR_LEN + (offloads ? VRIO_PKT_MAX_GSO_FRAME : mtu + 18u);
 	return 0;
 }

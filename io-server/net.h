@@ -18,7 +18,8 @@ struct ios_net_dev {
 	uint16_t mtu;
 	uint64_t features;
 	uint8_t config[IOS_NET_CONFIG_LEN];
-	uint32_t num_queues;		/* vrings: one receive, one transmit */
+	uint32_t pairs;			/* queue pairs (the topology's queues:) */
+	uint32_t num_queues;		/* vrings: a receive and a transmit per pair */
 	uint32_t max_request;		/* a PKT frame's payload */
 	uint16_t rx_ol;			/* VRIO_PKT_RX_* the guest may take */
 	bool offloads;			/* the guest may send offload metadata */
@@ -34,9 +35,11 @@ struct ios_net_req {
 	bool dropped;			/* a stage ended it: it goes no further */
 };
 
-/* mac is "52:54:00:00:00:01" (the topology checked it). */
-/* offloads: offer checksum and TSO offloads both ways. */
-int ios_net_dev_init(struct ios_net_dev *n, const char *mac, unsigned mtu, bool offloads);
+/* mac is "52:54:00:00:00:01" (the topology checked it); pairs from 1 to
+ * VRIO_NET_MAX_QUEUE_PAIRS, above 1 offers VIRTIO_NET_F_MQ. offloads:
+ * offer checksum and TSO offloads both ways. */
+int ios_net_dev_init(struct ios_net_dev *n, const char *mac, unsigned mtu, unsigned pairs,
+		     bool offloads);
 int ios_net_parse_mac(const char *s, uint8_t mac[6]);
 
 #endif

@@ -161,6 +161,8 @@ struct lhv_dev_stats {
 	uint64_t resubmitted;	/* sent again from the inflight region */
 	uint64_t chain_errors[LHV_WALK_NR_ERRORS];
 	uint64_t net_drops[LHV_NET_NR_DROPS];
+	/* net: frames through each vring (even: to the guest, odd: from it) */
+	uint64_t net_frames[LHV_MAX_QUEUES];
 	struct vrio_hist latency;
 	struct vrio_hist hop[LHV_NR_HOPS];
 };
@@ -216,6 +218,9 @@ struct lhv_dev {
 
 	/* Control thread only. */
 	int conn_vid;			/* the frontend connection, -1 if none */
+	/* net: the vrings rte_vhost reports ready, a bit each; atomic, the
+	 * control thread sets it and the poller follows (net.c). */
+	uint64_t net_ready;
 	bool ready[LHV_MAX_QUEUES];	/* vrings rte_vhost reports ready */
 	bool registered;		/* main thread: its socket is open */
 	bool inflight_unmapped;		/* GET_INFLIGHT_FD came, SET_INFLIGHT_FD not yet */
@@ -239,11 +244,15 @@ struct lhv_dev {
 	unsigned inflight;
 	struct lhv_dev_stats st;
 	struct rte_mbuf *rx[LHV_BUDGET];	/* net: packets for the guest */
+	uint8_t rx_ring[LHV_BUDGET];	/* net: the receive vring of each */
 	unsigned n_rx;
 	/* net: empty mbufs for them, taken from the pool a burst at a time
 	 * (its ring once per burst, not per packet). */
 	struct rte_mbuf *stash[LHV_BUDGET];
 	unsigned n_stash;
+	uint64_t net_served;		/* net: the net_ready the vrings follow */
+	uint8_t net_rxq[LHV_MAX_QUEUES / 2];	/* net: receive vrings served */
+	unsigned net_nrxq;
 	struct lhv_iommu iommu;		/* request/response kind behind a vIOMMU */
 };
 
@@ -457,6 +466,9 @@ enum lhv_msg_result {
 /* ctx is what rte_vhost gives pre_msg_handle: its message context, the
  * message at its start (channel.c pins its layout). */
 enum lhv_msg_result lhv_vu_msg(struct lhv *l, struct lhv_dev *d, void *ctx);
+/* The same for the packet kind, whose messages are rte_vhost's but for
+ * the queue pairs it may offer (the device's, not rte_vhost's 128). */
+enum lhv_msg_result lhv_vu_net_msg(struct lhv_dev *d, void *ctx);
 /* Whether rings or memory may not be what the poller uses after it. */
 bool lhv_vu_changes_rings(uint32_t request);
 /* Takes the device back from the poller (bounded drain); returns once the
@@ -530,6 +542,8 @@ void lhv_poller_wake(struct lhv *l);
 /* The poller wakes the main thread (a device was described). */
 void lhv_main_wake(struct lhv *l);
 void lhv_epoll_mod(struct lhv *l, int fd, void *tag, bool add);
+/* Poller: watch a queue's kickfd while the poller sleeps, or stop. */
+void lhv_poller_watch_vq(struct lhv *l, struct lhv_vq *q, bool on);
 
 /* metrics.c */
 void lhv_collect(void *arg, struct vrio_mw *w);

@@ -115,6 +115,18 @@ static void dev_metrics(struct vrio_mw *w, struct lhv *l)
 				    vrio_counter_get(&d->st.net_drops[r]));
 		}
 	}
+	vrio_mw_family(w, "vrio_localhv_net_queue_frames_total", "counter",
+		       "Frames of a net device by queue pair: taken from the guest's transmit queue, put in its receive queue");
+	FOR_DEVS(l, d, i) {
+		if (d->type != VRIO_DEV_NET)
+			continue;
+		for (r = 0; r < d->num_queues && r < LHV_MAX_QUEUES; r++) {
+			snprintf(lab, sizeof(lab), "%s,queue=\"%u\",direction=\"%s\"", d->label,
+				 r / 2, r & 1 ? "to_ioserver" : "to_guest");
+			vrio_mw_u64(w, "vrio_localhv_net_queue_frames_total", lab,
+				    vrio_counter_get(&d->st.net_frames[r]));
+		}
+	}
 	vrio_mw_family(w, "vrio_localhv_chain_errors_total", "counter",
 		       "Descriptor chains refused, by reason");
 	FOR_DEVS(l, d, i) {

@@ -12,13 +12,23 @@
  * metadata to and from the PKT frame's struct vrio_pkt_wire. A TSO packet
  * arrives as a chain of mbufs of up to 64 KiB.
  *
- * Guest transmit: vring 1. Each poll round dequeues a burst, sends each
- * packet upstream and frees its mbuf. Nothing is in flight afterwards, so a
- * lost connection loses only the frames on the wire, as a cable would.
- * Guest receive: vring 0. PKT frames from the io-server are copied into
- * mbufs and batched; the batch is enqueued once per round, and what the
- * guest has no buffers for is dropped and counted: a full receive queue
- * never holds up the upstream connection, and so never another device.
+ * Guest transmit: the odd vrings (2k + 1 for queue pair k). Each poll
+ * round dequeues a burst from each, sends each packet upstream (its PKT
+ * frame's queue is the pair) and frees its mbuf. Nothing is in flight
+ * afterwards, so a lost connection loses only the frames on the wire, as a
+ * cable would.
+ * Guest receive: the even vrings. PKT frames from the io-server are copied
+ * into mbufs and batched, each for the receive vring its flow hashes to
+ * among those the guest enabled (flowhash.h), so a flow keeps its order
+ * on one queue; the batch is enqueued once per round, and what the guest
+ * has no buffers for is dropped and counted: a full receive queue never
+ * holds up the upstream connection, and so never another device.
+ *
+ * Multiqueue: the device offers the topology's queue pairs; a driver
+ * enables as many as it wants (Linux: one per vCPU) through the VMM, and
+ * rte_vhost reports each vring's readiness to the control thread, which
+ * cannot stop the device there (vhost.c): it publishes the set in
+ * d->net_ready and the poller follows it between two rounds.
  */
 #include <endian.h>
 #include <errno.h>
@@ -30,10 +40,11 @@
 #include <rte_mempool.h>
 #include <rte_vhost.h>
 
+#include "flowhash.h"
 #include "localhv.h"
 #include "log.h"
 
-#define NET_RXQ		0
+#define NET_RXQ		0	/* pair 0, the one a driver always has */
 #define NET_TXQ		1
 #define NET_MAX_SEGS	64	/* mbufs in one dequeued packet: 64 KiB of 2 KiB ones */
 #define NET_POOL_SIZE	8191	/* mbufs: a power of two minus one */
@@ -74,26 +85,74 @@ void lhv_net_fini(struct lhv *l)
 	l->mbufs = NULL;
 }
 
-/* The control thread: rte_vhost says the guest driver is ready. The rings
- * stay rte_vhost's; we keep only the transmit kick, to sleep on. */
-static int net_start(struct lhv_dev *d, int vid)
+_Static_assert(LHV_BUDGET <= 64, "a flush marks the batch in one word");
+
+/*
+ * Serve the vrings in `ready` (pair 0 always), among the device's pairs.
+ * The rings stay rte_vhost's; we keep only the transmit kicks, to sleep
+ * on. `l`: the poller, which also watches the kicks; NULL: the control
+ * thread at start (the poller watches what is active when it takes it).
+ */
+static void net_follow(struct lhv *l, struct lhv_dev *d, int vid, uint64_t ready)
 {
 	struct rte_vhost_vring vr;
+	unsigned qi;
 
+	ready |= 1ull << NET_RXQ | 1ull << NET_TXQ;
+	d->net_nrxq = 0;
+	for (qi = 0; qi < d->nvq; qi++) {
+		struct lhv_vq *q = &d->vq[qi];
+		bool on = ready >> qi & 1;
+
+		if (on && !(qi & 1))
+			d->net_rxq[d->net_nrxq++] = (uint8_t)qi;
+		if (on == q->active)
+			continue;
+		if (!(qi & 1)) {
+			q->active = on;
+			continue;
+		}
+		if (!on) {
+			if (l)
+				lhv_poller_watch_vq(l, q, false);
+			q->active = false;
+			q->kickfd = -1;
+			continue;
+		}
+		if (rte_vhost_get_vhost_vring(vid, (uint16_t)qi, &vr) != 0)
+			continue;
+		q->kickfd = vr.kickfd;
+		q->active = true;
+		q->armed = false;
+		if (l) {
+			lhv_poller_watch_vq(l, q, true);
+			rte_vhost_enable_guest_notification(vid, (uint16_t)qi, 0);
+		}
+	}
+	d->net_served = ready;
+}
+
+/* The control thread: rte_vhost says the guest driver is ready. */
+static int net_start(struct lhv_dev *d, int vid)
+{
+	unsigned qi, pairs = d->num_queues / 2;
+	struct rte_vhost_vring vr;
+
+	if (pairs == 0 || pairs > LHV_MAX_QUEUES / 2) {
+		VRIO_ERR("%s: %u virtqueues is not a net device", d->name, d->num_queues);
+		return -EINVAL;
+	}
 	if (rte_vhost_get_vring_num(vid) < 2 ||
 	    rte_vhost_get_vhost_vring(vid, NET_TXQ, &vr) != 0) {
 		VRIO_ERR("%s: the frontend set up no transmit queue", d->name);
 		return -ENOENT;
 	}
-	memset(d->vq, 0, 2 * sizeof(d->vq[0]));
-	d->vq[NET_RXQ].active = true;
-	d->vq[NET_RXQ].kickfd = -1;
-	d->vq[NET_RXQ].callfd = -1;
-	d->vq[NET_TXQ].active = true;
-	d->vq[NET_TXQ].kickfd = vr.kickfd;
-	d->vq[NET_TXQ].callfd = -1;
-	d->nvq = 2;
+	memset(d->vq, 0, 2 * pairs * sizeof(d->vq[0]));
+	for (qi = 0; qi < 2 * pairs; qi++)
+		d->vq[qi].kickfd = d->vq[qi].callfd = -1;
+	d->nvq = 2 * pairs;
 	d->n_rx = 0;
+	net_follow(NULL, d, vid, __atomic_load_n(&d->net_ready, __ATOMIC_ACQUIRE));
 	return 0;
 }
 
@@ -143,12 +202,13 @@ static int pkt_meta(const struct lhv_dev *d, const struct rte_mbuf *m, struct vr
 }
 
 /* 1 if the packet was queued, 0 if dropped (counted), or -errno. */
-static int send_pkt(struct lhv_dev *d, struct rte_mbuf *m)
+static int send_pkt(struct lhv_dev *d, struct rte_mbuf *m, unsigned qi)
 {
 	struct vrio_pkt_wire hdr;
 	struct iovec iov[1 + NET_MAX_SEGS];
 	struct vrio_frame f = {
 		.type = VRIO_FRAME_PKT,
+		.queue = (uint16_t)(qi / 2),
 		.dev = d->dev_id,
 		.len = VRIO_PKT_HDR_LEN + m->pkt_len,
 	};
@@ -189,9 +249,18 @@ static int net_process(struct lhv *l, struct lhv_dev *d, unsigned qi)
 	bool up;
 	int rc = 0;
 
-	if (qi != NET_TXQ)
+	if (!(qi & 1)) {
+		uint64_t ready;
+
+		/* Once a round, on pair 0's receive vring (always served):
+		 * the vrings the guest enabled or disabled since. */
+		ready = __atomic_load_n(&d->net_ready, __ATOMIC_ACQUIRE) | 1ull << NET_RXQ |
+			1ull << NET_TXQ;
+		if (qi == NET_RXQ && ready != d->net_served)
+			net_follow(l, d, d->vid, ready);
 		return 0;
-	n = rte_vhost_dequeue_burst(d->vid, NET_TXQ, l->mbufs, pkts, LHV_BUDGET);
+	}
+	n = rte_vhost_dequeue_burst(d->vid, (uint16_t)qi, l->mbufs, pkts, LHV_BUDGET);
 	if (!n)
 		return 0;
 	up = d->attached && d->up->conn &&
@@ -199,7 +268,7 @@ static int net_process(struct lhv *l, struct lhv_dev *d, unsigned qi)
 	for (i = 0; i < n; i++) {
 		/* A dead connection: its poll notices; these frames are gone. */
 		if (up && rc >= 0)
-			rc = send_pkt(d, pkts[i]);
+			rc = send_pkt(d, pkts[i], qi);
 		else
 			rc = -ENOTCONN;
 		if (rc > 0) {
@@ -212,6 +281,7 @@ static int net_process(struct lhv *l, struct lhv_dev *d, unsigned qi)
 	rte_pktmbuf_free_bulk(pkts, n);
 	if (sent) {
 		vrio_counter_add(&d->st.requests, sent);
+		vrio_counter_add(&d->st.net_frames[qi], sent);
 		vrio_counter_add(&d->st.bytes_out, bytes);
 	}
 	if (down)
@@ -330,8 +400,10 @@ static int net_frame(struct lhv *l, struct lhv_dev *d, const struct vrio_frame *
 	uint32_t len;
 	int state;
 
-	/* The dispatcher matched the type. */
-	if (f->queue != 0 || f->len <= VRIO_PKT_HDR_LEN ||
+	/* The dispatcher matched the type. The queue is the io-server's to
+	 * name within the pairs; the receive vring is ours to choose (by the
+	 * flow). */
+	if (f->queue >= d->num_queues / 2 || f->len <= VRIO_PKT_HDR_LEN ||
 	    f->len - VRIO_PKT_HDR_LEN > VRIO_PKT_MAX_GSO_FRAME)
 		return -EBADMSG;
 	len = f->len - VRIO_PKT_HDR_LEN;
@@ -357,39 +429,65 @@ static int net_frame(struct lhv *l, struct lhv_dev *d, const struct vrio_frame *
 		count_drop(d, LHV_NET_DROP_BAD_OFFLOAD, 1);
 		return 0;
 	}
+	d->rx_ring[d->n_rx] = d->net_nrxq > 1 ?
+		d->net_rxq[lhv_flow_queue(lhv_flow_hash(eth, len), d->net_nrxq)] : NET_RXQ;
 	d->rx[d->n_rx++] = m;
 	if (d->n_rx == LHV_BUDGET)
 		lhv_net_flush(d);
 	return 0;
 }
 
-void lhv_net_flush(struct lhv_dev *d)
+/* Enqueue n packets into one receive vring (rte_vhost takes at most its
+ * own burst size per call), free them; returns how many the guest got. */
+static unsigned enqueue_ring(struct lhv_dev *d, unsigned ring, struct rte_mbuf **pkts,
+			     unsigned n, bool running)
 {
 	unsigned done = 0, i;
 	uint64_t bytes = 0;
 
-	if (!d->n_rx)
-		return;
-	/* rte_vhost takes at most its own burst size per call. */
-	if (__atomic_load_n(&d->state, __ATOMIC_ACQUIRE) == LHV_DEV_RUNNING && !d->broken) {
-		while (done < d->n_rx) {
-			uint16_t want = (uint16_t)(d->n_rx - done), n;
+	while (running && done < n) {
+		uint16_t got = rte_vhost_enqueue_burst(d->vid, (uint16_t)ring, pkts + done,
+						       (uint16_t)(n - done));
 
-			n = rte_vhost_enqueue_burst(d->vid, NET_RXQ, d->rx + done, want);
-			done += n;
-			if (n == 0)
-				break;
-		}
+		done += got;
+		if (got == 0)
+			break;
 	}
 	for (i = 0; i < done; i++)
-		bytes += d->rx[i]->pkt_len;
-	rte_pktmbuf_free_bulk(d->rx, d->n_rx);
+		bytes += pkts[i]->pkt_len;
+	rte_pktmbuf_free_bulk(pkts, n);
 	if (done) {
 		vrio_counter_add(&d->st.responses, done);
+		vrio_counter_add(&d->st.net_frames[ring], done);
 		vrio_counter_add(&d->st.bytes_in, bytes);
 	}
-	if (done < d->n_rx)
-		count_drop(d, LHV_NET_DROP_GUEST_RX_FULL, d->n_rx - done);
+	if (done < n)
+		count_drop(d, LHV_NET_DROP_GUEST_RX_FULL, n - done);
+	return done;
+}
+
+/* The batch, ring by ring, each ring's packets in their order. */
+void lhv_net_flush(struct lhv_dev *d)
+{
+	struct rte_mbuf *pkts[LHV_BUDGET];
+	uint64_t taken = 0;
+	unsigned i, j, n;
+	bool running;
+
+	if (!d->n_rx)
+		return;
+	running = __atomic_load_n(&d->state, __ATOMIC_ACQUIRE) == LHV_DEV_RUNNING && !d->broken;
+	for (i = 0; i < d->n_rx; i++) {
+		if (taken >> i & 1)
+			continue;
+		for (j = i, n = 0; j < d->n_rx; j++) {
+			if (!(taken >> j & 1) && d->rx_ring[j] == d->rx_ring[i]) {
+				pkts[n++] = d->rx[j];
+				taken |= 1ull << j;
+			}
+		}
+		enqueue_ring(d, d->rx_ring[i], pkts, n, running);
+	}
 	d->n_rx = 0;
 }
 
@@ -404,15 +502,17 @@ static bool net_notify(struct lhv_dev *d, struct lhv_vq *q, uint64_t now)
 
 static bool net_kicks(struct lhv_dev *d, struct lhv_vq *q, bool enable)
 {
-	if (q != &d->vq[NET_TXQ])
+	uint16_t qi = (uint16_t)(q - d->vq);
+
+	if (!(qi & 1))
 		return false;
-	rte_vhost_enable_guest_notification(d->vid, NET_TXQ, enable);
+	rte_vhost_enable_guest_notification(d->vid, qi, enable);
 	if (!enable)
 		return false;
 	/* A packet posted before the guest saw notifications on: do not sleep
 	 * on it. (Split rings only: we do not offer packed ones.) */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	return rte_vhost_avail_entries(d->vid, NET_TXQ) != 0;
+	return rte_vhost_avail_entries(d->vid, qi) != 0;
 }
 
 static void net_stopped(struct lhv_dev *d)
@@ -421,8 +521,10 @@ static void net_stopped(struct lhv_dev *d)
 	d->n_rx = 0;
 	rte_pktmbuf_free_bulk(d->stash, d->n_stash);
 	d->n_stash = 0;
-	memset(d->vq, 0, 2 * sizeof(d->vq[0]));
+	memset(d->vq, 0, d->nvq * sizeof(d->vq[0]));
 	d->nvq = 0;
+	d->net_served = 0;
+	d->net_nrxq = 0;
 }
 
 const struct lhv_dev_ops lhv_net_ops = {

@@ -83,6 +83,11 @@ static void run_cmd(struct lhv *l)
 	pthread_mutex_unlock(&l->cmd_lock);
 }
 
+void lhv_poller_watch_vq(struct lhv *l, struct lhv_vq *q, bool on)
+{
+	lhv_epoll_mod(l, q->kickfd, on ? (void *)((uintptr_t)q | TAG_VQ) : NULL, on);
+}
+
 static void dev_started(struct lhv *l, struct lhv_dev *d)
 {
 	unsigned i;
@@ -94,7 +99,7 @@ static void dev_started(struct lhv *l, struct lhv_dev *d)
 			continue;
 		d->ops->kicks(d, q, true);
 		q->armed = true;
-		lhv_epoll_mod(l, q->kickfd, (void *)((uintptr_t)q | TAG_VQ), true);
+		lhv_poller_watch_vq(l, q, true);
 	}
 }
 
@@ -110,7 +115,7 @@ static void dev_stopping(struct lhv *l, struct lhv_dev *d, uint64_t now)
 			  "dropped", d->name, d->inflight);
 	for (i = 0; i < d->nvq; i++)
 		if (d->vq[i].active)
-			lhv_epoll_mod(l, d->vq[i].kickfd, NULL, false);
+			lhv_poller_watch_vq(l, &d->vq[i], false);
 	d->inflight = 0;
 	if (d->iommu.on)
 		lhv_iommu_reset(d);

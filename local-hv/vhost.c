@@ -87,6 +87,21 @@ static const struct rte_vhost_user_extern_ops extern_ops = {
 	.post_msg_handle = post_msg,
 };
 
+static enum rte_vhost_msg_result net_pre_msg(int vid, void *arg)
+{
+	struct lhv_dev *d = dev_of(vid);
+
+	if (!d)
+		return RTE_VHOST_MSG_RESULT_ERR;
+	return lhv_vu_net_msg(d, arg) == LHV_MSG_REPLY ? RTE_VHOST_MSG_RESULT_REPLY
+						       : RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+}
+
+/* The packet kind: rte_vhost's messages, but the number of queue pairs. */
+static const struct rte_vhost_user_extern_ops net_extern_ops = {
+	.pre_msg_handle = net_pre_msg,
+};
+
 /*
  * A new frontend while the device still has one: rte_vhost's event loop
  * takes a new connection before the hang-up of the one it replaces when
@@ -105,7 +120,9 @@ static int new_connection(int vid)
 			  d->name);
 		lhv_vu_forget_frontend(g_lhv, d);
 	}
-	if (d->ops->own_rings && rte_vhost_extern_callback_register(vid, &extern_ops, NULL) != 0) {
+	__atomic_store_n(&d->net_ready, 0, __ATOMIC_RELEASE);
+	if (rte_vhost_extern_callback_register(vid, d->ops->own_rings ? &extern_ops : &net_extern_ops,
+					       NULL) != 0) {
 		VRIO_ERR("%s: cannot register vhost-user message hooks", d->name);
 		return -1;
 	}
@@ -332,8 +349,22 @@ static int vring_state_changed(int vid, uint16_t queue, int enable)
 {
 	struct lhv_dev *d = dev_of(vid);
 
-	if (!d || !d->ops->own_rings || queue >= LHV_MAX_QUEUES ||
-	    d->ready[queue] == (enable != 0))
+	if (!d || queue >= LHV_MAX_QUEUES)
+		return 0;
+	/*
+	 * The packet kind: rte_vhost calls this with the queues' locks held,
+	 * which its enqueue on the poller waits for, so the device is not
+	 * stopped here: the poller follows the new set of vrings (net.c).
+	 */
+	if (!d->ops->own_rings) {
+		if (enable)
+			__atomic_fetch_or(&d->net_ready, 1ull << queue, __ATOMIC_RELEASE);
+		else
+			__atomic_fetch_and(&d->net_ready, ~(1ull << queue), __ATOMIC_RELEASE);
+		lhv_poller_wake(g_lhv);
+		return 0;
+	}
+	if (d->ready[queue] == (enable != 0))
 		return 0;
 	d->ready[queue] = enable != 0;
 	lhv_dev_stop(g_lhv, d);

@@ -28,6 +28,7 @@
 #define VHOST_USER_GET_VRING_BASE	11
 #define VHOST_USER_SET_VRING_KICK	12
 #define VHOST_USER_SET_VRING_CALL	13
+#define VHOST_USER_GET_QUEUE_NUM	17
 #define VHOST_USER_SET_VRING_ENABLE	18
 #define VHOST_USER_SET_SLAVE_REQ_FD	21
 #define VHOST_USER_IOTLB_MSG		22
@@ -265,4 +266,17 @@ enum lhv_msg_result lhv_vu_msg(struct lhv *l, struct lhv_dev *d, void *ctx)
 			d->inflight_unmapped = false;
 	}
 	return LHV_MSG_PASS;
+}
+
+enum lhv_msg_result lhv_vu_net_msg(struct lhv_dev *d, void *ctx)
+{
+	struct vu_msg *m = ctx;
+
+	if (m->request != VHOST_USER_GET_QUEUE_NUM)
+		return LHV_MSG_PASS;
+	/* A VMM asked for more pairs than this refuses to start the device,
+	 * rather than have some of its queues never served. */
+	m->payload.u64 = d->num_queues / 2;
+	m->size = sizeof(m->payload.u64);
+	return LHV_MSG_REPLY;
 }

@@ -472,8 +472,10 @@ static const struct bad_case bad_cases[] = {
 	  HDR "networks:\n  - name: lan\n    uplink: {tap: up0}\n  - name: wan\n"
 	  "    uplink: {tap: up0}\n",
 	  "topo.yaml:11:13: network 'wan': tap 'up0' is already the uplink of network 'lan'" },
-	{ "net device with two queues", HDR NET MAC LAN "    queues: 2\n" NETS,
-	  "topo.yaml:15:13: device 'd0': a net device has one queue pair (queues: 1), got 2" },
+	{ "net device with 33 queue pairs", HDR NET MAC LAN "    queues: 33\n" NETS,
+	  "topo.yaml:15:13: device 'd0': a net device has 1 to 32 queue pairs, got 33" },
+	{ "net device with no queue pair", HDR NET MAC LAN "    queues: 0\n" NETS,
+	  "topo.yaml:15:13: 'queues' must be between 1 and 64, got 0" },
 	{ "network outside its explicit io_servers",
 	  V IOS "  - name: io1\n    listen: 127.0.0.1:7401\n" HOSTS
 	  "devices:\n  - name: d0\n    type: net\n    host: host0\n    io_server: io0\n"
