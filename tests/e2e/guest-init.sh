@@ -33,6 +33,13 @@
 #                                         vrio.bytes of random data to it
 #                            net-isolated eth0 at vrio.ip; vrio.peer must NOT
 #                                         answer a ping
+#                            net-mq-serve net-serve's shape over vrio.flows
+#                                         TCP flows at once (ports 5000 up),
+#                                         vrio.bytes in all, one md5 each,
+#                                         after checking that eth0 has
+#                                         vrio.pairs queue pairs
+#                            net-mq-send  the other end: flow K from local
+#                                         port 40000 + K, run on CPU K mod 2
 #                            net-acl      eth0 at vrio.ip; vrio.peer must
 #                                         answer a ping; vrio.deny, if given,
 #                                         must answer ARP but NOT a ping;
@@ -49,7 +56,7 @@
 #   vrio.dev=/dev/vda  vrio.off=BYTES  vrio.len=BYTES  vrio.seed=N  vrio.secs=N
 #   vrio.writers=N
 #   vrio.ip=ADDR/LEN  vrio.peer=ADDR  vrio.bytes=N  vrio.linger=SECONDS
-#   vrio.deny=ADDR  vrio.port=N  vrio.conns=N
+#   vrio.deny=ADDR  vrio.port=N  vrio.conns=N  vrio.flows=N  vrio.pairs=N
 #
 # Every outcome is one console line "VRIO-RESULT: NAME key=value ... STATUS",
 # STATUS being "ok", "MISMATCH" or "ERROR ...": tests/e2e/run-guest.sh reads
@@ -230,6 +237,95 @@ run_net_send() {
 	sleep "$(param linger 0)"
 }
 
+# net_queues: eth0 has vrio.pairs receive and transmit queues in use (the
+# kernel shows one rx-N and tx-N per queue it uses).
+net_queues() {
+	want=$(param pairs 2)
+	rx=$(ls -d /sys/class/net/eth0/queues/rx-* | wc -l)
+	tx=$(ls -d /sys/class/net/eth0/queues/tx-* | wc -l)
+	if [ "$rx" -ne "$want" ] || [ "$tx" -ne "$want" ]; then
+		result "net-queues rx=$rx tx=$tx ERROR expected $want pairs"
+		return 1
+	fi
+	result "net-queues rx=$rx tx=$tx cpus=$(grep -c ^processor /proc/cpuinfo) ok"
+}
+
+run_net_mq_serve() {
+	peer=$(param peer "")
+	flows=$(param flows 4)
+	per=$(($(param bytes 10485760) / flows))
+	net_up && net_queues || return 1
+	k=0
+	while [ "$k" -lt "$flows" ]; do
+		(sleep 600 | nc -l -p $((5000 + k)) | head -c "$per" | md5sum >/tmp/sum$k) &
+		k=$((k + 1))
+	done
+	if ! ping_until "$peer" 60; then
+		result "net-ping peer=$peer ERROR no answer within 60 s"
+		return 1
+	fi
+	result "net-ping peer=$peer ok"
+	k=0
+	n=0
+	while [ "$k" -lt "$flows" ]; do
+		if [ -s /tmp/sum$k ]; then
+			result "net-recv flow=$k bytes=$per md5=$(cut -d' ' -f1 /tmp/sum$k) ok"
+			k=$((k + 1))
+			continue
+		fi
+		if [ "$n" -ge 2400 ]; then
+			result "net-recv flow=$k ERROR nothing complete within 240 s"
+			return 1
+		fi
+		sleep 0.1
+		n=$((n + 1))
+	done
+	sleep "$(param linger 0)"
+}
+
+# send_flow K PEER BYTES: one flow from local port 40000 + K to PEER's port
+# 5000 + K, on CPU K mod 2 (its transmit queue, as the kernel maps CPUs).
+send_flow() {
+	head -c "$3" /dev/urandom >/tmp/data$1
+	sum=$(md5sum /tmp/data$1 | cut -d' ' -f1)
+	n=0
+	until taskset -c $(($1 % $(grep -c ^processor /proc/cpuinfo))) \
+		nc -w 5 -p $((40000 + $1)) "$2" $((5000 + $1)) </tmp/data$1; do
+		n=$((n + 1))
+		if [ "$n" -ge 30 ]; then
+			result "net-send flow=$1 ERROR cannot connect to $2:$((5000 + $1))"
+			return 1
+		fi
+		sleep 1
+	done
+	result "net-send flow=$1 bytes=$3 md5=$sum ok"
+}
+
+run_net_mq_send() {
+	peer=$(param peer "")
+	flows=$(param flows 4)
+	per=$(($(param bytes 10485760) / flows))
+	net_up && net_queues || return 1
+	if ! ping_until "$peer" 60; then
+		result "net-ping peer=$peer ERROR no answer within 60 s"
+		return 1
+	fi
+	result "net-ping peer=$peer ok"
+	pids=
+	k=0
+	while [ "$k" -lt "$flows" ]; do
+		send_flow "$k" "$peer" "$per" &
+		pids="$pids $!"
+		k=$((k + 1))
+	done
+	ok=0
+	for pid in $pids; do
+		wait "$pid" || ok=1
+	done
+	sleep "$(param linger 0)"
+	return "$ok"
+}
+
 run_net_isolated() {
 	peer=$(param peer "")
 	net_up || return 1
@@ -370,6 +466,8 @@ run_one() {
 	net-serve) run_net_serve ;;
 	net-send) run_net_send ;;
 	net-isolated) run_net_isolated ;;
+	net-mq-serve) run_net_mq_serve ;;
+	net-mq-send) run_net_mq_send ;;
 	net-acl) run_net_acl ;;
 	tcp-server) run_tcp_server ;;
 	tcp-client) run_tcp_client ;;

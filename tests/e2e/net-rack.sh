@@ -21,7 +21,8 @@
 #                boots a guest in the background (its pid in PIDS); its
 #                console in $RUN/console-NAME.log, its results in
 #                $RUN/results-NAME; NET_OPTS, when set, are more
-#                virtio-net-pci properties (run-guest.sh --net-opts)
+#                virtio-net-pci properties (run-guest.sh --net-opts);
+#                GUEST_ARGS (an array) adds options of run-guest.sh
 #   wait_line FILE PATTERN SECONDS, result_of NAME RUN, fail MESSAGE
 
 PIDS=()
@@ -87,7 +88,8 @@ guest() {
 	done
 	ip netns exec "$ns" bash "$VRIO_ROOT/tests/e2e/run-guest.sh" --kernel-dir "$GUEST" \
 		--net-socket "$sock" --mac "$mac" --run "$what" --timeout 300 \
-		--log "$RUN/console-$name.log" ${NET_OPTS:+--net-opts "$NET_OPTS"} "${params[@]}" >"$RUN/results-$name" 2>"$RUN/guest-$name.log" &
+		--log "$RUN/console-$name.log" ${NET_OPTS:+--net-opts "$NET_OPTS"} "${params[@]}" \
+		${GUEST_ARGS[@]+"${GUEST_ARGS[@]}"} >"$RUN/results-$name" 2>"$RUN/guest-$name.log" &
 	pid=$!
 	track_pid "$pid" "guest $name"
 	PIDS+=("$pid")

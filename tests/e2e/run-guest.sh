@@ -10,8 +10,8 @@
 #                [--len BYTES] [--seed N] [--queues N] [--smp N] [--mem MIB]
 #                [--dev /dev/vda] [--log FILE] [--timeout SECONDS]
 #                [--share DIR --script FILE [--keep DIR]...] [--cpu MODEL]
-#                [--net-socket SOCK --mac MAC] [--param KEY=VALUE]... [--iommu]
-#                [--reconnect] [--net-opts OPTS]
+#                [--net-socket SOCK --mac MAC [--net-queues N]]
+#                [--param KEY=VALUE]... [--iommu] [--reconnect] [--net-opts OPTS]
 #
 # --socket     vhost-user-blk socket (the backend listens, QEMU connects);
 #              without it the guest has no disk
@@ -37,6 +37,9 @@
 #              it (MSI-X off: QEMU 7.2 under TCG needs vectors=0), with --mac
 # --net-opts   more properties of the virtio-net-pci device, comma-separated
 #              (e.g. csum=off,guest_csum=off: what the device offers)
+# --net-queues queue pairs of that NIC (default 1): above 1, the netdev's
+#              queues=N and the device's mq=on (still without MSI-X: with
+#              vectors=6, QEMU 7.2 under TCG crashes as it starts the NIC)
 # --iommu      a vIOMMU: the q35 machine with intel-iommu (device-iotlb on),
 #              iommu_platform=on and ats=on on the vhost-user devices, and the
 #              guest booted with intel_iommu=on iommu.strict=1
@@ -69,6 +72,7 @@ cpu=
 net_socket=
 mac=
 net_opts=
+net_queues=1
 params=
 iommu=0
 reconnect=
@@ -113,6 +117,7 @@ parse_args() {
 		--net-socket) net_socket=$2 ;;
 		--mac) mac=$2 ;;
 		--net-opts) net_opts=$2 ;;
+		--net-queues) net_queues=$2 ;;
 		--param) params+=" vrio.$2" ;;
 		*) usage ;;
 		esac
@@ -133,7 +138,7 @@ parse_args() {
 # so each must be one well-formed word.
 check_values() {
 	local n
-	for n in "$queues" "$mem" "$timeout_s" ${smp:+"$smp"}; do
+	for n in "$queues" "$mem" "$timeout_s" "$net_queues" ${smp:+"$smp"}; do
 		[[ $n =~ ^[1-9][0-9]*$ ]] || die "not a positive integer: $n"
 	done
 	for n in "$off" "$len" "$seed"; do
@@ -166,7 +171,7 @@ start_qemu() {
 	# work!") when a starved TCG vCPU misses them, as on a loaded machine.
 	local append="console=ttyS0 quiet panic=-1 no_timer_check vrio.run=$run vrio.dev=$dev"
 	local -a extra=()
-	local dopt=""
+	local dopt="" nopt="" mqopt=""
 	append+=" vrio.off=$off vrio.len=$len vrio.seed=$seed"
 	if ((iommu)); then
 		# The IOMMU must come before the devices it translates for.
@@ -179,9 +184,13 @@ start_qemu() {
 			-device "vhost-user-blk-pci,chardev=vu0,num-queues=$queues$dopt")
 	fi
 	if [[ -n $net_socket ]]; then
+		if ((net_queues > 1)); then
+			nopt=",queues=$net_queues"
+			mqopt=",mq=on"
+		fi
 		extra+=(-chardev "socket,id=vn0,path=$net_socket"
-			-netdev vhost-user,id=n0,chardev=vn0
-			-device "virtio-net-pci,netdev=n0,mac=$mac,romfile=,vectors=0$dopt${net_opts:+,$net_opts}")
+			-netdev "vhost-user,id=n0,chardev=vn0$nopt"
+			-device "virtio-net-pci,netdev=n0,mac=$mac,romfile=,vectors=0$mqopt$dopt${net_opts:+,$net_opts}")
 	fi
 	append+=$params
 	if [[ -n $share ]]; then
