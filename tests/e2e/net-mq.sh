@@ -141,9 +141,9 @@ main() {
 		m=$(frames "$RUN/hv0.metrics" vm-a-net "$q" to_guest)
 		((m > 100)) || fail "A's receive queue $q got only $m frames"
 	done
-	m=$(metric_sum 'vrio_localhv_net_queue_frames_total{device="vm-a-net",queue="0",direction="to_guest"}' <"$RUN/hv0.metrics")
-	q=$(metric_sum 'vrio_localhv_net_queue_frames_total{device="vm-a-net",queue="1",direction="to_guest"}' <"$RUN/hv0.metrics")
-	((m + q > 7000)) || fail "A received only $((m + q)) frames for 10 MiB"
+	# Frames may be TSO segments of up to 64 KiB (offloads): count bytes.
+	m=$(metric_sum 'vrio_localhv_bytes_total{device="vm-a-net",direction="to_guest"}' <"$RUN/hv0.metrics")
+	((m > BYTES)) || fail "A received only $m bytes for 10 MiB"
 
 	vrio_stop vrio-localhv-host0 "$HV_PID0" "$RUN/localhv-host0.log" || fail "host0's local-hv did not stop cleanly"
 	vrio_stop vrio-localhv-host1 "$HV_PID1" "$RUN/localhv-host1.log" || fail "host1's local-hv did not stop cleanly"
