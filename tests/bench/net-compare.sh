@@ -231,13 +231,16 @@ def ab(a, b, title):
     if a not in systems or b not in systems:
         return
     print(f'\nratios {a}/{b}, {title} (medians; per round):')
+    cpf = [(ca / max(pa, 1)) / (cb / max(pb, 1)) if cb else 0
+           for pa, ca, pb, cb in zip(col(a, 'stream', 0), col(a, 'stream', 3),
+                                     col(b, 'stream', 0), col(b, 'stream', 3))]
     print(f'stream: packets/s {med(a,"stream",0)/med(b,"stream",0):.2f}x '
           f'({rounds(a, b, "stream", 0)}), backend CPU per frame '
-          f'{(med(a,"stream",3)/med(a,"stream",0))/(med(b,"stream",3)/med(b,"stream",0)):.2f}x')
+          f'{statistics.median(cpf):.2f}x ({" ".join(f"{x:.2f}" for x in cpf)})')
     print(f'rr: transactions/s {med(a,"rr",0)/med(b,"rr",0):.2f}x '
           f'({rounds(a, b, "rr", 0)}), '
-          f'p50 {med(a,"rr",1)/med(b,"rr",1):.2f}x ({rounds(a, b, "rr", 1)}), '
-          f'p99 {med(a,"rr",2)/med(b,"rr",2):.2f}x ({rounds(a, b, "rr", 2)})')
+          f'p50 {med(a,"rr",1)/med(b,"rr",1):.3g}x ({rounds(a, b, "rr", 1)}), '
+          f'p99 {med(a,"rr",2)/med(b,"rr",2):.3g}x ({rounds(a, b, "rr", 2)})')
 ab('vrio2', 'vrio', 'a frame across a trunk')
 ab('vrio', 'base', 'this build against VRIO_BASE_BUILD')
 if 'vrio' in systems and 'testpmd' in systems:
