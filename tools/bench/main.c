@@ -14,6 +14,7 @@
 #include "breakdown.h"
 #include "inject.h"
 #include "iommu_check.h"
+#include "netdrv.h"
 #include "netrun.h"
 #include "run.h"
 #include "virtq.h"
@@ -192,7 +193,8 @@ static void usage(FILE *out)
 		"                     packets of 20.5 x MSS (64 to 1460) with partial\n"
 		"                     checksums; B, without offloads, checks each segment\n"
 		"  with --net: --iodepth (rr: in flight), --runtime, --count (frames or\n"
-		"  transactions), --queue-size, --timeout (rr: a lost transaction), --poll\n"
+		"  transactions), --queue-size, --timeout (rr: a lost transaction), --poll,\n"
+		"  --queues (queue pairs, VIRTIO_NET_F_MQ: IPv4/UDP frames in 4 flows a pair)\n"
 		"  --quiet            no informational messages\n"
 		"  --version          print the version and exit; --help: this\n"
 		"\n"
@@ -508,6 +510,15 @@ static int parse_args(int argc, char **argv, struct main_opts *m)
 		m->net.quiet = o->quiet;
 		m->net.no_event_idx = o->no_event_idx;
 		m->net.iommu = o->iommu;
+		m->net.pairs = o->queues;
+		if (o->queues > NETDEV_MAX_PAIRS) {
+			bench_err("--net: --queues is queue pairs, 1 to %u", NETDEV_MAX_PAIRS);
+			return -EINVAL;
+		}
+		if (o->queues > 1 && m->net.gso_mss) {
+			bench_err("--gso runs on one queue pair");
+			return -EINVAL;
+		}
 		if (o->timeout_ms != 10000)
 			m->net.timeout_ms = o->timeout_ms;
 		if (!o->runtime && !o->count)
@@ -686,7 +697,7 @@ static void net_report(const struct main_opts *m, const struct netrun_result *r)
 	       ",\"bad\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"elapsed_s\":%.6f,\"pps\":%.1f,"
 	       "\"mbit_s\":%.3f,\"rtt_us\":{\"mean\":%.3f,\"p50\":%.3f,\"p99\":%.3f,"
 	       "\"p99_9\":%.3f,\"max\":%.3f},\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,"
-	       "\"gso_mss\":%u,\"segments\":%" PRIu64 ",\"failed\":%s,\"disconnected\":%s}\n",
+	       "\"gso_mss\":%u,\"segments\":%" PRIu64 ",\"failed\":%s,\"disconnected\":%s,",
 	       mode, o->frame_size, o->iodepth, r->sent, r->received, r->lost, r->reordered,
 	       r->bad, r->bytes, r->elapsed_s, pps, (double)r->bytes * 8.0 / el / 1e6,
 	       hist_mean(&r->hist) / 1000.0, us(hist_percentile(&r->hist, 0.50)),
@@ -694,6 +705,13 @@ static void net_report(const struct main_opts *m, const struct netrun_result *r)
 	       us(r->hist.max_ns), r->cpu_user_s, r->cpu_sys_s, o->gso_mss, r->segments,
 	       r->failed ? "true" : "false",
 	       r->disconnected ? "true" : "false");
+	/* Frames by queue pair: A's transmit queues, B's receive queues. */
+	for (int k = 0; k < 2; k++) {
+		printf("\"%s\":[", k ? "rx_pairs" : "tx_pairs");
+		for (unsigned int q = 0; q < r->pairs && q < 32; q++)
+			printf("%s%" PRIu64, q ? "," : "", k ? r->rx_pair[q] : r->tx_pair[q]);
+		printf("]%s", k ? "}\n" : ",");
+	}
 }
 
 static int do_net(struct main_opts *m)

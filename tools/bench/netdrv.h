@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * A virtio-net driver over vhost-user, as a guest's would be: one queue
- * pair, receive buffers posted ahead, one buffer per packet (no mergeable
+ * pair, or several with VIRTIO_NET_F_MQ (every pair enabled, as a driver
+ * with as many CPUs would), receive buffers posted ahead, one buffer per packet (no mergeable
  * buffers), the 12-byte virtio 1.x header in front of each. No offloads on
  * receive; with `tso`, the transmit side negotiates VIRTIO_NET_F_CSUM and
  * HOST_TSO4 and its buffers hold a 64 KiB TCP segment.
@@ -21,6 +22,7 @@
 #define NET_GSO_MAX_FRAME (NET_GSO_BUF_LEN - NET_HDR_LEN)
 #define NET_RXQ 0u
 #define NET_TXQ 1u
+#define NETDEV_MAX_PAIRS 32u
 
 struct netdev_opts {
 	const char *socket;
@@ -29,16 +31,21 @@ struct netdev_opts {
 	bool no_event_idx;
 	bool iommu;		/* play the VMM's vIOMMU (vudev.h) */
 	bool tso;		/* send with CSUM and HOST_TSO4 */
+	unsigned int pairs;	/* queue pairs, 1 to NETDEV_MAX_PAIRS (0: 1) */
 };
 
 struct netdev {
 	struct vudev v;
 	const char *name;
-	uint64_t rx_gpa, tx_gpa;	/* queue_size buffers each */
+	unsigned int pairs;
+	uint16_t qsize;
+	uint64_t rx_gpa, tx_gpa;	/* queue_size buffers per pair each */
 	uint32_t tx_buf_len;		/* NET_BUF_LEN, or NET_GSO_BUF_LEN with tso */
-	uint16_t *tx_free;		/* free transmit buffers */
-	unsigned int n_tx_free;
+	uint16_t *tx_free;		/* free transmit buffers, qsize per pair */
+	unsigned int n_tx_free[NETDEV_MAX_PAIRS];
+	unsigned int rx_next;		/* the pair netdev_recv looks at first */
 	uint64_t tx_frames, rx_frames;
+	uint64_t rx_pair_frames[NETDEV_MAX_PAIRS];
 };
 
 int netdev_connect(struct netdev *d, const struct netdev_opts *o);
@@ -46,16 +53,20 @@ int netdev_connect(struct netdev *d, const struct netdev_opts *o);
 int netdev_start(struct netdev *d, uint16_t queue_size);
 void netdev_close(struct netdev *d);
 
-/* Queues a frame (made visible, not kicked); -ENOSPC without a buffer. */
-int netdev_send(struct netdev *d, const void *frame, uint32_t len);
+/* Queues a frame on pair `pair`'s transmit queue (made visible, not
+ * kicked); -ENOSPC without a buffer. */
+int netdev_send(struct netdev *d, unsigned int pair, const void *frame, uint32_t len);
 /* The same with a virtio-net header (NET_HDR_LEN bytes, the device's
  * byte order), for a device connected with tso. */
-int netdev_send_hdr(struct netdev *d, const void *hdr, const void *frame, uint32_t len);
+int netdev_send_hdr(struct netdev *d, unsigned int pair, const void *hdr, const void *frame,
+		    uint32_t len);
 /* Takes back transmit buffers the device is done with; -EIO if it lies. */
 int netdev_reap_tx(struct netdev *d);
-/* The next received frame, in place; -EAGAIN if none. Give the buffer back
- * with netdev_rx_done(). */
-int netdev_recv(struct netdev *d, const uint8_t **frame, uint32_t *len, unsigned int *slot);
+/* The next received frame, in place, from the pairs' receive queues in
+ * turn (each queue's frames in their order); -EAGAIN if none. *pair says
+ * which. Give the buffer back with netdev_rx_done(). */
+int netdev_recv(struct netdev *d, const uint8_t **frame, uint32_t *len, unsigned int *slot,
+		unsigned int *pair);
 void netdev_rx_done(struct netdev *d, unsigned int slot);
 /* Publishes reposted receive buffers and kicks both queues as needed. */
 int netdev_kick(struct netdev *d);

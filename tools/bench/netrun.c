@@ -12,6 +12,11 @@
  * Both start with a broadcast hello from each side, so that a learning
  * switch knows both addresses before the measurement.
  *
+ * With several queue pairs the frames are IPv4/UDP, one flow per port
+ * pair, so that a device that spreads its receive queues by flow can: a
+ * frame of flow f goes out on pair f mod pairs, and B checks the order of
+ * each flow, not across flows (those may arrive on different queues).
+ *
  * stream with gso_mss: each of A's packets is one TCP/IPv4 GSO packet of
  * GSO_SEGS + 1/2 segments (its checksum partial, as Linux leaves it), and
  * B, which negotiated no offload, must get it as wire-sized segments: each
@@ -40,12 +45,15 @@
 #define GSO_HDRS 54u		/* Ethernet, IPv4 and TCP headers */
 #define TCP_PSH 0x08u
 #define TCP_ACK 0x10u
+#define ETH_HLEN 14u
+#define IPUDP_LEN 28u		/* IPv4 without options, UDP */
+#define FLOWS_PER_PAIR 4u
+#define MAX_FLOWS (NETDEV_MAX_PAIRS * FLOWS_PER_PAIR)
 
 enum { K_DATA, K_REPLY, K_HELLO };
 
+/* After the Ethernet header, and the IPv4/UDP one with several pairs. */
 struct pkt {
-	uint8_t dst[6], src[6];
-	uint16_t ethertype;
 	uint32_t magic;
 	uint32_t seq;
 	uint64_t t_ns;
@@ -60,6 +68,10 @@ struct netrun {
 	uint8_t *gso_frame;		/* [NET_GSO_MAX_FRAME] */
 	uint32_t gso_payload;		/* TCP payload bytes per GSO packet */
 	uint32_t next_seq, expect_seq;
+	uint32_t hdr;			/* bytes ahead of struct pkt */
+	unsigned int flows;
+	uint32_t last_seq[MAX_FLOWS];	/* per flow, + 1 (0: none yet) */
+	uint64_t abandoned;		/* several pairs: frames given up on */
 	bool hello_a, hello_b;
 	bool fatal;
 	/* rr: the transactions in flight, by seq % iodepth. */
@@ -75,20 +87,54 @@ static uint8_t fill_byte(uint32_t seq, uint32_t i)
 	return (uint8_t)(seq * 31u + i * 7u);
 }
 
+static void put16(uint8_t *p, unsigned int v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static unsigned int flow_of(const struct netrun *r, uint32_t seq)
+{
+	return r->flows > 1 ? seq % r->flows : 0;
+}
+
+/* The transmit pair of frame seq. */
+static unsigned int pair_of(const struct netrun *r, uint32_t seq)
+{
+	return flow_of(r, seq) % (r->o->pairs ? r->o->pairs : 1);
+}
+
 static uint32_t build(struct netrun *r, const uint8_t *dst, const uint8_t *src, uint8_t kind,
 		      uint32_t seq, uint64_t t)
 {
-	struct pkt *p = (struct pkt *)r->frame;
+	struct pkt *p = (struct pkt *)(r->frame + r->hdr);
 	uint32_t len = r->o->frame_size;
+	uint8_t *ip = r->frame + ETH_HLEN;
 
-	memcpy(p->dst, dst, 6);
-	memcpy(p->src, src, 6);
-	p->ethertype = htobe16(NET_ETHERTYPE);
+	memcpy(r->frame, dst, 6);
+	memcpy(r->frame + 6, src, 6);
+	if (r->hdr == ETH_HLEN) {
+		put16(r->frame + 12, NET_ETHERTYPE);
+	} else {
+		unsigned int f = flow_of(r, seq);
+
+		put16(r->frame + 12, 0x0800);
+		memset(ip, 0, IPUDP_LEN);
+		ip[0] = 0x45;
+		put16(ip + 2, len - ETH_HLEN);
+		ip[8] = 64;
+		ip[9] = 17;
+		memcpy(ip + 12, (uint8_t[4]){ 10, 0, 0, kind == K_REPLY ? 2 : 1 }, 4);
+		memcpy(ip + 16, (uint8_t[4]){ 10, 0, 0, kind == K_REPLY ? 1 : 2 }, 4);
+		put16(ip + 20, 10000 + f);
+		put16(ip + 22, 20000 + f);
+		put16(ip + 24, len - ETH_HLEN - 20);
+	}
 	p->magic = htole32(NET_MAGIC);
 	p->seq = htole32(seq);
 	p->t_ns = htole64(t);
 	p->kind = kind;
-	for (uint32_t i = sizeof(*p); i < len; i++)
+	for (uint32_t i = r->hdr + sizeof(*p); i < len; i++)
 		r->frame[i] = fill_byte(seq, i);
 	return len;
 }
@@ -96,10 +142,11 @@ static uint32_t build(struct netrun *r, const uint8_t *dst, const uint8_t *src, 
 /* 0 and the packet, or -EBADMSG for a frame that is not ours or damaged. */
 static int parse(struct netrun *r, const uint8_t *f, uint32_t len, struct pkt *out)
 {
-	if (len < sizeof(*out))
+	if (len < r->hdr + sizeof(*out))
 		return -EBADMSG;
-	memcpy(out, f, sizeof(*out));
-	if (be16toh(out->ethertype) != NET_ETHERTYPE || le32toh(out->magic) != NET_MAGIC)
+	memcpy(out, f + r->hdr, sizeof(*out));
+	if ((unsigned int)(f[12] << 8 | f[13]) != (r->hdr == ETH_HLEN ? NET_ETHERTYPE : 0x0800) ||
+	    le32toh(out->magic) != NET_MAGIC)
 		return -EBADMSG;
 	out->seq = le32toh(out->seq);
 	out->t_ns = le64toh(out->t_ns);
@@ -107,7 +154,11 @@ static int parse(struct netrun *r, const uint8_t *f, uint32_t len, struct pkt *o
 		return 0;
 	if (len != r->o->frame_size)
 		return -EBADMSG;
-	for (uint32_t i = sizeof(*out); i < len; i++)
+	/* Its ports name its flow. */
+	if (r->hdr != ETH_HLEN &&
+	    (unsigned int)(f[ETH_HLEN + 20] << 8 | f[ETH_HLEN + 21]) != 10000 + flow_of(r, out->seq))
+		return -EBADMSG;
+	for (uint32_t i = r->hdr + sizeof(*out); i < len; i++)
 		if (f[i] != fill_byte(out->seq, i))
 			return -EBADMSG;
 	return 0;
@@ -204,7 +255,7 @@ static bool send_gso(struct netrun *r, uint32_t seq)
 		r->fatal = true;
 		return false;
 	}
-	ret = netdev_send_hdr(&r->a, &h, f, GSO_HDRS + p);
+	ret = netdev_send_hdr(&r->a, 0, &h, f, GSO_HDRS + p);
 	if (ret == -ENOSPC)
 		return false;
 	if (ret < 0) {
@@ -260,13 +311,15 @@ static bool send_one(struct netrun *r, struct netdev *d, const uint8_t *dst, con
 		r->fatal = true;
 		return false;
 	}
-	ret = netdev_send(d, r->frame, len);
+	ret = netdev_send(d, pair_of(r, seq), r->frame, len);
 	if (ret == -ENOSPC)
 		return false;
 	if (ret < 0) {
 		r->fatal = true;
 		return false;
 	}
+	if (d == &r->a && kind == K_DATA)
+		r->res->tx_pair[pair_of(r, seq)]++;
 	return true;
 }
 
@@ -274,9 +327,9 @@ static bool send_one(struct netrun *r, struct netdev *d, const uint8_t *dst, con
 static void wait_work(struct netrun *r, uint64_t since)
 {
 	struct netdev *devs[2] = { &r->a, &r->b };
-	struct pollfd pfd[8];
+	struct pollfd pfd[2 * (2 * NETDEV_MAX_PAIRS + 1) + 2];
 	bool pending = false;
-	int n = 0, ret;
+	int n = 0, ret, base[2];
 
 	/* Playing the vIOMMU: either backend may be waiting on a miss. */
 	for (int i = 0; i < 2; i++) {
@@ -291,7 +344,8 @@ static void wait_work(struct netrun *r, uint64_t since)
 		return;
 	}
 	for (int i = 0; i < 2; i++) {
-		for (unsigned int q = 0; q < 2; q++) {
+		base[i] = n;
+		for (unsigned int q = 0; q < devs[i]->v.nq; q++) {
 			pending |= virtq_enable_cb(&devs[i]->v.vqs[q]);
 			pfd[n++] = (struct pollfd){ .fd = devs[i]->v.vqs[q].call_fd, .events = POLLIN };
 		}
@@ -304,10 +358,12 @@ static void wait_work(struct netrun *r, uint64_t since)
 		if (ret < 0 && errno != EINTR)
 			r->fatal = true;
 		for (int i = 0; ret > 0 && i < 2; i++) {
-			for (unsigned int q = 0; q < 2; q++)
-				if (pfd[i * 3 + q].revents & POLLIN)
+			unsigned int nq = devs[i]->v.nq;
+
+			for (unsigned int q = 0; q < nq; q++)
+				if (pfd[base[i] + (int)q].revents & POLLIN)
 					virtq_drain_call(&devs[i]->v.vqs[q]);
-			if (pfd[i * 3 + 2].revents && vu_check_peer(&devs[i]->v.vu) != 0) {
+			if (pfd[base[i] + (int)nq].revents && vu_check_peer(&devs[i]->v.vu) != 0) {
 				bench_err("%s: the backend went away", devs[i]->name);
 				r->res->disconnected = true;
 				r->fatal = true;
@@ -315,19 +371,28 @@ static void wait_work(struct netrun *r, uint64_t since)
 		}
 	}
 	for (int i = 0; i < 2; i++)
-		for (unsigned int q = 0; q < 2; q++)
+		for (unsigned int q = 0; q < devs[i]->v.nq; q++)
 			virtq_disable_cb(&devs[i]->v.vqs[q]);
 }
 
 static void rr_send(struct netrun *r, uint64_t now)
 {
+	unsigned int d = r->o->iodepth, k;
 	uint32_t seq = r->next_seq;
 
+	/* Transaction seq lives in slot seq % iodepth. Answers that come
+	 * back out of order (several queues) free another slot than the
+	 * next seq's: skip ahead to a seq whose slot is free. */
+	for (k = 0; k < d && r->sent_ns[(seq + k) % d]; k++)
+		;
+	if (k == d)
+		return;
+	seq += k;
 	if (!send_one(r, &r->a, r->o->mac_b, r->o->mac_a, K_DATA, seq, now))
 		return;
-	r->slot_seq[seq % r->o->iodepth] = seq;
-	r->sent_ns[seq % r->o->iodepth] = now;
-	r->next_seq++;
+	r->slot_seq[seq % d] = seq;
+	r->sent_ns[seq % d] = now;
+	r->next_seq = seq + 1;
 	r->res->sent++;
 }
 
@@ -340,13 +405,13 @@ static bool want_more(const struct netrun *r, uint64_t now)
  * completes transactions (rr). Returns the frames taken. */
 static int receive(struct netrun *r, struct netdev *d, uint64_t now)
 {
+	unsigned int slot, pair;
 	const uint8_t *f;
-	unsigned int slot;
 	uint32_t len;
 	struct pkt p;
 	int n = 0, ret;
 
-	while ((ret = netdev_recv(d, &f, &len, &slot)) == 0) {
+	while ((ret = netdev_recv(d, &f, &len, &slot, &pair)) == 0) {
 		n++;
 		if (r->o->gso_mss && d == &r->b && len > 13 && f[12] == 0x08 && f[13] == 0) {
 			if (check_segment(r, f, len) < 0)
@@ -367,10 +432,22 @@ static int receive(struct netrun *r, struct netdev *d, uint64_t now)
 				continue;
 			}
 			r->res->received++;
-			if (p.seq >= r->expect_seq)
+			r->res->rx_pair[pair]++;
+			if (r->flows > 1) {
+				/* In order within its flow; flows may interleave. */
+				unsigned int fl = flow_of(r, p.seq);
+
+				if (r->last_seq[fl] && p.seq < r->last_seq[fl])
+					r->res->reordered++;
+				else
+					r->last_seq[fl] = p.seq + 1;
+				if (p.seq >= r->expect_seq)
+					r->expect_seq = p.seq + 1;
+			} else if (p.seq >= r->expect_seq) {
 				r->expect_seq = p.seq + 1;
-			else
+			} else {
 				r->res->reordered++;
+			}
 		} else if (d == &r->a && p.kind == K_REPLY && r->o->mode == NET_RR) {
 			unsigned int s = p.seq % r->o->iodepth;
 
@@ -449,6 +526,16 @@ static int say_hello(struct netrun *r)
 	return r->fatal ? -EIO : 0;
 }
 
+/* Stream: frames sent and not yet seen at B. With several pairs, those
+ * behind the newest seen may be on any queue: count them all, so that no
+ * one receive queue can be sent more than it holds. */
+static uint64_t in_flight(const struct netrun *r)
+{
+	if (r->flows > 1)
+		return r->res->sent - r->res->received - r->abandoned;
+	return r->next_seq - r->expect_seq;
+}
+
 static void run_loop(struct netrun *r)
 {
 	uint64_t now = bench_now_ns(), last_work = now, drain_until = 0;
@@ -467,7 +554,7 @@ static void run_loop(struct netrun *r)
 			/* A window of B's ring: the rate B keeps up with, not how
 			 * fast A can drop frames into a full receive queue. Frames
 			 * after the last one B saw count as in flight. */
-			while (want_more(r, now) && r->next_seq - r->expect_seq < window &&
+			while (want_more(r, now) && in_flight(r) < window &&
 			       (r->o->gso_mss ? send_gso(r, r->next_seq)
 					      : send_one(r, &r->a, r->o->mac_b, r->o->mac_a, K_DATA,
 							 r->next_seq, now))) {
@@ -476,9 +563,11 @@ static void run_loop(struct netrun *r)
 				work++;
 			}
 			/* A tail that never arrives: give up on it after the timeout. */
-			if (work == 0 && r->next_seq != r->expect_seq &&
-			    now - last_work > (uint64_t)r->o->timeout_ms * 1000000ull)
+			if (work == 0 && in_flight(r) &&
+			    now - last_work > (uint64_t)r->o->timeout_ms * 1000000ull) {
 				r->expect_seq = r->next_seq;
+				r->abandoned = r->res->sent - r->res->received;
+			}
 		}
 		kick_both(r);
 		work += receive(r, &r->b, now);
@@ -526,7 +615,9 @@ static double tv_seconds(const struct timeval *tv)
 int netrun_bench(const struct netrun_opts *o, struct netrun_result *res)
 {
 	struct netdev_opts da = { .socket = o->sock_a, .timeout_ms = 5000, .quiet = o->quiet,
-				  .no_event_idx = o->no_event_idx, .iommu = o->iommu };
+				  .no_event_idx = o->no_event_idx, .iommu = o->iommu,
+				  .pairs = o->pairs ? o->pairs : 1 };
+	uint32_t hdr = da.pairs > 1 ? ETH_HLEN + IPUDP_LEN : ETH_HLEN;
 	struct netdev_opts db = da;
 	struct rusage ru0, ru1;
 	struct netrun *r;
@@ -536,15 +627,19 @@ int netrun_bench(const struct netrun_opts *o, struct netrun_result *res)
 	da.tso = o->gso_mss != 0;
 	memset(res, 0, sizeof(*res));
 	hist_init(&res->hist);
-	if (o->frame_size < sizeof(struct pkt) || o->frame_size > NET_MAX_FRAME || !o->iodepth ||
+	res->pairs = da.pairs;
+	if (o->frame_size < hdr + sizeof(struct pkt) || o->frame_size > NET_MAX_FRAME ||
+	    !o->iodepth || da.pairs > NETDEV_MAX_PAIRS ||
 	    (o->gso_mss && (o->mode != NET_STREAM || o->gso_mss < 64 || o->gso_mss > 1460 ||
-			    o->queue_size < GSO_SEGS + 1)))
+			    o->queue_size < GSO_SEGS + 1 || da.pairs > 1)))
 		return -EINVAL;
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
 	r->o = o;
 	r->res = res;
+	r->hdr = hdr;
+	r->flows = da.pairs > 1 ? da.pairs * FLOWS_PER_PAIR : 1;
 	if (o->gso_mss) {
 		r->gso_payload = o->gso_mss * GSO_SEGS + o->gso_mss / 2;
 		r->gso_frame = malloc(NET_GSO_MAX_FRAME);

@@ -32,6 +32,10 @@ struct netrun_opts {
 	 * GSO packets of gso_mss segments with a partial checksum; B takes
 	 * no offload, and checks every segment it gets (netrun.c). */
 	uint32_t gso_mss;
+	/* Queue pairs of both ports; above 1, the frames are IPv4/UDP in
+	 * 4 flows per pair (ports 10000 + flow -> 20000 + flow), flow f sent
+	 * on pair f mod pairs, and order is checked per flow. Not with gso. */
+	unsigned int pairs;
 	volatile sig_atomic_t *stop;
 };
 
@@ -47,6 +51,9 @@ struct netrun_result {
 	double cpu_user_s, cpu_sys_s;
 	bool failed, disconnected, interrupted;
 	struct lat_hist hist;	/* rr: round-trip times */
+	unsigned int pairs;
+	uint64_t rx_pair[32];	/* B's frames by receive queue pair */
+	uint64_t tx_pair[32];	/* A's frames by transmit queue pair */
 };
 
 void netrun_opts_init(struct netrun_opts *o);
