@@ -111,6 +111,7 @@ struct fake_conn {
 	unsigned n_out;
 	bool closed;
 	bool stuck;		/* flush() cannot push everything */
+	unsigned refuse;	/* send() refuses this many: -ENOBUFS */
 	bool hung_up;		/* the peer closed: poll() ends with -ECONNRESET */
 	int efd;		/* what the reactor would sleep on */
 };
@@ -129,6 +130,10 @@ static int fake_send(struct vrio_conn *c, const struct vrio_frame *f, const stru
 	int i;
 
 	assert_false(fc->closed);
+	if (fc->refuse) {
+		fc->refuse--;
+		return -ENOBUFS;
+	}
 	assert_true(fc->n_out < FAKE_MAX);
 	c->stats.frames_tx++;
 	m = &fc->out[fc->n_out++];
@@ -1162,6 +1167,33 @@ static void test_switch_forwarding(void **state)
 	assert_false(f->fc[1].closed);
 }
 
+/* A packet for a guest goes straight into its connection's send queue
+ * only when nothing waits there for that connection: one that found the
+ * queue full waits as a request, and the next ones queue behind it even
+ * once there is room. */
+static void test_switch_order_behind_backlog(void **state)
+{
+	struct fixture *f = *state;
+	unsigned i, k = 0;
+
+	net_up(f);
+	push_pkt(&f->fc[1], NIC_B, bcast, mac_b, 60, 1);
+	turn(f);
+	f->fc[1].refuse = 1;
+	for (i = 2; i <= 4; i++)
+		push_pkt(&f->fc[0], NIC_A, mac_b, mac_a, 60, (uint8_t)i);
+	turn(f);
+	for (i = 0; i < f->fc[1].n_out; i++) {
+		const struct msg *m = &f->fc[1].out[i];
+
+		if (m->f.type == VRIO_FRAME_PKT && m->f.dev == NIC_B)
+			assert_int_equal(m->payload[m->f.len - 1], 2 + k++);
+	}
+	assert_int_equal(k, 3);
+	assert_int_equal(f->srv.devs[NIC_B]->u.net.port->st.out_frames, 3);
+	assert_int_equal(drops(f, NIC_B, IOS_DROP_BACKLOG), 0);
+}
+
 static void test_switch_ageing_and_port_down(void **state)
 {
 	struct fixture *f = *state;
@@ -1375,6 +1407,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_drain_flushes_then_closes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics_exposition, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_switch_forwarding, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_switch_order_behind_backlog, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_switch_ageing_and_port_down, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_switch_drops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_switch_offloads, setup, teardown),
