@@ -23,6 +23,11 @@
 #
 # Medians over rounds, and the per-round beside/solo ratios. CORES (env,
 # default "{min: 1, max: 1}") is the io-server's cores entry.
+#
+# VRIO_BASE_BUILD=DIR (env): an A/B against another build (main). Each
+# round then starts the daemons of both builds in turn, alternating which
+# goes first, and the end prints both builds' medians and the per-round
+# ratios this/base.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 
@@ -125,7 +130,7 @@ round() {
 	done
 	b1=$(busy_s)
 	io1=$(cpu_ticks "$VRIO_IO_PID")
-	python3 - "$RUN" "${#pids[@]}" "$b0" "$b1" "$((io1 - io0))" "$hz" >>"$RUN/equal.txt" <<'EOF'
+	python3 - "$RUN" "${#pids[@]}" "$b0" "$b1" "$((io1 - io0))" "$hz" >>"$OUT/equal.txt" <<'EOF'
 import json, sys
 run, n, b0, b1, ticks, hz = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 x = []
@@ -160,34 +165,29 @@ EOF
 	s_solo=$(python3 "$HIST_P99" "$RUN/m0.txt" "$RUN/m1.txt" "h$FAIR_HOST-d1")
 	s_beside=$(python3 "$HIST_P99" "$RUN/m1.txt" "$RUN/m2.txt" "h$FAIR_HOST-d1")
 	echo "$solo $beside $(json "$RUN/deep.json" "round(j['iops'])") $s_solo $s_beside" \
-		>>"$RUN/fair.txt"
-	echo "$idle_all $idle_io" >>"$RUN/idle.txt"
-	log "round $r: idle ${idle_all}% (io-server ${idle_io}%); equal: $(tail -n1 "$RUN/equal.txt");" \
+		>>"$OUT/fair.txt"
+	echo "$idle_all $idle_io" >>"$OUT/idle.txt"
+	log "round $r ($LABEL): idle ${idle_all}% (io-server ${idle_io}%); equal: $(tail -n1 "$OUT/equal.txt");" \
 		"QD1 p99 solo ${solo} us, beside QD128 ${beside} us; in the io-server <= ${s_solo} us," \
 		"<= ${s_beside} us"
 }
 
-main() {
-	local build h r
-	build=$(cd "$1" && pwd)
-	vrio_binaries "$build" || skip "daemons not built in $build"
-	BENCH=$build/tools/vrio-bench
-	[[ -x $BENCH ]] || skip "vrio-bench not built in $build"
-	have_cmd python3 || skip "python3 is needed to read vrio-bench --json"
-	((DEVS >= 2)) || die "DEVICES must be at least 2 (the fairness pair)"
-	make_tmpdir RUN
-	TOPO=$RUN/topology.yaml
-	vrio_addrs "$RUN"
-	write_topo
-	log "$HOSTS hosts x $DEVS RAM devices, cores $CORES, ${SECS}s runs, $ROUNDS rounds"
-
-	VRIO_IO_LOG=$RUN/ioserver.log
+# up BUILD LABEL: the daemons of BUILD, results under $RUN/LABEL.
+up() {
+	local h pid
+	vrio_binaries "$1" || skip "daemons not built in $1"
+	BENCH=$1/tools/vrio-bench
+	[[ -x $BENCH ]] || skip "vrio-bench not built in $1"
+	LABEL=$2
+	OUT=$RUN/$2
+	mkdir -p "$OUT"
+	VRIO_IO_LOG=$RUN/ioserver.$2.log
 	start_daemon VRIO_IO_PID vrio-ioserver "$VRIO_IO_LOG" \
 		"$VRIO_IOSERVER_BIN" --config "$TOPO" --node io0
 	wait_for_listen "$VRIO_IO_LISTEN" 20 "$VRIO_IO_PID" || fail "io-server not listening"
 	HV_PIDS=()
 	for ((h = 0; h < HOSTS; h++)); do
-		start_daemon pid vrio-localhv "$RUN/h$h.log" \
+		start_daemon pid vrio-localhv "$RUN/h$h.$2.log" \
 			"$VRIO_LOCALHV_BIN" --config "$TOPO" --node "h$h"
 		HV_PIDS+=("$pid")
 	done
@@ -197,36 +197,103 @@ main() {
 	done
 	wait_for_port "${VRIO_IO_METRICS##*:}" 10 || fail "no io-server metrics"
 	sleep 1
+}
 
-	for ((r = 1; r <= ROUNDS; r++)); do
-		round "$r"
-	done
-
-	echo "rack: $HOSTS hosts x $DEVS RAM devices on one io-server (cores $CORES)," \
-		"QD 8 4 KiB random reads, ${SECS}s, medians of $ROUNDS rounds"
-	echo "  idle CPU, all daemons:        $(median_col 1 "$RUN/idle.txt") % of a core" \
-		"(io-server $(median_col 2 "$RUN/idle.txt") %)"
-	echo "  aggregate IOPS:               $(median_col 1 "$RUN/equal.txt")"
-	echo "  IOPS per busy io-server core: $(median_col 2 "$RUN/equal.txt")" \
-		"(busy core-seconds per run: $(median_col 5 "$RUN/equal.txt"))"
-	echo "  IOPS per io-server CPU second: $(median_col 3 "$RUN/equal.txt")"
-	echo "  Jain's index over devices:    $(median_col 4 "$RUN/equal.txt")" \
-		"(per round: $(cut -d' ' -f4 "$RUN/equal.txt" | tr '\n' ' '))"
-	echo "  QD 1 p99 solo / beside QD 128: $(median_col 1 "$RUN/fair.txt") us /" \
-		"$(median_col 2 "$RUN/fair.txt") us, per-round ratios:" \
-		"$(awk '{ printf "%.2f ", $2 / $1 }' "$RUN/fair.txt")"
-	echo "  the same inside the io-server: <= $(median_col 4 "$RUN/fair.txt") us /" \
-		"<= $(median_col 5 "$RUN/fair.txt") us (histogram bucket bounds), per-round ratios:" \
-		"$(awk '{ printf "%.2f ", $5 / $4 }' "$RUN/fair.txt")"
-	echo "  (QD 1: h$FAIR_HOST-d1, QD 128: h0-d0 at $(median_col 3 "$RUN/fair.txt") IOPS)"
-	scrape "$RUN/end.txt"
-	echo "  elastic cores over the run: $(metric_sum vrio_ioserver_reactor_unparks_total <"$RUN/end.txt")" \
-		"unpark(s), $(metric_sum vrio_ioserver_reactor_parks_total <"$RUN/end.txt") park(s)," \
-		"$(metric_sum 'vrio_ioserver_balancer_moves_total{result="ok"}' <"$RUN/end.txt") device move(s)"
+down() {
+	local h
+	scrape "$OUT/end.txt"
 	for ((h = HOSTS - 1; h >= 0; h--)); do
-		vrio_stop vrio-localhv "${HV_PIDS[$h]}" "$RUN/h$h.log" || die "h$h did not stop cleanly"
+		vrio_stop vrio-localhv "${HV_PIDS[$h]}" "$RUN/h$h.$LABEL.log" ||
+			die "h$h did not stop cleanly"
 	done
 	vrio_stop vrio-ioserver "$VRIO_IO_PID" "$VRIO_IO_LOG" || die "the io-server did not stop cleanly"
+}
+
+# summary LABEL: the medians of one build's rounds.
+summary() {
+	OUT=$RUN/$1
+	echo "rack ($1): $HOSTS hosts x $DEVS RAM devices on one io-server (cores $CORES)," \
+		"QD 8 4 KiB random reads, ${SECS}s, medians of $ROUNDS rounds"
+	echo "  idle CPU, all daemons:        $(median_col 1 "$OUT/idle.txt") % of a core" \
+		"(io-server $(median_col 2 "$OUT/idle.txt") %)"
+	echo "  aggregate IOPS:               $(median_col 1 "$OUT/equal.txt")"
+	echo "  IOPS per busy io-server core: $(median_col 2 "$OUT/equal.txt")" \
+		"(busy core-seconds per run: $(median_col 5 "$OUT/equal.txt"))"
+	echo "  IOPS per io-server CPU second: $(median_col 3 "$OUT/equal.txt")"
+	echo "  Jain's index over devices:    $(median_col 4 "$OUT/equal.txt")" \
+		"(per round: $(cut -d' ' -f4 "$OUT/equal.txt" | tr '\n' ' '))"
+	echo "  QD 1 p99 solo / beside QD 128: $(median_col 1 "$OUT/fair.txt") us /" \
+		"$(median_col 2 "$OUT/fair.txt") us, per-round ratios:" \
+		"$(awk '{ printf "%.2f ", $2 / $1 }' "$OUT/fair.txt")"
+	echo "  the same inside the io-server: <= $(median_col 4 "$OUT/fair.txt") us /" \
+		"<= $(median_col 5 "$OUT/fair.txt") us (histogram bucket bounds), per-round ratios:" \
+		"$(awk '{ printf "%.2f ", $5 / $4 }' "$OUT/fair.txt")"
+	echo "  (QD 1: h$FAIR_HOST-d1, QD 128: h0-d0 at $(median_col 3 "$OUT/fair.txt") IOPS)"
+	echo "  elastic cores over the last run: $(metric_sum vrio_ioserver_reactor_unparks_total <"$OUT/end.txt")" \
+		"unpark(s), $(metric_sum vrio_ioserver_reactor_parks_total <"$OUT/end.txt") park(s)," \
+		"$(metric_sum 'vrio_ioserver_balancer_moves_total{result="ok"}' <"$OUT/end.txt") device move(s)"
+}
+
+# ab: the per-round ratios this/base.
+ab() {
+	python3 - "$RUN/this" "$RUN/base" <<'EOF'
+import sys
+def rows(d, f):
+    return [[float(v) for v in l.split()] for l in open(f"{d}/{f}") if l.strip()]
+t, b = sys.argv[1], sys.argv[2]
+te, be = rows(t, "equal.txt"), rows(b, "equal.txt")
+tf, bf = rows(t, "fair.txt"), rows(b, "fair.txt")
+def med(x):
+    x = sorted(x); n = len(x)
+    return x[n // 2] if n % 2 else (x[n // 2 - 1] + x[n // 2]) / 2
+def line(name, r):
+    print(f"  {name:30s} median {med(r):.3f}, per round: " + " ".join(f"{v:.3f}" for v in r))
+print("A/B, this build / VRIO_BASE_BUILD, per round (daemons of both in the same round):")
+line("aggregate IOPS", [x[0] / y[0] for x, y in zip(te, be)])
+line("IOPS per busy io-server core", [x[1] / y[1] for x, y in zip(te, be)])
+line("IOPS per io-server CPU second", [x[2] / y[2] for x, y in zip(te, be)])
+line("Jain's index", [x[3] / y[3] for x, y in zip(te, be)])
+line("QD 128 neighbour's IOPS", [x[2] / y[2] for x, y in zip(tf, bf)])
+print("  QD 1 p99 beside/solo, io-server, this | base per round: " +
+      " ".join(f"{x[4] / x[3]:.2f}|{y[4] / y[3]:.2f}" for x, y in zip(tf, bf)))
+print("  QD 1 p99 beside/solo, vrio-bench, this | base per round: " +
+      " ".join(f"{x[1] / x[0]:.2f}|{y[1] / y[0]:.2f}" for x, y in zip(tf, bf)))
+EOF
+}
+
+main() {
+	local build base r
+	build=$(cd "$1" && pwd)
+	have_cmd python3 || skip "python3 is needed to read vrio-bench --json"
+	((DEVS >= 2)) || die "DEVICES must be at least 2 (the fairness pair)"
+	make_tmpdir RUN
+	TOPO=$RUN/topology.yaml
+	vrio_addrs "$RUN"
+	write_topo
+	log "$HOSTS hosts x $DEVS RAM devices, cores $CORES, ${SECS}s runs, $ROUNDS rounds"
+
+	if [[ -z ${VRIO_BASE_BUILD:-} ]]; then
+		up "$build" this
+		for ((r = 1; r <= ROUNDS; r++)); do
+			round "$r"
+		done
+		down
+		summary this
+		return 0
+	fi
+	base=$(cd "$VRIO_BASE_BUILD" && pwd)
+	for ((r = 1; r <= ROUNDS; r++)); do
+		if ((r % 2)); then
+			up "$base" base && round "$r" && down
+			up "$build" this && round "$r" && down
+		else
+			up "$build" this && round "$r" && down
+			up "$base" base && round "$r" && down
+		fi
+	done
+	summary this
+	summary base
+	ab
 }
 
 lib_traps
