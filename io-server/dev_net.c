@@ -79,6 +79,14 @@ static int net_check(const struct ios_device *d, const struct vrio_frame *f, con
 	return 0;
 }
 
+/* A new guest (or the same one, restarted with other features, behind a
+ * new connection) takes no offload until local-hv says it does: the
+ * previous guest's are not its. */
+static void net_attach(struct ios_device *d)
+{
+	__atomic_store_n(&d->u.net.port->rx_ol, 0, __ATOMIC_RELAXED);
+}
+
 static int net_place(struct ios_device *d, struct ios_reactor *r)
 {
 	__atomic_store_n(&d->u.net.port->reactor, (int)r->idx, __ATOMIC_RELEASE);
@@ -128,12 +136,21 @@ static void net_in(struct ios_device *d, struct ios_req *req, const void *payloa
 
 	memcpy(&vh, payload, sizeof(vh));
 	/* What the guest takes on receive rides on what it sends: never
-	 * more than the device offered. */
+	 * more than the device offered. A frame with no packet says only
+	 * that (local-hv sends one when the guest's driver starts or stops,
+	 * before any frame can reach the guest): anything else in its header
+	 * is garbage, refused and counted, and it goes nowhere. */
 	rx_ol = le16toh(vh.rx_ol) & m->rx_ol;
+	vh.rx_ol = 0;
+	if (in_len == VRIO_PKT_HDR_LEN && !vrio_pkt_wire_plain(&vh)) {
+		ios_port_drop(p, IOS_DROP_BAD_OFFLOAD);
+		return;
+	}
 	if (__atomic_load_n(&p->rx_ol, __ATOMIC_RELAXED) != rx_ol)
 		__atomic_store_n(&p->rx_ol, rx_ol, __ATOMIC_RELAXED);
-	vh.rx_ol = 0;
-	if (!m->offloads && !vrio_pkt_wire_plain(&vh)) {
+	if (in_len == VRIO_PKT_HDR_LEN) {
+		vrio_counter_add(&p->st.ol_updates, 1);
+	} else if (!m->offloads && !vrio_pkt_wire_plain(&vh)) {
 		ios_port_drop(p, IOS_DROP_BAD_OFFLOAD);
 	} else if (!__atomic_load_n(&d->removing, __ATOMIC_RELAXED) && in_len > VRIO_PKT_HDR_LEN &&
 		   (!req || net_stages_pass(d, req, eth, len, false))) {
@@ -298,6 +315,7 @@ const struct ios_dev_ops ios_net_dev_ops = {
 	.open = net_open,
 	.close = net_close,
 	.describe = net_describe,
+	.attach = net_attach,
 	.check = net_check,
 	.place = net_place,
 	.unplace = net_unplace,

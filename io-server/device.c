@@ -272,6 +272,8 @@ static void place_run(struct ios_reactor *r, struct ios_msg *m)
 {
 	struct place_msg *pm = container_of(m, struct place_msg, m);
 
+	if (pm->a->dev->ops->attach)
+		pm->a->dev->ops->attach(pm->a->dev);
 	pm->rc = dev_land(pm->a->dev, r);
 	pm->a->home = pm->rc == 0 ? r : NULL;
 	pm->m.fn = place_back;

@@ -149,6 +149,9 @@ struct ios_dev_ops {
 	 * generic ones (queue, lengths). Non-zero: garbage, `why` says. */
 	int (*check)(const struct ios_device *d, const struct vrio_frame *f, const void *payload,
 		     char *why, size_t n);
+	/* Home reactor, optional: a new attachment lands (before place; a
+	 * move is not one): forget what the previous guest told the model. */
+	void (*attach)(struct ios_device *d);
 	/* Home reactor: the device lands here, or leaves (nothing in flight). */
 	int (*place)(struct ios_device *d, struct ios_reactor *r);
 	void (*unplace)(struct ios_device *d, struct ios_reactor *r);

@@ -184,6 +184,9 @@ static void metrics_switch(const struct ios_server *srv, struct vrio_mw *w)
 		{ "vrio_ioserver_switch_csum_completed_total",
 		  "Partial checksums completed in software toward a port whose guest did not negotiate GUEST_CSUM",
 		  offsetof(struct ios_port_stats, csum_completed) },
+		{ "vrio_ioserver_switch_offload_updates_total",
+		  "Frames without a packet by which local-hv told the receive offloads of the port's guest",
+		  offsetof(struct ios_port_stats, ol_updates) },
 	};
 	const struct ios_switch *sw = srv->sw;
 	unsigned n_nets = __atomic_load_n(&sw->n_nets, __ATOMIC_ACQUIRE);

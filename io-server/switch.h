@@ -72,6 +72,8 @@ struct ios_port_stats {
 	/* Offloads done in software toward the port (the sender): GSO
 	 * packets cut, the segments they made, partial checksums completed. */
 	uint64_t gso_packets, gso_segments, csum_completed;
+	/* Frames with no packet that told the port's offloads (home). */
+	uint64_t ol_updates;
 };
 
 struct ios_port {

@@ -1355,6 +1355,81 @@ static void test_switch_offloads(void **state)
 	assert_false(f->fc[1].closed);
 }
 
+/* A PKT frame with no packet: only its header, rx_ol and flags as given. */
+static void push_ol(struct fake_conn *fc, uint32_t dev, uint16_t rx_ol, uint8_t flags)
+{
+	struct vrio_frame f = { .type = VRIO_FRAME_PKT, .dev = dev, .len = VRIO_PKT_HDR_LEN };
+	struct vrio_pkt_wire h = { .flags = flags, .rx_ol = rx_ol };
+
+	push(fc, &f, &h);
+}
+
+/* local-hv tells a port's offloads in a frame with no packet, which goes
+ * nowhere; one with metadata besides is refused and counted; a new
+ * attachment starts from none, not from the previous guest's. */
+static void test_switch_offload_update(void **state)
+{
+	struct fixture *f = *state;
+	struct ios_port *pb = f->srv.devs[NIC_B]->u.net.port;
+	struct ios_network *lan = pb->net;
+	struct vrio_pkt_wire h[8];
+	uint32_t len[8];
+
+	net_up(f);
+	assert_int_equal(pb->rx_ol, 0);
+	push_ol(&f->fc[1], NIC_B, VRIO_PKT_RX_ALL, 0);
+	turn(f);
+	assert_int_equal(pb->rx_ol, VRIO_PKT_RX_ALL);
+	assert_int_equal(pb->st.ol_updates, 1);
+	assert_int_equal(pb->st.in_frames, 0);
+	assert_int_equal(lan->st.flooded, 0);
+	assert_int_equal(f->fc[0].n_out, 0);
+	assert_int_equal(f->fc[1].n_out, 0);
+	/* Before b sent any packet, a GSO packet reaches it whole. */
+	push_tcp(&f->fc[0], NIC_A, mac_b, mac_a, 0, 4000, 1448, false);
+	turn(f);
+	assert_int_equal(pkts_meta(&f->fc[1], NIC_B, h, len, 8), 1);
+	assert_int_equal(len[0], 54 + 4000);
+	assert_int_equal(h[0].gso_type, VRIO_PKT_GSO_TCPV4);
+	clear_out(&f->fc[1]);
+	/* More than offloads in a frame without a packet: refused, counted,
+	 * the port's offloads left as they were; no protocol error. */
+	push_ol(&f->fc[1], NIC_B, 0, VRIO_PKT_F_NEEDS_CSUM);
+	turn(f);
+	assert_int_equal(drops(f, NIC_B, IOS_DROP_BAD_OFFLOAD), 1);
+	assert_int_equal(pb->rx_ol, VRIO_PKT_RX_ALL);
+	assert_int_equal(pb->st.ol_updates, 1);
+	assert_false(f->fc[1].closed);
+	/* The guest's driver stops: none, so a partial checksum is completed. */
+	push_ol(&f->fc[1], NIC_B, 0, 0);
+	turn(f);
+	assert_int_equal(pb->rx_ol, 0);
+	push_tcp(&f->fc[0], NIC_A, mac_b, mac_a, 0, 1000, 0, true);
+	turn(f);
+	assert_int_equal(pkts_meta(&f->fc[1], NIC_B, h, len, 8), 1);
+	assert_true(vrio_pkt_wire_plain(&h[0]));
+	assert_int_equal(pb->st.csum_completed, 1);
+	clear_out(&f->fc[1]);
+	/* Told again, then b detaches and attaches anew (local-hv
+	 * restarted): none until it says otherwise, the GSO packet cut. */
+	push_ol(&f->fc[1], NIC_B, VRIO_PKT_RX_ALL, 0);
+	turn(f);
+	assert_int_equal(pb->rx_ol, VRIO_PKT_RX_ALL);
+	push_detach(&f->fc[1], NIC_B);
+	turn(f);
+	assert_int_equal(attach(f, 1, "nic-b", NULL), 0);
+	clear_out(&f->fc[1]);
+	assert_int_equal(pb->rx_ol, 0);
+	push_tcp(&f->fc[0], NIC_A, mac_b, mac_a, 0, 4000, 1448, false);
+	turn(f);
+	assert_int_equal(pkts_meta(&f->fc[1], NIC_B, h, len, 8), 3);
+	for (unsigned i = 0; i < 3; i++)
+		assert_true(vrio_pkt_wire_plain(&h[i]));
+	assert_int_equal(pb->st.gso_packets, 1);
+	assert_false(f->fc[0].closed);
+	assert_false(f->fc[1].closed);
+}
+
 /* What a peer may not send: each closes that connection, not the other. */
 static void test_switch_garbage(void **state)
 {
@@ -1411,6 +1486,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_switch_ageing_and_port_down, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_switch_drops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_switch_offloads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_switch_offload_update, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_switch_garbage, setup, teardown),
 	};
 
