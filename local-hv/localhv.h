@@ -122,6 +122,9 @@ struct lhv_dev_ops {
 	bool (*kicks)(struct lhv_dev *d, struct lhv_vq *q, bool enable);
 	/* Optional, poller: the connection is back; send in-flight work again. */
 	int (*resend)(struct lhv *l, struct lhv_dev *d);
+	/* Optional, poller: the poller takes the device (START), before any
+	 * frame from the io-server can reach the guest. */
+	void (*started)(struct lhv_dev *d);
 	/* Optional, poller: the device goes back to the control thread. */
 	void (*stopped)(struct lhv_dev *d);
 };
@@ -251,6 +254,8 @@ struct lhv_dev {
 	struct rte_mbuf *stash[LHV_BUDGET];
 	unsigned n_stash;
 	uint64_t net_served;		/* net: the net_ready the vrings follow */
+	bool net_ol_due;		/* net: the io-server is still to hear the
+					 * guest's receive offloads (net.c) */
 	uint8_t net_rxq[LHV_MAX_QUEUES / 2];	/* net: receive vrings served */
 	unsigned net_nrxq;
 	struct lhv_iommu iommu;		/* request/response kind behind a vIOMMU */

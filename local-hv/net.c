@@ -170,6 +170,50 @@ static uint16_t rx_offloads(const struct lhv_dev *d)
 	return ol;
 }
 
+/*
+ * Poller: tell the io-server that the guest takes `ol` on receive, in a PKT
+ * frame with no packet (the io-server forwards it nowhere). Sent when the
+ * poller takes the device (the driver started, with the features it
+ * negotiated), when it gives it back (none: the next driver may negotiate
+ * less) and when the device is attached again under a running guest, so
+ * that on the ordered connection every frame the io-server sends after it
+ * is built for this guest, not for the one before. A connection too full
+ * to take it leaves it due: tried again each round. Not attached: the
+ * io-server assumes none until the attach's resend tells it.
+ */
+static void net_tell_offloads(struct lhv_dev *d, uint16_t ol)
+{
+	struct vrio_pkt_wire h = { .rx_ol = htole16(ol) };
+	struct vrio_frame f = {
+		.type = VRIO_FRAME_PKT,
+		.dev = d->dev_id,
+		.len = VRIO_PKT_HDR_LEN,
+	};
+	struct iovec iov = { &h, sizeof(h) };
+
+	d->net_ol_due = false;
+	if (!d->attached || !d->up->conn ||
+	    __atomic_load_n(&d->up->state, __ATOMIC_RELAXED) != LHV_UP_READY)
+		return;
+	if (lhv_up_send(d->up, &f, &iov, 1) < 0)
+		d->net_ol_due = true;
+}
+
+static void net_started(struct lhv_dev *d)
+{
+	net_tell_offloads(d, rx_offloads(d));
+}
+
+/* The connection is back and the device attached on it: the io-server
+ * forgot the guest's offloads (it assumes none after an attach). */
+static int net_resend(struct lhv *l, struct lhv_dev *d)
+{
+	(void)l;
+	if (__atomic_load_n(&d->state, __ATOMIC_ACQUIRE) == LHV_DEV_RUNNING)
+		net_tell_offloads(d, rx_offloads(d));
+	return 0;
+}
+
 /* The guest's header, as rte_vhost left it in the mbuf; -EPROTO for what
  * a PKT frame cannot say (an SCTP checksum). */
 static int pkt_meta(const struct lhv_dev *d, const struct rte_mbuf *m, struct vrio_pkt_wire *h)
@@ -258,6 +302,8 @@ static int net_process(struct lhv *l, struct lhv_dev *d, unsigned qi)
 			1ull << NET_TXQ;
 		if (qi == NET_RXQ && ready != d->net_served)
 			net_follow(l, d, d->vid, ready);
+		if (qi == NET_RXQ && d->net_ol_due)
+			net_tell_offloads(d, rx_offloads(d));
 		return 0;
 	}
 	n = rte_vhost_dequeue_burst(d->vid, (uint16_t)qi, l->mbufs, pkts, LHV_BUDGET);
@@ -517,6 +563,8 @@ static bool net_kicks(struct lhv_dev *d, struct lhv_vq *q, bool enable)
 
 static void net_stopped(struct lhv_dev *d)
 {
+	net_tell_offloads(d, 0);
+	d->net_ol_due = false;	/* the next start tells again */
 	rte_pktmbuf_free_bulk(d->rx, d->n_rx);
 	d->n_rx = 0;
 	rte_pktmbuf_free_bulk(d->stash, d->n_stash);
@@ -536,5 +584,7 @@ const struct lhv_dev_ops lhv_net_ops = {
 	.frame = net_frame,
 	.notify = net_notify,
 	.kicks = net_kicks,
+	.resend = net_resend,
+	.started = net_started,
 	.stopped = net_stopped,
 };

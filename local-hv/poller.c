@@ -101,6 +101,8 @@ static void dev_started(struct lhv *l, struct lhv_dev *d)
 		q->armed = true;
 		lhv_poller_watch_vq(l, q, true);
 	}
+	if (d->ops->started)
+		d->ops->started(d);
 }
 
 /* Give the device back once nothing is in flight, or at the deadline. */
