@@ -145,9 +145,7 @@ main() {
 	m=$(metric_sum 'vrio_localhv_bytes_total{device="vm-a-net",direction="to_guest"}' <"$RUN/hv0.metrics")
 	((m > BYTES)) || fail "A received only $m bytes for 10 MiB"
 
-	vrio_stop vrio-localhv-host0 "$HV_PID0" "$RUN/localhv-host0.log" || fail "host0's local-hv did not stop cleanly"
-	vrio_stop vrio-localhv-host1 "$HV_PID1" "$RUN/localhv-host1.log" || fail "host1's local-hv did not stop cleanly"
-	vrio_stop vrio-ioserver "$IO_PID" "$RUN/ioserver.log" || fail "the io-server did not stop cleanly"
+	stop_rack
 	echo "PASS: e2e/net-mq"
 }
 

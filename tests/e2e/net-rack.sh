@@ -17,6 +17,10 @@
 #                /dev/net/tun
 #   start_rack   the io-server in IO_NS, a local-hv in each HV_NS; waits
 #                for their sockets (IO_PID, HV_PID0, HV_PID1)
+#   start_trunk_rack
+#                io0 and io1 in IO_NS (IO_PID0, IO_PID1; control sockets
+#                $RUN/io0.ctl, $RUN/io1.ctl), a local-hv in each HV_NS
+#   stop_rack    stops the daemons, failing unless each exits with 0
 #   guest NAME NS SOCKET MAC RUN PARAM...
 #                boots a guest in the background (its pid in PIDS); its
 #                console in $RUN/console-NAME.log, its results in
@@ -60,12 +64,10 @@ rack() {
 	done
 }
 
-start_rack() {
+# start_hosts: a local-hv in each HV_NS; waits for the sockets of vm-a-net,
+# vm-b-net and vm-c-net (HV_PID0, HV_PID1).
+start_hosts() {
 	local i
-	start_daemon IO_PID vrio-ioserver "$RUN/ioserver.log" \
-		ip netns exec "$IO_NS" "$VRIO_IOSERVER_BIN" --config "$RUN/topology.yaml" --node io0
-	wait_for_port 7400 20 "$IO_PID" || fail "vrio-ioserver is not listening"
-	wait_for_socket "$IO_CTL" 20 "$IO_PID" || fail "vrio-ioserver serves no control socket"
 	for i in 0 1; do
 		start_daemon "HV_PID$i" "vrio-localhv-host$i" "$RUN/localhv-host$i.log" \
 			ip netns exec "${HV_NS[i]}" "$VRIO_LOCALHV_BIN" --config "$RUN/topology.yaml" \
@@ -74,8 +76,46 @@ start_rack() {
 	wait_for_socket "$RUN/a.sock" 20 "$HV_PID0" || fail "host0 serves no socket for vm-a-net"
 	wait_for_socket "$RUN/b.sock" 20 "$HV_PID1" || fail "host1 serves no socket for vm-b-net"
 	wait_for_socket "$RUN/c.sock" 20 "$HV_PID1" || fail "host1 serves no socket for vm-c-net"
+}
+
+start_rack() {
+	start_daemon IO_PID vrio-ioserver "$RUN/ioserver.log" \
+		ip netns exec "$IO_NS" "$VRIO_IOSERVER_BIN" --config "$RUN/topology.yaml" --node io0
+	wait_for_port 7400 20 "$IO_PID" || fail "vrio-ioserver is not listening"
+	wait_for_socket "$IO_CTL" 20 "$IO_PID" || fail "vrio-ioserver serves no control socket"
+	start_hosts
 	wait_for_socket "${HV_CTL[0]}" 20 "$HV_PID0" || fail "host0 serves no control socket"
 	wait_for_socket "${HV_CTL[1]}" 20 "$HV_PID1" || fail "host1 serves no control socket"
+}
+
+# start_trunk_rack: io0 and io1 in IO_NS (control sockets RUN/io0.ctl and
+# RUN/io1.ctl; IO_PID0, IO_PID1), then start_hosts.
+start_trunk_rack() {
+	local i
+	for i in 0 1; do
+		start_daemon "IO_PID$i" "vrio-ioserver-io$i" "$RUN/ioserver-io$i.log" \
+			ip netns exec "$IO_NS" "$VRIO_IOSERVER_BIN" --config "$RUN/topology.yaml" \
+			--node "io$i"
+	done
+	wait_for_socket "$RUN/io0.ctl" 20 "$IO_PID0" || fail "io0 serves no control socket"
+	wait_for_socket "$RUN/io1.ctl" 20 "$IO_PID1" || fail "io1 serves no control socket"
+	start_hosts
+}
+
+# stop_rack: stops both local-hv, then the io-server (IO_PID) or io0 and
+# io1 (IO_PID0, IO_PID1); fails unless each exits with status 0.
+stop_rack() {
+	local i
+	vrio_stop vrio-localhv-host0 "$HV_PID0" "$RUN/localhv-host0.log" || fail "host0's local-hv did not stop cleanly"
+	vrio_stop vrio-localhv-host1 "$HV_PID1" "$RUN/localhv-host1.log" || fail "host1's local-hv did not stop cleanly"
+	if [[ -n ${IO_PID:-} ]]; then
+		vrio_stop vrio-ioserver "$IO_PID" "$RUN/ioserver.log" || fail "the io-server did not stop cleanly"
+		return 0
+	fi
+	for i in 0 1; do
+		vrio_stop "vrio-ioserver-io$i" "$(eval echo "\$IO_PID$i")" "$RUN/ioserver-io$i.log" ||
+			fail "io$i did not stop cleanly"
+	done
 }
 
 # guest NAME NS SOCKET MAC RUN PARAM...: boots a guest in the background.

@@ -73,25 +73,6 @@ networks:
 EOT
 }
 
-start_daemons() {
-	local i
-	for i in 0 1; do
-		start_daemon "IO_PID$i" "vrio-ioserver-io$i" "$RUN/ioserver-io$i.log" \
-			ip netns exec "$IO_NS" "$VRIO_IOSERVER_BIN" --config "$RUN/topology.yaml" \
-			--node "io$i"
-	done
-	wait_for_socket "$RUN/io0.ctl" 20 "$IO_PID0" || fail "io0 serves no control socket"
-	wait_for_socket "$RUN/io1.ctl" 20 "$IO_PID1" || fail "io1 serves no control socket"
-	for i in 0 1; do
-		start_daemon "HV_PID$i" "vrio-localhv-host$i" "$RUN/localhv-host$i.log" \
-			ip netns exec "${HV_NS[i]}" "$VRIO_LOCALHV_BIN" --config "$RUN/topology.yaml" \
-			--node "host$i"
-	done
-	wait_for_socket "$RUN/a.sock" 20 "$HV_PID0" || fail "host0 serves no socket for vm-a-net"
-	wait_for_socket "$RUN/b.sock" 20 "$HV_PID1" || fail "host1 serves no socket for vm-b-net"
-	wait_for_socket "$RUN/c.sock" 20 "$HV_PID1" || fail "host1 serves no socket for vm-c-net"
-}
-
 io_metrics() { # N OUT
 	ip netns exec "$IO_NS" bash -c "source '$VRIO_ROOT/scripts/lib.sh'; vrio_metrics io$1 127.0.0.1:$((9400 + 2 * $1)) '$2'"
 }
@@ -216,7 +197,7 @@ main() {
 	make_tmpdir RUN
 	rack
 	write_topology
-	start_daemons
+	start_trunk_rack
 	wait_until 20 trunk_up || fail "the trunk io0 -> io1 did not come up"
 
 	: >"$RUN/tcp.results"
@@ -246,12 +227,7 @@ main() {
 		echo "net-tcp: trunk io1 -> io0 over all trunk runs: $f frames, $m bytes," \
 			"$((m / (f > 0 ? f : 1))) bytes a frame"
 	fi
-	vrio_stop vrio-localhv-host0 "$HV_PID0" "$RUN/localhv-host0.log" || fail "host0's local-hv did not stop cleanly"
-	vrio_stop vrio-localhv-host1 "$HV_PID1" "$RUN/localhv-host1.log" || fail "host1's local-hv did not stop cleanly"
-	for i in 0 1; do
-		vrio_stop "vrio-ioserver-io$i" "$(eval echo "\$IO_PID$i")" "$RUN/ioserver-io$i.log" ||
-			fail "io$i did not stop cleanly"
-	done
+	stop_rack
 	echo "PASS: e2e/net-tcp"
 }
 

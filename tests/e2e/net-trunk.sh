@@ -59,25 +59,6 @@ networks:
 EOT
 }
 
-start_io_servers() {
-	local i
-	for i in 0 1; do
-		start_daemon "IO_PID$i" "vrio-ioserver-io$i" "$RUN/ioserver-io$i.log" \
-			ip netns exec "$IO_NS" "$VRIO_IOSERVER_BIN" --config "$RUN/topology.yaml" \
-			--node "io$i"
-	done
-	wait_for_socket "$RUN/io0.ctl" 20 "$IO_PID0" || fail "io0 serves no control socket"
-	wait_for_socket "$RUN/io1.ctl" 20 "$IO_PID1" || fail "io1 serves no control socket"
-	for i in 0 1; do
-		start_daemon "HV_PID$i" "vrio-localhv-host$i" "$RUN/localhv-host$i.log" \
-			ip netns exec "${HV_NS[i]}" "$VRIO_LOCALHV_BIN" --config "$RUN/topology.yaml" \
-			--node "host$i"
-	done
-	wait_for_socket "$RUN/a.sock" 20 "$HV_PID0" || fail "host0 serves no socket for vm-a-net"
-	wait_for_socket "$RUN/b.sock" 20 "$HV_PID1" || fail "host1 serves no socket for vm-b-net"
-	wait_for_socket "$RUN/c.sock" 20 "$HV_PID1" || fail "host1 serves no socket for vm-c-net"
-}
-
 io_metrics() { # N OUT
 	ip netns exec "$IO_NS" bash -c "source '$VRIO_ROOT/scripts/lib.sh'; vrio_metrics io$1 127.0.0.1:$((9400 + 2 * $1)) '$2'"
 }
@@ -98,7 +79,7 @@ main() {
 	make_tmpdir RUN
 	rack
 	write_topology
-	start_io_servers
+	start_trunk_rack
 	wait_until 20 trunk_up || fail "the trunk io0 -> io1 did not come up"
 
 	guest a "${HV_NS[0]}" "$RUN/a.sock" 52:54:00:77:00:01 net-serve ip=10.77.0.1/24 \
@@ -142,12 +123,7 @@ main() {
 	m=$(metric_sum 'vrio_ioserver_switch_frames_total{network="isolated",port="vm-c-net",direction="out"}' <"$RUN/io1.metrics")
 	((m == 0)) || fail "$m frames reached vm-c-net from elsewhere"
 
-	vrio_stop vrio-localhv-host0 "$HV_PID0" "$RUN/localhv-host0.log" || fail "host0's local-hv did not stop cleanly"
-	vrio_stop vrio-localhv-host1 "$HV_PID1" "$RUN/localhv-host1.log" || fail "host1's local-hv did not stop cleanly"
-	for i in 0 1; do
-		vrio_stop "vrio-ioserver-io$i" "$(eval echo "\$IO_PID$i")" "$RUN/ioserver-io$i.log" ||
-			fail "io$i did not stop cleanly"
-	done
+	stop_rack
 	echo "PASS: e2e/net-trunk"
 }
 

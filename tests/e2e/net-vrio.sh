@@ -148,9 +148,7 @@ main() {
 	m=$(metric_sum 'vrio_ioserver_switch_frames_total{network="isolated",port="vm-c-net",direction="out"}' <"$RUN/io.metrics")
 	((m == 0)) || fail "$m frames reached vm-c-net from elsewhere"
 
-	vrio_stop vrio-localhv-host0 "$HV_PID0" "$RUN/localhv-host0.log" || fail "host0's local-hv did not stop cleanly"
-	vrio_stop vrio-localhv-host1 "$HV_PID1" "$RUN/localhv-host1.log" || fail "host1's local-hv did not stop cleanly"
-	vrio_stop vrio-ioserver "$IO_PID" "$RUN/ioserver.log" || fail "the io-server did not stop cleanly"
+	stop_rack
 	echo "PASS: e2e/net-vrio"
 }
 
