@@ -127,11 +127,9 @@ main() {
 		untrack_pid "$pid"
 	done
 
-	ip netns exec "$IO_NS" bash -c "source '$VRIO_ROOT/scripts/lib.sh'; vrio_metrics vrio-ioserver 127.0.0.1:9400 '$RUN/io.metrics'" ||
+	io_metrics 0 "$RUN/io.metrics" ||
 		fail "no io-server metrics"
-	if have_cmd promtool; then
-		promtool check metrics <"$RUN/io.metrics" || fail "promtool rejects the io-server's metrics"
-	fi
+	lint_metrics "$RUN/io.metrics"
 	arp=$(hits 1)
 	to_b=$(hits 2)
 	from_b=$(hits 3)

@@ -123,17 +123,13 @@ main() {
 	done
 	log "10 MiB from B to A in $FLOWS flows: every md5 matches"
 
-	ip netns exec "$IO_NS" bash -c "source '$VRIO_ROOT/scripts/lib.sh'; vrio_metrics vrio-ioserver 127.0.0.1:9400 '$RUN/io.metrics'" ||
+	io_metrics 0 "$RUN/io.metrics" ||
 		fail "no io-server metrics"
 	for m in 0 1; do
-		ip netns exec "${HV_NS[m]}" bash -c "source '$VRIO_ROOT/scripts/lib.sh'; vrio_metrics vrio-localhv 127.0.0.1:9401 '$RUN/hv$m.metrics'" ||
+		hv_metrics "$m" "$RUN/hv$m.metrics" ||
 			fail "no local-hv metrics on host$m"
 	done
-	for m in io hv0 hv1; do
-		if have_cmd promtool; then
-			promtool check metrics <"$RUN/$m.metrics" || fail "promtool rejects $m.metrics"
-		fi
-	done
+	lint_metrics "$RUN/io.metrics" "$RUN/hv0.metrics" "$RUN/hv1.metrics"
 	grep -a '^vrio_localhv_net_queue_frames_total' "$RUN/hv0.metrics" "$RUN/hv1.metrics" >&2
 	for q in 0 1; do
 		m=$(frames "$RUN/hv1.metrics" vm-b-net "$q" to_ioserver)

@@ -133,7 +133,7 @@ drops_for() {
 }
 
 io_metric() { # NAME{LABELS}: its value in the io-server's exposition now
-	ip netns exec "$IO_NS" bash -c "source '$VRIO_ROOT/scripts/lib.sh'; vrio_metrics vrio-ioserver 127.0.0.1:9400 '$RUN/io.metrics'" ||
+	io_metrics 0 "$RUN/io.metrics" ||
 		fail "no io-server metrics"
 	metric_sum "$1" <"$RUN/io.metrics"
 }
@@ -200,17 +200,13 @@ main() {
 	m=$(drops_for vrio_ioserver_switch_drops_total bad_offload "$RUN/io.metrics")
 	((m == 0)) || fail "the switch dropped $m frames for bad offload metadata"
 	for i in 0 1; do
-		ip netns exec "${HV_NS[i]}" bash -c "source '$VRIO_ROOT/scripts/lib.sh'; vrio_metrics vrio-localhv 127.0.0.1:9401 '$RUN/hv$i.metrics'" ||
+		hv_metrics "$i" "$RUN/hv$i.metrics" ||
 			fail "no host$i metrics"
 		m=$(drops_for vrio_localhv_net_drops_total bad_offload "$RUN/hv$i.metrics")
 		((m == 0)) || fail "host$i dropped $m frames for bad offload metadata"
-		if have_cmd promtool; then
-			promtool check metrics <"$RUN/hv$i.metrics" || fail "promtool rejects host$i's metrics"
-		fi
+		lint_metrics "$RUN/hv$i.metrics"
 	done
-	if have_cmd promtool; then
-		promtool check metrics <"$RUN/io.metrics" || fail "promtool rejects io0's metrics"
-	fi
+	lint_metrics "$RUN/io.metrics"
 
 	stop_rack
 	echo "PASS: e2e/net-offload"

@@ -27,6 +27,14 @@
 #                $RUN/results-NAME; NET_OPTS, when set, are more
 #                virtio-net-pci properties (run-guest.sh --net-opts);
 #                GUEST_ARGS (an array) adds options of run-guest.sh
+#   ns_metrics NS JOB ADDR OUT
+#                a daemon's exposition, fetched from inside namespace NS
+#   io_metrics N OUT, hv_metrics N OUT
+#                io-server ioN's (at 127.0.0.1:9400 + 2N) or hostN's
+#                local-hv's (127.0.0.1:9401 in HV_NS[N]) exposition
+#   trunk_up     io0 counts its trunk to io1 up
+#   lint_metrics FILE...
+#                promtool accepts each exposition (when installed)
 #   wait_line FILE PATTERN SECONDS, result_of NAME RUN, fail MESSAGE
 
 PIDS=()
@@ -147,4 +155,31 @@ wait_line() {
 
 result_of() { # NAME RUN: the guest's VRIO-RESULT line for RUN
 	grep -a "^VRIO-RESULT: $2 " "$RUN/results-$1" | tr -d '\r' | tail -n 1
+}
+
+# ns_metrics NS JOB ADDR OUT: lib.sh's vrio_metrics run inside namespace NS.
+ns_metrics() {
+	ip netns exec "$1" bash -c "source '$VRIO_ROOT/scripts/lib.sh'; vrio_metrics '$2' '$3' '$4'"
+}
+
+io_metrics() { # N OUT
+	ns_metrics "$IO_NS" "io$1" "127.0.0.1:$((9400 + 2 * $1))" "$2"
+}
+
+hv_metrics() { # N OUT
+	ns_metrics "${HV_NS[$1]}" "host$1" 127.0.0.1:9401 "$2"
+}
+
+trunk_up() {
+	io_metrics 0 "$RUN/io0.metrics" >/dev/null 2>&1 &&
+		[[ $(metric_sum 'vrio_ioserver_trunk_up{peer="io1"}' <"$RUN/io0.metrics") == 1 ]]
+}
+
+# lint_metrics FILE...: fails unless promtool, when installed, accepts each.
+lint_metrics() {
+	local f
+	have_cmd promtool || return 0
+	for f in "$@"; do
+		promtool check metrics <"$f" || fail "promtool rejects $(basename "$f")"
+	done
 }

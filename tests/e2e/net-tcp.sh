@@ -73,15 +73,6 @@ networks:
 EOT
 }
 
-io_metrics() { # N OUT
-	ip netns exec "$IO_NS" bash -c "source '$VRIO_ROOT/scripts/lib.sh'; vrio_metrics io$1 127.0.0.1:$((9400 + 2 * $1)) '$2'"
-}
-
-trunk_up() {
-	io_metrics 0 "$RUN/io0.metrics" >/dev/null 2>&1 &&
-		[[ $(metric_sum 'vrio_ioserver_trunk_up{peer="io1"}' <"$RUN/io0.metrics") == 1 ]]
-}
-
 # feature_names BITS: the names of the virtio-net feature bits set in a
 # sysfs features string (bit 0 first).
 feature_names() {
@@ -211,7 +202,7 @@ main() {
 
 	for i in 0 1; do
 		io_metrics "$i" "$RUN/io$i.metrics" || fail "no io$i metrics"
-		ip netns exec "${HV_NS[i]}" bash -c "source '$VRIO_ROOT/scripts/lib.sh'; vrio_metrics host$i 127.0.0.1:9401 '$RUN/host$i.metrics'" ||
+		hv_metrics "$i" "$RUN/host$i.metrics" ||
 			fail "no host$i metrics"
 	done
 	# Where the retransmitted segments were lost, as far as vrio counts.

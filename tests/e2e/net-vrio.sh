@@ -124,15 +124,11 @@ main() {
 	log "10 MiB from B to A: md5 $sum_a on both sides"
 	result_of c net-isolated | grep -q ' ok$' || fail "guest C reached across networks"
 
-	ip netns exec "$IO_NS" bash -c "source '$VRIO_ROOT/scripts/lib.sh'; vrio_metrics vrio-ioserver 127.0.0.1:9400 '$RUN/io.metrics'" ||
+	io_metrics 0 "$RUN/io.metrics" ||
 		fail "no io-server metrics"
-	ip netns exec "${HV_NS[0]}" bash -c "source '$VRIO_ROOT/scripts/lib.sh'; vrio_metrics vrio-localhv 127.0.0.1:9401 '$RUN/hv0.metrics'" ||
+	hv_metrics 0 "$RUN/hv0.metrics" ||
 		fail "no local-hv metrics"
-	for m in io hv0; do
-		if have_cmd promtool; then
-			promtool check metrics <"$RUN/$m.metrics" || fail "promtool rejects $m.metrics"
-		fi
-	done
+	lint_metrics "$RUN/io.metrics" "$RUN/hv0.metrics"
 	# 10 MiB from B to A, and A's acknowledgements the other way (in
 	# 1500-byte frames or, with the guests' TSO, far fewer large ones).
 	m=$(metric_sum 'vrio_ioserver_switch_bytes_total{network="lan",port="vm-b-net",direction="in"}' <"$RUN/io.metrics")
