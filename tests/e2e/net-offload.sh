@@ -36,10 +36,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/../integration/rack.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/net-rack.sh"
 
 BYTES=$((10 << 20))
-OFF_OPTS=csum=off,guest_csum=off,host_tso4=off,host_tso6=off,guest_tso4=off,guest_tso6=off
-# The offloads' feature bits in the sysfs string (bit 0 first): CSUM,
-# GUEST_CSUM, GUEST_TSO4, GUEST_TSO6, HOST_TSO4, HOST_TSO6.
-OFFLOAD_BITS="0 1 7 8 11 12"
 
 write_topology() {
 	IO_CTL=$RUN/io0.ctl
@@ -89,13 +85,9 @@ EOT
 
 # offloads_are NAME on|off: the guest's negotiated offload bits.
 offloads_are() {
-	local f b want
+	local f
 	f=$(result_field "$(result_of "$1" net-features)" features)
-	[[ -n $f ]] || fail "guest $1 printed no features"
-	want=$([[ $2 == on ]] && echo 1 || echo 0)
-	for b in $OFFLOAD_BITS; do
-		[[ ${f:b:1} == "$want" ]] || fail "guest $1: feature bit $b is '${f:b:1}' in $f, offloads $2"
-	done
+	check_offloads "$1" "$f" "$2"
 	log "guest $1 ($2): features $f"
 }
 

@@ -35,6 +35,11 @@
 #   trunk_up     io0 counts its trunk to io1 up
 #   lint_metrics FILE...
 #                promtool accepts each exposition (when installed)
+#   OFF_OPTS     virtio-net-pci properties that turn the device's checksum
+#                and TSO offloads off (for NET_OPTS)
+#   feature_names BITS, check_offloads WHO BITS on|off
+#                the names of a guest's virtio-net feature bits; fails
+#                unless it negotiated every offload (on) or none (off)
 #   wait_line FILE PATTERN SECONDS, result_of NAME RUN, fail MESSAGE
 
 PIDS=()
@@ -181,5 +186,42 @@ lint_metrics() {
 	have_cmd promtool || return 0
 	for f in "$@"; do
 		promtool check metrics <"$f" || fail "promtool rejects $(basename "$f")"
+	done
+}
+
+# QEMU's virtio-net-pci properties that offer none of the device's checksum
+# and TSO offloads.
+OFF_OPTS=csum=off,guest_csum=off,host_tso4=off,host_tso6=off,guest_tso4=off,guest_tso6=off
+
+# The device's offloads, as virtio-net feature bits: CSUM, GUEST_CSUM,
+# GUEST_TSO4, GUEST_TSO6, HOST_TSO4, HOST_TSO6.
+OFFLOAD_BITS=(0 1 7 8 11 12)
+
+# feature_names BITS: the names of the virtio-net feature bits set in a
+# sysfs features string (bit 0 first).
+feature_names() {
+	local bits=$1 i names=""
+	local -A name=([0]=CSUM [1]=GUEST_CSUM [2]=CTRL_GUEST_OFFLOADS [5]=MAC
+		[7]=GUEST_TSO4 [8]=GUEST_TSO6 [9]=GUEST_ECN [10]=GUEST_UFO
+		[11]=HOST_TSO4 [12]=HOST_TSO6 [13]=HOST_ECN [14]=HOST_UFO
+		[15]=MRG_RXBUF [16]=STATUS [17]=CTRL_VQ [18]=CTRL_RX [19]=CTRL_VLAN [20]=CTRL_RX_EXTRA
+		[21]=GUEST_ANNOUNCE [22]=MQ [23]=CTRL_MAC_ADDR [28]=INDIRECT_DESC
+		[29]=EVENT_IDX [32]=VERSION_1 [33]=ACCESS_PLATFORM)
+	for ((i = 0; i < ${#bits}; i++)); do
+		[[ ${bits:i:1} == 1 ]] && names+=" ${name[$i]:-bit$i}"
+	done
+	echo "${names# }"
+}
+
+# check_offloads WHO BITS on|off: fails unless the guest negotiated every
+# offload bit (on) or none of them (off), so that offloads that silently
+# stop being negotiated fail the test.
+check_offloads() {
+	local who=$1 bits=$2 want=$3 b v
+	[[ -n $bits ]] || fail "guest $who printed no features"
+	[[ $want == on ]] && v=1 || v=0
+	for b in "${OFFLOAD_BITS[@]}"; do
+		[[ ${bits:b:1} == "$v" ]] ||
+			fail "guest $who, offloads $want: feature bit $b is '${bits:b:1}' in $bits: $(feature_names "$bits")"
 	done
 }
