@@ -87,7 +87,7 @@ frames() {
 
 main() {
 	[[ $# -eq 1 ]] || die "usage: $0 BUILD_DIR"
-	local build pid rc=0 k sum_a sum_b m q
+	local build rc=0 k m q
 	build=$(cd "$1" && pwd)
 	vrio_binaries "$build" || skip "daemons not built in $build"
 	have_cmd qemu-system-x86_64 || skip "qemu-system-x86_64 not installed (qemu-system-x86)"
@@ -103,10 +103,7 @@ main() {
 		peer=10.77.0.2 "bytes=$BYTES" "flows=$FLOWS" pairs=2 linger=5
 	guest b "${HV_NS[1]}" "$RUN/b.sock" 52:54:00:78:00:02 net-mq-send ip=10.77.0.2/24 \
 		peer=10.77.0.1 "bytes=$BYTES" "flows=$FLOWS" pairs=2 linger=1
-	for pid in "${PIDS[@]}"; do
-		wait "$pid" || rc=1
-		untrack_pid "$pid"
-	done
+	wait_guests || rc=1
 	cat "$RUN/results-a" "$RUN/results-b"
 	((rc == 0)) || fail "a guest failed (consoles in $RUN)"
 	for m in a b; do
@@ -114,12 +111,7 @@ main() {
 			fail "guest $m does not use two queue pairs on two vCPUs"
 	done
 	for ((k = 0; k < FLOWS; k++)); do
-		sum_a=$(grep -a "^VRIO-RESULT: net-recv flow=$k " "$RUN/results-a" |
-			sed -n 's/.* md5=\([0-9a-f]*\) .*/\1/p')
-		sum_b=$(grep -a "^VRIO-RESULT: net-send flow=$k " "$RUN/results-b" |
-			sed -n 's/.* md5=\([0-9a-f]*\) .*/\1/p')
-		[[ -n $sum_a && $sum_a == "$sum_b" ]] ||
-			fail "flow $k: guest A received md5 '$sum_a', guest B sent md5 '$sum_b'"
+		same_md5 a b "$k"
 	done
 	log "10 MiB from B to A in $FLOWS flows: every md5 matches"
 

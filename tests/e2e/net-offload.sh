@@ -94,7 +94,7 @@ offloads_are() {
 # transfer TAG SERVER SERVER_SOCK SERVER_MAC SERVER_IP SERVER_OPTS: B sends
 # BYTES to the server guest, which checks them; both boot fresh.
 transfer() {
-	local tag=$1 srv=$2 sock=$3 mac=$4 ip=$5 opts=$6 pid rc=0 sum_s sum_b
+	local tag=$1 srv=$2 sock=$3 mac=$4 ip=$5 opts=$6 rc=0
 	PIDS=()
 	# shellcheck disable=SC2034 # read by net-rack.sh's guest
 	NET_OPTS=$opts
@@ -103,19 +103,13 @@ transfer() {
 	NET_OPTS=
 	guest "b-$tag" "${HV_NS[1]}" "$RUN/b.sock" 52:54:00:77:00:02 net-send ip=10.77.0.2/24 \
 		"peer=$ip" "bytes=$BYTES" linger=1
-	for pid in "${PIDS[@]}"; do
-		wait "$pid" || rc=1
-		untrack_pid "$pid"
-	done
+	wait_guests || rc=1
 	((rc == 0)) || {
 		cat "$RUN/results-$srv-$tag" "$RUN/results-b-$tag" >&2 || true
 		fail "$tag: a guest failed (consoles in $RUN)"
 	}
-	sum_s=$(result_of "$srv-$tag" net-recv | sed -n 's/.* md5=\([0-9a-f]*\) .*/\1/p')
-	sum_b=$(result_of "b-$tag" net-send | sed -n 's/.* md5=\([0-9a-f]*\) .*/\1/p')
-	[[ -n $sum_s && $sum_s == "$sum_b" ]] ||
-		fail "$tag: guest $srv received md5 '$sum_s', guest B sent md5 '$sum_b'"
-	log "$tag: 10 MiB from B to $srv, md5 $sum_s on both sides"
+	WHAT=$tag same_md5 "$srv-$tag" "b-$tag"
+	log "$tag: 10 MiB from B to $srv, md5 $MD5 on both sides"
 }
 
 # drops_for METRIC REASON FILE: the sum of METRIC over every series with
@@ -180,7 +174,7 @@ main() {
 	((i < 30)) || fail "the io node cannot connect to guest A"
 	wait "${PIDS[0]}" || fail "guest A failed after the uplink's transfer (consoles in $RUN)"
 	untrack_pid "${PIDS[0]}"
-	m=$(result_of a-tap net-recv | sed -n 's/.* md5=\([0-9a-f]*\) .*/\1/p')
+	m=$(md5_of a-tap net-recv)
 	[[ $m == "$sum_t" ]] || fail "guest A received md5 '$m' from the uplink, '$sum_t' was sent"
 	frames=$(io_metric 'vrio_ioserver_switch_frames_total{network="lan",port="uplink:vroff0",direction="in"}')
 	bytes=$(io_metric 'vrio_ioserver_switch_bytes_total{network="lan",port="uplink:vroff0",direction="in"}')

@@ -40,6 +40,10 @@
 #   feature_names BITS, check_offloads WHO BITS on|off
 #                the names of a guest's virtio-net feature bits; fails
 #                unless it negotiated every offload (on) or none (off)
+#   wait_guests  waits for every guest in PIDS; status 1 when one failed
+#   md5_of NAME RUN, same_md5 RECEIVER SENDER [FLOW]
+#                the md5 in a guest's result line; fails unless RECEIVER's
+#                net-recv md5 is SENDER's net-send md5 (sets MD5)
 #   wait_line FILE PATTERN SECONDS, result_of NAME RUN, fail MESSAGE
 
 PIDS=()
@@ -110,7 +114,9 @@ start_trunk_rack() {
 			ip netns exec "$IO_NS" "$VRIO_IOSERVER_BIN" --config "$RUN/topology.yaml" \
 			--node "io$i"
 	done
+	# shellcheck disable=SC2153 # start_daemon set IO_PID0 and IO_PID1
 	wait_for_socket "$RUN/io0.ctl" 20 "$IO_PID0" || fail "io0 serves no control socket"
+	# shellcheck disable=SC2153
 	wait_for_socket "$RUN/io1.ctl" 20 "$IO_PID1" || fail "io1 serves no control socket"
 	start_hosts
 }
@@ -191,6 +197,7 @@ lint_metrics() {
 
 # QEMU's virtio-net-pci properties that offer none of the device's checksum
 # and TSO offloads.
+# shellcheck disable=SC2034 # for the tests that source this file
 OFF_OPTS=csum=off,guest_csum=off,host_tso4=off,host_tso6=off,guest_tso4=off,guest_tso6=off
 
 # The device's offloads, as virtio-net feature bits: CSUM, GUEST_CSUM,
@@ -224,4 +231,31 @@ check_offloads() {
 		[[ ${bits:b:1} == "$v" ]] ||
 			fail "guest $who, offloads $want: feature bit $b is '${bits:b:1}' in $bits: $(feature_names "$bits")"
 	done
+}
+
+# wait_guests: waits for every guest in PIDS; returns 1 when one failed.
+wait_guests() {
+	local pid rc=0
+	for pid in "${PIDS[@]}"; do
+		wait "$pid" || rc=1
+		untrack_pid "$pid"
+	done
+	return "$rc"
+}
+
+md5_of() { # NAME RUN: the md5= of the guest's VRIO-RESULT line for RUN
+	result_of "$1" "$2" | sed -n 's/.* md5=\([0-9a-f]*\) .*/\1/p'
+}
+
+# same_md5 RECEIVER SENDER [FLOW]: fails unless the md5 of RECEIVER's
+# net-recv line (that of flow FLOW, when given) is that of SENDER's
+# net-send line; sets MD5 to it. WHAT, when set, begins the failure.
+same_md5() {
+	local r s run=${3:+ flow=$3}
+	r=$(md5_of "$1" "net-recv$run")
+	s=$(md5_of "$2" "net-send$run")
+	[[ -n $r && $r == "$s" ]] ||
+		fail "${WHAT:+$WHAT: }${3:+flow $3: }guest $1 received md5 '$r', guest $2 sent md5 '$s'"
+	# shellcheck disable=SC2034 # read by the caller
+	MD5=$r
 }

@@ -76,7 +76,7 @@ EOT
 # one_run ROUND CASE OFFLOADS: guest A serves, the case's client sends;
 # appends a line to RUN/tcp.results.
 one_run() {
-	local round=$1 kase=$2 offl=$3 client mac ip pid rc=0 line sline sent got m g a_opts c_opts
+	local round=$1 kase=$2 offl=$3 client mac ip rc=0 line sline sent got m g a_opts c_opts
 	local tag=$kase-$offl-$round
 	case $kase in
 	one) client=b mac=52:54:00:77:00:02 ip=10.77.0.2 ;;
@@ -90,15 +90,13 @@ one_run() {
 	mixed) a_opts=$OFF_OPTS c_opts= ;;
 	*) die "unknown offloads $offl" ;;
 	esac
+	# shellcheck disable=SC2034 # net-rack.sh's guest adds to it
 	PIDS=()
 	NET_OPTS=$a_opts guest "a-$tag" "${HV_NS[0]}" "$RUN/a.sock" 52:54:00:77:00:01 tcp-server \
 		ip=10.77.0.1/24 peer="$ip" port=5001 linger=1
 	NET_OPTS=$c_opts guest "$client-$tag" "${HV_NS[1]}" "$RUN/$client.sock" "$mac" tcp-client "ip=$ip/24" \
 		peer=10.77.0.1 port=5001 "secs=$SECS" "conns=$CONNS" linger=1
-	for pid in "${PIDS[@]}"; do
-		wait "$pid" || rc=1
-		untrack_pid "$pid"
-	done
+	wait_guests || rc=1
 	((rc == 0)) || {
 		cat "$RUN/results-a-$tag" "$RUN/results-$client-$tag" >&2 || true
 		fail "$kase, offloads $offl: a guest failed (consoles in $RUN)"

@@ -82,7 +82,7 @@ EOF
 
 main() {
 	[[ $# -eq 1 ]] || die "usage: $0 BUILD_DIR"
-	local build pid rc=0 sum_a sum_b m
+	local build rc=0 m
 	build=$(cd "$1" && pwd)
 	vrio_binaries "$build" || skip "daemons not built in $build"
 	have_cmd qemu-system-x86_64 || skip "qemu-system-x86_64 not installed (qemu-system-x86)"
@@ -109,19 +109,13 @@ main() {
 	fi
 	log "uplink: $(grep -a 'packet loss' "$RUN/uplink-ping.txt")"
 
-	for pid in "${PIDS[@]}"; do
-		wait "$pid" || rc=1
-		untrack_pid "$pid"
-	done
+	wait_guests || rc=1
 	for m in a b c; do
 		cat "$RUN/results-$m"
 	done
 	((rc == 0)) || fail "a guest failed (consoles in $RUN)"
-	sum_a=$(result_of a net-recv | sed -n 's/.* md5=\([0-9a-f]*\) .*/\1/p')
-	sum_b=$(result_of b net-send | sed -n 's/.* md5=\([0-9a-f]*\) .*/\1/p')
-	[[ -n $sum_a && $sum_a == "$sum_b" ]] ||
-		fail "guest A received md5 '$sum_a', guest B sent md5 '$sum_b'"
-	log "10 MiB from B to A: md5 $sum_a on both sides"
+	same_md5 a b
+	log "10 MiB from B to A: md5 $MD5 on both sides"
 	result_of c net-isolated | grep -q ' ok$' || fail "guest C reached across networks"
 
 	io_metrics 0 "$RUN/io.metrics" ||
