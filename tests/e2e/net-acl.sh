@@ -33,22 +33,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/../integration/rack.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/net-rack.sh"
 
 write_topology() {
-	IO_CTL=$RUN/io0.ctl
-	HV_CTL=("$RUN/host0.ctl" "$RUN/host1.ctl")
-	cat >"$RUN/topology.yaml" <<EOT
-version: 1
-io_servers:
-  - name: io0
-    listen: 10.99.0.1:7400
-    metrics: 127.0.0.1:9400
-    control: $IO_CTL
-    cores: {min: 2, max: 2}
-hosts:
-  - name: host0
-    control: ${HV_CTL[0]}
-  - name: host1
-    control: ${HV_CTL[1]}
-devices:
+	rack_topology
+	cat >>"$RUN/topology.yaml" <<EOT
   - name: vm-a-net
     type: net
     host: host0

@@ -38,25 +38,7 @@ FLOWS=4
 # socket is there for start_rack; no guest uses it).
 write_topology() {
 	local n mac
-	IO_CTL=$RUN/io0.ctl
-	HV_CTL=("$RUN/host0.ctl" "$RUN/host1.ctl")
-	cat >"$RUN/topology.yaml" <<EOT
-version: 1
-io_servers:
-  - name: io0
-    listen: 10.99.0.1:7400
-    metrics: 127.0.0.1:9400
-    control: $IO_CTL
-    cores: {min: 2, max: 2}
-hosts:
-  - name: host0
-    metrics: 127.0.0.1:9401
-    control: ${HV_CTL[0]}
-  - name: host1
-    metrics: 127.0.0.1:9401
-    control: ${HV_CTL[1]}
-devices:
-EOT
+	rack_topology
 	for n in a b c; do
 		case $n in
 		a) mac=52:54:00:78:00:01 ;;

@@ -15,6 +15,10 @@
 #                10.99.0.1/24) and HV_NS[0..1] (the compute nodes, each on
 #                a veth to it); skips without root, iproute2, bridges or
 #                /dev/net/tun
+#   rack_topology [trunk]
+#                begins $RUN/topology.yaml: io0 (two cores) or, for trunk,
+#                io0 and io1 on the io node, host0 and host1, up to
+#                "devices:", which the caller appends; sets IO_CTL, HV_CTL
 #   start_rack   the io-server in IO_NS, a local-hv in each HV_NS; waits
 #                for their sockets (IO_PID, HV_PID0, HV_PID1)
 #   start_trunk_rack
@@ -93,6 +97,36 @@ start_hosts() {
 	wait_for_socket "$RUN/a.sock" 20 "$HV_PID0" || fail "host0 serves no socket for vm-a-net"
 	wait_for_socket "$RUN/b.sock" 20 "$HV_PID1" || fail "host1 serves no socket for vm-b-net"
 	wait_for_socket "$RUN/c.sock" 20 "$HV_PID1" || fail "host1 serves no socket for vm-c-net"
+}
+
+# rack_topology [trunk]: the head of $RUN/topology.yaml, through "devices:".
+rack_topology() {
+	IO_CTL=$RUN/io0.ctl
+	HV_CTL=("$RUN/host0.ctl" "$RUN/host1.ctl")
+	{
+		echo "version: 1"
+		echo "io_servers:"
+		echo "  - name: io0"
+		echo "    listen: 10.99.0.1:7400"
+		echo "    metrics: 127.0.0.1:9400"
+		echo "    control: $IO_CTL"
+		if [[ ${1:-} == trunk ]]; then
+			echo "  - name: io1"
+			echo "    listen: 10.99.0.1:7401"
+			echo "    metrics: 127.0.0.1:9402"
+			echo "    control: $RUN/io1.ctl"
+		else
+			echo "    cores: {min: 2, max: 2}"
+		fi
+		echo "hosts:"
+		echo "  - name: host0"
+		echo "    metrics: 127.0.0.1:9401"
+		echo "    control: ${HV_CTL[0]}"
+		echo "  - name: host1"
+		echo "    metrics: 127.0.0.1:9401"
+		echo "    control: ${HV_CTL[1]}"
+		echo "devices:"
+	} >"$RUN/topology.yaml"
 }
 
 start_rack() {

@@ -29,26 +29,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/net-rack.sh"
 BYTES=$((10 << 20))
 
 write_topology() {
-	HV_CTL=("$RUN/host0.ctl" "$RUN/host1.ctl")
-	cat >"$RUN/topology.yaml" <<EOT
-version: 1
-io_servers:
-  - name: io0
-    listen: 10.99.0.1:7400
-    metrics: 127.0.0.1:9400
-    control: $RUN/io0.ctl
-  - name: io1
-    listen: 10.99.0.1:7401
-    metrics: 127.0.0.1:9402
-    control: $RUN/io1.ctl
-hosts:
-  - name: host0
-    metrics: 127.0.0.1:9401
-    control: ${HV_CTL[0]}
-  - name: host1
-    metrics: 127.0.0.1:9401
-    control: ${HV_CTL[1]}
-devices:
+	rack_topology trunk
+	cat >>"$RUN/topology.yaml" <<EOT
   - {name: vm-a-net, type: net, host: host0, io_server: io0, socket: $RUN/a.sock, mac: "52:54:00:77:00:01", network: lan}
   - {name: vm-b-net, type: net, host: host1, io_server: io1, socket: $RUN/b.sock, mac: "52:54:00:77:00:02", network: lan}
   - {name: vm-c-net, type: net, host: host1, io_server: io1, socket: $RUN/c.sock, mac: "52:54:00:77:00:03", network: isolated}

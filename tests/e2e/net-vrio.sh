@@ -34,24 +34,8 @@ BYTES=$((10 << 20))
 # write_topology: the rack in $RUN/topology.yaml, with the control sockets
 # IO_CTL (io0) and HV_CTL[i] (host0, host1) in RUN.
 write_topology() {
-	IO_CTL=$RUN/io0.ctl
-	HV_CTL=("$RUN/host0.ctl" "$RUN/host1.ctl")
-	cat >"$RUN/topology.yaml" <<EOF
-version: 1
-io_servers:
-  - name: io0
-    listen: 10.99.0.1:7400
-    metrics: 127.0.0.1:9400
-    control: $IO_CTL
-    cores: {min: 2, max: 2}
-hosts:
-  - name: host0
-    metrics: 127.0.0.1:9401
-    control: ${HV_CTL[0]}
-  - name: host1
-    metrics: 127.0.0.1:9401
-    control: ${HV_CTL[1]}
-devices:
+	rack_topology
+	cat >>"$RUN/topology.yaml" <<EOF
   - name: vm-a-net
     type: net
     host: host0
