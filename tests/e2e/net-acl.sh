@@ -33,7 +33,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../integration/rack.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/net-rack.sh"
 
 write_topology() {
-	rack_topology
+	rack_topology io0
 	cat >>"$RUN/topology.yaml" <<EOT
   - name: vm-a-net
     type: net
@@ -77,14 +77,8 @@ hits() {
 
 main() {
 	[[ $# -eq 1 ]] || die "usage: $0 BUILD_DIR"
-	local build rc=0 a m pid arp to_b from_b denied dflt drops
-	build=$(cd "$1" && pwd)
-	vrio_binaries "$build" || skip "daemons not built in $build"
-	have_cmd qemu-system-x86_64 || skip "qemu-system-x86_64 not installed (qemu-system-x86)"
-	GUEST=$build/tests/e2e/guest
-	guest_image "$GUEST"
-	make_tmpdir RUN
-	rack
+	local rc=0 a m pid arp to_b from_b denied dflt drops
+	rack_prepare "$1"
 	write_topology
 	start_rack
 

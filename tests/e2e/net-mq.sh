@@ -38,7 +38,7 @@ FLOWS=4
 # socket is there for start_rack; no guest uses it).
 write_topology() {
 	local n mac
-	rack_topology
+	rack_topology io0
 	for n in a b c; do
 		case $n in
 		a) mac=52:54:00:78:00:01 ;;
@@ -69,14 +69,8 @@ frames() {
 
 main() {
 	[[ $# -eq 1 ]] || die "usage: $0 BUILD_DIR"
-	local build rc=0 k m q
-	build=$(cd "$1" && pwd)
-	vrio_binaries "$build" || skip "daemons not built in $build"
-	have_cmd qemu-system-x86_64 || skip "qemu-system-x86_64 not installed (qemu-system-x86)"
-	GUEST=$build/tests/e2e/guest
-	guest_image "$GUEST"
-	make_tmpdir RUN
-	rack
+	local rc=0 k m q
+	rack_prepare "$1"
 	write_topology
 	start_rack
 

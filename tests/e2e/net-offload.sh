@@ -38,7 +38,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/net-rack.sh"
 BYTES=$((10 << 20))
 
 write_topology() {
-	rack_topology
+	rack_topology io0
 	cat >>"$RUN/topology.yaml" <<EOT
   - name: vm-a-net
     type: net
@@ -110,14 +110,8 @@ io_metric() { # NAME{LABELS}: its value in the io-server's exposition now
 
 main() {
 	[[ $# -eq 1 ]] || die "usage: $0 BUILD_DIR"
-	local build frames bytes m i sum_t
-	build=$(cd "$1" && pwd)
-	vrio_binaries "$build" || skip "daemons not built in $build"
-	have_cmd qemu-system-x86_64 || skip "qemu-system-x86_64 not installed (qemu-system-x86)"
-	GUEST=$build/tests/e2e/guest
-	guest_image "$GUEST"
-	make_tmpdir RUN
-	rack
+	local frames bytes m i sum_t
+	rack_prepare "$1"
 	write_topology
 	start_rack
 

@@ -11,11 +11,14 @@
 # $RUN/a.sock, on host0), vm-b-net and vm-c-net ($RUN/b.sock and
 # $RUN/c.sock, on host1).
 #
+#   rack_prepare BUILD
+#                skips unless BUILD has the daemons and QEMU and the guest
+#                image (GUEST) are there; makes RUN, then rack
 #   rack         the namespaces: IO_NS (the io node, a bridge at
 #                10.99.0.1/24) and HV_NS[0..1] (the compute nodes, each on
 #                a veth to it); skips without root, iproute2, bridges or
 #                /dev/net/tun
-#   rack_topology [trunk]
+#   rack_topology io0|trunk
 #                begins $RUN/topology.yaml: io0 (two cores) or, for trunk,
 #                io0 and io1 on the io node, host0 and host1, up to
 #                "devices:", which the caller appends; sets IO_CTL, HV_CTL
@@ -60,6 +63,19 @@ fail() {
 	die "$*"
 }
 
+# rack_prepare BUILD: the daemons of BUILD, QEMU, the guest image in
+# GUEST, a fresh RUN, the rack's namespaces; or a skip.
+rack_prepare() {
+	local build
+	build=$(cd "$1" && pwd)
+	vrio_binaries "$build" || skip "daemons not built in $build"
+	have_cmd qemu-system-x86_64 || skip "qemu-system-x86_64 not installed (qemu-system-x86)"
+	GUEST=$build/tests/e2e/guest
+	guest_image "$GUEST"
+	make_tmpdir RUN
+	rack
+}
+
 # rack: the io node's bridge at 10.99.0.1, each compute node on a veth to it.
 rack() {
 	local p=vrio-$$ i
@@ -99,7 +115,7 @@ start_hosts() {
 	wait_for_socket "$RUN/c.sock" 20 "$HV_PID1" || fail "host1 serves no socket for vm-c-net"
 }
 
-# rack_topology [trunk]: the head of $RUN/topology.yaml, through "devices:".
+# rack_topology io0|trunk: the head of $RUN/topology.yaml, through "devices:".
 rack_topology() {
 	IO_CTL=$RUN/io0.ctl
 	HV_CTL=("$RUN/host0.ctl" "$RUN/host1.ctl")
@@ -110,7 +126,7 @@ rack_topology() {
 		echo "    listen: 10.99.0.1:7400"
 		echo "    metrics: 127.0.0.1:9400"
 		echo "    control: $IO_CTL"
-		if [[ ${1:-} == trunk ]]; then
+		if [[ $1 == trunk ]]; then
 			echo "  - name: io1"
 			echo "    listen: 10.99.0.1:7401"
 			echo "    metrics: 127.0.0.1:9402"

@@ -46,6 +46,7 @@ OFF_OPTS+=,host_ecn=off,guest_ecn=off,host_ufo=off,guest_ufo=off
 
 write_topology() {
 	rack_topology trunk
+	# shellcheck disable=SC2153 # RUN is rack_prepare's
 	cat >>"$RUN/topology.yaml" <<EOT
   - {name: vm-a-net, type: net, host: host0, io_server: io0, socket: $RUN/a.sock, mac: "52:54:00:77:00:01", network: lan}
   - {name: vm-b-net, type: net, host: host1, io_server: io0, socket: $RUN/b.sock, mac: "52:54:00:77:00:02", network: lan}
@@ -125,16 +126,10 @@ summary() {
 
 main() {
 	[[ $# -eq 1 ]] || die "usage: $0 BUILD_DIR"
-	local build r run i m f
-	build=$(cd "$1" && pwd)
+	local r run i m f
 	[[ $SECS =~ ^[1-9][0-9]*$ && $CONNS =~ ^[1-9][0-9]*$ && $ROUNDS =~ ^[1-9][0-9]*$ ]] ||
 		die "VRIO_TCP_SECS, VRIO_TCP_CONNS and VRIO_TCP_ROUNDS are positive integers"
-	vrio_binaries "$build" || skip "daemons not built in $build"
-	have_cmd qemu-system-x86_64 || skip "qemu-system-x86_64 not installed (qemu-system-x86)"
-	GUEST=$build/tests/e2e/guest
-	guest_image "$GUEST"
-	make_tmpdir RUN
-	rack
+	rack_prepare "$1"
 	write_topology
 	start_trunk_rack
 	wait_until 20 trunk_up || fail "the trunk io0 -> io1 did not come up"

@@ -43,14 +43,8 @@ EOT
 
 main() {
 	[[ $# -eq 1 ]] || die "usage: $0 BUILD_DIR"
-	local build rc=0 m i
-	build=$(cd "$1" && pwd)
-	vrio_binaries "$build" || skip "daemons not built in $build"
-	have_cmd qemu-system-x86_64 || skip "qemu-system-x86_64 not installed (qemu-system-x86)"
-	GUEST=$build/tests/e2e/guest
-	guest_image "$GUEST"
-	make_tmpdir RUN
-	rack
+	local rc=0 m i
+	rack_prepare "$1"
 	write_topology
 	start_trunk_rack
 	wait_until 20 trunk_up || fail "the trunk io0 -> io1 did not come up"

@@ -34,7 +34,7 @@ BYTES=$((10 << 20))
 # write_topology: the rack in $RUN/topology.yaml, with the control sockets
 # IO_CTL (io0) and HV_CTL[i] (host0, host1) in RUN.
 write_topology() {
-	rack_topology
+	rack_topology io0
 	cat >>"$RUN/topology.yaml" <<EOF
   - name: vm-a-net
     type: net
@@ -66,14 +66,8 @@ EOF
 
 main() {
 	[[ $# -eq 1 ]] || die "usage: $0 BUILD_DIR"
-	local build rc=0 m
-	build=$(cd "$1" && pwd)
-	vrio_binaries "$build" || skip "daemons not built in $build"
-	have_cmd qemu-system-x86_64 || skip "qemu-system-x86_64 not installed (qemu-system-x86)"
-	GUEST=$build/tests/e2e/guest
-	guest_image "$GUEST"
-	make_tmpdir RUN
-	rack
+	local rc=0 m
+	rack_prepare "$1"
 	write_topology
 	start_rack
 
