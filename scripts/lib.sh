@@ -467,6 +467,22 @@ show_log() {
 	log "--- end of $1 log ---"
 }
 
+# show_run_logs: show_log for every $RUN/*.log, the daemons' logs of a test.
+show_run_logs() {
+	local f
+	for f in "$RUN"/*.log; do
+		[[ -e $f ]] && show_log "$(basename "$f")" "$f"
+	done
+	return 0
+}
+
+# fail MESSAGE: a test's failure: its daemons' logs (show_run_logs), then
+# die. A test that wants more on failure defines its own.
+fail() {
+	show_run_logs
+	die "$*"
+}
+
 # start_daemon VAR NAME LOG CMD...: starts CMD in the background with its
 # stdout and stderr in LOG, registers it, and stores its pid in VAR.
 start_daemon() {

@@ -24,14 +24,6 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 
-fail() {
-	local f
-	for f in "$RUN"/*.log; do
-		[[ -e $f ]] && show_log "$(basename "$f")" "$f"
-	done
-	die "$*"
-}
-
 # write_topology: the rack in $RUN/topology.yaml, with the control sockets
 # IO_CTL, HV_CTL0 and HV_CTL1 (io0, host0, host1) in RUN.
 write_topology() {

@@ -20,14 +20,6 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 
-fail() {
-	local f
-	for f in "$RUN"/*.log; do
-		[[ -e $f ]] && show_log "$(basename "$f")" "$f"
-	done
-	die "$*"
-}
-
 write_topology() {
 	IO_CTL=$RUN/io0.ctl
 	cat >"$RUN/topology.yaml" <<EOT

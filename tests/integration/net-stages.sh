@@ -41,10 +41,7 @@ POLICE_RATE=500000		# bytes/s
 POLICE_BURST=250000
 
 fail() {
-	local f
-	for f in "$RUN"/*.log; do
-		[[ -e $f ]] && show_log "$(basename "$f")" "$f"
-	done
+	show_run_logs
 	if http_get "$IO_METRICS" /metrics >"$RUN/fail.metrics" 2>/dev/null; then
 		log "--- the stages' metrics ---"
 		grep -E '^vrio_ioserver_(stage|acl|police|capture)_' "$RUN/fail.metrics" >&2 || true

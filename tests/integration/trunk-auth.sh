@@ -18,14 +18,6 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 
-fail() {
-	local f
-	for f in "$RUN"/*.log; do
-		[[ -e $f ]] && show_log "$(basename "$f")" "$f"
-	done
-	die "$*"
-}
-
 write_rack() { # FILE TRUNK_KEY_FILE ("" for none)
 	{
 		[[ -n $2 ]] && echo "trunk_key_file: $2"

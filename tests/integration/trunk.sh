@@ -23,14 +23,6 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 
-fail() {
-	local f
-	for f in "$RUN"/*.log; do
-		[[ -e $f ]] && show_log "$(basename "$f")" "$f"
-	done
-	die "$*"
-}
-
 # A long dead_after: on a loaded 2-core machine a daemon starved for a
 # second is not dead, and nothing here needs a silent peer found quickly
 # (the trunk cut resets the connection).
