@@ -243,6 +243,12 @@ json() {
 	python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
 }
 
+# json_str JSON EXPR: json's Python expression over j, the document given
+# as a string (vrio-bench --json's output), e.g. json_str "$out" "j['sent']".
+json_str() {
+	python3 -c 'import json, sys; j = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
 # now_ms: milliseconds, for durations of a few seconds.
 now_ms() { date +%s%3N; }
 

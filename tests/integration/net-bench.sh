@@ -78,10 +78,6 @@ bench() {
 		--mac-a "52:54:00:00:00:0$2" --mac-b "52:54:00:00:00:0$3" --quiet --json "${@:4}"
 }
 
-json_field() { # JSON KEY
-	python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"
-}
-
 main() {
 	local build out i n sent received
 	build=$(cd "$1" && pwd)
@@ -109,23 +105,23 @@ main() {
 	wait_for_socket "$HV_CTL1" 20 "$HV_PID1" || fail "host1 serves no control socket"
 
 	out=$(bench stream a b --count 200000 --frame-size 1000) || fail "stream failed: $out"
-	sent=$(json_field "$out" sent)
-	received=$(json_field "$out" received)
-	log "stream: $received of $sent frames, $(json_field "$out" pps) packets/s"
+	sent=$(json_str "$out" "j['sent']")
+	received=$(json_str "$out" "j['received']")
+	log "stream: $received of $sent frames, $(json_str "$out" "j['pps']") packets/s"
 	[[ $sent == 200000 && $received == 200000 ]] || fail "stream: $received of $sent frames arrived"
-	[[ $(json_field "$out" bad) == 0 && $(json_field "$out" reordered) == 0 ]] ||
+	[[ $(json_str "$out" "j['bad']") == 0 && $(json_str "$out" "j['reordered']") == 0 ]] ||
 		fail "stream: frames damaged or out of order: $out"
 
 	out=$(bench rr a b --count 20000 --iodepth 8) || fail "rr failed: $out"
-	log "rr: $(json_field "$out" received) transactions, p50 $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["rtt_us"]["p50"])' "$out") us"
-	[[ $(json_field "$out" received) == 20000 && $(json_field "$out" lost) == 0 ]] ||
+	log "rr: $(json_str "$out" "j['received']") transactions, p50 $(json_str "$out" "j['rtt_us']['p50']") us"
+	[[ $(json_str "$out" "j['received']") == 20000 && $(json_str "$out" "j['lost']") == 0 ]] ||
 		fail "rr: transactions lost: $out"
 
 	out=$(bench stream a b --count 50000 --iommu) || fail "stream behind a vIOMMU failed: $out"
-	[[ $(json_field "$out" received) == 50000 && $(json_field "$out" bad) == 0 ]] ||
+	[[ $(json_str "$out" "j['received']") == 50000 && $(json_str "$out" "j['bad']") == 0 ]] ||
 		fail "stream behind a vIOMMU: $out"
 	out=$(bench rr a b --count 2000 --iommu) || fail "rr behind a vIOMMU failed: $out"
-	[[ $(json_field "$out" received) == 2000 ]] || fail "rr behind a vIOMMU: $out"
+	[[ $(json_str "$out" "j['received']") == 2000 ]] || fail "rr behind a vIOMMU: $out"
 	log "behind a vIOMMU: 50,000 frames and 2,000 transactions, none lost"
 
 	# Offloads: A negotiates CSUM and HOST_TSO4 and sends TCP packets of
@@ -133,9 +129,9 @@ main() {
 	# none, so the io-server segments them: B checks that every segment
 	# is wire-sized, with right lengths, sequence, flags, checksums, bytes.
 	out=$(bench stream a b --count 2000 --gso 1448) || fail "gso stream failed: $out"
-	log "gso: $(json_field "$out" received) TSO packets as $(json_field "$out" segments) segments at B"
-	[[ $(json_field "$out" received) == 2000 && $(json_field "$out" segments) == 42000 &&
-		$(json_field "$out" bad) == 0 ]] || fail "gso stream: $out"
+	log "gso: $(json_str "$out" "j['received']") TSO packets as $(json_str "$out" "j['segments']") segments at B"
+	[[ $(json_str "$out" "j['received']") == 2000 && $(json_str "$out" "j['segments']") == 42000 &&
+		$(json_str "$out" "j['bad']") == 0 ]] || fail "gso stream: $out"
 
 	# Different networks: neither hello gets through.
 	if out=$(bench rr a d --count 10 2>&1); then
@@ -191,8 +187,8 @@ main() {
 		((n < 100)) || fail "host$i did not reconnect within 10 s"
 	done
 	out=$(bench rr a b --count 2000) || fail "rr after the io-server came back failed: $out"
-	[[ $(json_field "$out" received) == 2000 ]] || fail "rr after the restart: $out"
-	log "after an io-server restart: $(json_field "$out" received) transactions answered"
+	[[ $(json_str "$out" "j['received']") == 2000 ]] || fail "rr after the restart: $out"
+	log "after an io-server restart: $(json_str "$out" "j['received']") transactions answered"
 
 	vrio_stop vrio-localhv-host0 "$HV_PID0" "$RUN/localhv-host0.log" || fail "host0 did not stop cleanly"
 	vrio_stop vrio-localhv-host1 "$HV_PID1" "$RUN/localhv-host1.log" || fail "host1 did not stop cleanly"

@@ -74,10 +74,6 @@ bench() { # MODE FROM TO ARGS...
 		--mac-a "52:54:00:00:00:0$2" --mac-b "52:54:00:00:00:0$3" --quiet --json "${@:4}"
 }
 
-field() { # JSON EXPRESSION over j
-	python3 -c 'import json, sys; j = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"
-}
-
 # queue_frames HOSTPORT DEVICE DIRECTION: local-hv's frames per queue pair,
 # space-separated, queue 0 first.
 queue_frames() {
@@ -115,23 +111,23 @@ main() {
 	# 1. Four pairs, sixteen flows.
 	n=100000
 	out=$(bench stream a b --queues 4 --count $n --frame-size 256 --timeout 9000) || fail "4-pair stream failed: $out"
-	log "4-pair stream: $(field "$out" "j['received']") of $n frames, $(field "$out" "j['pps']") packets/s," \
-		"A sent on pairs $(field "$out" "j['tx_pairs']"), B received on $(field "$out" "j['rx_pairs']")"
-	if [[ $(field "$out" "j['sent']") != "$n" || $(field "$out" "j['received']") != "$n" ]]; then
+	log "4-pair stream: $(json_str "$out" "j['received']") of $n frames, $(json_str "$out" "j['pps']") packets/s," \
+		"A sent on pairs $(json_str "$out" "j['tx_pairs']"), B received on $(json_str "$out" "j['rx_pairs']")"
+	if [[ $(json_str "$out" "j['sent']") != "$n" || $(json_str "$out" "j['received']") != "$n" ]]; then
 		http_get "127.0.0.1:$P_HV0" /metrics | grep -a 'net_drops_total{device="nic-a"\|queue_frames' >&2 || true
 		http_get "127.0.0.1:$P_HV1" /metrics | grep -a 'net_drops_total{device="nic-b"\|queue_frames' >&2 || true
 		http_get "127.0.0.1:$P_IOM" /metrics | grep -a 'switch_drops_total{network="lan",port="nic-[ab]"' >&2 || true
 		fail "4-pair stream: frames lost: $out"
 	fi
-	[[ $(field "$out" "j['bad']") == 0 && $(field "$out" "j['reordered']") == 0 ]] ||
+	[[ $(json_str "$out" "j['bad']") == 0 && $(json_str "$out" "j['reordered']") == 0 ]] ||
 		fail "4-pair stream: frames damaged or out of order within a flow: $out"
-	[[ $(field "$out" "min(j['tx_pairs']) == $n // 4 and len(j['tx_pairs']) == 4") == True ]] ||
+	[[ $(json_str "$out" "min(j['tx_pairs']) == $n // 4 and len(j['tx_pairs']) == 4") == True ]] ||
 		fail "4-pair stream: A did not send a quarter on each pair: $out"
 	# 16 flows over 4 queues by a hash: each queue gets at least one flow
 	# in most draws, not all; what is checked is that more than one does.
-	[[ $(field "$out" "sum(1 for x in j['rx_pairs'] if x > 0)") -ge 2 ]] ||
+	[[ $(json_str "$out" "sum(1 for x in j['rx_pairs'] if x > 0)") -ge 2 ]] ||
 		fail "4-pair stream: B received on one queue only: $out"
-	[[ $(field "$out" "sum(j['rx_pairs'])") == "$n" ]] || fail "4-pair stream: per-pair counts do not add up: $out"
+	[[ $(json_str "$out" "sum(j['rx_pairs'])") == "$n" ]] || fail "4-pair stream: per-pair counts do not add up: $out"
 	read -r -a q <<<"$(queue_frames "$P_HV0" nic-a to_ioserver)"
 	for i in 0 1 2 3; do
 		((q[i] >= n / 4)) || fail "local-hv took only ${q[i]} frames from nic-a's transmit queue $i"
@@ -139,19 +135,19 @@ main() {
 	read -r -a q <<<"$(queue_frames "$P_HV1" nic-b to_guest)"
 	log "local-hv put ${q[*]} frames in nic-b's receive queues 0-3"
 	# local-hv also counts the hellos (broadcast, a few, on one queue).
-	[[ $(field "$out" "all(0 <= int(c) - x <= 50 for c, x in zip('${q[*]}'.split(), j['rx_pairs']))") == True ]] ||
+	[[ $(json_str "$out" "all(0 <= int(c) - x <= 50 for c, x in zip('${q[*]}'.split(), j['rx_pairs']))") == True ]] ||
 		fail "local-hv's per-queue counts (${q[*]}) are not what B received: $out"
 
 	# 2. Request/response over four pairs.
 	out=$(bench rr a b --queues 4 --count 8000 --iodepth 8 --timeout 9000) || fail "4-pair rr failed: $out"
-	[[ $(field "$out" "j['received']") == 8000 && $(field "$out" "j['lost']") == 0 ]] ||
+	[[ $(json_str "$out" "j['received']") == 8000 && $(json_str "$out" "j['lost']") == 0 ]] ||
 		fail "4-pair rr: transactions lost: $out"
-	log "4-pair rr: 8000 transactions answered, p50 $(field "$out" "j['rtt_us']['p50']") us"
+	log "4-pair rr: 8000 transactions answered, p50 $(json_str "$out" "j['rtt_us']['p50']") us"
 
 	# 3. Two of four pairs enabled: nic-b's queues 2 and 3 get nothing more.
 	read -r -a q <<<"$(queue_frames "$P_HV1" nic-b to_guest)"
 	out=$(bench stream a b --queues 2 --count 20000 --frame-size 256 --timeout 9000) || fail "2-pair stream failed: $out"
-	[[ $(field "$out" "j['received']") == 20000 && $(field "$out" "j['reordered']") == 0 ]] ||
+	[[ $(json_str "$out" "j['received']") == 20000 && $(json_str "$out" "j['reordered']") == 0 ]] ||
 		fail "2-pair stream on 4-pair devices: $out"
 	read -r -a rx1 <<<"$(queue_frames "$P_HV1" nic-b to_guest)"
 	((rx1[2] == q[2] && rx1[3] == q[3])) ||
@@ -165,7 +161,7 @@ main() {
 	# 4. One pair on a 4-pair device.
 	rx0=("${rx1[@]}")
 	out=$(bench stream a b --count 20000 --timeout 9000) || fail "1-pair stream on 4-pair devices failed: $out"
-	[[ $(field "$out" "j['received']") == 20000 && $(field "$out" "j['reordered']") == 0 ]] ||
+	[[ $(json_str "$out" "j['received']") == 20000 && $(json_str "$out" "j['reordered']") == 0 ]] ||
 		fail "1-pair stream on 4-pair devices: $out"
 	read -r -a rx1 <<<"$(queue_frames "$P_HV1" nic-b to_guest)"
 	n=$((rx1[0] - rx0[0]))

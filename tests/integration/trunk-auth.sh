@@ -53,10 +53,6 @@ bench() { # MODE A B ARGS...
 		--mac-a "52:54:00:00:00:0$2" --mac-b "52:54:00:00:00:0$3" --quiet --json "${@:4}"
 }
 
-jf() { # JSON EXPR: a Python expression over the document j
-	python3 -c 'import json, sys; j = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"
-}
-
 io_metric() { # N PREFIX: the sum of PREFIX's samples on io-server N
 	local -n port=P_IOM$1
 	http_get "127.0.0.1:$port" /metrics | metric_sum "$2"
@@ -128,14 +124,14 @@ main() {
 	wait_until 20 trunk_up 1 io0 || fail "io1 does not see the trunk up"
 	out=$(bench stream a b --count 20000 --frame-size 1000 --timeout 30000) ||
 		fail "stream failed: $out"
-	[[ $(jf "$out" "j['received']") == 20000 && $(jf "$out" "j['reordered']") == 0 &&
-		$(jf "$out" "j['bad']") == 0 ]] || fail "stream across the trunk: $out"
+	[[ $(json_str "$out" "j['received']") == 20000 && $(json_str "$out" "j['reordered']") == 0 &&
+		$(json_str "$out" "j['bad']") == 0 ]] || fail "stream across the trunk: $out"
 	# rr's frames are datagrams: on a loaded machine a guest ring may drop
 	# one (integration/trunk counts those); here they must cross at all.
 	out=$(bench rr b a --count 500 --iodepth 4 --timeout 30000) || fail "rr failed: $out"
-	(($(jf "$out" "j['received']") >= 490)) || fail "rr across the trunk: $out"
+	(($(json_str "$out" "j['received']") >= 490)) || fail "rr across the trunk: $out"
 	grep -q 'trunk to io1 up' "$RUN/ioserver-io0.log" || fail "io0 did not log the trunk up"
-	log "same key: 20,000 frames whole and in order, $(jf "$out" "j['received']") of 500 transactions across the trunk"
+	log "same key: 20,000 frames whole and in order, $(json_str "$out" "j['received']") of 500 transactions across the trunk"
 
 	for i in 0 1; do
 		vrio_stop "vrio-localhv-host$i" "$(eval echo "\$HV_PID$i")" "$RUN/localhv-host$i.log" ||

@@ -73,10 +73,6 @@ bench() { # MODE A B ARGS...
 		--timeout 8000 "${@:4}"
 }
 
-jf() { # JSON EXPR: a Python expression over the document j
-	python3 -c 'import json, sys; j = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"
-}
-
 io_metric() { # N PREFIX: the sum of PREFIX's samples on io-server N
 	local -n port=P_IOM$1
 	http_get "127.0.0.1:$port" /metrics | metric_sum "$2"
@@ -158,19 +154,19 @@ main() {
 	wait_until 20 trunk_up 2 io1 || fail "the trunk io1 -> io2 did not come up"
 
 	out=$(bench stream a b --count 100000 --frame-size 1000) || fail "stream failed: $out"
-	sent=$(jf "$out" "j['sent']")
-	received=$(jf "$out" "j['received']")
-	log "stream across the trunk: $received of $sent frames, $(jf "$out" "j['pps']") packets/s"
+	sent=$(json_str "$out" "j['sent']")
+	received=$(json_str "$out" "j['received']")
+	log "stream across the trunk: $received of $sent frames, $(json_str "$out" "j['pps']") packets/s"
 	[[ $sent == 100000 && $received == 100000 ]] ||
 		fail "stream: $received of $sent frames arrived"
-	[[ $(jf "$out" "j['bad']") == 0 && $(jf "$out" "j['reordered']") == 0 ]] ||
+	[[ $(json_str "$out" "j['bad']") == 0 && $(json_str "$out" "j['reordered']") == 0 ]] ||
 		fail "stream: frames damaged or out of order: $out"
 	out=$(bench rr a b --count 10000 --iodepth 8) || fail "rr failed: $out"
-	log "rr across the trunk: $(jf "$out" "j['received']") transactions, p50 $(jf "$out" "j['rtt_us']['p50']") us"
-	[[ $(jf "$out" "j['received']") == 10000 && $(jf "$out" "j['lost']") == 0 ]] ||
+	log "rr across the trunk: $(json_str "$out" "j['received']") transactions, p50 $(json_str "$out" "j['rtt_us']['p50']") us"
+	[[ $(json_str "$out" "j['received']") == 10000 && $(json_str "$out" "j['lost']") == 0 ]] ||
 		fail "rr: transactions lost: $out"
 	out=$(bench rr e d --count 2000) || fail "rr on dmz failed: $out"
-	[[ $(jf "$out" "j['received']") == 2000 ]] || fail "rr on dmz: $out"
+	[[ $(json_str "$out" "j['received']") == 2000 ]] || fail "rr on dmz: $out"
 	[[ $(io_metric 1 'vrio_ioserver_trunk_frames_total{peer="io0",direction="in"}') -ge 100000 ]] ||
 		fail "io1 counted too few frames in from io0"
 	# Split horizon: io2 heard lan's floods from io0 and io1 (the hellos,
@@ -202,7 +198,7 @@ main() {
 	trunk_up 1 io0 && [[ $(io_metric 1 'vrio_ioserver_trunk_downs_total{peer="io0"}') == "$downs" ]] ||
 		fail "a second connection that said it was io0 brought the live trunk down"
 	out=$(bench rr a b --count 200) || fail "rr after the impostor failed: $out"
-	[[ $(jf "$out" "j['received']") == 200 ]] || fail "rr after the impostor: $out"
+	[[ $(json_str "$out" "j['received']") == 200 ]] || fail "rr after the impostor: $out"
 
 	# The trunk cut under a stream: io0's end is aborted (the kernel
 	# resets the connection), io0 dials again.
@@ -220,21 +216,21 @@ main() {
 	wait "$bpid" || true
 	untrack_pid "$bpid"
 	out=$(cat "$RUN/cut.json")
-	sent=$(jf "$out" "j['sent']")
-	received=$(jf "$out" "j['received']")
+	sent=$(json_str "$out" "j['sent']")
+	received=$(json_str "$out" "j['received']")
 	down=$(io_metric 0 'vrio_ioserver_trunk_drops_total{peer="io1",reason="down"}')
 	lost=$((sent - received))
 	log "trunk cut under a stream: $received of $sent frames arrived, $lost lost; io0 counted $down dropped while the trunk was down"
 	((lost > 0)) || fail "a cut trunk lost nothing: $out"
 	((down > 0)) || fail "io0 counted no frames dropped while the trunk was down"
-	[[ $(jf "$out" "j['bad']") == 0 ]] || fail "frames damaged across the cut: $out"
+	[[ $(json_str "$out" "j['bad']") == 0 ]] || fail "frames damaged across the cut: $out"
 	wait_until 20 trunk_up 1 io0 || fail "io1 does not see the trunk back"
 
 	out=$(bench stream a b --count 20000 --frame-size 1000) || fail "stream after the cut failed: $out"
-	[[ $(jf "$out" "j['received']") == 20000 && $(jf "$out" "j['reordered']") == 0 ]] ||
+	[[ $(json_str "$out" "j['received']") == 20000 && $(json_str "$out" "j['reordered']") == 0 ]] ||
 		fail "stream after the cut: $out"
 	out=$(bench rr b a --count 2000 --iodepth 4) || fail "rr after the cut failed: $out"
-	[[ $(jf "$out" "j['received']") == 2000 ]] || fail "rr after the cut: $out"
+	[[ $(json_str "$out" "j['received']") == 2000 ]] || fail "rr after the cut: $out"
 	log "after the cut: 20,000 frames and 2,000 transactions, none lost"
 
 	for i in 0 1 2; do
