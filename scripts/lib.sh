@@ -249,6 +249,14 @@ json_str() {
 	python3 -c 'import json, sys; j = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"
 }
 
+# net_bench MODE FROM TO ARGS...: vrio-bench ($BENCH) --net MODE with the
+# port $RUN/FROM.sock as its A and $RUN/TO.sock as its B, MACs
+# 52:54:00:00:00:0FROM and 0TO, a JSON report on stdout.
+net_bench() {
+	"$BENCH" --net "$1" --socket "$RUN/$2.sock" --peer-socket "$RUN/$3.sock" \
+		--mac-a "52:54:00:00:00:0$2" --mac-b "52:54:00:00:00:0$3" --quiet --json "${@:4}"
+}
+
 # now_ms: milliseconds, for durations of a few seconds.
 now_ms() { date +%s%3N; }
 

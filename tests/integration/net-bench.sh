@@ -73,11 +73,6 @@ networks:
 EOF
 }
 
-bench() {
-	"$BENCH" --net "$1" --socket "$RUN/$2.sock" --peer-socket "$RUN/$3.sock" \
-		--mac-a "52:54:00:00:00:0$2" --mac-b "52:54:00:00:00:0$3" --quiet --json "${@:4}"
-}
-
 main() {
 	local build out i n sent received
 	build=$(cd "$1" && pwd)
@@ -104,7 +99,7 @@ main() {
 	wait_for_socket "$HV_CTL0" 20 "$HV_PID0" || fail "host0 serves no control socket"
 	wait_for_socket "$HV_CTL1" 20 "$HV_PID1" || fail "host1 serves no control socket"
 
-	out=$(bench stream a b --count 200000 --frame-size 1000) || fail "stream failed: $out"
+	out=$(net_bench stream a b --count 200000 --frame-size 1000) || fail "stream failed: $out"
 	sent=$(json_str "$out" "j['sent']")
 	received=$(json_str "$out" "j['received']")
 	log "stream: $received of $sent frames, $(json_str "$out" "j['pps']") packets/s"
@@ -112,15 +107,15 @@ main() {
 	[[ $(json_str "$out" "j['bad']") == 0 && $(json_str "$out" "j['reordered']") == 0 ]] ||
 		fail "stream: frames damaged or out of order: $out"
 
-	out=$(bench rr a b --count 20000 --iodepth 8) || fail "rr failed: $out"
+	out=$(net_bench rr a b --count 20000 --iodepth 8) || fail "rr failed: $out"
 	log "rr: $(json_str "$out" "j['received']") transactions, p50 $(json_str "$out" "j['rtt_us']['p50']") us"
 	[[ $(json_str "$out" "j['received']") == 20000 && $(json_str "$out" "j['lost']") == 0 ]] ||
 		fail "rr: transactions lost: $out"
 
-	out=$(bench stream a b --count 50000 --iommu) || fail "stream behind a vIOMMU failed: $out"
+	out=$(net_bench stream a b --count 50000 --iommu) || fail "stream behind a vIOMMU failed: $out"
 	[[ $(json_str "$out" "j['received']") == 50000 && $(json_str "$out" "j['bad']") == 0 ]] ||
 		fail "stream behind a vIOMMU: $out"
-	out=$(bench rr a b --count 2000 --iommu) || fail "rr behind a vIOMMU failed: $out"
+	out=$(net_bench rr a b --count 2000 --iommu) || fail "rr behind a vIOMMU failed: $out"
 	[[ $(json_str "$out" "j['received']") == 2000 ]] || fail "rr behind a vIOMMU: $out"
 	log "behind a vIOMMU: 50,000 frames and 2,000 transactions, none lost"
 
@@ -128,13 +123,13 @@ main() {
 	# 20.5 segments of 1448 bytes with a partial checksum; B negotiated
 	# none, so the io-server segments them: B checks that every segment
 	# is wire-sized, with right lengths, sequence, flags, checksums, bytes.
-	out=$(bench stream a b --count 2000 --gso 1448) || fail "gso stream failed: $out"
+	out=$(net_bench stream a b --count 2000 --gso 1448) || fail "gso stream failed: $out"
 	log "gso: $(json_str "$out" "j['received']") TSO packets as $(json_str "$out" "j['segments']") segments at B"
 	[[ $(json_str "$out" "j['received']") == 2000 && $(json_str "$out" "j['segments']") == 42000 &&
 		$(json_str "$out" "j['bad']") == 0 ]] || fail "gso stream: $out"
 
 	# Different networks: neither hello gets through.
-	if out=$(bench rr a d --count 10 2>&1); then
+	if out=$(net_bench rr a d --count 10 2>&1); then
 		fail "nic-a and nic-d (another network) heard each other: $out"
 	fi
 	grep -q 'no hello' <<<"$out" || fail "isolation run failed for another reason: $out"
@@ -166,7 +161,7 @@ main() {
 	done
 
 	vrio_stop vrio-ioserver "$IO_PID" "$RUN/ioserver.log" || fail "the io-server did not stop cleanly"
-	if out=$(bench stream a b --count 1000 2>&1); then
+	if out=$(net_bench stream a b --count 1000 2>&1); then
 		fail "frames went through without an io-server: $out"
 	fi
 	vrio_metrics vrio-localhv "127.0.0.1:$P_HV0" "$RUN/hv0.metrics" || fail "no local-hv metrics"
@@ -186,7 +181,7 @@ main() {
 		done
 		((n < 100)) || fail "host$i did not reconnect within 10 s"
 	done
-	out=$(bench rr a b --count 2000) || fail "rr after the io-server came back failed: $out"
+	out=$(net_bench rr a b --count 2000) || fail "rr after the io-server came back failed: $out"
 	[[ $(json_str "$out" "j['received']") == 2000 ]] || fail "rr after the restart: $out"
 	log "after an io-server restart: $(json_str "$out" "j['received']") transactions answered"
 

@@ -69,11 +69,6 @@ networks:
 EOT
 }
 
-bench() { # MODE FROM TO ARGS...
-	"$BENCH" --net "$1" --socket "$RUN/$2.sock" --peer-socket "$RUN/$3.sock" \
-		--mac-a "52:54:00:00:00:0$2" --mac-b "52:54:00:00:00:0$3" --quiet --json "${@:4}"
-}
-
 # queue_frames HOSTPORT DEVICE DIRECTION: local-hv's frames per queue pair,
 # space-separated, queue 0 first.
 queue_frames() {
@@ -110,7 +105,7 @@ main() {
 
 	# 1. Four pairs, sixteen flows.
 	n=100000
-	out=$(bench stream a b --queues 4 --count $n --frame-size 256 --timeout 9000) || fail "4-pair stream failed: $out"
+	out=$(net_bench stream a b --queues 4 --count $n --frame-size 256 --timeout 9000) || fail "4-pair stream failed: $out"
 	log "4-pair stream: $(json_str "$out" "j['received']") of $n frames, $(json_str "$out" "j['pps']") packets/s," \
 		"A sent on pairs $(json_str "$out" "j['tx_pairs']"), B received on $(json_str "$out" "j['rx_pairs']")"
 	if [[ $(json_str "$out" "j['sent']") != "$n" || $(json_str "$out" "j['received']") != "$n" ]]; then
@@ -139,14 +134,14 @@ main() {
 		fail "local-hv's per-queue counts (${q[*]}) are not what B received: $out"
 
 	# 2. Request/response over four pairs.
-	out=$(bench rr a b --queues 4 --count 8000 --iodepth 8 --timeout 9000) || fail "4-pair rr failed: $out"
+	out=$(net_bench rr a b --queues 4 --count 8000 --iodepth 8 --timeout 9000) || fail "4-pair rr failed: $out"
 	[[ $(json_str "$out" "j['received']") == 8000 && $(json_str "$out" "j['lost']") == 0 ]] ||
 		fail "4-pair rr: transactions lost: $out"
 	log "4-pair rr: 8000 transactions answered, p50 $(json_str "$out" "j['rtt_us']['p50']") us"
 
 	# 3. Two of four pairs enabled: nic-b's queues 2 and 3 get nothing more.
 	read -r -a q <<<"$(queue_frames "$P_HV1" nic-b to_guest)"
-	out=$(bench stream a b --queues 2 --count 20000 --frame-size 256 --timeout 9000) || fail "2-pair stream failed: $out"
+	out=$(net_bench stream a b --queues 2 --count 20000 --frame-size 256 --timeout 9000) || fail "2-pair stream failed: $out"
 	[[ $(json_str "$out" "j['received']") == 20000 && $(json_str "$out" "j['reordered']") == 0 ]] ||
 		fail "2-pair stream on 4-pair devices: $out"
 	read -r -a rx1 <<<"$(queue_frames "$P_HV1" nic-b to_guest)"
@@ -160,7 +155,7 @@ main() {
 
 	# 4. One pair on a 4-pair device.
 	rx0=("${rx1[@]}")
-	out=$(bench stream a b --count 20000 --timeout 9000) || fail "1-pair stream on 4-pair devices failed: $out"
+	out=$(net_bench stream a b --count 20000 --timeout 9000) || fail "1-pair stream on 4-pair devices failed: $out"
 	[[ $(json_str "$out" "j['received']") == 20000 && $(json_str "$out" "j['reordered']") == 0 ]] ||
 		fail "1-pair stream on 4-pair devices: $out"
 	read -r -a rx1 <<<"$(queue_frames "$P_HV1" nic-b to_guest)"
@@ -168,11 +163,11 @@ main() {
 	((n >= 20000 && n <= 20050 && rx1[1] == rx0[1])) || fail "a 1-pair driver's frames went elsewhere than queue 0: ${rx0[*]} -> ${rx1[*]}"
 
 	# 5. More pairs than the device has.
-	if out=$(bench stream a b --queues 8 --count 10 2>&1); then
+	if out=$(net_bench stream a b --queues 8 --count 10 2>&1); then
 		fail "8 pairs of a 4-pair device were accepted: $out"
 	fi
 	grep -q 'has 4 queue pairs, 8 asked for' <<<"$out" || fail "8 pairs refused for another reason: $out"
-	if out=$(bench stream c b --queues 2 --count 10 2>&1); then
+	if out=$(net_bench stream c b --queues 2 --count 10 2>&1); then
 		fail "2 pairs of a 1-pair device were accepted: $out"
 	fi
 	grep -q 'offers no multiqueue' <<<"$out" || fail "2 pairs of nic-c refused for another reason: $out"

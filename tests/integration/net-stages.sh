@@ -100,12 +100,6 @@ reload() {
 		fail "the reload failed: $(cat "$RUN/reload.json")"
 }
 
-# bench MODE FROM TO ARGS...: vrio-bench --net with FROM's port as its A.
-bench() {
-	"$BENCH" --net "$1" --socket "$RUN/$2.sock" --peer-socket "$RUN/$3.sock" \
-		--mac-a "52:54:00:00:00:0$2" --mac-b "52:54:00:00:00:0$3" --quiet --json "${@:4}"
-}
-
 scrape() {
 	http_get "$IO_METRICS" /metrics >"$RUN/io.metrics" || fail "no io-server metrics"
 }
@@ -148,7 +142,7 @@ packets() {
 test_acl_deny() {
 	local out
 	reload "      - acl: {rules: [{action: deny, dir: out, ethertype: $ETHERTYPE}]}" ""
-	if out=$(bench stream b a --count 1000 2>&1); then
+	if out=$(net_bench stream b a --count 1000 2>&1); then
 		fail "frames from B reached A through the acl: $out"
 	fi
 	grep -q 'no hello from A at B' <<<"$out" || fail "the denied stream failed otherwise: $out"
@@ -171,7 +165,7 @@ test_acl_reload() {
 	scrape
 	d0=$(m 'vrio_ioserver_stage_drops_total{device="nic-a",stage="acl",reason="rule"}')
 	x0=$(other_drops)
-	bench stream b a --runtime 6 --frame-size 256 >"$RUN/acl-stream.json" &
+	net_bench stream b a --runtime 6 --frame-size 256 >"$RUN/acl-stream.json" &
 	j=$!
 	track_pid "$j" vrio-bench
 	sleep 1.5
@@ -248,7 +242,7 @@ police_run() {
 	passed=$((-$(m 'vrio_ioserver_police_frames_total{device="nic-a",dir="in",verdict="passed"}')))
 	dropped=$((-$(m 'vrio_ioserver_police_frames_total{device="nic-a",dir="in",verdict="dropped"}')))
 	rate_drops=$((-$(m 'vrio_ioserver_stage_drops_total{device="nic-a",stage="police",reason="rate"}')))
-	bench stream a b --runtime 8 --frame-size 1000 --timeout 1 >"$RUN/police-stream.json" &
+	net_bench stream a b --runtime 8 --frame-size 1000 --timeout 1 >"$RUN/police-stream.json" &
 	j=$!
 	track_pid "$j" vrio-bench
 	sleep 1.5
@@ -296,7 +290,7 @@ test_capture() {
 	scrape
 	sw=$((-$(m 'vrio_ioserver_switch_frames_total{network="lan",port="nic-a",direction="in"}') -
 		$(m 'vrio_ioserver_switch_frames_total{network="lan",port="nic-a",direction="out"}')))
-	bench rr a b --count 5000 --iodepth 8 >"$RUN/rr.json" || fail "rr through capture failed"
+	net_bench rr a b --count 5000 --iodepth 8 >"$RUN/rr.json" || fail "rr through capture failed"
 	[[ $(json "$RUN/rr.json" "j['received']") == 5000 ]] || fail "rr lost transactions: $(cat "$RUN/rr.json")"
 	scrape
 	seen=$(m 'vrio_ioserver_stage_requests_total{device="nic-a",stage="capture"}')
@@ -318,7 +312,7 @@ test_capture() {
 test_rotation() {
 	local f n total=0 files=0 size seen
 	reload "      - capture: {file: $RUN/rot.pcap, max_size: 64K}" ""
-	bench stream a b --count 20000 --frame-size 200 >"$RUN/rot.json" || fail "stream through capture failed"
+	net_bench stream a b --count 20000 --frame-size 200 >"$RUN/rot.json" || fail "stream through capture failed"
 	scrape
 	seen=$(m 'vrio_ioserver_stage_requests_total{device="nic-a",stage="capture"}')
 	reload "" ""
@@ -343,7 +337,7 @@ test_bad_capture() {
 	((rc != 0)) || fail "a capture into a missing directory was accepted"
 	grep -q "device 'nic-a': cannot open $RUN/no/such/dir/x.pcap: No such file or directory" \
 		"$RUN/bad.json" || fail "the reload's error does not name the path: $(cat "$RUN/bad.json")"
-	bench rr a b --count 100 >/dev/null || fail "the rack does not go on after a failed reload"
+	net_bench rr a b --count 100 >/dev/null || fail "the rack does not go on after a failed reload"
 	log "a capture into a missing directory: the reload fails with the path"
 }
 

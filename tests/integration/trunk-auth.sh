@@ -48,11 +48,6 @@ EOF
 	} >"$1"
 }
 
-bench() { # MODE A B ARGS...
-	"$BENCH" --net "$1" --socket "$RUN/$2.sock" --peer-socket "$RUN/$3.sock" \
-		--mac-a "52:54:00:00:00:0$2" --mac-b "52:54:00:00:00:0$3" --quiet --json "${@:4}"
-}
-
 io_metric() { # N PREFIX: the sum of PREFIX's samples on io-server N
 	local -n port=P_IOM$1
 	http_get "127.0.0.1:$port" /metrics | metric_sum "$2"
@@ -111,7 +106,7 @@ main() {
 	grep -q '127.0.0.1:[0-9]*: trunk from io0 refused' "$RUN/ioserver-io1.log" ||
 		fail "io1's refusal is not logged with the peer's address"
 	rc=0
-	out=$(bench rr a b --count 10 --timeout 2000 2>&1) || rc=$?
+	out=$(net_bench rr a b --count 10 --timeout 2000 2>&1) || rc=$?
 	((rc != 0)) || fail "nic-a and nic-b heard each other over a refused trunk: $out"
 	grep -q 'no hello' <<<"$out" || fail "the split run failed for another reason: $out"
 	((!$(io_metric 1 'vrio_ioserver_trunk_frames_total{peer="io0",direction="in"}'))) ||
@@ -122,13 +117,13 @@ main() {
 	"$VRIOCTL" --socket "$RUN/io1.ctl" reload >/dev/null || fail "io1's reload failed"
 	wait_until 20 trunk_up 0 io1 || fail "the trunk did not come up with the same key"
 	wait_until 20 trunk_up 1 io0 || fail "io1 does not see the trunk up"
-	out=$(bench stream a b --count 20000 --frame-size 1000 --timeout 30000) ||
+	out=$(net_bench stream a b --count 20000 --frame-size 1000 --timeout 30000) ||
 		fail "stream failed: $out"
 	[[ $(json_str "$out" "j['received']") == 20000 && $(json_str "$out" "j['reordered']") == 0 &&
 		$(json_str "$out" "j['bad']") == 0 ]] || fail "stream across the trunk: $out"
 	# rr's frames are datagrams: on a loaded machine a guest ring may drop
 	# one (integration/trunk counts those); here they must cross at all.
-	out=$(bench rr b a --count 500 --iodepth 4 --timeout 30000) || fail "rr failed: $out"
+	out=$(net_bench rr b a --count 500 --iodepth 4 --timeout 30000) || fail "rr failed: $out"
 	(($(json_str "$out" "j['received']") >= 490)) || fail "rr across the trunk: $out"
 	grep -q 'trunk to io1 up' "$RUN/ioserver-io0.log" || fail "io0 did not log the trunk up"
 	log "same key: 20,000 frames whole and in order, $(json_str "$out" "j['received']") of 500 transactions across the trunk"

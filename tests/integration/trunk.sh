@@ -67,10 +67,8 @@ EOF
 # The bench's own timeout (1 s: a transaction, or a stream's tail, later
 # than that is lost) is raised to 8 s: a loaded 2-core machine or an ASan
 # build has stalls of over a second, and a frame really lost never comes.
-bench() { # MODE A B ARGS...
-	"$BENCH" --net "$1" --socket "$RUN/$2.sock" --peer-socket "$RUN/$3.sock" \
-		--mac-a "52:54:00:00:00:0$2" --mac-b "52:54:00:00:00:0$3" --quiet --json \
-		--timeout 8000 "${@:4}"
+bench() { # MODE A B ARGS...: lib.sh's net_bench, with that timeout
+	net_bench "$1" "$2" "$3" --timeout 8000 "${@:4}"
 }
 
 io_metric() { # N PREFIX: the sum of PREFIX's samples on io-server N
