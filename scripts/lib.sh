@@ -517,6 +517,31 @@ vrio_binaries() {
 	[[ -x $VRIO_IOSERVER_BIN && -x $VRIO_LOCALHV_BIN ]]
 }
 
+# start_io0_hosts PORT [CTL]: from $RUN/topology.yaml, vrio-ioserver --node
+# io0 (IO_PID, RUN/ioserver.log), waited for on 127.0.0.1:PORT (and its
+# control socket CTL, when given), then a vrio-localhv for host0 and for
+# host1 (HV_PID0, HV_PID1, RUN/localhv-hostN.log). stop_io0_hosts stops
+# them, failing unless each exits with status 0.
+start_io0_hosts() {
+	local i
+	start_daemon IO_PID vrio-ioserver "$RUN/ioserver.log" \
+		"$VRIO_IOSERVER_BIN" --config "$RUN/topology.yaml" --node io0
+	wait_for_port "$1" 20 "$IO_PID" || fail "vrio-ioserver is not listening"
+	if [[ -n ${2:-} ]]; then
+		wait_for_socket "$2" 20 "$IO_PID" || fail "vrio-ioserver serves no control socket"
+	fi
+	for i in 0 1; do
+		start_daemon "HV_PID$i" "vrio-localhv-host$i" "$RUN/localhv-host$i.log" \
+			"$VRIO_LOCALHV_BIN" --config "$RUN/topology.yaml" --node "host$i"
+	done
+}
+
+stop_io0_hosts() {
+	vrio_stop vrio-localhv-host0 "$HV_PID0" "$RUN/localhv-host0.log" || fail "host0 did not stop cleanly"
+	vrio_stop vrio-localhv-host1 "$HV_PID1" "$RUN/localhv-host1.log" || fail "host1 did not stop cleanly"
+	vrio_stop vrio-ioserver "$IO_PID" "$RUN/ioserver.log" || fail "the io-server did not stop cleanly"
+}
+
 # vrio_up RUN_DIR: lays out a one-device rack in RUN_DIR (topology with
 # free loopback ports, control sockets in RUN_DIR, a 64 MiB backing file,
 # host0's key_file VRIO_HOST_KEY when that is set) and starts

@@ -85,14 +85,7 @@ main() {
 	free_port P_HV1
 	write_topology
 
-	start_daemon IO_PID vrio-ioserver "$RUN/ioserver.log" \
-		"$VRIO_IOSERVER_BIN" --config "$RUN/topology.yaml" --node io0
-	wait_for_port "$P_LISTEN" 20 "$IO_PID" || fail "vrio-ioserver is not listening"
-	wait_for_socket "$IO_CTL" 20 "$IO_PID" || fail "vrio-ioserver serves no control socket"
-	for i in 0 1; do
-		start_daemon "HV_PID$i" "vrio-localhv-host$i" "$RUN/localhv-host$i.log" \
-			"$VRIO_LOCALHV_BIN" --config "$RUN/topology.yaml" --node "host$i"
-	done
+	start_io0_hosts "$P_LISTEN" "$IO_CTL"
 	wait_for_socket "$RUN/a.sock" 20 "$HV_PID0" || fail "no socket for nic-a"
 	wait_for_socket "$RUN/b.sock" 20 "$HV_PID1" || fail "no socket for nic-b"
 	wait_for_socket "$RUN/d.sock" 20 "$HV_PID1" || fail "no socket for nic-d"
@@ -185,9 +178,7 @@ main() {
 	[[ $(json_str "$out" "j['received']") == 2000 ]] || fail "rr after the restart: $out"
 	log "after an io-server restart: $(json_str "$out" "j['received']") transactions answered"
 
-	vrio_stop vrio-localhv-host0 "$HV_PID0" "$RUN/localhv-host0.log" || fail "host0 did not stop cleanly"
-	vrio_stop vrio-localhv-host1 "$HV_PID1" "$RUN/localhv-host1.log" || fail "host1 did not stop cleanly"
-	vrio_stop vrio-ioserver "$IO_PID" "$RUN/ioserver.log" || fail "the io-server did not stop cleanly"
+	stop_io0_hosts
 	echo "PASS: integration/net-bench"
 }
 

@@ -84,6 +84,7 @@ main() {
 	local build out n sent q rx0 rx1 i
 	build=$(cd "$1" && pwd)
 	vrio_binaries "$build" || skip "daemons not built in $build"
+	# shellcheck disable=SC2034 # run by lib.sh's net_bench
 	BENCH=$build/tools/vrio-bench
 	make_tmpdir RUN
 	free_port P_LISTEN
@@ -92,13 +93,7 @@ main() {
 	free_port P_HV1
 	write_topology
 
-	start_daemon IO_PID vrio-ioserver "$RUN/ioserver.log" \
-		"$VRIO_IOSERVER_BIN" --config "$RUN/topology.yaml" --node io0
-	wait_for_port "$P_LISTEN" 20 "$IO_PID" || fail "vrio-ioserver is not listening"
-	for i in 0 1; do
-		start_daemon "HV_PID$i" "vrio-localhv-host$i" "$RUN/localhv-host$i.log" \
-			"$VRIO_LOCALHV_BIN" --config "$RUN/topology.yaml" --node "host$i"
-	done
+	start_io0_hosts "$P_LISTEN"
 	for i in a b c; do
 		wait_for_socket "$RUN/$i.sock" 20 || fail "no socket for nic-$i"
 	done
@@ -179,9 +174,7 @@ main() {
 		promtool check metrics <"$RUN/io.metrics" || fail "promtool rejects the io-server's"
 		promtool check metrics <"$RUN/hv1.metrics" || fail "promtool rejects local-hv's"
 	fi
-	vrio_stop vrio-localhv-host0 "$HV_PID0" "$RUN/localhv-host0.log" || fail "host0 did not stop cleanly"
-	vrio_stop vrio-localhv-host1 "$HV_PID1" "$RUN/localhv-host1.log" || fail "host1 did not stop cleanly"
-	vrio_stop vrio-ioserver "$IO_PID" "$RUN/ioserver.log" || fail "the io-server did not stop cleanly"
+	stop_io0_hosts
 	echo "PASS: integration/net-mq"
 }
 

@@ -65,6 +65,7 @@ main() {
 	local build out i rc
 	build=$(cd "$1" && pwd)
 	vrio_binaries "$build" || skip "daemons not built in $build"
+	# shellcheck disable=SC2034 # run by lib.sh's net_bench
 	BENCH=$build/tools/vrio-bench
 	VRIOCTL=$build/tools/vrioctl
 	make_tmpdir RUN

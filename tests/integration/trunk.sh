@@ -116,6 +116,7 @@ main() {
 	local build out sent received i lost down connects downs
 	build=$(cd "$1" && pwd)
 	vrio_binaries "$build" || skip "daemons not built in $build"
+	# shellcheck disable=SC2034 # run by lib.sh's net_bench
 	BENCH=$build/tools/vrio-bench
 	make_tmpdir RUN
 	for p in P_IO0 P_IO1 P_IO2 P_IOM0 P_IOM1 P_IOM2 P_HV0 P_HV1; do
