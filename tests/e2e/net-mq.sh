@@ -17,7 +17,10 @@
 #      takes is the guest's choice: without MSI-X (QEMU 7.2 under TCG
 #      crashes with it) the one interrupt lands on one vCPU, and TCP sends
 #      most segments from there, so B's second queue carries only the
-#      frames its pinned sender wrote itself: some, not half;
+#      frames its pinned sender wrote itself: some, not half (as few as
+#      10 in a quiet run), so any frame there passes: a flow whose
+#      socket took that queue would never complete if local-hv did not
+#      serve it;
 #   4. promtool accepts the expositions; the daemons stop with status 0.
 #
 # Exits 77 (SKIP) without root, network namespaces, /dev/net/tun, QEMU or
@@ -101,7 +104,7 @@ main() {
 	grep -a '^vrio_localhv_net_queue_frames_total' "$RUN/hv0.metrics" "$RUN/hv1.metrics" >&2
 	for q in 0 1; do
 		m=$(frames "$RUN/hv1.metrics" vm-b-net "$q" to_ioserver)
-		((m > 10)) || fail "B's transmit queue $q carried only $m frames"
+		((m > 0)) || fail "B's transmit queue $q carried no frame"
 		m=$(frames "$RUN/hv0.metrics" vm-a-net "$q" to_guest)
 		((m > 100)) || fail "A's receive queue $q got only $m frames"
 	done
