@@ -141,6 +141,8 @@ static void net_in(struct ios_device *d, struct ios_req *req, const void *payloa
 	 * before any frame can reach the guest): anything else in its header
 	 * is garbage, refused and counted, and it goes nowhere. */
 	rx_ol = le16toh(vh.rx_ol) & m->rx_ol;
+	if (!(rx_ol & VRIO_PKT_RX_CSUM))
+		rx_ol = 0;	/* virtio: no TSO without the checksum offload */
 	vh.rx_ol = 0;
 	if (in_len == VRIO_PKT_HDR_LEN && !vrio_pkt_wire_plain(&vh)) {
 		ios_port_drop(p, IOS_DROP_BAD_OFFLOAD);

@@ -234,8 +234,10 @@ static int uplink_poll(struct ios_poller *pl)
 		len = read(n->tap_fd, n->frame_buf, sizeof(n->frame_buf));
 		if (len <= 0)
 			break;
-		if (len < (ssize_t)VRIO_PKT_HDR_LEN)
+		if (len < (ssize_t)VRIO_PKT_HDR_LEN) {
+			ios_port_drop(&n->slots[IOS_NET_MAX_PORTS], IOS_DROP_RUNT);
 			continue;
+		}
 		/* The kernel skips num_buffers: not ours to pass on. */
 		vh->rx_ol = 0;
 		ios_switch_forward(r, &n->slots[IOS_NET_MAX_PORTS], vh,
