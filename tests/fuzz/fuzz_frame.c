@@ -71,6 +71,8 @@ static const ProtobufCMessage *ctrl_inner(const Vrio__Ctrl *m)
 		return &m->iotlb_invalidate->base;
 	case VRIO__CTRL__MSG_IOTLB_ACK:
 		return &m->iotlb_ack->base;
+	case VRIO__CTRL__MSG_AUTH:
+		return &m->auth->base;
 	default:
 		return NULL;
 	}
