@@ -66,6 +66,7 @@ enum opt_id {
 	OPT_RECONNECT,
 	OPT_BREAKDOWN,
 	OPT_SPIN_US,
+	OPT_SPIN_KEEP,
 	OPT_METRICS,
 	OPT_TOPOLOGY,
 	OPT_HELP,
@@ -108,6 +109,7 @@ static const struct option long_opts[] = {
 	{ "reconnect", no_argument, NULL, OPT_RECONNECT },
 	{ "breakdown", no_argument, NULL, OPT_BREAKDOWN },
 	{ "spin-us", required_argument, NULL, OPT_SPIN_US },
+	{ "spin-keep", no_argument, NULL, OPT_SPIN_KEEP },
 	{ "metrics", required_argument, NULL, OPT_METRICS },
 	{ "topology", required_argument, NULL, OPT_TOPOLOGY },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -162,7 +164,10 @@ static void usage(FILE *out)
 		"  --poll             busy-poll for completions instead of sleeping\n"
 		"  --spin-us US       without --poll: look for completions this long before\n"
 		"                     asking for an interrupt and sleeping (default 20; 0:\n"
-		"                     sleep at once, as a guest taking an interrupt per batch)\n"
+		"                     sleep at once, as a guest taking an interrupt per batch);\n"
+		"                     each look gives the core away if another task wants it,\n"
+		"                     as KVM's halt polling stops when another task is runnable\n"
+		"  --spin-keep        spin with a pause instruction instead, keeping the core\n"
 		"  --timeout MS       longest a request may take (default 10000)\n"
 		"  --no-event-idx     do not negotiate VIRTIO_RING_F_EVENT_IDX (use ring flags)\n"
 		"  --iommu            play the VMM's vIOMMU: VIRTIO_F_ACCESS_PLATFORM, buffers\n"
@@ -396,6 +401,9 @@ static int parse_args(int argc, char **argv, struct main_opts *m)
 			if (parse_uint("--spin-us", optarg, 0, 1000000, false, &v) < 0)
 				return -EINVAL;
 			o->spin_ns = v * 1000;
+			break;
+		case OPT_SPIN_KEEP:
+			o->spin_keep = true;
 			break;
 		case OPT_METRICS:
 			if (!strchr(optarg, ',')) {

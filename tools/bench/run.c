@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -385,7 +386,10 @@ static void run_wait(struct run_ctx *r)
 	while (now - start < r->o->spin_ns) {
 		if (run_any_pending(r))
 			return;
-		bench_cpu_relax();
+		if (r->o->spin_keep)
+			bench_cpu_relax();
+		else
+			sched_yield();
 		now = bench_now_ns();
 	}
 

@@ -38,6 +38,12 @@ struct run_opts {
 	 * an interrupt and sleeps. 0 plays a guest that sleeps at once (a
 	 * Linux virtio-blk guest re-enables callbacks after each batch). */
 	uint64_t spin_ns;
+	/* Spin with a pause instruction, keeping the core; else each look
+	 * yields it to whatever else is runnable there, as KVM's halt polling
+	 * stops polling when another task is runnable on the CPU. On a
+	 * machine where the backend's processes share the guest's cores, a
+	 * spin that keeps the core delays the very completion it waits for. */
+	bool spin_keep;
 	volatile sig_atomic_t *stop;
 };
 
