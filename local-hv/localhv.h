@@ -457,6 +457,11 @@ void lhv_net_flush(struct lhv_dev *d);
 int lhv_rr_start(struct lhv_dev *d, int vid);
 void lhv_rr_release(struct lhv_dev *d);
 int lhv_vhost_init(struct lhv *l, const char *prog, bool verbose);
+/* The poller thread, as it starts and ends: an lcore of its own, so that
+ * DPDK's mempool caches serve its mbufs (hot, LIFO) instead of the pool's
+ * ring (cold, FIFO, an atomic per burst). */
+void lhv_vhost_thread_start(struct lhv *l);
+void lhv_vhost_thread_end(void);
 int lhv_vhost_register(struct lhv *l, struct lhv_dev *d);
 void lhv_vhost_unregister(struct lhv *l, struct lhv_dev *d);
 void lhv_vhost_fini(void);

@@ -273,6 +273,7 @@ static void *poller_main(void *arg)
 	unsigned u, nups, held;
 	int work;
 
+	lhv_vhost_thread_start(l);
 	while (!__atomic_load_n(&l->stop, __ATOMIC_ACQUIRE)) {
 		t0 = now = vrio_now_ns();
 		__atomic_store_n(&l->alive_ns, now, __ATOMIC_RELAXED);
@@ -322,6 +323,7 @@ static void *poller_main(void *arg)
 		vrio_counter_add(&l->st.idle_ns, t0 - now);
 		last_work = t0 - SPIN_NS / 2;	/* a short spin after each wakeup */
 	}
+	lhv_vhost_thread_end();
 	return NULL;
 }
 

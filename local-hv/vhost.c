@@ -15,6 +15,8 @@
 #include <unistd.h>
 #include <linux/vhost_types.h>
 
+#include <rte_errno.h>
+#include <rte_lcore.h>
 #include <rte_log.h>
 #include <rte_vhost.h>
 
@@ -401,6 +403,19 @@ int lhv_vhost_init(struct lhv *l, const char *prog, bool verbose)
 			  l->host->name, why);
 	g_lhv = l;
 	return 0;
+}
+
+void lhv_vhost_thread_start(struct lhv *l)
+{
+	/* Without an lcore the thread still works, from the pools' rings. */
+	if (rte_lcore_id() == LCORE_ID_ANY && rte_thread_register() != 0)
+		VRIO_WARN("%s: the poller has no DPDK lcore (%s): its mbufs come from the pool "
+			  "without a cache", l->node, rte_strerror(rte_errno));
+}
+
+void lhv_vhost_thread_end(void)
+{
+	rte_thread_unregister();
 }
 
 /*
