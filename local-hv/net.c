@@ -51,6 +51,7 @@
 /* Per lcore (the poller's): a freed mbuf is the next one taken, still in
  * the CPU's cache; the pool's ring alone hands out all 8191 in turn. */
 #define NET_POOL_CACHE	256
+#define NET_VHOST_BURST	32	/* rte_vhost's dequeue: at most this many a call */
 
 const char *const lhv_net_drop_names[LHV_NET_NR_DROPS] = {
 	[LHV_NET_DROP_GUEST_RX_FULL] = "guest_rx_full",
@@ -292,7 +293,7 @@ static int net_process(struct lhv *l, struct lhv_dev *d, unsigned qi)
 	struct rte_mbuf *pkts[LHV_BUDGET];
 	unsigned sent = 0, down = 0;
 	uint64_t bytes = 0;
-	uint16_t n, i;
+	uint16_t n = 0, got, i;
 	bool up;
 	int rc = 0;
 
@@ -309,7 +310,14 @@ static int net_process(struct lhv *l, struct lhv_dev *d, unsigned qi)
 			net_tell_offloads(d, rx_offloads(d));
 		return 0;
 	}
-	n = rte_vhost_dequeue_burst(d->vid, (uint16_t)qi, l->mbufs, pkts, LHV_BUDGET);
+	/* rte_vhost hands out at most 32 (its MAX_PKT_BURST) a call: ask
+	 * again while it fills them, so that a round (one send, one receive
+	 * on the connection) carries the whole budget. */
+	do {
+		got = rte_vhost_dequeue_burst(d->vid, (uint16_t)qi, l->mbufs, pkts + n,
+					      (uint16_t)(LHV_BUDGET - n));
+		n = (uint16_t)(n + got);
+	} while (got >= NET_VHOST_BURST && n < LHV_BUDGET);
 	if (!n)
 		return 0;
 	up = d->attached && d->up->conn &&
