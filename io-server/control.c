@@ -265,6 +265,7 @@ static int ctrl_attach(struct ios_session *s, const Vrio__Ctrl *m)
 	a->dev = d;
 	a->attach_seq = m->seq;
 	TAILQ_INIT(&a->held);
+	TAILQ_INIT(&a->ready);
 	s->att[d->id] = a;
 	TAILQ_INSERT_TAIL(&s->atts, a, link);
 	ios_device_attach(a);

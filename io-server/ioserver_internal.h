@@ -60,13 +60,14 @@ struct ios_move;
 /* A buffer travelling through a session: a REQ being served, a packet for
  * a guest, or a CTRL reply. Owned by one reactor at a time; lives in
  * exactly one of: a pool, a message queue, the model, an attachment's held
- * list, a session's backlog or unflushed list. */
+ * or ready list, a session's backlog or unflushed list. */
 struct ios_req {
 	struct ios_msg msg;		/* between reactors */
 	TAILQ_ENTRY(ios_req) link;
 	struct ios_session *s;		/* the session that sends it */
 	struct ios_attach *att;		/* NULL for a CTRL reply */
 	struct ios_device *dev;
+	uint64_t tx_after;		/* CTRL: the session's tx_data_queued then */
 	struct vrio_frame frame;	/* the frame to send */
 	uint8_t *buf;			/* its payload, and the model's data */
 	uint32_t cap;
@@ -109,6 +110,10 @@ struct ios_attach {
 	bool detached;			/* RESPs are dropped; released when idle */
 	uint64_t attach_seq;		/* the Attach being answered */
 	struct ios_req_list held;	/* MOVING: in arrival order */
+	/* Its frames ready to send, in order; while not empty the
+	 * attachment is on its session's ready ring. */
+	struct ios_req_list ready;
+	TAILQ_ENTRY(ios_attach) ready_link;
 };
 
 TAILQ_HEAD(ios_attach_list, ios_attach);
@@ -149,7 +154,16 @@ struct ios_session {
 	struct ios_trunk *trunk;	/* a peer io-server's hello: hand over */
 	uint8_t trunk_nonce[32];	/* that hello's nonce (VRIO_AUTH_NONCE_LEN) */
 	size_t trunk_nonce_len;		/* as it came; 0: none */
-	struct ios_req_list backlog;	/* ready to send */
+	struct ios_req_list backlog;	/* CTRL replies ready to send */
+	/* The attachments with frames ready, served one frame each in turn,
+	 * so that a deep device's batch of responses does not go out whole
+	 * ahead of a shallow neighbour's one (session_tx). */
+	struct ios_attach_list ready;
+	/* Device frames put on the ring, and those sent or dropped since: a
+	 * CTRL reply goes once the frames queued before it are gone, as in
+	 * one FIFO (an IotlbAck behind the responses queued before it, a
+	 * heartbeat delayed by no more than those). */
+	uint64_t tx_data_queued, tx_data_done;
 	struct ios_req_list unflushed;	/* sent, not yet flushed */
 	struct ios_attach_list atts;
 	struct ios_attach *att[IOS_MAX_DEVICES];	/* by dev_id */
@@ -295,6 +309,8 @@ void ios_session_released(struct ios_attach *a);
 /* now: a fresh clock (vrio_now_ns), not the turn's: a hang since the turn
  * began must count. */
 bool ios_session_may_write(const struct ios_session *s, uint64_t now);
+/* Any frame waiting to be sent (a CTRL reply, a device's frame). */
+bool ios_session_queued(const struct ios_session *s);
 /* Any reactor: a write was dropped for want of a lease; the front reactor
  * closes the session (the host then sends it again elsewhere). */
 void ios_session_fenced(struct ios_session *s);

@@ -128,6 +128,37 @@ static void drop_list(struct ios_session *s, struct ios_req_list *l, struct ios_
 	}
 }
 
+/* A frame of attachment a ready to send: behind a's earlier ones. */
+static void ready_push(struct ios_session *s, struct ios_attach *a, struct ios_req *req)
+{
+	if (TAILQ_EMPTY(&a->ready))
+		TAILQ_INSERT_TAIL(&s->ready, a, ready_link);
+	TAILQ_INSERT_TAIL(&a->ready, req, link);
+	s->tx_data_queued++;
+}
+
+/* Drops a's ready frames (all attachments' without one). */
+static void ready_drop(struct ios_session *s, struct ios_attach *only)
+{
+	struct ios_attach *a, *next;
+	struct ios_req *req;
+
+	for (a = TAILQ_FIRST(&s->ready); a; a = next) {
+		next = TAILQ_NEXT(a, ready_link);
+		if (only && a != only)
+			continue;
+		TAILQ_FOREACH(req, &a->ready, link)
+			s->tx_data_done++;
+		drop_list(s, &a->ready, NULL);
+		TAILQ_REMOVE(&s->ready, a, ready_link);
+	}
+}
+
+bool ios_session_queued(const struct ios_session *s)
+{
+	return !TAILQ_EMPTY(&s->backlog) || !TAILQ_EMPTY(&s->ready);
+}
+
 /* Lets the device go once nothing of this attachment is left here. */
 static void att_maybe_release(struct ios_attach *a)
 {
@@ -153,7 +184,7 @@ void ios_session_detach(struct ios_attach *a)
 	if (a->detached)
 		return;
 	a->detached = true;
-	drop_list(s, &s->backlog, a);
+	ready_drop(s, a);
 	drop_list(s, &a->held, NULL);
 	att_maybe_release(a);
 }
@@ -181,6 +212,7 @@ struct ios_session *ios_session_create(struct ios_server *srv, struct vrio_conn 
 	s->state = IOS_SESSION_HELLO;
 	s->ev.fd = vrio_conn_fd(conn);
 	TAILQ_INIT(&s->backlog);
+	TAILQ_INIT(&s->ready);
 	TAILQ_INIT(&s->unflushed);
 	TAILQ_INIT(&s->atts);
 	return s;
@@ -213,6 +245,7 @@ static void session_close(struct ios_session *s, bool garbage, const char *reaso
 	s->flush_pending = false;
 	/* The transport is gone, so nothing refers to these buffers any more. */
 	drop_list(s, &s->backlog, NULL);
+	ready_drop(s, NULL);
 	drop_list(s, &s->unflushed, NULL);
 	for (a = TAILQ_FIRST(&s->atts); a; a = next) {
 		next = TAILQ_NEXT(a, link);
@@ -279,6 +312,7 @@ int ios_session_send_ctrl(struct ios_session *s, const Vrio__Ctrl *m)
 	memset(&req->frame, 0, sizeof(req->frame));
 	req->frame.type = VRIO_FRAME_CTRL;
 	req->frame.len = (uint32_t)rc;
+	req->tx_after = s->tx_data_queued;
 	TAILQ_INSERT_TAIL(&s->backlog, req, link);
 	return 0;
 }
@@ -376,7 +410,7 @@ void ios_session_resp(struct ios_reactor *r, struct ios_req *req)
 		att_maybe_release(a);
 		return;
 	}
-	TAILQ_INSERT_TAIL(&s->backlog, req, link);
+	ready_push(s, a, req);
 }
 
 void ios_session_to_guest(struct ios_reactor *r, struct ios_device *d, struct ios_req *req)
@@ -401,7 +435,7 @@ void ios_session_to_guest(struct ios_reactor *r, struct ios_device *d, struct io
 	req->s = s;
 	req->att = a;
 	a->outstanding++;
-	TAILQ_INSERT_TAIL(&s->backlog, req, link);
+	ready_push(s, a, req);
 }
 
 int ios_session_to_guest_now(struct ios_reactor *r, struct ios_device *d,
@@ -416,7 +450,7 @@ int ios_session_to_guest_now(struct ios_reactor *r, struct ios_device *d,
 	/* A peer that did not take the last flush whole is behind: the
 	 * request path bounds what waits for it (max_outstanding). */
 	if (!s || !s->conn || s->state != IOS_SESSION_READY || ios_rctx(r)->draining ||
-	    !TAILQ_EMPTY(&s->backlog) || s->flush_pending)
+	    ios_session_queued(s) || s->flush_pending)
 		return -EAGAIN;
 	a = ios_session_att(s, d->id);
 	if (!a || a->state == IOS_ATT_PLACING || a->state == IOS_ATT_RELEASING)
@@ -484,7 +518,37 @@ static void sent(struct ios_session *s, struct ios_req *req, uint64_t now)
 	att_maybe_release(a);
 }
 
-/* Sends the backlog and flushes. Returns the frames sent or -errno. */
+/* The next frame to send: a CTRL reply once the device frames queued
+ * before it are gone, else the first frame of the attachment whose turn
+ * it is. */
+static struct ios_req *tx_next(struct ios_session *s)
+{
+	struct ios_req *req = TAILQ_FIRST(&s->backlog);
+	struct ios_attach *a = TAILQ_FIRST(&s->ready);
+
+	if (!a || (req && s->tx_data_done >= req->tx_after))
+		return req;
+	return TAILQ_FIRST(&a->ready);
+}
+
+/* req is sent: off its list; its attachment, if more is ready, goes to
+ * the back of the ring (one frame a turn, whatever the depth). */
+static void tx_taken(struct ios_session *s, struct ios_req *req)
+{
+	struct ios_attach *a = req->att;
+
+	if (!a) {
+		TAILQ_REMOVE(&s->backlog, req, link);
+		return;
+	}
+	TAILQ_REMOVE(&a->ready, req, link);
+	TAILQ_REMOVE(&s->ready, a, ready_link);
+	s->tx_data_done++;
+	if (!TAILQ_EMPTY(&a->ready))
+		TAILQ_INSERT_TAIL(&s->ready, a, ready_link);
+}
+
+/* Sends what is ready and flushes. Returns the frames sent or -errno. */
 static int session_tx(struct ios_session *s)
 {
 	struct vrio_conn *c = s->conn;
@@ -494,7 +558,7 @@ static int session_tx(struct ios_session *s)
 	uint64_t now = 0;
 	int n = 0, rc;
 
-	while ((req = TAILQ_FIRST(&s->backlog))) {
+	while ((req = tx_next(s))) {
 		iov.iov_base = req->buf;
 		iov.iov_len = req->frame.len;
 		rc = c->ops->send(c, &req->frame, &iov, req->frame.len ? 1 : 0);
@@ -509,7 +573,7 @@ static int session_tx(struct ios_session *s)
 			break;
 		if (rc < 0)
 			return rc;
-		TAILQ_REMOVE(&s->backlog, req, link);
+		tx_taken(s, req);
 		TAILQ_INSERT_TAIL(&s->unflushed, req, link);
 		if (!now)
 			now = vrio_now_ns();
@@ -537,7 +601,7 @@ static void session_heartbeat(struct ios_session *s)
 	uint64_t *sent;
 
 	/* Frames waiting to go say as much, once the peer takes them. */
-	if (s->state != IOS_SESSION_READY || !TAILQ_EMPTY(&s->backlog))
+	if (s->state != IOS_SESSION_READY || ios_session_queued(s))
 		return;
 	sent = &ios_rctx(s->r)->hb_sent[s->host];
 	vrio_counter_add(sent, 1);
@@ -647,7 +711,7 @@ static bool session_idle(const struct ios_session *s)
 	TAILQ_FOREACH(a, &s->atts, link)
 		if (a->outstanding)
 			return false;
-	return TAILQ_EMPTY(&s->backlog) && !s->flush_pending;
+	return !ios_session_queued(s) && !s->flush_pending;
 }
 
 static uint32_t session_outstanding(const struct ios_session *s)
@@ -744,6 +808,7 @@ static void session_handover(struct ios_session *s)
 	s->conn = NULL;
 	s->state = IOS_SESSION_DEAD;
 	drop_list(s, &s->backlog, NULL);
+	ready_drop(s, NULL);
 	drop_list(s, &s->unflushed, NULL);
 	ios_trunk_accept(s->trunk, c, s->trunk_nonce, s->trunk_nonce_len);
 	if (TAILQ_EMPTY(&s->atts))
@@ -794,7 +859,7 @@ static int session_poll(struct ios_poller *p)
 	}
 	if (draining)
 		work += session_drain(s);
-	if (s->conn && s->state == IOS_SESSION_CLOSING && TAILQ_EMPTY(&s->backlog) &&
+	if (s->conn && s->state == IOS_SESSION_CLOSING && !ios_session_queued(s) &&
 	    !s->flush_pending) {
 		if (s->linger_until) {
 			if (session_lingered(s))
@@ -825,7 +890,7 @@ static int session_sleep(struct ios_poller *p)
 		return -1;
 	if (s->sent_now)
 		return 0;	/* queued since our turn: flush first */
-	if (s->flush_pending || !TAILQ_EMPTY(&s->backlog))
+	if (s->flush_pending || ios_session_queued(s))
 		ev |= EPOLLOUT;
 	if (reading)
 		ev |= EPOLLIN;

@@ -542,7 +542,7 @@ static void reactor_idle(struct run *run, struct ios_reactor *r)
 			continue;
 		FUZZ_CHECK(!session_reading(s) || (s->ev.armed & EPOLLIN),
 			   "%s would sleep deaf to %s's frames", r->name, s->name);
-		FUZZ_CHECK((TAILQ_EMPTY(&s->backlog) && !s->flush_pending) ||
+		FUZZ_CHECK((!ios_session_queued(s) && !s->flush_pending) ||
 			   (s->ev.armed & EPOLLOUT),
 			   "%s would sleep on %s's unsent frames", r->name, s->name);
 		fc = to_fake(s->conn);
@@ -739,7 +739,7 @@ static void check_answers(const struct fake_conn *fc)
 		return;
 	}
 	FUZZ_CHECK(s->state != IOS_SESSION_CLOSING, "%s: closing, but never closes", s->name);
-	FUZZ_CHECK(TAILQ_EMPTY(&s->backlog) && TAILQ_EMPTY(&s->unflushed) && !s->flush_pending,
+	FUZZ_CHECK(!ios_session_queued(s) && TAILQ_EMPTY(&s->unflushed) && !s->flush_pending,
 		   "%s: idle with frames left to send", s->name);
 	TAILQ_FOREACH(a, &s->atts, link) {
 		d = a->dev;
