@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <linux/virtio_ring.h>
 
+#include "fair.h"
 #include "heartbeat.h"
 #include "iommu.h"
 #include "lease.h"
@@ -109,8 +110,9 @@ struct lhv_dev_ops {
 	int (*start)(struct lhv_dev *d, int vid);
 	/* Optional, control thread: the poller handed the device back. */
 	void (*release)(struct lhv_dev *d);
-	/* Poller: take the guest's work on queue qi; returns units done. */
-	int (*process)(struct lhv *l, struct lhv_dev *d, unsigned qi);
+	/* Poller: take at most budget units of the guest's work on queue qi
+	 * (fair.h); returns units done. */
+	int (*process)(struct lhv *l, struct lhv_dev *d, unsigned qi, unsigned budget);
 	/* Poller: a frame from the io-server; -errno: the peer sent garbage. */
 	int (*frame)(struct lhv *l, struct lhv_dev *d, const struct vrio_frame *f,
 		     const void *payload);
@@ -376,6 +378,7 @@ struct lhv {
 	struct lhv_cmd *cmd;		/* under cmd_lock */
 	int cmd_pending;		/* atomic */
 	struct lhv_chain chain;		/* the poller's scratch chain */
+	struct lhv_fair fair;		/* the poller's: this round's busy queues */
 	struct rte_mempool *mbufs;	/* net devices' packets; NULL without */
 	uint64_t alive_ns;		/* atomic: the poller's last round */
 	uint64_t (*clock)(void);	/* tests inject one; NULL: vrio_now_ns */

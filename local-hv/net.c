@@ -288,7 +288,7 @@ static int send_pkt(struct lhv_dev *d, struct rte_mbuf *m, unsigned qi)
 
 /* Guest transmit -> io-server: the burst's counters and its mbufs go
  * back once, not per packet. */
-static int net_process(struct lhv *l, struct lhv_dev *d, unsigned qi)
+static int net_process(struct lhv *l, struct lhv_dev *d, unsigned qi, unsigned budget)
 {
 	struct rte_mbuf *pkts[LHV_BUDGET];
 	unsigned sent = 0, down = 0;
@@ -312,12 +312,15 @@ static int net_process(struct lhv *l, struct lhv_dev *d, unsigned qi)
 	}
 	/* rte_vhost hands out at most 32 (its MAX_PKT_BURST) a call: ask
 	 * again while it fills them, so that a round (one send, one receive
-	 * on the connection) carries the whole budget. */
+	 * on the connection) carries the whole budget; the round's later
+	 * passes (fair.h) take the rest of it. */
+	if (budget > LHV_BUDGET)
+		budget = LHV_BUDGET;
 	do {
 		got = rte_vhost_dequeue_burst(d->vid, (uint16_t)qi, l->mbufs, pkts + n,
-					      (uint16_t)(LHV_BUDGET - n));
+					      (uint16_t)(budget - n));
 		n = (uint16_t)(n + got);
-	} while (got >= NET_VHOST_BURST && n < LHV_BUDGET);
+	} while (got >= NET_VHOST_BURST && n < budget);
 	if (!n)
 		return 0;
 	up = d->attached && d->up->conn &&

@@ -126,11 +126,26 @@ static void dev_stopping(struct lhv *l, struct lhv_dev *d, uint64_t now)
 	__atomic_store_n(&d->state, LHV_DEV_IDLE, __ATOMIC_RELEASE);
 }
 
+/* A later pass of the round (fair.h) on queue qi of device obj. */
+static int take_more(void *ctx, void *obj, unsigned qi, unsigned max)
+{
+	struct lhv_dev *d = obj;
+
+	if (d->broken)
+		return 0;
+	return d->ops->process(ctx, d, qi, max);
+}
+
+/* Every queue takes a quantum, then the busy ones take more in turn (up
+ * to LHV_BUDGET each): a deep queue's batch goes out interleaved with its
+ * neighbours' requests, not whole ahead of them. */
 static int poll_devices(struct lhv *l, uint64_t now)
 {
 	unsigned i = 0, qi;
 	struct lhv_dev *d;
-	int work = 0, st;
+	int work = 0, st, took;
+
+	lhv_fair_begin(&l->fair, LHV_FAIR_QUANTUM, LHV_BUDGET);
 
 	while ((d = lhv_dev_next(l, &i))) {
 		st = __atomic_load_n(&d->state, __ATOMIC_ACQUIRE);
@@ -162,10 +177,13 @@ static int poll_devices(struct lhv *l, uint64_t now)
 				d->ops->kicks(d, &d->vq[qi], false);
 				d->vq[qi].armed = false;
 			}
-			work += d->ops->process(l, d, qi);
+			took = d->ops->process(l, d, qi, LHV_FAIR_QUANTUM);
+			work += took;
+			if (!d->broken)
+				work += lhv_fair_first(&l->fair, d, qi, took, take_more, l);
 		}
 	}
-	return work;
+	return work + lhv_fair_rest(&l->fair, take_more, l);
 }
 
 /* Returns the queues whose interrupt is held for a later round. */

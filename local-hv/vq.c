@@ -110,7 +110,7 @@ static int send_unsent(struct lhv *l, struct lhv_dev *d, unsigned qi)
 	return n;
 }
 
-static int lhv_vq_process(struct lhv *l, struct lhv_dev *d, unsigned qi)
+static int lhv_vq_process(struct lhv *l, struct lhv_dev *d, unsigned qi, unsigned budget)
 {
 	struct lhv_vq *q = &d->vq[qi];
 	struct lhv_walk_opts o = walk_opts(d, q);
@@ -135,7 +135,7 @@ static int lhv_vq_process(struct lhv *l, struct lhv_dev *d, unsigned qi)
 	if (!n)
 		return 0;
 	seen = vrio_now_ns();
-	while (n-- && done < LHV_BUDGET) {
+	while (n-- && done < (int)budget) {
 		head = __atomic_load_n(&q->avail->ring[q->last_avail & (q->size - 1)],
 				       __ATOMIC_RELAXED);
 		rc = lhv_walk_chain(&o, head, c);
