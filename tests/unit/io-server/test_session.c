@@ -86,6 +86,14 @@ static const char topo_yaml[] =
 	"    socket: /run/vrio/nc.sock\n"
 	"    mac: 52:54:00:00:00:0c\n"
 	"    network: other\n"
+	/* A deep neighbour of disk-a's on the same connection (fairness). */
+	"  - name: disk-d\n"
+	"    type: blk\n"
+	"    host: host0\n"
+	"    io_server: io0\n"
+	"    socket: /run/vrio/d.sock\n"
+	"    queue_size: 128\n"
+	"    backend: {ram: 1M}\n"
 	"networks:\n"
 	"  - name: lan\n"
 	"    ageing: 2\n"
@@ -312,7 +320,7 @@ static int setup(void **state)
 	assert_int_equal(ios_server_init(&f->srv, f->topo, "io0", NULL), 0);
 	for (d = ios_device_next(&f->srv, NULL, NULL); d; d = ios_device_next(&f->srv, d, NULL))
 		n++;
-	assert_int_equal(n, 5);
+	assert_int_equal(n, 6);
 	assert_int_equal(f->srv.sw->n_nets, 2);
 	f->r = f->srv.reactors[0];
 	f->r->clock = test_clock;
@@ -802,6 +810,59 @@ static void test_attach_rules(void **state)
 	assert_int_equal(attach(f, 1, "disk-a", &id), 0);
 }
 
+
+/* A deep device's batch of responses goes out interleaved with a shallow
+ * neighbour's, one frame each in turn: disk-a's one response, finished
+ * after 32 of disk-d's while the connection took nothing, is sent second,
+ * not 33rd (one FIFO for the connection). Each device's own order is
+ * kept, and a CTRL reply queued before any response still goes first. */
+static void test_fair_responses(void **state)
+{
+	struct fixture *f = *state;
+	struct fake_conn *fc = &f->fc[0];
+	Vrio__Ctrl hb = VRIO__CTRL__INIT, *m;
+	Vrio__Heartbeat h = VRIO__HEARTBEAT__INIT;
+	uint32_t a, d, next_d = 0;
+	unsigned i;
+
+	hello_ok(f, 0, "host0");
+	assert_int_equal(attach(f, 0, "disk-a", &a), 0);
+	assert_int_equal(attach(f, 0, "disk-d", &d), 0);
+	clear_out(fc);
+
+	hb.seq = 42;
+	hb.msg_case = VRIO__CTRL__MSG_HEARTBEAT;
+	hb.heartbeat = &h;
+	h.seq = 4242;
+	push_ctrl(fc, &hb);
+	fc->refuse = 1000000;	/* the peer takes nothing for now */
+	for (i = 0; i < 32; i++)
+		push_req(fc, d, 0, 1000 + i, VIRTIO_BLK_T_IN, 8 * i, 0, 4097);
+	turn(f);
+	push_req(fc, a, 0, 7, VIRTIO_BLK_T_IN, 0, 0, 4097);
+	turn(f);
+	assert_int_equal(fc->n_out, 0);
+	fc->refuse = 0;
+	turn(f);
+	assert_int_equal(fc->n_out, 34);
+	m = out_ctrl(fc, 0);
+	assert_int_equal(m->msg_case, VRIO__CTRL__MSG_HEARTBEAT);
+	assert_int_equal(m->heartbeat->seq, 4242);
+	vrio_ctrl_free(m);
+	for (i = 1; i < 34; i++) {
+		const struct msg *o = &fc->out[i];
+
+		assert_int_equal(o->f.type, VRIO_FRAME_RESP);
+		if (o->f.dev == a) {
+			assert_int_equal(o->f.id, 7);
+			assert_int_equal(i, 2);
+			continue;
+		}
+		assert_int_equal(o->f.dev, d);
+		assert_int_equal(o->f.id, 1000 + next_d++);
+	}
+	assert_int_equal(next_d, 32);
+}
 
 static void test_requests(void **state)
 {
@@ -1476,6 +1537,7 @@ int main(void)
 		cmocka_unit_test(test_auth_refusals),
 		cmocka_unit_test_setup_teardown(test_auth_keyless_host, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_requests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fair_responses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_liveness, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_device_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
