@@ -251,10 +251,11 @@ static void reactor_sleep(struct ios_reactor *r)
 static void *reactor_main(void *arg)
 {
 	struct ios_reactor *r = arg;
-	uint64_t last, start, idle_since = 0;
+	uint64_t last, start, idle_since = 0, spin_since = 0, seen_idle = 0;
 	int work;
 
 	last = vrio_now_ns();
+	vrio_backoff_init(&r->backoff, IOS_IDLE_SPIN_NS);
 	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
 		work = ios_reactor_turn(r);
 		start = r->now;		/* the turn's own clock, taken as it began */
@@ -267,6 +268,13 @@ static void *reactor_main(void *arg)
 				last = start;
 			}
 			vrio_counter_add(&r->stats.busy_ns, r->now - last);
+			/* The gap as far as it was seen: to the last turn
+			 * that found nothing, or to the wakeup (a yield that
+			 * lost the core for another process's slice tells
+			 * nothing of when the work came). */
+			if (idle_since)
+				vrio_backoff_work(&r->backoff, seen_idle > idle_since ?
+						  seen_idle - idle_since : 0);
 			idle_since = 0;
 			last = r->now;
 			continue;
@@ -274,18 +282,19 @@ static void *reactor_main(void *arg)
 		vrio_counter_add(&r->stats.idle_ns, r->now - last);
 		last = r->now;
 		if (!idle_since)
-			idle_since = r->now;
-		if (r->now - idle_since < IOS_IDLE_SPIN_NS) {
+			idle_since = spin_since = r->now;
+		seen_idle = r->now;
+		if (vrio_backoff_spin(&r->backoff, r->now - spin_since)) {
 			/* Spinning for the next request: let whatever else is
 			 * runnable on this core (the guest, local-hv) go first. */
 			sched_yield();
 			continue;
 		}
 		reactor_sleep(r);
-		r->now = vrio_now_ns();
+		/* While spinning pays, a new spin after each wakeup. */
+		r->now = seen_idle = spin_since = vrio_now_ns();
 		vrio_counter_add(&r->stats.idle_ns, r->now - last);
 		last = r->now;
-		idle_since = r->now;
 		__atomic_store_n(&r->alive_ns, r->now, __ATOMIC_RELAXED);
 	}
 	return NULL;

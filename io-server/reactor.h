@@ -17,9 +17,11 @@
  *   sources   file descriptors a poller wants watched while the reactor
  *             sleeps (a connection, a backend's eventfd, a TAP).
  *
- * Sleeping: after IOS_IDLE_SPIN_NS of empty turns the reactor says it is
- * going to sleep (r->sleeping), asks each poller to arm its sources and
- * give a timeout, checks its queue once more and sleeps in epoll. A
+ * Sleeping: after the empty turns that the recent gaps between work make
+ * worth spinning (common/backoff.h: up to IOS_IDLE_SPIN_NS, or none when
+ * work comes seldom), each yielding the core, the reactor says it is going
+ * to sleep (r->sleeping), asks each poller to arm its sources and give a
+ * timeout, checks its queue once more and sleeps in epoll. A
  * producer posts first and then reads r->sleeping: only then does it write
  * the wake eventfd, so a polling reactor costs its producers no system
  * call. Both sides order their store before their load with a full fence,
@@ -40,7 +42,9 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
-#define IOS_IDLE_SPIN_NS	100000ull	/* busy-poll this long before sleeping */
+#include "backoff.h"
+
+#define IOS_IDLE_SPIN_NS	100000ull	/* the longest idle busy-poll */
 #define IOS_SLEEP_MAX_MS	1000	/* turn at least this often (watchdog) */
 #define IOS_MAX_REACTORS	64u
 #define IOS_MSG_BUDGET		256u	/* messages run per turn */
@@ -108,6 +112,7 @@ struct ios_reactor {
 	unsigned n_devices;		/* atomic: devices placed here */
 	unsigned n_sessions;		/* atomic: connections served here */
 	struct ios_reactor_stats stats;
+	struct vrio_backoff backoff;	/* reactor only: how long it spins idle */
 	void *priv;			/* per-reactor state of the server's modules */
 };
 

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The poller: one thread that owns every ring and upstream connection. It
- * spins while there is work and for a short grace period after, then turns
- * guest kicks back on and sleeps in epoll on kick eventfds, connection fds
- * and its wake eventfd. On a 2-core machine a poller that never sleeps would
- * starve the guest and the io-server.
+ * spins while there is work and, idle, for as long as the recent gaps
+ * between work say more is coming soon (common/backoff.h: up to SPIN_MAX_NS,
+ * or not at all when work comes seldom), then turns guest kicks back on and
+ * sleeps in epoll on kick eventfds, connection fds and its wake eventfd. On
+ * a 2-core machine a poller that never sleeps would starve the guest and
+ * the io-server.
  */
 #include <errno.h>
 #include <sched.h>
@@ -15,10 +17,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backoff.h"
 #include "localhv.h"
 #include "log.h"
 
-#define SPIN_NS		(50ull * 1000)
+/* The longest idle spin: about a request's round trip to the io-server
+ * over TCP on one machine. */
+#define SPIN_MAX_NS	(50ull * 1000)
 #define MAX_SLEEP_MS	1000
 
 /* epoll tags: a queue's kickfd is tagged with the queue, an upstream's fd
@@ -287,11 +292,14 @@ static unsigned count_inflight(struct lhv *l)
 static void *poller_main(void *arg)
 {
 	struct lhv *l = arg;
-	uint64_t now, last_work = vrio_now_ns(), t0;
+	uint64_t now, last_work = vrio_now_ns(), spin_from = last_work, t0, seen_idle = 0;
+	struct vrio_backoff bo;
 	unsigned u, nups, held;
+	bool idle = false;
 	int work;
 
 	lhv_vhost_thread_start(l);
+	vrio_backoff_init(&bo, SPIN_MAX_NS);
 	while (!__atomic_load_n(&l->stop, __ATOMIC_ACQUIRE)) {
 		t0 = now = vrio_now_ns();
 		__atomic_store_n(&l->alive_ns, now, __ATOMIC_RELAXED);
@@ -314,10 +322,19 @@ static void *poller_main(void *arg)
 		held = notify_devices(l, t0);
 		now = vrio_now_ns();
 		if (work) {
-			last_work = now;
+			/* The gap as far as it was seen: to the last look
+			 * that found nothing, or to the wakeup. A yield that
+			 * lost the core for a while (another process's
+			 * slice) tells nothing of when the work came. */
+			if (idle)
+				vrio_backoff_work(&bo, seen_idle - last_work);
+			idle = false;
+			last_work = spin_from = now;
 			vrio_counter_add(&l->st.busy_ns, now - t0);
 			continue;
 		}
+		idle = true;
+		seen_idle = t0;
 		vrio_counter_add(&l->st.idle_ns, now - t0);
 		if (held) {
 			/* An interrupt waits at most coalesce_us for more
@@ -325,7 +342,7 @@ static void *poller_main(void *arg)
 			 * core away, so that the bound holds. */
 			continue;
 		}
-		if (now - last_work < SPIN_NS) {
+		if (vrio_backoff_spin(&bo, now - spin_from)) {
 			/* Spin politely: the guest's vCPU or the io-server may be
 			 * waiting for this core. */
 			sched_yield();
@@ -333,13 +350,14 @@ static void *poller_main(void *arg)
 		}
 		if (arm_kicks(l) || lhv_ups_sleep_prepare(l) ||
 		    __atomic_load_n(&l->cmd_pending, __ATOMIC_ACQUIRE)) {
-			last_work = now;
+			spin_from = now;
 			continue;
 		}
 		sleep_until_work(l, now);
-		t0 = vrio_now_ns();
+		t0 = seen_idle = vrio_now_ns();
 		vrio_counter_add(&l->st.idle_ns, t0 - now);
-		last_work = t0 - SPIN_NS / 2;	/* a short spin after each wakeup */
+		/* A short spin after each wakeup, while spinning pays. */
+		spin_from = t0 - SPIN_MAX_NS / 2;
 	}
 	lhv_vhost_thread_end();
 	return NULL;
