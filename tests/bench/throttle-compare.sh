@@ -17,6 +17,13 @@
 # 1 s windows against the limit, the median and worst of the 100 ms
 # windows, the rate over the run, and the daemons' CPU microseconds per
 # request. Medians over ROUNDS.
+#
+# VRIO_SELDOM=IOPS measures work that comes seldom instead: vrio alone,
+# throttled to IOPS, 4 KiB random reads at queue depth VRIO_QD (default 1),
+# each daemon's CPU microseconds per request (utime + stime over the run)
+# and the latency; then both daemons' CPU at rest. With VRIO_BASE_BUILD=DIR
+# a second rack from that build (main, say) runs in turns with this one,
+# round by round, and the per-round ratios to it are printed.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 
@@ -117,6 +124,98 @@ PY
 
 pct() { awk -v c="$1" '{ print $c }' "$2" | median | awk '{ printf "%.2f%%", $1 * 100 }'; }
 
+# seldom_start NAME BUILD: a rack of NAME's own from BUILD, throttled to
+# $SELDOM IOPS, in $RUN/NAME.
+seldom_start() {
+	local dir=$RUN/$1
+	mkdir -p "$dir"
+	vrio_binaries "$2" || die "daemons not built in $2"
+	vrio_addrs "$dir"
+	RUN=$dir TOPO=$dir/topology.yaml write_topo iops "$SELDOM"
+	vrio_start "$dir" "$dir/topology.yaml" "$dir/vrio.sock"
+	SPIDS[$1]="$VRIO_IO_PID $VRIO_HV_PID"
+}
+
+seldom_stop() {
+	read -r VRIO_IO_PID VRIO_HV_PID <<<"${SPIDS[$1]}"
+	VRIO_IO_LOG=$RUN/$1/ioserver.log VRIO_HV_LOG=$RUN/$1/localhv.log vrio_down
+}
+
+# seldom_one NAME: one run on NAME's rack; appends "iops p50 p99 io_us hv_us"
+# to $RUN/NAME.res (CPU microseconds per request of io-server, local-hv).
+seldom_one() {
+	local io hv a0 a1 b0 b1
+	read -r io hv <<<"${SPIDS[$1]}"
+	a0=$(cpu_ticks "$io")
+	b0=$(cpu_ticks "$hv")
+	"$BENCH" --socket "$RUN/$1/vrio.sock" --rw randread --bs 4096 --iodepth "$QD" \
+		--size 60M --runtime "$SECS" --json --quiet >"$RUN/one.json" ||
+		die "vrio-bench on $1 failed"
+	a1=$(cpu_ticks "$io")
+	b1=$(cpu_ticks "$hv")
+	python3 - "$RUN/one.json" "$(getconf CLK_TCK)" "$a0" "$a1" "$b0" "$b1" >>"$RUN/$1.res" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+hz = int(sys.argv[2])
+a0, a1, b0, b1 = (int(x) for x in sys.argv[3:7])
+n = max(j['ops'], 1)
+print('%.0f %.1f %.1f %.2f %.2f' % (j['iops'], j['lat_us']['p50'], j['lat_us']['p99'],
+      (a1 - a0) / hz * 1e6 / n, (b1 - b0) / hz * 1e6 / n))
+PY
+}
+
+seldom() {
+	local r sys col io hv t0 t1
+	local -a systems=(vrio)
+	declare -gA SPIDS
+	QD=${VRIO_QD:-1}
+	[[ -n ${VRIO_BASE_BUILD:-} ]] && systems+=(base)
+	seldom_start vrio "$BUILD"
+	[[ -n ${VRIO_BASE_BUILD:-} ]] && seldom_start base "$(cd "$VRIO_BASE_BUILD" && pwd)"
+	log "throttled to $SELDOM IOPS, QD $QD, ${SECS}s runs, $ROUNDS rounds: ${systems[*]}"
+	for ((r = 0; r < ROUNDS; r++)); do
+		for sys in "${systems[@]}"; do
+			seldom_one "$sys"
+		done
+	done
+	printf '%-6s %8s %9s %9s %16s %16s\n' system IOPS "p50 us" "p99 us" \
+		"io-server us/IO" "local-hv us/IO"
+	for sys in "${systems[@]}"; do
+		printf '%-6s' "$sys"
+		for col in 1 2 3 4 5; do
+			printf ' %*s' $((col < 4 ? (col == 1 ? 8 : 9) : 16)) "$(median_col "$col" "$RUN/$sys.res")"
+		done
+		printf '\n'
+	done
+	if [[ -n ${VRIO_BASE_BUILD:-} ]]; then
+		printf '%-6s' "ratio"
+		for col in 1 2 3 4 5; do
+			printf ' %*s' $((col < 4 ? (col == 1 ? 8 : 9) : 16)) \
+				"$(median_ratio "$col" "$RUN/vrio.res" "$RUN/base.res")"
+		done
+		printf '   (vrio / base, median of the per-round ratios)\n'
+		for col in 4 5; do
+			printf 'per-round ratios, column %s:' "$col"
+			paste -d' ' <(cut -d' ' -f"$col" "$RUN/vrio.res") \
+				<(cut -d' ' -f"$col" "$RUN/base.res") |
+				awk '{ printf " %.3f", $1 / $2 }'
+			printf '\n'
+		done
+	fi
+	for sys in "${systems[@]}"; do
+		read -r io hv <<<"${SPIDS[$sys]}"
+		t0="$(cpu_ticks "$io") $(cpu_ticks "$hv")"
+		sleep 5
+		t1="$(cpu_ticks "$io") $(cpu_ticks "$hv")"
+		echo "$t0 $t1" | awk -v s="$sys" -v hz="$(getconf CLK_TCK)" '{
+			printf "%s at rest over 5 s, %% of a core: io-server %.2f local-hv %.2f\n",
+				s, 100 * ($3 - $1) / hz / 5, 100 * ($4 - $2) / hz / 5 }'
+	done
+	for sys in "${systems[@]}"; do
+		seldom_stop "$sys"
+	done
+}
+
 main() {
 	local build c kind limit bs rate r sys
 	build=$(cd "$1" && pwd)
@@ -130,6 +229,11 @@ main() {
 	DISK=$SHM/disk.img
 	truncate -s 64M "$DISK"
 	vrio_addrs "$RUN"
+	if [[ -n ${VRIO_SELDOM:-} ]]; then
+		SELDOM=$VRIO_SELDOM BUILD=$build
+		seldom
+		return
+	fi
 	TOPO=$RUN/topology.yaml
 	write_topo iops 2000
 	vrio_start "$RUN" "$TOPO" "$RUN/vrio.sock"
