@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * File backend: a regular file or a block device, driven through one
- * io_uring per (device, reactor). Submissions are prepared as they come and
- * handed to the kernel once per poll(); short reads and writes are
- * resubmitted for the remainder.
+ * io_uring per (device, reactor). Reads are prepared as they come and
+ * handed to the kernel once per poll(); anything that writes is handed to
+ * it at once, right after its caller's lease check (transport/lease.h): a
+ * write left in the ring until the next poll could reach the kernel after
+ * the lease lapsed, if the io-server hung in between. Short reads and
+ * writes are resubmitted for the remainder.
  *
  * Discard punches a hole (it is advisory: a file system that cannot punch
  * still reports success). Write-zeroes uses ZERO_RANGE, or PUNCH_HOLE when
@@ -285,19 +288,39 @@ static void file_fail_later(struct bdev_file_chan *c, struct ios_bdev_io *io)
 		VRIO_ERR_RL("%s: eventfd write: %s", c->base.bdev->name, strerror(errno));
 }
 
-/* Prepares an SQE now, or parks the io until the rings have room. */
+/* Hands the prepared SQEs to the kernel; how many it took. */
+static int file_submit(struct bdev_file_chan *c)
+{
+	int rc;
+
+	if (!io_uring_sq_ready(&c->ring))
+		return 0;
+	rc = io_uring_submit(&c->ring);
+	if (rc < 0 && rc != -EAGAIN && rc != -EBUSY && rc != -EINTR)
+		VRIO_ERR_RL("%s: io_uring submit: %s", c->base.bdev->name, strerror(-rc));
+	return rc > 0 ? rc : 0;
+}
+
+/* Prepares an SQE now (and submits it, if it writes), or parks the io
+ * until the rings have room. */
 static void file_queue(struct bdev_file_chan *c, struct ios_bdev_io *io)
 {
+	bool writes = io->op != IOS_BDEV_READ;
 	struct io_uring_sqe *sqe = NULL;
 
 	if (ios_bdev_faulty(c->base.bdev)) {
 		file_fail_later(c, io);
 		return;
 	}
-	if (!c->wait_head && c->inflight < c->max_inflight)
+	if (!c->wait_head && c->inflight < c->max_inflight) {
 		sqe = io_uring_get_sqe(&c->ring);
+		if (!sqe && writes && file_submit(c) > 0)
+			sqe = io_uring_get_sqe(&c->ring);
+	}
 	if (sqe) {
 		file_prep(c, sqe, io);
+		if (writes)
+			file_submit(c);
 		return;
 	}
 	io->next = NULL;
@@ -440,7 +463,7 @@ static int file_poll(struct ios_bdev_chan *ch, unsigned budget)
 	struct io_uring_sqe *sqe;
 	struct ios_bdev_io *io;
 	unsigned reaped = 0;
-	int work = 0, rc, res;
+	int work = 0, res;
 
 	while (c->fail_head && reaped < budget) {
 		io = c->fail_head;
@@ -462,13 +485,7 @@ static int file_poll(struct ios_bdev_chan *ch, unsigned budget)
 			c->wait_tail = NULL;
 		file_prep(c, sqe, io);
 	}
-	if (io_uring_sq_ready(&c->ring)) {
-		rc = io_uring_submit(&c->ring);
-		if (rc > 0)
-			work += rc;
-		else if (rc < 0 && rc != -EAGAIN && rc != -EBUSY && rc != -EINTR)
-			VRIO_ERR_RL("%s: io_uring submit: %s", ch->bdev->name, strerror(-rc));
-	}
+	work += file_submit(c);
 	while (reaped < budget && io_uring_peek_cqe(&c->ring, &cqe) == 0) {
 		io = io_uring_cqe_get_data(cqe);
 		res = cqe->res;
