@@ -311,7 +311,11 @@ http_get() {
 		log "GET http://$hostport$path failed"
 		return 1
 	}
-	status=$(printf '%s\n' "$response" | head -n1 | tr -d '\r')
+	# The status line without a pipe into head: under pipefail, head
+	# leaving early fails printf with SIGPIPE once the response is larger
+	# than a pipe holds (a metrics exposition of 64 KiB and more).
+	status=${response%%$'\n'*}
+	status=${status%$'\r'}
 	if [[ $status != HTTP/1.[01]\ 200* ]]; then
 		log "GET http://$hostport$path: unexpected status '$status'"
 		return 1

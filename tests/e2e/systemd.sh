@@ -650,7 +650,9 @@ unit_logged() {
 	local unit=$1 text=$2 inv n=0
 	inv=$(ct_prop "$unit" InvocationID)
 	[[ -n $inv ]] || return 1
-	until in_ct journalctl --no-pager -o cat _SYSTEMD_INVOCATION_ID="$inv" | grep -qF -- "$text"; do
+	# grep reads to the end (no -q), or under pipefail a long journal
+	# could fail journalctl with SIGPIPE after the match.
+	until in_ct journalctl --no-pager -o cat _SYSTEMD_INVOCATION_ID="$inv" | grep -F -- "$text" >/dev/null; do
 		((n++ < 50)) || return 1
 		sleep 0.1
 	done

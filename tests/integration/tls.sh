@@ -105,7 +105,9 @@ capture() {
 	PATTERN=$(dd if="$DISK" bs=1 skip=$((off + 1000)) count=16 status=none | xxd -p)
 }
 
-in_capture() { xxd -p "$1" | tr -d '\n' | grep -q "$2"; }
+# grep reads to the end (no -q): under pipefail a grep that stops at the
+# first match fails xxd with SIGPIPE on a capture larger than a pipe holds.
+in_capture() { xxd -p "$1" | tr -d '\n' | grep "$2" >/dev/null; }
 
 main() {
 	local build psk info n
