@@ -106,7 +106,7 @@ capture() {
 }
 
 # grep reads to the end (no -q): under pipefail a grep that stops at the
-# first match fails xxd with SIGPIPE on a capture larger than a pipe holds.
+# first match can fail xxd's next write with SIGPIPE.
 in_capture() { xxd -p "$1" | tr -d '\n' | grep "$2" >/dev/null; }
 
 main() {
