@@ -196,6 +196,29 @@ static void blk_finish(struct ios_req *req)
 	ios_req_done(req);
 }
 
+static bool blk_op_writes(enum ios_blk_op op)
+{
+	return op == IOS_BLK_OP_WRITE || op == IOS_BLK_OP_FLUSH || op == IOS_BLK_OP_DISCARD ||
+	       op == IOS_BLK_OP_WRITE_ZEROES;
+}
+
+/*
+ * A write the backend took under the host's lease finished after it had
+ * lapsed: the kernel held it (an io_uring worker stops with a stopped
+ * process and runs on when it resumes). If the host has moved the device
+ * since, this write may have landed over its standby's newer data: the
+ * window lease.h names, which only fencing in the storage closes. Said
+ * once per device in a while, counted always.
+ */
+static void blk_landed_late(struct ios_device *d, const struct ios_req *req)
+{
+	vrio_counter_add(&d->stats.late_writes, 1);
+	VRIO_WARN_RL("%s: %s at sector %llu (%u bytes) completed after the host's lease had lapsed: "
+		     "the kernel held it; if the host moved the device meanwhile, it may have "
+		     "landed over newer data", d->name, ios_blk_op_name(req->u.blk.op),
+		     (unsigned long long)req->u.blk.sector, req->u.blk.len);
+}
+
 /* The backend is done: back through the stages. */
 static void blk_done(struct ios_blk_req *b)
 {
@@ -204,6 +227,8 @@ static void blk_done(struct ios_blk_req *b)
 	uint32_t ms;
 
 	req->t_done = vrio_now_ns();
+	if (blk_op_writes(b->op) && !ios_session_may_write(req->s, req->t_done))
+		blk_landed_late(d, req);
 	/* Reads and writes only: a flush held would hold the guest's later
 	 * writes behind it (its block layer orders them), not pass them. */
 	if (__builtin_expect(__atomic_load_n(&d->u.blk.hold_ms, __ATOMIC_RELAXED) != 0, 0) &&
@@ -229,12 +254,6 @@ static void blk_fenced_finish(struct ios_req *req)
 	req->frame.type = 0;
 	req->frame.len = 0;
 	ios_req_done(req);
-}
-
-static bool blk_op_writes(enum ios_blk_op op)
-{
-	return op == IOS_BLK_OP_WRITE || op == IOS_BLK_OP_FLUSH || op == IOS_BLK_OP_DISCARD ||
-	       op == IOS_BLK_OP_WRITE_ZEROES;
 }
 
 /* Past the stages: to the backend, if the host's lease still allows. */
@@ -336,6 +355,12 @@ static void blk_metrics(struct ios_server *srv, struct vrio_mw *w)
 	for (d = ios_device_next(srv, NULL, ops); d; d = ios_device_next(srv, d, ops))
 		vrio_mw_u64(w, "vrio_ioserver_fenced_requests_total", d->label,
 			    vrio_counter_get(&d->stats.fenced));
+	vrio_mw_family(w, "vrio_ioserver_late_writes_total", "counter",
+		       "Writes submitted under the host's lease that completed after it lapsed "
+		       "(held by the kernel: a standby may have written the same blocks since).");
+	for (d = ios_device_next(srv, NULL, ops); d; d = ios_device_next(srv, d, ops))
+		vrio_mw_u64(w, "vrio_ioserver_late_writes_total", d->label,
+			    vrio_counter_get(&d->stats.late_writes));
 	vrio_mw_family(w, "vrio_ioserver_errors_total", "counter",
 		       "Requests answered with IOERR or UNSUPP, malformed requests, devices the guest "
 		       "broke, and requests refused while the device was being removed.");

@@ -68,6 +68,9 @@ struct ios_dev_stats {
 	/* Writes not submitted because their session's lease had lapsed
 	 * (lease.h): late requests, never executed, never answered. */
 	uint64_t fenced;
+	/* Writes the backend completed after their session's lease lapsed:
+	 * submitted under it, landed after it (lease.h's window). */
+	uint64_t late_writes;
 	uint64_t moves;			/* control thread */
 	struct vrio_hist latency;	/* front reactor: arrival to response queued */
 	struct vrio_hist hop[IOS_NR_HOPS];	/* front reactor, as latency */

@@ -91,7 +91,7 @@ static json_t *device_json(struct ios_server *srv, struct ios_device *d)
 	errors = vrio_counter_get(&st->err_ioerr) + vrio_counter_get(&st->err_unsupp) +
 		 vrio_counter_get(&st->err_protocol) + vrio_counter_get(&st->err_guest) +
 		 vrio_counter_get(&st->err_refused);
-	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:i, s:I, s:I, s:I, s:I, s:I}",
+	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:i, s:I, s:I, s:I, s:I, s:I, s:I}",
 		"name", d->name, "type", d->ops->name, "state", device_state(d), "host", d->host,
 		"io_server", srv->name, "interpose", chain_json(d),
 		"reactor", home ? json_integer(home->idx) : json_null(),
@@ -100,7 +100,8 @@ static json_t *device_json(struct ios_server *srv, struct ios_device *d)
 		"bytes", (json_int_t)(vrio_counter_get(&st->bytes_read) +
 				      vrio_counter_get(&st->bytes_written)),
 		"errors", (json_int_t)errors, "moves", (json_int_t)vrio_counter_get(&st->moves),
-		"fenced", (json_int_t)vrio_counter_get(&st->fenced));
+		"fenced", (json_int_t)vrio_counter_get(&st->fenced),
+		"late_writes", (json_int_t)vrio_counter_get(&st->late_writes));
 	stages_status(d, o);
 	return o;
 }
