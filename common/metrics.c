@@ -27,16 +27,21 @@ const uint32_t vrio_hist_bounds_us[VRIO_HIST_BUCKETS] = {
 	100000, 250000, 1000000,
 };
 
-void vrio_hist_add(struct vrio_hist *h, uint64_t ns)
+void vrio_hist_add_n(struct vrio_hist *h, uint64_t ns, uint64_t n)
 {
 	unsigned i;
 
 	for (i = 0; i < VRIO_HIST_BUCKETS; i++)
 		if (ns <= (uint64_t)vrio_hist_bounds_us[i] * 1000)
 			break;
-	vrio_counter_add(&h->bucket[i], 1);
-	vrio_counter_add(&h->count, 1);
-	vrio_counter_add(&h->sum_ns, ns);
+	vrio_counter_add(&h->bucket[i], n);
+	vrio_counter_add(&h->count, n);
+	vrio_counter_add(&h->sum_ns, ns * n);
+}
+
+void vrio_hist_add(struct vrio_hist *h, uint64_t ns)
+{
+	vrio_hist_add_n(h, ns, 1);
 }
 
 static int mw_reserve(struct vrio_mw *w, size_t extra)

@@ -35,6 +35,8 @@ struct vrio_hist {
 };
 
 void vrio_hist_add(struct vrio_hist *h, uint64_t ns);
+/* n samples of the same value, as n calls of vrio_hist_add would. */
+void vrio_hist_add_n(struct vrio_hist *h, uint64_t ns, uint64_t n);
 
 /* Exposition writer: a growing text buffer. */
 struct vrio_mw {

@@ -247,6 +247,7 @@ struct lhv_dev {
 	/* Poller only (read by the metrics thread). */
 	bool broken;
 	unsigned inflight;
+	unsigned completed;		/* used entries published in this upstream poll */
 	struct lhv_dev_stats st;
 	struct rte_mbuf *rx[LHV_BUDGET];	/* net: packets for the guest */
 	uint8_t rx_ring[LHV_BUDGET];	/* net: the receive vring of each */
@@ -338,6 +339,7 @@ struct lhv_upstream {
 	/* The connections' counters, published by the poller after each
 	 * flush (the metrics thread never touches a connection). */
 	struct vrio_conn_stats cpub, clast;
+	uint64_t published_ns;		/* poller: when cpub was last published */
 };
 
 /* A function the main thread has the poller run between two rounds. */
@@ -378,6 +380,12 @@ struct lhv {
 	struct lhv_cmd *cmd;		/* under cmd_lock */
 	int cmd_pending;		/* atomic */
 	struct lhv_chain chain;		/* the poller's scratch chain */
+	/* The poller's clock for the frames of one upstream poll, read once
+	 * before it (lhv_up_poll's now), and the devices that published used
+	 * entries in it: their complete hop is timed once, after the poll. */
+	uint64_t round_ns;
+	struct lhv_dev *completed[LHV_MAX_DEVICES];
+	unsigned ncompleted;
 	struct lhv_fair fair;		/* the poller's: this round's busy queues */
 	struct rte_mempool *mbufs;	/* net devices' packets; NULL without */
 	uint64_t alive_ns;		/* atomic: the poller's last round */
@@ -435,7 +443,15 @@ struct lhv_upstream *lhv_up_get(struct lhv *l, const struct vrio_topo_ioserver *
 void lhv_up_link(struct lhv_upstream *up, struct lhv_dev *d);
 void lhv_up_unlink(struct lhv_upstream *up, struct lhv_dev *d);
 int lhv_up_poll(struct lhv_upstream *up, uint64_t now);
-void lhv_up_flush(struct lhv_upstream *up);
+/* Poller, as a frame op publishes a used entry: its complete hop is
+ * timed with the others of this upstream poll, by one clock read. */
+static inline void lhv_completed(struct lhv *l, struct lhv_dev *d)
+{
+	if (!d->completed++ && l->ncompleted < LHV_MAX_DEVICES)
+		l->completed[l->ncompleted++] = d;
+}
+/* Poller, once a round: push what was queued, publish the counters. */
+void lhv_up_flush(struct lhv_upstream *up, uint64_t now);
 void lhv_up_close(struct lhv_upstream *up);
 /* Before the poller sleeps: each connection asks for a doorbell where its
  * transport needs one (transport.h sleep_prepare). True if one has frames,

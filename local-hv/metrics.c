@@ -187,8 +187,9 @@ static void dev_metrics(struct vrio_mw *w, struct lhv *l)
 			     &d->st.latency);
 	vrio_mw_family(w, "vrio_localhv_hop_seconds", "histogram",
 		       "Where a request's time at local-hv goes, by hop: submit (the poller finding "
-		       "the chain to its request queued upstream), complete (the response to the "
-		       "used entry published)");
+		       "a batch's first chain to its last request queued upstream), complete (the "
+		       "start of the poll that takes the response in to its end, the batch's used "
+		       "entries published)");
 	FOR_DEVS(l, d, i) {
 		for (r = 0; r < LHV_NR_HOPS; r++) {
 			snprintf(lab, sizeof(lab), "%s,hop=\"%s\"", d->label, lhv_hop_names[r]);

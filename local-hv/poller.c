@@ -292,16 +292,23 @@ static unsigned count_inflight(struct lhv *l)
 static void *poller_main(void *arg)
 {
 	struct lhv *l = arg;
-	uint64_t now, last_work = vrio_now_ns(), spin_from = last_work, t0, seen_idle = 0;
+	uint64_t now, last_work = vrio_now_ns(), spin_from = last_work, t0 = last_work;
+	uint64_t seen_idle = 0;
 	struct vrio_backoff bo;
 	unsigned u, nups, held;
-	bool idle = false;
+	bool idle = false, was_idle = false;
 	int work;
 
 	lhv_vhost_thread_start(l);
 	vrio_backoff_init(&bo, SPIN_MAX_NS);
 	while (!__atomic_load_n(&l->stop, __ATOMIC_ACQUIRE)) {
-		t0 = now = vrio_now_ns();
+		/* An idle round reads the clock once, here: its end is the
+		 * next round's start, its yield or sleep included. */
+		now = vrio_now_ns();
+		if (was_idle)
+			vrio_counter_add(&l->st.idle_ns, now - t0);
+		was_idle = false;
+		t0 = now;
 		__atomic_store_n(&l->alive_ns, now, __ATOMIC_RELAXED);
 		work = 0;
 		if (!l->quiesce_seen && __atomic_load_n(&l->quiesce, __ATOMIC_ACQUIRE)) {
@@ -318,10 +325,10 @@ static void *poller_main(void *arg)
 		work += lhv_failover_poll(l, now);
 		work += poll_devices(l, now);
 		for (u = 0; u < nups; u++)
-			lhv_up_flush(l->ups[u]);
+			lhv_up_flush(l->ups[u], now);
 		held = notify_devices(l, t0);
-		now = vrio_now_ns();
 		if (work) {
+			now = vrio_now_ns();
 			/* The gap as far as it was seen: to the last look
 			 * that found nothing, or to the wakeup. A yield that
 			 * lost the core for a while (another process's
@@ -333,9 +340,8 @@ static void *poller_main(void *arg)
 			vrio_counter_add(&l->st.busy_ns, now - t0);
 			continue;
 		}
-		idle = true;
+		idle = was_idle = true;
 		seen_idle = t0;
-		vrio_counter_add(&l->st.idle_ns, now - t0);
 		if (held) {
 			/* An interrupt waits at most coalesce_us for more
 			 * completions: come round again without giving the
@@ -354,10 +360,9 @@ static void *poller_main(void *arg)
 			continue;
 		}
 		sleep_until_work(l, now);
-		t0 = seen_idle = vrio_now_ns();
-		vrio_counter_add(&l->st.idle_ns, t0 - now);
+		seen_idle = vrio_now_ns();
 		/* A short spin after each wakeup, while spinning pays. */
-		spin_from = t0 - SPIN_MAX_NS / 2;
+		spin_from = seen_idle - SPIN_MAX_NS / 2;
 	}
 	lhv_vhost_thread_end();
 	return NULL;

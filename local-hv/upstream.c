@@ -670,6 +670,27 @@ static int on_frame(void *arg, struct vrio_conn *c, const struct vrio_frame *f,
 	}
 }
 
+/* The complete hop of the used entries this poll published: from the
+ * poll's clock to now, one read for all of them (a response waited for
+ * the ones before it in the batch as well). */
+static void time_completed(struct lhv *l, uint64_t now)
+{
+	uint64_t end, hop;
+	struct lhv_dev *d;
+	unsigned i;
+
+	if (!l->ncompleted)
+		return;
+	end = vrio_now_ns();
+	hop = end > now ? end - now : 0;
+	for (i = 0; i < l->ncompleted; i++) {
+		d = l->completed[i];
+		vrio_hist_add_n(&d->st.hop[LHV_HOP_COMPLETE], hop, d->completed);
+		d->completed = 0;
+	}
+	l->ncompleted = 0;
+}
+
 int lhv_up_poll(struct lhv_upstream *up, uint64_t now)
 {
 	int rc;
@@ -680,7 +701,9 @@ int lhv_up_poll(struct lhv_upstream *up, uint64_t now)
 			return 0;
 		return try_connect(up) > 0 ? 1 : 0;
 	}
+	up->l->round_ns = now;
 	rc = up->conn->ops->poll(up->conn, on_frame, up, LHV_BUDGET);
+	time_completed(up->l, now);
 	if (rc == -ESHUTDOWN) {
 		/* A goodbye: closing at once lets the io-server go. */
 		up_down_why(up, rc, "the io-server stopped", true);
@@ -753,8 +776,13 @@ void lhv_up_unlink(struct lhv_upstream *up, struct lhv_dev *d)
 	d->linked = false;
 }
 
-void lhv_up_flush(struct lhv_upstream *up)
+/* How stale the published connection counters may be while frames stand
+ * still (a layer below may still count: retransmits). */
+#define PUBLISH_EVERY_NS	(1000ull * 1000)
+
+void lhv_up_flush(struct lhv_upstream *up, uint64_t now)
 {
+	const struct vrio_conn_stats *st;
 	int rc;
 
 	if (!up->conn)
@@ -764,7 +792,13 @@ void lhv_up_flush(struct lhv_upstream *up)
 		up_down(up, rc);
 		return;
 	}
+	/* Not every round: an idle one moved nothing. */
+	st = &up->conn->stats;
+	if (st->frames_tx == up->clast.frames_tx && st->frames_rx == up->clast.frames_rx &&
+	    now - up->published_ns < PUBLISH_EVERY_NS)
+		return;
 	vrio_conn_stats_publish(&up->cpub, &up->clast, up->conn);
+	up->published_ns = now;
 }
 
 bool lhv_ups_sleep_prepare(struct lhv *l)

@@ -115,10 +115,10 @@ static int lhv_vq_process(struct lhv *l, struct lhv_dev *d, unsigned qi, unsigne
 	struct lhv_vq *q = &d->vq[qi];
 	struct lhv_walk_opts o = walk_opts(d, q);
 	struct lhv_chain *c = &l->chain;
-	uint16_t avail_idx, head, n;
+	uint16_t avail_idx, head, n, sent[LHV_BUDGET];
 	struct lhv_slot *s;
-	int done = 0, rc;
-	uint64_t seen;
+	int done = 0, rc, i;
+	uint64_t seen, t0;
 
 	if (q->unsent) {
 		done = send_unsent(l, d, qi);
@@ -134,6 +134,8 @@ static int lhv_vq_process(struct lhv *l, struct lhv_dev *d, unsigned qi, unsigne
 	}
 	if (!n)
 		return 0;
+	if (budget > LHV_BUDGET)
+		budget = LHV_BUDGET;
 	seen = vrio_now_ns();
 	while (n-- && done < (int)budget) {
 		head = __atomic_load_n(&q->avail->ring[q->last_avail & (q->size - 1)],
@@ -141,21 +143,21 @@ static int lhv_vq_process(struct lhv *l, struct lhv_dev *d, unsigned qi, unsigne
 		rc = lhv_walk_chain(&o, head, c);
 		/* Behind a vIOMMU a chain may have to wait: for the VMM to
 		 * answer a miss, or for an invalidation of what it touches. */
-		if (d->iommu.on && !lhv_iommu_admit(d, rc, c->lo, c->hi, vrio_now_ns())) {
+		if (d->iommu.on && !lhv_iommu_admit(d, rc, c->lo, c->hi, seen)) {
 			/* The VMM's answer wakes the poller; until then this
 			 * chain is no reason to stay awake. */
 			q->iommu_wait = true;
-			return done;
+			break;
 		}
 		q->iommu_wait = false;
 		if (rc != LHV_WALK_OK) {
 			lhv_dev_break(d, rc, "queue %u head %u: %s", qi, head, lhv_walk_strerror(rc));
-			return done;
+			break;
 		}
 		s = &q->slots[head];
 		if (s->busy) {
 			lhv_dev_break(d, 0, "queue %u: head %u posted while in flight", qi, head);
-			return done;
+			break;
 		}
 		/* In the inflight region before it leaves: a local-hv killed
 		 * after the send sends it again, never loses it. */
@@ -171,15 +173,21 @@ static int lhv_vq_process(struct lhv *l, struct lhv_dev *d, unsigned qi, unsigne
 		s->wcap = c->wlen;
 		s->lo = c->lo;
 		s->hi = c->hi;
-		s->t0 = vrio_now_ns();
-		vrio_hist_add(&d->st.hop[LHV_HOP_SUBMIT], s->t0 - seen);
 		q->last_avail++;
 		q->inflight++;
 		d->inflight++;
-		vrio_counter_add(&d->st.requests, 1);
 		vrio_counter_add(&d->st.bytes_out, c->rlen);
-		done++;
+		sent[done++] = head;
 	}
+	if (!done)
+		return 0;
+	/* One clock read for the batch, not one per request: each left
+	 * when the last of them was queued, as far as the hops tell. */
+	t0 = vrio_now_ns();
+	for (i = 0; i < done; i++)
+		q->slots[sent[i]].t0 = t0;
+	vrio_hist_add_n(&d->st.hop[LHV_HOP_SUBMIT], t0 - seen, (uint64_t)done);
+	vrio_counter_add(&d->st.requests, (uint64_t)done);
 	return done;
 }
 
@@ -206,7 +214,6 @@ static int lhv_vq_complete(struct lhv *l, struct lhv_dev *d, const struct vrio_f
 	struct lhv_slot *s;
 	struct lhv_vq *q;
 	int state, rc;
-	uint64_t now;
 
 	state = __atomic_load_n(&d->state, __ATOMIC_ACQUIRE);
 	if ((state != LHV_DEV_RUNNING && state != LHV_DEV_STOP) || (f->id >> 16) != d->epoch) {
@@ -227,8 +234,9 @@ static int lhv_vq_complete(struct lhv *l, struct lhv_dev *d, const struct vrio_f
 	q->inflight--;
 	d->inflight--;
 	vrio_counter_add(&d->st.responses, 1);
-	now = vrio_now_ns();
-	vrio_hist_add(&d->st.latency, now - s->t0);
+	/* Received at the poll's clock (no read per response); a request
+	 * sent again during this very poll may look older than it. */
+	vrio_hist_add(&d->st.latency, l->round_ns > s->t0 ? l->round_ns - s->t0 : 0);
 	if (d->broken) {
 		vrio_counter_add(&d->st.dropped_responses, 1);
 		return 0;
@@ -255,7 +263,7 @@ static int lhv_vq_complete(struct lhv *l, struct lhv_dev *d, const struct vrio_f
 	q->used_idx++;
 	__atomic_store_n(&q->used->idx, q->used_idx, __ATOMIC_RELEASE);
 	lhv_inflight_completed(d, f->queue, head);
-	vrio_hist_add(&d->st.hop[LHV_HOP_COMPLETE], vrio_now_ns() - now);
+	lhv_completed(l, d);
 	return 0;
 }
 

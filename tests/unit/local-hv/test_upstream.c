@@ -385,7 +385,7 @@ static void poll_at(struct fixture *f, uint64_t ms)
 {
 	test_now = f->t0 + ms * MS;
 	lhv_up_poll(f->up, test_now);
-	lhv_up_flush(f->up);
+	lhv_up_flush(f->up, test_now);
 }
 
 static const char *view(struct fixture *f)
