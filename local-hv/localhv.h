@@ -54,12 +54,25 @@ enum lhv_dev_state {
 	LHV_DEV_STOP,
 };
 
+/* Writable segments a slot keeps from the walk at submit (a block
+ * request's data and status: two, or three across a region edge). */
+#define LHV_SLOT_SEGS	4
+
 struct lhv_slot {
 	uint64_t t0;		/* when the request went upstream */
 	uint64_t lo, hi;	/* the guest addresses the chain touches */
 	uint32_t wcap;		/* writable bytes the chain offered */
 	bool busy;
 	bool unsent;		/* busy: a previous backend's, not sent yet (inflight.c) */
+	/* The chain's writable segments as translated at submit, so the
+	 * response is scattered without walking the chain again. Not kept
+	 * (cached false) behind a vIOMMU, where the completion translates
+	 * again, or for more segments than fit. Host addresses inside the
+	 * guest's regions, which stay mapped while the poller owns the
+	 * device (localhv.h's states). */
+	bool cached;
+	uint8_t nw;
+	struct iovec w[LHV_SLOT_SEGS];
 };
 
 struct lhv_vq {

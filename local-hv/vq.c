@@ -42,6 +42,16 @@ static struct lhv_walk_opts walk_opts(const struct lhv_dev *d, const struct lhv_
 	};
 }
 
+/* Keeps the chain's writable segments in its slot (lhv_slot). */
+static void keep_segments(const struct lhv_dev *d, struct lhv_slot *s, const struct lhv_chain *c)
+{
+	s->cached = !d->iommu.on && c->nw <= LHV_SLOT_SEGS && c->wlen == s->wcap;
+	if (!s->cached)
+		return;
+	s->nw = (uint8_t)c->nw;
+	memcpy(s->w, &c->seg[c->nr], c->nw * sizeof(s->w[0]));
+}
+
 static int send_chain(struct lhv *l, struct lhv_dev *d, unsigned qi, uint16_t head,
 		      const struct lhv_chain *c)
 {
@@ -90,6 +100,7 @@ static int send_again(struct lhv *l, struct lhv_dev *d, unsigned qi, uint16_t he
 		if (!q->unsent)
 			lhv_inflight_sent(d, qi);
 	}
+	keep_segments(d, s, c);
 	return 0;
 }
 
@@ -173,6 +184,7 @@ static int lhv_vq_process(struct lhv *l, struct lhv_dev *d, unsigned qi, unsigne
 		s->wcap = c->wlen;
 		s->lo = c->lo;
 		s->hi = c->hi;
+		keep_segments(d, s, c);
 		q->last_avail++;
 		q->inflight++;
 		d->inflight++;
@@ -191,14 +203,14 @@ static int lhv_vq_process(struct lhv *l, struct lhv_dev *d, unsigned qi, unsigne
 	return done;
 }
 
-static void scatter(const struct lhv_chain *c, const uint8_t *p, uint32_t len)
+static void scatter(const struct iovec *seg, unsigned nseg, const uint8_t *p, uint32_t len)
 {
 	unsigned i;
 	size_t n;
 
-	for (i = c->nr; len && i < c->nr + c->nw; i++) {
-		n = c->seg[i].iov_len < len ? c->seg[i].iov_len : len;
-		memcpy(c->seg[i].iov_base, p, n);
+	for (i = 0; len && i < nseg; i++) {
+		n = seg[i].iov_len < len ? seg[i].iov_len : len;
+		memcpy(seg[i].iov_base, p, n);
 		p += n;
 		len -= (uint32_t)n;
 	}
@@ -241,19 +253,27 @@ static int lhv_vq_complete(struct lhv *l, struct lhv_dev *d, const struct vrio_f
 		vrio_counter_add(&d->st.dropped_responses, 1);
 		return 0;
 	}
-	/* The chain is still the guest's to read; walk it again, checking again. */
-	o = walk_opts(d, q);
-	rc = lhv_walk_chain(&o, head, c);
-	if (rc != LHV_WALK_OK) {
-		lhv_dev_break(d, rc, "queue %u head %u changed in flight: %s", f->queue, head,
-			      lhv_walk_strerror(rc));
-		return 0;
+	if (s->cached) {
+		/* The buffers the chain had when it was taken, as a device
+		 * that reads each descriptor once writes them; f->len is
+		 * within them (wcap). */
+		scatter(s->w, s->nw, payload, f->len);
+	} else {
+		/* Behind a vIOMMU the translation may have changed: walk the
+		 * chain again, checking again. */
+		o = walk_opts(d, q);
+		rc = lhv_walk_chain(&o, head, c);
+		if (rc != LHV_WALK_OK) {
+			lhv_dev_break(d, rc, "queue %u head %u changed in flight: %s", f->queue,
+				      head, lhv_walk_strerror(rc));
+			return 0;
+		}
+		if (c->wlen < f->len) {
+			lhv_dev_break(d, 0, "queue %u head %u shrank in flight", f->queue, head);
+			return 0;
+		}
+		scatter(&c->seg[c->nr], c->nw, payload, f->len);
 	}
-	if (c->wlen < f->len) {
-		lhv_dev_break(d, 0, "queue %u head %u shrank in flight", f->queue, head);
-		return 0;
-	}
-	scatter(c, payload, f->len);
 	vrio_counter_add(&d->st.bytes_in, f->len);
 
 	lhv_inflight_completing(d, f->queue, head);
