@@ -22,6 +22,8 @@
 #   qsd-default the same as it comes (aio=threads, main loop)
 #
 # VRIO_QDS="1 8 32" sets the queue depths (default 1 and 32).
+# VRIO_NULL=SIZE: vrio's systems read a disk on the null backend of that
+# size ({null: SIZE}: the data path without a backend) instead of the file.
 # VRIO_ONLY="tcp shm qsd" runs only the systems named. VRIO_BASE_BUILD=DIR
 # adds tcp-base and shm-base: the same racks from another build (main, say),
 # alternating with this build's round by round: an A/B of a change, with
@@ -79,9 +81,12 @@ vrio_system() {
 	[[ $name == tls ]] && RACK_TLS=psk
 	[[ $name == *-co ]] && RACK_COALESCE=$VRIO_COALESCE
 	[[ -n ${3:-} ]] && rack_dpdk_port "$run" "$3"
+	RACK_B_BACKEND=
+	[[ -n ${VRIO_NULL:-} ]] && RACK_B_BACKEND="{null: $VRIO_NULL}"
 	VRIO_LOG_PREFIX="transports ($name)" rack_up "$run" "$build"
 	BENCH=$BUILD/tools/vrio-bench
 	SOCK[$name]=$RACK_SOCK_A
+	[[ -n ${VRIO_NULL:-} ]] && SOCK[$name]=$RACK_SOCK_B
 	PIDS[$name]="io-server=$VRIO_IO_PID local-hv=$VRIO_HV_PID"
 	# Its reactors' busy time, where the io-server's port is reachable
 	# from here (not from inside a network namespace).
