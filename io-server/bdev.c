@@ -95,6 +95,7 @@ int ios_bdev_submit(struct ios_bdev_chan *ch, struct ios_bdev_io *io)
 	const struct ios_bdev_ops *ops = ch->bdev->ops;
 
 	io->result = 0;
+	io->lent = false;
 	io->done = 0;
 	io->next = NULL;
 	switch (io->op) {

@@ -49,10 +49,19 @@ struct ios_bdev_io {
 	uint64_t len;		/* bytes: the iovecs' total for read and write */
 	struct iovec *iov;	/* read/write; the backend may advance it in place */
 	unsigned iovcnt;
+	/* read: after cb the caller only reads the data, and takes it from
+	 * iov[0] (iovcnt 1), so the backend may lend bytes of its own there
+	 * instead of filling the buffer (see `lent`). */
+	bool lend;
 	void (*cb)(struct ios_bdev_io *io);
 
 	/* Set by the backend before cb: 0 or a negative errno. */
 	int result;
+	/* Set by the backend before cb, only when `lend` allowed it: the data
+	 * is at iov[0].iov_base, read-only bytes of the backend's that stay
+	 * valid for the life of the process; the caller's buffer is
+	 * untouched. */
+	bool lent;
 
 	/* Backend private. */
 	uint64_t done;

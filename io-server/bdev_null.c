@@ -10,20 +10,45 @@
  * is the guest's own memory, so a guest can only see what it had. Here the
  * buffer is the io-server's, recycled between the requests of every device
  * on its reactor, and the RESP carries it whole to the guest (blk.h): left
- * alone it would hand one guest another's data. So reads zero it, which
- * on a 4 KiB read is one memset beside the transport's copy of the same
- * bytes. Nothing is allocated for the size, which may be anything the
- * topology accepts.
+ * alone it would hand one guest another's data. So a read lends zeroes
+ * instead where its caller allows (bdev.h `lend`: the device has no stage
+ * that would work on the data in place): one read-only anonymous mapping
+ * for the process, which costs no memory (every page of it is the kernel's
+ * zero page) and no write per request; else it zeroes the buffer. Nothing
+ * is allocated for the size, which may be anything the topology accepts.
  *
  * Operations complete through the channel's queue (ios_bdev_syncq) from
  * the next poll(), as bdev.h asks of every backend.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "bdev.h"
+#include "frame.h"
 #include "log.h"
+
+/* Reads this long or shorter may be lent: any one frame's payload. */
+#define NULL_ZEROES_LEN ((size_t)VRIO_FRAME_MAX_PAYLOAD)
+
+static pthread_once_t null_zeroes_once = PTHREAD_ONCE_INIT;
+/* Never unmapped: a lent read may still be on its way out when its
+ * device is closed. NULL if the mapping failed: reads then zero. */
+static const uint8_t *null_zeroes;
+
+static void null_zeroes_map(void)
+{
+	void *p = mmap(NULL, NULL_ZEROES_LEN, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED) {
+		VRIO_WARN("null backend: no zero mapping (%s): reads zero their buffers",
+			  strerror(errno));
+		return;
+	}
+	null_zeroes = p;
+}
 
 static int null_open(const char *name, const struct vrio_topo_device *td, struct ios_bdev **out)
 {
@@ -38,6 +63,7 @@ static int null_open(const char *name, const struct vrio_topo_device *td, struct
 	if (size != td->backend.size)
 		VRIO_WARN("%s: null size %llu rounded down to %llu bytes", name,
 			  (unsigned long long)td->backend.size, (unsigned long long)size);
+	pthread_once(&null_zeroes_once, null_zeroes_map);
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
@@ -70,6 +96,11 @@ static int null_read(struct ios_bdev_chan *ch, struct ios_bdev_io *io)
 	int rc = null_check(ch->bdev, io);
 	unsigned i;
 
+	if (rc == 0 && io->lend && io->iovcnt == 1 && null_zeroes && left <= NULL_ZEROES_LEN) {
+		io->iov[0].iov_base = (void *)null_zeroes;
+		io->lent = true;
+		left = 0;
+	}
 	for (i = 0; rc == 0 && i < io->iovcnt && left; i++) {
 		size_t n = io->iov[i].iov_len < left ? io->iov[i].iov_len : (size_t)left;
 

@@ -207,6 +207,8 @@ void ios_blk_parse(const struct ios_blk_dev *d, const void *rd, uint32_t rdlen, 
 	r->wdata = NULL;
 	r->nsegs = 0;
 	r->seg = 0;
+	r->lend = false;
+	r->io.lent = false;
 
 	if (rdlen >= IOS_BLK_HDR_LEN) {
 		r->op = blk_op_of(get_le32(p));
@@ -278,6 +280,7 @@ static int blk_submit_seg(struct ios_blk_req *r)
 	r->io.offset = s->sector * IOS_SECTOR_SIZE;
 	r->io.len = (uint64_t)s->num_sectors * IOS_SECTOR_SIZE;
 	r->io.unmap = s->unmap;
+	r->io.lend = false;
 	r->io.iov = NULL;
 	r->io.iovcnt = 0;
 	r->io.cb = blk_io_done;
@@ -316,6 +319,7 @@ int ios_blk_submit(struct ios_blk_req *r, struct ios_bdev_chan *ch, uint8_t *buf
 
 	r->chan = ch;
 	r->io.cb = blk_io_done;
+	r->io.lend = false;
 	r->io.unmap = false;
 	r->io.iov = NULL;
 	r->io.iovcnt = 0;
@@ -333,6 +337,7 @@ int ios_blk_submit(struct ios_blk_req *r, struct ios_bdev_chan *ch, uint8_t *buf
 		r->io.len = r->len;
 		r->io.iov = &r->iov;
 		r->io.iovcnt = 1;
+		r->io.lend = r->op == IOS_BLK_OP_READ && r->lend;
 		rc = ios_bdev_submit(ch, &r->io);
 		break;
 	case IOS_BLK_OP_FLUSH:

@@ -16,6 +16,7 @@
 #ifndef VRIO_IOSERVER_BLK_H
 #define VRIO_IOSERVER_BLK_H
 
+#include <linux/virtio_blk.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -87,6 +88,10 @@ struct ios_blk_req {
 	const uint8_t *wdata;	/* OUT data inside the lent REQ payload */
 	unsigned nsegs, seg;
 	struct ios_blk_seg segs[IOS_BLK_MAX_SEGS];
+	/* Set by the caller before submit: nothing works on a READ's data in
+	 * the buffer once the backend is done (no stage), so the backend may
+	 * lend its own bytes (bdev.h) and ios_blk_lent() says where. */
+	bool lend;
 
 	struct ios_bdev_chan *chan;
 	struct ios_bdev_io io;
@@ -123,8 +128,17 @@ int ios_blk_submit(struct ios_blk_req *r, struct ios_bdev_chan *ch, uint8_t *buf
  * then takes it from there. */
 void ios_blk_take_data(struct ios_blk_req *r, uint8_t *buf);
 
+/* A READ whose backend lent its data: the RESP's first r->len bytes are
+ * there, not in the buffer (which holds the status after them all the
+ * same). NULL otherwise. */
+static inline const uint8_t *ios_blk_lent(const struct ios_blk_req *r)
+{
+	return r->op == IOS_BLK_OP_READ && r->status == VIRTIO_BLK_S_OK &&
+	       r->io.lent ? r->iov.iov_base : NULL;
+}
+
 /* Writes the RESP payload into buf (r->wcap bytes, READ data already in
- * place) and returns its length. */
+ * place or lent) and returns its length. */
 uint32_t ios_blk_resp(const struct ios_blk_dev *d, const struct ios_blk_req *r, uint8_t *buf);
 
 const char *ios_blk_op_name(enum ios_blk_op op);

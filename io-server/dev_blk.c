@@ -193,6 +193,8 @@ static void blk_finish(struct ios_req *req)
 				    strerror(-b->error));
 	}
 	req->frame.len = ios_blk_resp(&d->u.blk.model, b, req->buf);
+	req->lent = ios_blk_lent(b);
+	req->lent_len = req->lent ? b->len : 0;
 	ios_req_done(req);
 }
 
@@ -275,6 +277,8 @@ static void blk_submit(struct ios_req *req)
 	}
 	d->u.blk.at_backend++;
 	req->t_submit = now;
+	/* No stage comes back through a read's data: the backend may lend. */
+	req->u.blk.lend = req->chain == NULL;
 	if (ios_blk_submit(&req->u.blk, d->u.blk.chan, req->buf) == 0)
 		return;
 	d->u.blk.at_backend--;

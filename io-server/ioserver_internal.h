@@ -71,6 +71,10 @@ struct ios_req {
 	struct vrio_frame frame;	/* the frame to send */
 	uint8_t *buf;			/* its payload, and the model's data */
 	uint32_t cap;
+	/* The payload's first lent_len bytes are at `lent` instead of buf
+	 * (a backend's own read-only bytes, bdev.h); 0: all in buf. */
+	const uint8_t *lent;
+	uint32_t lent_len;
 	uint8_t *rx;			/* a REQ's payload, when it crosses */
 	uint32_t rx_cap;
 	uint32_t in_len, in_arg;	/* the REQ's len and arg */

@@ -38,6 +38,7 @@ struct ios_req *ios_req_get(struct ios_reactor *r)
 
 	if (req) {
 		TAILQ_REMOVE(&x->pool, req, link);
+		req->lent_len = 0;
 		return req;
 	}
 	return calloc(1, sizeof(*req));
@@ -554,14 +555,22 @@ static int session_tx(struct ios_session *s)
 	struct vrio_conn *c = s->conn;
 	bool flushed = false;
 	struct ios_req *req;
-	struct iovec iov;
+	struct iovec iov[2];
 	uint64_t now = 0;
-	int n = 0, rc;
+	int n = 0, rc, cnt;
 
 	while ((req = tx_next(s))) {
-		iov.iov_base = req->buf;
-		iov.iov_len = req->frame.len;
-		rc = c->ops->send(c, &req->frame, &iov, req->frame.len ? 1 : 0);
+		iov[0].iov_base = req->buf;
+		iov[0].iov_len = req->frame.len;
+		cnt = req->frame.len ? 1 : 0;
+		if (req->lent_len && req->lent_len <= req->frame.len) {
+			iov[0].iov_base = (void *)req->lent;
+			iov[0].iov_len = req->lent_len;
+			iov[1].iov_base = req->buf + req->lent_len;
+			iov[1].iov_len = req->frame.len - req->lent_len;
+			cnt = 2;
+		}
+		rc = c->ops->send(c, &req->frame, iov, cnt);
 		if (rc == -ENOBUFS && !flushed) {
 			flushed = true;
 			rc = session_flush(s);

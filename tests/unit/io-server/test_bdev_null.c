@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "bdev.h"
+#include "frame.h"
 
 #define DEV_SIZE (1ull << 20)
 
@@ -231,6 +232,79 @@ static void test_read_zeroes_the_buffer(void **state)
 	assert_int_equal(b[0], 0x5a);
 }
 
+/* A read that may lend (no stage works on its data) writes nothing into
+ * the buffer: iov[0] points at zeroes of the backend's, marked lent. One
+ * that may not, or that fails, or spans two iovecs, lends nothing. */
+static void test_read_lends_zeroes(void **state)
+{
+	struct fixture *f = *state;
+	static uint8_t buf[VRIO_FRAME_MAX_PAYLOAD];
+	struct iovec iov[2] = { { buf, 4096 }, { buf + 4096, 4096 } };
+	struct ios_bdev_io io;
+	const uint8_t *p;
+
+	open_dev(f);
+	memset(buf, 0xa5, sizeof(buf));
+	prep(&io, iov, IOS_BDEV_READ, 8192, buf, 4096);
+	io.lend = true;
+	assert_int_equal(ios_bdev_submit(f->ch, &io), 0);
+	assert_int_equal(ios_bdev_poll(f->ch, 1), 1);
+	assert_int_equal(io.result, 0);
+	assert_true(io.lent);
+	p = io.iov[0].iov_base;
+	assert_ptr_not_equal(p, buf);
+	assert_int_equal(io.iov[0].iov_len, 4096);
+	for (size_t i = 0; i < 4096; i++)
+		assert_int_equal(p[i], 0);
+	assert_int_equal(buf[0], 0xa5);
+	assert_int_equal(buf[4095], 0xa5);
+
+	/* The largest read a frame carries is lent too. */
+	prep(&io, iov, IOS_BDEV_READ, 0, buf, DEV_SIZE);
+	io.lend = true;
+	assert_int_equal(ios_bdev_submit(f->ch, &io), 0);
+	assert_int_equal(ios_bdev_poll(f->ch, 1), 1);
+	assert_true(io.lent);
+	p = io.iov[0].iov_base;
+	assert_int_equal(p[DEV_SIZE - 1], 0);
+	assert_int_equal(buf[DEV_SIZE - 1], 0xa5);
+
+	/* Without leave, the same read zeroes the buffer, and is not lent
+	 * (the flag a previous io left is cleared by the submit). */
+	iov[0].iov_base = buf;
+	prep(&io, iov, IOS_BDEV_READ, 8192, buf, 4096);
+	io.lent = true;
+	assert_int_equal(ios_bdev_submit(f->ch, &io), 0);
+	assert_int_equal(ios_bdev_poll(f->ch, 1), 1);
+	assert_false(io.lent);
+	assert_ptr_equal(io.iov[0].iov_base, buf);
+	assert_int_equal(buf[0], 0);
+	assert_int_equal(buf[4095], 0);
+
+	/* A failed read lends nothing and leaves the buffer alone. */
+	memset(buf, 0xa5, 8192);
+	prep(&io, iov, IOS_BDEV_READ, DEV_SIZE, buf, 512);
+	io.lend = true;
+	assert_int_equal(ios_bdev_submit(f->ch, &io), 0);
+	assert_int_equal(ios_bdev_poll(f->ch, 1), 1);
+	assert_int_equal(io.result, -EINVAL);
+	assert_false(io.lent);
+	assert_ptr_equal(io.iov[0].iov_base, buf);
+	assert_int_equal(buf[0], 0xa5);
+
+	/* Two iovecs: zeroed in place, as before. */
+	prep(&io, iov, IOS_BDEV_READ, 0, NULL, 8192);
+	iov[0].iov_base = buf;
+	io.iov = iov;
+	io.iovcnt = 2;
+	io.lend = true;
+	assert_int_equal(ios_bdev_submit(f->ch, &io), 0);
+	assert_int_equal(ios_bdev_poll(f->ch, 1), 1);
+	assert_false(io.lent);
+	assert_int_equal(buf[0], 0);
+	assert_int_equal(buf[8191], 0);
+}
+
 /* What was written is not kept. */
 static void test_writes_are_dropped(void **state)
 {
@@ -282,6 +356,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_zeroes_the_buffer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_lends_zeroes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writes_are_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_poll_budget, setup, teardown),
 	};
