@@ -101,7 +101,9 @@ static int blk_chan_poll(struct ios_poller *p)
 
 	if (!d->u.blk.at_backend)
 		return 0;
+	d->u.blk.poll_now = 0;
 	rc = ios_bdev_poll(d->u.blk.chan, IOS_POLL_BUDGET);
+	d->u.blk.poll_now = 0;
 	work = rc > 0 ? rc : 0;
 	if (d->u.blk.held)
 		work += blk_release_held(d, ios_reactor_now(d->home));
@@ -228,7 +230,12 @@ static void blk_done(struct ios_blk_req *b)
 	struct ios_device *d = req->dev;
 	uint32_t ms;
 
-	req->t_done = vrio_now_ns();
+	/* Completions come from the channel's poll (bdev.h): the ones of a
+	 * poll share its clock, read when the first came (after every one of
+	 * them landed). */
+	if (!d->u.blk.poll_now)
+		d->u.blk.poll_now = vrio_now_ns();
+	req->t_done = d->u.blk.poll_now;
 	if (blk_op_writes(b->op) && !ios_session_may_write(req->s, req->t_done))
 		blk_landed_late(d, req);
 	/* Reads and writes only: a flush held would hold the guest's later

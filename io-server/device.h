@@ -113,6 +113,9 @@ struct ios_device {
 			struct ios_poller poller;
 			struct ios_evsrc chan_ev;
 			unsigned at_backend;	/* on chan (not held by a stage) */
+			/* The clock of this poll's completions, read at the
+			 * first (0: none yet): one read a batch. */
+			uint64_t poll_now;
 			/* Test hook (bdev_fault's hold_ms): the next read or
 			 * write answer the backend gives is held back this long
 			 * (atomic, taken by the home reactor), while later ones
