@@ -208,6 +208,16 @@ for base in bases:
                       for i in range(n)])
             print(f'{s:<12} qd {qd:>2}: IOPS {iops:.2f}x  p50 {p50:.2f}x  daemons CPU/IO {cpu:.2f}x'
                   + (f'  local-hv CPU/IO over {base}\'s {hv:.2f}x' if hv is not None else ""))
+            # Two io-servers: its own CPU per I/O and IOPS per busy core,
+            # each round's ratio listed.
+            if all("io-server" in r["cpu"] for r in rs[:n] + b[:n]):
+                io = [us(rs[i], "io-server") / us(b[i], "io-server") for i in range(n)]
+                busy = [(rs[i]["ops"] / rs[i]["busy"]) / (b[i]["ops"] / b[i]["busy"])
+                        for i in range(n) if rs[i]["busy"] > 0 and b[i]["busy"] > 0]
+                print(f'{"":<12}        io-server CPU/IO {med(io):.2f}x ('
+                      + " ".join(f"{x:.2f}" for x in io) + ')'
+                      + (f'  IOPS/busy core {med(busy):.2f}x (' + " ".join(f"{x:.2f}" for x in busy)
+                         + ')' if busy else ""))
 # The breakdown (vrio-bench --breakdown computes it: tools/bench/breakdown.h):
 # where a request's time goes, medians over the rounds.
 hops = [("guest", None), ("hv submit", "hv_submit"), ("wire", None),
