@@ -570,7 +570,13 @@ static int session_tx(struct ios_session *s)
 			iov[1].iov_len = req->frame.len - req->lent_len;
 			cnt = 2;
 		}
-		rc = c->ops->send(c, &req->frame, iov, cnt);
+		/* A device's frame stays on `unflushed`, its buffer untouched,
+		 * until a flush returns 0 (or the connection closes): the
+		 * transport may keep pointers to it rather than copy. A CTRL
+		 * reply is copied (a trunk's handover takes the connection
+		 * after dropping what was sent on it). */
+		rc = req->att ? vrio_conn_send_lent(c, &req->frame, iov, cnt) :
+				c->ops->send(c, &req->frame, iov, cnt);
 		if (rc == -ENOBUFS && !flushed) {
 			flushed = true;
 			rc = session_flush(s);

@@ -4,6 +4,13 @@
  * gathered into a send buffer and pushed with one send() per flush; received
  * bytes land in a linear buffer that always holds at least one whole frame,
  * so payloads are lent to the callback in place (stream.h).
+ *
+ * send_lent() copies only the header (and payloads too short to be worth an
+ * iovec) into the send buffer and keeps a lent payload as a pointer, so the
+ * bytes are copied once, by the kernel; a flush with lent payloads queued
+ * is one sendmsg() over the buffer's bytes and the lent ones in order. The
+ * queue of lent payloads has a fixed size: when full, send_lent() says
+ * -ENOBUFS (flush and retry), as a full buffer does.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,13 +36,28 @@
 /* Beyond this much unsent data the peer is not reading: push back. */
 #define TCP_SBUF_MAX	(64u << 20)
 #define TCP_CONNECT_TIMEOUT_MS 3000
+/* Lent payloads queued at most; a flush's iovecs (two a payload, and the
+ * buffer's last bytes) stay within IOV_MAX (1024). */
+#define TCP_LENT_MAX	500u
+/* A shorter payload is copied: an iovec costs the kernel more than that. */
+#define TCP_LENT_MIN	512u
 
+/* A lent payload: `before` bytes of the send buffer go out ahead of it
+ * (what was queued between the previous lent payload and this one). */
+struct tcp_lent {
+	size_t before;
+	const uint8_t *p;
+	size_t len;
+};
 
 struct tcp_conn {
 	struct vrio_conn base;
 	int fd;
 	struct vrio_rbuf rx;
 	struct vrio_sbuf tx;
+	struct tcp_lent *lent;		/* [TCP_LENT_MAX]; unsent: [lent_head, nlent) */
+	unsigned lent_head, nlent;
+	size_t lent_before;		/* sum of the unsent ones' `before` */
 };
 
 struct tcp_listener {
@@ -175,10 +197,12 @@ static int tcp_conn_new(int fd, const struct sockaddr_storage *peer, struct vrio
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	if (vrio_rbuf_init(&c->rx, TCP_RBUF_INIT) < 0 ||
+	c->lent = calloc(TCP_LENT_MAX, sizeof(*c->lent));
+	if (!c->lent || vrio_rbuf_init(&c->rx, TCP_RBUF_INIT) < 0 ||
 	    vrio_sbuf_init(&c->tx, TCP_SBUF_INIT, TCP_SBUF_MAX) < 0) {
 		vrio_rbuf_fini(&c->rx);
 		vrio_sbuf_fini(&c->tx);
+		free(c->lent);
 		free(c);
 		return -ENOMEM;
 	}
@@ -199,18 +223,139 @@ static int tcp_send(struct vrio_conn *vc, const struct vrio_frame *f, const stru
 	return vrio_sbuf_put_frame(&c->tx, vc, f, iov, iovcnt);
 }
 
+/* The header and short payloads go into the buffer, long ones are lent:
+ * checked whole first, so that a refusal leaves nothing queued. */
+static int tcp_send_lent(struct vrio_conn *vc, const struct vrio_frame *f,
+			 const struct iovec *iov, int iovcnt)
+{
+	struct tcp_conn *c = to_tcp(vc);
+	struct vrio_sbuf *s = &c->tx;
+	size_t total = 0, copied = 0;
+	unsigned lend = 0;
+	struct tcp_lent *l;
+	int i, rc;
+
+	if (c->fd < 0)
+		return -ENOTCONN;
+	for (i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len > VRIO_FRAME_MAX_PAYLOAD - total)
+			return -EINVAL;
+		total += iov[i].iov_len;
+		if (iov[i].iov_len >= TCP_LENT_MIN)
+			lend++;
+		else
+			copied += iov[i].iov_len;
+	}
+	if (total != f->len)
+		return -EINVAL;
+	if (!lend)
+		return vrio_sbuf_put_frame(s, vc, f, iov, iovcnt);
+	if (c->nlent + lend > TCP_LENT_MAX)
+		return -ENOBUFS;
+	rc = vrio_sbuf_reserve(s, VRIO_FRAME_HDR_LEN + copied);
+	if (rc < 0)
+		return rc;
+	vrio_frame_encode(f, s->buf + s->tail);
+	vrio_sbuf_commit(s, VRIO_FRAME_HDR_LEN);
+	for (i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len < TCP_LENT_MIN) {
+			memcpy(s->buf + s->tail, iov[i].iov_base, iov[i].iov_len);
+			vrio_sbuf_commit(s, iov[i].iov_len);
+			continue;
+		}
+		l = &c->lent[c->nlent++];
+		l->before = s->tail - s->head - c->lent_before;
+		l->p = iov[i].iov_base;
+		l->len = iov[i].iov_len;
+		c->lent_before += l->before;
+	}
+	vc->stats.frames_tx++;
+	vc->stats.bytes_tx += VRIO_FRAME_HDR_LEN + total;
+	return 0;
+}
+
+/* n bytes left: off the front of the buffer and the lent payloads, in
+ * their order. */
+static void tcp_lent_consume(struct tcp_conn *c, size_t n)
+{
+	struct vrio_sbuf *s = &c->tx;
+	struct tcp_lent *l;
+	size_t k;
+
+	while (n && c->lent_head < c->nlent) {
+		l = &c->lent[c->lent_head];
+		k = n < l->before ? n : l->before;
+		s->head += k;
+		l->before -= k;
+		c->lent_before -= k;
+		n -= k;
+		if (l->before)
+			return;
+		k = n < l->len ? n : l->len;
+		l->p += k;
+		l->len -= k;
+		n -= k;
+		if (l->len)
+			return;
+		c->lent_head++;
+	}
+	s->head += n;
+}
+
+/* The buffer's bytes and the lent payloads, in order, with sendmsg(): as
+ * vrio_sbuf_push(), 0 once all left, 1 if the socket takes no more. */
+static int tcp_lent_push(struct tcp_conn *c)
+{
+	struct iovec iov[2 * TCP_LENT_MAX + 1];
+	struct vrio_sbuf *s = &c->tx;
+	struct msghdr mh = { .msg_iov = iov };
+	const uint8_t *q;
+	unsigned i, n;
+	ssize_t w;
+
+	while (c->lent_head < c->nlent) {
+		q = s->buf + s->head;
+		n = 0;
+		for (i = c->lent_head; i < c->nlent; i++) {
+			if (c->lent[i].before) {
+				iov[n++] = (struct iovec){ (void *)q, c->lent[i].before };
+				q += c->lent[i].before;
+			}
+			iov[n++] = (struct iovec){ (void *)c->lent[i].p, c->lent[i].len };
+		}
+		if (q < s->buf + s->tail)
+			iov[n++] = (struct iovec){ (void *)q, (size_t)(s->buf + s->tail - q) };
+		mh.msg_iovlen = n;
+		w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 1;
+		if (w < 0)
+			return -errno;
+		tcp_lent_consume(c, (size_t)w);
+	}
+	c->lent_head = c->nlent = 0;
+	c->lent_before = 0;
+	return vrio_sbuf_push(s, vrio_stream_fd_write, &c->fd);
+}
+
 static int tcp_flush(struct vrio_conn *vc)
 {
 	struct tcp_conn *c = to_tcp(vc);
 
 	if (c->fd < 0)
 		return -ENOTCONN;
+	if (c->nlent)
+		return tcp_lent_push(c);
 	return vrio_sbuf_push(&c->tx, vrio_stream_fd_write, &c->fd);
 }
 
 static int tcp_pending(struct vrio_conn *vc)
 {
-	return vrio_sbuf_pending(&to_tcp(vc)->tx);
+	struct tcp_conn *c = to_tcp(vc);
+
+	return c->lent_head < c->nlent || vrio_sbuf_pending(&c->tx);
 }
 
 static int tcp_poll(struct vrio_conn *vc, vrio_recv_cb cb, void *arg, unsigned budget)
@@ -261,6 +406,7 @@ static void tcp_close(struct vrio_conn *vc)
 		close(c->fd);
 	vrio_rbuf_fini(&c->rx);
 	vrio_sbuf_fini(&c->tx);
+	free(c->lent);
 	free(c);
 }
 
@@ -281,6 +427,7 @@ const struct vrio_transport_ops vrio_tcp_transport = {
 	.accept = tcp_accept,
 	.connect = tcp_connect,
 	.send = tcp_send,
+	.send_lent = tcp_send_lent,
 	.flush = tcp_flush,
 	.poll = tcp_poll,
 	.close = tcp_close,

@@ -6,7 +6,10 @@
  * Data path contract:
  *  - send() queues one frame (header + payload gathered from iov); the
  *    transport may copy. Nothing is on the wire before flush() or the next
- *    poll(). Batch sends, then flush once.
+ *    poll(). Batch sends, then flush once. send_lent() (optional) may keep
+ *    the payload's pointers instead of copying its bytes: the owner keeps
+ *    them valid and unchanged until a flush() returns 0 or the connection
+ *    is closed.
  *  - poll() delivers up to `budget` received frames to the callback. The
  *    payload pointer is lent for the duration of the callback only. A
  *    callback returning a negative errno means "this peer sent garbage":
@@ -93,6 +96,12 @@ struct vrio_transport_ops {
 		    int iovcnt);
 	/* 0 when all queued bytes left, 1 if some remain, or -errno. */
 	int (*flush)(struct vrio_conn *c);
+	/* Optional: send(), with the payload lent rather than copied (the
+	 * contract above): the bytes of iov are read by a later flush(), up
+	 * to the one that returns 0. Without it, vrio_conn_send_lent() is
+	 * send(). */
+	int (*send_lent)(struct vrio_conn *c, const struct vrio_frame *f,
+			 const struct iovec *iov, int iovcnt);
 	/* Number of frames delivered (0 if none), or -errno: -ECONNRESET when
 	 * the peer closed, the callback's error, or -EBADMSG & co for garbage.
 	 * Fewer than `budget` means no whole frame is left buffered, so the
@@ -206,6 +215,13 @@ void vrio_conn_stats_sum(struct vrio_conn_stats *out, const struct vrio_conn_sta
 typedef const char *(*vrio_conn_stats_fill_fn)(const void *arg, unsigned k, struct vrio_conn_stats *st);
 void vrio_conn_stats_emit(struct vrio_mw *w, const char *prefix, const char *label, unsigned n,
 			  vrio_conn_stats_fill_fn fill, const void *arg);
+
+static inline int vrio_conn_send_lent(struct vrio_conn *c, const struct vrio_frame *f,
+				      const struct iovec *iov, int iovcnt)
+{
+	return c->ops->send_lent ? c->ops->send_lent(c, f, iov, iovcnt) :
+				   c->ops->send(c, f, iov, iovcnt);
+}
 
 static inline bool vrio_conn_pending(struct vrio_conn *c)
 {
