@@ -5,8 +5,10 @@
 # vrio-bench on one machine, the io-server listening on a socket path and
 # local-hv's requests in shared-memory rings: 20,000 random 4 KiB writes
 # with verification state, then 20,000 random reads verified against it,
-# the RAM device alongside, both daemons stopped with SIGTERM (exit 0), then
-# the backing file compared with what was written, block by block.
+# the RAM device alongside (also 64 KiB blocks, at QD 16: frames that take
+# the rings back to their start while the other side lags, shm.c's
+# SHM_REWIND), both daemons stopped with SIGTERM (exit 0), then the backing
+# file compared with what was written, block by block.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/rack.sh"
@@ -30,6 +32,11 @@ main() {
 		--seed "$seed" --verify --state "$tmp/b.state" || rack_fail "RAM device writes"
 	"$BENCH" --socket "$RACK_SOCK_B" --rw randread --bs 4096 --iodepth 8 --count 2000 \
 		--seed "$seed" --verify --state "$tmp/b.state" || rack_fail "RAM device reads"
+	"$BENCH" --socket "$RACK_SOCK_B" --rw randwrite --bs 65536 --iodepth 16 --count 3000 \
+		--seed "$seed" --verify --state "$tmp/c.state" || rack_fail "RAM device 64 KiB writes"
+	"$BENCH" --socket "$RACK_SOCK_B" --rw randread --bs 65536 --iodepth 16 --count 3000 \
+		--seed "$((seed + 2))" --verify --state "$tmp/c.state" ||
+		rack_fail "RAM device 64 KiB reads did not verify"
 
 	# The requests took the shared-memory connection, not some other way.
 	grep -q "connection from shm pid $VRIO_HV_PID" "$VRIO_IO_LOG" ||

@@ -680,6 +680,52 @@ static void test_shm_wrap(void **state)
 	assert_int_equal(s.bad, 0);
 }
 
+/* Past SHM_REWIND, with the consumer caught up, frames go back to the
+ * start of the ring (the part that stays in the caches); while it lags
+ * by more than fits before, they go on to the end, and come back once it
+ * caught up. Every frame arrives whole and in order throughout. */
+static void test_shm_rewind(void **state)
+{
+	struct pair *p = *state;
+	struct shm_ring *r = ring_of(p->client, true);
+	struct sink s = { .fail_at = -1 };
+	uint64_t off, max_off = 0;
+	unsigned i, n = 0;
+
+	for (i = 0; i < 1000; i++, n++) {
+		assert_int_equal(send_pattern(p, p->client, n, 4096), 0);
+		off = r->pos & (r->size - 1);
+		max_off = off > max_off ? off : max_off;
+		assert_true(drain(p, p->server, &s, n + 1) >= 0);
+	}
+	assert_true(max_off <= SHM_REWIND + 8192);
+	/* About 4 MiB went through, each lap of 512 KiB skipping the rest. */
+	assert_true(r->pos >= 4 * r->size);
+
+	/* From the start of a lap, 800 KiB the consumer has not taken: on
+	 * past SHM_REWIND, the whole ring there to take it. */
+	do {
+		assert_int_equal(send_pattern(p, p->client, n, 4096), 0);
+		n++;
+		assert_true(drain(p, p->server, &s, n) >= 0);
+	} while ((r->pos & (r->size - 1)) > 8192);
+	for (i = 0; i < 200; i++, n++)
+		assert_int_equal(send_pattern(p, p->client, n, 4096), 0);
+	assert_int_equal(p->ops->flush(p->client), 0);
+	assert_true((r->pos & (r->size - 1)) >= (700u << 10));
+	assert_true(drain(p, p->server, &s, n) >= 0);
+	/* Caught up: the next frame starts a lap. The rewind is tried again
+	 * SHM_REWIND bytes after it last failed. */
+	for (i = 0; i < SHM_REWIND / 4096 + 2; i++, n++) {
+		assert_int_equal(send_pattern(p, p->client, n, 4096), 0);
+		assert_true(drain(p, p->server, &s, n + 1) >= 0);
+	}
+	assert_true((r->pos & (r->size - 1)) < SHM_REWIND);
+	assert_int_equal(s.frames, n);
+	assert_int_equal(s.bad, 0);
+	assert_int_equal(s.last_id, n - 1);
+}
+
 /* The consumer's tail must stay between what it had and what was written. */
 static void test_shm_tail_corrupt(void **state)
 {
@@ -1106,6 +1152,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_shm_pad_at_start, setup_shm, teardown),
 		cmocka_unit_test_setup_teardown(test_shm_pad_unpublished, setup_shm, teardown),
 		cmocka_unit_test_setup_teardown(test_shm_wrap, setup_shm, teardown),
+		cmocka_unit_test_setup_teardown(test_shm_rewind, setup_shm, teardown),
 		cmocka_unit_test_setup_teardown(test_shm_tail_corrupt, setup_shm, teardown),
 		cmocka_unit_test_setup_teardown(test_shm_ctrl_copied, setup_shm, teardown),
 		cmocka_unit_test_setup_teardown(test_shm_space_doorbell, setup_shm, teardown),
