@@ -85,6 +85,7 @@ struct lhv_vq {
 	bool armed;		/* kicks enabled, kickfd in epoll */
 	uint16_t last_avail;
 	uint16_t used_idx;	/* our copy of used->idx */
+	bool used_dirty;	/* used_idx not yet stored to used->idx */
 	struct lhv_notify note;	/* the guest's interrupts (notify.h) */
 	unsigned inflight;
 	unsigned unsent;	/* slots busy and unsent, not counted in inflight */
@@ -129,6 +130,9 @@ struct lhv_dev_ops {
 	/* Poller: a frame from the io-server; -errno: the peer sent garbage. */
 	int (*frame)(struct lhv *l, struct lhv_dev *d, const struct vrio_frame *f,
 		     const void *payload);
+	/* Optional, poller: the upstream poll whose frames completed work of
+	 * the device (lhv_completed) ended; publish what they wrote. */
+	void (*frames_done)(struct lhv_dev *d);
 	/* Poller, after each round (now: the round's start): publish to the
 	 * guest, notify it. True if an interrupt is held for a later round
 	 * (notify.h): the poller must not sleep before it goes. */

@@ -670,10 +670,10 @@ static int on_frame(void *arg, struct vrio_conn *c, const struct vrio_frame *f,
 	}
 }
 
-/* The complete hop of the used entries this poll published: from the
- * poll's clock to now, one read for all of them (a response waited for
- * the ones before it in the batch as well). */
-static void time_completed(struct lhv *l, uint64_t now)
+/* The devices whose work this poll completed publish it, and the
+ * complete hop of each: from the poll's clock to now, one read for all of
+ * them (a response waited for the ones before it in the batch as well). */
+static void poll_done(struct lhv *l, uint64_t now)
 {
 	uint64_t end, hop;
 	struct lhv_dev *d;
@@ -681,6 +681,11 @@ static void time_completed(struct lhv *l, uint64_t now)
 
 	if (!l->ncompleted)
 		return;
+	for (i = 0; i < l->ncompleted; i++) {
+		d = l->completed[i];
+		if (d->ops->frames_done)
+			d->ops->frames_done(d);
+	}
 	end = vrio_now_ns();
 	hop = end > now ? end - now : 0;
 	for (i = 0; i < l->ncompleted; i++) {
@@ -703,7 +708,7 @@ int lhv_up_poll(struct lhv_upstream *up, uint64_t now)
 	}
 	up->l->round_ns = now;
 	rc = up->conn->ops->poll(up->conn, on_frame, up, LHV_BUDGET);
-	time_completed(up->l, now);
+	poll_done(up->l, now);
 	if (rc == -ESHUTDOWN) {
 		/* A goodbye: closing at once lets the io-server go. */
 		up_down_why(up, rc, "the io-server stopped", true);

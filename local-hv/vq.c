@@ -281,10 +281,32 @@ static int lhv_vq_complete(struct lhv *l, struct lhv_dev *d, const struct vrio_f
 	e->id = head;
 	e->len = f->len;
 	q->used_idx++;
-	__atomic_store_n(&q->used->idx, q->used_idx, __ATOMIC_RELEASE);
-	lhv_inflight_completed(d, f->queue, head);
+	if (q->track) {
+		/* The inflight region's order, entry by entry (inflight.c). */
+		__atomic_store_n(&q->used->idx, q->used_idx, __ATOMIC_RELEASE);
+		lhv_inflight_completed(d, f->queue, head);
+	} else {
+		/* used->idx once for the poll's batch (lhv_vq_frames_done):
+		 * the line the guest polls moves once, not per entry. */
+		q->used_dirty = true;
+	}
 	lhv_completed(l, d);
 	return 0;
+}
+
+/* The upstream poll ended: publish the used entries it wrote. */
+static void lhv_vq_frames_done(struct lhv_dev *d)
+{
+	struct lhv_vq *q;
+	unsigned qi;
+
+	for (qi = 0; qi < d->nvq; qi++) {
+		q = &d->vq[qi];
+		if (!q->used_dirty)
+			continue;
+		q->used_dirty = false;
+		__atomic_store_n(&q->used->idx, q->used_idx, __ATOMIC_RELEASE);
+	}
 }
 
 static bool lhv_vq_notify(struct lhv_dev *d, struct lhv_vq *q, uint64_t now)
@@ -363,6 +385,7 @@ const struct lhv_dev_ops lhv_rr_ops = {
 	.release = lhv_rr_release,
 	.process = lhv_vq_process,
 	.frame = lhv_vq_complete,
+	.frames_done = lhv_vq_frames_done,
 	.notify = lhv_vq_notify,
 	.kicks = lhv_vq_kicks,
 	.resend = lhv_vq_resend,

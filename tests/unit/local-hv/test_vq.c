@@ -6,8 +6,9 @@
  * was taken (translated once, at submit) even if the guest rewrites its
  * descriptors meanwhile; a chain with more writable segments than a slot
  * keeps is walked again at completion, and a change of it breaks the
- * device as before. The hops: one submit sample per request, and each
- * response listed once for the poll's complete hop.
+ * device as before. The used index is published once per upstream poll,
+ * at its end. The hops: one submit sample per request, and each device
+ * listed once for the poll's end.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -154,6 +155,16 @@ static int answer(struct fixture *f, uint32_t len, uint8_t fill)
 	return rc;
 }
 
+/* The end of the upstream poll (upstream.c's poll_done). */
+static void poll_end(struct fixture *f)
+{
+	for (unsigned i = 0; i < f->l->ncompleted; i++) {
+		lhv_rr_ops.frames_done(f->l->completed[i]);
+		f->l->completed[i]->completed = 0;
+	}
+	f->l->ncompleted = 0;
+}
+
 static bool all(const uint8_t *p, size_t n, uint8_t v)
 {
 	for (size_t i = 0; i < n; i++)
@@ -190,14 +201,50 @@ static void test_scatter_to_buffers_taken(void **state)
 	assert_true(all(f->mem + DATA_A, 4096, 0xab));
 	assert_true(all(f->mem + DATA_B, 4096, 0));
 	assert_int_equal(f->mem[STATUS], 0xab);
-	assert_int_equal(u->idx, 1);
 	assert_int_equal(u->ring[0].id, 0);
 	assert_int_equal(u->ring[0].len, 4097);
 	assert_false(s->busy);
-	/* Listed once for the poll's complete hop (upstream.c times it). */
+	/* Listed once for the poll's end (upstream.c), which publishes the
+	 * batch's used index and times its complete hop. */
 	assert_int_equal(f->l->ncompleted, 1);
 	assert_ptr_equal(f->l->completed[0], f->d);
 	assert_int_equal(f->d->completed, 1);
+	assert_int_equal(u->idx, 0);
+	poll_end(f);
+	assert_int_equal(u->idx, 1);
+}
+
+/* Three answers in one poll: the used index moves once, by three. */
+static void test_used_index_per_poll(void **state)
+{
+	struct fixture *f = *state;
+	struct vring_used *u = (struct vring_used *)(f->mem + USED);
+	unsigned i;
+
+	for (i = 0; i < 3; i++) {
+		set_desc(f, 2 * i, HDR + 16 * i, 16, VRING_DESC_F_NEXT, (uint16_t)(2 * i + 1));
+		set_desc(f, 2 * i + 1, STATUS + i, 1, VRING_DESC_F_WRITE, 0);
+		post(f, (uint16_t)(2 * i));
+	}
+	assert_int_equal(lhv_rr_ops.process(f->l, f->d, 0, 16), 3);
+	assert_int_equal(f->d->st.hop[LHV_HOP_SUBMIT].count, 3);
+	for (i = 0; i < 3; i++) {
+		n_sent = i + 1;
+		assert_int_equal(answer(f, 1, (uint8_t)(0x10 + i)), 0);
+	}
+	assert_int_equal(f->l->ncompleted, 1);
+	assert_int_equal(f->d->completed, 3);
+	assert_int_equal(u->idx, 0);
+	poll_end(f);
+	assert_int_equal(u->idx, 3);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(u->ring[i].id, 2 * i);
+		assert_int_equal(f->mem[STATUS + i], 0x10 + i);
+	}
+	/* Nothing more to publish: a second end changes nothing. */
+	u->idx = 0;
+	poll_end(f);
+	assert_int_equal(u->idx, 0);
 }
 
 /* Six writable buffers: more than a slot keeps. The completion walks the
@@ -223,6 +270,8 @@ static void test_long_chain_walked_again(void **state)
 	post_long(f);
 	assert_int_equal(answer(f, 6 * 512, 0x5a), 0);
 	assert_false(f->d->broken);
+	poll_end(f);
+	assert_int_equal(((struct vring_used *)(f->mem + USED))->idx, 1);
 	for (i = 0; i < 6; i++) {
 		assert_true(all(f->mem + SMALL + i * 1024, 512, 0x5a));
 		assert_true(all(f->mem + SMALL + i * 1024 + 512, 512, 0));
@@ -239,6 +288,8 @@ static void test_long_chain_changed_breaks(void **state)
 	assert_int_equal(answer(f, 6 * 512, 0x5a), 0);
 	assert_true(f->d->broken);
 	assert_true(all(f->mem + SMALL, 6 * 1024, 0));
+	assert_int_equal(f->l->ncompleted, 0);
+	poll_end(f);
 	assert_int_equal(((struct vring_used *)(f->mem + USED))->idx, 0);
 }
 
@@ -259,6 +310,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_scatter_to_buffers_taken, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_used_index_per_poll, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_long_chain_walked_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_long_chain_changed_breaks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_response_too_long, setup, teardown),
