@@ -126,9 +126,9 @@ static int lhv_vq_process(struct lhv *l, struct lhv_dev *d, unsigned qi, unsigne
 	struct lhv_vq *q = &d->vq[qi];
 	struct lhv_walk_opts o = walk_opts(d, q);
 	struct lhv_chain *c = &l->chain;
-	uint16_t avail_idx, head, n, sent[LHV_BUDGET];
+	uint16_t avail_idx, head, n, taken[LHV_BUDGET];
 	struct lhv_slot *s;
-	int done = 0, rc, i;
+	int done = 0, ntaken = 0, rc, i;
 	uint64_t seen, t0;
 
 	if (q->unsent) {
@@ -189,17 +189,19 @@ static int lhv_vq_process(struct lhv *l, struct lhv_dev *d, unsigned qi, unsigne
 		q->inflight++;
 		d->inflight++;
 		vrio_counter_add(&d->st.bytes_out, c->rlen);
-		sent[done++] = head;
+		taken[ntaken++] = head;
+		done++;
 	}
-	if (!done)
-		return 0;
+	if (!ntaken)
+		return done;
 	/* One clock read for the batch, not one per request: each left
-	 * when the last of them was queued, as far as the hops tell. */
+	 * when the last of them was queued, as far as the hops tell. The
+	 * requests sent again above (send_unsent) have their own. */
 	t0 = vrio_now_ns();
-	for (i = 0; i < done; i++)
-		q->slots[sent[i]].t0 = t0;
-	vrio_hist_add_n(&d->st.hop[LHV_HOP_SUBMIT], t0 - seen, (uint64_t)done);
-	vrio_counter_add(&d->st.requests, (uint64_t)done);
+	for (i = 0; i < ntaken; i++)
+		q->slots[taken[i]].t0 = t0;
+	vrio_hist_add_n(&d->st.hop[LHV_HOP_SUBMIT], t0 - seen, (uint64_t)ntaken);
+	vrio_counter_add(&d->st.requests, (uint64_t)ntaken);
 	return done;
 }
 

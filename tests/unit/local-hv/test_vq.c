@@ -247,6 +247,47 @@ static void test_used_index_per_poll(void **state)
 	assert_int_equal(u->idx, 0);
 }
 
+/* A request a previous backend left in flight (inflight.c marks it busy
+ * and unsent) goes first, then the new chain: each counted and timed
+ * once, as what it is. */
+static void test_unsent_then_new(void **state)
+{
+	struct fixture *f = *state;
+	struct lhv_vq *q = &f->d->vq[0];
+	struct vring_avail *a = (struct vring_avail *)(f->mem + AVAIL);
+
+	set_desc(f, 0, HDR, 16, VRING_DESC_F_NEXT, 1);
+	set_desc(f, 1, STATUS, 1, VRING_DESC_F_WRITE, 0);
+	set_desc(f, 2, HDR + 16, 16, VRING_DESC_F_NEXT, 3);
+	set_desc(f, 3, STATUS + 1, 1, VRING_DESC_F_WRITE, 0);
+	/* Head 0 was taken by the last backend: past it in the ring. */
+	a->ring[0] = 0;
+	a->idx = 1;
+	q->last_avail = 1;
+	q->slots[0].busy = q->slots[0].unsent = true;
+	q->unsent = 1;
+	post(f, 2);
+	assert_int_equal(lhv_rr_ops.process(f->l, f->d, 0, 16), 2);
+	assert_int_equal(n_sent, 2);
+	assert_int_equal(sent_f[0].id & 0xffff, 0);
+	assert_int_equal(sent_f[1].id & 0xffff, 2);
+	assert_int_equal(q->unsent, 0);
+	assert_int_equal(q->inflight, 2);
+	assert_int_equal(f->d->st.resubmitted, 1);
+	assert_int_equal(f->d->st.requests, 1);
+	assert_int_equal(f->d->st.hop[LHV_HOP_SUBMIT].count, 1);
+	assert_true(q->slots[0].t0 != 0 && q->slots[2].t0 != 0);
+	assert_true(q->slots[0].cached && q->slots[2].cached);
+	n_sent = 1;
+	assert_int_equal(answer(f, 1, 0x21), 0);
+	n_sent = 2;
+	assert_int_equal(answer(f, 1, 0x22), 0);
+	poll_end(f);
+	assert_int_equal(f->mem[STATUS], 0x21);
+	assert_int_equal(f->mem[STATUS + 1], 0x22);
+	assert_int_equal(((struct vring_used *)(f->mem + USED))->idx, 2);
+}
+
 /* Six writable buffers: more than a slot keeps. The completion walks the
  * chain again; unchanged, the bytes land in order... */
 static void post_long(struct fixture *f)
@@ -311,6 +352,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_scatter_to_buffers_taken, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_used_index_per_poll, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unsent_then_new, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_long_chain_walked_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_long_chain_changed_breaks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_response_too_long, setup, teardown),
