@@ -218,6 +218,11 @@ for base in bases:
                       + " ".join(f"{x:.2f}" for x in io) + ')'
                       + (f'  IOPS/busy core {med(busy):.2f}x (' + " ".join(f"{x:.2f}" for x in busy)
                          + ')' if busy else ""))
+            # Two local-hvs (an A/B of local-hv): its own CPU per I/O.
+            if all("local-hv" in r["cpu"] for r in rs[:n] + b[:n]):
+                hvs = [us(rs[i], "local-hv") / us(b[i], "local-hv") for i in range(n)]
+                print(f'{"":<12}        local-hv CPU/IO {med(hvs):.2f}x ('
+                      + " ".join(f"{x:.2f}" for x in hvs) + ')')
 # The breakdown (vrio-bench --breakdown computes it: tools/bench/breakdown.h):
 # where a request's time goes, medians over the rounds.
 hops = [("guest", None), ("hv submit", "hv_submit"), ("wire", None),
