@@ -31,6 +31,7 @@ _Static_assert(sizeof(((struct ios_trunk *)0)->nonce) == VRIO_AUTH_NONCE_LEN &&
 const char *const ios_trunk_drop_names[IOS_TRUNK_NR_DROPS] = {
 	[IOS_TRUNK_DROP_UNKNOWN_NET] = "unknown_network",
 	[IOS_TRUNK_DROP_SEND] = "send_queue_full",
+	[IOS_TRUNK_DROP_UNACKED] = "unacked",
 };
 
 /* ---- the trunk's reactor ---- */
@@ -58,6 +59,7 @@ static void trunk_place(struct ios_trunk *t, int reactor)
 static void trunk_down(struct ios_trunk *t, const char *reason)
 {
 	char nets[256];
+	int lost;
 
 	if (!t->conn)
 		return;
@@ -71,6 +73,12 @@ static void trunk_down(struct ios_trunk *t, const char *reason)
 	}
 	OPENSSL_cleanse(t->auth_expect, sizeof(t->auth_expect));
 	ios_reactor_watch(t->r, &t->ev, 0);
+	/* What the peer never acknowledged goes down with the connection:
+	 * counted where the stack can tell (the reliable layer), not over a
+	 * bare tcp stack, whose socket buffers are not counted in frames. */
+	lost = vrio_conn_unacked(t->conn);
+	if (lost > 0 && t->state == IOS_TRUNK_UP)
+		vrio_counter_add(&t->st.drops[IOS_TRUNK_DROP_UNACKED], (uint64_t)lost);
 	t->conn->ops->close(t->conn);
 	t->conn = NULL;
 	t->sent = false;

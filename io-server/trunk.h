@@ -64,6 +64,7 @@ enum ios_trunk_state {
 enum ios_trunk_drop {
 	IOS_TRUNK_DROP_UNKNOWN_NET,	/* from the peer, for a network not trunked here */
 	IOS_TRUNK_DROP_SEND,		/* the connection refused the frame (queue full) */
+	IOS_TRUNK_DROP_UNACKED,		/* in the connection, unacknowledged, when it died */
 	IOS_TRUNK_NR_DROPS,
 };
 

@@ -395,6 +395,13 @@ static int rel_timeout_ms(struct vrio_conn *c)
 	return t < 0 || ms < t ? ms : t;
 }
 
+static unsigned rel_unacked(struct vrio_conn *c)
+{
+	struct rel_conn *r = to_rel(c);
+
+	return r->nxt - r->una;
+}
+
 static void rel_close(struct vrio_conn *c)
 {
 	struct rel_conn *r;
@@ -421,6 +428,7 @@ static const struct vrio_transport_ops rel_ops = {
 	.sleep_prepare = rel_sleep_prepare,
 	.pending = rel_pending,
 	.timeout_ms = rel_timeout_ms,
+	.unacked = rel_unacked,
 };
 
 int vrio_reliable_wrap(struct vrio_conn *inner, struct vrio_conn **out)

@@ -19,6 +19,7 @@
 #ifndef VRIO_TRANSPORT_H
 #define VRIO_TRANSPORT_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -128,6 +129,11 @@ struct vrio_transport_ops {
 	 * conn_fd() fires (a retransmission timer, a delayed frame); -1 for
 	 * none. An owner caps its sleep with it. */
 	int (*timeout_ms)(struct vrio_conn *c);
+	/* Optional: frames send() took that the peer has not acknowledged
+	 * (the reliable layer's window and queue): at close, what is lost
+	 * with the connection, but for any whose acknowledgement was on its
+	 * way. A layer without it passes the question down. */
+	unsigned (*unacked)(struct vrio_conn *c);
 	/* Optional: process-wide set-up for this node, before its first
 	 * listen() or connect() (the dpdk backend starts the EAL and opens its
 	 * port); teardown() undoes it once the node's connections and listener
@@ -236,6 +242,16 @@ static inline int vrio_conn_sleep_prepare(struct vrio_conn *c)
 static inline int vrio_conn_timeout_ms(struct vrio_conn *c)
 {
 	return c->ops->timeout_ms ? c->ops->timeout_ms(c) : -1;
+}
+
+/* The unacked() of the top layer that can tell; -EOPNOTSUPP if none can
+ * (a tcp stack: what the kernel's buffers held is not known in frames). */
+static inline int vrio_conn_unacked(struct vrio_conn *c)
+{
+	for (; c; c = c->inner)
+		if (c->ops->unacked)
+			return (int)c->ops->unacked(c);
+	return -EOPNOTSUPP;
 }
 
 static inline int vrio_conn_fd(struct vrio_conn *c)

@@ -205,11 +205,18 @@ static void test_faults(void **state)
 	b.c->ops->close(b.c);
 }
 
+static int count_frame(void *arg, struct vrio_conn *c, const struct vrio_frame *f,
+		       const void *payload)
+{
+	++*(unsigned *)arg;
+	return 0;
+}
+
 static void test_window(void **state)
 {
-	struct vrio_conn *ta, *tb, *a;
+	struct vrio_conn *ta, *tb, *a, *b;
 	struct vrio_frame f = { .type = VRIO_FRAME_REQ };
-	unsigned n = 0;
+	unsigned n = 0, got = 0;
 
 	assert_int_equal(tcp_pair(&ta, &tb), 0);
 	assert_int_equal(vrio_reliable_wrap(ta, &a), 0);
@@ -217,11 +224,25 @@ static void test_window(void **state)
 		n++;
 	assert_int_equal(n, 512);
 	assert_int_equal(a->stats.window_stalls, 1);
+	/* What a connection would lose if it died now: the whole window; a
+	 * bare tcp stack cannot tell. */
+	assert_int_equal(vrio_conn_unacked(a), 512);
+	assert_int_equal(vrio_conn_unacked(tb), -EOPNOTSUPP);
 	/* Nested reliable frames and oversized ones are refused. */
 	f.type = VRIO_FRAME_RDATA;
 	assert_int_equal(a->ops->send(a, &f, NULL, 0), -EINVAL);
+	/* Once the peer acknowledged them, nothing. */
+	assert_int_equal(vrio_reliable_wrap(tb, &b), 0);
+	for (uint64_t t0 = now_ms(); vrio_conn_unacked(a) > 0 && now_ms() - t0 < 10000;) {
+		assert_true(a->ops->flush(a) >= 0);
+		assert_true(b->ops->poll(b, count_frame, &got, 64) >= 0);
+		assert_true(b->ops->flush(b) >= 0);
+		assert_true(a->ops->poll(a, count_frame, &got, 64) >= 0);
+	}
+	assert_int_equal(got, 512);
+	assert_int_equal(vrio_conn_unacked(a), 0);
 	a->ops->close(a);
-	tb->ops->close(tb);
+	b->ops->close(b);
 }
 
 /* A peer that does not speak the reliable layer loses its connection. */
