@@ -1,25 +1,32 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
 #
-# trunk-dpdk.sh BUILD_DIR: a network spanning two io-servers whose rack runs
-# over the dpdk transport, so that the trunk between them is vrio frames as
-# raw Ethernet under the reliable layer (sequencing, acknowledgement,
-# retransmission), as the hosts' connections are. One network namespace
-# this test makes holds a bridge (the rack's Ethernet) and a veth pair per
-# daemon; each daemon drives its end through net_af_packet. io0 serves
-# nic-a (host0), io1 nic-b (host1), both on network lan: every frame
+# trunk-over.sh BUILD_DIR TRANSPORT: a network spanning two io-servers
+# whose rack runs over TRANSPORT, dpdk or shm (trunk.sh runs tcp). io0
+# serves nic-a (host0), io1 nic-b (host1), both on network lan: every frame
 # between them crosses the trunk io0 -> io1.
 #
-#   1. a stream of 50,000 frames across the trunk: whole, in order;
-#   2. the trunk black-holed for 0.6 s (the bridge isolates io0's and
+# dpdk: the trunk is vrio frames as raw Ethernet under the reliable layer
+# (sequencing, acknowledgement, retransmission), as the hosts' connections
+# are. One network namespace this test makes holds a bridge (the rack's
+# Ethernet) and a veth pair per daemon; each daemon drives its end through
+# net_af_packet.
+# shm: the trunk is a pair of shared-memory rings, io0 dialling io1's
+# socket; a side that sleeps is woken by a doorbell it asked for.
+#
+#   1. a stream of 50,000 frames across the trunk: whole, in order; rr;
+#   1b. (shm) everything idle for 2 s, so both trunk ends sleep: rr again
+#      gets every transaction through, woken by doorbells;
+#   2. (dpdk) the trunk black-holed for 0.6 s (the bridge isolates io0's and
 #      io1's ports from each other; the hosts still reach both) under rr
 #      with 8 in flight: the reliable layer sends again what the hole took,
 #      no transaction is lost, the trunk stays up;
-#   3. black-holed past dead_after under a stream: both ends declare it
-#      down and count it; every frame lost is counted, by io0 as
+#   3. (dpdk) black-holed past dead_after under a stream: both ends
+#      declare it down and count it; every frame lost is counted, by io0 as
 #      unacknowledged in the connection when it died or as sent while the
-#      trunk was down (or further on, by io1 or host1); io0 dials again once the hole is gone, and a stream
-#      and rr then get everything through;
+#      trunk was down (or further on, by io1 or host1); io0 dials again
+#      once the hole is gone, and a stream and rr then get everything
+#      through;
 #   4. the trunk's metrics through promtool; the four daemons stop with 0.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
@@ -30,6 +37,7 @@ export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$(cd "$(dirname
 IO_MAC=(02:00:00:00:00:01 02:00:00:00:00:02)
 HV_MAC=(02:00:00:00:00:11 02:00:00:00:00:12)
 
+NS=
 in_ns() { rack_ns "$NS" "$@"; }
 
 # One veth pair a daemon: NAME's end for its af_packet port, b-NAME on the
@@ -74,35 +82,44 @@ eal() { # IFACE
 	echo "--vdev=net_af_packet0,iface=$1,framecnt=4096"
 }
 
+# io_server N: its entry in the topology, over $TRANSPORT.
+io_server() {
+	local listen dpdk=
+	local -n iom=P_IOM$1
+	if [[ $TRANSPORT == dpdk ]]; then
+		listen=${IO_MAC[$1]}
+		dpdk="    dpdk: {eal: \"$(eal "io$1")\"}"
+	else
+		listen=$RUN/io$1.shm
+	fi
+	printf '  - name: io%s\n    transport: %s\n    listen: %s\n' "$1" "$TRANSPORT" "$listen"
+	printf '    metrics: 127.0.0.1:%s\n    control: %s\n' "$iom" "$RUN/io$1.ctl"
+	printf '    cores: {min: 1, max: 1}\n'
+	# Over shm a long interval: a sleeping trunk end must be woken by a
+	# doorbell, not by its next heartbeat.
+	if [[ $TRANSPORT == dpdk ]]; then
+		printf '    heartbeat: {interval_ms: 200, dead_after_ms: 3000}\n'
+	else
+		printf '    heartbeat: {interval_ms: 1000, dead_after_ms: 10000}\n'
+	fi
+	[[ -z $dpdk ]] || printf '%s\n' "$dpdk"
+}
+
+host() { # N: its entry in the topology
+	local -n hvm=P_HV$1
+	printf '  - name: host%s\n    metrics: 127.0.0.1:%s\n    control: %s\n' "$1" "$hvm" "$RUN/host$1.ctl"
+	[[ $TRANSPORT != dpdk ]] || printf '    dpdk: {eal: "%s"}\n' "$(eal "hv$1")"
+}
+
 write_rack() {
 	cat >"$RUN/topology.yaml" <<EOF
 version: 1
 io_servers:
-  - name: io0
-    transport: dpdk
-    listen: ${IO_MAC[0]}
-    metrics: 127.0.0.1:$P_IOM0
-    control: $RUN/io0.ctl
-    cores: {min: 1, max: 1}
-    heartbeat: {interval_ms: 200, dead_after_ms: 3000}
-    dpdk: {eal: "$(eal io0)"}
-  - name: io1
-    transport: dpdk
-    listen: ${IO_MAC[1]}
-    metrics: 127.0.0.1:$P_IOM1
-    control: $RUN/io1.ctl
-    cores: {min: 1, max: 1}
-    heartbeat: {interval_ms: 200, dead_after_ms: 3000}
-    dpdk: {eal: "$(eal io1)"}
+$(io_server 0)
+$(io_server 1)
 hosts:
-  - name: host0
-    metrics: 127.0.0.1:$P_HV0
-    control: $RUN/host0.ctl
-    dpdk: {eal: "$(eal hv0)"}
-  - name: host1
-    metrics: 127.0.0.1:$P_HV1
-    control: $RUN/host1.ctl
-    dpdk: {eal: "$(eal hv1)"}
+$(host 0)
+$(host 1)
 devices:
   - {name: nic-a, type: net, host: host0, io_server: io0, socket: $RUN/a.sock, mac: "52:54:00:00:00:0a", network: lan}
   - {name: nic-b, type: net, host: host1, io_server: io1, socket: $RUN/b.sock, mac: "52:54:00:00:00:0b", network: lan}
@@ -149,6 +166,9 @@ frames_in() { # io1's frames in from io0
 main() {
 	local build out sent received lost i c0 c1 downs connects dropped unacked down counted
 	build=$(cd "$1" && pwd)
+	TRANSPORT=${2:?usage: trunk-over.sh BUILD_DIR dpdk|shm}
+	VRIO_LOG_PREFIX="trunk-over-$TRANSPORT"
+	[[ $TRANSPORT == dpdk || $TRANSPORT == shm ]] || die "unknown transport '$TRANSPORT'"
 	vrio_binaries "$build" || skip "daemons not built in $build"
 	BENCH=$build/tools/vrio-bench
 	export BENCH RUN
@@ -156,35 +176,63 @@ main() {
 	for p in P_IOM0 P_IOM1 P_HV0 P_HV1; do
 		free_port "$p"
 	done
-	make_lan
+	[[ $TRANSPORT != dpdk ]] || make_lan
 	write_rack
 	out=$("$build/tools/vrioctl" check "$RUN/topology.yaml") || fail "vrioctl check: $out"
 	grep -qx 'network lan: io_servers io0, io1 (1 trunk)' <<<"$out" ||
 		fail "vrioctl check does not show lan's span: $out"
 
+	local -a ns_exec=()
+	[[ -z $NS ]] || ns_exec=(ip netns exec "$NS")
 	for i in 0 1; do
 		start_daemon "IO_PID$i" "vrio-ioserver-io$i" "$RUN/ioserver-io$i.log" \
-			ip netns exec "$NS" "$VRIO_IOSERVER_BIN" --config "$RUN/topology.yaml" --node "io$i"
+			"${ns_exec[@]}" "$VRIO_IOSERVER_BIN" --config "$RUN/topology.yaml" --node "io$i"
 	done
 	for i in 0 1; do
 		start_daemon "HV_PID$i" "vrio-localhv-host$i" "$RUN/localhv-host$i.log" \
-			ip netns exec "$NS" "$VRIO_LOCALHV_BIN" --config "$RUN/topology.yaml" --node "host$i"
+			"${ns_exec[@]}" "$VRIO_LOCALHV_BIN" --config "$RUN/topology.yaml" --node "host$i"
 	done
 	wait_for_socket "$RUN/a.sock" 30 "$HV_PID0" || fail "no socket for nic-a"
 	wait_for_socket "$RUN/b.sock" 30 "$HV_PID1" || fail "no socket for nic-b"
-	wait_until 30 trunk_up 0 io1 || fail "the trunk io0 -> io1 did not come up over dpdk"
+	wait_until 30 trunk_up 0 io1 || fail "the trunk io0 -> io1 did not come up over $TRANSPORT"
 	wait_until 30 trunk_up 1 io0 || fail "io1 does not see the trunk up"
-	grep -q "dpdk: port 0 (net_af_packet" "$RUN/ioserver-io0.log" ||
-		fail "io0 opened no af_packet port"
+	if [[ $TRANSPORT == dpdk ]]; then
+		grep -q "dpdk: port 0 (net_af_packet" "$RUN/ioserver-io0.log" ||
+			fail "io0 opened no af_packet port"
+	fi
 
 	# 1. A stream across the trunk.
 	out=$(bench stream --count 50000 --frame-size 1000) || fail "stream failed: $out"
 	sent=$(json_str "$out" "j['sent']")
 	received=$(json_str "$out" "j['received']")
-	log "stream across the dpdk trunk: $received of $sent frames, $(json_str "$out" "j['pps']") packets/s"
+	log "stream across the $TRANSPORT trunk: $received of $sent frames, $(json_str "$out" "j['pps']") packets/s"
 	[[ $sent == 50000 && $received == 50000 ]] || fail "stream: $received of $sent frames arrived"
 	[[ $(json_str "$out" "j['bad']") == 0 && $(json_str "$out" "j['reordered']") == 0 ]] ||
 		fail "stream: frames damaged or out of order: $out"
+	out=$(bench rr --count 2000 --iodepth 8) || fail "rr failed: $out"
+	log "rr across the $TRANSPORT trunk: $(json_str "$out" "j['received']") transactions, p50 $(json_str "$out" "j['rtt_us']['p50']") us"
+	[[ $(json_str "$out" "j['received']") == 2000 && $(json_str "$out" "j['lost']") == 0 ]] ||
+		fail "rr: transactions lost: $out"
+
+	if [[ $TRANSPORT == shm ]]; then
+		# 1b. Idle long enough for every poller to sleep: the first
+		# frame after each spell must ring the trunk's doorbell (without
+		# one, it would wait for the next heartbeat, up to 1 s).
+		local rtts=()
+		for i in 1 2 3; do
+			sleep 2.5
+			out=$(bench rr --count 1) || fail "rr after an idle trunk failed: $out"
+			[[ $(json_str "$out" "j['received']") == 1 ]] || fail "rr after an idle trunk: $out"
+			rtts+=("$(json_str "$out" "int(j['rtt_us']['p50'])")")
+		done
+		log "a transaction after each of three idle spells: ${rtts[*]} us"
+		for i in "${rtts[@]}"; do
+			((i < 200000)) || fail "a transaction after an idle spell took $i us: no doorbell?"
+		done
+		stop_all
+		echo "PASS: integration/trunk-over-$TRANSPORT"
+		return
+	fi
 
 	# 2. A hole shorter than dead_after under rr: retransmitted, nothing lost.
 	downs=$(io_metric 0 'vrio_ioserver_trunk_downs_total{peer="io1"}')
@@ -263,7 +311,13 @@ main() {
 	[[ $(json_str "$out" "j['received']") == 2000 ]] || fail "rr after the hole: $out"
 	log "after the hole: 20,000 frames and 2,000 transactions, none lost"
 
-	# 4. Metrics, and a clean stop.
+	stop_all
+	echo "PASS: integration/trunk-over-$TRANSPORT"
+}
+
+# 4. Metrics, and a clean stop.
+stop_all() {
+	local i
 	for i in 0 1; do
 		local -n port=P_IOM$i
 		in_ns http_get "127.0.0.1:$port" /metrics >"$RUN/io$i.metrics" || fail "no io$i metrics"
@@ -280,7 +334,6 @@ main() {
 		vrio_stop "vrio-ioserver-io$i" "$(eval echo "\$IO_PID$i")" "$RUN/ioserver-io$i.log" ||
 			fail "io$i did not stop cleanly"
 	done
-	echo "PASS: integration/trunk-dpdk"
 }
 
 lib_traps
