@@ -206,7 +206,10 @@ main() {
 	sent=$(json_str "$out" "j['sent']")
 	received=$(json_str "$out" "j['received']")
 	log "stream across the $TRANSPORT trunk: $received of $sent frames, $(json_str "$out" "j['pps']") packets/s"
-	[[ $sent == 50000 && $received == 50000 ]] || fail "stream: $received of $sent frames arrived"
+	if [[ $sent != 50000 || $received != 50000 ]]; then
+		show_drops
+		fail "stream: $received of $sent frames arrived"
+	fi
 	[[ $(json_str "$out" "j['bad']") == 0 && $(json_str "$out" "j['reordered']") == 0 ]] ||
 		fail "stream: frames damaged or out of order: $out"
 	out=$(bench rr --count 2000 --iodepth 8) || fail "rr failed: $out"
