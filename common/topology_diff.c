@@ -607,40 +607,57 @@ static bool diff_switched_here(const struct diff_ctx *x, const struct vrio_topo_
 	return vrio_topo_network_spans(nw, x->node);
 }
 
-static void show_span(char *buf, size_t len, const struct vrio_topo_network *n)
+static const struct vrio_topo_network *diff_network(const struct vrio_topology *t,
+						    const char *name)
 {
-	size_t k = 0;
-
-	buf[0] = '\0';
-	for (size_t i = 0; n && i < n->n_span && k < len; i++) {
-		int w = snprintf(buf + k, len - k, "%s%s", i ? "," : "", n->span[i]->name);
-
-		if (w < 0)
-			break;
-		k += (size_t)w;
-	}
-	if (!buf[0])
-		snprintf(buf, len, "none");
+	for (size_t i = 0; t && i < t->n_networks; i++)
+		if (strcmp(t->networks[i].name, name) == 0)
+			return &t->networks[i];
+	return NULL;
 }
 
-/* The trunks follow the io-servers a network spans; they are set up at
- * start only. */
-static int diff_span(struct diff_ctx *x, const struct vrio_topo_network *on,
-		     const struct vrio_topo_network *nn)
+/* Does the trunk between this io-server and `peer` carry network nw? */
+static bool diff_trunked(const struct diff_ctx *x, const struct vrio_topo_network *nw,
+			 const char *peer)
 {
-	char va[DIFF_VAL_MAX], vb[DIFF_VAL_MAX];
-	bool same = on && on->n_span == nn->n_span;
+	return nw && strcmp(peer, x->node) != 0 && vrio_topo_network_spans(nw, x->node) &&
+	       vrio_topo_network_spans(nw, peer);
+}
 
-	for (size_t i = 0; same && i < nn->n_span; i++)
-		same = vrio_topo_network_spans(on, nn->span[i]->name);
-	if (same || (nn->n_span < 2 && (!on || on->n_span < 2)))
-		return 0;
-	show_span(va, sizeof(va), on);
-	show_span(vb, sizeof(vb), nn);
-	return diff_refuse(x, NULL, NULL, x->new_t, nn->line, nn->col,
-			   "network '%s': the io_servers it spans cannot change while running "
-			   "(%s -> %s): trunks are set up at start; restart the io-servers",
-			   nn->name, va, vb);
+/* The networks of `from` that a trunk of this io-server carries and that
+ * no trunk to the same peer carries in `other`, pushed as `added`. */
+static int diff_trunks_one_way(struct diff_ctx *x, const struct vrio_topology *from,
+			       const struct vrio_topology *other, bool added)
+{
+	struct vrio_topo_diff *out = x->out;
+	struct vrio_topo_trunk_change *v;
+
+	for (size_t i = 0; i < from->n_networks; i++) {
+		const struct vrio_topo_network *nw = &from->networks[i];
+		const struct vrio_topo_network *ow = diff_network(other, nw->name);
+
+		for (size_t j = 0; j < nw->n_span; j++) {
+			if (!diff_trunked(x, nw, nw->span[j]->name) ||
+			    diff_trunked(x, ow, nw->span[j]->name))
+				continue;
+			v = realloc(out->trunks, (out->n_trunks + 1) * sizeof(*v));
+			if (!v)
+				return -ENOMEM;
+			out->trunks = v;
+			v[out->n_trunks++] = (struct vrio_topo_trunk_change){
+				.peer = nw->span[j], .net = nw, .added = added,
+			};
+		}
+	}
+	return 0;
+}
+
+/* An io-server: what its trunks start and stop carrying. */
+static int diff_trunks(struct diff_ctx *x)
+{
+	int ret = diff_trunks_one_way(x, x->old_t, x->new_t, false);
+
+	return ret ? ret : diff_trunks_one_way(x, x->new_t, x->old_t, true);
 }
 
 /* An io-server: the networks its net devices use, i.e. its switches. */
@@ -651,13 +668,8 @@ static int diff_networks(struct diff_ctx *x)
 
 	for (size_t i = 0; i < x->new_t->n_networks; i++) {
 		const struct vrio_topo_network *nn = &x->new_t->networks[i];
-		const struct vrio_topo_network *on = NULL;
+		const struct vrio_topo_network *on = diff_network(x->old_t, nn->name);
 
-		for (size_t j = 0; j < x->old_t->n_networks; j++)
-			if (strcmp(x->old_t->networks[j].name, nn->name) == 0)
-				on = &x->old_t->networks[j];
-		if ((diff_switched_here(x, nn) || diff_switched_here(x, on)) && diff_span(x, on, nn))
-			return -ENOMEM;
 		if (!diff_switched_here(x, nn))
 			continue;
 		if (diff_switched_here(x, on)) {
@@ -741,6 +753,8 @@ static int diff_collect(struct diff_ctx *x)
 		ret = diff_connections(x);
 	if (ret == 0 && !gone && x->role == VRIO_ROLE_IOSERVER)
 		ret = diff_networks(x);
+	if (ret == 0 && !gone && x->role == VRIO_ROLE_IOSERVER)
+		ret = diff_trunks(x);
 	if (ret == 0 && !gone)
 		ret = diff_devices(x);
 	if (ret)
@@ -786,6 +800,7 @@ void vrio_topology_diff_free(struct vrio_topo_diff *d)
 		return;
 	free(d->v);
 	free(d->new_networks);
+	free(d->trunks);
 	memset(d, 0, sizeof(*d));
 }
 

@@ -27,6 +27,13 @@
  *   ageing or uplink changed is REFUSED; a network its net devices use only
  *   in the new file is listed in new_networks (its switch must be created).
  *   A host ignores networks.
+ * - For an io_server: what its trunks carry (trunk.h). A network trunks
+ *   this io_server with each other io_server of its span; each (peer,
+ *   network) pair trunked in one file and not in the other is a trunk
+ *   change: first those the new file drops (old-file order of networks,
+ *   then of each span), then those it adds (new-file order). A span may
+ *   change freely: what cannot span (an uplink, tls, mixed transports) is a
+ *   load error of the new file.
  * - Hosts, networks and io_servers may be added freely; removing one that a
  *   device still names is a load error of the new file.
  * - Order: REFUSED entries first (the node, the io_servers a host uses, the
@@ -79,6 +86,14 @@ struct vrio_topo_change {
 	char msg[256];		/* REFUSED: "FILE:LINE:COL: ..."; empty otherwise */
 };
 
+/* The trunk to `peer` starts (added) or stops carrying network `net`;
+ * both point into the new file when added, into the old one when not. */
+struct vrio_topo_trunk_change {
+	const struct vrio_topo_ioserver *peer;
+	const struct vrio_topo_network *net;
+	bool added;
+};
+
 struct vrio_topo_diff {
 	struct vrio_topo_change *v;
 	size_t n;
@@ -88,6 +103,9 @@ struct vrio_topo_diff {
 	 * in the old one, in new-file order: their switch must be created. */
 	const struct vrio_topo_network **new_networks;
 	size_t n_new_networks;
+	/* io_server: what its trunks start and stop carrying. */
+	struct vrio_topo_trunk_change *trunks;
+	size_t n_trunks;
 };
 
 /*

@@ -241,7 +241,10 @@ struct ios_server {
 	struct ios_balancer *bal;	/* main thread; its counters: any */
 	struct ios_rctx *rctx;		/* [n_reactors] */
 	struct ios_switch *sw;		/* switch.h */
-	struct ios_trunk **trunks;	/* trunk.h; fixed after start */
+	/* trunk.h: atomic slots (NULL: free), written by the main thread
+	 * (under lock), read by the metrics thread (under lock) and by
+	 * sessions (a peer's Hello); n_trunks: slots ever used (atomic). */
+	struct ios_trunk *trunks[IOS_MAX_TRUNKS];
 	unsigned n_trunks;
 	struct vrio_metrics_server *metrics;
 	int wakefd;			/* reactors wake the main thread */

@@ -10,7 +10,8 @@
  *   2. add the new devices (each can still fail: a backing file that is
  *      missing): a failure removes those added so far and stops;
  *   3. from here nothing fails: live changes, removals (refuse new work,
- *      freed once their host detaches them), hosts, then the new topology
+ *      freed once their host detaches them), what the trunks carry (trunk.h:
+ *      the networks whose span changed), hosts, then the new topology
  *      replaces the old one, and every interposition stage hears of it
  *      (a degraded mirror is tried again at once).
  * Devices the difference does not name are never touched.
@@ -215,7 +216,8 @@ void ios_server_reload(struct ios_server *srv, struct vrio_reload_report *res)
 		vrio_config_failed(&srv->cfg, srv->name, res, -EPERM);
 		goto out;
 	}
-	if (check_live(srv, &diff, res->error, sizeof(res->error)) < 0) {
+	if (check_live(srv, &diff, res->error, sizeof(res->error)) < 0 ||
+	    ios_trunks_reload_check(srv, &diff, t->path, res->error, sizeof(res->error)) < 0) {
 		vrio_config_failed(&srv->cfg, srv->name, res, -EPERM);
 		goto out;
 	}
@@ -244,6 +246,7 @@ void ios_server_reload(struct ios_server *srv, struct vrio_reload_report *res)
 	ios_trunkkey_install(srv, t, tkey);
 	tkey = NULL;
 	apply(srv, &diff, chains);
+	ios_trunks_reload(srv, t, &diff);
 	ios_chains_reloaded(srv);
 	free(chains);
 	chains = NULL;

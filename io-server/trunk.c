@@ -18,10 +18,13 @@
 #include "ioserver_internal.h"
 #include "keyfile.h"
 #include "log.h"
+#include "topology_diff.h"
 
 #define TRUNK_POLL_BUDGET	64u
 
 _Static_assert(sizeof(((struct ios_trunk *)0)->nets) / sizeof(struct ios_trunk_net) ==
+		       IOS_MAX_NETWORKS &&
+	       sizeof(((struct ios_trunk *)0)->carried) / sizeof(struct ios_trunk_carry) ==
 		       IOS_MAX_NETWORKS, "a trunk carries up to every network");
 _Static_assert(sizeof(((struct ios_trunk *)0)->nonce) == VRIO_AUTH_NONCE_LEN &&
 		       sizeof(((struct ios_trunk *)0)->auth_expect) == VRIO_AUTH_PROOF_LEN &&
@@ -56,13 +59,12 @@ static void trunk_place(struct ios_trunk *t, int reactor)
 		__atomic_store_n(&t->nets[i].port->reactor, reactor, __ATOMIC_RELEASE);
 }
 
-static void trunk_down(struct ios_trunk *t, const char *reason)
+/* Closes the connection; true if the trunk was up (its ports unplaced). */
+static bool trunk_disconnect(struct ios_trunk *t)
 {
-	char nets[256];
+	bool was_up = t->state == IOS_TRUNK_UP;
 	int lost;
 
-	if (!t->conn)
-		return;
 	if (t->auth_pending) {
 		/* Its proof never came: the dialer found ours wrong (another
 		 * key), or it is not who it says. */
@@ -83,20 +85,31 @@ static void trunk_down(struct ios_trunk *t, const char *reason)
 	t->conn = NULL;
 	t->sent = false;
 	t->flush_pending = false;
-	if (t->state == IOS_TRUNK_UP) {
+	if (was_up) {
 		trunk_place(t, -1);
 		__atomic_store_n(&t->up, 0, __ATOMIC_RELEASE);
-		__atomic_fetch_add(&t->st.downs, 1, __ATOMIC_RELAXED);
-		trunk_nets_str(t, nets, sizeof(nets));
-		VRIO_NOTICE("%s: trunk to %s down: %s; network(s) %s split until it is back%s",
-			    t->srv->name, t->peer, reason, nets,
-			    t->dialer ? " (dialling again)" : " (waiting for the peer to dial)");
-	} else {
-		VRIO_NOTICE("%s: trunk to %s: connection closed before its hello: %s",
-			    t->srv->name, t->peer, reason);
 	}
 	t->state = IOS_TRUNK_DOWN;
 	__atomic_store_n(&t->linked, 0, __ATOMIC_RELEASE);
+	return was_up;
+}
+
+static void trunk_down(struct ios_trunk *t, const char *reason)
+{
+	char nets[256];
+
+	if (!t->conn)
+		return;
+	if (!trunk_disconnect(t)) {
+		VRIO_NOTICE("%s: trunk to %s: connection closed before its hello: %s",
+			    t->srv->name, t->peer, reason);
+		return;
+	}
+	__atomic_fetch_add(&t->st.downs, 1, __ATOMIC_RELAXED);
+	trunk_nets_str(t, nets, sizeof(nets));
+	VRIO_NOTICE("%s: trunk to %s down: %s; network(s) %s split until it is back%s",
+		    t->srv->name, t->peer, reason, nets,
+		    t->dialer ? " (dialling again)" : " (waiting for the peer to dial)");
 }
 
 static int trunk_reject(struct ios_trunk *t, int rc, const char *fmt, ...)
@@ -575,102 +588,414 @@ static void trunk_start(struct ios_reactor *r, void *arg)
 	ios_poller_register(r, &t->poller);
 }
 
+/* A reload: the trunk carries one more network. */
+static void trunk_net_added(struct ios_reactor *r, struct ios_msg *m)
+{
+	struct ios_trunk_carry *c = container_of(m, struct ios_trunk_carry, msg);
+	struct ios_trunk *t = c->t;
+
+	t->nets[t->n_nets++] = c->tn;
+	if (t->state == IOS_TRUNK_UP)
+		__atomic_store_n(&c->tn.port->reactor, (int)r->idx, __ATOMIC_RELEASE);
+	VRIO_NOTICE("%s: trunk to %s now carries network %s%s", t->srv->name, t->peer,
+		    c->tn.net->name, t->state == IOS_TRUNK_UP ? "" : " (once it is up)");
+}
+
+/* A reload: the trunk no longer carries a network; what the peer still
+ * sends for it is counted as unknown_network from here. */
+static void trunk_net_dropped(struct ios_reactor *r, struct ios_msg *m)
+{
+	struct ios_trunk_carry *c = container_of(m, struct ios_trunk_carry, msg);
+	struct ios_trunk *t = c->t;
+	unsigned i;
+
+	for (i = 0; i < t->n_nets && t->nets[i].port != c->tn.port; i++)
+		;
+	if (i == t->n_nets)
+		return;
+	__atomic_store_n(&c->tn.port->reactor, -1, __ATOMIC_RELEASE);
+	t->nets[i] = t->nets[--t->n_nets];
+	VRIO_NOTICE("%s: trunk to %s no longer carries network %s", t->srv->name, t->peer,
+		    c->tn.net->name);
+}
+
+/* A reload left the trunk with no network: closed, and nothing of it is
+ * left on the reactor. */
+static void trunk_stop(struct ios_reactor *r, struct ios_msg *m)
+{
+	struct ios_trunk *t = container_of(m, struct ios_trunk, stop_msg);
+
+	if (t->conn)
+		trunk_disconnect(t);
+	trunk_place(t, -1);
+	t->n_nets = 0;
+	ios_poller_unregister(&t->poller);
+	VRIO_NOTICE("%s: trunk to %s closed: it carries no network any more", t->srv->name,
+		    t->peer);
+}
+
 /* ---- control thread ---- */
 
 struct ios_trunk *ios_trunk_find(struct ios_server *srv, const char *node)
 {
-	for (unsigned i = 0; i < srv->n_trunks; i++)
-		if (!strcmp(srv->trunks[i]->peer, node))
-			return srv->trunks[i];
+	unsigned n = __atomic_load_n(&srv->n_trunks, __ATOMIC_ACQUIRE);
+	struct ios_trunk *t;
+
+	for (unsigned i = 0; i < n; i++) {
+		t = __atomic_load_n(&srv->trunks[i], __ATOMIC_ACQUIRE);
+		if (t && !strcmp(t->peer, node))
+			return t;
+	}
 	return NULL;
 }
 
-static struct ios_trunk *trunk_get(struct ios_server *srv, const struct vrio_topo_ioserver *peer)
+static unsigned trunk_free_slots(const struct ios_server *srv)
 {
-	struct ios_trunk *t = ios_trunk_find(srv, peer->name), **arr;
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < IOS_MAX_TRUNKS; i++)
+		n += !srv->trunks[i];
+	return n;
+}
+
+/* A trunk to `peer`, not yet in the table: a free slot is kept for it. */
+static struct ios_trunk *trunk_new(struct ios_server *srv, const struct vrio_topo_ioserver *self,
+				   const struct vrio_topo_ioserver *peer, unsigned slot)
+{
+	struct ios_trunk *t = calloc(1, sizeof(*t));
 	char esc[128];
 
-	if (t)
-		return t;
-	arr = reallocarray(srv->trunks, srv->n_trunks + 1, sizeof(*arr));
-	if (!arr)
-		return NULL;
-	srv->trunks = arr;
-	t = calloc(1, sizeof(*t));
 	if (!t)
 		return NULL;
 	t->srv = srv;
+	t->slot = slot;
 	snprintf(t->peer, sizeof(t->peer), "%s", peer->name);
 	snprintf(t->addr, sizeof(t->addr), "%s", peer->listen);
 	/* Deterministic: exactly one side dials. */
 	t->dialer = strcmp(srv->name, peer->name) < 0;
 	vrio_mw_escape(esc, sizeof(esc), peer->name);
 	snprintf(t->label, sizeof(t->label), "peer=\"%s\"", esc);
-	vrio_hb_init(&t->hb, srv->self->heartbeat.interval_ms, srv->self->heartbeat.dead_after_ms);
+	vrio_hb_init(&t->hb, self->heartbeat.interval_ms, self->heartbeat.dead_after_ms);
 	t->ev.fd = -1;
 	t->ev.ready = trunk_ev_ready;
 	t->poller.name = t->peer;
 	t->poller.poll = trunk_poll;
 	t->poller.sleep = trunk_sleep;
-	srv->trunks[srv->n_trunks++] = t;
+	t->stop_msg.fn = trunk_stop;
 	return t;
 }
 
-static int trunk_add_net(struct ios_server *srv, struct ios_trunk *t,
-			 const struct vrio_topo_network *tn)
+static struct ios_trunk_carry *trunk_carried(struct ios_trunk *t, uint32_t id)
 {
-	struct ios_trunk_net *x = &t->nets[t->n_nets];
+	for (unsigned i = 0; i < t->n_carried; i++)
+		if (t->carried[i].tn.id == id)
+			return &t->carried[i];
+	return NULL;
+}
+
+/* t carries network tn from now on: its port in tn's switch, then the
+ * reactor's nets[] (directly while no reactor runs the trunk). */
+static int trunk_carry(struct ios_server *srv, struct ios_trunk *t,
+		       const struct vrio_topo_network *tn)
+{
+	struct ios_trunk_carry fresh = { .t = t }, *c;
 	char label[96];
 	int rc;
 
-	rc = ios_switch_network(srv, tn, &x->net);
+	if (trunk_carried(t, tn->id))
+		return 0;
+	if (t->n_carried >= IOS_MAX_NETWORKS)
+		return -ENOSPC;
+	rc = ios_switch_network(srv, tn, &fresh.tn.net);
 	if (rc < 0)
 		return rc;
 	snprintf(label, sizeof(label), "trunk:%s", t->peer);
-	rc = ios_switch_trunk_port_add(srv, x->net, t, label, &x->port);
+	rc = ios_switch_trunk_port_add(srv, fresh.tn.net, t, label, &fresh.tn.port);
 	if (rc < 0)
 		return rc;
-	x->id = tn->id;
-	t->n_nets++;
+	fresh.tn.id = tn->id;
+	pthread_mutex_lock(&srv->lock);
+	c = &t->carried[t->n_carried++];
+	*c = fresh;
+	pthread_mutex_unlock(&srv->lock);
+	if (t->started) {
+		c->msg.fn = trunk_net_added;
+		ios_reactor_post(t->r, &c->msg);
+	} else {
+		t->nets[t->n_nets++] = c->tn;
+	}
 	return 0;
+}
+
+/* Takes the ports of a trunk that never ran out of their switches, and
+ * frees it. */
+static void trunk_unwind(struct ios_server *srv, struct ios_trunk *t)
+{
+	for (unsigned i = 0; i < t->n_carried; i++)
+		ios_switch_port_del(srv, t->carried[i].tn.port);
+	free(t);
+}
+
+/* On one of the reactors that never park (balance.h), as sessions: a
+ * trunk must hear its peer and send its heartbeats whatever the load.
+ * Started before it is in the table, so that a connection a session hands
+ * it finds its poller there. */
+static int trunk_launch(struct ios_server *srv, struct ios_trunk *t)
+{
+	unsigned n_fixed = srv->n_fixed ? srv->n_fixed : 1;
+	int rc;
+
+	t->r = srv->reactors[t->slot % n_fixed];
+	rc = ios_reactor_call(t->r, trunk_start, t);
+	if (rc < 0)
+		return rc;
+	t->started = true;
+	pthread_mutex_lock(&srv->lock);
+	__atomic_store_n(&srv->trunks[t->slot], t, __ATOMIC_RELEASE);
+	if (t->slot >= srv->n_trunks)
+		__atomic_store_n(&srv->n_trunks, t->slot + 1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&srv->lock);
+	VRIO_INFO("%s: trunk to %s on %s: %s %s, %u network(s)", srv->name, t->peer, t->r->name,
+		  t->dialer ? "dials" : "accepts from", t->addr, t->n_carried);
+	return 0;
+}
+
+/* The trunk changes that add: each network to its trunk, and the trunks
+ * that are new started. Returns the first error (each is logged; the
+ * network stays split there). */
+static int trunks_add(struct ios_server *srv, const struct vrio_topo_ioserver *self,
+		      const struct vrio_topo_trunk_change *v, size_t n)
+{
+	struct ios_trunk *fresh[IOS_MAX_TRUNKS], *t;
+	unsigned n_fresh = 0, slot = 0;
+	int rc, ret = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!v[i].added)
+			continue;
+		t = ios_trunk_find(srv, v[i].peer->name);
+		for (unsigned k = 0; !t && k < n_fresh; k++)
+			if (!strcmp(fresh[k]->peer, v[i].peer->name))
+				t = fresh[k];
+		if (!t) {
+			while (slot < IOS_MAX_TRUNKS && srv->trunks[slot])
+				slot++;
+			rc = slot < IOS_MAX_TRUNKS ? -ENOMEM : -ENOSPC;
+			t = slot < IOS_MAX_TRUNKS ? trunk_new(srv, self, v[i].peer, slot++) : NULL;
+			if (!t) {
+				VRIO_ERR("%s: trunk to %s: %s; network %s stays split there",
+					 srv->name, v[i].peer->name, strerror(-rc), v[i].net->name);
+				ret = ret ? ret : rc;
+				continue;
+			}
+			fresh[n_fresh++] = t;
+		}
+		rc = trunk_carry(srv, t, v[i].net);
+		if (rc < 0) {
+			VRIO_ERR("%s: trunk to %s cannot carry network %s: %s; it stays split there",
+				 srv->name, t->peer, v[i].net->name, strerror(-rc));
+			ret = ret ? ret : rc;
+		}
+	}
+	for (unsigned k = 0; k < n_fresh; k++) {
+		t = fresh[k];
+		rc = t->n_carried ? trunk_launch(srv, t) : -ENOENT;
+		if (rc == 0)
+			continue;
+		if (rc != -ENOENT) {
+			VRIO_ERR("%s: trunk to %s: cannot start it: %s", srv->name, t->peer,
+				 strerror(-rc));
+			ret = ret ? ret : rc;
+		}
+		trunk_unwind(srv, t);
+	}
+	return ret;
 }
 
 int ios_trunks_open(struct ios_server *srv)
 {
 	const struct vrio_topology *topo = srv->topo;
-	struct ios_trunk *t;
-	unsigned n_fixed;
+	struct vrio_topo_trunk_change *v;
+	size_t n = 0, max = 0;
 	int rc;
 
+	for (size_t i = 0; i < topo->n_networks; i++)
+		max += topo->networks[i].n_span;
+	v = calloc(max ? max : 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	/* What a reload from an empty file would add (topology_diff.h). */
 	for (size_t i = 0; i < topo->n_networks; i++) {
 		const struct vrio_topo_network *tn = &topo->networks[i];
 
-		if (tn->n_span < 2 || !vrio_topo_network_spans(tn, srv->name))
+		if (!vrio_topo_network_spans(tn, srv->name))
 			continue;
-		for (size_t j = 0; j < tn->n_span; j++) {
-			if (tn->span[j] == srv->self)
-				continue;
-			t = trunk_get(srv, tn->span[j]);
-			if (!t)
-				return -ENOMEM;
-			rc = trunk_add_net(srv, t, tn);
-			if (rc < 0)
-				return rc;
-		}
+		for (size_t j = 0; j < tn->n_span; j++)
+			if (tn->span[j] != srv->self)
+				v[n++] = (struct vrio_topo_trunk_change){
+					.peer = tn->span[j], .net = tn, .added = true,
+				};
 	}
-	/* On the reactors that never park (balance.h), as sessions: a trunk
-	 * must hear its peer and send its heartbeats whatever the load. */
-	n_fixed = srv->n_fixed ? srv->n_fixed : 1;
-	for (unsigned i = 0; i < srv->n_trunks; i++) {
-		t = srv->trunks[i];
-		t->r = srv->reactors[i % n_fixed];
-		rc = ios_reactor_call(t->r, trunk_start, t);
-		if (rc < 0)
-			return rc;
-		VRIO_INFO("%s: trunk to %s on %s: %s %s, %u network(s)", srv->name, t->peer,
-			  t->r->name, t->dialer ? "dials" : "accepts from", t->addr, t->n_nets);
+	rc = ios_trunks_reload_check(srv, &(struct vrio_topo_diff){ .trunks = v, .n_trunks = n },
+				     topo->path, NULL, 0);
+	if (rc == 0)
+		rc = trunks_add(srv, srv->self, v, n);
+	free(v);
+	return rc;
+}
+
+int ios_trunks_reload_check(struct ios_server *srv, const struct vrio_topo_diff *diff,
+			    const char *path, char *why, size_t len)
+{
+	const char *seen[IOS_MAX_TRUNKS];
+	unsigned n_new = 0, room = trunk_free_slots(srv);
+	const struct vrio_topo_trunk_change *c;
+	char msg[256];
+	bool dup;
+
+	for (size_t i = 0; i < diff->n_trunks; i++) {
+		c = &diff->trunks[i];
+		if (!c->added || ios_trunk_find(srv, c->peer->name))
+			continue;
+		dup = false;
+		for (unsigned k = 0; k < n_new && !dup; k++)
+			dup = !strcmp(seen[k], c->peer->name);
+		if (dup)
+			continue;
+		if (n_new == room) {
+			snprintf(msg, sizeof(msg),
+				 "%s:%u:%u: network '%s' spans io_server '%s': %s would trunk with "
+				 "more than %u io_servers", path, c->net->line, c->net->col,
+				 c->net->name, c->peer->name, srv->name, IOS_MAX_TRUNKS);
+			if (why)
+				snprintf(why, len, "%s", msg);
+			else
+				VRIO_ERR("%s", msg);
+			return -ENOSPC;
+		}
+		seen[n_new++] = c->peer->name;
 	}
 	return 0;
+}
+
+/* The trunk changes that remove. Each network leaves its trunk's nets[]
+ * on the trunk's reactor, then its port leaves the switch; a trunk left
+ * with nothing leaves the table first and its reactor stops it. The
+ * barriers: before the messages, the last reload's (each carry has one
+ * message node) have run and no session still holds a trunk that leaves;
+ * after them, they ran; after the ports are gone, no reactor is in a turn
+ * that found one of them. */
+static void trunks_drop(struct ios_server *srv, const struct vrio_topo_diff *diff)
+{
+	struct ios_trunk *todo[IOS_MAX_TRUNKS], *t;
+	bool retire[IOS_MAX_TRUNKS] = { false };
+	struct ios_trunk_carry *c;
+	unsigned n_todo = 0, k, i, kept, n_drop;
+	struct ios_port *p;
+
+	for (size_t j = 0; j < diff->n_trunks; j++) {
+		if (diff->trunks[j].added || !(t = ios_trunk_find(srv, diff->trunks[j].peer->name)) ||
+		    !(c = trunk_carried(t, diff->trunks[j].net->id)))
+			continue;
+		c->dropping = true;
+		for (k = 0; k < n_todo && todo[k] != t; k++)
+			;
+		if (k == n_todo)
+			todo[n_todo++] = t;
+	}
+	if (!n_todo)
+		return;
+	for (k = 0; k < n_todo; k++) {
+		t = todo[k];
+		for (i = 0, n_drop = 0; i < t->n_carried; i++)
+			n_drop += t->carried[i].dropping;
+		/* A peer that the reload gives other networks keeps its
+		 * connection. */
+		retire[k] = n_drop == t->n_carried;
+		for (size_t j = 0; retire[k] && j < diff->n_trunks; j++)
+			retire[k] = !diff->trunks[j].added ||
+				    strcmp(diff->trunks[j].peer->name, t->peer) != 0;
+		if (!retire[k])
+			continue;
+		pthread_mutex_lock(&srv->lock);
+		__atomic_store_n(&srv->trunks[t->slot], NULL, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&srv->lock);
+	}
+	if (ios_server_barrier(srv) < 0)
+		goto stuck;
+	for (k = 0; k < n_todo; k++) {
+		t = todo[k];
+		if (retire[k]) {
+			if (t->started)
+				ios_reactor_post(t->r, &t->stop_msg);
+			continue;
+		}
+		for (i = 0; i < t->n_carried; i++) {
+			if (!t->carried[i].dropping)
+				continue;
+			t->carried[i].msg.fn = trunk_net_dropped;
+			ios_reactor_post(t->r, &t->carried[i].msg);
+		}
+	}
+	if (ios_server_barrier(srv) < 0)
+		goto stuck;
+	for (k = 0; k < n_todo; k++) {
+		t = todo[k];
+		for (i = 0; i < t->n_carried; i++)
+			if (t->carried[i].dropping)
+				ios_switch_port_del(srv, t->carried[i].tn.port);
+		pthread_mutex_lock(&srv->lock);
+		for (i = 0, kept = 0; i < t->n_carried; i++) {
+			c = &t->carried[i];
+			if (!c->dropping) {
+				t->carried[kept++] = *c;
+				continue;
+			}
+			p = c->tn.port;
+			vrio_counter_add(&t->st.down_gone,
+					 vrio_counter_get(&p->st.drops[IOS_DROP_PORT_DOWN]));
+		}
+		t->n_carried = kept;
+		pthread_mutex_unlock(&srv->lock);
+	}
+	/* A frame between reactors may have named a port just let go. */
+	if (ios_server_barrier(srv) < 0)
+		goto stuck;
+	for (k = 0; k < n_todo; k++)
+		if (retire[k])
+			free(todo[k]);
+	return;
+stuck:
+	/* Nothing is freed while a reactor may still run it. */
+	VRIO_ERR("%s: reactors did not answer: the trunk changes of this reload are left "
+		 "half done", srv->name);
+	for (k = 0; k < n_todo; k++)
+		for (i = 0; i < todo[k]->n_carried; i++)
+			todo[k]->carried[i].dropping = false;
+}
+
+void ios_trunks_reload(struct ios_server *srv, const struct vrio_topology *t,
+		       const struct vrio_topo_diff *diff)
+{
+	const struct vrio_topo_ioserver *self = vrio_topology_ioserver(t, srv->name), *peer;
+	struct ios_trunk *tr;
+
+	/* A peer that moved: dialled at its new address from the next dial
+	 * on (a live connection stays). */
+	for (unsigned i = 0; i < srv->n_trunks; i++) {
+		tr = srv->trunks[i];
+		peer = tr ? vrio_topology_ioserver(t, tr->peer) : NULL;
+		if (!peer || !peer->listen || !strcmp(peer->listen, tr->addr))
+			continue;
+		if (tr->dialer)
+			VRIO_NOTICE("%s: trunk to %s: dialling %s from now on (was %s)", srv->name,
+				    tr->peer, peer->listen, tr->addr);
+		snprintf(tr->addr, sizeof(tr->addr), "%s", peer->listen);
+	}
+	if (!diff->n_trunks)
+		return;
+	trunks_drop(srv, diff);
+	trunks_add(srv, self, diff->trunks, diff->n_trunks);
 }
 
 void ios_trunks_tick(struct ios_server *srv)
@@ -682,7 +1007,7 @@ void ios_trunks_tick(struct ios_server *srv)
 
 	for (unsigned i = 0; i < srv->n_trunks; i++) {
 		t = srv->trunks[i];
-		if (!t->dialer || __atomic_load_n(&t->linked, __ATOMIC_ACQUIRE) ||
+		if (!t || !t->dialer || __atomic_load_n(&t->linked, __ATOMIC_ACQUIRE) ||
 		    now < t->next_dial_ns)
 			continue;
 		t->next_dial_ns = now + IOS_TRUNK_DIAL_NS;
@@ -710,12 +1035,13 @@ void ios_trunks_close(struct ios_server *srv)
 	for (unsigned i = 0; i < srv->n_trunks; i++) {
 		struct ios_trunk *t = srv->trunks[i];
 
+		if (!t)
+			continue;
 		if (t->conn)
 			t->conn->ops->close(t->conn);
 		free(t);
+		srv->trunks[i] = NULL;
 	}
-	free(srv->trunks);
-	srv->trunks = NULL;
 	srv->n_trunks = 0;
 }
 
@@ -748,18 +1074,26 @@ void ios_trunks_metrics(const struct ios_server *srv, struct vrio_mw *w)
 	char labels[256];
 	uint64_t down;
 
-	if (!srv->n_trunks)
+	unsigned n = 0;
+
+	/* Under srv->lock: the table and what each trunk carries hold
+	 * still; a trunk gone with a reload has no series any more. */
+	for (unsigned i = 0; i < srv->n_trunks; i++)
+		n += srv->trunks[i] != NULL;
+	if (!n)
 		return;
 	vrio_mw_family(w, "vrio_ioserver_trunk_up", "gauge",
 		       "1 while the trunk to the peer io-server is connected");
 	for (unsigned i = 0; i < srv->n_trunks; i++)
-		vrio_mw_u64(w, "vrio_ioserver_trunk_up", srv->trunks[i]->label,
-			    (uint64_t)__atomic_load_n(&srv->trunks[i]->up, __ATOMIC_RELAXED));
+		if ((t = srv->trunks[i]))
+			vrio_mw_u64(w, "vrio_ioserver_trunk_up", t->label,
+				    (uint64_t)__atomic_load_n(&t->up, __ATOMIC_RELAXED));
 	for (size_t k = 0; k < sizeof(counters) / sizeof(counters[0]); k++) {
 		if (counters[k].help)
 			vrio_mw_family(w, counters[k].metric, "counter", counters[k].help);
 		for (unsigned i = 0; i < srv->n_trunks; i++) {
-			t = srv->trunks[i];
+			if (!(t = srv->trunks[i]))
+				continue;
 			if (counters[k].dir)
 				snprintf(labels, sizeof(labels), "%s,direction=\"%s\"", t->label,
 					 counters[k].dir);
@@ -772,10 +1106,12 @@ void ios_trunks_metrics(const struct ios_server *srv, struct vrio_mw *w)
 		       "Frames for or from a peer io-server dropped, by reason (down: the trunk "
 		       "was down, the network split)");
 	for (unsigned i = 0; i < srv->n_trunks; i++) {
-		t = srv->trunks[i];
-		down = 0;
-		for (unsigned j = 0; j < t->n_nets; j++)
-			down += vrio_counter_get(&t->nets[j].port->st.drops[IOS_DROP_PORT_DOWN]);
+		if (!(t = srv->trunks[i]))
+			continue;
+		down = vrio_counter_get(&t->st.down_gone);
+		for (unsigned j = 0; j < t->n_carried; j++)
+			down += vrio_counter_get(
+				&t->carried[j].tn.port->st.drops[IOS_DROP_PORT_DOWN]);
 		snprintf(labels, sizeof(labels), "%s,reason=\"down\"", t->label);
 		vrio_mw_u64(w, "vrio_ioserver_trunk_drops_total", labels, down);
 		for (unsigned r = 0; r < IOS_TRUNK_NR_DROPS; r++) {

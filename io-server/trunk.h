@@ -27,14 +27,30 @@
  * with the peer's address; the network stays split. Without the key file
  * the Hellos carry no nonce and both daemons warn at start.
  *
- * Threads. The control thread creates the trunks at start (each on one
- * of the reactors that never park), dials, and
- * posts each new connection to the trunk's reactor; that reactor alone
- * owns the connection, its state and its ports' placement: a port names
+ * Threads. The control thread creates the trunks (each on one of the
+ * reactors that never park), dials, and posts each new connection to the
+ * trunk's reactor; that reactor alone owns the connection, its state,
+ * the networks it carries (nets[]) and its ports' placement: a port names
  * the trunk's reactor while the trunk is up and no reactor while it is
  * down, so the switches drop (and count, as port_down) what they would
  * send to the other half of a split network. Counters the metrics thread
  * reads are written by one reactor each, or are atomic adds.
+ *
+ * Reloads (ios_trunks_reload). What a trunk carries follows the spans of
+ * the new file (topology_diff.h's trunk changes), by messages to its
+ * reactor, so a trunk whose networks do not change never notices:
+ *   - a network the trunk starts carrying gets its port in the network's
+ *     switch, then the reactor adds it to nets[] (and places the port if
+ *     the trunk is up); a peer that has no trunk yet gets a new one,
+ *     dialled or awaited as at start;
+ *   - one it stops carrying leaves nets[] on the reactor first (the
+ *     peer's frames for it are counted as unknown_network from then on),
+ *     then its port leaves the switch;
+ *   - a trunk left with no network leaves the table, its reactor closes
+ *     its connection and forgets its poller, and it is freed once every
+ *     reactor has passed a barrier (nothing can name it any more).
+ * The control thread keeps its own list of what each trunk carries
+ * (carried[]), which the metrics thread reads under srv->lock.
  */
 #ifndef VRIO_IOSERVER_TRUNK_H
 #define VRIO_IOSERVER_TRUNK_H
@@ -52,8 +68,11 @@ struct ios_port;
 struct ios_session;
 struct vrio_conn;
 struct vrio_mw;
+struct vrio_topology;
+struct vrio_topo_diff;
 
 #define IOS_TRUNK_DIAL_NS	(500ull * 1000000ull)	/* between two dials */
+#define IOS_MAX_TRUNKS		64u	/* peer io-servers trunked with at once */
 
 enum ios_trunk_state {
 	IOS_TRUNK_DOWN,		/* no connection */
@@ -74,6 +93,16 @@ struct ios_trunk_net {
 	struct ios_port *port;		/* the trunk's port in that switch */
 };
 
+/* The control thread's record of a network the trunk carries, with the
+ * message that tells the reactor (one at a time: a barrier passes before
+ * it is posted again). */
+struct ios_trunk_carry {
+	struct ios_trunk_net tn;
+	struct ios_trunk *t;
+	struct ios_msg msg;
+	bool dropping;			/* a reload removes it */
+};
+
 struct ios_trunk {
 	struct ios_server *srv;
 	char peer[64];			/* the peer io-server's name */
@@ -81,11 +110,10 @@ struct ios_trunk {
 	bool dialer;			/* this side dials */
 	struct ios_reactor *r;		/* the trunk's reactor */
 	char label[144];		/* peer=".." */
-	/* Fixed once the trunk is started. */
+
+	/* The trunk's reactor (the control thread's until it is started). */
 	struct ios_trunk_net nets[256];
 	unsigned n_nets;
-
-	/* The trunk's reactor. */
 	struct vrio_conn *conn;
 	enum ios_trunk_state state;
 	struct vrio_hb hb;
@@ -100,7 +128,12 @@ struct ios_trunk {
 	uint8_t nonce[32];		/* ours: VRIO_AUTH_NONCE_LEN */
 	uint8_t auth_expect[32];	/* the dialer's proof: VRIO_AUTH_PROOF_LEN */
 
-	/* Control thread. */
+	/* Control thread; carried[] also the metrics thread's, under srv->lock. */
+	struct ios_trunk_carry carried[256];
+	unsigned n_carried;
+	unsigned slot;			/* in srv->trunks */
+	bool started;			/* its poller is registered */
+	struct ios_msg stop_msg;
 	uint64_t next_dial_ns;
 	unsigned dial_failures;		/* in a row, for one log line per streak */
 
@@ -111,6 +144,9 @@ struct ios_trunk {
 		uint64_t frames_tx, bytes_tx, frames_rx, bytes_rx;	/* the reactor */
 		uint64_t drops[IOS_TRUNK_NR_DROPS];	/* the reactor */
 		uint64_t auth_failures;		/* the reactor */
+		/* port_down drops of the ports of networks it no longer
+		 * carries (control thread, under srv->lock). */
+		uint64_t down_gone;
 	} st;
 };
 
@@ -120,6 +156,15 @@ extern const char *const ios_trunk_drop_names[IOS_TRUNK_NR_DROPS];
 /* Creates the trunks the topology asks of this io-server (and the switches
  * of the networks they carry) and starts their pollers. */
 int ios_trunks_open(struct ios_server *srv);
+/* A reload, step 1: refused (-ENOSPC, why set) if the trunks it would add
+ * do not fit in the table. */
+int ios_trunks_reload_check(struct ios_server *srv, const struct vrio_topo_diff *diff,
+			    const char *path, char *why, size_t n);
+/* A reload, step 3 (nothing fails: what cannot be had is logged and the
+ * network stays split there): the trunk changes of diff, against the new
+ * file t, before it replaces the old one. */
+void ios_trunks_reload(struct ios_server *srv, const struct vrio_topology *t,
+		       const struct vrio_topo_diff *diff);
 /* Dials the trunks that are down and due. */
 void ios_trunks_tick(struct ios_server *srv);
 /* Reactors joined: closes the connections and frees. */
