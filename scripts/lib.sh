@@ -344,6 +344,50 @@ metric_sum() {
 }
 
 # ---------------------------------------------------------------------------
+# Racks of several io-servers on loopback (the trunk tests). Ports come
+# from free_port: P_IO<i> (listen), P_IOM<i> (metrics), P_HV<i> (a host's
+# metrics, optional); control sockets are RUN/io<i>.ctl, RUN/host<i>.ctl.
+
+# rack_io_servers N HEARTBEAT: the io_servers section, io0 to io<N-1>, each
+# with `heartbeat: HEARTBEAT`.
+rack_io_servers() {
+	local i port listen
+	echo "io_servers:"
+	for ((i = 0; i < $1; i++)); do
+		listen=P_IO$i port=P_IOM$i
+		printf '  - name: io%s\n    listen: 127.0.0.1:%s\n    metrics: 127.0.0.1:%s\n' \
+			"$i" "${!listen}" "${!port}"
+		printf '    control: %s/io%s.ctl\n    heartbeat: %s\n' "$RUN" "$i" "$2"
+	done
+}
+
+# rack_hosts N: the hosts section, host0 to host<N-1>, with metrics where
+# P_HV<i> is set.
+rack_hosts() {
+	local i port
+	echo "hosts:"
+	for ((i = 0; i < $1; i++)); do
+		port=P_HV$i
+		printf '  - name: host%s\n' "$i"
+		if [[ -n ${!port:-} ]]; then
+			printf '    metrics: 127.0.0.1:%s\n' "${!port}"
+		fi
+		printf '    control: %s/host%s.ctl\n' "$RUN" "$i"
+	done
+}
+
+# io_metric N PREFIX: the sum of PREFIX's samples on io-server N.
+io_metric() {
+	local port=P_IOM$1
+	http_get "127.0.0.1:${!port}" /metrics | metric_sum "$2"
+}
+
+# trunk_up N PEER: io-server N's trunk to PEER is up.
+trunk_up() {
+	[[ $(io_metric "$1" "vrio_ioserver_trunk_up{peer=\"$2\"}") == 1 ]]
+}
+
+# ---------------------------------------------------------------------------
 # Guest side: the guest programs, the guest image and the guest runner.
 
 VRIO_GUEST_IO_SRC="$VRIO_ROOT/tests/e2e/guest-io.c"

@@ -21,24 +21,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 write_rack() { # FILE TRUNK_KEY_FILE ("" for none)
 	{
 		[[ -n $2 ]] && echo "trunk_key_file: $2"
+		echo "version: 1"
+		rack_io_servers 2 "{interval_ms: 200, dead_after_ms: 2000}"
+		rack_hosts 2
 		cat <<EOF
-version: 1
-io_servers:
-  - name: io0
-    listen: 127.0.0.1:$P_IO0
-    metrics: 127.0.0.1:$P_IOM0
-    control: $RUN/io0.ctl
-    heartbeat: {interval_ms: 200, dead_after_ms: 2000}
-  - name: io1
-    listen: 127.0.0.1:$P_IO1
-    metrics: 127.0.0.1:$P_IOM1
-    control: $RUN/io1.ctl
-    heartbeat: {interval_ms: 200, dead_after_ms: 2000}
-hosts:
-  - name: host0
-    control: $RUN/host0.ctl
-  - name: host1
-    control: $RUN/host1.ctl
 devices:
   - {name: nic-a, type: net, host: host0, io_server: io0, socket: $RUN/a.sock, mac: "52:54:00:00:00:0a", network: lan}
   - {name: nic-b, type: net, host: host1, io_server: io1, socket: $RUN/b.sock, mac: "52:54:00:00:00:0b", network: lan}
@@ -46,15 +32,6 @@ networks:
   - name: lan
 EOF
 	} >"$1"
-}
-
-io_metric() { # N PREFIX: the sum of PREFIX's samples on io-server N
-	local -n port=P_IOM$1
-	http_get "127.0.0.1:$port" /metrics | metric_sum "$2"
-}
-
-trunk_up() { # N PEER
-	[[ $(io_metric "$1" "vrio_ioserver_trunk_up{peer=\"$2\"}") == 1 ]]
 }
 
 auth_failed() { # N PEER: io-server N refused the trunk at least once

@@ -30,28 +30,10 @@ dev() {
 write_rack() {
 	local step=$1
 	{
-		cat <<EOF
-version: 1
-io_servers:
-  - name: io0
-    listen: 127.0.0.1:$P_IO0
-    metrics: 127.0.0.1:$P_IOM0
-    control: $RUN/io0.ctl
-    heartbeat: {interval_ms: 500, dead_after_ms: 10000}
-  - name: io1
-    listen: 127.0.0.1:$P_IO1
-    metrics: 127.0.0.1:$P_IOM1
-    control: $RUN/io1.ctl
-    heartbeat: {interval_ms: 500, dead_after_ms: 10000}
-hosts:
-  - name: host0
-    metrics: 127.0.0.1:$P_HV0
-    control: $RUN/host0.ctl
-  - name: host1
-    metrics: 127.0.0.1:$P_HV1
-    control: $RUN/host1.ctl
-devices:
-EOF
+		echo "version: 1"
+		rack_io_servers 2 "{interval_ms: 500, dead_after_ms: 10000}"
+		rack_hosts 2
+		echo "devices:"
 		dev a io0 host0 lan
 		dev c io0 host0 lan
 		dev d io0 host0 other
@@ -70,20 +52,11 @@ bench() { # MODE A B ARGS...: lib.sh's net_bench with trunk.sh's 8 s timeout
 	net_bench "$1" "$2" "$3" --timeout 8000 "${@:4}"
 }
 
-io_metric() { # N PREFIX: the sum of PREFIX's samples on io-server N
-	local -n port=P_IOM$1
-	http_get "127.0.0.1:$port" /metrics | metric_sum "$2"
-}
-
 io_has() { # N PREFIX: io-server N exports a sample starting with PREFIX
 	local -n port=P_IOM$1
 	local m
 	m=$(http_get "127.0.0.1:$port" /metrics) || return 2
 	grep -qF "$2" <<<"$m"
-}
-
-trunk_up() { # N PEER
-	[[ $(io_metric "$1" "vrio_ioserver_trunk_up{peer=\"$2\"}") == 1 ]]
 }
 
 # carries N PEER NET: io-server N's switch of NET has the trunk's port.
@@ -185,6 +158,7 @@ main() {
 	local build i s unknown out
 	build=$(cd "$1" && pwd)
 	vrio_binaries "$build" || skip "daemons not built in $build"
+	# shellcheck disable=SC2034 # run by lib.sh's net_bench
 	BENCH=$build/tools/vrio-bench
 	VRIOCTL=$build/tools/vrioctl
 	have_cmd python3 || skip "python3 is needed to read vrio-bench's JSON"

@@ -27,31 +27,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 # second is not dead, and nothing here needs a silent peer found quickly
 # (the trunk cut resets the connection).
 write_rack() {
-	cat >"$RUN/topology.yaml" <<EOF
-version: 1
-io_servers:
-  - name: io0
-    listen: 127.0.0.1:$P_IO0
-    metrics: 127.0.0.1:$P_IOM0
-    control: $RUN/io0.ctl
-    heartbeat: {interval_ms: 500, dead_after_ms: 10000}
-  - name: io1
-    listen: 127.0.0.1:$P_IO1
-    metrics: 127.0.0.1:$P_IOM1
-    control: $RUN/io1.ctl
-    heartbeat: {interval_ms: 500, dead_after_ms: 10000}
-  - name: io2
-    listen: 127.0.0.1:$P_IO2
-    metrics: 127.0.0.1:$P_IOM2
-    control: $RUN/io2.ctl
-    heartbeat: {interval_ms: 500, dead_after_ms: 10000}
-hosts:
-  - name: host0
-    metrics: 127.0.0.1:$P_HV0
-    control: $RUN/host0.ctl
-  - name: host1
-    metrics: 127.0.0.1:$P_HV1
-    control: $RUN/host1.ctl
+	{
+		echo "version: 1"
+		rack_io_servers 3 "{interval_ms: 500, dead_after_ms: 10000}"
+		rack_hosts 2
+		cat <<EOF
 devices:
   - {name: nic-a, type: net, host: host0, io_server: io0, socket: $RUN/a.sock, mac: "52:54:00:00:00:0a", network: lan}
   - {name: nic-d, type: net, host: host0, io_server: io0, socket: $RUN/d.sock, mac: "52:54:00:00:00:0d", network: dmz}
@@ -62,6 +42,7 @@ networks:
   - name: lan
   - name: dmz
 EOF
+	} >"$RUN/topology.yaml"
 }
 
 # The bench's own timeout (1 s: a transaction, or a stream's tail, later
@@ -69,15 +50,6 @@ EOF
 # build has stalls of over a second, and a frame really lost never comes.
 bench() { # MODE A B ARGS...: lib.sh's net_bench, with that timeout
 	net_bench "$1" "$2" "$3" --timeout 8000 "${@:4}"
-}
-
-io_metric() { # N PREFIX: the sum of PREFIX's samples on io-server N
-	local -n port=P_IOM$1
-	http_get "127.0.0.1:$port" /metrics | metric_sum "$2"
-}
-
-trunk_up() { # N PEER
-	[[ $(io_metric "$1" "vrio_ioserver_trunk_up{peer=\"$2\"}") == 1 ]]
 }
 
 trunk_count_above() { # COUNTER MIN: io0's trunk counter is above MIN
