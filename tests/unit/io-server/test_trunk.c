@@ -5,10 +5,12 @@
  * io0's Hello comes in on a session, which hands the connection to the
  * trunk; the trunk answers with its nonce and proof, and comes up only on
  * io0's proof. Each way in without the rack's trunk key is refused,
- * counted, and leaves the trunk down.
+ * counted, and leaves the trunk down. Reloads change what the trunk
+ * carries without touching its connection.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,26 +26,34 @@
 #include "auth.h"
 #include "ctrl.h"
 #include "ioserver_internal.h"
+#include "topology_diff.h"
 
 /* %s: the trunk key file, made by setup. */
-static const char topo_yaml[] =
-	"version: 1\n"
-	"trunk_key_file: %s\n"
-	"io_servers:\n"
-	"  - name: io0\n"
-	"    listen: 127.0.0.1:7400\n"
-	"  - name: io1\n"
-	"    listen: 127.0.0.1:7401\n"
-	"    heartbeat: {interval_ms: 60000, dead_after_ms: 600000}\n"
-	"hosts:\n"
-	"  - name: host0\n"
-	"devices:\n"
-	"  - {name: nic-a, type: net, host: host0, io_server: io0, socket: /run/vrio/a.sock,"
+#define TOPO_HEAD \
+	"version: 1\n" \
+	"trunk_key_file: %s\n" \
+	"io_servers:\n" \
+	"  - name: io0\n" \
+	"    listen: 127.0.0.1:7400\n" \
+	"  - name: io1\n" \
+	"    listen: 127.0.0.1:7401\n" \
+	"    heartbeat: {interval_ms: 60000, dead_after_ms: 600000}\n" \
+	"hosts:\n" \
+	"  - name: host0\n" \
+	"devices:\n" \
+	"  - {name: nic-a, type: net, host: host0, io_server: io0, socket: /run/vrio/a.sock," \
 	" mac: \"52:54:00:00:00:0a\", network: lan}\n"
-	"  - {name: nic-b, type: net, host: host0, io_server: io1, socket: /run/vrio/b.sock,"
+#define DEV_B \
+	"  - {name: nic-b, type: net, host: host0, io_server: io1, socket: /run/vrio/b.sock," \
 	" mac: \"52:54:00:00:00:0b\", network: lan}\n"
-	"networks:\n"
-	"  - name: lan\n";
+#define WAN_SPANS "  - name: wan\n    io_servers: [io0, io1]\n"
+
+static const char topo_yaml[] = TOPO_HEAD DEV_B "networks:\n  - name: lan\n";
+/* The reloads of test_trunk_reload: wan comes to span io0 and io1; lan
+ * leaves io1 (nic-b goes); nothing is shared any more. */
+static const char topo_wan[] = TOPO_HEAD DEV_B "networks:\n  - name: lan\n" WAN_SPANS;
+static const char topo_no_lan[] = TOPO_HEAD "networks:\n  - name: lan\n" WAN_SPANS;
+static const char topo_none[] = TOPO_HEAD "networks:\n  - name: lan\n  - name: wan\n";
 
 struct msg {
 	struct vrio_frame f;
@@ -377,11 +387,170 @@ static void test_trunk_auth_refusals(void **state)
 	}
 }
 
+/* A broadcast from the peer's side of network `id`. */
+static void push_pkt(struct fake_conn *fc, uint32_t id)
+{
+	static const uint8_t src[6] = { 0x52, 0x54, 0x00, 0x00, 0x00, 0x0c };
+	const uint32_t len = VRIO_PKT_HDR_LEN + 60;
+	struct msg *x = &fc->in[fc->in_tail++];
+	uint8_t *eth;
+
+	assert_true(fc->in_tail <= FAKE_MAX);
+	x->f = (struct vrio_frame){ .type = VRIO_FRAME_PKT, .dev = id, .len = len };
+	x->payload = calloc(1, len);
+	assert_non_null(x->payload);
+	eth = x->payload + VRIO_PKT_HDR_LEN;
+	memset(eth, 0xff, 6);
+	memcpy(eth + 6, src, sizeof(src));
+	eth[12] = 0x08;
+}
+
+static uint32_t net_id(const struct vrio_topology *t, const char *name)
+{
+	for (size_t i = 0; i < t->n_networks; i++)
+		if (!strcmp(t->networks[i].name, name))
+			return t->networks[i].id;
+	fail_msg("no network %s", name);
+	return 0;
+}
+
+/* io0 dials with the right key: the trunk is up. */
+static void bring_up(struct fixture *f)
+{
+	uint8_t nd[VRIO_AUTH_NONCE_LEN], proof[VRIO_AUTH_PROOF_LEN];
+	struct vrio_auth_ctx c = {
+		.key = f->key, .key_len = sizeof(f->key), .host = "io0", .ioserver = "io1",
+		.host_nonce = nd,
+	};
+	Vrio__Ctrl *m;
+
+	assert_int_equal(vrio_auth_nonce(nd), 0);
+	m = dial(f, nd, sizeof(nd));
+	assert_non_null(m);
+	c.ios_nonce = m->hello->nonce.data;
+	assert_int_equal(vrio_auth_proof(&c, VRIO_AUTH_TRUNK_DIALER, proof), 0);
+	vrio_ctrl_free(m);
+	push_auth(&f->fc, proof, sizeof(proof));
+	turn(f);
+	assert_int_equal(f->t->state, IOS_TRUNK_UP);
+}
+
+struct reload_job {
+	struct ios_server *srv;
+	const struct vrio_topology *t;
+	const struct vrio_topo_diff *diff;
+	int done;			/* atomic */
+};
+
+static void *reload_main(void *arg)
+{
+	struct reload_job *j = arg;
+
+	ios_trunks_reload(j->srv, j->t, j->diff);
+	__atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* The trunks' part of a reload from `old` to `fmt` (%s: the key file), on
+ * a thread of its own as on the control thread, while this one turns the
+ * reactor as its thread would. Returns the new file. */
+static struct vrio_topology *reload(struct fixture *f, const struct vrio_topology *old,
+				    const char *fmt)
+{
+	const char *key_at = strstr(fmt, "%s");
+	struct reload_job j = { .srv = &f->srv };
+	char yaml[2048], err[256];
+	struct vrio_topo_diff diff;
+	struct vrio_topology *t;
+	pthread_t th;
+
+	assert_non_null(key_at);
+	snprintf(yaml, sizeof(yaml), "%.*s%s%s", (int)(key_at - fmt), fmt, f->key_path, key_at + 2);
+	assert_int_equal(vrio_topology_parse("new.yaml", yaml, strlen(yaml), &t, err,
+					     sizeof(err)), 0);
+	assert_int_equal(vrio_topology_diff(old, t, VRIO_ROLE_IOSERVER, "io1", &diff), 0);
+	assert_false(diff.refused);
+	j.t = t;
+	j.diff = &diff;
+	/* Ports leave their switch by a message to it (switch.c). */
+	f->r->started = true;
+	assert_int_equal(pthread_create(&th, NULL, reload_main, &j), 0);
+	while (!__atomic_load_n(&j.done, __ATOMIC_ACQUIRE))
+		ios_reactor_turn(f->r);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	f->r->started = false;
+	turn(f);
+	vrio_topology_diff_free(&diff);
+	return t;
+}
+
+/* What the trunk carries follows the reloads without a new connection: a
+ * network added is switched, one removed is counted as unknown, and a
+ * trunk with nothing left is closed and leaves the table. */
+static void test_trunk_reload(void **state)
+{
+	struct fixture *f = *state;
+	struct vrio_topology *t_wan, *t_no_lan, *t_none;
+	uint32_t lan = net_id(f->topo, "lan"), wan;
+	struct ios_port *lan_port, *wan_port;
+	unsigned sent;
+
+	bring_up(f);
+	sent = f->fc.n_out;
+	assert_int_equal(f->t->n_nets, 1);
+	lan_port = f->t->carried[0].tn.port;
+	push_pkt(&f->fc, lan);
+	turn(f);
+	assert_int_equal(vrio_counter_get(&f->t->st.frames_rx), 1);
+
+	t_wan = reload(f, f->topo, topo_wan);
+	wan = net_id(t_wan, "wan");
+
+	assert_ptr_equal(ios_trunk_find(&f->srv, "io0"), f->t);
+	assert_int_equal(f->t->state, IOS_TRUNK_UP);
+	assert_false(f->fc.closed);
+	assert_int_equal(f->fc.n_out, sent);	/* no new hello: the same connection */
+	assert_int_equal(f->t->n_nets, 2);
+	assert_int_equal(f->t->n_carried, 2);
+	wan_port = f->t->carried[1].tn.port;
+	assert_int_equal(__atomic_load_n(&wan_port->reactor, __ATOMIC_RELAXED), (int)f->r->idx);
+	push_pkt(&f->fc, lan);
+	push_pkt(&f->fc, wan);
+	turn(f);
+	assert_int_equal(vrio_counter_get(&f->t->st.frames_rx), 3);
+	assert_int_equal(vrio_counter_get(&f->t->st.drops[IOS_TRUNK_DROP_UNKNOWN_NET]), 0);
+
+	t_no_lan = reload(f, t_wan, topo_no_lan);
+	assert_int_equal(f->t->state, IOS_TRUNK_UP);
+	assert_false(f->fc.closed);
+	assert_int_equal(f->t->n_nets, 1);
+	assert_int_equal(f->t->n_carried, 1);
+	assert_ptr_equal(f->t->carried[0].tn.port, wan_port);
+	assert_false(__atomic_load_n(&lan_port->in_use, __ATOMIC_RELAXED));
+	push_pkt(&f->fc, lan);
+	push_pkt(&f->fc, wan);
+	turn(f);
+	assert_int_equal(vrio_counter_get(&f->t->st.frames_rx), 4);
+	assert_int_equal(vrio_counter_get(&f->t->st.drops[IOS_TRUNK_DROP_UNKNOWN_NET]), 1);
+
+	t_none = reload(f, t_no_lan, topo_none);
+	f->t = NULL;		/* freed */
+	assert_null(ios_trunk_find(&f->srv, "io0"));
+	assert_null(f->srv.trunks[0]);
+	assert_true(f->fc.closed);
+	assert_false(__atomic_load_n(&wan_port->in_use, __ATOMIC_RELAXED));
+
+	vrio_topology_free(t_wan);
+	vrio_topology_free(t_no_lan);
+	vrio_topology_free(t_none);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_trunk_auth_good, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trunk_auth_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_trunk_reload, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
