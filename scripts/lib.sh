@@ -376,6 +376,23 @@ rack_hosts() {
 	done
 }
 
+# rack_stop N_IO N_HOSTS: stops the local-hvs host<i> (pids HV_PID<i>, logs
+# RUN/localhv-host<i>.log), then the io-servers io<i> (IO_PID<i>,
+# RUN/ioserver-io<i>.log); fails unless each exits with status 0.
+rack_stop() {
+	local i pid
+	for ((i = 0; i < $2; i++)); do
+		pid=HV_PID$i
+		vrio_stop "vrio-localhv-host$i" "${!pid}" "$RUN/localhv-host$i.log" ||
+			fail "host$i did not stop cleanly"
+	done
+	for ((i = 0; i < $1; i++)); do
+		pid=IO_PID$i
+		vrio_stop "vrio-ioserver-io$i" "${!pid}" "$RUN/ioserver-io$i.log" ||
+			fail "io$i did not stop cleanly"
+	done
+}
+
 # io_metric N PREFIX: the sum of PREFIX's samples on io-server N.
 io_metric() {
 	local port=P_IOM$1

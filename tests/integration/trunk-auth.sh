@@ -106,14 +106,7 @@ main() {
 	grep -q 'trunk to io1 up' "$RUN/ioserver-io0.log" || fail "io0 did not log the trunk up"
 	log "same key: 20,000 frames whole and in order, $(json_str "$out" "j['received']") of 500 transactions across the trunk"
 
-	for i in 0 1; do
-		vrio_stop "vrio-localhv-host$i" "$(eval echo "\$HV_PID$i")" "$RUN/localhv-host$i.log" ||
-			fail "host$i did not stop cleanly"
-	done
-	for i in 0 1; do
-		vrio_stop "vrio-ioserver-io$i" "$(eval echo "\$IO_PID$i")" "$RUN/ioserver-io$i.log" ||
-			fail "io$i did not stop cleanly"
-	done
+	rack_stop 2 2
 	echo "PASS: integration/trunk-auth"
 }
 

@@ -260,14 +260,7 @@ main() {
 	rr_ok "step 5" a c 2000
 	metrics_ok "step 5"
 
-	for i in 0 1; do
-		vrio_stop "vrio-localhv-host$i" "$(eval echo "\$HV_PID$i")" "$RUN/localhv-host$i.log" ||
-			fail "host$i did not stop cleanly"
-	done
-	for i in 0 1; do
-		vrio_stop "vrio-ioserver-io$i" "$(eval echo "\$IO_PID$i")" "$RUN/ioserver-io$i.log" ||
-			fail "io$i did not stop cleanly"
-	done
+	rack_stop 2 2
 	echo "PASS: integration/trunk-reload"
 }
 

@@ -217,14 +217,7 @@ main() {
 	grep -q '^vrio_ioserver_switch_frames_total{network="lan",port="trunk:io0",direction="in"}' \
 		"$RUN/io1.metrics" || fail "io1 exports no switch counters for its trunk port"
 
-	for i in 0 1; do
-		vrio_stop "vrio-localhv-host$i" "$(eval echo "\$HV_PID$i")" "$RUN/localhv-host$i.log" ||
-			fail "host$i did not stop cleanly"
-	done
-	for i in 0 1 2; do
-		vrio_stop "vrio-ioserver-io$i" "$(eval echo "\$IO_PID$i")" "$RUN/ioserver-io$i.log" ||
-			fail "io$i did not stop cleanly"
-	done
+	rack_stop 3 2
 	echo "PASS: integration/trunk"
 }
 

@@ -282,11 +282,10 @@ static uint64_t failures(const struct fixture *f)
 	return vrio_counter_get(&f->t->st.auth_failures);
 }
 
-/* The trunk key proved both ways: the trunk's proof checks, and io0's
- * brings it up. */
-static void test_trunk_auth_good(void **state)
+/* io0 dials with the right key: the trunk's proof checks, and io0's
+ * brings the trunk up. */
+static void bring_up(struct fixture *f)
 {
-	struct fixture *f = *state;
 	uint8_t nd[VRIO_AUTH_NONCE_LEN], proof[VRIO_AUTH_PROOF_LEN];
 	struct vrio_auth_ctx c = {
 		.key = f->key, .key_len = sizeof(f->key), .host = "io0", .ioserver = "io1",
@@ -316,6 +315,12 @@ static void test_trunk_auth_good(void **state)
 	assert_int_equal(__atomic_load_n(&f->t->up, __ATOMIC_RELAXED), 1);
 	assert_false(f->fc.closed);
 	assert_int_equal(failures(f), 0);
+}
+
+/* The trunk key proved both ways. */
+static void test_trunk_auth_good(void **state)
+{
+	bring_up(*state);
 }
 
 /* Each way in without the key: refused with an Error, counted, closed,
@@ -412,27 +417,6 @@ static uint32_t net_id(const struct vrio_topology *t, const char *name)
 			return t->networks[i].id;
 	fail_msg("no network %s", name);
 	return 0;
-}
-
-/* io0 dials with the right key: the trunk is up. */
-static void bring_up(struct fixture *f)
-{
-	uint8_t nd[VRIO_AUTH_NONCE_LEN], proof[VRIO_AUTH_PROOF_LEN];
-	struct vrio_auth_ctx c = {
-		.key = f->key, .key_len = sizeof(f->key), .host = "io0", .ioserver = "io1",
-		.host_nonce = nd,
-	};
-	Vrio__Ctrl *m;
-
-	assert_int_equal(vrio_auth_nonce(nd), 0);
-	m = dial(f, nd, sizeof(nd));
-	assert_non_null(m);
-	c.ios_nonce = m->hello->nonce.data;
-	assert_int_equal(vrio_auth_proof(&c, VRIO_AUTH_TRUNK_DIALER, proof), 0);
-	vrio_ctrl_free(m);
-	push_auth(&f->fc, proof, sizeof(proof));
-	turn(f);
-	assert_int_equal(f->t->state, IOS_TRUNK_UP);
 }
 
 struct reload_job {
