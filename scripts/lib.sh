@@ -393,6 +393,34 @@ rack_stop() {
 	done
 }
 
+# rx_full HOST PORT: frames host HOST's local-hv (metrics on P_HV<HOST>)
+# had no room for in the receive ring of port PORT's guest (nic-PORT, a
+# vrio-bench B that fell behind a stream): a loss outside the switches and
+# the trunks.
+rx_full() {
+	local port=P_HV$1
+	http_get "127.0.0.1:${!port}" /metrics |
+		metric_sum "vrio_localhv_net_drops_total{device=\"nic-$2\",reason=\"guest_rx_full\"}"
+}
+
+# stream_check WHEN OUT HOST PORT FULL0 [SENT]: a net_bench stream's report
+# OUT, to PORT on host HOST: in order, undamaged, and each frame lost one
+# that PORT's guest had no room for (FULL0: rx_full HOST PORT before the
+# stream), none lost in the switches or on a trunk. SENT: what it must
+# have sent, when given.
+stream_check() {
+	local sent received full
+	sent=$(json_str "$2" "j['sent']")
+	received=$(json_str "$2" "j['received']")
+	full=$(($(rx_full "$3" "$4") - $5))
+	[[ -z ${6:-} || $sent == "$6" ]] || fail "$1: the stream sent $sent frames, not $6: $2"
+	((sent > 0 && received + full == sent)) ||
+		fail "$1: $((sent - received)) frames lost, $full of them for want of room in $4's ring: $2"
+	[[ $(json_str "$2" "j['bad']") == 0 && $(json_str "$2" "j['reordered']") == 0 ]] ||
+		fail "$1: frames damaged or reordered: $2"
+	log "$1: $received of $sent frames, in order ($full found $4's ring full)"
+}
+
 # io_metric N PREFIX: the sum of PREFIX's samples on io-server N.
 io_metric() {
 	local port=P_IOM$1

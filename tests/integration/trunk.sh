@@ -85,7 +85,7 @@ cut_trunk() {
 }
 
 main() {
-	local build out sent received i lost down connects downs
+	local build out sent received i lost down connects downs full0
 	build=$(cd "$1" && pwd)
 	vrio_binaries "$build" || skip "daemons not built in $build"
 	# shellcheck disable=SC2034 # run by lib.sh's net_bench
@@ -124,14 +124,10 @@ main() {
 	wait_until 20 trunk_up 2 io0 || fail "the trunk io0 -> io2 did not come up"
 	wait_until 20 trunk_up 2 io1 || fail "the trunk io1 -> io2 did not come up"
 
+	full0=$(rx_full 1 b)
 	out=$(bench stream a b --count 100000 --frame-size 1000) || fail "stream failed: $out"
-	sent=$(json_str "$out" "j['sent']")
-	received=$(json_str "$out" "j['received']")
-	log "stream across the trunk: $received of $sent frames, $(json_str "$out" "j['pps']") packets/s"
-	[[ $sent == 100000 && $received == 100000 ]] ||
-		fail "stream: $received of $sent frames arrived"
-	[[ $(json_str "$out" "j['bad']") == 0 && $(json_str "$out" "j['reordered']") == 0 ]] ||
-		fail "stream: frames damaged or out of order: $out"
+	stream_check "stream across the trunk, $(json_str "$out" "j['pps']") packets/s" "$out" 1 b \
+		"$full0" 100000
 	out=$(bench rr a b --count 10000 --iodepth 8) || fail "rr failed: $out"
 	log "rr across the trunk: $(json_str "$out" "j['received']") transactions, p50 $(json_str "$out" "j['rtt_us']['p50']") us"
 	[[ $(json_str "$out" "j['received']") == 10000 && $(json_str "$out" "j['lost']") == 0 ]] ||
@@ -197,9 +193,9 @@ main() {
 	[[ $(json_str "$out" "j['bad']") == 0 ]] || fail "frames damaged across the cut: $out"
 	wait_until 20 trunk_up 1 io0 || fail "io1 does not see the trunk back"
 
+	full0=$(rx_full 1 b)
 	out=$(bench stream a b --count 20000 --frame-size 1000) || fail "stream after the cut failed: $out"
-	[[ $(json_str "$out" "j['received']") == 20000 && $(json_str "$out" "j['reordered']") == 0 ]] ||
-		fail "stream after the cut: $out"
+	stream_check "stream after the cut" "$out" 1 b "$full0" 20000
 	out=$(bench rr b a --count 2000 --iodepth 4) || fail "rr after the cut failed: $out"
 	[[ $(json_str "$out" "j['received']") == 2000 ]] || fail "rr after the cut: $out"
 	log "after the cut: 20,000 frames and 2,000 transactions, none lost"
