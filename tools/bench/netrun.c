@@ -41,6 +41,7 @@
 #define WAIT_MAX_MS 10
 #define HELLO_TIMEOUT_NS (5ull * 1000000000ull)
 #define DRAIN_NS (200ull * 1000000ull)
+#define STREAM_SLACK 8u	/* of B's buffers, outside a stream's window */
 #define GSO_SEGS 20u		/* whole segments in a GSO packet, then half of one */
 #define GSO_HDRS 54u		/* Ethernet, IPv4 and TCP headers */
 #define TCP_PSH 0x08u
@@ -539,9 +540,19 @@ static uint64_t in_flight(const struct netrun *r)
 static void run_loop(struct netrun *r)
 {
 	uint64_t now = bench_now_ns(), last_work = now, drain_until = 0;
-	/* With gso, a packet takes GSO_SEGS + 1 of B's buffers. */
-	uint32_t window = r->o->gso_mss ? r->o->queue_size / (GSO_SEGS + 1) : r->o->queue_size;
+	uint32_t window;
 	int work;
+
+	/* With gso, a packet takes GSO_SEGS + 1 of B's buffers. Without,
+	 * a few buffers are kept for frames the window does not count: a
+	 * hello resent while the other side's was on its way (every 100 ms)
+	 * can reach B after the stream began. */
+	if (r->o->gso_mss)
+		window = r->o->queue_size / (GSO_SEGS + 1);
+	else if (r->o->queue_size > 2 * STREAM_SLACK)
+		window = r->o->queue_size - STREAM_SLACK;
+	else
+		window = r->o->queue_size / 2;
 
 	r->t_end = r->o->runtime > 0 ? now + (uint64_t)(r->o->runtime * 1e9) : UINT64_MAX;
 	if (r->o->mode == NET_RR)
