@@ -243,6 +243,9 @@ static bool out_now(struct ios_reactor *r, struct ios_device *d, const struct vr
  * did not negotiate, its partial checksum completed or cut into wire-sized
  * segments, each built straight into the buffer that carries it. The
  * stages see what the guest gets: the segments, not the large packet.
+ * A TSO packet with the ECN bit is always cut (CWR on its first segment
+ * only): no guest takes one, as rte_vhost's enqueue never writes the bit
+ * into a guest's header, so the device offers no GUEST_ECN.
  */
 void ios_port_deliver(struct ios_reactor *r, struct ios_port *p, const struct vrio_pkt_wire *vh,
 		      const uint8_t *frame, uint32_t len)
@@ -259,7 +262,8 @@ void ios_port_deliver(struct ios_reactor *r, struct ios_port *p, const struct vr
 	}
 	rx_ol = __atomic_load_n(&p->rx_ol, __ATOMIC_RELAXED);
 	if (gso == VRIO_PKT_GSO_NONE ||
-	    (rx_ol & (gso == VRIO_PKT_GSO_TCPV4 ? VRIO_PKT_RX_TSO4 : VRIO_PKT_RX_TSO6))) {
+	    (!(vh->gso_type & VRIO_PKT_GSO_ECN) &&
+	     (rx_ol & (gso == VRIO_PKT_GSO_TCPV4 ? VRIO_PKT_RX_TSO4 : VRIO_PKT_RX_TSO6)))) {
 		if (!__atomic_load_n(&d->chain, __ATOMIC_RELAXED) &&
 		    (!(vh->flags & VRIO_PKT_F_NEEDS_CSUM) || (rx_ol & VRIO_PKT_RX_CSUM)) &&
 		    out_now(r, d, vh, frame, len))
@@ -283,6 +287,8 @@ void ios_port_deliver(struct ios_reactor *r, struct ios_port *p, const struct vr
 	}
 	vrio_counter_add(&p->st.gso_packets, 1);
 	vrio_counter_add(&p->st.gso_segments, pl.nseg);
+	if (vh->gso_type & VRIO_PKT_GSO_ECN)
+		vrio_counter_add(&p->st.ecn_segmented, 1);
 	for (i = 0; i < pl.nseg; i++) {
 		uint32_t n = ios_gso_seg_len(&pl, i);
 

@@ -155,6 +155,11 @@ static void metrics_switch(const struct ios_server *srv, struct vrio_mw *w)
 		  "in", offsetof(struct ios_port_stats, in_bytes) },
 		{ "vrio_ioserver_switch_bytes_total", NULL, "out",
 		  offsetof(struct ios_port_stats, out_bytes) },
+		{ "vrio_ioserver_switch_ecn_packets_total",
+		  "TSO packets with the ECN bit (CWR set) into the switch from a port, and passed whole to it (a trunk or the uplink)",
+		  "in", offsetof(struct ios_port_stats, ecn_in) },
+		{ "vrio_ioserver_switch_ecn_packets_total", NULL, "out",
+		  offsetof(struct ios_port_stats, ecn_out) },
 	};
 	static const struct {
 		const char *metric, *help;
@@ -181,6 +186,9 @@ static void metrics_switch(const struct ios_server *srv, struct vrio_mw *w)
 		{ "vrio_ioserver_switch_gso_segments_total",
 		  "Wire-sized segments those packets were cut into",
 		  offsetof(struct ios_port_stats, gso_segments) },
+		{ "vrio_ioserver_switch_ecn_segmented_total",
+		  "TSO packets with the ECN bit segmented in software toward a port's guest (no guest takes ECN)",
+		  offsetof(struct ios_port_stats, ecn_segmented) },
 		{ "vrio_ioserver_switch_csum_completed_total",
 		  "Partial checksums completed in software toward a port whose guest did not negotiate GUEST_CSUM",
 		  offsetof(struct ios_port_stats, csum_completed) },

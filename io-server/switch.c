@@ -114,6 +114,8 @@ static void uplink_send(struct ios_network *n, const struct vrio_pkt_wire *vh,
 	}
 	vrio_counter_add(&n->slots[IOS_NET_MAX_PORTS].st.out_frames, 1);
 	vrio_counter_add(&n->slots[IOS_NET_MAX_PORTS].st.out_bytes, len);
+	if (vh->gso_type & VRIO_PKT_GSO_ECN)
+		vrio_counter_add(&n->slots[IOS_NET_MAX_PORTS].st.ecn_out, 1);
 }
 
 void ios_port_output_here(struct ios_reactor *r, struct ios_port *p,
@@ -178,6 +180,8 @@ void ios_switch_forward(struct ios_reactor *r, struct ios_port *in,
 	}
 	vrio_counter_add(&in->st.in_frames, 1);
 	vrio_counter_add(&in->st.in_bytes, len);
+	if (vh->gso_type & VRIO_PKT_GSO_ECN)
+		vrio_counter_add(&in->st.ecn_in, 1);
 	mac_learn(n, src, in, r->now);
 
 	out = frame[0] & 1 ? NULL : mac_lookup(n, mac48(frame), r->now);
@@ -360,9 +364,11 @@ static int tap_open(struct ios_network *n, const char *name)
 	}
 	snprintf(n->tap_name, sizeof(n->tap_name), "%s", ifr.ifr_name);
 	/* Our PKT header's layout is virtio-net's 12-byte one. The kernel
-	 * takes large segments and partial checksums from us whatever the
-	 * offload flags (and segments them itself where they must leave as
-	 * wire frames), and with them hands us its own: fewer reads. */
+	 * takes large segments (ECN ones too) and partial checksums from us
+	 * whatever the offload flags (and segments them itself where they
+	 * must leave as wire frames), and with them hands us its own: fewer
+	 * reads. With TSO_ECN it hands over a CWR one whole too (its ECN
+	 * bit set), which the switch cuts for a guest (dev_net.c). */
 	hdr_sz = (int)VRIO_PKT_HDR_LEN;
 	if (ioctl(fd, TUNSETVNETHDRSZ, &hdr_sz) < 0) {
 		rc = -errno;
@@ -371,7 +377,7 @@ static int tap_open(struct ios_network *n, const char *name)
 		close(fd);
 		return rc;
 	}
-	if (ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) < 0)
+	if (ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN) < 0)
 		VRIO_WARN("%s: uplink %s: the kernel keeps its offloads: %s", n->name, name,
 			  strerror(errno));
 	/* Up, with the network's MTU: what the operator would do by hand. */

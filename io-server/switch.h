@@ -72,6 +72,11 @@ struct ios_port_stats {
 	/* Offloads done in software toward the port (the sender): GSO
 	 * packets cut, the segments they made, partial checksums completed. */
 	uint64_t gso_packets, gso_segments, csum_completed;
+	/* TSO packets with the ECN bit (their first segment has CWR): into
+	 * the switch from the port (home), passed whole to a trunk or the
+	 * uplink, segmented toward a guest, which never takes one (the
+	 * sender). */
+	uint64_t ecn_in, ecn_out, ecn_segmented;
 	/* Frames with no packet that told the port's offloads (home). */
 	uint64_t ol_updates;
 };

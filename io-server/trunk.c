@@ -373,6 +373,8 @@ void ios_trunk_send(struct ios_reactor *r, struct ios_port *p, const struct vrio
 	vrio_counter_add(&t->st.bytes_tx, len);
 	vrio_counter_add(&p->st.out_frames, 1);
 	vrio_counter_add(&p->st.out_bytes, len);
+	if (vh->gso_type & VRIO_PKT_GSO_ECN)
+		vrio_counter_add(&p->st.ecn_out, 1);
 }
 
 static void trunk_heartbeat(struct ios_trunk *t)

@@ -2,7 +2,8 @@
 /*
  * Software offloads (gso.c): TCP GSO packets over IPv4 and IPv6 (and one
  * VLAN tag) cut into segments whose boundaries, lengths, IP ids, sequence
- * numbers and flags are those a NIC's TSO gives, with checksums verified
+ * numbers and flags are those a NIC's TSO gives (CWR on the first only,
+ * with or without the ECN bit), with checksums verified
  * by an independent, word-at-a-time RFC 1071 sum over the pseudo-header;
  * partial checksums completed; metadata that does not match its headers
  * refused before anything is built.
@@ -70,6 +71,7 @@ struct shape {
 	int v6, vlan;
 	uint32_t payload, mss;
 	uint8_t flags;
+	int ecn;	/* the ECN bit, as Linux sets it on a CWR packet */
 };
 
 /* A GSO packet as a Linux guest sends it: 12 bytes of TCP options, the
@@ -118,6 +120,8 @@ static uint32_t build(const struct shape *sh, struct vrio_pkt_wire *h)
 	memset(h, 0, sizeof(*h));
 	h->flags = VRIO_PKT_F_NEEDS_CSUM;
 	h->gso_type = sh->v6 ? VRIO_PKT_GSO_TCPV6 : VRIO_PKT_GSO_TCPV4;
+	if (sh->ecn)
+		h->gso_type |= VRIO_PKT_GSO_ECN;
 	h->gso_size = (uint16_t)sh->mss;
 	h->hdr_len = (uint16_t)hdrs;
 	h->csum_start = (uint16_t)l4;
@@ -171,6 +175,10 @@ static void test_segments(void **state)
 	static const struct shape shapes[] = {
 		{ 0, 0, 10000, 1448, TH_ACK | TH_PSH | TH_FIN | TH_CWR },	/* 7, last short */
 		{ 1, 0, 10000, 1428, TH_ACK | TH_PSH | TH_CWR },
+		/* ECN: CWR on the first segment only, every sum right */
+		{ 0, 0, 10000, 1448, TH_ACK | TH_PSH | TH_CWR, 1 },
+		{ 1, 1, 30000, 1428, TH_ACK | TH_CWR, 1 },
+		{ 0, 1, 1448, 1448, TH_ACK | TH_PSH | TH_CWR, 1 },	/* one segment */
 		{ 0, 1, 2 * 1444, 1444, TH_ACK | TH_PSH },	/* exact multiple */
 		{ 0, 0, 65535 - 52, 1448, TH_ACK | TH_PSH },	/* the largest IPv4 */
 		{ 1, 0, 65000, 1000, TH_ACK | TH_FIN },
@@ -210,6 +218,7 @@ static void test_bad_headers(void **state)
 		{ "segments above the MTU", 0, 0, 0, 4, 1500, 0 },
 		{ "gso_size 0", 0, 0, 0, 4, 0, 0 },
 		{ "UDP fragmentation (UFO)", 0, 0, 0, 3, 3, 0 },
+		{ "UFO with ECN", 0, 0, 0, 3, 3 | VRIO_PKT_GSO_ECN, 0 },
 		{ "GSO without NEEDS_CSUM", 0, 0, 0, 5, 0, 0 },
 		{ "unknown flag", 0, 0, 0, 5, 1 | 4, 0 },
 	};

@@ -1260,6 +1260,8 @@ static void test_metrics_exposition(void **state)
 	assert_non_null(strstr(text, "vrio_ioserver_connections 2"));
 	assert_non_null(strstr(text, "vrio_ioserver_config_generation 1"));
 	assert_non_null(strstr(text, "vrio_ioserver_switch_port_up{network=\"lan\",port=\"nic-a\"} 0"));
+	assert_non_null(strstr(text, "vrio_ioserver_switch_ecn_packets_total{network=\"lan\",port=\"nic-a\",direction=\"in\"} 0"));
+	assert_non_null(strstr(text, "vrio_ioserver_switch_ecn_segmented_total{network=\"lan\",port=\"nic-a\"} 0"));
 	free(text);
 }
 
@@ -1371,10 +1373,10 @@ static void test_switch_drops(void **state)
 
 /* An IPv4 TCP packet from src to dst with `payload` bytes and the
  * metadata a guest gives it: rx_ol, and a partial checksum, and GSO into
- * `mss` pieces when mss is not 0. */
-static void push_tcp(struct fake_conn *fc, uint32_t dev, const uint8_t dst[6],
-		     const uint8_t src[6], uint16_t rx_ol, uint32_t payload, uint16_t mss,
-		     bool partial)
+ * `mss` pieces when mss is not 0, with CWR and the ECN bit if ecn. */
+static void push_tcp_ecn(struct fake_conn *fc, uint32_t dev, const uint8_t dst[6],
+			 const uint8_t src[6], uint16_t rx_ol, uint32_t payload, uint16_t mss,
+			 bool partial, bool ecn)
 {
 	struct vrio_frame f = { .type = VRIO_FRAME_PKT, .dev = dev };
 	uint32_t len = 14 + 20 + 20 + payload;
@@ -1401,10 +1403,21 @@ static void push_tcp(struct fake_conn *fc, uint32_t dev, const uint8_t dst[6],
 		h.gso_size = mss;
 		h.hdr_len = 54;
 	}
+	if (ecn) {
+		e[34 + 13] |= 0x80;	/* CWR */
+		h.gso_type |= VRIO_PKT_GSO_ECN;
+	}
 	memcpy(p, &h, sizeof(h));
 	f.len = VRIO_PKT_HDR_LEN + len;
 	push(fc, &f, p);
 	free(p);
+}
+
+static void push_tcp(struct fake_conn *fc, uint32_t dev, const uint8_t dst[6],
+		     const uint8_t src[6], uint16_t rx_ol, uint32_t payload, uint16_t mss,
+		     bool partial)
+{
+	push_tcp_ecn(fc, dev, dst, src, rx_ol, payload, mss, partial, false);
 }
 
 /* The PKT frames for dev since the last clear: their count, and each one's
@@ -1481,6 +1494,51 @@ static void test_switch_offloads(void **state)
 	assert_int_equal(drops(f, NIC_A, IOS_DROP_OVERSIZE), 1);
 	assert_false(f->fc[0].closed);
 	assert_false(f->fc[1].closed);
+}
+
+/* A TSO packet with the ECN bit reaches even a guest that takes TSO as
+ * wire-sized segments, CWR on the first only: no guest takes ECN. */
+static void test_switch_ecn(void **state)
+{
+	struct fixture *f = *state;
+	struct ios_port *pa = f->srv.devs[NIC_A]->u.net.port, *pb = f->srv.devs[NIC_B]->u.net.port;
+	uint8_t cwr[3];
+	unsigned n = 0;
+
+	net_up(f);
+	push_tcp(&f->fc[1], NIC_B, mac_a, mac_b, VRIO_PKT_RX_ALL, 10, 0, false);
+	turn(f);
+	assert_int_equal(pb->rx_ol, VRIO_PKT_RX_ALL);
+	clear_out(&f->fc[1]);
+	push_tcp_ecn(&f->fc[0], NIC_A, mac_b, mac_a, VRIO_PKT_RX_ALL, 4000, 1448, false, true);
+	turn(f);
+	for (unsigned i = 0; i < f->fc[1].n_out; i++) {
+		const struct msg *m = &f->fc[1].out[i];
+		struct vrio_pkt_wire h;
+
+		if (m->f.type != VRIO_FRAME_PKT || m->f.dev != NIC_B)
+			continue;
+		memcpy(&h, m->payload, sizeof(h));
+		assert_true(vrio_pkt_wire_plain(&h));
+		assert_true(n < 3);
+		assert_int_equal(m->f.len - VRIO_PKT_HDR_LEN, 54 + (n < 2 ? 1448 : 4000 - 2 * 1448));
+		cwr[n++] = m->payload[VRIO_PKT_HDR_LEN + 34 + 13] & 0x80;
+	}
+	assert_int_equal(n, 3);
+	assert_int_equal(cwr[0], 0x80);
+	assert_int_equal(cwr[1] | cwr[2], 0);
+	assert_int_equal(pa->st.ecn_in, 1);
+	assert_int_equal(pb->st.ecn_segmented, 1);
+	assert_int_equal(pb->st.ecn_out, 0);
+	assert_int_equal(pb->st.gso_packets, 1);
+	assert_int_equal(drops(f, NIC_B, IOS_DROP_BAD_OFFLOAD), 0);
+	/* The same packet without the bit goes whole. */
+	clear_out(&f->fc[1]);
+	push_tcp(&f->fc[0], NIC_A, mac_b, mac_a, VRIO_PKT_RX_ALL, 4000, 1448, false);
+	turn(f);
+	assert_int_equal(f->fc[1].n_out, 1);
+	assert_int_equal(pa->st.ecn_in, 1);
+	assert_int_equal(pb->st.gso_packets, 1);
 }
 
 /* A PKT frame with no packet: only its header, rx_ol and flags as given. */
@@ -1617,6 +1675,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_switch_drops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_switch_offloads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_switch_offload_update, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_switch_ecn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_switch_garbage, setup, teardown),
 	};
 

@@ -6,7 +6,8 @@
  * trunk; the trunk answers with its nonce and proof, and comes up only on
  * io0's proof. Each way in without the rack's trunk key is refused,
  * counted, and leaves the trunk down. Reloads change what the trunk
- * carries without touching its connection.
+ * carries without touching its connection. Once up, an ECN TSO packet
+ * goes across whole.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -323,6 +324,51 @@ static void test_trunk_auth_good(void **state)
 	bring_up(*state);
 }
 
+/* A TSO packet with the ECN bit goes to the peer io-server whole, the bit
+ * kept (the peer decides for its own ports), and is counted both ways. */
+static void test_trunk_ecn_whole(void **state)
+{
+	struct fixture *f = *state;
+	struct ios_network *n = f->t->nets[0].net;
+	struct ios_port *tp = f->t->nets[0].port, *pb = NULL;
+	static uint8_t frame[54 + 4000];
+	struct vrio_pkt_wire vh = {
+		.flags = VRIO_PKT_F_NEEDS_CSUM,
+		.gso_type = VRIO_PKT_GSO_TCPV4 | VRIO_PKT_GSO_ECN,
+		.hdr_len = 54,
+		.gso_size = 1448,
+		.csum_start = 34,
+		.csum_offset = 16,
+	};
+	const struct msg *m = NULL;
+
+	bring_up(f);
+	for (unsigned i = 0; i < n->n_ports; i++)
+		if (n->ports[i]->dev)
+			pb = n->ports[i];
+	assert_non_null(pb);
+	/* From nic-b to an address not learned: flooded, to the trunk. */
+	memcpy(frame, "\x52\x54\x00\x00\x00\x77\x52\x54\x00\x00\x00\x0b\x08\x00", 14);
+	frame[14] = 0x45;
+	frame[16] = (uint8_t)((sizeof(frame) - 14) >> 8);
+	frame[17] = (uint8_t)(sizeof(frame) - 14);
+	frame[23] = 6;
+	frame[34 + 12] = 5 << 4;
+	frame[34 + 13] = 0x80 | 0x10;	/* CWR, ACK */
+	ios_switch_forward(f->r, pb, &vh, frame, sizeof(frame));
+	for (unsigned i = 0; i < f->fc.n_out; i++)
+		if (f->fc.out[i].f.type == VRIO_FRAME_PKT)
+			m = &f->fc.out[i];
+	assert_non_null(m);
+	assert_int_equal(m->f.len, VRIO_PKT_HDR_LEN + sizeof(frame));
+	assert_memory_equal(m->payload, &vh, VRIO_PKT_HDR_LEN);
+	assert_memory_equal(m->payload + VRIO_PKT_HDR_LEN, frame, sizeof(frame));
+	assert_int_equal(pb->st.ecn_in, 1);
+	assert_int_equal(tp->st.ecn_out, 1);
+	assert_int_equal(tp->st.ecn_segmented, 0);
+	assert_int_equal(tp->st.gso_packets, 0);
+}
+
 /* Each way in without the key: refused with an Error, counted, closed,
  * and the trunk stays down. */
 static void test_trunk_auth_refusals(void **state)
@@ -535,6 +581,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_trunk_auth_good, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trunk_auth_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trunk_reload, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_trunk_ecn_whole, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

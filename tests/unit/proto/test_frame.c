@@ -146,6 +146,11 @@ static void test_pkt_wire_check(void **state)
 		    .csum_start = 34, .csum_offset = 16 }, 60000, 1 },
 		{ { .flags = 1, .gso_type = 0x81, .gso_size = 1448, .hdr_len = 66,
 		    .csum_start = 34, .csum_offset = 16 }, 60000, 1 },	/* ECN */
+		{ { .flags = 1, .gso_type = 0x84, .gso_size = 1428, .hdr_len = 86,
+		    .csum_start = 54, .csum_offset = 16 }, 60000, 1 },	/* ECN, IPv6 */
+		{ { .flags = 1, .gso_type = 0x83, .gso_size = 1448,
+		    .csum_start = 34, .csum_offset = 6 }, 60000, 0 },	/* ECN with UFO */
+		{ { .gso_type = 0x80 }, 1000, 0 },		/* ECN alone, no metadata */
 		{ { .flags = 1, .gso_type = 1, .gso_size = 1448, .hdr_len = 66,
 		    .csum_start = 34, .csum_offset = 16 }, 65554, 0 },	/* above 64 KiB */
 		{ { .flags = 1, .gso_type = 1, .gso_size = 1480, .hdr_len = 66,
