@@ -10,7 +10,9 @@
  * TX_TCP/UDP_CKSUM, l2/l3/l4 lengths, tso_segsz, as a NIC driver would
  * take them) and back into a header on enqueue; this file translates that
  * metadata to and from the PKT frame's struct vrio_pkt_wire. A TSO packet
- * arrives as a chain of mbufs of up to 64 KiB.
+ * arrives as a chain of mbufs of up to 64 KiB. The header's ECN bit is
+ * lost on the way in and cannot be written on the way out: recovered from
+ * the packet's CWR on transmit (tso_cwr), never sent to a guest.
  *
  * Guest transmit: the odd vrings (2k + 1 for queue pair k). Each poll
  * round dequeues a burst from each, sends each packet upstream (its PKT
@@ -218,6 +220,23 @@ static int net_resend(struct lhv *l, struct lhv_dev *d)
 	return 0;
 }
 
+/*
+ * True if the TCP header of a TSO packet has CWR set. rte_vhost's dequeue
+ * masks the ECN bit out of the guest's gso_type, but Linux sets that bit
+ * on exactly the TSO packets whose header has CWR (the first data after a
+ * congestion signal; HOST_ECN negotiated, else the guest cuts them
+ * itself), so the flag says it again. rte_vhost checked that the headers
+ * it measured are in the first mbuf; a packet where they are not is left
+ * without the bit.
+ */
+static bool tso_cwr(const struct rte_mbuf *m)
+{
+	uint32_t at = (uint32_t)m->l2_len + m->l3_len + 13;	/* TCP's flags */
+
+	return at < rte_pktmbuf_data_len(m) &&
+	       (*rte_pktmbuf_mtod_offset(m, const uint8_t *, at) & 0x80);
+}
+
 /* The guest's header, as rte_vhost left it in the mbuf; -EPROTO for what
  * a PKT frame cannot say (an SCTP checksum). */
 static int pkt_meta(const struct lhv_dev *d, const struct rte_mbuf *m, struct vrio_pkt_wire *h)
@@ -228,6 +247,8 @@ static int pkt_meta(const struct lhv_dev *d, const struct rte_mbuf *m, struct vr
 	h->rx_ol = htole16(rx_offloads(d));
 	if (ol & RTE_MBUF_F_TX_TCP_SEG) {
 		h->gso_type = ol & RTE_MBUF_F_TX_IPV6 ? VRIO_PKT_GSO_TCPV6 : VRIO_PKT_GSO_TCPV4;
+		if (tso_cwr(m))
+			h->gso_type |= VRIO_PKT_GSO_ECN;
 		h->gso_size = htole16(m->tso_segsz);
 		h->hdr_len = htole16((uint16_t)(m->l2_len + m->l3_len + m->l4_len));
 		ol = (ol & ~RTE_MBUF_F_TX_L4_MASK) | RTE_MBUF_F_TX_TCP_CKSUM;
@@ -395,7 +416,9 @@ static struct rte_mbuf *pkt_mbuf(struct lhv *l, struct lhv_dev *d, const uint8_t
  * A packet's metadata from the io-server as the mbuf flags rte_vhost's
  * enqueue writes into the guest's header: -EPROTO for what the guest did
  * not negotiate or rte_vhost cannot say (a checksum not TCP's or UDP's, an
- * IP header that is neither IPv4 nor IPv6).
+ * IP header that is neither IPv4 nor IPv6, the ECN bit: its enqueue never
+ * writes it, so no guest is offered GUEST_ECN and the io-server cuts such
+ * a packet before it comes here).
  */
 static int set_meta(const struct lhv_dev *d, const struct vrio_pkt_wire *h, struct rte_mbuf *m,
 		    const uint8_t *eth, uint32_t len)
