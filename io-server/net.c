@@ -33,13 +33,18 @@ int ios_net_dev_init(struct ios_net_dev *n, const char *mac, unsigned mtu, unsig
 	n->mtu = (uint16_t)mtu;
 	/* Mergeable receive buffers are rte_vhost's to use on local-hv.
 	 * Offloads: what rte_vhost's net path turns into mbuf metadata and
-	 * back (local-hv/net.c): partial checksums and TCP segmentation. Not
-	 * ECN (rte_vhost drops the bit) nor UFO (Linux no longer sends it). */
+	 * back (local-hv/net.c): partial checksums and TCP segmentation, and
+	 * HOST_ECN: rte_vhost's dequeue drops the header's ECN bit, but a TSO
+	 * packet with CWR set is what it means, so local-hv sets it again.
+	 * Not GUEST_ECN: rte_vhost's enqueue never writes the bit, so an ECN
+	 * packet toward a guest is segmented by the switch (dev_net.c). Not
+	 * UFO (Linux guests never send it since 4.14) nor USO (6.2 and later). */
 	n->features = (1ull << VIRTIO_NET_F_MAC) | (1ull << VIRTIO_NET_F_MTU) |
 		      (1ull << VIRTIO_NET_F_STATUS) | (1ull << VIRTIO_NET_F_MRG_RXBUF);
 	if (offloads) {
 		n->features |= (1ull << VIRTIO_NET_F_CSUM) | (1ull << VIRTIO_NET_F_GUEST_CSUM) |
 			       (1ull << VIRTIO_NET_F_HOST_TSO4) | (1ull << VIRTIO_NET_F_HOST_TSO6) |
+			       (1ull << VIRTIO_NET_F_HOST_ECN) |
 			       (1ull << VIRTIO_NET_F_GUEST_TSO4) | (1ull << VIRTIO_NET_F_GUEST_TSO6);
 		n->rx_ol = VRIO_PKT_RX_ALL;
 		n->offloads = true;

@@ -3,7 +3,8 @@
  * The virtio-net model's queue pairs: the topology's queues: within 1 to
  * VRIO_NET_MAX_QUEUE_PAIRS (with offloads or without),
  * VIRTIO_NET_F_MQ offered above 1 pair and
- * max_virtqueue_pairs in the config, twice as many vrings; and a PKT frame
+ * max_virtqueue_pairs in the config, twice as many vrings; HOST_ECN with
+ * the offloads, never GUEST_ECN or UFO; and a PKT frame
  * from a host names a transmit pair the device has.
  */
 #include <errno.h>
@@ -36,6 +37,13 @@ static void test_pairs(void **state)
 		assert_int_equal(n.pairs, cases[i].pairs);
 		assert_int_equal(n.num_queues, 2 * cases[i].pairs);
 		assert_int_equal(!!(n.features & (1ull << VIRTIO_NET_F_MQ)), cases[i].pairs > 1);
+		/* ECN with TSO (offloads), never GUEST_ECN (rte_vhost cannot
+		 * write the bit), UFO or USO. */
+		assert_int_equal(!!(n.features & (1ull << VIRTIO_NET_F_HOST_ECN)), i & 1);
+		assert_int_equal(!!(n.features & (1ull << VIRTIO_NET_F_HOST_TSO4)), i & 1);
+		assert_int_equal(n.features & ((1ull << VIRTIO_NET_F_GUEST_ECN) |
+					       (1ull << VIRTIO_NET_F_GUEST_UFO) |
+					       (1ull << VIRTIO_NET_F_HOST_UFO)), 0);
 		/* max_virtqueue_pairs, le16 at offset 8 */
 		assert_int_equal(n.config[8] | n.config[9] << 8, cases[i].pairs);
 		assert_int_equal(n.config[10] | n.config[11] << 8, 1500);
