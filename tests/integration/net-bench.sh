@@ -14,6 +14,9 @@
 #      IOTLB misses of rte_vhost's net path): every frame and transaction;
 #   3c. TSO from A (vrio-bench --gso) to B, which did not negotiate it:
 #      every segment arrives wire-sized and correct, and is counted;
+#   3d. the same with HOST_ECN and CWR (--ecn): local-hv gives the packets
+#      back the ECN bit that rte_vhost drops, the io-server counts them
+#      from A and cuts them for B, CWR on each packet's first segment only;
 #   4. a guest that sends with a MAC not its own gets nothing through, and
 #      the switch counts the drops;
 #   5. metrics per port and the local-hv's drop counters, through promtool;
@@ -120,6 +123,15 @@ main() {
 	log "gso: $(json_str "$out" "j['received']") TSO packets as $(json_str "$out" "j['segments']") segments at B"
 	[[ $(json_str "$out" "j['received']") == 2000 && $(json_str "$out" "j['segments']") == 42000 &&
 		$(json_str "$out" "j['bad']") == 0 ]] || fail "gso stream: $out"
+	# ECN: A negotiates HOST_ECN and sends each packet with CWR and the
+	# header's ECN bit. rte_vhost drops the bit; local-hv sets it again
+	# from CWR; the io-server counts the packets from nic-a (below: 1000,
+	# none of the 2000 above) and cuts them for B, CWR on the first
+	# segment of each only (B counts anything else as bad).
+	out=$(net_bench stream a b --count 1000 --gso 1448 --ecn) || fail "ecn stream failed: $out"
+	log "ecn: $(json_str "$out" "j['received']") TSO packets with CWR as $(json_str "$out" "j['segments']") segments at B"
+	[[ $(json_str "$out" "j['received']") == 1000 && $(json_str "$out" "j['segments']") == 21000 &&
+		$(json_str "$out" "j['bad']") == 0 ]] || fail "ecn stream: $out"
 
 	# Different networks: neither hello gets through.
 	if out=$(net_bench rr a d --count 10 2>&1); then
@@ -142,7 +154,11 @@ main() {
 	[[ $(metric_sum 'vrio_ioserver_switch_drops_total{network="lan",port="nic-a",reason="src_mac"}' \
 		<"$RUN/io.metrics") -gt 0 ]] || fail "no src_mac drops counted for nic-a"
 	[[ $(metric_sum 'vrio_ioserver_switch_gso_segments_total{network="lan",port="nic-b"}' \
-		<"$RUN/io.metrics") == 42000 ]] || fail "the switch did not count 42,000 segments for nic-b"
+		<"$RUN/io.metrics") == 63000 ]] || fail "the switch did not count 63,000 segments for nic-b"
+	[[ $(metric_sum 'vrio_ioserver_switch_ecn_packets_total{network="lan",port="nic-a",direction="in"}' \
+		<"$RUN/io.metrics") == 1000 ]] || fail "the switch did not count 1,000 ECN packets from nic-a"
+	[[ $(metric_sum 'vrio_ioserver_switch_ecn_segmented_total{network="lan",port="nic-b"}' \
+		<"$RUN/io.metrics") == 1000 ]] || fail "the switch did not cut 1,000 ECN packets for nic-b"
 	[[ $(metric_sum 'vrio_ioserver_switch_frames_total{network="dmz",port="nic-d",direction="out"}' \
 		<"$RUN/io.metrics") == 0 ]] || fail "frames crossed into dmz"
 	[[ $(metric_sum 'vrio_ioserver_switch_frames_total{network="lan",port="nic-b",direction="out"}' \

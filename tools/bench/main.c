@@ -59,6 +59,7 @@ enum opt_id {
 	OPT_MAC_B,
 	OPT_FRAME_SIZE,
 	OPT_GSO,
+	OPT_ECN,
 	OPT_IOMMU,
 	OPT_IOMMU_CHECK,
 	OPT_IOMMU_DEFERRED,
@@ -102,6 +103,7 @@ static const struct option long_opts[] = {
 	{ "mac-b", required_argument, NULL, OPT_MAC_B },
 	{ "frame-size", required_argument, NULL, OPT_FRAME_SIZE },
 	{ "gso", required_argument, NULL, OPT_GSO },
+	{ "ecn", no_argument, NULL, OPT_ECN },
 	{ "iommu", no_argument, NULL, OPT_IOMMU },
 	{ "iommu-check", required_argument, NULL, OPT_IOMMU_CHECK },
 	{ "iommu-deferred", no_argument, NULL, OPT_IOMMU_DEFERRED },
@@ -197,6 +199,9 @@ static void usage(FILE *out)
 		"  --gso MSS          stream: A negotiates CSUM and HOST_TSO4 and sends TCP\n"
 		"                     packets of 20.5 x MSS (64 to 1460) with partial\n"
 		"                     checksums; B, without offloads, checks each segment\n"
+		"  --ecn              with --gso: A negotiates HOST_ECN too and sends each\n"
+		"                     packet with CWR and the ECN bit; B wants CWR on its\n"
+		"                     first segment only\n"
 		"  with --net: --iodepth (rr: in flight), --runtime, --count (frames or\n"
 		"  transactions), --queue-size, --timeout (rr: a lost transaction), --poll,\n"
 		"  --queues (queue pairs, VIRTIO_NET_F_MQ: IPv4/UDP frames in 4 flows a pair)\n"
@@ -447,6 +452,9 @@ static int parse_args(int argc, char **argv, struct main_opts *m)
 				return -EINVAL;
 			m->net.gso_mss = (uint32_t)v;
 			break;
+		case OPT_ECN:
+			m->net.ecn = true;
+			break;
 		case OPT_IOMMU:
 			o->iommu = true;
 			break;
@@ -503,6 +511,10 @@ static int parse_args(int argc, char **argv, struct main_opts *m)
 		}
 		if (m->breakdown) {
 			bench_err("--breakdown: blk runs only, not with --net");
+			return -EINVAL;
+		}
+		if (m->net.ecn && !m->net.gso_mss) {
+			bench_err("--ecn needs --gso");
 			return -EINVAL;
 		}
 		if (m->net.gso_mss && (m->net.mode != NET_STREAM || o->queue_size < 32)) {
@@ -689,8 +701,8 @@ static void net_report(const struct main_opts *m, const struct netrun_result *r)
 			o->mode == NET_RR ? "transactions" : "packets",
 			(double)r->bytes * 8.0 / el / 1e6);
 		if (o->gso_mss)
-			fprintf(out, "  gso mss=%u: %" PRIu64 " segments at B, each checked\n",
-				o->gso_mss, r->segments);
+			fprintf(out, "  gso mss=%u%s: %" PRIu64 " segments at B, each checked\n",
+				o->gso_mss, o->ecn ? " ecn" : "", r->segments);
 		if (o->mode == NET_RR)
 			fprintf(out, "  round trip us: mean %.2f, p50 %.2f, p99 %.2f, p99.9 %.2f, max %.2f\n",
 				hist_mean(&r->hist) / 1000.0, us(hist_percentile(&r->hist, 0.50)),
@@ -705,12 +717,14 @@ static void net_report(const struct main_opts *m, const struct netrun_result *r)
 	       ",\"bad\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"elapsed_s\":%.6f,\"pps\":%.1f,"
 	       "\"mbit_s\":%.3f,\"rtt_us\":{\"mean\":%.3f,\"p50\":%.3f,\"p99\":%.3f,"
 	       "\"p99_9\":%.3f,\"max\":%.3f},\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,"
-	       "\"gso_mss\":%u,\"segments\":%" PRIu64 ",\"failed\":%s,\"disconnected\":%s,",
+	       "\"gso_mss\":%u,\"ecn\":%s,\"segments\":%" PRIu64 ",\"failed\":%s,"
+	       "\"disconnected\":%s,",
 	       mode, o->frame_size, o->iodepth, r->sent, r->received, r->lost, r->reordered,
 	       r->bad, r->bytes, r->elapsed_s, pps, (double)r->bytes * 8.0 / el / 1e6,
 	       hist_mean(&r->hist) / 1000.0, us(hist_percentile(&r->hist, 0.50)),
 	       us(hist_percentile(&r->hist, 0.99)), us(hist_percentile(&r->hist, 0.999)),
-	       us(r->hist.max_ns), r->cpu_user_s, r->cpu_sys_s, o->gso_mss, r->segments,
+	       us(r->hist.max_ns), r->cpu_user_s, r->cpu_sys_s, o->gso_mss,
+	       o->ecn ? "true" : "false", r->segments,
 	       r->failed ? "true" : "false",
 	       r->disconnected ? "true" : "false");
 	/* Frames by queue pair: A's transmit queues, B's receive queues. */

@@ -9,6 +9,7 @@
 #define VIRTIO_NET_F_CSUM 0
 #define VIRTIO_NET_F_MAC 5
 #define VIRTIO_NET_F_HOST_TSO4 11
+#define VIRTIO_NET_F_HOST_ECN 13
 #define VIRTIO_NET_F_MQ 22
 
 #define NETDEV_WANTED_FEATURES                                                    \
@@ -59,11 +60,13 @@ int netdev_connect(struct netdev *d, const struct netdev_opts *o)
 		d->v.features &= ~BIT64(VIRTIO_RING_F_EVENT_IDX);
 	d->tx_buf_len = NET_BUF_LEN;
 	if (o->tso) {
-		uint64_t want = BIT64(VIRTIO_NET_F_CSUM) | BIT64(VIRTIO_NET_F_HOST_TSO4);
+		uint64_t want = BIT64(VIRTIO_NET_F_CSUM) | BIT64(VIRTIO_NET_F_HOST_TSO4) |
+				(o->ecn ? BIT64(VIRTIO_NET_F_HOST_ECN) : 0);
 
 		if ((d->v.dev_features & want) != want) {
-			bench_err("%s: the device offers no CSUM and HOST_TSO4 (features 0x%llx)",
-				  o->socket, (unsigned long long)d->v.dev_features);
+			bench_err("%s: the device offers no CSUM and HOST_TSO4%s (features 0x%llx)",
+				  o->socket, o->ecn ? " and HOST_ECN" : "",
+				  (unsigned long long)d->v.dev_features);
 			ret = -ENOTSUP;
 			goto err;
 		}

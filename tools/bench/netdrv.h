@@ -5,7 +5,8 @@
  * with as many CPUs would), receive buffers posted ahead, one buffer per packet (no mergeable
  * buffers), the 12-byte virtio 1.x header in front of each. No offloads on
  * receive; with `tso`, the transmit side negotiates VIRTIO_NET_F_CSUM and
- * HOST_TSO4 and its buffers hold a 64 KiB TCP segment.
+ * HOST_TSO4 (and HOST_ECN with `ecn`) and its buffers hold a 64 KiB TCP
+ * segment.
  */
 #ifndef VRIO_BENCH_NETDRV_H
 #define VRIO_BENCH_NETDRV_H
@@ -31,6 +32,7 @@ struct netdev_opts {
 	bool no_event_idx;
 	bool iommu;		/* play the VMM's vIOMMU (vudev.h) */
 	bool tso;		/* send with CSUM and HOST_TSO4 */
+	bool ecn;		/* with tso: HOST_ECN too */
 	unsigned int pairs;	/* queue pairs, 1 to NETDEV_MAX_PAIRS (0: 1) */
 };
 

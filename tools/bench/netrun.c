@@ -22,7 +22,9 @@
  * B, which negotiated no offload, must get it as wire-sized segments: each
  * checked for its lengths, its IPv4 and TCP checksums (computed here, over
  * the pseudo-header), its sequence number and bytes, and PSH on the
- * packet's last segment only; anything else counts as bad.
+ * packet's last segment only; anything else counts as bad. With ecn, A's
+ * packets have CWR and the ECN bit (HOST_ECN negotiated), and B wants CWR
+ * on each packet's first segment and on no other.
  */
 #include <endian.h>
 #include <errno.h>
@@ -46,6 +48,8 @@
 #define GSO_HDRS 54u		/* Ethernet, IPv4 and TCP headers */
 #define TCP_PSH 0x08u
 #define TCP_ACK 0x10u
+#define TCP_CWR 0x80u
+#define GSO_ECN 0x80u	/* VIRTIO_NET_HDR_GSO_ECN */
 #define ETH_HLEN 14u
 #define IPUDP_LEN 28u		/* IPv4 without options, UDP */
 #define FLOWS_PER_PAIR 4u
@@ -244,6 +248,10 @@ static bool send_gso(struct netrun *r, uint32_t seq)
 	th[7] = (uint8_t)off;
 	th[12] = 5 << 4;
 	th[13] = TCP_ACK | TCP_PSH;
+	if (r->o->ecn) {
+		th[13] |= TCP_CWR;
+		h.gso_type |= GSO_ECN;
+	}
 	th[14] = 0xff;
 	th[15] = 0xff;
 	/* The partial checksum: the pseudo-header's sum, not complemented. */
@@ -271,7 +279,7 @@ static int check_segment(struct netrun *r, const uint8_t *f, uint32_t len)
 {
 	const uint8_t *ip = f + 14, *th = f + 34;
 	uint32_t data = len - GSO_HDRS, off, end, pkt;
-	bool last;
+	bool last, first;
 
 	if (len < GSO_HDRS || len > GSO_HDRS + r->o->gso_mss || f[12] != 0x08 || f[13] != 0 ||
 	    ip[0] != 0x45 || ip[9] != 6 || ((uint32_t)ip[2] << 8 | ip[3]) != len - 14 ||
@@ -284,8 +292,10 @@ static int check_segment(struct netrun *r, const uint8_t *f, uint32_t len)
 	pkt = off / r->gso_payload;
 	end = off - pkt * r->gso_payload + data;
 	last = end == r->gso_payload;
+	first = end == data;
 	if (end > r->gso_payload || (data != r->o->gso_mss && !last) ||
-	    !!(th[13] & TCP_PSH) != last || !(th[13] & TCP_ACK))
+	    !!(th[13] & TCP_PSH) != last || !(th[13] & TCP_ACK) ||
+	    !!(th[13] & TCP_CWR) != (r->o->ecn && first))
 		return -EBADMSG;
 	for (uint32_t i = 0; i < data; i++)
 		if (f[GSO_HDRS + i] != tcp_byte(off + i))
@@ -636,13 +646,14 @@ int netrun_bench(const struct netrun_opts *o, struct netrun_result *res)
 	int ret;
 
 	da.tso = o->gso_mss != 0;
+	da.ecn = o->ecn;
 	memset(res, 0, sizeof(*res));
 	hist_init(&res->hist);
 	res->pairs = da.pairs;
 	if (o->frame_size < hdr + sizeof(struct pkt) || o->frame_size > NET_MAX_FRAME ||
 	    !o->iodepth || da.pairs > NETDEV_MAX_PAIRS ||
 	    (o->gso_mss && (o->mode != NET_STREAM || o->gso_mss < 64 || o->gso_mss > 1460 ||
-			    o->queue_size < GSO_SEGS + 1 || da.pairs > 1)))
+			    o->queue_size < GSO_SEGS + 1 || da.pairs > 1)) || (o->ecn && !o->gso_mss))
 		return -EINVAL;
 	r = calloc(1, sizeof(*r));
 	if (!r)

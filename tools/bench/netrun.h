@@ -32,6 +32,10 @@ struct netrun_opts {
 	 * GSO packets of gso_mss segments with a partial checksum; B takes
 	 * no offload, and checks every segment it gets (netrun.c). */
 	uint32_t gso_mss;
+	/* With gso_mss: A negotiates HOST_ECN too and sends each packet with
+	 * CWR and the header's ECN bit, as Linux does after a congestion
+	 * signal; B checks that only a packet's first segment has CWR. */
+	bool ecn;
 	/* Queue pairs of both ports; above 1, the frames are IPv4/UDP in
 	 * 4 flows per pair (ports 10000 + flow -> 20000 + flow), flow f sent
 	 * on pair f mod pairs, and order is checked per flow. Not with gso. */
