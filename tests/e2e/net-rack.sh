@@ -42,8 +42,8 @@
 #   trunk_up     io0 counts its trunk to io1 up
 #   lint_metrics FILE...
 #                promtool accepts each exposition (when installed)
-#   OFF_OPTS     virtio-net-pci properties that turn the device's checksum
-#                and TSO offloads off (for NET_OPTS)
+#   OFF_OPTS     virtio-net-pci properties that turn the device's checksum,
+#                TSO and ECN offloads off (for NET_OPTS)
 #   feature_names BITS, check_offloads WHO BITS on|off
 #                the names of a guest's virtio-net feature bits; fails
 #                unless it negotiated every offload (on) or none (off)
@@ -245,14 +245,14 @@ lint_metrics() {
 	done
 }
 
-# QEMU's virtio-net-pci properties that offer none of the device's checksum
-# and TSO offloads.
+# QEMU's virtio-net-pci properties that offer none of the device's checksum,
+# TSO and ECN offloads.
 # shellcheck disable=SC2034 # for the tests that source this file
-OFF_OPTS=csum=off,guest_csum=off,host_tso4=off,host_tso6=off,guest_tso4=off,guest_tso6=off
+OFF_OPTS=csum=off,guest_csum=off,host_tso4=off,host_tso6=off,guest_tso4=off,guest_tso6=off,host_ecn=off
 
 # The device's offloads, as virtio-net feature bits: CSUM, GUEST_CSUM,
-# GUEST_TSO4, GUEST_TSO6, HOST_TSO4, HOST_TSO6.
-OFFLOAD_BITS=(0 1 7 8 11 12)
+# GUEST_TSO4, GUEST_TSO6, HOST_TSO4, HOST_TSO6, HOST_ECN.
+OFFLOAD_BITS=(0 1 7 8 11 12 13)
 
 # feature_names BITS: the names of the virtio-net feature bits set in a
 # sysfs features string (bit 0 first).

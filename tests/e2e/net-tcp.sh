@@ -19,8 +19,9 @@
 # for SECS seconds and guest-tcp's server checks every byte (a pattern of
 # the offset); the test passes when each run's data arrives intact, the
 # server counted what the client sent, and each guest negotiated the
-# device's checksum and TSO features (CSUM, GUEST_CSUM, HOST_TSO4/6,
-# GUEST_TSO4/6) when its offloads are on and none of them when off.
+# device's checksum, TSO and ECN features (CSUM, GUEST_CSUM, HOST_TSO4/6,
+# GUEST_TSO4/6, HOST_ECN) when its offloads are on and none of them when
+# off.
 # Throughput and retransmits are printed, not asserted.
 #
 # Environment: VRIO_TCP_SECS (5), VRIO_TCP_CONNS (1), VRIO_TCP_ROUNDS (1;
@@ -41,8 +42,8 @@ SECS=${VRIO_TCP_SECS:-5}
 CONNS=${VRIO_TCP_CONNS:-1}
 ROUNDS=${VRIO_TCP_ROUNDS:-1}
 RUNS=${VRIO_TCP_RUNS:-one:on one:off one:mixed trunk:on trunk:off}
-# net-rack.sh's OFF_OPTS, and no ECN or UFO offered either.
-OFF_OPTS+=,host_ecn=off,guest_ecn=off,host_ufo=off,guest_ufo=off
+# net-rack.sh's OFF_OPTS, and no GUEST_ECN or UFO offered either.
+OFF_OPTS+=,guest_ecn=off,host_ufo=off,guest_ufo=off
 
 write_topology() {
 	rack_topology trunk
