@@ -83,7 +83,7 @@ sleep 1
 EOT
 }
 
-io_metric() { # NAME{LABELS}: its value in the io-server's exposition now
+scraped() { # NAME{LABELS}: its value in the io-server's exposition scraped last
 	metric_sum "$1" <"$RUN/io.metrics"
 }
 
@@ -93,7 +93,8 @@ main() {
 	build=$(cd "$1" && pwd)
 	vrio_binaries "$build" || skip "daemons not built in $build"
 	have_cmd qemu-system-x86_64 || skip "qemu-system-x86_64 not installed (qemu-system-x86)"
-	have_cmd tc && have_cmd busybox || skip "no tc (iproute2) for the sender's netem, or no busybox for its ping"
+	have_cmd tc || skip "no tc (iproute2) for the sender's netem"
+	have_cmd busybox || skip "no busybox for the sender's ping"
 	GUEST=$build/tests/e2e/guest-ecn
 	VRIO_GUEST_MODULES="${ECN_MODULES[*]}" guest_image "$GUEST"
 	make_tmpdir RUN
@@ -136,12 +137,12 @@ main() {
 		"$(result_field "$line" retrans) retransmits, $marked packets marked CE by B's netem"
 
 	io_metrics 0 "$RUN/io.metrics" || fail "no io-server metrics"
-	ecn_b=$(io_metric 'vrio_ioserver_switch_ecn_packets_total{network="lan",port="vm-b-net",direction="in"}')
-	seg_a=$(io_metric 'vrio_ioserver_switch_ecn_segmented_total{network="lan",port="vm-a-net"}')
+	ecn_b=$(scraped 'vrio_ioserver_switch_ecn_packets_total{network="lan",port="vm-b-net",direction="in"}')
+	seg_a=$(scraped 'vrio_ioserver_switch_ecn_segmented_total{network="lan",port="vm-a-net"}')
 	((ecn_b > 0)) || fail "the io-server counted no ECN packet from B ($marked marked CE)"
 	((seg_a > 0 && seg_a <= ecn_b)) ||
 		fail "$ecn_b ECN packets from B, $seg_a segmented for A"
-	m=$(io_metric 'vrio_ioserver_switch_ecn_packets_total{network="lan",port="vm-a-net",direction="out"}')
+	m=$(scraped 'vrio_ioserver_switch_ecn_packets_total{network="lan",port="vm-a-net",direction="out"}')
 	((m == 0)) || fail "$m ECN packets went whole to A"
 	log "B's TSO packets with CWR: $ecn_b whole from B with the ECN bit, $seg_a cut for A"
 	m=$(grep '^vrio_ioserver_switch_drops_total{.*reason="bad_offload"' "$RUN/io.metrics" |
