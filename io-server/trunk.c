@@ -1013,7 +1013,7 @@ void ios_trunks_tick(struct ios_server *srv)
 		    now < t->next_dial_ns)
 			continue;
 		t->next_dial_ns = now + IOS_TRUNK_DIAL_NS;
-		rc = vrio_stack_connect(&srv->stack, t->addr, &c);
+		rc = vrio_stack_connect(&srv->stack, t->addr, -1, &c);
 		if (rc < 0) {
 			/* One line per streak: a peer that is down for long is
 			 * logged once. */

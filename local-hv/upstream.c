@@ -340,7 +340,7 @@ static void *connector_main(void *arg)
 		if (up->conn_quit)
 			break;
 		pthread_mutex_unlock(&up->conn_lock);
-		rc = vrio_stack_connect(&up->stack, up->listen, &c);
+		rc = vrio_stack_connect(&up->stack, up->listen, -1, &c);
 		pthread_mutex_lock(&up->conn_lock);
 		up->conn_new = rc < 0 ? NULL : c;
 		up->conn_rc = rc;
@@ -358,7 +358,7 @@ static int try_connect(struct lhv_upstream *up)
 	int rc;
 
 	if (up->l->connect_inline) {
-		rc = vrio_stack_connect(&up->stack, up->listen, &c);
+		rc = vrio_stack_connect(&up->stack, up->listen, -1, &c);
 		return connect_done(up, c, rc) == 0 ? 1 : -1;
 	}
 	switch (__atomic_load_n(&up->conn_step, __ATOMIC_ACQUIRE)) {

@@ -767,7 +767,7 @@ static int dpdk_accept(struct vrio_listener *vl, struct vrio_conn **out)
 	return -EAGAIN;
 }
 
-static int dpdk_connect(const char *addr, struct vrio_conn **out)
+static int dpdk_connect(const char *addr, int cancel_fd, struct vrio_conn **out)
 {
 	struct dpdk_port *p = &g_port;
 	struct rte_ether_addr peer;
@@ -805,6 +805,10 @@ static int dpdk_connect(const char *addr, struct vrio_conn **out)
 	next_syn = now;
 	for (;;) {
 		if (now >= next_syn) {
+			/* A SYN every 100 ms: the time to see a cancel too. */
+			if (cancel_fd >= 0 &&
+			    (rc = vrio_connect_wait(-1, 0, cancel_fd, 0)) == -ECANCELED)
+				goto err;
 			port_lock(p);
 			ctl_send(p, &c->local, &c->peer, DPDK_SYN, c->id);
 			port_unlock(p);

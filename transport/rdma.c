@@ -286,11 +286,12 @@ static int cm_event_errno(const struct rdma_cm_event *ev)
  * or -errno, which the caller reports (a refused connect is no news to log
  * here: the owner retries and says so).
  */
+/* cancel_fd: as connect()'s (-1: none). */
 static int cm_wait(struct rdma_event_channel *ch, enum rdma_cm_event_type want,
-		   const struct timespec *deadline, const char *name, struct rdma_cm_event **out)
+		   const struct timespec *deadline, int cancel_fd, const char *name,
+		   struct rdma_cm_event **out)
 {
 	struct rdma_cm_event *ev;
-	struct pollfd pfd = { .fd = ch->fd, .events = POLLIN };
 	int64_t left;
 	int rc;
 
@@ -302,9 +303,9 @@ static int cm_wait(struct rdma_event_channel *ch, enum rdma_cm_event_type want,
 		left = ms_left(deadline);
 		if (left <= 0)
 			return -ETIMEDOUT;
-		rc = poll(&pfd, 1, (int)left);
-		if (rc < 0 && errno != EINTR)
-			return -errno;
+		rc = vrio_connect_wait(ch->fd, POLLIN, cancel_fd, (int)left);
+		if (rc < 0 && rc != -EINTR)
+			return rc;
 	}
 	if (ev->event != want) {
 		rc = cm_event_errno(ev);
@@ -646,7 +647,7 @@ static int accept_one(struct rdma_cm_id *id, const void *pdata, size_t plen, uin
 		goto err;
 	}
 	deadline_in(&deadline, RDMA_CONNECT_MS);
-	rc = cm_wait(c->ch, RDMA_CM_EVENT_ESTABLISHED, &deadline, c->base.name, &ev);
+	rc = cm_wait(c->ch, RDMA_CM_EVENT_ESTABLISHED, &deadline, -1, c->base.name, &ev);
 	if (rc < 0) {
 		VRIO_WARN("rdma %s: the connection was not established: %s", c->base.name,
 			  strerror(-rc));
@@ -704,7 +705,7 @@ static int rd_accept(struct vrio_listener *vl, struct vrio_conn **out)
 	}
 }
 
-static int rd_connect(const char *addr, struct vrio_conn **out)
+static int rd_connect(const char *addr, int cancel_fd, struct vrio_conn **out)
 {
 	struct rdma_conn_param param;
 	struct sockaddr_storage ss;
@@ -739,7 +740,7 @@ static int rd_connect(const char *addr, struct vrio_conn **out)
 		rc = -errno;
 		goto err;
 	}
-	rc = cm_wait(c->ch, RDMA_CM_EVENT_ADDR_RESOLVED, &deadline, c->base.name, &ev);
+	rc = cm_wait(c->ch, RDMA_CM_EVENT_ADDR_RESOLVED, &deadline, cancel_fd, c->base.name, &ev);
 	if (rc < 0)
 		goto err;
 	rdma_ack_cm_event(ev);
@@ -747,7 +748,7 @@ static int rd_connect(const char *addr, struct vrio_conn **out)
 		rc = -errno;
 		goto err;
 	}
-	rc = cm_wait(c->ch, RDMA_CM_EVENT_ROUTE_RESOLVED, &deadline, c->base.name, &ev);
+	rc = cm_wait(c->ch, RDMA_CM_EVENT_ROUTE_RESOLVED, &deadline, cancel_fd, c->base.name, &ev);
 	if (rc < 0)
 		goto err;
 	rdma_ack_cm_event(ev);
@@ -762,7 +763,7 @@ static int rd_connect(const char *addr, struct vrio_conn **out)
 		rc = -errno;
 		goto err;
 	}
-	rc = cm_wait(c->ch, RDMA_CM_EVENT_ESTABLISHED, &deadline, c->base.name, &ev);
+	rc = cm_wait(c->ch, RDMA_CM_EVENT_ESTABLISHED, &deadline, cancel_fd, c->base.name, &ev);
 	if (rc < 0)
 		goto err;
 	c->established = true;

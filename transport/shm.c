@@ -688,10 +688,9 @@ static int shm_send_hello(int fd, int memfd, const uint64_t ring_size[2])
 	return n == sizeof(h) ? 0 : -EPROTO;
 }
 
-static int shm_wait_ack(int fd)
+static int shm_wait_ack(int fd, int cancel_fd)
 {
 	uint64_t deadline = vrio_now_ns() + SHM_HANDSHAKE_MS * 1000000ull, now;
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	struct shm_ack ack;
 	ssize_t n;
 	int rc;
@@ -709,16 +708,19 @@ static int shm_wait_ack(int fd)
 		now = vrio_now_ns();
 		if (now >= deadline)
 			return -ETIMEDOUT;
-		rc = poll(&pfd, 1, (int)((deadline - now) / 1000000 + 1));
-		if (rc < 0 && errno != EINTR)
-			return -errno;
+		rc = vrio_connect_wait(fd, POLLIN, cancel_fd,
+				       (int)((deadline - now) / 1000000 + 1));
+		if (rc < 0 && rc != -EINTR)
+			return rc;
 	}
 	if (ack.magic != SHM_ACK_MAGIC || ack.status > 0 || ack.status < -4095)
 		return -EPROTO;
 	return ack.status;
 }
 
-static int shm_connect(const char *addr, struct vrio_conn **out)
+/* A listener that does not accept fills its backlog; a connect() that
+ * waits for room there is bounded by SO_SNDTIMEO alone, not cancel_fd. */
+static int shm_connect(const char *addr, int cancel_fd, struct vrio_conn **out)
 {
 	static const uint64_t ring_size[2] = { SHM_RING_DEFAULT, SHM_RING_DEFAULT };
 	struct timeval tv = { .tv_sec = SHM_HANDSHAKE_MS / 1000 };
@@ -751,7 +753,7 @@ static int shm_connect(const char *addr, struct vrio_conn **out)
 	rc = shm_send_hello(fd, memfd, ring_size);
 	close(memfd);
 	if (rc == 0)
-		rc = shm_wait_ack(fd);
+		rc = shm_wait_ack(fd, cancel_fd);
 	if (rc == 0) {
 		c = shm_conn_new(fd, map, ring_size, false);
 		rc = c ? 0 : -ENOMEM;

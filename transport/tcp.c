@@ -147,11 +147,10 @@ static int tcp_accept(struct vrio_listener *vl, struct vrio_conn **out)
 	return rc;
 }
 
-static int tcp_connect(const char *addr, struct vrio_conn **out)
+static int tcp_connect(const char *addr, int cancel_fd, struct vrio_conn **out)
 {
 	struct sockaddr_storage ss;
 	socklen_t sslen, elen;
-	struct pollfd pfd;
 	int fd, rc, err = 0;
 
 	rc = vrio_parse_hostport(addr, &ss, &sslen);
@@ -165,11 +164,11 @@ static int tcp_connect(const char *addr, struct vrio_conn **out)
 			rc = -errno;
 			goto err;
 		}
-		pfd.fd = fd;
-		pfd.events = POLLOUT;
-		rc = poll(&pfd, 1, TCP_CONNECT_TIMEOUT_MS);
+		/* A peer that drops our SYNs: the whole timeout, or until
+		 * the caller gives up. */
+		rc = vrio_connect_wait(fd, POLLOUT, cancel_fd, TCP_CONNECT_TIMEOUT_MS);
 		if (rc <= 0) {
-			rc = rc == 0 ? -ETIMEDOUT : -errno;
+			rc = rc == 0 ? -ETIMEDOUT : rc;
 			goto err;
 		}
 		elen = sizeof(err);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,21 @@ const struct vrio_transport_ops *vrio_transport_find(const char *name)
 		if (strcmp(registry[i]->name, name) == 0)
 			return registry[i];
 	return NULL;
+}
+
+int vrio_connect_wait(int fd, short events, int cancel_fd, int timeout_ms)
+{
+	struct pollfd pfd[2] = {
+		{ .fd = fd, .events = events },
+		{ .fd = cancel_fd, .events = POLLIN },
+	};
+
+	/* poll() skips an entry whose descriptor is negative. */
+	if (poll(pfd, 2, timeout_ms) < 0)
+		return -errno;
+	if (pfd[1].revents)
+		return -ECANCELED;
+	return pfd[0].revents ? 1 : 0;
 }
 
 int vrio_conn_send_ctrl(struct vrio_conn *c, const struct Vrio__Ctrl *m)
@@ -120,7 +136,8 @@ int vrio_stack_init(struct vrio_stack *s, const struct vrio_topo_ioserver *ios)
 
 int vrio_stack_wrap(struct vrio_stack *s, struct vrio_conn *inner, struct vrio_conn **out)
 {
-	uint64_t stream = s->nconns++;
+	/* Atomic: a dialling thread and the accepting one share the stack. */
+	uint64_t stream = __atomic_fetch_add(&s->nconns, 1, __ATOMIC_RELAXED);
 	int rc;
 
 	if (s->tls) {
@@ -142,12 +159,13 @@ int vrio_stack_wrap(struct vrio_stack *s, struct vrio_conn *inner, struct vrio_c
 	return 0;
 }
 
-int vrio_stack_connect(struct vrio_stack *s, const char *addr, struct vrio_conn **out)
+int vrio_stack_connect(struct vrio_stack *s, const char *addr, int cancel_fd,
+		       struct vrio_conn **out)
 {
 	struct vrio_conn *c;
 	int rc;
 
-	rc = s->base->connect(addr, &c);
+	rc = s->base->connect(addr, cancel_fd, &c);
 	if (rc < 0)
 		return rc;
 	return vrio_stack_wrap(s, c, out);

@@ -89,8 +89,12 @@ struct vrio_transport_ops {
 	int (*listen)(const char *addr, struct vrio_listener **out);
 	/* -EAGAIN when no connection is pending. */
 	int (*accept)(struct vrio_listener *l, struct vrio_conn **out);
-	/* Blocks at most until the connection is up or refused. */
-	int (*connect)(const char *addr, struct vrio_conn **out);
+	/* Blocks at most until the connection is up or refused, or the
+	 * backend's own timeout. cancel_fd (-1: none) is a descriptor that
+	 * becomes readable when the caller gives the dial up (a daemon that
+	 * stops): a connect that waits on its peer then returns -ECANCELED
+	 * within about 100 ms, and no connection. */
+	int (*connect)(const char *addr, int cancel_fd, struct vrio_conn **out);
 	/* 0, -ENOBUFS if the send queue is full (flush and retry), or -errno
 	 * if the connection is dead. */
 	int (*send)(struct vrio_conn *c, const struct vrio_frame *f, const struct iovec *iov,
@@ -181,7 +185,10 @@ struct vrio_stack {
 int vrio_stack_init(struct vrio_stack *s, const struct vrio_topo_ioserver *ios);
 /* Stack the layers over a backend connection (closed on error). */
 int vrio_stack_wrap(struct vrio_stack *s, struct vrio_conn *inner, struct vrio_conn **out);
-int vrio_stack_connect(struct vrio_stack *s, const char *addr, struct vrio_conn **out);
+/* The backend's connect() (cancel_fd as there), then the layers. Safe on
+ * any thread: the owner's other calls do not change the stack. */
+int vrio_stack_connect(struct vrio_stack *s, const char *addr, int cancel_fd,
+		       struct vrio_conn **out);
 /* Put TLS over every connection of this stack (taken over; freed by
  * vrio_stack_fini()). */
 void vrio_stack_tls(struct vrio_stack *s, struct vrio_tls_ctx *tls);

@@ -237,9 +237,11 @@ int vrio_stack_wrap(struct vrio_stack *s, struct vrio_conn *inner, struct vrio_c
 
 /* Only trunks to other io-servers dial or send control messages through
  * the transport library, and this topology has none. */
-int vrio_stack_connect(struct vrio_stack *s, const char *addr, struct vrio_conn **out)
+int vrio_stack_connect(struct vrio_stack *s, const char *addr, int cancel_fd,
+		       struct vrio_conn **out)
 {
 	(void)s;
+	(void)cancel_fd;
 	(void)out;
 	FUZZ_CHECK(0, "a connection to %s dialed, with no trunk in the topology", addr);
 	return -ECONNREFUSED;

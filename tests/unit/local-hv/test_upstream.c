@@ -134,10 +134,11 @@ static struct fake_conn *to_fake(struct vrio_conn *c)
 	return (struct fake_conn *)((char *)c - offsetof(struct fake_conn, base));
 }
 
-static int fake_connect(const char *addr, struct vrio_conn **out)
+static int fake_connect(const char *addr, int cancel_fd, struct vrio_conn **out)
 {
 	struct fake_conn *fc;
 
+	(void)cancel_fd;
 	if (connect_error)
 		return connect_error;
 	assert_true(n_conns < 8);

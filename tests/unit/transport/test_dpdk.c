@@ -467,7 +467,7 @@ static int eal_setup(void **state)
 	assert_non_null(ops);
 	assert_true(ops->unreliable);
 	/* No port before setup. */
-	assert_int_equal(ops->connect(LISTEN_MAC, &(struct vrio_conn *){ NULL }), -ENODEV);
+	assert_int_equal(ops->connect(LISTEN_MAC, -1, &(struct vrio_conn *){ NULL }), -ENODEV);
 	/* The backend starts the EAL itself, with the node's dpdk.eal. */
 	rc = ops->setup(&self);
 	if (rc < 0) {
@@ -530,7 +530,7 @@ static void pair_open(struct pair *p)
 	assert_int_equal(ops->listen(LISTEN_MAC, &p->l), 0);
 	a.l = p->l;
 	assert_int_equal(pthread_create(&t, NULL, accept_loop, &a), 0);
-	assert_int_equal(ops->connect(LISTEN_MAC, &p->client), 0);
+	assert_int_equal(ops->connect(LISTEN_MAC, -1, &p->client), 0);
 	pthread_join(t, NULL);
 	assert_int_equal(a.rc, 0);
 	p->server = a.c;
@@ -776,9 +776,9 @@ static void test_handshake_and_garbage(void **state)
 	pair_close(&p);
 
 	/* Nobody listening: the connector gives up. */
-	assert_int_equal(ops->connect("02:00:00:00:00:09", &extra), -ETIMEDOUT);
-	assert_int_equal(ops->connect("03:00:00:00:00:09", &extra), -EINVAL);
-	assert_int_equal(ops->connect("02:00:00:00:00", &extra), -EINVAL);
+	assert_int_equal(ops->connect("02:00:00:00:00:09", -1, &extra), -ETIMEDOUT);
+	assert_int_equal(ops->connect("03:00:00:00:00:09", -1, &extra), -EINVAL);
+	assert_int_equal(ops->connect("02:00:00:00:00", -1, &extra), -EINVAL);
 	assert_int_equal(g_port.nconns, 0);
 }
 

@@ -70,7 +70,7 @@ static void *connect_thread(void *arg)
 {
 	struct connect_job *j = arg;
 
-	j->rc = vrio_rdma_transport.connect(j->addr, &j->conn);
+	j->rc = vrio_rdma_transport.connect(j->addr, -1, &j->conn);
 	return NULL;
 }
 
@@ -644,8 +644,8 @@ static void test_connect_refused(void **state)
 	/* A port that was listened on and is no more. */
 	listen_any(&p);
 	vrio_rdma_transport.listener_close(p.l);
-	assert_int_equal(vrio_rdma_transport.connect(p.addr, &c), -ECONNREFUSED);
-	assert_int_equal(vrio_rdma_transport.connect("not-an-address", &c), -EINVAL);
+	assert_int_equal(vrio_rdma_transport.connect(p.addr, -1, &c), -ECONNREFUSED);
+	assert_int_equal(vrio_rdma_transport.connect("not-an-address", -1, &c), -EINVAL);
 	assert_int_equal(vrio_rdma_transport.listen("not-an-address", &l), -EINVAL);
 }
 

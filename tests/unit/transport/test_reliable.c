@@ -54,7 +54,7 @@ static int tcp_pair(struct vrio_conn **a, struct vrio_conn **b)
 	getsockname(fd, (struct sockaddr *)&sa, &len);
 	close(fd);
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(sa.sin_port));
-	if (ops->listen(addr, &l) < 0 || ops->connect(addr, a) < 0)
+	if (ops->listen(addr, &l) < 0 || ops->connect(addr, -1, a) < 0)
 		return -1;
 	for (i = 0; i < 1000 && rc == -EAGAIN; i++) {
 		rc = ops->accept(l, b);

@@ -3,7 +3,7 @@
  * The transport contract, run once per backend (tcp on loopback, shm on a
  * unix socket path): framing, batching, large frames, budget, callback
  * errors, garbage, peer close, wakeups, a full send queue, lent payloads,
- * the registry.
+ * the registry, a connect to a silent peer given up.
  * Then the shm backend from the inside (it is included, to reach its ring):
  * a peer that corrupts the rings, hellos that must be refused, the socket
  * path's life, doorbells, and a peer process that dies.
@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -37,6 +38,9 @@ struct backend {
 	void (*refused_addr)(char *buf, size_t len);	/* nobody listens there */
 	const char *bad_addr;
 	void (*garbage)(struct vrio_conn *from);	/* bytes that are no frame */
+	/* A listener at a free address that never answers a connect:
+	 * returns how many descriptors it put in fds (for the test to close). */
+	unsigned (*silent)(char *buf, size_t len, int *fds, unsigned max);
 };
 
 struct pair {
@@ -89,6 +93,28 @@ static void tcp_garbage(struct vrio_conn *from)
 	assert_int_equal(send(vrio_conn_fd(from), junk, sizeof(junk), 0), (ssize_t)sizeof(junk));
 }
 
+/* A listener whose accept queue is full: the kernel drops further SYNs,
+ * as a peer's black-holed address would. */
+static unsigned tcp_silent(char *buf, size_t len, int *fds, unsigned max)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sa);
+	unsigned n = 0;
+
+	fds[n] = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fds[n] >= 0);
+	assert_int_equal(bind(fds[n], (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fds[n], (struct sockaddr *)&sa, &sl), 0);
+	assert_int_equal(listen(fds[n++], 0), 0);
+	while (n < max) {
+		fds[n] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		assert_true(fds[n] >= 0);
+		connect(fds[n++], (struct sockaddr *)&sa, sizeof(sa));
+	}
+	snprintf(buf, len, "127.0.0.1:%d", ntohs(sa.sin_port));
+	return n;
+}
+
 static void shm_path(char *buf, size_t len)
 {
 	snprintf(buf, len, "%s/s%u.sock", tmpdir, naddr++);
@@ -118,9 +144,23 @@ static void shm_garbage(struct vrio_conn *from)
 	assert_int_equal(from->ops->flush(from), 0);
 }
 
+/* A unix socket that takes the connection and never answers its hello. */
+static unsigned shm_silent(char *buf, size_t len, int *fds, unsigned max)
+{
+	struct sockaddr_un sa;
+
+	assert_true(max > 0);
+	shm_path(buf, len);
+	assert_int_equal(shm_sockaddr(buf, &sa), 0);
+	fds[0] = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(bind(fds[0], (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fds[0], 8), 0);
+	return 1;
+}
+
 static const struct backend backends[] = {
-	{ "tcp", tcp_addr, tcp_addr, "not-an-address", tcp_garbage },
-	{ "shm", shm_path, shm_refused_path, "not-an-absolute/path", shm_garbage },
+	{ "tcp", tcp_addr, tcp_addr, "not-an-address", tcp_garbage, tcp_silent },
+	{ "shm", shm_path, shm_refused_path, "not-an-absolute/path", shm_garbage, shm_silent },
 };
 
 /* ---- a connected pair ---- */
@@ -136,7 +176,7 @@ static void *connect_thread(void *arg)
 {
 	struct connect_job *j = arg;
 
-	j->rc = j->ops->connect(j->addr, &j->conn);
+	j->rc = j->ops->connect(j->addr, -1, &j->conn);
 	return NULL;
 }
 
@@ -518,9 +558,45 @@ static void test_connect_refused(void **state)
 	char addr[108];
 
 	cur->refused_addr(addr, sizeof(addr));
-	assert_int_equal(ops->connect(addr, &c), -ECONNREFUSED);
-	assert_int_equal(ops->connect(cur->bad_addr, &c), -EINVAL);
+	assert_int_equal(ops->connect(addr, -1, &c), -ECONNREFUSED);
+	assert_int_equal(ops->connect(cur->bad_addr, -1, &c), -EINVAL);
 	assert_int_equal(ops->listen(cur->bad_addr, &l), -EINVAL);
+}
+
+static void *cancel_later(void *arg)
+{
+	usleep(100 * 1000);
+	assert_int_equal(eventfd_write(*(int *)arg, 1), 0);
+	return NULL;
+}
+
+/* A connect that waits on a silent peer gives up once cancel_fd is
+ * readable, long before the backend's own timeout (3 s). */
+static void test_connect_cancelled(void **state)
+{
+	const struct vrio_transport_ops *ops = vrio_transport_find(cur->name);
+	struct vrio_conn *c = NULL;
+	int fds[8], cancel_fd;
+	uint64_t t0, ms;
+	char addr[108];
+	pthread_t th;
+	unsigned n;
+
+	n = cur->silent(addr, sizeof(addr), fds, 8);
+	cancel_fd = eventfd(0, EFD_CLOEXEC);
+	assert_true(cancel_fd >= 0);
+	t0 = vrio_now_ns();
+	assert_int_equal(pthread_create(&th, NULL, cancel_later, &cancel_fd), 0);
+	assert_int_equal(ops->connect(addr, cancel_fd, &c), -ECANCELED);
+	ms = (vrio_now_ns() - t0) / 1000000;
+	pthread_join(th, NULL);
+	/* It waited for the peer, and not for the timeout. */
+	assert_true(ms >= 90);
+	assert_true(ms < 1000);
+	assert_null(c);
+	close(cancel_fd);
+	while (n)
+		close(fds[--n]);
 }
 
 /* ---- shm from the inside ---- */
@@ -928,7 +1004,7 @@ static void test_shm_peer_dies(void **state)
 	if (pid == 0) {
 		struct pair cp = { .ops = ops };
 
-		if (ops->connect(addr, &child) < 0)
+		if (ops->connect(addr, -1, &child) < 0)
 			_exit(1);
 		for (i = 0; i < 3; i++)
 			if (send_pattern(&cp, child, (uint32_t)i, 5000) < 0)
@@ -1140,6 +1216,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lent, setup, teardown),
 		cmocka_unit_test(test_registry),
 		cmocka_unit_test(test_connect_refused),
+		cmocka_unit_test(test_connect_cancelled),
 	};
 	const struct CMUnitTest shm[] = {
 		cmocka_unit_test_setup_teardown(test_shm_bad_magic, setup_shm, teardown),
