@@ -10,7 +10,10 @@
  *             connections, attachments, request buffers) and the devices
  *             placed on it (device.h).
  *   metrics   reads counters with relaxed atomics; walks the device table
- *             under srv->lock, which only it and the main thread take.
+ *             under srv->lock, which only it, the main thread and the
+ *             trunks' dialers (a trunk's address) take.
+ *   dialers   trunk.h: one per trunk this side dials; it dials and posts
+ *             the connection to the trunk's reactor.
  *
  * A request's life: REQ received on the front reactor -> handed to the
  * device's home reactor (a direct call when it is the same) -> the model,
@@ -246,6 +249,7 @@ struct ios_server {
 	 * sessions (a peer's Hello); n_trunks: slots ever used (atomic). */
 	struct ios_trunk *trunks[IOS_MAX_TRUNKS];
 	unsigned n_trunks;
+	bool trunks_dialing;		/* main thread: the dialers run */
 	struct vrio_metrics_server *metrics;
 	int wakefd;			/* reactors wake the main thread */
 	struct vrio_config_state cfg;	/* the loaded configuration */

@@ -189,8 +189,6 @@ static void serve(struct ios_server *srv, struct vrio_ctl *ctl, const sigset_t *
 			vrio_ctl_process(ctl, pfd + 2, nfds - 2);
 		/* Removed devices whose hosts let them go. */
 		ios_devices_reap(srv);
-		/* Trunks to peer io-servers that are down. */
-		ios_trunks_tick(srv);
 		now = vrio_now_ns();
 		if (now >= backoff_until && (listen_fd < 0 || pfd[1].revents)) {
 			/* An accept error (EMFILE, ...) would wake us right away

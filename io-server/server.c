@@ -157,7 +157,8 @@ int ios_server_start(struct ios_server *srv)
 		if (rc < 0)
 			return rc;
 	}
-	return 0;
+	/* Dials post to the reactors: they run now. */
+	return ios_trunks_start(srv);
 }
 
 int ios_server_listen(struct ios_server *srv)
@@ -310,6 +311,8 @@ void ios_server_stop(struct ios_server *srv)
 	struct timespec ms = { 0, 1000000 };
 	unsigned i, left;
 
+	/* Before the reactors go: a dialer posts to them. */
+	ios_trunks_stop(srv);
 	if (srv->listener) {
 		srv->stack.base->listener_close(srv->listener);
 		srv->listener = NULL;

@@ -1,15 +1,20 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Trunks between io-servers (trunk.h): set-up and dialling on the control
- * thread; the connection, its Hello, its heartbeats and the frames both
- * ways on the trunk's reactor.
+ * Trunks between io-servers (trunk.h): set-up and reloads on the control
+ * thread; dialling on a dialer thread per trunk this side dials; the
+ * connection, its Hello, its heartbeats and the frames both ways on the
+ * trunk's reactor.
  */
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -679,6 +684,7 @@ static struct ios_trunk *trunk_new(struct ios_server *srv, const struct vrio_top
 	snprintf(t->label, sizeof(t->label), "peer=\"%s\"", esc);
 	vrio_hb_init(&t->hb, self->heartbeat.interval_ms, self->heartbeat.dead_after_ms);
 	t->ev.fd = -1;
+	t->dial_stopfd = -1;
 	t->ev.ready = trunk_ev_ready;
 	t->poller.name = t->peer;
 	t->poller.poll = trunk_poll;
@@ -729,13 +735,126 @@ static int trunk_carry(struct ios_server *srv, struct ios_trunk *t,
 	return 0;
 }
 
+/* ---- the dialer threads ---- */
+
+/* Waits ns (rounded up to a millisecond) or until the stop: true then. */
+static bool trunk_dial_wait(const struct ios_trunk *t, uint64_t ns)
+{
+	struct pollfd pfd = { .fd = t->dial_stopfd, .events = POLLIN };
+
+	return poll(&pfd, 1, (int)((ns + 999999) / 1000000)) > 0;
+}
+
+/* Dials while the trunk has no connection, IOS_TRUNK_DIAL_NS from the
+ * start of one dial to the next; the reactor clears `linked` when the
+ * trunk goes down. */
+static void *trunk_dialer(void *arg)
+{
+	struct ios_trunk *t = arg;
+	struct ios_server *srv = t->srv;
+	char addr[sizeof(t->addr)];
+	uint64_t next = 0, now;
+	struct vrio_conn *c;
+	int rc;
+
+	for (;;) {
+		now = vrio_now_ns();
+		if (trunk_dial_wait(t, next > now ? next - now : 0))
+			break;
+		next = vrio_now_ns() + IOS_TRUNK_DIAL_NS;
+		if (__atomic_load_n(&t->linked, __ATOMIC_ACQUIRE))
+			continue;
+		/* A reload may move the peer. */
+		pthread_mutex_lock(&srv->lock);
+		memcpy(addr, t->addr, sizeof(addr));
+		pthread_mutex_unlock(&srv->lock);
+		rc = vrio_stack_connect(&srv->stack, addr, t->dial_stopfd, &c);
+		if (rc == -ECANCELED)
+			break;
+		if (rc == 0 && trunk_dial_wait(t, 0)) {
+			/* Made as the stop began: nobody would serve it. */
+			c->ops->close(c);
+			break;
+		}
+		if (rc < 0) {
+			/* One line per streak: a peer that is down for long is
+			 * logged once. */
+			if (t->dial_failures++ == 0)
+				VRIO_NOTICE("%s: trunk to %s: cannot connect to %s: %s; dialling "
+					    "again until it answers", srv->name, t->peer, addr,
+					    strerror(-rc));
+			continue;
+		}
+		if (t->dial_failures)
+			VRIO_INFO("%s: trunk to %s: connected after %u failed attempt(s)",
+				  srv->name, t->peer, t->dial_failures);
+		t->dial_failures = 0;
+		if (trunk_post_conn(t, c, NULL, 0) < 0)
+			c->ops->close(c);
+	}
+	return NULL;
+}
+
+static int trunk_dial_start(struct ios_server *srv, struct ios_trunk *t)
+{
+	char name[16];
+	int rc;
+
+	if (!t->dialer || t->dial_started)
+		return 0;
+	if (t->dial_stopfd < 0)
+		t->dial_stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (t->dial_stopfd < 0)
+		rc = errno;
+	else
+		rc = pthread_create(&t->dial_thread, NULL, trunk_dialer, t);
+	if (rc) {
+		VRIO_ERR("%s: trunk to %s: cannot start its dialer thread: %s; its network(s) "
+			 "stay split", srv->name, t->peer, strerror(rc));
+		return -rc;
+	}
+	/* The kernel keeps 15 characters of a thread's name. */
+	snprintf(name, sizeof(name), "dial-%.10s", t->peer);
+	pthread_setname_np(t->dial_thread, name);
+	t->dial_started = true;
+	return 0;
+}
+
+/* All told first: their dials give up together. */
+static void trunks_dial_stop(struct ios_trunk *const *v, unsigned n)
+{
+	struct ios_trunk *t;
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		t = v[i];
+		if (t && t->dial_started && eventfd_write(t->dial_stopfd, 1) < 0)
+			VRIO_ERR("%s: trunk to %s: cannot stop its dialer: %s", t->srv->name,
+				 t->peer, strerror(errno));
+	}
+	for (i = 0; i < n; i++) {
+		t = v[i];
+		if (!t || !t->dial_started)
+			continue;
+		pthread_join(t->dial_thread, NULL);
+		t->dial_started = false;
+	}
+}
+
+static void trunk_free(struct ios_trunk *t)
+{
+	if (t->dial_stopfd >= 0)
+		close(t->dial_stopfd);
+	free(t);
+}
+
 /* Takes the ports of a trunk that never ran out of their switches, and
  * frees it. */
 static void trunk_unwind(struct ios_server *srv, struct ios_trunk *t)
 {
 	for (unsigned i = 0; i < t->n_carried; i++)
 		ios_switch_port_del(srv, t->carried[i].tn.port);
-	free(t);
+	trunk_free(t);
 }
 
 /* On one of the reactors that never park (balance.h), as sessions: a
@@ -759,6 +878,10 @@ static int trunk_launch(struct ios_server *srv, struct ios_trunk *t)
 	pthread_mutex_unlock(&srv->lock);
 	VRIO_INFO("%s: trunk to %s on %s: %s %s, %u network(s)", srv->name, t->peer, t->r->name,
 		  t->dialer ? "dials" : "accepts from", t->addr, t->n_carried);
+	/* Launched by a reload: it dials at once. A dialer that cannot start
+	 * is logged; the trunk is there for the next start. */
+	if (srv->trunks_dialing)
+		trunk_dial_start(srv, t);
 	return 0;
 }
 
@@ -922,6 +1045,8 @@ static void trunks_drop(struct ios_server *srv, const struct vrio_topo_diff *dif
 		pthread_mutex_lock(&srv->lock);
 		__atomic_store_n(&srv->trunks[t->slot], NULL, __ATOMIC_RELEASE);
 		pthread_mutex_unlock(&srv->lock);
+		/* Before its stop message: what it posted comes first. */
+		trunks_dial_stop(&t, 1);
 	}
 	if (ios_server_barrier(srv) < 0)
 		goto stuck;
@@ -965,7 +1090,7 @@ static void trunks_drop(struct ios_server *srv, const struct vrio_topo_diff *dif
 		goto stuck;
 	for (k = 0; k < n_todo; k++)
 		if (retire[k])
-			free(todo[k]);
+			trunk_free(todo[k]);
 	return;
 stuck:
 	/* Nothing is freed while a reactor may still run it. */
@@ -992,7 +1117,9 @@ void ios_trunks_reload(struct ios_server *srv, const struct vrio_topology *t,
 		if (tr->dialer)
 			VRIO_NOTICE("%s: trunk to %s: dialling %s from now on (was %s)", srv->name,
 				    tr->peer, peer->listen, tr->addr);
+		pthread_mutex_lock(&srv->lock);
 		snprintf(tr->addr, sizeof(tr->addr), "%s", peer->listen);
+		pthread_mutex_unlock(&srv->lock);
 	}
 	if (!diff->n_trunks)
 		return;
@@ -1000,40 +1127,28 @@ void ios_trunks_reload(struct ios_server *srv, const struct vrio_topology *t,
 	trunks_add(srv, self, diff->trunks, diff->n_trunks);
 }
 
-void ios_trunks_tick(struct ios_server *srv)
+int ios_trunks_start(struct ios_server *srv)
 {
-	uint64_t now = vrio_now_ns();
-	struct vrio_conn *c;
-	struct ios_trunk *t;
 	int rc;
 
+	srv->trunks_dialing = true;
 	for (unsigned i = 0; i < srv->n_trunks; i++) {
-		t = srv->trunks[i];
-		if (!t || !t->dialer || __atomic_load_n(&t->linked, __ATOMIC_ACQUIRE) ||
-		    now < t->next_dial_ns)
-			continue;
-		t->next_dial_ns = now + IOS_TRUNK_DIAL_NS;
-		rc = vrio_stack_connect(&srv->stack, t->addr, -1, &c);
-		if (rc < 0) {
-			/* One line per streak: a peer that is down for long is
-			 * logged once. */
-			if (t->dial_failures++ == 0)
-				VRIO_NOTICE("%s: trunk to %s: cannot connect to %s: %s; dialling "
-					    "again until it answers", srv->name, t->peer, t->addr,
-					    strerror(-rc));
-			continue;
-		}
-		if (t->dial_failures)
-			VRIO_INFO("%s: trunk to %s: connected after %u failed attempt(s)",
-				  srv->name, t->peer, t->dial_failures);
-		t->dial_failures = 0;
-		if (trunk_post_conn(t, c, NULL, 0) < 0)
-			c->ops->close(c);
+		rc = srv->trunks[i] ? trunk_dial_start(srv, srv->trunks[i]) : 0;
+		if (rc < 0)
+			return rc;
 	}
+	return 0;
+}
+
+void ios_trunks_stop(struct ios_server *srv)
+{
+	srv->trunks_dialing = false;
+	trunks_dial_stop(srv->trunks, srv->n_trunks);
 }
 
 void ios_trunks_close(struct ios_server *srv)
 {
+	ios_trunks_stop(srv);
 	for (unsigned i = 0; i < srv->n_trunks; i++) {
 		struct ios_trunk *t = srv->trunks[i];
 
@@ -1041,7 +1156,7 @@ void ios_trunks_close(struct ios_server *srv)
 			continue;
 		if (t->conn)
 			t->conn->ops->close(t->conn);
-		free(t);
+		trunk_free(t);
 		srv->trunks[i] = NULL;
 	}
 	srv->n_trunks = 0;

@@ -28,8 +28,15 @@
  * the Hellos carry no nonce and both daemons warn at start.
  *
  * Threads. The control thread creates the trunks (each on one of the
- * reactors that never park), dials, and posts each new connection to the
- * trunk's reactor; that reactor alone owns the connection, its state,
+ * reactors that never park) and, for each trunk this side dials, a dialer
+ * thread: a peer that drops our SYNs holds a dial for the transport's
+ * whole connect timeout, and the control thread has hosts to accept and a
+ * control socket to answer meanwhile. The dialer dials while the trunk
+ * has no connection and posts each new one to the trunk's reactor; at a
+ * stop (the daemon's, or a reload's that retires the trunk) it gives up
+ * the dial under way (the transport's cancel_fd), closes a connection
+ * made after that, and is joined before the reactors are, or before the
+ * trunk is freed. The trunk's reactor alone owns the connection, its state,
  * the networks it carries (nets[]) and its ports' placement: a port names
  * the trunk's reactor while the trunk is up and no reactor while it is
  * down, so the switches drop (and count, as port_down) what they would
@@ -55,6 +62,7 @@
 #ifndef VRIO_IOSERVER_TRUNK_H
 #define VRIO_IOSERVER_TRUNK_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -106,7 +114,8 @@ struct ios_trunk_carry {
 struct ios_trunk {
 	struct ios_server *srv;
 	char peer[64];			/* the peer io-server's name */
-	char addr[128];			/* its listen address */
+	char addr[128];			/* its listen address (control thread; under
+					 * srv->lock for the dialer) */
 	bool dialer;			/* this side dials */
 	struct ios_reactor *r;		/* the trunk's reactor */
 	char label[144];		/* peer=".." */
@@ -134,7 +143,10 @@ struct ios_trunk {
 	unsigned slot;			/* in srv->trunks */
 	bool started;			/* its poller is registered */
 	struct ios_msg stop_msg;
-	uint64_t next_dial_ns;
+	pthread_t dial_thread;
+	bool dial_started;
+	int dial_stopfd;		/* eventfd, readable once its stop began; -1: none */
+	/* The dialer thread. */
 	unsigned dial_failures;		/* in a row, for one log line per streak */
 
 	int linked;			/* atomic: a connection is posted or held */
@@ -165,9 +177,14 @@ int ios_trunks_reload_check(struct ios_server *srv, const struct vrio_topo_diff 
  * file t, before it replaces the old one. */
 void ios_trunks_reload(struct ios_server *srv, const struct vrio_topology *t,
 		       const struct vrio_topo_diff *diff);
-/* Dials the trunks that are down and due. */
-void ios_trunks_tick(struct ios_server *srv);
-/* Reactors joined: closes the connections and frees. */
+/* The reactors run: starts the dialers, and those of the trunks reloads
+ * add from now on. */
+int ios_trunks_start(struct ios_server *srv);
+/* Gives up the dials under way and joins the dialers, before the reactors
+ * are joined: nothing is posted to them after. Idempotent. */
+void ios_trunks_stop(struct ios_server *srv);
+/* Reactors joined: stops the dialers if need be, closes the connections
+ * and frees. */
 void ios_trunks_close(struct ios_server *srv);
 /* The trunk to io-server `node`, or NULL. */
 struct ios_trunk *ios_trunk_find(struct ios_server *srv, const char *node);

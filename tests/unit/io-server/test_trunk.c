@@ -8,9 +8,14 @@
  * counted, and leaves the trunk down. Reloads change what the trunk
  * carries without touching its connection. Once up, an ECN TSO packet
  * goes across whole.
+ * Then io0's dialer thread over a transport whose connect the test plays:
+ * a connection posted to the reactor, the interval between refused dials,
+ * a hanging dial given up at the stop or when a reload retires the trunk,
+ * one made as the stop began closed, a trunk a reload adds dialled.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -190,12 +195,15 @@ struct fixture {
 	struct ios_reactor *r;
 	struct ios_trunk *t;
 	struct fake_conn fc;
+	const char *node;
 };
 
-static int setup(void **state)
+/* The io-server `node` of the rack `fmt` (%s: the key file). */
+static int setup_node(void **state, const char *node, const char *fmt)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	char err[256], yaml[2048];
+	const char *key_at;
 	int fd;
 
 	assert_non_null(f);
@@ -208,15 +216,15 @@ static int setup(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, f->key, sizeof(f->key)), sizeof(f->key));
 	close(fd);
-	snprintf(yaml, sizeof(yaml), topo_yaml, f->key_path);
+	key_at = strstr(fmt, "%s");
+	assert_non_null(key_at);
+	snprintf(yaml, sizeof(yaml), "%.*s%s%s", (int)(key_at - fmt), fmt, f->key_path, key_at + 2);
 	assert_int_equal(vrio_topology_parse("test.yaml", yaml, strlen(yaml), &f->topo, err,
 					     sizeof(err)), 0);
 	/* One reactor, not started: the test turns it. */
-	assert_int_equal(ios_server_init(&f->srv, f->topo, "io1", NULL), 0);
-	assert_non_null(f->srv.trunk_key);
-	assert_int_equal(f->srv.n_trunks, 1);
-	f->t = f->srv.trunks[0];
-	assert_false(f->t->dialer);
+	assert_int_equal(ios_server_init(&f->srv, f->topo, node, NULL), 0);
+	f->node = node;
+	f->t = f->srv.n_trunks ? f->srv.trunks[0] : NULL;
 	f->r = f->srv.reactors[0];
 	f->fc.base.ops = &fake_ops;
 	f->fc.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -224,6 +232,19 @@ static int setup(void **state)
 	snprintf(f->fc.base.name, sizeof(f->fc.base.name), "10.0.0.9:4000");
 	*state = f;
 	return 0;
+}
+
+/* io1: accepts the trunk. */
+static int setup(void **state)
+{
+	struct fixture *f;
+	int rc = setup_node(state, "io1", topo_yaml);
+
+	f = *state;
+	assert_non_null(f->srv.trunk_key);
+	assert_int_equal(f->srv.n_trunks, 1);
+	assert_false(f->t->dialer);
+	return rc;
 }
 
 static int teardown(void **state)
@@ -498,7 +519,7 @@ static struct vrio_topology *reload(struct fixture *f, const struct vrio_topolog
 	snprintf(yaml, sizeof(yaml), "%.*s%s%s", (int)(key_at - fmt), fmt, f->key_path, key_at + 2);
 	assert_int_equal(vrio_topology_parse("new.yaml", yaml, strlen(yaml), &t, err,
 					     sizeof(err)), 0);
-	assert_int_equal(vrio_topology_diff(old, t, VRIO_ROLE_IOSERVER, "io1", &diff), 0);
+	assert_int_equal(vrio_topology_diff(old, t, VRIO_ROLE_IOSERVER, f->node, &diff), 0);
 	assert_false(diff.refused);
 	j.t = t;
 	j.diff = &diff;
@@ -575,6 +596,224 @@ static void test_trunk_reload(void **state)
 	vrio_topology_free(t_none);
 }
 
+/* ---- io0's dialer thread ---- */
+
+enum dial_mode {
+	DIAL_NOW,	/* connected at once */
+	DIAL_REFUSED,	/* refused at once */
+	DIAL_HANG,	/* a silent peer: waits for the cancel, then gives up */
+	DIAL_LATE,	/* waits for the cancel, then connects anyway */
+};
+
+static struct {
+	enum dial_mode mode;
+	struct vrio_conn *conn;
+	int calls;		/* atomic */
+	int bad;		/* atomic: a dial without a cancel descriptor */
+} dialing;
+
+static int dial_connect(const char *addr, int cancel_fd, struct vrio_conn **out)
+{
+	struct pollfd pfd = { .fd = cancel_fd, .events = POLLIN };
+
+	(void)addr;
+	__atomic_add_fetch(&dialing.calls, 1, __ATOMIC_SEQ_CST);
+	if (cancel_fd < 0)
+		__atomic_store_n(&dialing.bad, 1, __ATOMIC_SEQ_CST);
+	switch (dialing.mode) {
+	case DIAL_REFUSED:
+		return -ECONNREFUSED;
+	case DIAL_HANG:
+		return poll(&pfd, 1, 5000) > 0 ? -ECANCELED : -ETIMEDOUT;
+	case DIAL_LATE:
+		poll(&pfd, 1, 5000);
+		break;
+	case DIAL_NOW:
+		break;
+	}
+	*out = dialing.conn;
+	return 0;
+}
+
+static const struct vrio_transport_ops dial_ops = {
+	.name = "fake",
+	.connect = dial_connect,
+	.send = fake_send,
+	.flush = fake_flush,
+	.poll = fake_poll,
+	.close = fake_close,
+	.conn_fd = fake_fd,
+};
+
+static int dial_calls(void)
+{
+	return __atomic_load_n(&dialing.calls, __ATOMIC_SEQ_CST);
+}
+
+static void wait_dials(int n)
+{
+	for (int i = 0; i < 2000 && dial_calls() < n; i++)
+		usleep(1000);
+	assert_true(dial_calls() >= n);
+}
+
+/* Turns the reactor until the trunk holds a connection. */
+static void wait_conn(struct fixture *f)
+{
+	for (int i = 0; i < 1000 && !f->t->conn; i++) {
+		turn(f);
+		usleep(1000);
+	}
+	assert_ptr_equal(f->t->conn, &f->fc.base);
+}
+
+/* io0 of `fmt`, its dials through dial_ops. */
+static int setup_io0(void **state, const char *fmt)
+{
+	struct fixture *f;
+	int rc = setup_node(state, "io0", fmt);
+
+	f = *state;
+	memset(&dialing, 0, sizeof(dialing));
+	dialing.conn = &f->fc.base;
+	f->srv.stack.base = &dial_ops;
+	return rc;
+}
+
+/* io0, dialling io1. */
+static int setup_dialer(void **state)
+{
+	int rc = setup_io0(state, topo_yaml);
+	struct fixture *f = *state;
+
+	assert_int_equal(f->srv.n_trunks, 1);
+	assert_true(f->t->dialer);
+	return rc;
+}
+
+/* io0, sharing no network with io1 yet. */
+static int setup_alone(void **state)
+{
+	int rc = setup_io0(state, topo_none);
+	struct fixture *f = *state;
+
+	assert_null(f->t);
+	return rc;
+}
+
+/* A dial made: posted to the trunk's reactor, which says Hello; no other
+ * dial while the connection is held. */
+static void test_dial_posts(void **state)
+{
+	struct fixture *f = *state;
+	Vrio__Ctrl *m;
+
+	dialing.mode = DIAL_NOW;
+	assert_int_equal(ios_trunks_start(&f->srv), 0);
+	wait_dials(1);
+	wait_conn(f);
+	assert_int_equal(f->t->state, IOS_TRUNK_HELLO);
+	m = out_ctrl(&f->fc, 0);
+	assert_int_equal(m->msg_case, VRIO__CTRL__MSG_HELLO);
+	assert_string_equal(m->hello->node, "io0");
+	vrio_ctrl_free(m);
+	usleep(700 * 1000);
+	assert_int_equal(dial_calls(), 1);
+	ios_trunks_stop(&f->srv);
+	assert_false(f->t->dial_started);
+	assert_int_equal(dialing.bad, 0);
+}
+
+/* Refused dials: one every IOS_TRUNK_DIAL_NS, one streak. */
+static void test_dial_interval(void **state)
+{
+	struct fixture *f = *state;
+	int n;
+
+	dialing.mode = DIAL_REFUSED;
+	assert_int_equal(ios_trunks_start(&f->srv), 0);
+	usleep(1200 * 1000);
+	ios_trunks_stop(&f->srv);
+	/* At 0, 0.5 and 1 s; a slow machine may miss one. */
+	n = dial_calls();
+	assert_in_range(n, 2, 3);
+	assert_int_equal(f->t->dial_failures, (unsigned)n);
+	assert_null(f->t->conn);
+}
+
+/* The stop gives a hanging dial up at once. */
+static void test_dial_stop_gives_up(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t t0;
+
+	dialing.mode = DIAL_HANG;
+	assert_int_equal(ios_trunks_start(&f->srv), 0);
+	wait_dials(1);
+	t0 = vrio_now_ns();
+	ios_trunks_stop(&f->srv);
+	assert_true(vrio_now_ns() - t0 < 500ull * 1000000);
+	assert_false(f->t->dial_started);
+	assert_int_equal(dial_calls(), 1);
+	assert_int_equal(dialing.bad, 0);
+	/* Idempotent. */
+	ios_trunks_stop(&f->srv);
+}
+
+/* A connection made as the stop began is closed, not posted. */
+static void test_dial_late_closed(void **state)
+{
+	struct fixture *f = *state;
+
+	dialing.mode = DIAL_LATE;
+	assert_int_equal(ios_trunks_start(&f->srv), 0);
+	wait_dials(1);
+	ios_trunks_stop(&f->srv);
+	assert_true(f->fc.closed);
+	assert_int_equal(__atomic_load_n(&f->t->linked, __ATOMIC_RELAXED), 0);
+	turn(f);
+	assert_null(f->t->conn);
+}
+
+/* A reload that retires the trunk gives its hanging dial up and joins
+ * its dialer before the trunk is freed. */
+static void test_dial_reload_retires(void **state)
+{
+	struct fixture *f = *state;
+	struct vrio_topology *t_none;
+	uint64_t t0;
+
+	dialing.mode = DIAL_HANG;
+	assert_int_equal(ios_trunks_start(&f->srv), 0);
+	wait_dials(1);
+	t0 = vrio_now_ns();
+	t_none = reload(f, f->topo, topo_none);
+	assert_true(vrio_now_ns() - t0 < 1000ull * 1000000);
+	f->t = NULL;		/* freed */
+	assert_null(ios_trunk_find(&f->srv, "io1"));
+	assert_int_equal(dial_calls(), 1);
+	vrio_topology_free(t_none);
+}
+
+/* A trunk a reload adds is dialled at once. */
+static void test_dial_reload_adds(void **state)
+{
+	struct fixture *f = *state;
+	struct vrio_topology *t_wan;
+
+	dialing.mode = DIAL_NOW;
+	assert_int_equal(ios_trunks_start(&f->srv), 0);
+	t_wan = reload(f, f->topo, topo_wan);
+	f->t = ios_trunk_find(&f->srv, "io1");
+	assert_non_null(f->t);
+	assert_true(f->t->dial_started);
+	wait_dials(1);
+	wait_conn(f);
+	assert_int_equal(f->t->state, IOS_TRUNK_HELLO);
+	ios_trunks_stop(&f->srv);
+	vrio_topology_free(t_wan);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -582,6 +821,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_trunk_auth_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trunk_reload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trunk_ecn_whole, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dial_posts, setup_dialer, teardown),
+		cmocka_unit_test_setup_teardown(test_dial_interval, setup_dialer, teardown),
+		cmocka_unit_test_setup_teardown(test_dial_stop_gives_up, setup_dialer, teardown),
+		cmocka_unit_test_setup_teardown(test_dial_late_closed, setup_dialer, teardown),
+		cmocka_unit_test_setup_teardown(test_dial_reload_retires, setup_dialer, teardown),
+		cmocka_unit_test_setup_teardown(test_dial_reload_adds, setup_alone, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
