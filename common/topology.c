@@ -2111,10 +2111,13 @@ static int topo_spans_check(struct topo_ctx *c)
 					"network '%s': an uplink needs the network on one io_server, "
 					"but it spans %s and %s", n->name, n->span[0]->name,
 					n->span[1]->name);
+		/* A trunk to a tls: {psk: true} listener proves its PSK,
+		 * which comes from the rack's trunk key (transport/tls.h). */
 		for (size_t j = 0; j < n->n_span; j++)
-			if (n->span[j]->tls.enabled)
+			if (n->span[j]->tls.psk && !t->trunk_key_file)
 				return topo_err_at(c, n->line, n->col, "network '%s' spans io_server '%s', "
-						   "whose listener has tls: trunks do not speak TLS yet",
+						   "whose listener has tls: {psk: true}: its trunks' PSK "
+						   "comes from trunk_key_file, and there is none",
 						   n->name, n->span[j]->name);
 		for (size_t j = 1; j < n->n_span; j++)
 			if (strcmp(n->span[j]->transport, n->span[0]->transport))

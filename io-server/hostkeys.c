@@ -176,23 +176,31 @@ void ios_hostkeys_fini(struct ios_server *srv)
 	srv->n_retired_keys = 0;
 }
 
-/* The PSK lookup of tls.h: the key of the host named by the identity. */
+/* A key's bytes into a PSK lookup's buffer. */
+static int psk_key(const struct vrio_key *k, uint8_t *key, size_t *len)
+{
+	if (!k || k->len > *len)
+		return -ENOKEY;
+	memcpy(key, k->bytes, k->len);
+	*len = k->len;
+	return 0;
+}
+
+/* The PSK lookup of tls.h: the key of the host named by the identity, or
+ * for a peer io-server that dials its trunk here, the rack's trunk key. */
 int ios_hostkeys_psk(void *arg, const char *identity, uint8_t *key, size_t *len)
 {
 	struct ios_server *srv = arg;
 	unsigned n = __atomic_load_n(&srv->n_hosts, __ATOMIC_ACQUIRE);
-	const struct vrio_key *k;
+	const struct ios_trunk *t;
 
-	for (unsigned i = 0; i < n; i++) {
-		if (!__atomic_load_n(&srv->hosts[i].present, __ATOMIC_ACQUIRE) ||
-		    strcmp(srv->hosts[i].name, identity) != 0)
-			continue;
-		k = __atomic_load_n(&srv->hosts[i].key, __ATOMIC_ACQUIRE);
-		if (!k || k->len > *len)
-			return -ENOKEY;
-		memcpy(key, k->bytes, k->len);
-		*len = k->len;
-		return 0;
-	}
-	return -ENOENT;
+	for (unsigned i = 0; i < n; i++)
+		if (__atomic_load_n(&srv->hosts[i].present, __ATOMIC_ACQUIRE) &&
+		    strcmp(srv->hosts[i].name, identity) == 0)
+			return psk_key(__atomic_load_n(&srv->hosts[i].key, __ATOMIC_ACQUIRE), key,
+				       len);
+	t = ios_trunk_find(srv, identity);
+	if (!t || t->dialer)
+		return -ENOENT;
+	return psk_key(__atomic_load_n(&srv->trunk_key, __ATOMIC_ACQUIRE), key, len);
 }

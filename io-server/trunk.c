@@ -23,6 +23,7 @@
 #include "ioserver_internal.h"
 #include "keyfile.h"
 #include "log.h"
+#include "tls.h"
 #include "topology_diff.h"
 
 #define TRUNK_POLL_BUDGET	64u
@@ -161,17 +162,23 @@ static int trunk_send_hello(struct ios_trunk *t, const uint8_t *proof)
 	return trunk_send_ctrl(t, &m);
 }
 
-/* The proofs of this connection: the dialer in the host's place. */
-static struct vrio_auth_ctx trunk_auth_ctx(const struct ios_trunk *t, const uint8_t *peer_nonce)
+/* The proofs of this connection: the dialer in the host's place; over TLS
+ * bound to the session, in `binding`, as a host's are (control.c). */
+static int trunk_auth_ctx(struct ios_trunk *t, const uint8_t *peer_nonce,
+			  uint8_t binding[VRIO_TLS_BINDING_LEN], struct vrio_auth_ctx *c)
 {
-	return (struct vrio_auth_ctx){
+	int rc = vrio_tls_binding(t->conn, binding);
+
+	*c = (struct vrio_auth_ctx){
 		.key = t->key->bytes,
 		.key_len = t->key->len,
 		.host = t->dialer ? t->srv->name : t->peer,
 		.ioserver = t->dialer ? t->peer : t->srv->name,
 		.host_nonce = t->dialer ? t->nonce : peer_nonce,
 		.ios_nonce = t->dialer ? peer_nonce : t->nonce,
+		.binding = rc == 0 ? binding : NULL,
 	};
+	return rc == -ENOENT ? 0 : rc;
 }
 
 /* A peer that cannot prove the trunk key: counted, one line with its
@@ -223,15 +230,16 @@ static int trunk_hello_auth(struct ios_trunk *t, const Vrio__Hello *h)
 {
 	Vrio__Ctrl m = VRIO__CTRL__INIT;
 	Vrio__Auth auth = VRIO__AUTH__INIT;
-	uint8_t proof[VRIO_AUTH_PROOF_LEN];
+	uint8_t proof[VRIO_AUTH_PROOF_LEN], binding[VRIO_TLS_BINDING_LEN];
 	struct vrio_auth_ctx c;
 	int rc;
 
 	if (h->nonce.len != VRIO_AUTH_NONCE_LEN || h->proof.len != VRIO_AUTH_PROOF_LEN)
 		return trunk_refuse(t, h->proof.len ? "a nonce or proof of the wrong length" :
 				       "it sent no proof, but trunk_key_file is set here");
-	c = trunk_auth_ctx(t, h->nonce.data);
-	rc = vrio_auth_check(&c, VRIO_AUTH_TRUNK_ACCEPTOR, h->proof.data, h->proof.len);
+	rc = trunk_auth_ctx(t, h->nonce.data, binding, &c);
+	if (rc == 0)
+		rc = vrio_auth_check(&c, VRIO_AUTH_TRUNK_ACCEPTOR, h->proof.data, h->proof.len);
 	if (rc == -EACCES)
 		return trunk_refuse(t, "wrong proof (another trunk key, or a replayed answer)");
 	if (rc == 0)
@@ -482,7 +490,7 @@ struct trunk_conn_msg {
  */
 static int trunk_greet(struct ios_trunk *t, const struct trunk_conn_msg *tm)
 {
-	uint8_t proof[VRIO_AUTH_PROOF_LEN];
+	uint8_t proof[VRIO_AUTH_PROOF_LEN], binding[VRIO_TLS_BINDING_LEN];
 	struct vrio_auth_ctx c;
 	int rc;
 
@@ -496,8 +504,9 @@ static int trunk_greet(struct ios_trunk *t, const struct trunk_conn_msg *tm)
 	if (tm->nonce_len != VRIO_AUTH_NONCE_LEN)
 		return trunk_refuse(t, tm->nonce_len ? "a nonce of the wrong length" :
 					       "it sent no nonce, but trunk_key_file is set here");
-	c = trunk_auth_ctx(t, tm->nonce);
-	rc = vrio_auth_proof(&c, VRIO_AUTH_TRUNK_ACCEPTOR, proof);
+	rc = trunk_auth_ctx(t, tm->nonce, binding, &c);
+	if (rc == 0)
+		rc = vrio_auth_proof(&c, VRIO_AUTH_TRUNK_ACCEPTOR, proof);
 	if (rc == 0)
 		rc = vrio_auth_proof(&c, VRIO_AUTH_TRUNK_DIALER, t->auth_expect);
 	if (rc == 0)
@@ -685,6 +694,20 @@ static struct ios_trunk *trunk_new(struct ios_server *srv, const struct vrio_top
 	vrio_hb_init(&t->hb, self->heartbeat.interval_ms, self->heartbeat.dead_after_ms);
 	t->ev.fd = -1;
 	t->dial_stopfd = -1;
+	/* The io-server's own stack, without its listener's TLS. */
+	t->dial_stack = (struct vrio_stack){
+		.base = srv->stack.base,
+		.faults = srv->stack.faults,
+		.reliable = srv->stack.reliable,
+	};
+	if (peer->tls.enabled) {
+		t->tls = true;
+		t->tls_psk = peer->tls.psk;
+		if (!t->tls_psk && !(t->tls_ca = strdup(peer->tls.ca))) {
+			free(t);
+			return NULL;
+		}
+	}
 	t->ev.ready = trunk_ev_ready;
 	t->poller.name = t->peer;
 	t->poller.poll = trunk_poll;
@@ -745,6 +768,44 @@ static bool trunk_dial_wait(const struct ios_trunk *t, uint64_t ns)
 	return poll(&pfd, 1, (int)((ns + 999999) / 1000000)) > 0;
 }
 
+/*
+ * The dialer thread: the client side of the peer's TLS in the dial stack,
+ * made again when the trunk key changed (psk) since the last; a context
+ * that cannot be made (logged by tls.c) is not tried again until then.
+ * No connection uses the old one: the dialer dials only while the trunk
+ * holds none.
+ */
+static int trunk_dial_tls(struct ios_trunk *t)
+{
+	struct ios_server *srv = t->srv;
+	const struct vrio_key *k =
+		t->tls_psk ? __atomic_load_n(&srv->trunk_key, __ATOMIC_ACQUIRE) : NULL;
+	struct vrio_tls_ctx *x;
+
+	if (!t->tls || (k == t->dial_key && (t->dial_stack.tls || t->dial_tls_failed)))
+		return t->dial_tls_failed ? -EINVAL : 0;
+	t->dial_key = k;
+	t->dial_tls_failed = true;
+	if (t->tls_psk && !k) {
+		VRIO_ERR("%s: trunk to %s: its listener takes a PSK, and there is no trunk key",
+			 srv->name, t->peer);
+		return -ENOKEY;
+	}
+	x = vrio_tls_ctx_new(&(const struct vrio_tls_opts){
+		.name = srv->name,
+		.psk = t->tls_psk,
+		.identity = srv->name,
+		.key = k ? k->bytes : NULL,
+		.key_len = k ? k->len : 0,
+		.ca_file = t->tls_ca,
+	});
+	if (!x)
+		return -EINVAL;
+	vrio_stack_tls(&t->dial_stack, x);
+	t->dial_tls_failed = false;
+	return 0;
+}
+
 /* Dials while the trunk has no connection, IOS_TRUNK_DIAL_NS from the
  * start of one dial to the next; the reactor clears `linked` when the
  * trunk goes down. */
@@ -768,7 +829,9 @@ static void *trunk_dialer(void *arg)
 		pthread_mutex_lock(&srv->lock);
 		memcpy(addr, t->addr, sizeof(addr));
 		pthread_mutex_unlock(&srv->lock);
-		rc = vrio_stack_connect(&srv->stack, addr, t->dial_stopfd, &c);
+		rc = trunk_dial_tls(t);
+		if (rc == 0)
+			rc = vrio_stack_connect(&t->dial_stack, addr, t->dial_stopfd, &c);
 		if (rc == -ECANCELED)
 			break;
 		if (rc == 0 && trunk_dial_wait(t, 0)) {
@@ -845,6 +908,8 @@ static void trunk_free(struct ios_trunk *t)
 {
 	if (t->dial_stopfd >= 0)
 		close(t->dial_stopfd);
+	vrio_stack_fini(&t->dial_stack);
+	free(t->tls_ca);
 	free(t);
 }
 

@@ -69,12 +69,14 @@
 
 #include "heartbeat.h"
 #include "reactor.h"
+#include "transport.h"
 
 struct ios_server;
 struct ios_network;
 struct ios_port;
 struct ios_session;
 struct vrio_conn;
+struct vrio_key;
 struct vrio_mw;
 struct vrio_topology;
 struct vrio_topo_diff;
@@ -146,8 +148,19 @@ struct ios_trunk {
 	pthread_t dial_thread;
 	bool dial_started;
 	int dial_stopfd;		/* eventfd, readable once its stop began; -1: none */
+	/* The peer's listener speaks TLS (its tls: entry, fixed while it
+	 * runs): the dialer's client side, set at creation. */
+	bool tls, tls_psk;
+	char *tls_ca;			/* cert mode: the CA its certificate is checked against */
 	/* The dialer thread. */
 	unsigned dial_failures;		/* in a row, for one log line per streak */
+	/* What it dials through: the io-server's transport, faults and
+	 * reliable layer, with the client side of the peer's TLS (never the
+	 * listener's server side), made with dial_key (psk: the PSK comes
+	 * from the trunk key, so a new key makes a new context). */
+	struct vrio_stack dial_stack;
+	const struct vrio_key *dial_key;
+	bool dial_tls_failed;		/* that context could not be made */
 
 	int linked;			/* atomic: a connection is posted or held */
 	int up;				/* atomic: state == UP */

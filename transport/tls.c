@@ -377,7 +377,7 @@ static int handshake(struct tls_conn *c)
 			return -ECONNRESET;
 		}
 	}
-	VRIO_ERR("%s: tls: handshake failed: %s", c->base.name, ssl_reason(why, sizeof(why)));
+	VRIO_ERR_RL("%s: tls: handshake failed: %s", c->base.name, ssl_reason(why, sizeof(why)));
 	return -EACCES;
 }
 

@@ -8,7 +8,8 @@
  *  - psk: no certificates. A host's PSK is HKDF-SHA-256 of its key file
  *    (info "vrio-tls-psk-1" | host name), a key distinct from the one its
  *    HMAC proofs use; the PSK identity is the host's name, by which the
- *    io-server picks the key. The handshake still runs (EC)DHE, so a key
+ *    io-server picks the key. A trunk between io-servers is the same
+ *    with the rack's trunk key and the dialling io-server's name. The handshake still runs (EC)DHE, so a key
  *    stolen later does not open recorded traffic.
  *  - cert: the io-server presents a certificate; the host verifies it
  *    against the rack's CA (no host name check: the CA is the rack's own).

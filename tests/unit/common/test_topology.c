@@ -507,6 +507,11 @@ static const struct bad_case bad_cases[] = {
 	  NETS "    io_servers: [io0, io1]\n",
 	  "topo.yaml:11:5: network 'lan' spans io_servers 'io0' (tcp) and 'io1' (shm): trunks "
 	  "need one transport" },
+	{ "network across a psk listener without a trunk key",
+	  V IOS "  - name: io1\n    listen: 127.0.0.1:7401\n    tls: {psk: true}\n" HOSTS
+	  NETS "    io_servers: [io0, io1]\n",
+	  "topo.yaml:11:5: network 'lan' spans io_server 'io1', whose listener has tls: "
+	  "{psk: true}: its trunks' PSK comes from trunk_key_file, and there is none" },
 	{ "duplicate network", HDR "networks:\n  - name: lan\n  - name: lan\n",
 	  "topo.yaml:9:11: network 'lan' is already defined at 8:5" },
 	{ "networks a scalar", HDR "networks: lan\n",

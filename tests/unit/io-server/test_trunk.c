@@ -677,6 +677,11 @@ static int setup_io0(void **state, const char *fmt)
 	memset(&dialing, 0, sizeof(dialing));
 	dialing.conn = &f->fc.base;
 	f->srv.stack.base = &dial_ops;
+	/* Trunks made from here on copy it; those made at start dial
+	 * through their own stack (trunk.h: dial_stack). */
+	for (unsigned i = 0; i < IOS_MAX_TRUNKS; i++)
+		if (f->srv.trunks[i])
+			f->srv.trunks[i]->dial_stack.base = &dial_ops;
 	return rc;
 }
 
