@@ -376,6 +376,18 @@ rack_hosts() {
 	done
 }
 
+# rack_lan_ab: the devices and networks sections of two io-servers'
+# network lan: nic-a (host0, io0) and nic-b (host1, io1), sockets in RUN.
+rack_lan_ab() {
+	cat <<EOF
+devices:
+  - {name: nic-a, type: net, host: host0, io_server: io0, socket: $RUN/a.sock, mac: "52:54:00:00:00:0a", network: lan}
+  - {name: nic-b, type: net, host: host1, io_server: io1, socket: $RUN/b.sock, mac: "52:54:00:00:00:0b", network: lan}
+networks:
+  - name: lan
+EOF
+}
+
 # rack_stop N_IO N_HOSTS: stops the local-hvs host<i> (pids HV_PID<i>, logs
 # RUN/localhv-host<i>.log), then the io-servers io<i> (IO_PID<i>,
 # RUN/ioserver-io<i>.log); fails unless each exits with status 0.

@@ -24,13 +24,7 @@ write_rack() { # FILE TRUNK_KEY_FILE ("" for none)
 		echo "version: 1"
 		rack_io_servers 2 "{interval_ms: 200, dead_after_ms: 2000}"
 		rack_hosts 2
-		cat <<EOF
-devices:
-  - {name: nic-a, type: net, host: host0, io_server: io0, socket: $RUN/a.sock, mac: "52:54:00:00:00:0a", network: lan}
-  - {name: nic-b, type: net, host: host1, io_server: io1, socket: $RUN/b.sock, mac: "52:54:00:00:00:0b", network: lan}
-networks:
-  - name: lan
-EOF
+		rack_lan_ab
 	} >"$1"
 }
 

@@ -120,11 +120,7 @@ $(io_server 1)
 hosts:
 $(host 0)
 $(host 1)
-devices:
-  - {name: nic-a, type: net, host: host0, io_server: io0, socket: $RUN/a.sock, mac: "52:54:00:00:00:0a", network: lan}
-  - {name: nic-b, type: net, host: host1, io_server: io1, socket: $RUN/b.sock, mac: "52:54:00:00:00:0b", network: lan}
-networks:
-  - name: lan
+$(rack_lan_ab)
 EOF
 }
 

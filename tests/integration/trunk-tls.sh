@@ -51,11 +51,7 @@ hosts:
     metrics: 127.0.0.1:$P_HV1
     control: $RUN/host1.ctl
     key_file: $RUN/host1.key
-devices:
-  - {name: nic-a, type: net, host: host0, io_server: io0, socket: $RUN/a.sock, mac: "52:54:00:00:00:0a", network: lan}
-  - {name: nic-b, type: net, host: host1, io_server: io1, socket: $RUN/b.sock, mac: "52:54:00:00:00:0b", network: lan}
-networks:
-  - name: lan
+$(rack_lan_ab)
 EOF
 }
 
