@@ -695,11 +695,7 @@ static struct ios_trunk *trunk_new(struct ios_server *srv, const struct vrio_top
 	t->ev.fd = -1;
 	t->dial_stopfd = -1;
 	/* The io-server's own stack, without its listener's TLS. */
-	t->dial_stack = (struct vrio_stack){
-		.base = srv->stack.base,
-		.faults = srv->stack.faults,
-		.reliable = srv->stack.reliable,
-	};
+	vrio_stack_plain(&t->dial_stack, &srv->stack);
 	if (peer->tls.enabled) {
 		t->tls = true;
 		t->tls_psk = peer->tls.psk;
@@ -1077,10 +1073,10 @@ int ios_trunks_reload_check(struct ios_server *srv, const struct vrio_topo_diff 
  * that found one of them. */
 static void trunks_drop(struct ios_server *srv, const struct vrio_topo_diff *diff)
 {
-	struct ios_trunk *todo[IOS_MAX_TRUNKS], *t;
+	struct ios_trunk *touched[IOS_MAX_TRUNKS], *t;
 	bool retire[IOS_MAX_TRUNKS] = { false };
 	struct ios_trunk_carry *c;
-	unsigned n_todo = 0, k, i, kept, n_drop;
+	unsigned n_touched = 0, k, i, kept, n_drop;
 	struct ios_port *p;
 
 	for (size_t j = 0; j < diff->n_trunks; j++) {
@@ -1088,15 +1084,15 @@ static void trunks_drop(struct ios_server *srv, const struct vrio_topo_diff *dif
 		    !(c = trunk_carried(t, diff->trunks[j].net->id)))
 			continue;
 		c->dropping = true;
-		for (k = 0; k < n_todo && todo[k] != t; k++)
+		for (k = 0; k < n_touched && touched[k] != t; k++)
 			;
-		if (k == n_todo)
-			todo[n_todo++] = t;
+		if (k == n_touched)
+			touched[n_touched++] = t;
 	}
-	if (!n_todo)
+	if (!n_touched)
 		return;
-	for (k = 0; k < n_todo; k++) {
-		t = todo[k];
+	for (k = 0; k < n_touched; k++) {
+		t = touched[k];
 		for (i = 0, n_drop = 0; i < t->n_carried; i++)
 			n_drop += t->carried[i].dropping;
 		/* A peer that the reload gives other networks keeps its
@@ -1115,8 +1111,8 @@ static void trunks_drop(struct ios_server *srv, const struct vrio_topo_diff *dif
 	}
 	if (ios_server_barrier(srv) < 0)
 		goto stuck;
-	for (k = 0; k < n_todo; k++) {
-		t = todo[k];
+	for (k = 0; k < n_touched; k++) {
+		t = touched[k];
 		if (retire[k]) {
 			if (t->started)
 				ios_reactor_post(t->r, &t->stop_msg);
@@ -1131,8 +1127,8 @@ static void trunks_drop(struct ios_server *srv, const struct vrio_topo_diff *dif
 	}
 	if (ios_server_barrier(srv) < 0)
 		goto stuck;
-	for (k = 0; k < n_todo; k++) {
-		t = todo[k];
+	for (k = 0; k < n_touched; k++) {
+		t = touched[k];
 		for (i = 0; i < t->n_carried; i++)
 			if (t->carried[i].dropping)
 				ios_switch_port_del(srv, t->carried[i].tn.port);
@@ -1153,17 +1149,17 @@ static void trunks_drop(struct ios_server *srv, const struct vrio_topo_diff *dif
 	/* A frame between reactors may have named a port just let go. */
 	if (ios_server_barrier(srv) < 0)
 		goto stuck;
-	for (k = 0; k < n_todo; k++)
+	for (k = 0; k < n_touched; k++)
 		if (retire[k])
-			trunk_free(todo[k]);
+			trunk_free(touched[k]);
 	return;
 stuck:
 	/* Nothing is freed while a reactor may still run it. */
 	VRIO_ERR("%s: reactors did not answer: the trunk changes of this reload are left "
 		 "half done", srv->name);
-	for (k = 0; k < n_todo; k++)
-		for (i = 0; i < todo[k]->n_carried; i++)
-			todo[k]->carried[i].dropping = false;
+	for (k = 0; k < n_touched; k++)
+		for (i = 0; i < touched[k]->n_carried; i++)
+			touched[k]->carried[i].dropping = false;
 }
 
 void ios_trunks_reload(struct ios_server *srv, const struct vrio_topology *t,

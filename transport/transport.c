@@ -136,8 +136,7 @@ int vrio_stack_init(struct vrio_stack *s, const struct vrio_topo_ioserver *ios)
 
 int vrio_stack_wrap(struct vrio_stack *s, struct vrio_conn *inner, struct vrio_conn **out)
 {
-	/* Atomic: a dialling thread and the accepting one share the stack. */
-	uint64_t stream = __atomic_fetch_add(&s->nconns, 1, __ATOMIC_RELAXED);
+	uint64_t stream = s->nconns++;
 	int rc;
 
 	if (s->tls) {
@@ -169,6 +168,15 @@ int vrio_stack_connect(struct vrio_stack *s, const char *addr, int cancel_fd,
 	if (rc < 0)
 		return rc;
 	return vrio_stack_wrap(s, c, out);
+}
+
+void vrio_stack_plain(struct vrio_stack *dst, const struct vrio_stack *src)
+{
+	*dst = (struct vrio_stack){
+		.base = src->base,
+		.faults = src->faults,
+		.reliable = src->reliable,
+	};
 }
 
 void vrio_stack_tls(struct vrio_stack *s, struct vrio_tls_ctx *tls)

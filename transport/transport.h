@@ -189,6 +189,11 @@ int vrio_stack_wrap(struct vrio_stack *s, struct vrio_conn *inner, struct vrio_c
  * any thread: the owner's other calls do not change the stack. */
 int vrio_stack_connect(struct vrio_stack *s, const char *addr, int cancel_fd,
 		       struct vrio_conn **out);
+/* dst: src's backend, faults and reliable layer without its TLS, for a
+ * node that dials with a TLS client side of its own (vrio_stack_tls) from
+ * the stack its listener serves with. Nothing is set up (the backend's
+ * setup() stays src's). */
+void vrio_stack_plain(struct vrio_stack *dst, const struct vrio_stack *src);
 /* Put TLS over every connection of this stack (taken over; freed by
  * vrio_stack_fini()). */
 void vrio_stack_tls(struct vrio_stack *s, struct vrio_tls_ctx *tls);
