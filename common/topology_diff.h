@@ -32,8 +32,8 @@
  *   network) pair trunked in one file and not in the other is a trunk
  *   change: first those the new file drops (old-file order of networks,
  *   then of each span), then those it adds (new-file order). A span may
- *   change freely: what cannot span (an uplink, tls, mixed transports) is a
- *   load error of the new file.
+ *   change freely: what cannot span (an uplink, mixed transports, a psk
+ *   tls listener without trunk_key_file) is a load error of the new file.
  * - Hosts, networks and io_servers may be added freely; removing one that a
  *   device still names is a load error of the new file.
  * - Order: REFUSED entries first (the node, the io_servers a host uses, the
