@@ -216,6 +216,12 @@ int vrio_stack_init(struct vrio_stack *s, const struct vrio_topo_ioserver *ios)
 	return 0;
 }
 
+/* A trunk's dial stack (none dials here). */
+void vrio_stack_plain(struct vrio_stack *dst, const struct vrio_stack *src)
+{
+	*dst = (struct vrio_stack){ .base = src->base };
+}
+
 int vrio_stack_setup(struct vrio_stack *s, const struct vrio_transport_node *self)
 {
 	(void)s;
